@@ -1,0 +1,74 @@
+import type { Channel, Options } from 'amqplib';
+
+/** Names derived from the events exchange; one definition for the relay, the services and the tests. */
+export function topologyNames(exchange: string) {
+  return {
+    exchange,
+    /** Alternate exchange: what no binding matched goes here instead of being dropped. */
+    unroutableExchange: `${exchange}.unroutable`,
+    unroutableQueue: `${exchange}.unroutable`,
+    /** Outbox rows the relay could not turn into an event (missing id or type): kept for an operator. */
+    invalidQueue: `${exchange}.invalid`,
+  };
+}
+
+const quorum = { 'x-queue-type': 'quorum' };
+
+/**
+ * Declare the durable topic exchange with its alternate exchange and the operator queues. Idempotent; the relay
+ * and every service call it with the same arguments (RabbitMQ refuses a redeclaration with different ones).
+ */
+export async function assertEventTopology(ch: Channel, exchange: string): Promise<void> {
+  const names = topologyNames(exchange);
+  await ch.assertExchange(names.unroutableExchange, 'fanout', { durable: true });
+  await ch.assertQueue(names.unroutableQueue, { durable: true, arguments: quorum });
+  await ch.bindQueue(names.unroutableQueue, names.unroutableExchange, '');
+  await ch.assertExchange(exchange, 'topic', { durable: true, alternateExchange: names.unroutableExchange });
+  await ch.assertQueue(names.invalidQueue, { durable: true, arguments: quorum });
+}
+
+export function consumerQueueNames(queue: string) {
+  return { queue, retry: `${queue}.retry`, dlq: `${queue}.dlq` };
+}
+
+/**
+ * A consumer's queues: the durable quorum queue bound to the routing keys it handles, a retry queue whose messages
+ * expire back into it (backoff), and its dead-letter queue. The quorum queue's delivery limit dead-letters a message
+ * that keeps crashing the consumer process before it can be acknowledged.
+ */
+export async function assertConsumerTopology(
+  ch: Channel,
+  opts: { exchange: string; queue: string; routingKeys: readonly string[]; deliveryLimit: number },
+): Promise<void> {
+  const names = consumerQueueNames(opts.queue);
+  await assertEventTopology(ch, opts.exchange);
+  await ch.assertQueue(names.dlq, { durable: true, arguments: quorum });
+  await ch.assertQueue(names.retry, {
+    durable: true,
+    arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': names.queue },
+  });
+  await ch.assertQueue(names.queue, {
+    durable: true,
+    arguments: {
+      ...quorum,
+      'x-delivery-limit': opts.deliveryLimit,
+      'x-dead-letter-exchange': '',
+      'x-dead-letter-routing-key': names.dlq,
+      'x-dead-letter-strategy': 'at-least-once',
+      'x-overflow': 'reject-publish',
+    },
+  });
+  for (const key of opts.routingKeys) await ch.bindQueue(names.queue, opts.exchange, key);
+}
+
+/** Promise wrapper for a confirm-channel send: resolves on the broker's ack, rejects on nack. */
+export function sendConfirmed(
+  ch: { sendToQueue: (q: string, c: Buffer, o: Options.Publish, cb: (err: unknown) => void) => boolean },
+  queue: string,
+  content: Buffer,
+  options: Options.Publish,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    ch.sendToQueue(queue, content, options, (err) => (err ? reject(err instanceof Error ? err : new Error('message nacked by broker')) : resolve()));
+  });
+}

@@ -1,0 +1,40 @@
+import { z } from 'zod';
+
+/** Raised when the environment does not describe a runnable process; the message names every bad variable. */
+export class ConfigError extends Error {
+  constructor(readonly issues: { variable: string; message: string }[]) {
+    super(`invalid configuration: ${issues.map((i) => `${i.variable}: ${i.message}`).join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Parse the environment once, at start-up, and fail fast naming each variable.
+ * Every long-running component calls this from its `loadConfig`.
+ */
+export function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): Readonly<z.infer<S>> {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((i) => ({ variable: i.path.join('.') || '(env)', message: i.message })));
+  }
+  return Object.freeze(result.data);
+}
+
+/** Variables every process shares. */
+export const BaseEnv = z.object({
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  RABBITMQ_URL: z.string().url().default('amqp://guest:guest@127.0.0.1:5672'),
+  EVENTS_EXCHANGE: z.string().min(1).default('saga.events'),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(15000),
+});
+
+/** `postgres://user:pass@host/db` with the password read from a file when `<NAME>_FILE` is set (Kubernetes secrets). */
+export function withSecretFiles(env: Record<string, string | undefined>, readFile: (p: string) => string): Record<string, string | undefined> {
+  const out = { ...env };
+  for (const [key, value] of Object.entries(env)) {
+    if (key.endsWith('_FILE') && value && out[key.slice(0, -5)] === undefined) {
+      out[key.slice(0, -5)] = readFile(value).trim();
+    }
+  }
+  return out;
+}

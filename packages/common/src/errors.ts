@@ -1,0 +1,44 @@
+import { ZodError } from 'zod';
+import { UnknownEventError } from './contracts';
+import { isConnectionError, isPgError } from './pg';
+
+/** A caller's mistake that maps to a 4xx answer. Business "no" that another service must hear is an event instead. */
+export class DomainError extends Error {
+  constructor(message: string, readonly status: 400 | 404 | 409 | 422, readonly code: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+export const notFound = (what: string, id: string) => new DomainError(`${what} ${id} not found`, 404, 'not_found');
+export const conflict = (message: string) => new DomainError(message, 409, 'conflict');
+
+/** A message that can never be processed as it is (bad JSON, missing properties): dead-letter it at once. */
+export class InvalidMessageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidMessageError';
+  }
+}
+
+export type Disposition = 'retry' | 'dead-letter';
+
+/**
+ * What a consumer does with a message whose handler failed (watermill's poison/retry predicates).
+ * Only failures that can never succeed go straight to the dead-letter queue; anything else is retried with
+ * backoff, a bounded number of times, then dead-lettered.
+ */
+export function classifyError(err: unknown): Disposition {
+  if (err instanceof ZodError || err instanceof InvalidMessageError || err instanceof UnknownEventError) return 'dead-letter';
+  if (err instanceof SyntaxError) return 'dead-letter';
+  // 22xxx data exception, 23xxx integrity violation: the same input fails the same way every time.
+  if (isPgError(err) && /^(22|23)/.test((err as { code: string }).code)) return 'dead-letter';
+  if (isPgError(err, '40001', '40P01') || isConnectionError(err)) return 'retry';
+  return 'retry';
+}
+
+/** Message of any thrown value, for logs and dead-letter headers. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof ZodError) return err.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

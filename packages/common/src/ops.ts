@@ -1,0 +1,39 @@
+import express, { type Router } from 'express';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+
+/** One Prometheus registry per process, with Node's default metrics under the component's label. */
+export function createMetricsRegistry(component: string): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ component });
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+export type ReadinessCheck = () => Promise<Record<string, boolean>>;
+
+/**
+ * `/healthz` (the process is alive and its event loop turns), `/readyz` (every dependency answers, else 503 with
+ * the failing ones named) and `/metrics` (Prometheus text format).
+ */
+export function createOpsRouter(registry: Registry, readiness: ReadinessCheck, isShuttingDown: () => boolean = () => false): Router {
+  const router = express.Router();
+  router.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  router.get('/readyz', async (_req, res) => {
+    let checks: Record<string, boolean>;
+    try {
+      checks = await readiness();
+    } catch {
+      checks = { readiness: false };
+    }
+    if (isShuttingDown()) checks.shuttingDown = false;
+    const ok = Object.values(checks).every(Boolean);
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready', checks });
+  });
+  router.get('/metrics', async (_req, res) => {
+    res.set('Content-Type', registry.contentType);
+    res.send(await registry.metrics());
+  });
+  return router;
+}
