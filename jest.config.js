@@ -12,6 +12,8 @@ const shared = {
   },
 };
 module.exports = {
+  // Integration tests wait on conditions with their own deadlines; this only bounds a hung test.
+  testTimeout: 120000,
   projects: [
     { ...shared, displayName: 'unit', testMatch: ['<rootDir>/**/test/unit/**/*.test.ts'], testPathIgnorePatterns: ['/node_modules/'] },
     {
@@ -19,7 +21,6 @@ module.exports = {
       displayName: 'integration',
       testMatch: ['<rootDir>/**/test/integration/**/*.test.ts'],
       testPathIgnorePatterns: ['/node_modules/'],
-      testTimeout: 120000,
     },
   ],
 };

@@ -1,0 +1,46 @@
+import { z } from 'zod';
+import { BaseEnv, parseEnv } from '@saga/common/config';
+
+const SourceList = z
+  .string()
+  .min(1)
+  .transform((s, ctx) => {
+    const out: { name: string; url: string }[] = [];
+    for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
+      const i = part.indexOf('=');
+      const name = part.slice(0, i);
+      const url = part.slice(i + 1);
+      if (i < 1 || !/^[a-z][a-z0-9_]*$/.test(name) || !/^postgres(ql)?:\/\//.test(url)) {
+        ctx.addIssue({ code: 'custom', message: 'expected name=postgres://... pairs separated by commas, names lower-case' });
+        return z.NEVER;
+      }
+      out.push({ name, url });
+    }
+    if (new Set(out.map((o) => o.name)).size !== out.length) {
+      ctx.addIssue({ code: 'custom', message: 'source names must be unique' });
+      return z.NEVER;
+    }
+    return out;
+  });
+
+export const RelayEnv = BaseEnv.extend({
+  /** `name=url` pairs, one per database whose outbox is relayed. The role needs REPLICATION and SELECT on outbox. */
+  RELAY_SOURCES: SourceList.prefault(
+    'order=postgres://relay@127.0.0.1:5432/orders,inventory=postgres://relay@127.0.0.1:5432/inventory,payment=postgres://relay@127.0.0.1:5432/payment',
+  ),
+  /** Slot of source `x` is `<prefix>_x`; slots are per server, so names must differ between sources of one server. */
+  RELAY_SLOT_PREFIX: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('saga_outbox'),
+  RELAY_PUBLICATION: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('outbox_pub'),
+  RELAY_OUTBOX_TABLE: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('outbox'),
+  RELAY_PORT: z.coerce.number().int().min(0).max(65535).default(8010),
+  /** Messages published and not yet confirmed, per source; reading the WAL pauses beyond it. */
+  RELAY_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(10_000),
+  /** How often the confirmed position is reported to PostgreSQL. */
+  RELAY_ACK_INTERVAL_MS: z.coerce.number().int().min(1).default(20),
+  RELAY_RETRY_BASE_MS: z.coerce.number().int().min(1).default(250),
+  RELAY_RETRY_MAX_MS: z.coerce.number().int().min(1).default(10_000),
+  /** How often a standby retries a slot that another relay streams. */
+  RELAY_STANDBY_POLL_MS: z.coerce.number().int().min(50).default(1000),
+});
+export type RelayConfig = z.infer<typeof RelayEnv>;
+export const loadConfig = (env: Record<string, string | undefined> = process.env): Readonly<RelayConfig> => parseEnv(RelayEnv, env);

@@ -1,0 +1,24 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/** Every metric the relay exports, created once per process. */
+export function createRelayMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    published: new Counter({ name: 'relay_messages_published_total', help: 'Outbox rows published and confirmed by the broker', labelNames: ['source'] as const, registers }),
+    invalid: new Counter({ name: 'relay_invalid_rows_total', help: 'Outbox rows that could not become an event; sent to the invalid queue', labelNames: ['source'] as const, registers }),
+    nacks: new Counter({ name: 'relay_nacks_total', help: 'Publishes the broker refused (nack); the stream restarts from the last acknowledged position', labelNames: ['source'] as const, registers }),
+    returned: new Counter({ name: 'relay_returned_total', help: 'Messages the broker returned as unroutable despite the alternate exchange', labelNames: ['source'] as const, registers }),
+    reconnects: new Counter({ name: 'relay_reconnects_total', help: 'Sessions restarted after an error, by source', labelNames: ['source'] as const, registers }),
+    confirmSeconds: new Histogram({
+      name: 'relay_publish_confirm_seconds',
+      help: 'Time from publish to the broker confirm',
+      labelNames: ['source'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    }),
+    streaming: new Gauge({ name: 'relay_streaming', help: '1 while this relay streams the source, 0 while standing by or reconnecting', labelNames: ['source'] as const, registers }),
+    inFlight: new Gauge({ name: 'relay_in_flight_messages', help: 'Published messages awaiting a broker confirm', labelNames: ['source'] as const, registers }),
+    acknowledgedLsn: new Gauge({ name: 'relay_acknowledged_lsn', help: 'Last WAL position acknowledged to PostgreSQL (as a number)', labelNames: ['source'] as const, registers }),
+  };
+}
+export type RelayMetrics = ReturnType<typeof createRelayMetrics>;

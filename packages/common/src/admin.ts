@@ -1,0 +1,195 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import { migrate } from 'drizzle-orm/node-postgres/migrator';
+import pg from 'pg';
+import { z } from 'zod';
+import { BaseEnv, parseEnv } from './config';
+
+/** The three services' databases and roles, and the relay's role: what `setup` and `migrate` manage. */
+export const SERVICES = ['order', 'inventory', 'payment'] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+const ident = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier');
+export const AdminEnv = BaseEnv.extend({
+  PG_ADMIN_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/postgres'),
+  ORDER_DB_NAME: ident.default('orders'),
+  INVENTORY_DB_NAME: ident.default('inventory'),
+  PAYMENT_DB_NAME: ident.default('payment'),
+  ORDER_DB_USER: ident.default('order_svc'),
+  INVENTORY_DB_USER: ident.default('inventory_svc'),
+  PAYMENT_DB_USER: ident.default('payment_svc'),
+  RELAY_DB_USER: ident.default('relay'),
+  ORDER_DB_PASSWORD: z.string().min(1).optional(),
+  INVENTORY_DB_PASSWORD: z.string().min(1).optional(),
+  PAYMENT_DB_PASSWORD: z.string().min(1).optional(),
+  RELAY_DB_PASSWORD: z.string().min(1).optional(),
+  /** Command that restarts PostgreSQL when wal_level must change; by default pg_ctlcluster for a local Debian cluster. */
+  PG_RESTART_COMMAND: z.string().min(1).optional(),
+  MIGRATIONS_DIR: z.string().min(1).default(path.resolve(process.cwd(), 'migrations')),
+});
+export type AdminConfig = z.infer<typeof AdminEnv>;
+export const loadAdminConfig = (env: Record<string, string | undefined> = process.env) => parseEnv(AdminEnv, env);
+
+export type Layout = {
+  databases: Record<ServiceName, string>;
+  roles: Record<ServiceName, string>;
+  relayRole: string;
+  passwords: Partial<Record<ServiceName | 'relay', string>>;
+};
+
+export function layoutOf(c: AdminConfig): Layout {
+  return {
+    databases: { order: c.ORDER_DB_NAME, inventory: c.INVENTORY_DB_NAME, payment: c.PAYMENT_DB_NAME },
+    roles: { order: c.ORDER_DB_USER, inventory: c.INVENTORY_DB_USER, payment: c.PAYMENT_DB_USER },
+    relayRole: c.RELAY_DB_USER,
+    passwords: { order: c.ORDER_DB_PASSWORD, inventory: c.INVENTORY_DB_PASSWORD, payment: c.PAYMENT_DB_PASSWORD, relay: c.RELAY_DB_PASSWORD },
+  };
+}
+
+/** `url` with its database replaced. */
+export function urlForDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+const q = (id: string) => `"${id.replace(/"/g, '""')}"`;
+const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
+
+/** wal_level=logical and enough slots/senders; restarts the server only when a setting actually changed. */
+export async function ensureLogicalReplication(c: AdminConfig, say: (m: string) => void): Promise<void> {
+  const wanted: Record<string, (v: string) => boolean> = {
+    wal_level: (v) => v === 'logical',
+    max_replication_slots: (v) => Number(v) >= 20,
+    max_wal_senders: (v) => Number(v) >= 20,
+  };
+  const target: Record<string, string> = { wal_level: 'logical', max_replication_slots: '20', max_wal_senders: '20' };
+  const changed = await withClient(c.PG_ADMIN_URL, async (client) => {
+    const out: string[] = [];
+    for (const [name, ok] of Object.entries(wanted)) {
+      const { rows } = await client.query<{ setting: string; pending_restart: boolean }>('SELECT setting, pending_restart FROM pg_settings WHERE name = $1', [name]);
+      if (!ok(rows[0]!.setting)) {
+        await client.query(`ALTER SYSTEM SET ${name} = ${lit(target[name]!)}`);
+        out.push(`${name}: ${rows[0]!.setting} -> ${target[name]}`);
+      }
+    }
+    return out;
+  });
+  if (changed.length === 0) {
+    say('postgres: wal_level=logical already');
+    return;
+  }
+  say(`postgres: set ${changed.join(', ')} (ALTER SYSTEM); a restart is needed`);
+  const dataDir = await withClient(c.PG_ADMIN_URL, async (client) => (await client.query<{ d: string }>('SELECT current_setting($1) AS d', ['data_directory'])).rows[0]!.d);
+  const restart = restartCommand(c, dataDir);
+  if (!restart) {
+    throw new Error(
+      `PostgreSQL must be restarted for ${changed.join(', ')} to take effect, and setup cannot do it here. ` +
+        `Restart the server (e.g. "pg_ctl restart -D ${dataDir}" or your platform's restart), or set PG_RESTART_COMMAND, then run "npm run setup" again.`,
+    );
+  }
+  say(`postgres: restarting with: ${restart.join(' ')}`);
+  execFileSync(restart[0]!, restart.slice(1), { stdio: 'inherit' });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      const level = await withClient(c.PG_ADMIN_URL, async (client) => (await client.query<{ w: string }>("SELECT current_setting('wal_level') AS w")).rows[0]!.w);
+      if (level !== 'logical') throw new Error(`wal_level is still ${level} after the restart`);
+      say('postgres: restarted, wal_level=logical');
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+function restartCommand(c: AdminConfig, dataDir: string): string[] | undefined {
+  if (c.PG_RESTART_COMMAND) return ['sh', '-c', c.PG_RESTART_COMMAND];
+  const host = new URL(c.PG_ADMIN_URL).hostname;
+  const local = ['127.0.0.1', 'localhost', '::1', '[::1]', ''].includes(host);
+  // Debian layout: /var/lib/postgresql/<version>/<cluster>
+  const m = /\/postgresql\/([^/]+)\/([^/]+)\/?$/.exec(dataDir);
+  if (local && m && existsSync('/usr/bin/pg_ctlcluster')) return ['pg_ctlcluster', '--skip-systemctl-redirect', m[1]!, m[2]!, 'restart'];
+  return undefined;
+}
+
+/** Roles and databases, least privilege: each service role can connect to its own database only. */
+export async function ensureRolesAndDatabases(c: AdminConfig, say: (m: string) => void): Promise<void> {
+  const layout = layoutOf(c);
+  await withClient(c.PG_ADMIN_URL, async (client) => {
+    const roles: [string, boolean, string | undefined][] = [
+      ...SERVICES.map((s) => [layout.roles[s], false, layout.passwords[s]] as [string, boolean, string | undefined]),
+      [layout.relayRole, true, layout.passwords.relay],
+    ];
+    for (const [role, replication, password] of roles) {
+      const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+      if (!rowCount) {
+        await client.query(`CREATE ROLE ${q(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE ${replication ? 'REPLICATION' : 'NOREPLICATION'}`);
+        say(`postgres: created role ${role}${replication ? ' (REPLICATION)' : ''}`);
+      }
+      if (password) await client.query(`ALTER ROLE ${q(role)} PASSWORD ${lit(password)}`);
+    }
+    for (const s of SERVICES) {
+      const db = layout.databases[s];
+      const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [db]);
+      if (!rowCount) {
+        await client.query(`CREATE DATABASE ${q(db)}`);
+        say(`postgres: created database ${db}`);
+      }
+      await client.query(`REVOKE ALL ON DATABASE ${q(db)} FROM PUBLIC`);
+      await client.query(`GRANT CONNECT ON DATABASE ${q(db)} TO ${q(layout.roles[s])}, ${q(layout.relayRole)}`);
+    }
+  });
+  for (const s of SERVICES) {
+    await withClient(urlForDatabase(c.PG_ADMIN_URL, layout.databases[s]), async (client) => {
+      await client.query('REVOKE CREATE ON SCHEMA public FROM PUBLIC');
+      await client.query(`GRANT USAGE ON SCHEMA public TO ${q(layout.roles[s])}, ${q(layout.relayRole)}`);
+    });
+  }
+  say('postgres: roles and databases in place');
+}
+
+/** Apply every service's migrations (drizzle's migrator; idempotent) and grant its role what it needs, no more. */
+export async function migrateAll(c: AdminConfig, say: (m: string) => void): Promise<void> {
+  const layout = layoutOf(c);
+  for (const s of SERVICES) {
+    const url = urlForDatabase(c.PG_ADMIN_URL, layout.databases[s]);
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    try {
+      const before = await countMigrations(pool, s);
+      await migrate(drizzle(pool), {
+        migrationsFolder: path.join(c.MIGRATIONS_DIR, s),
+        migrationsTable: `__drizzle_migrations_${s}`,
+        migrationsSchema: 'drizzle',
+      });
+      const after = await countMigrations(pool, s);
+      const role = q(layout.roles[s]);
+      await pool.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`);
+      await pool.query(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${role}`);
+      await pool.query(`GRANT SELECT ON outbox TO ${q(layout.relayRole)}`);
+      say(`migrate: ${s} (${layout.databases[s]}): ${after - before} applied, ${after} in all`);
+    } finally {
+      await pool.end();
+    }
+  }
+}
+
+async function countMigrations(pool: pg.Pool, s: ServiceName): Promise<number> {
+  const table = `drizzle.__drizzle_migrations_${s}`;
+  const { rows } = await pool.query<{ exists: boolean }>('SELECT to_regclass($1) IS NOT NULL AS exists', [table]);
+  if (!rows[0]!.exists) return 0;
+  return Number((await pool.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`)).rows[0]!.n);
+}

@@ -1,0 +1,30 @@
+/**
+ * npm run setup: prepare the PostgreSQL server and the RabbitMQ broker named by the environment, idempotently.
+ * Safe to run any number of times; says what it changed.
+ */
+import amqp from 'amqplib';
+import { assertEventTopology, createLogger, redactUrl } from '@saga/common';
+import { ensureLogicalReplication, ensureRolesAndDatabases, loadAdminConfig } from '@saga/common/admin';
+
+async function main() {
+  const config = loadAdminConfig();
+  const say = (m: string) => console.log(`setup: ${m}`);
+  say(`postgres at ${redactUrl(config.PG_ADMIN_URL)}, rabbitmq at ${redactUrl(config.RABBITMQ_URL)}`);
+  await ensureLogicalReplication(config, say);
+  await ensureRolesAndDatabases(config, say);
+  const conn = await amqp.connect(config.RABBITMQ_URL);
+  try {
+    const ch = await conn.createChannel();
+    await assertEventTopology(ch, config.EVENTS_EXCHANGE);
+    say(`rabbitmq: exchange ${config.EVENTS_EXCHANGE} with its alternate exchange in place`);
+  } finally {
+    await conn.close();
+  }
+  say('done');
+}
+
+main().catch((err) => {
+  createLogger('setup').fatal({ err }, 'setup failed');
+  console.error(`setup failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,113 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { ensureRolesAndDatabases, loadAdminConfig, migrateAll, SERVICES, urlForDatabase, type AdminConfig, type ServiceName } from '@saga/common/admin';
+
+export const ADMIN_URL = process.env.PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const RABBIT = new URL(process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
+
+/**
+ * A fresh, isolated world for one test file: three databases migrated with the real migrations and the real
+ * least-privilege roles, a RabbitMQ vhost of its own, and names for slots that nothing else uses.
+ */
+export type TestEnv = {
+  id: string;
+  admin: AdminConfig;
+  databases: Record<ServiceName, string>;
+  /** Superuser URL of a service database, for the test's own reads and writes. */
+  adminUrl: (s: ServiceName) => string;
+  /** URL with the service's own role, as the service connects. */
+  serviceUrl: (s: ServiceName) => string;
+  relayUrl: (s: ServiceName) => string;
+  vhost: string;
+  rabbitUrl: string;
+  exchange: string;
+  slotPrefix: string;
+  /** Environment for the relay and services of this test env. */
+  env: Record<string, string>;
+  close: () => Promise<void>;
+};
+
+export function rabbitmqctl(...args: string[]): string {
+  return execFileSync('rabbitmqctl', ['-q', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export async function createTestEnv(label: string): Promise<TestEnv> {
+  const id = `t${label.replace(/[^a-z0-9]/g, '').slice(0, 12)}_${randomBytes(3).toString('hex')}`;
+  const admin = loadAdminConfig({
+    PG_ADMIN_URL: ADMIN_URL,
+    ORDER_DB_NAME: `${id}_orders`,
+    INVENTORY_DB_NAME: `${id}_inventory`,
+    PAYMENT_DB_NAME: `${id}_payment`,
+  });
+  const quiet = () => undefined;
+  await ensureRolesAndDatabases(admin, quiet);
+  await migrateAll(admin, quiet);
+  const vhost = id;
+  rabbitmqctl('add_vhost', vhost);
+  rabbitmqctl('set_permissions', '-p', vhost, RABBIT.username || 'guest', '.*', '.*', '.*');
+  const rabbit = new URL(RABBIT.toString());
+  rabbit.pathname = `/${encodeURIComponent(vhost)}`;
+  const databases = { order: admin.ORDER_DB_NAME, inventory: admin.INVENTORY_DB_NAME, payment: admin.PAYMENT_DB_NAME };
+  const roleUrl = (role: string, s: ServiceName) => {
+    const u = new URL(urlForDatabase(ADMIN_URL, databases[s]));
+    u.username = role;
+    u.password = '';
+    return u.toString();
+  };
+  const serviceUrl = (s: ServiceName) => roleUrl(`${s}_svc`, s);
+  const relayUrl = (s: ServiceName) => roleUrl('relay', s);
+  const exchange = 'saga.events';
+  const slotPrefix = `${id}_slot`;
+  const env: Record<string, string> = {
+    RABBITMQ_URL: rabbit.toString(),
+    EVENTS_EXCHANGE: exchange,
+    RELAY_SOURCES: SERVICES.map((s) => `${s}=${relayUrl(s)}`).join(','),
+    RELAY_SLOT_PREFIX: slotPrefix,
+    RELAY_PORT: '0',
+    ORDER_DATABASE_URL: serviceUrl('order'),
+    INVENTORY_DATABASE_URL: serviceUrl('inventory'),
+    PAYMENT_DATABASE_URL: serviceUrl('payment'),
+    LOG_LEVEL: 'info',
+  };
+  return {
+    id,
+    admin,
+    databases,
+    adminUrl: (s) => urlForDatabase(ADMIN_URL, databases[s]),
+    serviceUrl,
+    relayUrl,
+    vhost,
+    rabbitUrl: rabbit.toString(),
+    exchange,
+    slotPrefix,
+    env,
+    async close() {
+      const client = new pg.Client({ connectionString: ADMIN_URL });
+      await client.connect();
+      try {
+        // Terminate whatever still holds a slot or a database of this env, then drop both.
+        await client.query(
+          `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name LIKE $1 AND active_pid IS NOT NULL`,
+          [`${id}%`],
+        );
+        for (let i = 0; i < 50; i++) {
+          const { rows } = await client.query<{ slot_name: string; active: boolean }>('SELECT slot_name, active FROM pg_replication_slots WHERE slot_name LIKE $1', [`${id}%`]);
+          if (rows.length === 0) break;
+          for (const r of rows) {
+            if (!r.active) await client.query('SELECT pg_drop_replication_slot($1)', [r.slot_name]).catch(() => undefined);
+          }
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        for (const db of Object.values(databases)) await client.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
+      } finally {
+        await client.end();
+      }
+      try {
+        rabbitmqctl('delete_vhost', vhost);
+      } catch {
+        /* already gone */
+      }
+    },
+  };
+}

@@ -1,0 +1,64 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { waitUntil } from './wait';
+
+export const ROOT = path.resolve(__dirname, '../..');
+
+export type Running = {
+  child: ChildProcess;
+  pid: number;
+  /** Every JSON log line the process printed so far. */
+  logs: Record<string, unknown>[];
+  /** Raw output, for failure messages. */
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  waitForLog: (pred: (line: Record<string, unknown>) => boolean, timeoutMs?: number) => Promise<Record<string, unknown>>;
+  kill: (signal?: NodeJS.Signals) => Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+};
+
+/**
+ * Start a TypeScript entry point as a real child process (`node --import tsx`, not npx: a signal must reach the
+ * program itself, FIELD-NOTES).
+ */
+export function startProcess(entry: string, env: Record<string, string>): Running {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let raw = '';
+  let buf = '';
+  const onData = (chunk: Buffer) => {
+    raw += chunk.toString();
+    if (raw.length > 2_000_000) raw = raw.slice(-1_000_000);
+    buf += chunk.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        logs.push(JSON.parse(line));
+      } catch {
+        /* not a JSON line */
+      }
+    }
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', (c: Buffer) => {
+    raw += c.toString();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  return {
+    child,
+    pid: child.pid!,
+    logs,
+    output: () => raw,
+    exited,
+    waitForLog: (pred, timeoutMs = 30_000) => waitUntil(() => logs.find(pred), { timeoutMs, message: `log line in ${entry}` }),
+    kill: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
