@@ -11,6 +11,8 @@ export type Received = {
   correlationId: string | undefined;
   headers: Record<string, unknown>;
   body: unknown;
+  /** As received, to publish again unchanged. */
+  raw: { content: Buffer; properties: ConsumeMessage['properties'] };
 };
 
 /** A queue bound to every routing key of the exchange (or to one queue by name), collecting what arrives, in order. */
@@ -45,6 +47,7 @@ export async function collect(rabbitUrl: string, exchange: string, opts: { queue
         correlationId: msg.properties.correlationId,
         headers,
         body,
+        raw: { content: msg.content, properties: msg.properties },
       });
       ch.ack(msg);
     },

@@ -136,7 +136,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   async function handle(channel: ConfirmChannel, msg: ConsumeMessage): Promise<void> {
     const type = String(msg.properties.type ?? 'unknown');
     const end = handling.startTimer({ queue, type });
-    let mlog = log.child({ messageId: msg.properties.messageId, eventType: type, correlationId: msg.properties.correlationId });
+    const mlog = log.child({ messageId: msg.properties.messageId, eventType: type, correlationId: msg.properties.correlationId });
     try {
       const envelope = decodeMessage(msg);
       if (!isEventType(envelope.type) || !opts.handlers[envelope.type]) {
@@ -147,7 +147,6 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         return;
       }
       const data = schemaFor(envelope.type, envelope.payload.version).parse(envelope.payload.data);
-      mlog = mlog.child({ correlationId: envelope.headers.correlationId });
       const handler = opts.handlers[envelope.type] as Handler<EventType>;
       const outcome = await handler(data as never, envelope, mlog);
       channel.ack(msg);

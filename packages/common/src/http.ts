@@ -11,7 +11,8 @@ import { isConnectionError, isPgError } from './pg';
 declare module 'express-serve-static-core' {
   interface Request {
     log: Logger;
-    correlationId: string;
+    /** Id of this HTTP request (x-request-id); the saga's correlation id is the order id. */
+    requestId: string;
   }
 }
 
@@ -38,7 +39,7 @@ export function parseRequest<S extends z.ZodType>(schema: S, value: unknown, whe
 
 /**
  * An express app with the hardening every service shares: no x-powered-by, security headers, JSON bodies only
- * (other content types 415), a body size limit (413), a request-scoped logger with the correlation id.
+ * (other content types 415), a body size limit (413), a request-scoped logger with the request id.
  */
 export function createHttpApp(log: Logger, registry: Registry, bodyLimit = '64kb'): Express {
   const app = express();
@@ -53,10 +54,10 @@ export function createHttpApp(log: Logger, registry: Registry, bodyLimit = '64kb
     registers: [registry],
   });
   const requestContext: RequestHandler = (req, res, next) => {
-    const header = req.header('x-correlation-id');
-    req.correlationId = header && /^[\w.:-]{1,128}$/.test(header) ? header : randomUUID();
-    req.log = log.child({ correlationId: req.correlationId });
-    res.setHeader('x-correlation-id', req.correlationId);
+    const header = req.header('x-request-id');
+    req.requestId = header && /^[\w.:-]{1,128}$/.test(header) ? header : randomUUID();
+    req.log = log.child({ requestId: req.requestId });
+    res.setHeader('x-request-id', req.requestId);
     const end = duration.startTimer();
     res.on('finish', () => {
       const route = (req.route?.path as string | undefined) ?? 'unmatched';

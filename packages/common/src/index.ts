@@ -9,3 +9,4 @@ export * from './logger';
 export * from './ops';
 export * from './outbox';
 export * from './pg';
+export * from "./service";

@@ -1,0 +1,114 @@
+import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
+import type { Router } from 'express';
+import type pg from 'pg';
+import type { Registry } from 'prom-client';
+import { z } from 'zod';
+import { BaseEnv } from './config';
+import { createConsumer, type Handlers } from './consumer';
+import { createHttpApp, finishHttpApp, listen } from './http';
+import { createLogger, redactUrl, type Logger } from './logger';
+import { createMetricsRegistry, createOpsRouter } from './ops';
+import { createPool } from './pg';
+
+/** Variables every service reads; each service adds its own and its defaults. */
+export const ServiceEnv = BaseEnv.extend({
+  DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  CONSUMER_PREFETCH: z.coerce.number().int().min(1).max(1000).default(16),
+  CONSUMER_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
+  CONSUMER_RETRY_BASE_MS: z.coerce.number().int().min(1).default(500),
+  HTTP_BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/).default('64kb'),
+});
+
+/** A service's env schema: the shared variables plus PORT and DATABASE_URL with the service's own defaults. */
+export function serviceEnv(defaults: { port: number; databaseUrl: string }) {
+  return ServiceEnv.extend({
+    PORT: z.coerce.number().int().min(0).max(65535).default(defaults.port),
+    DATABASE_URL: z.string().url().default(defaults.databaseUrl),
+  });
+}
+export type ServiceConfig = z.infer<ReturnType<typeof serviceEnv>>;
+
+export type ServiceContext<S extends Record<string, unknown>, C extends ServiceConfig> = {
+  config: C;
+  log: Logger;
+  registry: Registry;
+  pool: pg.Pool;
+  db: NodePgDatabase<S>;
+};
+
+export type ServiceDefinition<S extends Record<string, unknown>, C extends ServiceConfig> = {
+  name: 'order' | 'inventory' | 'payment';
+  config: C;
+  schema: S;
+  routes: (ctx: ServiceContext<S, C>) => Router;
+  handlers: (ctx: ServiceContext<S, C>) => Handlers;
+  /** Extra long-running parts (e.g. a LISTEN connection), started after HTTP and stopped before the pool. */
+  extras?: (ctx: ServiceContext<S, C>) => Promise<{ stop: () => Promise<void> }>;
+};
+
+export type RunningService = { port: number; stop: () => Promise<void>; log: Logger };
+
+/**
+ * The one composition of a service: pool, HTTP app (routes + ops endpoints), consumer of its own queue.
+ * Stopping closes HTTP first (no new work), then the consumer (waits for in-flight messages), then the pool.
+ */
+export async function runService<S extends Record<string, unknown>, C extends ServiceConfig>(def: ServiceDefinition<S, C>): Promise<RunningService> {
+  const { config } = def;
+  const log = createLogger(def.name, config.LOG_LEVEL);
+  const registry = createMetricsRegistry(def.name);
+  const pool = createPool(config.DATABASE_URL, log, { max: config.DB_POOL_MAX, application_name: def.name } as pg.PoolConfig);
+  const db = drizzle(pool, { schema: def.schema });
+  const ctx: ServiceContext<S, C> = { config, log, registry, pool, db };
+
+  const consumer = createConsumer({
+    url: config.RABBITMQ_URL,
+    exchange: config.EVENTS_EXCHANGE,
+    queue: `${def.name}.events`,
+    handlers: def.handlers(ctx),
+    log,
+    registry,
+    prefetch: config.CONSUMER_PREFETCH,
+    maxAttempts: config.CONSUMER_MAX_ATTEMPTS,
+    retryBaseMs: config.CONSUMER_RETRY_BASE_MS,
+  });
+
+  let shuttingDown = false;
+  const app = createHttpApp(log, registry, config.HTTP_BODY_LIMIT);
+  app.use(
+    createOpsRouter(
+      registry,
+      async () => {
+        let database = false;
+        try {
+          await pool.query('SELECT 1');
+          database = true;
+        } catch {
+          database = false;
+        }
+        return { database, broker: consumer.isReady() };
+      },
+      () => shuttingDown,
+    ),
+  );
+  app.use(def.routes(ctx));
+  finishHttpApp(app);
+  const http = await listen(app, config.PORT);
+  const port = (http.server.address() as { port: number }).port;
+  const extras = def.extras ? await def.extras(ctx) : undefined;
+  consumer.start();
+  log.info({ port, database: redactUrl(config.DATABASE_URL), queue: `${def.name}.events` }, 'service started');
+
+  return {
+    port,
+    log,
+    async stop() {
+      shuttingDown = true;
+      await extras?.stop();
+      await http.close();
+      await consumer.stop();
+      await pool.end();
+    },
+  };
+}
+
+export { createLogger };

@@ -1,0 +1,22 @@
+/** The inventory service: products, prices and stock; reserves stock for orders. `npm run inventory`. */
+import { exitOnStartupError, onShutdown } from '@saga/common/lifecycle';
+import { createLogger } from '@saga/common/logger';
+import { runService } from '@saga/common/service';
+import { loadConfig } from './config';
+import * as schema from './db/schema';
+import { inventoryRoutes } from './http/routes';
+import { inventoryHandlers } from './messaging/handlers';
+
+async function main() {
+  const config = loadConfig();
+  const service = await runService({
+    name: 'inventory',
+    config,
+    schema,
+    routes: ({ db }) => inventoryRoutes(db),
+    handlers: ({ db }) => inventoryHandlers(db),
+  });
+  onShutdown(service.log, config.SHUTDOWN_TIMEOUT_MS, service.stop);
+}
+
+main().catch((err) => exitOnStartupError(createLogger('inventory'), err));

@@ -1,0 +1,159 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { Router, type Request, type Response } from 'express';
+import { z } from 'zod';
+import { CustomerId, OrderLine } from '@saga/common/contracts';
+import { conflict, notFound } from '@saga/common/errors';
+import { parseRequest } from '@saga/common/http';
+import { appendToOutbox, type Tx } from '@saga/common/outbox';
+import { isPgError } from '@saga/common/pg';
+import { placeOrder } from '../domain/order';
+import { findByIdempotencyKey, getOrderView, insertOrder, listOrders, type OrderView } from '../db/order-repository';
+import type { OrderNotifier } from './order-notifier';
+
+export const PlaceOrderBody = z.strictObject({
+  customerId: CustomerId,
+  items: z.array(OrderLine.strict()).min(1).max(50),
+});
+const IdParams = z.object({ orderId: z.string().uuid() });
+const IdempotencyHeaders = z.object({ 'idempotency-key': z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').optional() });
+const ListQuery = z.strictObject({
+  status: z.enum(['PENDING', 'CONFIRMED', 'CANCELLED']).optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  after: z.string().uuid().optional(),
+});
+
+type Db = Tx & { transaction: <R>(fn: (tx: Tx) => Promise<R>) => Promise<R> };
+
+/** The order service's HTTP contract: place, read, list, and follow an order. */
+export function orderRoutes(db: Db, notifier: OrderNotifier, heartbeatMs: number): Router {
+  const r = Router();
+
+  r.post('/orders', async (req, res) => {
+    const { 'idempotency-key': key } = parseRequest(IdempotencyHeaders, req.headers, 'headers');
+    const body = parseRequest(PlaceOrderBody, req.body, 'body');
+    const hash = createHash('sha256').update(JSON.stringify(body)).digest('hex');
+    const replay = async () => {
+      const existing = key ? await findByIdempotencyKey(db, key) : undefined;
+      if (!existing) return undefined;
+      if (existing.hash !== hash) throw conflict('Idempotency-Key was used with a different request body');
+      return { orderId: existing.id, status: existing.status };
+    };
+    const earlier = await replay();
+    if (earlier) return void res.status(202).json(earlier);
+    const orderId = randomUUID();
+    try {
+      // One local transaction: the order, its items and history, the OrderPlaced outbox row, the notification.
+      await db.transaction(async (tx) => {
+        const t = placeOrder({ orderId, ...body });
+        await insertOrder(tx, t, key ? { key, hash } : undefined);
+        await appendToOutbox(tx, t.events, { correlationId: orderId, causationId: null });
+      });
+    } catch (err) {
+      // Two requests with one key raced: the loser answers like a replay.
+      if (key && isPgError(err, '23505')) {
+        const winner = await replay();
+        if (winner) return void res.status(202).json(winner);
+      }
+      throw err;
+    }
+    req.log.info({ correlationId: orderId, orderId, items: body.items.length }, 'order placed');
+    res.status(202).setHeader('Location', `/orders/${orderId}`).json({ orderId, status: 'PENDING' });
+  });
+
+  r.get('/orders', async (req, res) => {
+    const q = parseRequest(ListQuery, req.query, 'query');
+    const rows = await listOrders(db, q);
+    if (!rows) throw notFound('order', q.after!);
+    res.json({
+      orders: rows.map((o) => ({ ...o, createdAt: o.createdAt.toISOString(), updatedAt: o.updatedAt.toISOString() })),
+      next: rows.length === q.limit ? rows[rows.length - 1]!.orderId : null,
+    });
+  });
+
+  r.get('/orders/:orderId', async (req, res) => {
+    const { orderId } = parseRequest(IdParams, req.params, 'params');
+    const view = await getOrderView(db, orderId);
+    if (!view) throw notFound('order', orderId);
+    res.json(view);
+  });
+
+  r.get('/orders/:orderId/events', async (req, res) => {
+    const { orderId } = parseRequest(IdParams, req.params, 'params');
+    // Subscribe before the first read so that no change between the two is missed.
+    let wake: (ending: boolean) => void = () => undefined;
+    const unsubscribe = notifier.subscribe(orderId, (ending) => wake(ending));
+    try {
+      const first = await getOrderView(db, orderId);
+      if (!first) throw notFound('order', orderId);
+      await streamOrder(req, res, first, () => getOrderView(db, orderId), (f) => (wake = f), heartbeatMs);
+    } finally {
+      unsubscribe();
+    }
+  });
+
+  return r;
+}
+
+/**
+ * Server-sent events: every history entry so far, then each new one as it commits; a final `end` event with the
+ * order once it is CONFIRMED or CANCELLED, then the stream closes.
+ */
+async function streamOrder(
+  req: Request,
+  res: Response,
+  first: OrderView,
+  load: () => Promise<OrderView | undefined>,
+  onWake: (f: (ending: boolean) => void) => void,
+  heartbeatMs: number,
+): Promise<void> {
+  res.status(200).set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+  res.flushHeaders();
+  let sent = 0;
+  let closed = false;
+  const send = (view: OrderView) => {
+    for (; sent < view.history.length; sent++) {
+      const h = view.history[sent]!;
+      res.write(`id: ${sent + 1}\nevent: ${h.type}\ndata: ${JSON.stringify({ ...h, orderId: view.orderId })}\n\n`);
+    }
+    if (view.status !== 'PENDING') {
+      res.write(`event: end\ndata: ${JSON.stringify(view)}\n\n`);
+      return true;
+    }
+    return false;
+  };
+  if (send(first)) return void res.end();
+  await new Promise<void>((resolve) => {
+    let pending = false;
+    let running = Promise.resolve();
+    const finish = () => {
+      if (closed) return;
+      closed = true;
+      clearInterval(beat);
+      resolve();
+    };
+    const beat = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs);
+    req.on('close', finish);
+    onWake((ending) => {
+      if (ending && !closed) {
+        // This replica is stopping: the client reconnects (EventSource does) to another one.
+        res.end();
+        finish();
+        return;
+      }
+      if (pending || closed) return;
+      pending = true;
+      running = running.then(async () => {
+        pending = false;
+        try {
+          const view = await load();
+          if (!closed && view && send(view)) {
+            res.end();
+            finish();
+          }
+        } catch (err) {
+          req.log.warn({ err }, 'order stream could not reload the order');
+        }
+      });
+    });
+  });
+}

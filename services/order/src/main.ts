@@ -1,0 +1,28 @@
+/** The order service: takes orders and reports their state. `npm run order`. */
+import { exitOnStartupError, onShutdown } from '@saga/common/lifecycle';
+import { createLogger } from '@saga/common/logger';
+import { runService } from '@saga/common/service';
+import { loadConfig } from './config';
+import * as schema from './db/schema';
+import { createOrderNotifier, type OrderNotifier } from './http/order-notifier';
+import { orderRoutes } from './http/routes';
+import { orderHandlers } from './messaging/handlers';
+
+async function main() {
+  const config = loadConfig();
+  let notifier: OrderNotifier | undefined;
+  const service = await runService({
+    name: 'order',
+    config,
+    schema,
+    routes: ({ db, log }) => {
+      notifier = createOrderNotifier(config.DATABASE_URL, log);
+      return orderRoutes(db, notifier, config.SSE_HEARTBEAT_MS);
+    },
+    handlers: ({ db }) => orderHandlers(db),
+    extras: async () => ({ stop: async () => notifier?.stop() }),
+  });
+  onShutdown(service.log, config.SHUTDOWN_TIMEOUT_MS, service.stop);
+}
+
+main().catch((err) => exitOnStartupError(createLogger('order'), err));

@@ -1,0 +1,88 @@
+import { SERVICES, type ServiceName } from '@saga/common/admin';
+import type { TestEnv } from './env';
+import { startProcess, type Running } from './process';
+import { waitUntil } from './wait';
+
+export type ServiceProc = { proc: Running; port: number; url: string };
+export type Stack = {
+  relay: Running;
+  services: Record<ServiceName, ServiceProc>;
+  restart: (s: ServiceName | 'relay', signal?: NodeJS.Signals) => Promise<void>;
+  stop: (signal?: NodeJS.Signals) => Promise<void>;
+};
+
+export function serviceEnv(env: TestEnv, s: ServiceName, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    RABBITMQ_URL: env.rabbitUrl,
+    EVENTS_EXCHANGE: env.exchange,
+    DATABASE_URL: env.serviceUrl(s),
+    PORT: '0',
+    CONSUMER_RETRY_BASE_MS: '100',
+    LOG_LEVEL: 'info',
+    ...extra,
+  };
+}
+
+export async function startService(env: TestEnv, s: ServiceName, extra: Record<string, string> = {}): Promise<ServiceProc> {
+  const proc = startProcess(`services/${s}/src/main.ts`, serviceEnv(env, s, extra));
+  const started = await proc.waitForLog((l) => l.msg === 'service started' || l.level === 'fatal', 60_000).catch((err) => {
+    throw new Error(`${s} did not start: ${String(err)}\n${proc.output().slice(-2000)}`);
+  });
+  if (started.level === 'fatal') throw new Error(`${s} failed to start: ${proc.output().slice(-2000)}`);
+  const port = Number(started.port);
+  const url = `http://127.0.0.1:${port}`;
+  await waitUntil(async () => (await fetch(`${url}/readyz`)).status === 200, { message: `${s} ready`, timeoutMs: 30_000 });
+  return { proc, port, url };
+}
+
+export function startRelayProc(env: TestEnv, extra: Record<string, string> = {}): Running {
+  return startProcess('cdc-relay/src/main.ts', { ...env.env, RELAY_RETRY_BASE_MS: '50', RELAY_RETRY_MAX_MS: '1000', RELAY_STANDBY_POLL_MS: '200', ...extra });
+}
+
+export async function waitRelayStreaming(relay: Running): Promise<void> {
+  await waitUntil(() => SERVICES.every((s) => relay.logs.some((l) => l.msg === 'streaming' && l.source === s)), { timeoutMs: 30_000, message: 'relay streaming' });
+}
+
+/** The relay and the three services as separate processes, as in production. */
+export async function startStack(env: TestEnv, extra: Partial<Record<ServiceName | 'relay', Record<string, string>>> = {}): Promise<Stack> {
+  let relay = startRelayProc(env, extra.relay);
+  await waitRelayStreaming(relay);
+  const entries = await Promise.all(SERVICES.map(async (s) => [s, await startService(env, s, extra[s])] as const));
+  const services = Object.fromEntries(entries) as Record<ServiceName, ServiceProc>;
+  return {
+    get relay() {
+      return relay;
+    },
+    services,
+    async restart(which, signal = 'SIGKILL') {
+      if (which === 'relay') {
+        await relay.kill(signal);
+        relay = startRelayProc(env, extra.relay);
+        await waitRelayStreaming(relay);
+      } else {
+        await services[which].proc.kill(signal);
+        services[which] = await startService(env, which, extra[which]);
+      }
+    },
+    async stop(signal = 'SIGTERM') {
+      await Promise.all([relay.kill(signal), ...SERVICES.map((s) => services[s].proc.kill(signal))]);
+    },
+  } as Stack;
+}
+
+/** JSON over HTTP with the status, for tests and the demo. */
+export async function http<T = unknown>(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: T }> {
+  const res = await fetch(url, {
+    method,
+    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
+  return { status: res.status, body: parsed as T };
+}

@@ -1,0 +1,41 @@
+/**
+ * Rule 1: a service never publishes to RabbitMQ itself; its events leave only through the outbox and the relay.
+ * The only sends in shared consumer code go to the consumer's own retry and dead-letter queues.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '../..');
+const files = (dir: string): string[] =>
+  readdirSync(dir).flatMap((f) => {
+    const p = path.join(dir, f);
+    return statSync(p).isDirectory() ? files(p) : p.endsWith('.ts') ? [p] : [];
+  });
+
+const PUBLISH = /\.(publish|sendToQueue)\s*\(|createChannel|createConfirmChannel|from 'amqplib'/;
+
+describe('no dual write', () => {
+  const serviceFiles = ['order', 'inventory', 'payment'].flatMap((s) => files(path.join(ROOT, 'services', s, 'src')));
+
+  it('finds the service sources it checks', () => {
+    expect(serviceFiles.length).toBeGreaterThan(10);
+    expect(serviceFiles.some((f) => f.endsWith(path.join('order', 'src', 'http', 'routes.ts')))).toBe(true);
+  });
+
+  it('no service source touches the broker API', () => {
+    const offenders = serviceFiles.filter((f) => PUBLISH.test(readFileSync(f, 'utf8'))).map((f) => path.relative(ROOT, f));
+    expect(offenders).toEqual([]);
+  });
+
+  it('would notice a service that publishes', () => {
+    expect(PUBLISH.test("channel.publish('saga.events', 'order.OrderPlaced', buf)")).toBe(true);
+    expect(PUBLISH.test("import amqp from 'amqplib'")).toBe(true);
+  });
+
+  it('shared consumer code sends only to its own retry and dead-letter queues', () => {
+    const src = readFileSync(path.join(ROOT, 'packages/common/src/consumer.ts'), 'utf8');
+    const sends = [...src.matchAll(/sendConfirmed\(\s*\w+,\s*([\w.]+)/g)].map((m) => m[1]);
+    expect(sends.sort()).toEqual(['names.dlq', 'names.retry']);
+    expect(src).not.toMatch(/\.publish\s*\(/);
+  });
+});
