@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 /** Raised when the environment does not describe a runnable process; the message names every bad variable. */
@@ -13,7 +14,7 @@ export class ConfigError extends Error {
  * Every long-running component calls this from its `loadConfig`.
  */
 export function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): Readonly<z.infer<S>> {
-  const result = schema.safeParse(env);
+  const result = schema.safeParse(withSecretFiles(env, (p) => readFileSync(p, 'utf8')));
   if (!result.success) {
     throw new ConfigError(result.error.issues.map((i) => ({ variable: i.path.join('.') || '(env)', message: i.message })));
   }
@@ -28,7 +29,7 @@ export const BaseEnv = z.object({
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(15000),
 });
 
-/** `postgres://user:pass@host/db` with the password read from a file when `<NAME>_FILE` is set (Kubernetes secrets). */
+/** `<NAME>_FILE=/path` sets `<NAME>` from that file's content (mounted Kubernetes secrets) unless `<NAME>` is set. */
 export function withSecretFiles(env: Record<string, string | undefined>, readFile: (p: string) => string): Record<string, string | undefined> {
   const out = { ...env };
   for (const [key, value] of Object.entries(env)) {

@@ -1,0 +1,28 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { ConfigError, parseEnv } from '../../src/config';
+
+const Schema = z.object({ DATABASE_URL: z.string().url(), PORT: z.coerce.number().int().default(8000) });
+
+describe('configuration', () => {
+  it('parses and applies defaults', () => {
+    expect(parseEnv(Schema, { DATABASE_URL: 'postgres://a@h/db' })).toEqual({ DATABASE_URL: 'postgres://a@h/db', PORT: 8000 });
+  });
+  it('names every bad variable', () => {
+    try {
+      parseEnv(Schema, { DATABASE_URL: 'nope', PORT: 'x' });
+      throw new Error('no error');
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).issues.map((i) => i.variable).sort()).toEqual(['DATABASE_URL', 'PORT']);
+    }
+  });
+  it('reads a secret from the file named by <NAME>_FILE', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'cfg-'));
+    writeFileSync(path.join(dir, 'url'), 'postgres://u:secret@h/db\n');
+    expect(parseEnv(Schema, { DATABASE_URL_FILE: path.join(dir, 'url') }).DATABASE_URL).toBe('postgres://u:secret@h/db');
+    expect(parseEnv(Schema, { DATABASE_URL: 'postgres://x@h/d', DATABASE_URL_FILE: path.join(dir, 'url') }).DATABASE_URL).toBe('postgres://x@h/d');
+  });
+});
