@@ -13,8 +13,8 @@ export class ConfigError extends Error {
  * Parse the environment once, at start-up, and fail fast naming each variable.
  * Every long-running component calls this from its `loadConfig`.
  */
-export function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): Readonly<z.infer<S>> {
-  const result = schema.safeParse(withSecretFiles(env, (p) => readFileSync(p, 'utf8')));
+export function parseEnv<S extends z.ZodObject>(schema: S, env: Record<string, string | undefined>): Readonly<z.infer<S>> {
+  const result = schema.safeParse(withSecretFiles(env, Object.keys(schema.shape), (p) => readFileSync(p, 'utf8')));
   if (!result.success) {
     throw new ConfigError(result.error.issues.map((i) => ({ variable: i.path.join('.') || '(env)', message: i.message })));
   }
@@ -30,12 +30,15 @@ export const BaseEnv = z.object({
 });
 
 /** `<NAME>_FILE=/path` sets `<NAME>` from that file's content (mounted Kubernetes secrets) unless `<NAME>` is set. */
-export function withSecretFiles(env: Record<string, string | undefined>, readFile: (p: string) => string): Record<string, string | undefined> {
+export function withSecretFiles(
+  env: Record<string, string | undefined>,
+  known: readonly string[],
+  readFile: (p: string) => string,
+): Record<string, string | undefined> {
   const out = { ...env };
-  for (const [key, value] of Object.entries(env)) {
-    if (key.endsWith('_FILE') && value && out[key.slice(0, -5)] === undefined) {
-      out[key.slice(0, -5)] = readFile(value).trim();
-    }
+  for (const key of known) {
+    const file = env[`${key}_FILE`];
+    if (file && out[key] === undefined) out[key] = readFile(file).trim();
   }
   return out;
 }

@@ -26,3 +26,9 @@ describe('configuration', () => {
     expect(parseEnv(Schema, { DATABASE_URL: 'postgres://x@h/d', DATABASE_URL_FILE: path.join(dir, 'url') }).DATABASE_URL).toBe('postgres://x@h/d');
   });
 });
+
+describe('configuration from files', () => {
+  it('ignores <NAME>_FILE variables of other programs', () => {
+    expect(parseEnv(Schema, { DATABASE_URL: 'postgres://a@h/db', TF_CLI_CONFIG_FILE: '/nonexistent' }).PORT).toBe(8000);
+  });
+});
