@@ -5,7 +5,7 @@
  */
 const shared = {
   testEnvironment: 'node',
-  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }] },
+  transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: false }] },
   moduleNameMapper: {
     '^@saga/common$': '<rootDir>/packages/common/src/index.ts',
     '^@saga/common/(.*)$': '<rootDir>/packages/common/src/$1',
