@@ -47,6 +47,14 @@ export async function findByIdempotencyKey(tx: Tx, key: string) {
   return row;
 }
 
+function loadItems(tx: Tx, orderId: string) {
+  return tx
+    .select({ sku: orderItems.sku, quantity: orderItems.quantity, priceCents: orderItems.priceCents })
+    .from(orderItems)
+    .where(eq(orderItems.orderId, orderId))
+    .orderBy(asc(orderItems.lineNo));
+}
+
 /** The order with its items, its row locked until the transaction ends. */
 export async function lockOrder(tx: Tx, id: string): Promise<Order | undefined> {
   const [row] = await tx
@@ -55,11 +63,7 @@ export async function lockOrder(tx: Tx, id: string): Promise<Order | undefined> 
     .where(eq(orders.id, id))
     .for('update');
   if (!row) return undefined;
-  const items = await tx
-    .select({ sku: orderItems.sku, quantity: orderItems.quantity, priceCents: orderItems.priceCents })
-    .from(orderItems)
-    .where(eq(orderItems.orderId, id))
-    .orderBy(asc(orderItems.lineNo));
+  const items = await loadItems(tx, id);
   return { ...row, reason: row.reason as CancelReason | null, items };
 }
 
@@ -78,11 +82,7 @@ export async function saveTransition(tx: Tx, before: Order, t: Transition): Prom
 export async function getOrderView(tx: Tx, id: string): Promise<OrderView | undefined> {
   const [row] = await tx.select().from(orders).where(eq(orders.id, id));
   if (!row) return undefined;
-  const items = await tx
-    .select({ sku: orderItems.sku, quantity: orderItems.quantity, priceCents: orderItems.priceCents })
-    .from(orderItems)
-    .where(eq(orderItems.orderId, id))
-    .orderBy(asc(orderItems.lineNo));
+  const items = await loadItems(tx, id);
   const history = await tx
     .select({ type: orderHistory.type, at: orderHistory.at, detail: orderHistory.detail })
     .from(orderHistory)
