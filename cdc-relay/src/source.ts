@@ -141,7 +141,9 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
       metrics.acknowledgedLsn.set(labels, Number(acked));
 
       const sendAck = () => {
-        void svc.acknowledge(formatLsn(acked));
+        // The library reports lsn+1 (FIELD-NOTES, trap 3); positions here are already end pointers (a commit's end,
+        // a keepalive's WAL end), so report them exactly. PostgreSQL's shutdown waits for flush == sent, to the byte.
+        if (acked > 0n) void svc.acknowledge(formatLsn(acked - 1n));
         metrics.acknowledgedLsn.set(labels, Number(acked));
       };
       const flushAck = () => {

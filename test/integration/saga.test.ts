@@ -10,82 +10,18 @@ import { consumerQueueNames } from '@saga/common/amqp';
 import { collect, type Received } from '../support/amqp';
 import { createTestEnv, type TestEnv } from '../support/env';
 import { metricValue } from '../support/metrics';
+import { killAll } from '../support/process';
+import { sagaClient, uniq, type OrderView } from '../support/saga';
 import { http, startStack, type Stack } from '../support/stack';
 import { waitUntil } from '../support/wait';
-
-type OrderView = {
-  orderId: string;
-  customerId: string;
-  status: 'PENDING' | 'CONFIRMED' | 'CANCELLED';
-  reason: string | null;
-  totalCents: number | null;
-  items: { sku: string; quantity: number; priceCents: number | null }[];
-  history: { type: string; at: string; reason?: string }[];
-};
 
 let env: TestEnv;
 let stack: Stack;
 let sink: Awaited<ReturnType<typeof collect>>;
 const url = (s: 'order' | 'inventory' | 'payment') => stack.services[s].url;
-
-const initialStock = new Map<string, number>();
-const initialBalance = new Map<string, number>();
-const placed: string[] = [];
-const uniq = (p: string) => `${p}-${randomUUID().slice(0, 8)}`;
-
-async function product(stock: number, priceCents: number, prefix = 'sku') {
-  const sku = uniq(prefix);
-  const r = await http('PUT', `${url('inventory')}/products/${sku}`, { name: `Product ${sku}`, priceCents, stock });
-  expect(r.status).toBe(200);
-  initialStock.set(sku, stock);
-  return sku;
-}
-async function account(balanceCents: number) {
-  const customerId = uniq('cust');
-  expect((await http('PUT', `${url('payment')}/accounts/${customerId}`, { balanceCents })).status).toBe(200);
-  initialBalance.set(customerId, balanceCents);
-  return customerId;
-}
-async function place(customerId: string, items: { sku: string; quantity: number }[], headers: Record<string, string> = {}) {
-  const r = await http<{ orderId: string; status: string }>('POST', `${url('order')}/orders`, { customerId, items }, headers);
-  expect(r.status).toBe(202);
-  expect(r.body.status).toBe('PENDING');
-  if (!placed.includes(r.body.orderId)) placed.push(r.body.orderId);
-  return r.body.orderId;
-}
-async function finalOrder(orderId: string, timeoutMs = 30_000): Promise<OrderView> {
-  return waitUntil(
-    async () => {
-      const r = await http<OrderView>('GET', `${url('order')}/orders/${orderId}`);
-      return r.status === 200 && r.body.status !== 'PENDING' ? r.body : undefined;
-    },
-    { timeoutMs, message: `order ${orderId} final` },
-  );
-}
-const getProduct = async (sku: string) => (await http<{ available: number; reserved: number }>('GET', `${url('inventory')}/products/${sku}`)).body;
-const getBalance = async (c: string) => (await http<{ balanceCents: number }>('GET', `${url('payment')}/accounts/${c}`)).body.balanceCents;
+const saga = sagaClient(() => ({ order: url('order'), inventory: url('inventory'), payment: url('payment') }));
+const { product, account, place, finalOrder, getProduct, getBalance } = saga;
 const types = (v: OrderView) => v.history.map((h) => h.type);
-
-async function expectInvariants() {
-  const views = await Promise.all(placed.map((id) => finalOrder(id, 60_000)));
-  const soldQty = new Map<string, number>();
-  const spent = new Map<string, number>();
-  for (const v of views.filter((o) => o.status === 'CONFIRMED')) {
-    for (const i of v.items) soldQty.set(i.sku, (soldQty.get(i.sku) ?? 0) + i.quantity);
-    spent.set(v.customerId, (spent.get(v.customerId) ?? 0) + (v.totalCents ?? 0));
-  }
-  for (const [sku, initial] of initialStock) {
-    // Reservations settle (sold or released) asynchronously after the order's final state.
-    const p = await waitUntil(async () => {
-      const p = await getProduct(sku);
-      return p.reserved === 0 ? p : undefined;
-    }, { message: `${sku} has nothing reserved` });
-    expect({ sku, total: p.available + (soldQty.get(sku) ?? 0) }).toEqual({ sku, total: initial });
-  }
-  for (const [c, initial] of initialBalance) {
-    expect({ c, total: (await getBalance(c)) + (spent.get(c) ?? 0) }).toEqual({ c, total: initial });
-  }
-}
 
 beforeAll(async () => {
   env = await createTestEnv('saga');
@@ -93,11 +29,12 @@ beforeAll(async () => {
   sink = await collect(env.rabbitUrl, env.exchange);
 });
 afterEach(async () => {
-  await expectInvariants();
+  await saga.expectInvariants();
 });
 afterAll(async () => {
   await sink?.close();
   await stack?.stop();
+  await killAll();
   await env?.close();
 });
 

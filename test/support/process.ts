@@ -20,12 +20,31 @@ export type Running = {
  * Start a TypeScript entry point as a real child process (`node --import tsx`, not npx: a signal must reach the
  * program itself, FIELD-NOTES).
  */
+const alive = new Set<ChildProcess>();
+/** Kill whatever a test file started and did not stop (a failed test must not leave processes behind). */
+export async function killAll(): Promise<void> {
+  await Promise.all(
+    [...alive].map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          c.once('exit', () => resolve());
+          c.kill('SIGKILL');
+        }),
+    ),
+  );
+}
+process.on('exit', () => {
+  for (const c of alive) c.kill('SIGKILL');
+});
+
 export function startProcess(entry: string, env: Record<string, string>): Running {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  alive.add(child);
+  child.on('exit', () => alive.delete(child));
   const logs: Record<string, unknown>[] = [];
   let raw = '';
   let buf = '';

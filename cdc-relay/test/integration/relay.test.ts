@@ -8,7 +8,7 @@ import { topologyNames } from '@saga/common/amqp';
 import { closeConnections, collect, type Received } from '../../../test/support/amqp';
 import { createTestEnv, type TestEnv } from '../../../test/support/env';
 import { writeOutbox, seeded, type Written } from '../../../test/support/outbox-writer';
-import { startProcess, type Running } from '../../../test/support/process';
+import { killAll, startProcess, type Running } from '../../../test/support/process';
 import { waitUntil } from '../../../test/support/wait';
 
 let env: TestEnv;
@@ -29,6 +29,7 @@ afterEach(async () => {
   await Promise.all(running.splice(0).map((r) => r.kill('SIGKILL')));
 });
 afterAll(async () => {
+  await killAll();
   await env?.close();
 });
 

@@ -1,6 +1,6 @@
 import { ZodError } from 'zod';
 import { UnknownEventError } from './contracts';
-import { isConnectionError, isPgError } from './pg';
+import { isConnectionError, isPgError, pgCode } from './pg';
 
 /** A caller's mistake that maps to a 4xx answer. Business "no" that another service must hear is an event instead. */
 export class DomainError extends Error {
@@ -31,7 +31,7 @@ export function classifyError(err: unknown): Disposition {
   if (err instanceof ZodError || err instanceof InvalidMessageError || err instanceof UnknownEventError) return 'dead-letter';
   if (err instanceof SyntaxError) return 'dead-letter';
   // 22xxx data exception, 23xxx integrity violation: the same input fails the same way every time.
-  if (isPgError(err) && /^(22|23)/.test((err as { code: string }).code)) return 'dead-letter';
+  if (/^(22|23)/.test(pgCode(err) ?? '')) return 'dead-letter';
   if (isPgError(err, '40001', '40P01') || isConnectionError(err)) return 'retry';
   return 'retry';
 }

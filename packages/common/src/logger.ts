@@ -13,6 +13,7 @@ export function createLogger(component: string, level = 'info'): Logger {
     base: { component },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
+    serializers: { err: serializeError },
     redact: { paths: ['*.password', '*.connectionString', 'password', 'connectionString', 'url', '*.url'], censor: '[redacted]' },
   });
 }
@@ -26,4 +27,21 @@ export function redactUrl(url: string): string {
   } catch {
     return '[unparseable url]';
   }
+}
+
+/**
+ * Errors as logs want them: type, message, code, stack and cause, nothing else. Driver errors carry references to
+ * their client (with its connection parameters, password included); those must never be serialized.
+ */
+export function serializeError(err: unknown, depth = 0): unknown {
+  if (!(err instanceof Error) || depth > 4) return typeof err === 'object' ? String(err) : err;
+  const e = err as Error & { code?: unknown; cause?: unknown; severity?: unknown; detail?: unknown };
+  return {
+    type: e.constructor?.name ?? 'Error',
+    message: e.message,
+    ...(typeof e.code === 'string' || typeof e.code === 'number' ? { code: e.code } : {}),
+    ...(typeof e.severity === 'string' ? { severity: e.severity } : {}),
+    stack: e.stack,
+    ...(e.cause !== undefined ? { cause: serializeError(e.cause, depth + 1) } : {}),
+  };
 }

@@ -1,8 +1,28 @@
 import pg from 'pg';
 import type { Logger } from './logger';
 
-/** True when `err` is a PostgreSQL error with one of the given SQLSTATE codes (never branch on message text). */
-export function isPgError(err: unknown, ...codes: string[]): err is pg.DatabaseError {
+/**
+ * The errors behind `err`: itself and its `cause` chain. drizzle wraps driver errors (DrizzleQueryError with the
+ * pg error as `cause`), so a check on the outer error alone would miss every SQLSTATE.
+ */
+export function causes(err: unknown): unknown[] {
+  const out: unknown[] = [];
+  for (let e = err; e && typeof e === 'object' && out.length < 10; e = (e as { cause?: unknown }).cause) out.push(e);
+  return out;
+}
+
+/** True when `err` (or its cause) is a PostgreSQL error with one of the given SQLSTATE codes (never branch on message text). */
+export function isPgError(err: unknown, ...codes: string[]): boolean {
+  return causes(err).some((e) => hasPgCode(e, codes));
+}
+
+/** The SQLSTATE of `err` or of its cause, if any. */
+export function pgCode(err: unknown): string | undefined {
+  const e = causes(err).find((c) => hasPgCode(c, []));
+  return e ? (e as { code: string }).code : undefined;
+}
+
+function hasPgCode(err: unknown, codes: string[]): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && (codes.length === 0 || codes.includes(code));
 }
@@ -15,6 +35,10 @@ const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMED
  * exception) and 57P0x (admin/crash shutdown, cannot connect now).
  */
 export function isConnectionError(err: unknown): boolean {
+  return causes(err).some(isConnectionErrorItself);
+}
+
+function isConnectionErrorItself(err: unknown): boolean {
   if (!err || typeof err !== 'object') return false;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && (CONNECTION_CODES.has(code) || code.startsWith('08') || code.startsWith('57P'))) return true;
@@ -27,5 +51,8 @@ export function isConnectionError(err: unknown): boolean {
 export function createPool(connectionString: string, log: Logger, options: pg.PoolConfig = {}): pg.Pool {
   const pool = new pg.Pool({ connectionString, max: 10, connectionTimeoutMillis: 5000, ...options });
   pool.on('error', (err) => log.warn({ err }, 'idle database client failed'));
+  // A checked-out client whose connection dies between two queries (a transaction awaiting other work) emits
+  // 'error' with nobody listening, which would crash the process; its next query fails and the pool drops it.
+  pool.on('connect', (client) => client.on('error', (err) => log.warn({ err }, 'database connection lost')));
   return pool;
 }
