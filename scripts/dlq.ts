@@ -57,6 +57,10 @@ async function main() {
         ch.ack(m);
         n++;
       }
+      // A round trip on the channel before closing: the broker has then processed every ack sent before it.
+      // Closing the connection right after the acks let some messages return to the queue (seen in tests).
+      await ch.checkQueue(names.dlq);
+      await ch.close();
       console.log(`replayed ${n} message(s) from ${names.dlq} to ${names.queue}`);
     }
   } finally {

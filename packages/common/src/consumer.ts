@@ -138,14 +138,16 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     const end = handling.startTimer({ queue, type });
     const mlog = log.child({ messageId: msg.properties.messageId, eventType: type, correlationId: msg.properties.correlationId });
     try {
-      const envelope = decodeMessage(msg);
-      if (!isEventType(envelope.type) || !opts.handlers[envelope.type]) {
+      const declared = msg.properties.type;
+      if (typeof declared === 'string' && declared.length > 0 && (!isEventType(declared) || !opts.handlers[declared])) {
         // Forward compatibility: a type this consumer does not know is acknowledged and counted, not failed.
         mlog.warn('ignoring event type this consumer does not handle');
         messages.inc({ queue, type: 'unknown', outcome: 'ignored' });
         channel.ack(msg);
         return;
       }
+      const envelope = decodeMessage(msg);
+      if (!isEventType(envelope.type)) throw new InvalidMessageError(`unknown event type ${envelope.type}`);
       const data = schemaFor(envelope.type, envelope.payload.version).parse(envelope.payload.data);
       const handler = opts.handlers[envelope.type] as Handler<EventType>;
       const outcome = await handler(data as never, envelope, mlog);
@@ -242,6 +244,14 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         /* channel already gone */
       }
       await Promise.allSettled([...inFlight]);
+      try {
+        // A round trip first: the broker has then processed every ack sent before it, so closing returns nothing
+        // that was already handled to the queue.
+        await ch?.checkQueue(queue);
+        await ch?.close();
+      } catch {
+        /* channel already gone */
+      }
       try {
         await conn?.close();
       } catch {
