@@ -14,6 +14,10 @@ export type ServiceName = (typeof SERVICES)[number];
 const ident = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier');
 export const AdminEnv = BaseEnv.extend({
   PG_ADMIN_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/postgres'),
+  /** Per service, when each database lives on a server of its own (as in docker-compose and k8s). */
+  ORDER_PG_ADMIN_URL: z.string().url().optional(),
+  INVENTORY_PG_ADMIN_URL: z.string().url().optional(),
+  PAYMENT_PG_ADMIN_URL: z.string().url().optional(),
   ORDER_DB_NAME: ident.default('orders'),
   INVENTORY_DB_NAME: ident.default('inventory'),
   PAYMENT_DB_NAME: ident.default('payment'),
@@ -33,6 +37,8 @@ export type AdminConfig = z.infer<typeof AdminEnv>;
 export const loadAdminConfig = (env: Record<string, string | undefined> = process.env) => parseEnv(AdminEnv, env);
 
 export type Layout = {
+  /** Superuser URL of the server that holds each service's database. */
+  servers: Record<ServiceName, string>;
   databases: Record<ServiceName, string>;
   roles: Record<ServiceName, string>;
   relayRole: string;
@@ -41,6 +47,11 @@ export type Layout = {
 
 export function layoutOf(c: AdminConfig): Layout {
   return {
+    servers: {
+      order: c.ORDER_PG_ADMIN_URL ?? c.PG_ADMIN_URL,
+      inventory: c.INVENTORY_PG_ADMIN_URL ?? c.PG_ADMIN_URL,
+      payment: c.PAYMENT_PG_ADMIN_URL ?? c.PG_ADMIN_URL,
+    },
     databases: { order: c.ORDER_DB_NAME, inventory: c.INVENTORY_DB_NAME, payment: c.PAYMENT_DB_NAME },
     roles: { order: c.ORDER_DB_USER, inventory: c.INVENTORY_DB_USER, payment: c.PAYMENT_DB_USER },
     relayRole: c.RELAY_DB_USER,
@@ -68,15 +79,20 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
 const q = (id: string) => `"${id.replace(/"/g, '""')}"`;
 const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
 
-/** wal_level=logical and enough slots/senders; restarts the server only when a setting actually changed. */
+/** wal_level=logical on every server that holds a service database. */
 export async function ensureLogicalReplication(c: AdminConfig, say: (m: string) => void): Promise<void> {
+  for (const server of new Set(Object.values(layoutOf(c).servers))) await ensureLogicalReplicationOn(c, server, say);
+}
+
+/** wal_level=logical and enough slots/senders; restarts the server only when a setting actually changed. */
+async function ensureLogicalReplicationOn(c: AdminConfig, adminUrl: string, say: (m: string) => void): Promise<void> {
   const wanted: Record<string, (v: string) => boolean> = {
     wal_level: (v) => v === 'logical',
     max_replication_slots: (v) => Number(v) >= 20,
     max_wal_senders: (v) => Number(v) >= 20,
   };
   const target: Record<string, string> = { wal_level: 'logical', max_replication_slots: '20', max_wal_senders: '20' };
-  const changed = await withClient(c.PG_ADMIN_URL, async (client) => {
+  const changed = await withClient(adminUrl, async (client) => {
     const out: string[] = [];
     for (const [name, ok] of Object.entries(wanted)) {
       const { rows } = await client.query<{ setting: string; pending_restart: boolean }>('SELECT setting, pending_restart FROM pg_settings WHERE name = $1', [name]);
@@ -92,8 +108,8 @@ export async function ensureLogicalReplication(c: AdminConfig, say: (m: string) 
     return;
   }
   say(`postgres: set ${changed.join(', ')} (ALTER SYSTEM); a restart is needed`);
-  const dataDir = await withClient(c.PG_ADMIN_URL, async (client) => (await client.query<{ d: string }>('SELECT current_setting($1) AS d', ['data_directory'])).rows[0]!.d);
-  const restart = restartCommand(c, dataDir);
+  const dataDir = await withClient(adminUrl, async (client) => (await client.query<{ d: string }>('SELECT current_setting($1) AS d', ['data_directory'])).rows[0]!.d);
+  const restart = restartCommand(c, adminUrl, dataDir);
   if (!restart) {
     throw new Error(
       `PostgreSQL must be restarted for ${changed.join(', ')} to take effect, and setup cannot do it here. ` +
@@ -105,7 +121,7 @@ export async function ensureLogicalReplication(c: AdminConfig, say: (m: string) 
   const deadline = Date.now() + 60_000;
   for (;;) {
     try {
-      const level = await withClient(c.PG_ADMIN_URL, async (client) => (await client.query<{ w: string }>("SELECT current_setting('wal_level') AS w")).rows[0]!.w);
+      const level = await withClient(adminUrl, async (client) => (await client.query<{ w: string }>("SELECT current_setting('wal_level') AS w")).rows[0]!.w);
       if (level !== 'logical') throw new Error(`wal_level is still ${level} after the restart`);
       say('postgres: restarted, wal_level=logical');
       return;
@@ -116,9 +132,9 @@ export async function ensureLogicalReplication(c: AdminConfig, say: (m: string) 
   }
 }
 
-function restartCommand(c: AdminConfig, dataDir: string): string[] | undefined {
+function restartCommand(c: AdminConfig, adminUrl: string, dataDir: string): string[] | undefined {
   if (c.PG_RESTART_COMMAND) return ['sh', '-c', c.PG_RESTART_COMMAND];
-  const host = new URL(c.PG_ADMIN_URL).hostname;
+  const host = new URL(adminUrl).hostname;
   const local = ['127.0.0.1', 'localhost', '::1', '[::1]', ''].includes(host);
   // Debian layout: /var/lib/postgresql/<version>/<cluster>
   const m = /\/postgresql\/([^/]+)\/([^/]+)\/?$/.exec(dataDir);
@@ -129,32 +145,30 @@ function restartCommand(c: AdminConfig, dataDir: string): string[] | undefined {
 /** Roles and databases, least privilege: each service role can connect to its own database only. */
 export async function ensureRolesAndDatabases(c: AdminConfig, say: (m: string) => void): Promise<void> {
   const layout = layoutOf(c);
-  await withClient(c.PG_ADMIN_URL, async (client) => {
-    const roles: [string, boolean, string | undefined][] = [
-      ...SERVICES.map((s) => [layout.roles[s], false, layout.passwords[s]] as [string, boolean, string | undefined]),
-      [layout.relayRole, true, layout.passwords.relay],
-    ];
-    for (const [role, replication, password] of roles) {
-      const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
-      if (!rowCount) {
-        await client.query(`CREATE ROLE ${q(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE ${replication ? 'REPLICATION' : 'NOREPLICATION'}`);
-        say(`postgres: created role ${role}${replication ? ' (REPLICATION)' : ''}`);
-      }
-      if (password) await client.query(`ALTER ROLE ${q(role)} PASSWORD ${lit(password)}`);
+  const ensureRole = async (client: pg.Client, role: string, replication: boolean, password: string | undefined, where: string) => {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+    if (!rowCount) {
+      await client.query(`CREATE ROLE ${q(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE ${replication ? 'REPLICATION' : 'NOREPLICATION'}`);
+      say(`postgres${where}: created role ${role}${replication ? ' (REPLICATION)' : ''}`);
     }
-    for (const s of SERVICES) {
-      const db = layout.databases[s];
+    if (password) await client.query(`ALTER ROLE ${q(role)} PASSWORD ${lit(password)}`);
+  };
+  const shared = new Set(Object.values(layout.servers)).size === 1;
+  for (const s of SERVICES) {
+    const where = shared ? '' : ` (${s})`;
+    const db = layout.databases[s];
+    await withClient(layout.servers[s], async (client) => {
+      await ensureRole(client, layout.roles[s], false, layout.passwords[s], where);
+      await ensureRole(client, layout.relayRole, true, layout.passwords.relay, where);
       const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [db]);
       if (!rowCount) {
         await client.query(`CREATE DATABASE ${q(db)}`);
-        say(`postgres: created database ${db}`);
+        say(`postgres${where}: created database ${db}`);
       }
       await client.query(`REVOKE ALL ON DATABASE ${q(db)} FROM PUBLIC`);
       await client.query(`GRANT CONNECT ON DATABASE ${q(db)} TO ${q(layout.roles[s])}, ${q(layout.relayRole)}`);
-    }
-  });
-  for (const s of SERVICES) {
-    await withClient(urlForDatabase(c.PG_ADMIN_URL, layout.databases[s]), async (client) => {
+    });
+    await withClient(urlForDatabase(layout.servers[s], db), async (client) => {
       await client.query('REVOKE CREATE ON SCHEMA public FROM PUBLIC');
       await client.query(`GRANT USAGE ON SCHEMA public TO ${q(layout.roles[s])}, ${q(layout.relayRole)}`);
     });
@@ -166,7 +180,7 @@ export async function ensureRolesAndDatabases(c: AdminConfig, say: (m: string) =
 export async function migrateAll(c: AdminConfig, say: (m: string) => void): Promise<void> {
   const layout = layoutOf(c);
   for (const s of SERVICES) {
-    const url = urlForDatabase(c.PG_ADMIN_URL, layout.databases[s]);
+    const url = urlForDatabase(layout.servers[s], layout.databases[s]);
     const pool = new pg.Pool({ connectionString: url, max: 1 });
     try {
       const before = await countMigrations(pool, s);

@@ -1,0 +1,40 @@
+# syntax=docker/dockerfile:1.7
+# One image for every component; the command chooses it: order, inventory, payment, relay, setup, migrate, dlq.
+#   docker build -t saga .        docker run --rm saga --help        docker run --rm saga check-config relay
+
+# ---- build: all dependencies, TypeScript bundled into dist/saga.js ----
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json ./
+COPY packages/common/package.json packages/common/
+COPY services/order/package.json services/order/
+COPY services/inventory/package.json services/inventory/
+COPY services/payment/package.json services/payment/
+COPY cdc-relay/package.json cdc-relay/
+RUN npm ci --no-audit --no-fund
+COPY packages/common/src packages/common/src
+COPY services/order/src services/order/src
+COPY services/inventory/src services/inventory/src
+COPY services/payment/src services/payment/src
+COPY cdc-relay/src cdc-relay/src
+COPY scripts scripts
+RUN npm run build
+
+# ---- run: production dependencies only, non-root, no build tools ----
+FROM node:20-bookworm-slim AS run
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY packages/common/package.json packages/common/
+COPY services/order/package.json services/order/
+COPY services/inventory/package.json services/inventory/
+COPY services/payment/package.json services/payment/
+COPY cdc-relay/package.json cdc-relay/
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist dist
+COPY migrations migrations
+# The node image's unprivileged user (uid 1000); k8s runs it with a read-only root filesystem.
+USER node
+EXPOSE 8000 8001 8002 8010
+ENTRYPOINT ["node", "--enable-source-maps", "dist/saga.js"]
+CMD ["--help"]

@@ -1,0 +1,63 @@
+/**
+ * The image's entry point: one image, the component chosen by its command.
+ *   node dist/saga.js order|inventory|payment|relay|setup|migrate|dlq …
+ *   node dist/saga.js check-config <component>   validate the environment for a component and exit
+ *   node dist/saga.js --help
+ * Components are loaded lazily: only the chosen one runs.
+ */
+/* eslint-disable @typescript-eslint/no-require-imports */
+
+export const COMPONENTS = {
+  order: { what: 'order service (HTTP :8000)', run: () => require('../services/order/src/main'), config: () => require('../services/order/src/config').loadConfig() },
+  inventory: { what: 'inventory service (HTTP :8001)', run: () => require('../services/inventory/src/main'), config: () => require('../services/inventory/src/config').loadConfig() },
+  payment: { what: 'payment service (HTTP :8002)', run: () => require('../services/payment/src/main'), config: () => require('../services/payment/src/config').loadConfig() },
+  relay: { what: 'CDC relay (health and metrics :8010)', run: () => require('../cdc-relay/src/main'), config: () => require('../cdc-relay/src/config').loadConfig() },
+  setup: { what: 'prepare PostgreSQL servers and the broker (one-shot)', run: () => require('./setup'), config: () => require('@saga/common/admin').loadAdminConfig() },
+  migrate: { what: 'apply the committed migrations (one-shot)', run: () => require('./migrate'), config: () => require('@saga/common/admin').loadAdminConfig() },
+  dlq: { what: 'inspect and replay dead-lettered messages', run: () => require('./dlq'), config: () => require('@saga/common/config').parseEnv(require('@saga/common/config').BaseEnv, process.env) },
+} as const;
+export type Component = keyof typeof COMPONENTS;
+
+function help(): string {
+  return [
+    'usage: saga <component> [args]   |   saga check-config <component>   |   saga --help',
+    '',
+    'components:',
+    ...Object.entries(COMPONENTS).map(([name, c]) => `  ${name.padEnd(10)} ${c.what}`),
+    '',
+    'Configuration comes from the environment (see README.md); <NAME>_FILE reads a variable from a file.',
+  ].join('\n');
+}
+
+function main(argv: string[]) {
+  const [command, ...rest] = argv;
+  const isComponent = (c: string | undefined): c is Component => !!c && Object.prototype.hasOwnProperty.call(COMPONENTS, c);
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    console.log(help());
+    return;
+  }
+  if (command === 'check-config') {
+    const target = rest[0];
+    if (!isComponent(target)) {
+      console.error(`check-config needs a component: ${Object.keys(COMPONENTS).join(', ')}`);
+      process.exit(2);
+    }
+    try {
+      COMPONENTS[target].config();
+      console.log(`${target}: configuration ok`);
+    } catch (err) {
+      console.error(`${target}: ${err instanceof Error ? err.message : String(err)}`);
+      process.exit(1);
+    }
+    return;
+  }
+  if (!isComponent(command)) {
+    console.error(`unknown component "${command}"\n\n${help()}`);
+    process.exit(2);
+  }
+  // The component reads its own arguments (dlq) from process.argv after the command.
+  process.argv = [process.argv[0]!, command, ...rest];
+  COMPONENTS[command].run();
+}
+
+if (require.main === module) main(process.argv.slice(2));
