@@ -1,0 +1,163 @@
+/**
+ * docker-compose.yml, k8s/ and the Dockerfile are product we cannot run here (no container engine, no cluster):
+ * validated offline against their schemas and against the code, and shown to fail on a real mistake.
+ */
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import express from 'express';
+import { Registry } from 'prom-client';
+import { createOpsRouter } from '@saga/common/ops';
+import { COMPONENTS } from '../../scripts/cli';
+import {
+  checkK8sConsistency, copiesOfStage, hasKubectl, interpolate, KUBERNETES_VERSION, loadCompose, renderKustomize,
+  validateCompose, validateDockerfile, validateK8sSchemas, type K8sObject,
+} from '../support/packaging';
+import { ROOT } from '../support/process';
+
+const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
+let servedPaths: string[] = [];
+
+beforeAll(async () => {
+  // The paths the ops router really serves (not 404), asked of the router itself.
+  const app = express();
+  app.use(createOpsRouter(new Registry(), async () => ({ ok: true })));
+  const server = app.listen(0);
+  const port = (server.address() as { port: number }).port;
+  for (const p of ['/healthz', '/readyz', '/metrics', '/nope']) {
+    if ((await fetch(`http://127.0.0.1:${port}${p}`)).status !== 404) servedPaths.push(p);
+  }
+  server.close();
+  expect(servedPaths).toEqual(['/healthz', '/readyz', '/metrics']);
+});
+
+describe('docker-compose.yml', () => {
+  const doc = loadCompose();
+  it('is valid against the Compose Specification and consistent with the code', () => {
+    expect(validateCompose(doc)).toEqual([]);
+    const services = doc.services as Record<string, { depends_on?: Record<string, { condition: string }>; command?: string[] }>;
+    expect(Object.keys(services).sort()).toEqual(['inventory', 'migrate', 'order', 'payment', 'postgres-inventory', 'postgres-order', 'postgres-payment', 'rabbitmq', 'relay', 'setup']);
+    expect(services.migrate!.depends_on).toEqual({ setup: { condition: 'service_completed_successfully' } });
+    for (const s of ['order', 'inventory', 'payment', 'relay']) {
+      expect(services[s]!.depends_on).toEqual({ rabbitmq: { condition: 'service_healthy' }, migrate: { condition: 'service_completed_successfully' } });
+    }
+  });
+  it('runs every PostgreSQL with wal_level=logical', () => {
+    for (const s of ['postgres-order', 'postgres-inventory', 'postgres-payment']) {
+      expect(((doc.services as Record<string, { command: string[] }>)[s]!.command).join(' ')).toContain('wal_level=logical');
+    }
+  });
+  it('fails on a misspelt key, an undefined dependency, a wrong port, an unknown variable or command', () => {
+    const bad = (mutate: (d: any) => void) => {
+      const d = clone(doc);
+      mutate(d);
+      return validateCompose(d);
+    };
+    expect(bad((d) => (d.services.order.depends_onn = d.services.order.depends_on)).join()).toContain('depends_onn');
+    expect(bad((d) => (d.services.order.depends_on.postgress = { condition: 'service_healthy' })).join()).toContain('undefined service postgress');
+    expect(bad((d) => (d.services.order.environment.PORT = '9000')).join()).toContain('PORT=9000 is not among its ports');
+    expect(bad((d) => (d.services.payment.environment.PAYMENT_LIMIT = '5')).join()).toContain('PAYMENT_LIMIT is not read by payment');
+    expect(bad((d) => delete d.services.relay.environment.RELAY_SOURCES).join()).toContain('RELAY_SOURCES must be set for relay');
+    expect(bad((d) => (d.services.relay.command = ['rellay'])).join()).toContain('not a component of the image');
+    expect(bad((d) => (d.services.order.healthcheck.test = ['CMD', 'true'])).join()).toContain('healthcheck does not probe port 8000');
+  });
+});
+
+const itWithKubectl = hasKubectl() ? it : it.skip;
+
+describe(`k8s (kustomize), strictly against Kubernetes ${KUBERNETES_VERSION}`, () => {
+  let objects: K8sObject[] = [];
+  beforeAll(() => {
+    if (hasKubectl()) objects = renderKustomize(path.join(ROOT, 'k8s/overlays/dev'));
+  });
+
+  itWithKubectl('renders the dev overlay into valid objects, no unknown field anywhere', () => {
+    const kinds = objects.map((o) => o.kind);
+    for (const k of ['Deployment', 'StatefulSet', 'Service', 'Job', 'ConfigMap', 'Secret', 'PodDisruptionBudget', 'NetworkPolicy', 'Namespace']) expect(kinds).toContain(k);
+    expect(validateK8sSchemas(objects)).toEqual([]);
+  });
+
+  itWithKubectl('is consistent with the code: components, variables, ports, probes, security, network', () => {
+    expect(checkK8sConsistency(objects, servedPaths)).toEqual([]);
+    const deployments = objects.filter((o) => o.kind === 'Deployment').map((o) => o.metadata.name).sort();
+    expect(deployments).toEqual(['inventory', 'order', 'payment', 'relay']);
+    const relay = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'relay')!;
+    expect(relay.spec).toMatchObject({ replicas: 1, strategy: { type: 'Recreate' } });
+    const pg = objects.filter((o) => o.kind === 'StatefulSet' && o.metadata.name.startsWith('postgres-'));
+    expect(pg).toHaveLength(3);
+    for (const s of pg) expect(JSON.stringify(s)).toContain('wal_level=logical');
+  });
+
+  itWithKubectl('fails on a misspelt field, a wrong type, a wrong port, a bad probe path or an unknown variable', () => {
+    const mutated = (mutate: (objs: any[]) => void) => {
+      const o = clone(objects);
+      mutate(o);
+      return o;
+    };
+    const order = (objs: any[]) => objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'order').spec.template.spec.containers[0];
+    expect(validateK8sSchemas(mutated((o) => (order(o).readinessProbes = order(o).readinessProbe))).join()).toContain('unknown field "readinessProbes"');
+    expect(validateK8sSchemas(mutated((o) => (o.find((x: any) => x.kind === 'Deployment').spec.replicas = '2'))).join()).toContain('expected number');
+    expect(checkK8sConsistency(mutated((o) => (order(o).ports[0].containerPort = 9000)), servedPaths).join()).toContain('containerPort 9000 does not match PORT=8000');
+    expect(checkK8sConsistency(mutated((o) => (order(o).readinessProbe.httpGet.path = '/ready')), servedPaths).join()).toContain('/ready is not served');
+    expect(checkK8sConsistency(mutated((o) => order(o).env.push({ name: 'DATABSE_URL', value: 'x' })), servedPaths).join()).toContain('DATABSE_URL is not read by order');
+    expect(checkK8sConsistency(mutated((o) => (order(o).securityContext.readOnlyRootFilesystem = false)), servedPaths).join()).toContain('read-only root');
+    expect(checkK8sConsistency(mutated((o) => (order(o).args = ['ordr'])), servedPaths).join()).toContain('not a component');
+  });
+});
+
+describe('Dockerfile', () => {
+  const text = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+  it('is multi-stage on Node 20 slim, non-root, copying only what exists and is not ignored', () => {
+    expect(validateDockerfile(text)).toEqual([]);
+  });
+  it('fails when the final stage runs as root, a COPY source is missing, or the base is not slim', () => {
+    expect(validateDockerfile(text.replace('USER node', 'USER root')).join()).toContain('non-root USER');
+    expect(validateDockerfile(text.replace('COPY scripts scripts', 'COPY scriptz scripts')).join()).toContain('COPY scriptz does not exist');
+    expect(validateDockerfile(text.replace(/node:20-bookworm-slim AS run/, 'node:20 AS run')).join()).toContain('not an official Node 20 slim');
+  });
+
+  it('its steps work without a container engine: a production install runs every component of the bundle', () => {
+    // The build stage's work: bundle. The run stage's: its COPYs, then a production-only install.
+    execFileSync('npm', ['run', 'build', '-s'], { cwd: ROOT, stdio: 'pipe' });
+    const dir = mkdtempSync(path.join(tmpdir(), 'image-'));
+    try {
+      for (const src of copiesOfStage(text, 'run')) {
+        mkdirSync(path.dirname(path.join(dir, src)), { recursive: true });
+        cpSync(path.join(ROOT, src), path.join(dir, src), { recursive: true });
+      }
+      cpSync(path.join(ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true });
+      execFileSync('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], { cwd: dir, stdio: 'pipe', timeout: 300_000 });
+      const run = (args: string[], env: Record<string, string> = {}) =>
+        execFileSync(process.execPath, ['dist/saga.js', ...args], { cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH!, ...env } });
+      expect(run(['--help'])).toContain('relay');
+      // Every package the bundle requires resolves in the production install.
+      const bundle = readFileSync(path.join(dir, 'dist/saga.js'), 'utf8');
+      const requires = [...new Set([...bundle.matchAll(/require\("([^"./][^"]*)"\)/g)].map((m) => m[1]!))].filter((r) => !r.startsWith('node:'));
+      expect(requires).toEqual(expect.arrayContaining(['amqplib', 'pg', 'pg-logical-replication', 'express', 'drizzle-orm/node-postgres', 'zod']));
+      const missing = requires.filter((r) => {
+        try {
+          execFileSync(process.execPath, ['-e', `require.resolve(${JSON.stringify(r)})`], { cwd: dir, stdio: 'pipe' });
+          return false;
+        } catch {
+          return true;
+        }
+      });
+      expect(missing).toEqual([]);
+      // Each component accepts the configuration docker-compose gives it.
+      const services = loadCompose().services as Record<string, { command?: string[]; environment?: Record<string, string> }>;
+      const checked: string[] = [];
+      for (const svc of Object.values(services)) {
+        const component = svc.command?.[0];
+        if (!component || !(component in COMPONENTS)) continue;
+        const env = Object.fromEntries(Object.entries(svc.environment ?? {}).map(([k, v]) => [k, interpolate(String(v))]));
+        expect(run(['check-config', component], env)).toContain(`${component}: configuration ok`);
+        checked.push(component);
+      }
+      expect(checked.sort()).toEqual(['inventory', 'migrate', 'order', 'payment', 'relay', 'setup']);
+      expect(() => run(['check-config', 'relay'], { RELAY_SOURCES: 'nonsense' })).toThrow();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,282 @@
+/**
+ * Offline validation of what we ship but cannot run here (no container engine, no cluster): the Compose file
+ * against the Compose Specification, rendered k8s manifests against the Kubernetes models, the Dockerfile, and
+ * the consistency between them and the code (commands, environment variables, ports, probe paths).
+ * Every validator returns a list of errors; an empty list is a pass.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import Ajv from 'ajv';
+import addFormats from 'ajv-formats';
+import { DockerfileParser } from 'dockerfile-ast';
+import YAML from 'yaml';
+import type { z } from 'zod';
+import { AdminEnv } from '@saga/common/admin';
+import { BaseEnv } from '@saga/common/config';
+import { RelayEnv } from '../../cdc-relay/src/config';
+import { COMPONENTS, type Component } from '../../scripts/cli';
+import { InventoryEnv } from '../../services/inventory/src/config';
+import { OrderEnv } from '../../services/order/src/config';
+import { PaymentEnv } from '../../services/payment/src/config';
+import { ROOT } from './process';
+
+export const IMAGE = 'saga-outbox-cdc';
+export const KUBERNETES_VERSION = '1.36 (OpenAPI models of @kubernetes/client-node 2.0.1)';
+
+/** What each component reads from the environment. */
+export const SCHEMAS: Record<Component, z.ZodObject> = {
+  order: OrderEnv,
+  inventory: InventoryEnv,
+  payment: PaymentEnv,
+  relay: RelayEnv,
+  setup: AdminEnv,
+  migrate: AdminEnv,
+  dlq: BaseEnv,
+};
+/** Variables whose defaults only fit a local machine: a deployment must set them (or `<NAME>_FILE`). */
+export const MUST_SET: Record<Component, string[][]> = {
+  order: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT']],
+  inventory: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT']],
+  payment: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT']],
+  relay: [['RELAY_SOURCES'], ['RABBITMQ_URL'], ['RELAY_PORT']],
+  setup: [['RABBITMQ_URL'], ['PG_ADMIN_URL', 'ORDER_PG_ADMIN_URL']],
+  migrate: [['PG_ADMIN_URL', 'ORDER_PG_ADMIN_URL']],
+  dlq: [['RABBITMQ_URL']],
+};
+export const HTTP_PORT_VAR: Partial<Record<Component, string>> = { order: 'PORT', inventory: 'PORT', payment: 'PORT', relay: 'RELAY_PORT' };
+
+export const isComponent = (c: unknown): c is Component => typeof c === 'string' && Object.prototype.hasOwnProperty.call(COMPONENTS, c);
+
+/** Environment consistency for one container: every name known to the component, every must-set name set. */
+export function checkEnv(where: string, component: Component, names: string[]): string[] {
+  const known = new Set(Object.keys(SCHEMAS[component].shape));
+  const errors: string[] = [];
+  const set = new Set(names.map((n) => (n.endsWith('_FILE') && known.has(n.slice(0, -5)) ? n.slice(0, -5) : n)));
+  for (const n of set) if (!known.has(n)) errors.push(`${where}: ${n} is not read by ${component}`);
+  for (const alternatives of MUST_SET[component]) {
+    if (!alternatives.some((a) => set.has(a))) errors.push(`${where}: ${alternatives.join(' or ')} must be set for ${component}`);
+  }
+  return errors;
+}
+
+// ---------------------------------------------------------------- compose
+
+export function loadCompose(file = path.join(ROOT, 'docker-compose.yml')): Record<string, unknown> {
+  return YAML.parse(readFileSync(file, 'utf8'), { merge: true });
+}
+
+/** `${VAR:-default}` as Compose interpolates it with an empty environment. */
+export function interpolate(value: string): string {
+  return value.replace(/\$\{(\w+)(?::?-([^}]*))?\}/g, (_m, _name, def) => def ?? '');
+}
+
+export function validateCompose(doc: Record<string, unknown>): string[] {
+  const ajv = new Ajv({ allErrors: true, strict: false, validateSchema: false });
+  addFormats(ajv);
+  const schema = JSON.parse(readFileSync(path.join(ROOT, 'node_modules/dclint/schemas/compose.schema.json'), 'utf8'));
+  const validate = ajv.compile(schema);
+  const errors: string[] = [];
+  if (!validate(doc)) errors.push(...(validate.errors ?? []).map((e) => `compose${e.instancePath}: ${e.message} ${JSON.stringify(e.params)}`));
+  const services = (doc.services ?? {}) as Record<string, Record<string, unknown>>;
+  for (const [name, svc] of Object.entries(services)) {
+    const deps = Array.isArray(svc.depends_on) ? svc.depends_on : Object.keys((svc.depends_on as object) ?? {});
+    for (const d of deps) if (!services[d as string]) errors.push(`compose: ${name} depends on undefined service ${String(d)}`);
+    if (svc.image !== `${IMAGE}:local` && svc.build === undefined) continue;
+    const command = (svc.command as string[] | undefined)?.[0];
+    if (!isComponent(command)) {
+      errors.push(`compose: ${name} runs "${String(command)}", not a component of the image`);
+      continue;
+    }
+    const env = (svc.environment ?? {}) as Record<string, string>;
+    errors.push(...checkEnv(`compose ${name}`, command, Object.keys(env)));
+    const portVar = HTTP_PORT_VAR[command];
+    if (portVar) {
+      const port = interpolate(String(env[portVar] ?? ''));
+      const published = ((svc.ports ?? []) as string[]).map((p) => String(p).split(':').pop());
+      if (!published.includes(port)) errors.push(`compose ${name}: ${portVar}=${port} is not among its ports ${published.join(',')}`);
+      const probe = JSON.stringify((svc.healthcheck as { test?: unknown } | undefined)?.test ?? '');
+      if (!probe.includes(`127.0.0.1:${port}/`)) errors.push(`compose ${name}: healthcheck does not probe port ${port}`);
+      if (!/\/(healthz|readyz)/.test(probe)) errors.push(`compose ${name}: healthcheck does not call /healthz or /readyz`);
+    }
+  }
+  return errors;
+}
+
+// ---------------------------------------------------------------- kubernetes
+
+export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string }; [k: string]: unknown };
+
+export function hasKubectl(): boolean {
+  return spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
+}
+
+export function renderKustomize(dir: string): K8sObject[] {
+  const out = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return YAML.parseAllDocuments(out).map((d) => d.toJSON() as K8sObject).filter(Boolean);
+}
+
+/** Strict field and type check of every object against the Kubernetes models (unknown field = error). */
+export function validateK8sSchemas(objects: K8sObject[]): string[] {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'test/support/k8s-schema.mjs')], { input: JSON.stringify(objects), encoding: 'utf8', cwd: ROOT });
+  if (r.status !== 0) return [`k8s schema validator failed: ${r.stderr}`];
+  return JSON.parse(r.stdout) as string[];
+}
+
+type Container = {
+  name: string;
+  image: string;
+  args?: string[];
+  env?: { name: string }[];
+  envFrom?: { secretRef?: { name: string }; configMapRef?: { name: string } }[];
+  ports?: { name?: string; containerPort: number }[];
+  readinessProbe?: { httpGet?: { path: string; port: string | number } };
+  livenessProbe?: { httpGet?: { path: string; port: string | number } };
+  resources?: { requests?: object; limits?: object };
+  securityContext?: { readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean; capabilities?: { drop?: string[] } };
+};
+type PodSpec = { containers: Container[]; initContainers?: Container[]; securityContext?: { runAsNonRoot?: boolean } };
+
+export function podSpecOf(o: K8sObject): PodSpec | undefined {
+  const spec = o.spec as { template?: { spec?: PodSpec } } | undefined;
+  return spec?.template?.spec;
+}
+
+/** Commands, environment, ports, probes, security and resources of every workload, and who may reach whom. */
+export function checkK8sConsistency(objects: K8sObject[], servedPaths: string[]): string[] {
+  const errors: string[] = [];
+  const secretKeys = new Map<string, string[]>();
+  for (const o of objects) {
+    if (o.kind === 'Secret' || o.kind === 'ConfigMap') {
+      const keys = [...Object.keys((o.data as object) ?? {}), ...Object.keys((o.stringData as object) ?? {})];
+      secretKeys.set(`${o.kind}/${o.metadata.name}`, keys);
+    }
+  }
+  for (const o of objects) {
+    const pod = podSpecOf(o);
+    if (!pod) continue;
+    const where = `${o.kind}/${o.metadata.name}`;
+    if (pod.securityContext?.runAsNonRoot !== true) errors.push(`${where}: pod must set runAsNonRoot`);
+    for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+      const cw = `${where} ${c.name}`;
+      if (!c.resources?.requests || !c.resources?.limits) errors.push(`${cw}: resources need requests and limits`);
+      const sc = c.securityContext;
+      if (sc?.readOnlyRootFilesystem !== true || sc?.allowPrivilegeEscalation !== false || !sc?.capabilities?.drop?.includes('ALL')) {
+        errors.push(`${cw}: securityContext must be read-only root, no privilege escalation, drop ALL`);
+      }
+      if (!c.image.startsWith(IMAGE)) continue;
+      const component = c.args?.[0];
+      if (!isComponent(component)) {
+        errors.push(`${cw}: runs "${String(component)}", not a component of the image`);
+        continue;
+      }
+      const names = (c.env ?? []).map((e) => e.name);
+      for (const ef of c.envFrom ?? []) {
+        const ref = ef.secretRef ? `Secret/${ef.secretRef.name}` : `ConfigMap/${ef.configMapRef?.name}`;
+        const keys = secretKeys.get(ref);
+        if (!keys) errors.push(`${cw}: envFrom ${ref} does not exist`);
+        names.push(...(keys ?? []));
+      }
+      errors.push(...checkEnv(cw, component, names));
+      const portVar = HTTP_PORT_VAR[component];
+      if (portVar) {
+        const value = (c.env as { name: string; value?: string }[] | undefined)?.find((e) => e.name === portVar)?.value;
+        const http = c.ports?.find((p) => p.name === 'http');
+        if (!http || String(http.containerPort) !== value) errors.push(`${cw}: containerPort ${http?.containerPort} does not match ${portVar}=${value}`);
+        for (const [kind, probe] of [['readiness', c.readinessProbe], ['liveness', c.livenessProbe]] as const) {
+          const get = probe?.httpGet;
+          if (!get) {
+            errors.push(`${cw}: no ${kind} probe`);
+            continue;
+          }
+          if (!servedPaths.includes(get.path)) errors.push(`${cw}: ${kind} probe path ${get.path} is not served`);
+          if (get.port !== 'http' && get.port !== http?.containerPort) errors.push(`${cw}: ${kind} probe port ${get.port} is not the http port`);
+        }
+        if (c.readinessProbe?.httpGet?.path !== '/readyz' || c.livenessProbe?.httpGet?.path !== '/healthz') errors.push(`${cw}: readiness must be /readyz, liveness /healthz`);
+      }
+    }
+  }
+  // Services point at ports their pods declare.
+  for (const svc of objects.filter((o) => o.kind === 'Service')) {
+    const spec = svc.spec as { selector?: Record<string, string>; ports: { targetPort?: string | number }[] };
+    const pods = objects.filter((o) => {
+      const labels = (o.spec as { template?: { metadata?: { labels?: Record<string, string> } } })?.template?.metadata?.labels ?? {};
+      return podSpecOf(o) && Object.entries(spec.selector ?? {}).every(([k, v]) => labels[k] === v);
+    });
+    if (pods.length === 0) errors.push(`Service/${svc.metadata.name}: selects no workload`);
+    for (const p of spec.ports) {
+      const ok = pods.some((o) => podSpecOf(o)!.containers.some((c) => (c.ports ?? []).some((cp) => cp.name === p.targetPort || cp.containerPort === p.targetPort)));
+      if (!ok) errors.push(`Service/${svc.metadata.name}: targetPort ${String(p.targetPort)} is not a container port`);
+    }
+  }
+  // Each service reaches only its own database (and the broker).
+  for (const s of ['order', 'inventory', 'payment']) {
+    const np = objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === s);
+    if (!np) {
+      errors.push(`NetworkPolicy/${s} is missing`);
+      continue;
+    }
+    const egress = (np.spec as { egress?: { to?: { podSelector?: { matchLabels?: Record<string, string> } }[] }[] }).egress ?? [];
+    const targets = egress.flatMap((e) => (e.to ?? []).map((t) => t.podSelector?.matchLabels?.['app.kubernetes.io/name'])).sort();
+    if (JSON.stringify(targets) !== JSON.stringify([`postgres-${s}`, 'rabbitmq'].sort())) errors.push(`NetworkPolicy/${s}: egress to ${targets.join(', ')}`);
+  }
+  if (!objects.some((o) => o.kind === 'NetworkPolicy' && (o.spec as { podSelector?: object }).podSelector && Object.keys((o.spec as { podSelector: object }).podSelector).length === 0 && o.metadata.name === 'default-deny')) {
+    errors.push('NetworkPolicy/default-deny is missing');
+  }
+  return errors;
+}
+
+// ---------------------------------------------------------------- Dockerfile
+
+export function dockerignored(): string[] {
+  return readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+}
+
+/** Multi-stage, official Node 20 slim bases, non-root final stage, COPY sources that exist and are not ignored. */
+export function validateDockerfile(text: string): string[] {
+  const errors: string[] = [];
+  const df = DockerfileParser.parse(text);
+  const froms = df.getFROMs();
+  if (froms.length < 2) errors.push('Dockerfile: expected a multi-stage build');
+  for (const f of froms) {
+    const ref = `${f.getImageName()}:${f.getImageTag() ?? ''}`;
+    if (!/^node:20(\.\d+)*-([\w]+-)?slim$/.test(ref)) errors.push(`Dockerfile: base ${ref} is not an official Node 20 slim image`);
+  }
+  const instructions = df.getInstructions();
+  const lastFrom = instructions.lastIndexOf(froms[froms.length - 1]!);
+  const finalUsers = instructions.slice(lastFrom).filter((i) => i.getKeyword() === 'USER').map((i) => i.getArgumentsContent());
+  if (finalUsers.length === 0 || ['root', '0'].includes(finalUsers[finalUsers.length - 1] ?? '')) errors.push('Dockerfile: the final stage must run as a non-root USER');
+  const ignored = dockerignored();
+  for (const i of instructions.filter((x) => x.getKeyword() === 'COPY')) {
+    const args = i.getArguments().map((a) => a.getValue());
+    if (fromFlag(i)) continue;
+    for (const src of args.slice(0, -1).filter((a) => !a.startsWith('--'))) {
+      if (!existsSync(path.join(ROOT, src))) errors.push(`Dockerfile: COPY ${src} does not exist`);
+      if (ignored.some((p) => p === src || src.startsWith(`${p}/`))) errors.push(`Dockerfile: COPY ${src} is excluded by .dockerignore`);
+    }
+  }
+  const entry = instructions.find((i) => i.getKeyword() === 'ENTRYPOINT')?.getArgumentsContent() ?? '';
+  if (!entry.includes('dist/saga.js')) errors.push('Dockerfile: ENTRYPOINT must run dist/saga.js');
+  return errors;
+}
+
+/** COPY --from=<stage>: copies from another stage, not from the build context. */
+function fromFlag(i: unknown): boolean {
+  const flags = (i as { getFlags?: () => { getName: () => string }[] }).getFlags?.() ?? [];
+  return flags.some((f) => f.getName() === 'from');
+}
+
+/** The COPY sources of the stage named `stage` that come from the build context. */
+export function copiesOfStage(text: string, stage: string): string[] {
+  const df = DockerfileParser.parse(text);
+  const instructions = df.getInstructions();
+  const froms = df.getFROMs();
+  const i = froms.findIndex((f) => f.getBuildStage() === stage);
+  if (i < 0) return [];
+  const start = instructions.indexOf(froms[i]!);
+  const end = froms[i + 1] ? instructions.indexOf(froms[i + 1]!) : instructions.length;
+  return instructions
+    .slice(start, end)
+    .filter((x) => x.getKeyword() === 'COPY' && !fromFlag(x))
+    .flatMap((x) => x.getArguments().map((a) => a.getValue()).slice(0, -1));
+}
