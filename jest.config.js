@@ -20,6 +20,7 @@ module.exports = {
       ...shared,
       displayName: 'integration',
       testMatch: ['<rootDir>/**/test/integration/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/support/global-setup.ts',
       testPathIgnorePatterns: ['/node_modules/'],
     },
   ],

@@ -99,7 +99,8 @@ export async function createTestEnv(label: string): Promise<TestEnv> {
           }
           await new Promise((r) => setTimeout(r, 100));
         }
-        for (const db of Object.values(databases)) await client.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
+        const { rows: extra } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${id}\\_%`]);
+        for (const db of new Set([...Object.values(databases), ...extra.map((r) => r.datname)])) await client.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
       } finally {
         await client.end();
       }

@@ -37,8 +37,8 @@ process.on('exit', () => {
   for (const c of alive) c.kill('SIGKILL');
 });
 
-export function startProcess(entry: string, env: Record<string, string>, args: string[] = []): Running {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry), ...args], {
+export function startProcess(entry: string, env: Record<string, string>, args: string[] = [], nodeArgs: string[] = []): Running {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(ROOT, entry), ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,412 @@
+/**
+ * npm run bench [-- --smoke] [-- --only=throughput,writers,latency,saga,memory,peer]
+ * Every figure is measured in this run, on this machine, next to its baseline (ratio printed). A table on the
+ * terminal and a JSON file under bench/results/ (or --out=DIR).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import amqp from 'amqplib';
+import { SERVICES, type ServiceName } from '@saga/common/admin';
+import { assertEventTopology } from '@saga/common/amqp';
+import { createTestEnv, type TestEnv } from '../test/support/env';
+import removeLeftovers from '../test/support/global-setup';
+import { metricValue } from '../test/support/metrics';
+import { killAll, startProcess, type Running } from '../test/support/process';
+import { sagaClient } from '../test/support/saga';
+import { startStack } from '../test/support/stack';
+import { waitUntil } from '../test/support/wait';
+import { randomUUID } from 'node:crypto';
+import { toAmqpMessage } from '../cdc-relay/src/mapping';
+import { arrivals, closedLoopWriters, insertBacklog, now, outboxScans, pacedWriter, payload, rssMiB, sleep, sql, summary } from './lib';
+import { peerBacklog, peerLatency } from './peer';
+
+const args = process.argv.slice(2);
+const SMOKE = args.includes('--smoke');
+const ONLY = args.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const OUT = args.find((a) => a.startsWith('--out='))?.slice(6) ?? path.resolve(__dirname, 'results');
+const P = SMOKE
+  ? { backlog: 300, bytes: 1000, writeMs: 800, conns: [1, 8], rates: [200], latencyMs: 1000, idleMs: 1200, sagaMs: 1500, sagaConc: [4], memory: [500, 1000] }
+  : { backlog: 50_000, bytes: 1000, writeMs: 5000, conns: [1, 8, 32], rates: [500, 2000], latencyMs: 5000, idleMs: 5000, sagaMs: 10_000, sagaConc: [16, 64], memory: [100_000, 1_000_000] };
+const want = (s: string) => !ONLY || ONLY.includes(s);
+
+type Row = { section: string; what: string; figure: string; baseline: string; ratio: string };
+const rows: Row[] = [];
+const results: Record<string, unknown> = {};
+const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '-');
+const ratio = (a: number, b: number) => (b > 0 ? `${fmt((a / b) * 100, 0)}%` : '-');
+const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
+
+let env: TestEnv;
+const relayEnv = (sources: ServiceName[], prefix: string, extra: Record<string, string> = {}) => ({
+  ...env.env,
+  RELAY_SOURCES: sources.map((s) => `${s}=${env.relayUrl(s)}`).join(','),
+  RELAY_SLOT_PREFIX: prefix,
+  RELAY_PORT: '18400',
+  LOG_LEVEL: 'warn',
+  ...extra,
+});
+
+async function startRelay(sources: ServiceName[], prefix: string, extra: Record<string, string> = {}): Promise<Running> {
+  const r = startProcess('cdc-relay/src/main.ts', { ...relayEnv(sources, prefix, extra), LOG_LEVEL: 'info' });
+  await waitUntil(() => sources.every((s) => r.logs.some((l) => l.msg === 'streaming' && l.source === s)), { timeoutMs: 60_000, message: 'relay streaming' });
+  return r;
+}
+const published = () => metricValue('http://127.0.0.1:18400', 'relay_messages_published_total');
+const streamingAt = (r: Running) => Math.max(...r.logs.filter((l) => l.msg === 'streaming').map((l) => Date.parse(String(l.time))));
+
+async function createSlots(sources: ServiceName[], prefix: string) {
+  for (const s of sources) await sql(env.adminUrl(s), "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [`${prefix}_${s}`]);
+}
+
+/** A queue of the given type bound to every event, purged; `drop` keeps only a few messages (memory runs). */
+async function benchQueue(type: 'classic' | 'quorum', drop = false) {
+  const conn = await amqp.connect(env.rabbitUrl);
+  const ch = await conn.createChannel();
+  await assertEventTopology(ch, env.exchange);
+  const name = `bench.${type}${drop ? '.drop' : ''}`;
+  await ch.assertQueue(name, { durable: true, arguments: { 'x-queue-type': type, ...(drop ? { 'x-max-length': 1000, 'x-overflow': 'drop-head' } : {}) } });
+  await ch.bindQueue(name, env.exchange, '#');
+  await ch.purgeQueue(name);
+  return {
+    async remove() {
+      await ch.deleteQueue(name);
+      await conn.close();
+    },
+  };
+}
+
+/**
+ * The broker's ceiling: a plain pipelined confirm-channel publisher sending the very messages the relay sends
+ * (toAmqpMessage of the same rows: size, properties, headers, mandatory), to the same exchange and queue.
+ */
+async function ceiling(n: number, bytes: number): Promise<number> {
+  const conn = await amqp.connect(env.rabbitUrl);
+  const ch = await conn.createConfirmChannel();
+  const body = JSON.stringify(payload(bytes));
+  const headers = JSON.stringify({ correlationId: 'bench', causationId: null });
+  const messages = Array.from({ length: Math.min(n, 1000) }, (_, i) =>
+    toAmqpMessage({ id: randomUUID(), aggregatetype: 'bench', aggregateid: `agg-${i % 64}`, type: 'Tested', payload: body, headers, created_at: new Date().toISOString() }, 'order', 'outbox'),
+  );
+  let outstanding = 0;
+  let wake: (() => void) | undefined;
+  const t0 = now();
+  for (let i = 0; i < n; i++) {
+    while (outstanding >= 10_000) await new Promise<void>((r) => (wake = r));
+    outstanding++;
+    const m = messages[i % messages.length]!;
+    if (!m.ok) throw new Error(m.reason);
+    const ok = ch.publish(env.exchange, m.routingKey, m.content, m.options, () => {
+      outstanding--;
+      wake?.();
+    });
+    if (!ok) await new Promise((r) => ch.once('drain', r));
+  }
+  await ch.waitForConfirms();
+  const rate = n / ((now() - t0) / 1000);
+  await conn.close();
+  return rate;
+}
+
+/** Rows committed while the relay is stopped; then the time for the relay to publish and have all confirmed. */
+async function relayBacklog(sources: ServiceName[], n: number, bytes: number, tag: string) {
+  const prefix = `${env.id}_${tag}`;
+  await createSlots(sources, prefix);
+  for (const s of sources) await insertBacklog(env.serviceUrl(s), Math.round(n / sources.length), bytes);
+  const relay = await startRelay(sources, prefix);
+  const t0 = streamingAt(relay);
+  await waitUntil(async () => (await published()) >= n, { timeoutMs: 600_000, intervalMs: 100, message: 'backlog published' });
+  const rate = n / ((Date.now() - t0) / 1000);
+  await relay.kill('SIGTERM');
+  await dropSlots(sources, prefix);
+  return rate;
+}
+
+async function dropSlots(sources: ServiceName[], prefix: string) {
+  for (const s of sources) await sql(env.adminUrl(s), 'SELECT pg_drop_replication_slot($1)', [`${prefix}_${s}`]);
+}
+
+async function sectionThroughput() {
+  const out: Record<string, unknown> = {};
+  for (const type of ['classic', 'quorum'] as const) {
+    const q = await benchQueue(type);
+    const ceil = await ceiling(P.backlog, P.bytes);
+    await q.remove();
+    const q2 = await benchQueue(type);
+    const relay = await relayBacklog(['order'], P.backlog, P.bytes, `tp_${type}`);
+    await q2.remove();
+    out[type] = { ceilingMsgPerSec: ceil, relayMsgPerSec: relay, ratio: relay / ceil };
+    rows.push({ section: '1. backlog', what: `relay, ${type} queue, ${fmt(P.backlog)} x ${P.bytes} B`, figure: `${fmt(relay)} msg/s`, baseline: `${fmt(ceil)} msg/s plain confirm publisher`, ratio: ratio(relay, ceil) });
+    log(`throughput ${type}: relay ${fmt(relay)} vs ceiling ${fmt(ceil)}`);
+  }
+  // Scale: the same backlog from three databases at once.
+  const q = await benchQueue('classic');
+  const three = await relayBacklog([...SERVICES], P.backlog, P.bytes, 'tp_three');
+  await q.remove();
+  const one = (out.classic as { relayMsgPerSec: number }).relayMsgPerSec;
+  out.threeSources = { relayMsgPerSec: three, ratioToOneSource: three / one };
+  rows.push({ section: '6. scale', what: `relay, 3 source databases, classic`, figure: `${fmt(three)} msg/s`, baseline: `${fmt(one)} msg/s with 1 source`, ratio: ratio(three, one) });
+  results.throughput = out;
+}
+
+async function sectionWriters() {
+  const out: Record<string, unknown> = {};
+  const q = await benchQueue('classic');
+  const prefix = `${env.id}_wr`;
+  await createSlots(['order'], prefix);
+  for (const c of P.conns) {
+    // Baseline on a database of the same schema with no slot: its rows must not reach the relay's stream.
+    const dbOnly = await closedLoopWriters(env.serviceUrl('inventory'), c, P.writeMs, P.bytes);
+    const relay = await startRelay(['order'], prefix);
+    const before = await published();
+    const t0 = now();
+    const committed = await closedLoopWriters(env.serviceUrl('order'), c, P.writeMs, P.bytes);
+    const secs = (now() - t0) / 1000;
+    const pub = (await published()) - before;
+    const backlog = committed - pub;
+    const drainStart = now();
+    await waitUntil(async () => (await published()) - before >= committed, { timeoutMs: 300_000, intervalMs: 20 });
+    const drainMs = now() - drainStart;
+    await relay.kill('SIGTERM');
+    out[`${c}`] = { dbOnlyCommitsPerSec: dbOnly / (P.writeMs / 1000), committedPerSec: committed / secs, publishedPerSec: pub / secs, backlogAtEnd: backlog, drainMs };
+    rows.push({
+      section: '2. with writers',
+      what: `${c} writer connection(s): committed / published`,
+      figure: `${fmt(committed / secs)} / ${fmt(pub / secs)} rows/s, backlog ${fmt(Math.max(0, backlog))} (drained in ${fmt(drainMs)} ms)`,
+      baseline: `${fmt(dbOnly / (P.writeMs / 1000))} commits/s, relay stopped`,
+      ratio: ratio(committed / secs, dbOnly / (P.writeMs / 1000)),
+    });
+    log(`writers ${c}: ${fmt(committed / secs)} committed/s, ${fmt(pub / secs)} published/s`);
+  }
+  await q.remove();
+  await dropSlots(['order'], prefix);
+  results.writers = out;
+}
+
+async function pollerProcess(intervalMs: number): Promise<Running> {
+  const p = startProcess('bench/polling-publisher.ts', { DATABASE_URL: env.serviceUrl('order'), RABBITMQ_URL: env.rabbitUrl, EVENTS_EXCHANGE: env.exchange, POLL_INTERVAL_MS: String(intervalMs) });
+  await waitUntil(() => p.logs.length > 0, { timeoutMs: 30_000, message: 'poller running' });
+  return p;
+}
+
+async function sectionLatency() {
+  const out: Record<string, unknown> = {};
+  const prefix = `${env.id}_lat`;
+  await createSlots(['order'], prefix);
+  const variants: { name: string; start: () => Promise<Running> }[] = [
+    { name: 'relay (CDC)', start: () => startRelay(['order'], prefix) },
+    { name: 'polling every 100 ms', start: () => pollerProcess(100) },
+    { name: 'polling every 1 s', start: () => pollerProcess(1000) },
+  ];
+  if (want('peer')) variants.push({ name: 'pg-transactional-outbox', start: async () => peerLatency.start(env) });
+  for (const rate of P.rates) {
+    const byVariant: Record<string, unknown> = {};
+    for (const v of variants) {
+      if (v.name !== 'pg-transactional-outbox') await sql(env.adminUrl('order'), 'TRUNCATE outbox');
+      const sink = await arrivals(env.rabbitUrl, env.exchange, 'bench.latency');
+      const proc = await v.start();
+      const committed = v.name === 'pg-transactional-outbox' ? await peerLatency.write(env, rate, P.latencyMs, P.bytes) : await pacedWriter(env.serviceUrl('order'), rate, P.latencyMs, P.bytes);
+      await waitUntil(() => [...committed.keys()].every((id) => sink.at.has(id)), { timeoutMs: 60_000, intervalMs: 20, message: `${v.name} delivered everything` });
+      const lat = summary([...committed].map(([id, t]) => Math.max(0, sink.at.get(id)! - t)));
+      await proc.kill('SIGTERM');
+      await sink.close();
+      byVariant[v.name] = lat;
+      log(`latency ${rate}/s ${v.name}: p50 ${fmt(lat.p50, 1)} p99 ${fmt(lat.p99, 1)} max ${fmt(lat.max, 1)} ms`);
+    }
+    const relay = byVariant['relay (CDC)'] as ReturnType<typeof summary>;
+    for (const [name, l] of Object.entries(byVariant) as [string, ReturnType<typeof summary>][]) {
+      if (name === 'relay (CDC)') continue;
+      rows.push({
+        section: '3. latency',
+        what: `${fmt(rate)} rows/s, commit -> consumer, p50/p99/max`,
+        figure: `relay ${fmt(relay.p50, 1)} / ${fmt(relay.p99, 1)} / ${fmt(relay.max, 1)} ms`,
+        baseline: `${name} ${fmt(l.p50, 1)} / ${fmt(l.p99, 1)} / ${fmt(l.max, 1)} ms`,
+        ratio: ratio(relay.p99, l.p99),
+      });
+    }
+    out[`${rate}`] = byVariant;
+  }
+  // Database load on an idle system: scans of the outbox table per second (server statistics).
+  const idle: Record<string, number> = {};
+  for (const v of variants.slice(0, 3)) {
+    const proc = await v.start();
+    await sleep(1500); // stats are flushed by backends at most once a second
+    const before = await outboxScans(env.adminUrl('order'));
+    await sleep(P.idleMs);
+    const after = await outboxScans(env.adminUrl('order'));
+    await proc.kill('SIGTERM');
+    idle[v.name] = (after - before) / (P.idleMs / 1000);
+  }
+  out.idleOutboxScansPerSec = idle;
+  await dropSlots(['order'], prefix);
+  rows.push({
+    section: '3. idle load',
+    what: 'outbox scans/s with nothing to publish',
+    figure: `relay ${fmt(idle['relay (CDC)']!, 1)}`,
+    baseline: `polling 100 ms ${fmt(idle['polling every 100 ms']!, 1)}, 1 s ${fmt(idle['polling every 1 s']!, 1)}`,
+    ratio: '-',
+  });
+  results.latency = out;
+}
+
+async function sectionSaga() {
+  const out: Record<string, unknown> = {};
+  const stack = await startStack(env, { relay: { RELAY_SLOT_PREFIX: `${env.id}_saga` } });
+  const urls = () => ({ order: stack.services.order.url, inventory: stack.services.inventory.url, payment: stack.services.payment.url });
+  const saga = sagaClient(urls);
+  const skus = await Promise.all(Array.from({ length: 20 }, () => saga.product(1_000_000_000, 100)));
+  const customers = await Promise.all(Array.from({ length: 50 }, () => saga.account(1_000_000_000_000)));
+  const conn = await amqp.connect(env.rabbitUrl);
+  const ch = await conn.createChannel();
+  await ch.assertQueue('bench.final', { durable: false, autoDelete: true });
+  await ch.bindQueue('bench.final', env.exchange, 'order.OrderConfirmed');
+  await ch.bindQueue('bench.final', env.exchange, 'order.OrderCancelled');
+  const finalAt = new Map<string, { at: number; type: string }>();
+  await ch.consume('bench.final', (m) => m && finalAt.set(String(m.properties.correlationId), { at: now(), type: String(m.properties.type) }), { noAck: true });
+  for (const conc of P.sagaConc) {
+    const placedAt = new Map<string, number>();
+    const httpLatency: number[] = [];
+    const deadline = now() + P.sagaMs;
+    let i = 0;
+    const t0 = now();
+    await Promise.all(
+      Array.from({ length: conc }, async () => {
+        while (now() < deadline) {
+          const n = i++;
+          const started = now();
+          const res = await fetch(`${urls().order}/orders`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ customerId: customers[n % customers.length], items: [{ sku: skus[n % skus.length], quantity: 1 + (n % 3) }] }),
+          });
+          const body = (await res.json()) as { orderId: string };
+          httpLatency.push(now() - started);
+          if (res.status === 202) {
+            placedAt.set(body.orderId, started);
+            saga.placed.push(body.orderId);
+          }
+        }
+      }),
+    );
+    const placedSecs = (now() - t0) / 1000;
+    await waitUntil(() => [...placedAt.keys()].every((id) => finalAt.has(id)), { timeoutMs: 300_000, intervalMs: 50, message: 'every order final' });
+    const mine = [...placedAt].map(([id, t]) => ({ t, f: finalAt.get(id)! }));
+    const confirmed = mine.filter((m) => m.f.type === 'OrderConfirmed');
+    const lastFinal = Math.max(...mine.map((m) => m.f.at));
+    const http = summary(httpLatency);
+    const toFinal = summary(confirmed.map((m) => m.f.at - m.t));
+    const r = {
+      concurrency: conc,
+      placedPerSec: placedAt.size / placedSecs,
+      confirmedPerSec: confirmed.length / ((lastFinal - t0) / 1000),
+      confirmed: confirmed.length,
+      orders: placedAt.size,
+      placementMs: http,
+      placementToConfirmedMs: toFinal,
+    };
+    out[`${conc}`] = r;
+    rows.push({
+      section: '4. saga',
+      what: `${conc} connections, ${P.sagaMs / 1000} s: placed / confirmed`,
+      figure: `${fmt(r.placedPerSec)} / ${fmt(r.confirmedPerSec)} orders/s; POST p50 ${fmt(http.p50, 1)} p99 ${fmt(http.p99, 1)} ms; to CONFIRMED p50 ${fmt(toFinal.p50, 1)} p99 ${fmt(toFinal.p99, 1)} ms`,
+      baseline: `${fmt(r.orders)} orders, ${fmt(r.confirmed)} confirmed`,
+      ratio: ratio(r.confirmedPerSec, r.placedPerSec),
+    });
+    log(`saga ${conc}: ${fmt(r.placedPerSec)} placed/s, ${fmt(r.confirmedPerSec)} confirmed/s`);
+  }
+  await saga.expectInvariants(300_000);
+  out.invariants = 'held: every order final; stock and balances add up';
+  await conn.close();
+  await stack.stop();
+  await dropSlots([...SERVICES], `${env.id}_saga`);
+  results.saga = out;
+}
+
+async function sectionMemory() {
+  const out: Record<string, unknown> = {};
+  const q = await benchQueue('classic', true);
+  let baseline = NaN;
+  for (const n of P.memory) {
+    const prefix = `${env.id}_mem${n}`;
+    await createSlots(['order'], prefix);
+    await sql(env.adminUrl('order'), 'TRUNCATE outbox');
+    await insertBacklog(env.serviceUrl('order'), n, 200, 20_000);
+    const relay = await startRelay(['order'], prefix);
+    const start = rssMiB(relay.pid);
+    let max = start;
+    const t0 = now();
+    await waitUntil(async () => {
+      max = Math.max(max, rssMiB(relay.pid));
+      return (await published()) >= n;
+    }, { timeoutMs: 900_000, intervalMs: 100, message: `${n} rows published` });
+    const rate = n / ((now() - t0) / 1000);
+    await relay.kill('SIGTERM');
+    await dropSlots(['order'], prefix);
+    out[`${n}`] = { startRssMiB: start, maxRssMiB: max, msgPerSec: rate };
+    if (Number.isNaN(baseline)) baseline = max;
+    rows.push({ section: '6. memory', what: `relay RSS streaming a ${fmt(n)}-row backlog`, figure: `max ${fmt(max)} MiB (start ${fmt(start)}), ${fmt(rate)} msg/s`, baseline: `max ${fmt(baseline)} MiB at ${fmt(P.memory[0]!)} rows`, ratio: ratio(max, baseline) });
+    log(`memory ${n}: max RSS ${fmt(max)} MiB`);
+  }
+  await q.remove();
+  results.memory = out;
+}
+
+async function sectionPeer() {
+  const q = await benchQueue('classic');
+  const peer = await peerBacklog(env, P.backlog, P.bytes);
+  await q.remove();
+  const ours = (results.throughput as { classic?: { relayMsgPerSec: number } } | undefined)?.classic?.relayMsgPerSec;
+  results.peer = { backlogMsgPerSec: peer };
+  rows.push({ section: '5. peer', what: `pg-transactional-outbox backlog, classic, ${fmt(P.backlog)} x ${P.bytes} B`, figure: `${fmt(peer)} msg/s`, baseline: ours ? `relay ${fmt(ours)} msg/s` : '-', ratio: ours ? ratio(peer, ours) : '-' });
+}
+
+function printTable() {
+  const headers: (keyof Row)[] = ['section', 'what', 'figure', 'baseline', 'ratio'];
+  const widths = headers.map((h) => Math.max(h.length, ...rows.map((r) => r[h].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  console.log(line(headers));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const r of rows) console.log(line(headers.map((h) => r[h])));
+}
+
+async function main() {
+  await removeLeftovers();
+  env = await createTestEnv('bench');
+  const started = new Date();
+  try {
+    if (want('throughput')) await sectionThroughput();
+    if (want('writers')) await sectionWriters();
+    if (want('latency')) await sectionLatency();
+    if (want('saga')) await sectionSaga();
+    if (want('memory')) await sectionMemory();
+    if (want('peer')) await sectionPeer();
+  } finally {
+    await killAll();
+    await env.close();
+  }
+  printTable();
+  const versions = {
+    node: process.version,
+    postgres: (await sql(process.env.PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', 'SHOW server_version')).rows[0].server_version,
+    rabbitmq: (() => {
+      try {
+        return /RabbitMQ version: (\S+)/.exec(execFileSync('rabbitmqctl', ['status'], { encoding: 'utf8' }))?.[1];
+      } catch {
+        return undefined;
+      }
+    })(),
+  };
+  const file = path.join(OUT, `bench-${started.toISOString().replace(/[:.]/g, '-')}${SMOKE ? '-smoke' : ''}.json`);
+  mkdirSync(OUT, { recursive: true });
+  writeFileSync(file, JSON.stringify({ startedAt: started.toISOString(), smoke: SMOKE, machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30) }, versions, parameters: P, results, table: rows }, null, 2));
+  console.log(`\nresults: ${file}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

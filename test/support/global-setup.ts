@@ -1,0 +1,21 @@
+/**
+ * Before the suite: remove what an interrupted earlier run left behind (test databases and their replication
+ * slots, named t<label>_<6 hex>_…). Slots count against max_replication_slots and keep WAL, so leftovers from a
+ * killed run would otherwise break the next one. Only inactive slots of test databases are touched.
+ */
+import pg from 'pg';
+
+const TEST_NAME = '^t[a-z0-9]{1,12}_[0-9a-f]{6}_';
+
+export default async function globalSetup(): Promise<void> {
+  const client = new pg.Client({ connectionString: process.env.PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' });
+  await client.connect();
+  try {
+    const slots = await client.query<{ slot_name: string }>('SELECT slot_name FROM pg_replication_slots WHERE NOT active AND slot_name ~ $1', [TEST_NAME]);
+    for (const s of slots.rows) await client.query('SELECT pg_drop_replication_slot($1)', [s.slot_name]).catch(() => undefined);
+    const dbs = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname ~ $1', [TEST_NAME]);
+    for (const d of dbs.rows) await client.query(`DROP DATABASE IF EXISTS "${d.datname}" WITH (FORCE)`).catch(() => undefined);
+  } finally {
+    await client.end();
+  }
+}
