@@ -43,8 +43,10 @@ export async function peerBacklog(env: TestEnv, n: number, bytes: number): Promi
       [body, Math.min(500, n - done)],
     );
   }
-  const t0 = now();
   const listener = startListener(env, p);
+  // From the moment the listener process is up (its first report), as the relay is timed from 'streaming'.
+  await waitUntil(() => listener.logs.length > 0, { timeoutMs: 60_000, intervalMs: 5, message: 'peer listener up' });
+  const t0 = now();
   await waitUntil(() => handled(listener) >= n, { timeoutMs: 900_000, intervalMs: 10, message: 'peer published the backlog' });
   const rate = n / ((now() - t0) / 1000);
   await listener.kill('SIGTERM');
