@@ -125,6 +125,7 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
       ch.on('drain', () => {
         writable = true;
         wake();
+        resumeIfRoom();
       });
       ch.on('return', (msg: { properties: { messageId?: string } }) => {
         // With the alternate exchange in place nothing should come back; if it does, never drop it: restart from
@@ -138,8 +139,10 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
       const svc = new LogicalReplicationService(
         { connectionString: source.url, application_name: `cdc-relay ${source.name}` },
         // auto:false is not enough: the library's status timer would acknowledge what it received; timeoutSeconds 0
-        // turns it off and keepalives are answered below (FIELD-NOTES, trap 1).
-        { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
+        // turns it off and keepalives are answered below (FIELD-NOTES, trap 1). Messages are handled synchronously
+        // as they are decoded (no flowControl queue): every publish of one network chunk then goes out in one
+        // write, and backpressure pauses the replication socket itself (below), so nothing piles up in memory.
+        { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
       );
       service = svc;
       const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [config.RELAY_PUBLICATION] });
@@ -164,17 +167,27 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
       };
       ackTimer = setInterval(flushAck, config.RELAY_ACK_INTERVAL_MS);
 
-      // The library queues decoded messages and runs our handler for each in order; a keepalive is emitted as it
-      // arrives, possibly ahead of queued data. Only when that queue is empty has everything up to it been seen.
-      const libraryIdle = () => {
-        const internal = svc as unknown as { _messageQueue?: unknown[]; _processing?: boolean };
-        return (internal._messageQueue?.length ?? 0) === 0 && internal._processing !== true;
+      // Backpressure: while too many messages await confirms, or the channel's buffer is full, stop reading the
+      // replication socket; what is already decoded from the current chunk is still handled (a bounded overshoot).
+      const stream = () => (svc as unknown as { _connection?: { stream?: { pause: () => void; resume: () => void } } })._connection?.stream;
+      let paused = false;
+      const pauseIfFull = () => {
+        if (!paused && (!writable || tracker.inFlight() >= config.RELAY_MAX_IN_FLIGHT)) {
+          paused = true;
+          stream()?.pause();
+        }
+      };
+      const resumeIfRoom = () => {
+        if (paused && writable && tracker.inFlight() < config.RELAY_MAX_IN_FLIGHT / 2) {
+          paused = false;
+          stream()?.resume();
+        }
       };
       svc.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
         flushAck();
         // Nothing open, nothing awaiting a confirm: move the slot past WAL of other tables, so a quiet outbox does
         // not make the server keep WAL (FIELD-NOTES, trap 4).
-        if (!draining && txn === undefined && tracker.idle() && libraryIdle()) {
+        if (!draining && txn === undefined && tracker.idle()) {
           const l = parseLsn(lsn);
           if (l > acked) {
             acked = l;
@@ -198,25 +211,20 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
       // Labelled children resolved once: the hot path does no label lookups.
       const confirmSeconds = metrics.confirmSeconds.labels(labels);
       const publishedCount = metrics.published.labels(labels);
-      const publish = async (e: TxEntry, row: Record<string, unknown>) => {
-        while (!failed && (tracker.inFlight() >= config.RELAY_MAX_IN_FLIGHT || !writable)) await waitForWake();
-        if (failed) throw failed;
+      const publish = (e: TxEntry, row: Record<string, unknown>) => {
         const message = toAmqpMessage(row, source.name, config.RELAY_OUTBOX_TABLE);
         let target: { exchange: string; routingKey: string };
-        let options: Options.Publish;
         if (message.ok) {
           target = { exchange, routingKey: message.routingKey };
-          options = message.options;
         } else {
           // Never dropped, never a crash loop: kept where an operator will see it.
           metrics.invalid.inc(labels);
           log.error({ reason: message.reason, id: row.id }, 'outbox row is not a valid event; sent to the invalid queue');
           target = { exchange: '', routingKey: names.invalidQueue };
-          options = message.options;
         }
         tracker.published(e);
         const started = performance.now();
-        writable = ch.publish(target.exchange, target.routingKey, message.content, options, (err: unknown) => {
+        const ok = ch.publish(target.exchange, target.routingKey, message.content, message.options, (err: unknown) => {
           if (err) {
             metrics.nacks.inc(labels);
             fail(new SessionError('broker nacked a message'));
@@ -226,28 +234,35 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
           if (message.ok) publishedCount.inc();
           tracker.confirmed(e);
           wake();
+          resumeIfRoom();
         });
+        if (!ok) writable = false;
+        pauseIfFull();
       };
 
-      svc.on('data', async (_lsn: string, msg: { tag: string; [k: string]: unknown }) => {
+      svc.on('data', (_lsn: string, msg: { tag: string; [k: string]: unknown }) => {
         if (draining || failed) return;
-        switch (msg.tag) {
-          case 'begin':
-            txn = tracker.begin();
-            break;
-          case 'insert': {
-            const relation = msg.relation as { name: string };
-            if (relation.name !== config.RELAY_OUTBOX_TABLE) break;
-            await publish(txn ?? tracker.begin(), msg.new as Record<string, unknown>);
-            break;
+        try {
+          switch (msg.tag) {
+            case 'begin':
+              txn = tracker.begin();
+              break;
+            case 'insert': {
+              const relation = msg.relation as { name: string };
+              if (relation.name !== config.RELAY_OUTBOX_TABLE) break;
+              publish(txn ?? tracker.begin(), msg.new as Record<string, unknown>);
+              break;
+            }
+            case 'commit':
+              // Acknowledge with the commit's end: the LSN of other messages is unreliable (FIELD-NOTES, trap 2).
+              if (txn) tracker.commit(txn, parseLsn(msg.commitEndLsn as string));
+              txn = undefined;
+              break;
+            default:
+              break;
           }
-          case 'commit':
-            // Acknowledge with the commit's end: the LSN of other messages is unreliable (FIELD-NOTES, trap 2).
-            if (txn) tracker.commit(txn, parseLsn(msg.commitEndLsn as string));
-            txn = undefined;
-            break;
-          default:
-            break;
+        } catch (err) {
+          fail(err instanceof Error ? err : new Error(String(err)));
         }
       });
 
