@@ -28,7 +28,7 @@ async function prepare(env: TestEnv) {
 }
 
 function startListener(env: TestEnv, p: { url: string; slot: string; publication: string }): Running {
-  return startProcess('bench/peer-listener.ts', { DATABASE_URL: p.url, RABBITMQ_URL: env.rabbitUrl, EVENTS_EXCHANGE: env.exchange, PEER_SLOT: p.slot, PEER_PUBLICATION: p.publication });
+  return startProcess('dist/bench/peer-listener.js', { DATABASE_URL: p.url, RABBITMQ_URL: env.rabbitUrl, EVENTS_EXCHANGE: env.exchange, PEER_SLOT: p.slot, PEER_PUBLICATION: p.publication });
 }
 const handled = (r: Running) => Number((r.logs[r.logs.length - 1] as { handled?: number } | undefined)?.handled ?? 0);
 

@@ -15,7 +15,8 @@ import removeLeftovers from '../test/support/global-setup';
 import { metricValue } from '../test/support/metrics';
 import { killAll, startProcess, type Running } from '../test/support/process';
 import { sagaClient } from '../test/support/saga';
-import { startStack } from '../test/support/stack';
+import { bundled, startStack } from '../test/support/stack';
+import { build as esbuild } from 'esbuild';
 import { waitUntil } from '../test/support/wait';
 import { randomUUID } from 'node:crypto';
 import { toAmqpMessage } from '../cdc-relay/src/mapping';
@@ -49,7 +50,7 @@ const relayEnv = (sources: ServiceName[], prefix: string, extra: Record<string, 
 });
 
 async function startRelay(sources: ServiceName[], prefix: string, extra: Record<string, string> = {}): Promise<Running> {
-  const r = startProcess('cdc-relay/src/main.ts', { ...relayEnv(sources, prefix, extra), LOG_LEVEL: 'info' });
+  const r = startProcess('dist/saga.js', { ...relayEnv(sources, prefix, extra), LOG_LEVEL: 'info' }, ['relay']);
   await waitUntil(() => sources.every((s) => r.logs.some((l) => l.msg === 'streaming' && l.source === s)), { timeoutMs: 60_000, message: 'relay streaming' });
   return r;
 }
@@ -194,7 +195,7 @@ async function sectionWriters() {
 }
 
 async function pollerProcess(intervalMs: number): Promise<Running> {
-  const p = startProcess('bench/polling-publisher.ts', { DATABASE_URL: env.serviceUrl('order'), RABBITMQ_URL: env.rabbitUrl, EVENTS_EXCHANGE: env.exchange, POLL_INTERVAL_MS: String(intervalMs) });
+  const p = startProcess('dist/bench/polling-publisher.js', { DATABASE_URL: env.serviceUrl('order'), RABBITMQ_URL: env.rabbitUrl, EVENTS_EXCHANGE: env.exchange, POLL_INTERVAL_MS: String(intervalMs) });
   await waitUntil(() => p.logs.length > 0, { timeoutMs: 30_000, message: 'poller running' });
   return p;
 }
@@ -390,7 +391,28 @@ function printTable() {
   for (const r of rows) console.log(line(headers.map((h) => r[h])));
 }
 
+/**
+ * Everything measured runs as production does: the components from the bundle `npm run build` makes, and the
+ * baselines (polling publisher, peer listener) bundled the same way, so no side pays for tsx.
+ */
+async function buildAll() {
+  execFileSync('npm', ['run', 'build', '-s'], { cwd: path.resolve(__dirname, '..'), stdio: 'inherit' });
+  await esbuild({
+    entryPoints: [path.join(__dirname, 'polling-publisher.ts'), path.join(__dirname, 'peer-listener.ts')],
+    outdir: path.resolve(__dirname, '../dist/bench'),
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    packages: 'external',
+    alias: { '@saga/common': path.resolve(__dirname, '../packages/common/src') },
+    logLevel: 'warning',
+  });
+  bundled.use = true;
+}
+
 async function main() {
+  await buildAll();
   await removeLeftovers();
   env = await createTestEnv('bench');
   const started = new Date();

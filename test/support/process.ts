@@ -17,8 +17,8 @@ export type Running = {
 };
 
 /**
- * Start a TypeScript entry point as a real child process (`node --import tsx`, not npx: a signal must reach the
- * program itself, FIELD-NOTES).
+ * Start an entry point as a real child process: TypeScript with `node --import tsx` (not npx: a signal must reach
+ * the program itself, FIELD-NOTES), JavaScript (the production bundle) with plain node.
  */
 const alive = new Set<ChildProcess>();
 /** Kill whatever a test file started and did not stop (a failed test must not leave processes behind). */
@@ -38,7 +38,7 @@ process.on('exit', () => {
 });
 
 export function startProcess(entry: string, env: Record<string, string>, args: string[] = [], nodeArgs: string[] = []): Running {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(ROOT, entry), ...args], {
+  const child = spawn(process.execPath, [...nodeArgs, ...(entry.endsWith('.ts') ? ['--import', 'tsx'] : []), path.join(ROOT, entry), ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -23,8 +23,13 @@ export function serviceEnv(env: TestEnv, s: ServiceName, extra: Record<string, s
   };
 }
 
+/** Run components from the production bundle (dist/saga.js, `npm run build`) instead of their TypeScript sources. */
+export const bundled = { use: false };
+const entryOf = (component: string, source: string): [string, string[]] => (bundled.use ? ['dist/saga.js', [component]] : [source, []]);
+
 export async function startService(env: TestEnv, s: ServiceName, extra: Record<string, string> = {}): Promise<ServiceProc> {
-  const proc = startProcess(`services/${s}/src/main.ts`, serviceEnv(env, s, extra));
+  const [entry, args] = entryOf(s, `services/${s}/src/main.ts`);
+  const proc = startProcess(entry, serviceEnv(env, s, extra), args);
   const started = await proc.waitForLog((l) => l.msg === 'service started' || l.level === 'fatal', 60_000).catch((err) => {
     throw new Error(`${s} did not start: ${String(err)}\n${proc.output().slice(-2000)}`);
   });
@@ -36,7 +41,8 @@ export async function startService(env: TestEnv, s: ServiceName, extra: Record<s
 }
 
 export function startRelayProc(env: TestEnv, extra: Record<string, string> = {}): Running {
-  return startProcess('cdc-relay/src/main.ts', { ...env.env, RELAY_RETRY_BASE_MS: '50', RELAY_RETRY_MAX_MS: '1000', RELAY_STANDBY_POLL_MS: '200', ...extra });
+  const [entry, args] = entryOf('relay', 'cdc-relay/src/main.ts');
+  return startProcess(entry, { ...env.env, RELAY_RETRY_BASE_MS: '50', RELAY_RETRY_MAX_MS: '1000', RELAY_STANDBY_POLL_MS: '200', ...extra }, args);
 }
 
 export async function waitRelayStreaming(relay: Running): Promise<void> {
