@@ -68,11 +68,13 @@ export async function closedLoopWriters(url: string, connections: number, ms: nu
   return committed;
 }
 
+const OUTBOX_INSERT = `INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers) VALUES ($1, 'bench', 'agg-1', 'Tested', $2, '${HEADERS}')`;
+
 /**
  * Open-loop writer: one single-row transaction every 1/rate seconds for `ms`, on a small pool. Answers each
- * row's id and the time its COMMIT returned.
+ * row's id and the time its COMMIT returned. `insertSql` takes ($1 id, $2 payload) for another table layout.
  */
-export async function pacedWriter(url: string, rate: number, ms: number, bytes: number): Promise<Map<string, number>> {
+export async function pacedWriter(url: string, rate: number, ms: number, bytes: number, insertSql = OUTBOX_INSERT): Promise<Map<string, number>> {
   const pool = new pg.Pool({ connectionString: url, max: 8 });
   const committedAt = new Map<string, number>();
   const start = now();
@@ -84,11 +86,9 @@ export async function pacedWriter(url: string, rate: number, ms: number, bytes: 
     if (wait > 1) await sleep(wait);
     const id = randomUUID();
     inflight.push(
-      pool
-        .query(`INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers) VALUES ($1, 'bench', 'agg-1', 'Tested', $2, $3)`, [id, JSON.stringify(payload(bytes)), HEADERS])
-        .then(() => {
-          committedAt.set(id, now());
-        }),
+      pool.query(insertSql, [id, JSON.stringify(payload(bytes))]).then(() => {
+        committedAt.set(id, now());
+      }),
     );
   }
   await Promise.all(inflight);

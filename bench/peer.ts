@@ -1,12 +1,10 @@
 /** Running the peer (pg-transactional-outbox) on a database of its own with its own table layout. */
-import { randomUUID } from 'node:crypto';
-import pg from 'pg';
 import { DatabaseSetup } from 'pg-transactional-outbox';
 import { urlForDatabase } from '@saga/common/admin';
 import type { TestEnv } from '../test/support/env';
 import { startProcess, type Running } from '../test/support/process';
 import { waitUntil } from '../test/support/wait';
-import { now, payload, sleep, sql } from './lib';
+import { now, pacedWriter, payload, sleep, sql } from './lib';
 
 const ADMIN = process.env.PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 let prepared: { url: string; slot: string; publication: string } | undefined;
@@ -65,23 +63,6 @@ export const peerLatency = {
   },
   async write(env: TestEnv, rate: number, ms: number, bytes: number): Promise<Map<string, number>> {
     const p = await prepare(env);
-    const pool = new pg.Pool({ connectionString: p.url, max: 8 });
-    const at = new Map<string, number>();
-    const start = now();
-    const total = Math.round((rate * ms) / 1000);
-    const inflight: Promise<void>[] = [];
-    for (let i = 0; i < total; i++) {
-      const wait = start + (i * 1000) / rate - now();
-      if (wait > 1) await sleep(wait);
-      const id = randomUUID();
-      inflight.push(
-        pool
-          .query(`INSERT INTO outbox (id, aggregate_type, aggregate_id, message_type, payload) VALUES ($1, 'bench', 'agg-1', 'Tested', $2)`, [id, JSON.stringify(payload(bytes))])
-          .then(() => void at.set(id, now())),
-      );
-    }
-    await Promise.all(inflight);
-    await pool.end();
-    return at;
+    return pacedWriter(p.url, rate, ms, bytes, `INSERT INTO outbox (id, aggregate_type, aggregate_id, message_type, payload) VALUES ($1, 'bench', 'agg-1', 'Tested', $2)`);
   },
 };

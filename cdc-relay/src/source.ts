@@ -1,4 +1,4 @@
-import amqp, { type ConfirmChannel, type Options } from 'amqplib';
+import amqp, { type ConfirmChannel } from 'amqplib';
 import pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin } from 'pg-logical-replication';
 import { assertEventTopology, topologyNames } from '@saga/common/amqp';
