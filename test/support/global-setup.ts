@@ -1,9 +1,10 @@
 /**
  * Before the suite: remove what an interrupted earlier run left behind (test databases and their replication
- * slots, named t<label>_<6 hex>_…). Slots count against max_replication_slots and keep WAL, so leftovers from a
+ * slots, and RabbitMQ vhosts, named t<label>_<6 hex>…). Slots count against max_replication_slots and keep WAL, so leftovers from a
  * killed run would otherwise break the next one. Only inactive slots of test databases are touched.
  */
 import pg from 'pg';
+import { rabbitmqctl } from './env';
 
 const TEST_NAME = '^t[a-z0-9]{1,12}_[0-9a-f]{6}_';
 
@@ -17,5 +18,12 @@ export default async function globalSetup(): Promise<void> {
     for (const d of dbs.rows) await client.query(`DROP DATABASE IF EXISTS "${d.datname}" WITH (FORCE)`).catch(() => undefined);
   } finally {
     await client.end();
+  }
+  try {
+    for (const vhost of rabbitmqctl('list_vhosts', '--no-table-headers').split('\n').map((l) => l.trim())) {
+      if (/^t[a-z0-9]{1,12}_[0-9a-f]{6}$/.test(vhost)) rabbitmqctl('delete_vhost', vhost);
+    }
+  } catch {
+    /* rabbitmqctl unavailable: leftovers stay, nothing breaks */
   }
 }
