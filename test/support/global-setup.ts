@@ -3,8 +3,11 @@
  * slots, and RabbitMQ vhosts, named t<label>_<6 hex>…). Slots count against max_replication_slots and keep WAL, so leftovers from a
  * killed run would otherwise break the next one. Only inactive slots of test databases are touched.
  */
+import { execFileSync } from 'node:child_process';
 import pg from 'pg';
-import { rabbitmqctl } from './env';
+
+// Jest loads this file outside the test runtime (no moduleNameMapper): it imports nothing of the workspace.
+const rabbitmqctl = (...args: string[]) => execFileSync('rabbitmqctl', ['-q', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 const TEST_NAME = '^t[a-z0-9]{1,12}_[0-9a-f]{6}_';
 
