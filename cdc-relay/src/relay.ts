@@ -23,7 +23,6 @@ export function createRelay(config: RelayConfig, log: Logger, registry: Registry
   };
 
   type SlotRow = { lag: string | null; retained: string | null; safe: string | null };
-  const lag = new Gauge({ name: 'relay_replication_lag_bytes', help: 'WAL bytes between the server position and what the slot confirmed', labelNames: ['source', 'slot'] as const, registers: [registry] });
   const retained = new Gauge({ name: 'relay_slot_retained_wal_bytes', help: 'WAL bytes the server keeps for the slot (from its restart_lsn)', labelNames: ['source', 'slot'] as const, registers: [registry] });
   const safe = new Gauge({
     name: 'relay_slot_safe_wal_bytes',
@@ -55,8 +54,14 @@ export function createRelay(config: RelayConfig, log: Logger, registry: Registry
       }),
     );
   };
-  // prom-client awaits an async collect() on one metric per scrape; the other two are set by it.
-  (lag as unknown as { collect?: () => Promise<void> }).collect = collectSlots;
+  // prom-client awaits this gauge's collect() on each scrape; it sets the other two slot gauges as well.
+  const lag = new Gauge({
+    name: 'relay_replication_lag_bytes',
+    help: 'WAL bytes between the server position and what the slot confirmed',
+    labelNames: ['source', 'slot'] as const,
+    registers: [registry],
+    collect: collectSlots,
+  });
 
   return {
     sources,

@@ -103,7 +103,7 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
       failure!(err);
     };
 
-    // Waiters for capacity (in-flight bound) or for the channel's write buffer to drain.
+    // Waiters woken by every confirm and by a failure: a draining shutdown waits on them for the last confirms.
     let waiters: (() => void)[] = [];
     const wake = () => {
       const w = waiters;
@@ -124,7 +124,6 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
       let writable = true;
       ch.on('drain', () => {
         writable = true;
-        wake();
         resumeIfRoom();
       });
       ch.on('return', (msg: { properties: { messageId?: string } }) => {
@@ -250,7 +249,10 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
             case 'insert': {
               const relation = msg.relation as { name: string };
               if (relation.name !== config.RELAY_OUTBOX_TABLE) break;
-              publish(txn ?? tracker.begin(), msg.new as Record<string, unknown>);
+              // An entry opened here would never see its commit and would hold acknowledgements back for good:
+              // restart from the slot instead.
+              if (!txn) throw new SessionError('insert outside a transaction');
+              publish(txn, msg.new as Record<string, unknown>);
               break;
             }
             case 'commit':

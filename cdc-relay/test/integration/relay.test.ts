@@ -8,19 +8,19 @@ import { topologyNames } from '@saga/common/amqp';
 import { closeConnections, collect, type Received } from '../../../test/support/amqp';
 import { createTestEnv, type TestEnv } from '../../../test/support/env';
 import { writeOutbox, seeded, type Written } from '../../../test/support/outbox-writer';
-import { killAll, startProcess, type Running } from '../../../test/support/process';
+import { killAll, type Running } from '../../../test/support/process';
+import { startRelayProc, waitRelayStreaming } from '../../../test/support/stack';
 import { waitUntil } from '../../../test/support/wait';
 
 let env: TestEnv;
 const running: Running[] = [];
 
 const startRelay = (extra: Record<string, string> = {}) => {
-  const r = startProcess('cdc-relay/src/main.ts', { ...env.env, RELAY_RETRY_BASE_MS: '50', RELAY_RETRY_MAX_MS: '500', RELAY_STANDBY_POLL_MS: '200', ...extra });
+  const r = startRelayProc(env, { RELAY_RETRY_MAX_MS: '500', ...extra });
   running.push(r);
   return r;
 };
-const streamingAll = (r: Running) =>
-  waitUntil(() => SERVICES.every((s) => r.logs.some((l) => l.msg === 'streaming' && l.source === s)), { timeoutMs: 30_000, message: 'relay streaming every source' });
+const streamingAll = waitRelayStreaming;
 
 beforeAll(async () => {
   env = await createTestEnv('relay');
