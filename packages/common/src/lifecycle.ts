@@ -53,3 +53,42 @@ export function exitOnStartupError(log: Logger, err: unknown): never {
   log.fatal({ err }, 'failed to start');
   process.exit(1);
 }
+
+/** Capped exponential retry delay without jitter (retry queues): base, 2×base, 4×base … up to cap. */
+export function retryDelay(attempt: number, baseMs: number, capMs = 30_000): number {
+  return Math.min(capMs, baseMs * 2 ** Math.max(0, Math.min(attempt - 1, 30)));
+}
+
+export type ReconnectOptions = {
+  /** What is reconnecting, for the log. */
+  what: string;
+  log: Logger;
+  /** Stops the loop; `session` should end when it aborts. */
+  signal: AbortSignal;
+  baseMs?: number;
+  capMs?: number;
+  /** A session that lasted this long counts as healthy: the next failure starts the backoff again. */
+  healthyAfterMs?: number;
+};
+
+/**
+ * The one reconnect loop: run `session` (connect, work, resolve or throw when the connection ends) again and again
+ * from a clean state, waiting a capped exponential backoff with jitter between tries, until `signal` aborts.
+ */
+export async function reconnectLoop(session: () => Promise<void>, opts: ReconnectOptions): Promise<void> {
+  const { log, signal, what } = opts;
+  let attempt = 0;
+  while (!signal.aborted) {
+    const started = Date.now();
+    try {
+      await session();
+    } catch (err) {
+      if (!signal.aborted) log.warn({ err, what }, `${what} session failed`);
+    }
+    if (signal.aborted) break;
+    if (Date.now() - started > (opts.healthyAfterMs ?? 30_000)) attempt = 0;
+    const wait = backoffDelay(attempt++, opts.baseMs ?? 200, opts.capMs ?? 10_000);
+    log.info({ retryInMs: wait, what }, `reconnecting ${what}`);
+    await delay(wait, signal);
+  }
+}
