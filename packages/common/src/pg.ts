@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { Counter, type Registry } from 'prom-client';
 import type { Logger } from './logger';
 
 /**
@@ -47,12 +48,26 @@ function isConnectionErrorItself(err: unknown): boolean {
   return typeof msg === 'string' && /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect)/.test(msg);
 }
 
-/** A pool whose idle-client errors are logged instead of crashing the process (node-postgres docs). */
-export function createPool(connectionString: string, log: Logger, options: pg.PoolConfig = {}): pg.Pool {
+/**
+ * A pool whose idle-client errors are logged instead of crashing the process (node-postgres docs). With a registry,
+ * every statement sent on its connections (BEGIN and COMMIT included) is counted in `db_statements_total`: round
+ * trips to the database are what an order costs most, so operators and the benchmark can see them per service.
+ */
+export function createPool(connectionString: string, log: Logger, options: pg.PoolConfig = {}, registry?: Registry): pg.Pool {
   const pool = new pg.Pool({ connectionString, max: 10, connectionTimeoutMillis: 5000, ...options });
+  const statements = registry && new Counter({ name: 'db_statements_total', help: 'Statements sent to the database (round trips)', registers: [registry] });
   pool.on('error', (err) => log.warn({ err }, 'idle database client failed'));
-  // A checked-out client whose connection dies between two queries (a transaction awaiting other work) emits
-  // 'error' with nobody listening, which would crash the process; its next query fails and the pool drops it.
-  pool.on('connect', (client) => client.on('error', (err) => log.warn({ err }, 'database connection lost')));
+  pool.on('connect', (client) => {
+    // A checked-out client whose connection dies between two queries (a transaction awaiting other work) emits
+    // 'error' with nobody listening, which would crash the process; its next query fails and the pool drops it.
+    client.on('error', (err) => log.warn({ err }, 'database connection lost'));
+    if (statements) {
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      client.query = ((...args: unknown[]) => {
+        statements.inc();
+        return query(...args);
+      }) as typeof client.query;
+    }
+  });
   return pool;
 }

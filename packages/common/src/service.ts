@@ -56,7 +56,7 @@ export async function runService<S extends Record<string, unknown>, C extends Se
   const { config } = def;
   const log = createLogger(def.name, config.LOG_LEVEL);
   const registry = createMetricsRegistry(def.name);
-  const pool = createPool(config.DATABASE_URL, log, { max: config.DB_POOL_MAX, application_name: def.name } as pg.PoolConfig);
+  const pool = createPool(config.DATABASE_URL, log, { max: config.DB_POOL_MAX, application_name: def.name } as pg.PoolConfig, registry);
   const db = drizzle(pool, { schema: def.schema });
   const ctx: ServiceContext<S, C> = { config, log, registry, pool, db };
 
