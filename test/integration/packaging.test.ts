@@ -17,7 +17,7 @@ import {
 import { ROOT } from '../support/process';
 
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
-let servedPaths: string[] = [];
+const servedPaths: string[] = [];
 
 beforeAll(async () => {
   // The paths the ops router really serves (not 404), asked of the router itself.
