@@ -42,3 +42,17 @@ export const orderHistory = pgTable(
   },
   (t) => [index('order_history_order_idx').on(t.orderId, t.id)],
 );
+
+/**
+ * Orders someone follows over server-sent events (any replica). A writer announces a change with NOTIFY only for
+ * a watched order, so the database-wide lock NOTIFY takes until commit is paid only when someone listens.
+ */
+export const orderWatch = pgTable(
+  'order_watch',
+  {
+    orderId: uuid('order_id').notNull(),
+    watcher: uuid('watcher').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().default(sql`now()`),
+  },
+  (t) => [primaryKey({ columns: [t.orderId, t.watcher] })],
+);
