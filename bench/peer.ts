@@ -1,6 +1,6 @@
 /** Running the peer (pg-transactional-outbox) on a database of its own with its own table layout. */
 import { DatabaseSetup } from 'pg-transactional-outbox';
-import { urlForDatabase } from '@saga/common/admin';
+import { urlForDatabase } from '../scripts/lib/admin';
 import type { TestEnv } from '../test/support/env';
 import { startProcess, type Running } from '../test/support/process';
 import { waitUntil } from '../test/support/wait';

@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import amqp from 'amqplib';
-import { SERVICES, type ServiceName } from '@saga/common/admin';
+import { SERVICES, type ServiceName } from '@saga/common/service-names';
 import { assertEventTopology } from '@saga/common/amqp';
 import { createTestEnv, type TestEnv } from '../test/support/env';
 import removeLeftovers from '../test/support/global-setup';

@@ -12,8 +12,8 @@ export const COMPONENTS = {
   inventory: { what: 'inventory service (HTTP :8001)', run: () => require('../services/inventory/src/main'), config: () => require('../services/inventory/src/config').loadConfig() },
   payment: { what: 'payment service (HTTP :8002)', run: () => require('../services/payment/src/main'), config: () => require('../services/payment/src/config').loadConfig() },
   relay: { what: 'CDC relay (health and metrics :8010)', run: () => require('../cdc-relay/src/main'), config: () => require('../cdc-relay/src/config').loadConfig() },
-  setup: { what: 'prepare PostgreSQL servers and the broker (one-shot)', run: () => require('./setup'), config: () => require('@saga/common/admin').loadAdminConfig() },
-  migrate: { what: 'apply the committed migrations (one-shot)', run: () => require('./migrate'), config: () => require('@saga/common/admin').loadAdminConfig() },
+  setup: { what: 'prepare PostgreSQL servers and the broker (one-shot)', run: () => require('./setup'), config: () => require('./lib/admin').loadAdminConfig() },
+  migrate: { what: 'apply the committed migrations (one-shot)', run: () => require('./migrate'), config: () => require('./lib/admin').loadAdminConfig() },
   dlq: { what: 'inspect and replay dead-lettered messages', run: () => require('./dlq'), config: () => require('@saga/common/config').parseEnv(require('@saga/common/config').BaseEnv, process.env) },
 } as const;
 export type Component = keyof typeof COMPONENTS;

@@ -1,6 +1,6 @@
 /** npm run migrate: apply every service's committed drizzle migrations, idempotently. */
 import { createLogger } from '@saga/common';
-import { loadAdminConfig, migrateAll } from '@saga/common/admin';
+import { loadAdminConfig, migrateAll } from './lib/admin';
 
 migrateAll(loadAdminConfig(), (m) => console.log(m)).catch((err) => {
   createLogger('migrate').fatal({ err }, 'migrate failed');

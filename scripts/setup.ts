@@ -4,7 +4,7 @@
  */
 import amqp from 'amqplib';
 import { assertEventTopology, createLogger, redactUrl } from '@saga/common';
-import { ensureLogicalReplication, ensureRolesAndDatabases, loadAdminConfig } from '@saga/common/admin';
+import { ensureLogicalReplication, ensureRolesAndDatabases, loadAdminConfig } from './lib/admin';
 
 async function main() {
   const config = loadAdminConfig();

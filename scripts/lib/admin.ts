@@ -5,29 +5,34 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
 import { z } from 'zod';
-import { BaseEnv, parseEnv } from './config';
+import { BaseEnv, parseEnv } from '@saga/common/config';
+import { SERVICES, type ServiceName } from '@saga/common/service-names';
 
-/** The three services' databases and roles, and the relay's role: what `setup` and `migrate` manage. */
-export const SERVICES = ['order', 'inventory', 'payment'] as const;
-export type ServiceName = (typeof SERVICES)[number];
+/**
+ * Operations tooling, not library code: roles, ALTER SYSTEM, server restarts, grants. Only setup, migrate, the
+ * benchmarks and the tests load it; no service does.
+ * Each service's database and role, and the relay's role: what `setup` and `migrate` manage.
+ */
+export { SERVICES, type ServiceName };
+
+/** `order` is a reserved word in SQL: its database is `orders`; every other service's is its name. */
+const defaultDatabase = (s: ServiceName) => (s === 'order' ? 'orders' : s);
+const envName = <S extends string>(service: ServiceName, suffix: S) => `${service.toUpperCase() as Uppercase<ServiceName>}_${suffix}` as const;
+
+/** One variable per service, `<SERVICE>_<suffix>`. */
+function perService<S extends string, T extends z.ZodType>(suffix: S, make: (s: ServiceName) => T) {
+  return Object.fromEntries(SERVICES.map((s) => [envName(s, suffix), make(s)])) as { [K in ServiceName as `${Uppercase<K>}_${S}`]: T };
+}
 
 const ident = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier');
 export const AdminEnv = BaseEnv.extend({
   PG_ADMIN_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/postgres'),
-  /** Per service, when each database lives on a server of its own (as in docker-compose and k8s). */
-  ORDER_PG_ADMIN_URL: z.string().url().optional(),
-  INVENTORY_PG_ADMIN_URL: z.string().url().optional(),
-  PAYMENT_PG_ADMIN_URL: z.string().url().optional(),
-  ORDER_DB_NAME: ident.default('orders'),
-  INVENTORY_DB_NAME: ident.default('inventory'),
-  PAYMENT_DB_NAME: ident.default('payment'),
-  ORDER_DB_USER: ident.default('order_svc'),
-  INVENTORY_DB_USER: ident.default('inventory_svc'),
-  PAYMENT_DB_USER: ident.default('payment_svc'),
+  /** Per service (<NAME>_PG_ADMIN_URL), when each database lives on a server of its own (as in docker-compose and k8s). */
+  ...perService('PG_ADMIN_URL', () => z.string().url().optional()),
+  ...perService('DB_NAME', (s) => ident.default(defaultDatabase(s))),
+  ...perService('DB_USER', (s) => ident.default(`${s}_svc`)),
   RELAY_DB_USER: ident.default('relay'),
-  ORDER_DB_PASSWORD: z.string().min(1).optional(),
-  INVENTORY_DB_PASSWORD: z.string().min(1).optional(),
-  PAYMENT_DB_PASSWORD: z.string().min(1).optional(),
+  ...perService('DB_PASSWORD', () => z.string().min(1).optional()),
   RELAY_DB_PASSWORD: z.string().min(1).optional(),
   /** Command that restarts PostgreSQL when wal_level must change; by default pg_ctlcluster for a local Debian cluster. */
   PG_RESTART_COMMAND: z.string().min(1).optional(),
@@ -46,16 +51,13 @@ export type Layout = {
 };
 
 export function layoutOf(c: AdminConfig): Layout {
+  const each = <T>(f: (s: ServiceName) => T) => Object.fromEntries(SERVICES.map((s) => [s, f(s)])) as Record<ServiceName, T>;
   return {
-    servers: {
-      order: c.ORDER_PG_ADMIN_URL ?? c.PG_ADMIN_URL,
-      inventory: c.INVENTORY_PG_ADMIN_URL ?? c.PG_ADMIN_URL,
-      payment: c.PAYMENT_PG_ADMIN_URL ?? c.PG_ADMIN_URL,
-    },
-    databases: { order: c.ORDER_DB_NAME, inventory: c.INVENTORY_DB_NAME, payment: c.PAYMENT_DB_NAME },
-    roles: { order: c.ORDER_DB_USER, inventory: c.INVENTORY_DB_USER, payment: c.PAYMENT_DB_USER },
+    servers: each((s) => c[envName(s, 'PG_ADMIN_URL')] ?? c.PG_ADMIN_URL),
+    databases: each((s) => c[envName(s, 'DB_NAME')]),
+    roles: each((s) => c[envName(s, 'DB_USER')]),
     relayRole: c.RELAY_DB_USER,
-    passwords: { order: c.ORDER_DB_PASSWORD, inventory: c.INVENTORY_DB_PASSWORD, payment: c.PAYMENT_DB_PASSWORD, relay: c.RELAY_DB_PASSWORD },
+    passwords: { ...each((s) => c[envName(s, 'DB_PASSWORD')]), relay: c.RELAY_DB_PASSWORD },
   };
 }
 
@@ -76,8 +78,8 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
   }
 }
 
-const q = (id: string) => `"${id.replace(/"/g, '""')}"`;
-const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
+const q = pg.escapeIdentifier;
+const lit = pg.escapeLiteral;
 
 /** wal_level=logical on every server that holds a service database. */
 export async function ensureLogicalReplication(c: AdminConfig, say: (m: string) => void): Promise<void> {

@@ -1,7 +1,7 @@
 /** `npm run setup` and `npm run migrate` are safe to repeat: the second run changes nothing. */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { SERVICES } from '@saga/common/admin';
+import { SERVICES } from '@saga/common/service-names';
 import { ADMIN_URL } from '../support/env';
 import { startProcess } from '../support/process';
 

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { ensureRolesAndDatabases, loadAdminConfig, migrateAll, SERVICES, urlForDatabase, type AdminConfig, type ServiceName } from '@saga/common/admin';
+import { ensureRolesAndDatabases, loadAdminConfig, migrateAll, SERVICES, urlForDatabase, type AdminConfig, type ServiceName } from '../../scripts/lib/admin';
 
 export const ADMIN_URL = process.env.PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const RABBIT = new URL(process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672');

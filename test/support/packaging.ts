@@ -12,7 +12,7 @@ import addFormats from 'ajv-formats';
 import { DockerfileParser } from 'dockerfile-ast';
 import YAML from 'yaml';
 import type { z } from 'zod';
-import { AdminEnv } from '@saga/common/admin';
+import { AdminEnv } from '../../scripts/lib/admin';
 import { BaseEnv } from '@saga/common/config';
 import { RelayEnv } from '../../cdc-relay/src/config';
 import { COMPONENTS, type Component } from '../../scripts/cli';

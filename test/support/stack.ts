@@ -1,4 +1,4 @@
-import { SERVICES, type ServiceName } from '@saga/common/admin';
+import { SERVICES, type ServiceName } from '@saga/common/service-names';
 import type { TestEnv } from './env';
 import { startProcess, type Running } from './process';
 import { waitUntil } from './wait';

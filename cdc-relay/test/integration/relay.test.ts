@@ -3,7 +3,7 @@
  * production. Every test writes rows with a prefix of its own and checks exactly those.
  */
 import pg from 'pg';
-import { SERVICES, type ServiceName } from '@saga/common/admin';
+import { SERVICES, type ServiceName } from '@saga/common/service-names';
 import { topologyNames } from '@saga/common/amqp';
 import { closeConnections, collect, type Received } from '../../../test/support/amqp';
 import { createTestEnv, type TestEnv } from '../../../test/support/env';

@@ -9,6 +9,7 @@ import { createHttpApp, finishHttpApp, listen } from './http';
 import { createLogger, redactUrl, type Logger } from './logger';
 import { createMetricsRegistry, createOpsRouter } from './ops';
 import { createPool } from './pg';
+import type { ServiceName } from './service-names';
 
 /** Variables every service reads; each service adds its own and its defaults. */
 export const ServiceEnv = BaseEnv.extend({
@@ -37,7 +38,7 @@ export type ServiceContext<S extends Record<string, unknown>, C extends ServiceC
 };
 
 export type ServiceDefinition<S extends Record<string, unknown>, C extends ServiceConfig> = {
-  name: 'order' | 'inventory' | 'payment';
+  name: ServiceName;
   config: C;
   schema: S;
   routes: (ctx: ServiceContext<S, C>) => Router;
