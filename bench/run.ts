@@ -1,10 +1,11 @@
 /**
- * npm run bench [-- --smoke] [-- --only=throughput,writers,latency,saga,memory,peer]
+ * npm run bench [-- --smoke] [-- --only=throughput,writers,latency,saga,memory,peer] [-- --baseline-ref=<git ref>]
+ * --baseline-ref: the saga section also measures that commit's bundle first, in the same run, and prints both.
  * Every figure is measured in this run, on this machine, next to its baseline (ratio printed). A table on the
  * terminal and a JSON file under bench/results/ (or --out=DIR).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import amqp from 'amqplib';
@@ -14,7 +15,6 @@ import { createTestEnv, type TestEnv } from '../test/support/env';
 import removeLeftovers from '../test/support/global-setup';
 import { metricValue } from '../test/support/metrics';
 import { killAll, startProcess, type Running } from '../test/support/process';
-import { sagaClient } from '../test/support/saga';
 import { bundled, startStack } from '../test/support/stack';
 import { build as esbuild } from 'esbuild';
 import { waitUntil } from '../test/support/wait';
@@ -22,14 +22,16 @@ import { randomUUID } from 'node:crypto';
 import { toAmqpMessage } from '../cdc-relay/src/mapping';
 import { arrivals, closedLoopWriters, insertBacklog, now, outboxScans, pacedWriter, payload, rssMiB, sleep, sql, summary } from './lib';
 import { peerBacklog, peerLatency } from './peer';
+import { measureSaga, type SagaResult } from './saga';
 
 const args = process.argv.slice(2);
 const SMOKE = args.includes('--smoke');
 const ONLY = args.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const BASELINE_REF = args.find((a) => a.startsWith('--baseline-ref='))?.slice(15);
 const OUT = args.find((a) => a.startsWith('--out='))?.slice(6) ?? path.resolve(__dirname, 'results');
 const P = SMOKE
-  ? { backlog: 300, bytes: 1000, writeMs: 800, conns: [1, 8], rates: [200], latencyMs: 1000, idleMs: 2500, sagaMs: 1500, sagaConc: [4], memory: [500, 1000], repeats: 1, peerBacklog: 300, warmupMs: 300 }
-  : { backlog: 50_000, bytes: 1000, writeMs: 5000, conns: [1, 8, 32], rates: [500, 2000], latencyMs: 5000, idleMs: 5000, sagaMs: 10_000, sagaConc: [16, 64], memory: [100_000, 1_000_000], repeats: 3, peerBacklog: 5000, warmupMs: 1500 };
+  ? { backlog: 300, bytes: 1000, writeMs: 800, conns: [1, 8], rates: [200], latencyMs: 1000, idleMs: 2500, sagaMs: 1500, sagaConc: [4], sagaOpenRate: 200, ceilingSecs: 1, memory: [500, 1000], repeats: 1, peerBacklog: 300, warmupMs: 300 }
+  : { backlog: 50_000, bytes: 1000, writeMs: 5000, conns: [1, 8, 32], rates: [500, 2000], latencyMs: 5000, idleMs: 5000, sagaMs: 10_000, sagaConc: [16, 64], sagaOpenRate: 200, ceilingSecs: 10, memory: [100_000, 1_000_000], repeats: 3, peerBacklog: 5000, warmupMs: 1500 };
 const want = (s: string) => !ONLY || ONLY.includes(s);
 
 type Row = { section: string; what: string; figure: string; baseline: string; ratio: string };
@@ -270,77 +272,106 @@ async function sectionLatency() {
   results.latency = out;
 }
 
-async function sectionSaga() {
-  const out: Record<string, unknown> = {};
-  const stack = await startStack(env, { relay: { RELAY_SLOT_PREFIX: `${env.id}_saga` } });
-  const urls = () => ({ order: stack.services.order.url, inventory: stack.services.inventory.url, payment: stack.services.payment.url });
-  const saga = sagaClient(urls);
-  const skus = await Promise.all(Array.from({ length: 20 }, () => saga.product(1_000_000_000, 100)));
-  const customers = await Promise.all(Array.from({ length: 50 }, () => saga.account(1_000_000_000_000)));
-  const conn = await amqp.connect(env.rabbitUrl);
-  const ch = await conn.createChannel();
-  await ch.assertQueue('bench.final', { durable: false, autoDelete: true });
-  await ch.bindQueue('bench.final', env.exchange, 'order.OrderConfirmed');
-  await ch.bindQueue('bench.final', env.exchange, 'order.OrderCancelled');
-  const finalAt = new Map<string, { at: number; type: string }>();
-  await ch.consume('bench.final', (m) => m && finalAt.set(String(m.properties.correlationId), { at: now(), type: String(m.properties.type) }), { noAck: true });
-  for (const conc of P.sagaConc) {
-    const placedAt = new Map<string, number>();
-    const httpLatency: number[] = [];
-    const deadline = now() + P.sagaMs;
-    let i = 0;
-    const t0 = now();
-    await Promise.all(
-      Array.from({ length: conc }, async () => {
-        while (now() < deadline) {
-          const n = i++;
-          const started = now();
-          const res = await fetch(`${urls().order}/orders`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ customerId: customers[n % customers.length], items: [{ sku: skus[n % skus.length], quantity: 1 + (n % 3) }] }),
-          });
-          const body = (await res.json()) as { orderId: string };
-          httpLatency.push(now() - started);
-          if (res.status === 202) {
-            placedAt.set(body.orderId, started);
-            saga.placed.push(body.orderId);
-          }
-        }
-      }),
-    );
-    const placedSecs = (now() - t0) / 1000;
-    await waitUntil(() => [...placedAt.keys()].every((id) => finalAt.has(id)), { timeoutMs: 300_000, intervalMs: 50, message: 'every order final' });
-    const mine = [...placedAt].map(([id, t]) => ({ t, f: finalAt.get(id)! }));
-    const confirmed = mine.filter((m) => m.f.type === 'OrderConfirmed');
-    const lastFinal = Math.max(...mine.map((m) => m.f.at));
-    const http = summary(httpLatency);
-    const toFinal = summary(confirmed.map((m) => m.f.at - m.t));
-    const r = {
-      concurrency: conc,
-      placedPerSec: placedAt.size / placedSecs,
-      confirmedPerSec: confirmed.length / ((lastFinal - t0) / 1000),
-      confirmed: confirmed.length,
-      orders: placedAt.size,
-      placementMs: http,
-      placementToConfirmedMs: toFinal,
-    };
-    out[`${conc}`] = r;
+/** The saga rows of one bundle; `tag` names the bundle in the row labels. */
+function sagaRows(r: SagaResult, section: string) {
+  const ms = (n: number) => fmt(n, 1);
+  rows.push({ section, what: 'PostgreSQL single-row INSERT+COMMIT, 16 clients, stack up and idle (pgbench)', figure: `${fmt(r.commitCeilingTps)} commits/s`, baseline: '-', ratio: '-' });
+  for (const c of Object.values(r.closed)) {
     rows.push({
-      section: '4. saga',
-      what: `${conc} connections, ${P.sagaMs / 1000} s: placed / confirmed`,
-      figure: `${fmt(r.placedPerSec)} / ${fmt(r.confirmedPerSec)} orders/s; POST p50 ${fmt(http.p50, 1)} p99 ${fmt(http.p99, 1)} ms; to CONFIRMED p50 ${fmt(toFinal.p50, 1)} p99 ${fmt(toFinal.p99, 1)} ms`,
-      baseline: `${fmt(r.orders)} orders, ${fmt(r.confirmed)} confirmed`,
-      ratio: ratio(r.confirmedPerSec, r.placedPerSec),
+      section,
+      what: `closed loop, ${c.concurrency} connections, ${P.sagaMs / 1000} s: placed / final / confirmed`,
+      figure: `${fmt(c.placedPerSec)} / ${fmt(c.finalPerSec)} / ${fmt(c.confirmedPerSec)} orders/s (${fmt(c.orders)} orders); POST p50 ${ms(c.postMs.p50)} p99 ${ms(c.postMs.p99)} ms; to final p50 ${ms(c.placeToFinalMs.p50)} p99 ${ms(c.placeToFinalMs.p99)} ms`,
+      baseline: `orders/s x 6 / ${fmt(r.commitCeilingTps)} commits/s (target >= 0.3)`,
+      ratio: fmt(c.ratioToCommitCeiling, 3),
     });
-    log(`saga ${conc}: ${fmt(r.placedPerSec)} placed/s, ${fmt(r.confirmedPerSec)} confirmed/s`);
+    const cpu = c.cpuMsPerOrder;
+    rows.push({
+      section,
+      what: `CPU ms per order at ${c.concurrency} connections (/proc)`,
+      figure: `machine ${ms(cpu.machine)} (target <= 4): order ${ms(cpu.order)}, inventory ${ms(cpu.inventory)}, payment ${ms(cpu.payment)}, relay ${ms(cpu.relay)}, postgres ${ms(cpu.postgres)}, rabbitmq ${ms(cpu.rabbitmq)}; stack ${ms(cpu.stack)}`,
+      baseline: `load generator ${ms(cpu.benchClient)} (in machine)`,
+      ratio: '-',
+    });
+    const st = c.statementsPerOrder;
+    rows.push({
+      section,
+      what: `statements per order at ${c.concurrency} connections (db_statements_total)`,
+      figure: Number.isFinite(st.total) ? `total ${ms(st.total)} (target <= 12): order ${ms(st.order)}, inventory ${ms(st.inventory)}, payment ${ms(st.payment)}` : 'not counted by this bundle',
+      baseline: '-',
+      ratio: '-',
+    });
   }
-  await saga.expectInvariants(300_000);
-  out.invariants = 'held: every order final; stock and balances add up';
-  await conn.close();
-  await stack.stop();
-  await dropSlots([...SERVICES], `${env.id}_saga`);
-  results.saga = out;
+  const o = r.open;
+  rows.push({
+    section,
+    what: `open loop, ${fmt(o.ratePerSec)} orders/s for ${P.sagaMs / 1000} s, from the scheduled send`,
+    figure: `POST p50 ${ms(o.postMs.p50)} p99 ${ms(o.postMs.p99)} ms (target < 30); to final p50 ${ms(o.placeToFinalMs.p50)} p99 ${ms(o.placeToFinalMs.p99)} ms (target < 300)`,
+    baseline: o.keptUp ? `kept up: ${fmt(o.final)} of ${fmt(o.scheduled)} final, send lag max ${ms(o.sendLagMs.max)} ms` : `FELL BEHIND: ${fmt(o.final)} of ${fmt(o.scheduled)} final, send lag max ${ms(o.sendLagMs.max)} ms`,
+    ratio: '-',
+  });
+}
+
+/** Current against baseline, the figures issue 9 sets targets for; ratio = current / baseline. */
+function sagaComparison(cur: SagaResult, base: SagaResult, ref: string) {
+  const section = `4. saga vs ${ref}`;
+  const conc = String(P.sagaConc[P.sagaConc.length - 1]);
+  const c = cur.closed[conc]!;
+  const b = base.closed[conc]!;
+  const pairs: [string, number, number, string, number][] = [
+    [`confirmed orders/s, ${conc} connections`, c.confirmedPerSec, b.confirmedPerSec, '', 0],
+    ['orders/s x 6 / commits/s', c.ratioToCommitCeiling, b.ratioToCommitCeiling, '', 3],
+    [`CPU per order, machine, ${conc} connections`, c.cpuMsPerOrder.machine, b.cpuMsPerOrder.machine, ' ms', 1],
+    [`statements per order, ${conc} connections`, c.statementsPerOrder.total, b.statementsPerOrder.total, '', 1],
+    [`open loop ${fmt(cur.open.ratePerSec)}/s: POST p99`, cur.open.postMs.p99, base.open.postMs.p99, ' ms', 1],
+    [`open loop ${fmt(cur.open.ratePerSec)}/s: to final p99`, cur.open.placeToFinalMs.p99, base.open.placeToFinalMs.p99, ' ms', 1],
+  ];
+  for (const [what, x, y, unit, d] of pairs) rows.push({ section, what, figure: `${fmt(x, d)}${unit}`, baseline: `${fmt(y, d)}${unit} at ${ref}`, ratio: Number.isFinite(x) && Number.isFinite(y) && y > 0 ? `${fmt(x / y, 2)}x` : '-' });
+}
+
+/**
+ * Builds `ref` from a git worktree with that commit's own build script, and keeps the bundle as
+ * dist/saga-baseline.js in this repository, where node finds this repository's node_modules (the bundle leaves npm
+ * packages external). The worktree borrows node_modules through a symlink and is removed afterwards.
+ */
+function buildBaseline(ref: string): string {
+  const root = path.resolve(__dirname, '..');
+  const sha = execFileSync('git', ['rev-parse', '--short', `${ref}^{commit}`], { cwd: root, encoding: 'utf8' }).trim();
+  const dir = path.join(os.tmpdir(), `saga-baseline-${sha}`);
+  if (existsSync(dir)) execFileSync('git', ['worktree', 'remove', '--force', dir], { cwd: root, stdio: 'inherit' });
+  execFileSync('git', ['worktree', 'add', '--detach', dir, sha], { cwd: root, stdio: 'ignore' });
+  try {
+    symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
+    execFileSync('npm', ['run', 'build', '-s'], { cwd: dir, stdio: 'inherit' });
+    copyFileSync(path.join(dir, 'dist/saga.js'), path.join(root, 'dist/saga-baseline.js'));
+  } finally {
+    execFileSync('git', ['worktree', 'remove', '--force', dir], { cwd: root, stdio: 'ignore' });
+  }
+  log(`baseline ${ref} (${sha}) built into dist/saga-baseline.js`);
+  return 'dist/saga-baseline.js';
+}
+
+async function sectionSaga() {
+  const p = { ms: P.sagaMs, conc: P.sagaConc, openRate: P.sagaOpenRate, ceilingSecs: P.ceilingSecs };
+  let base: SagaResult | undefined;
+  if (BASELINE_REF) {
+    // The baseline first, in a fresh env of its own (same current migrations: the schema changes are additive), so
+    // that neither bundle runs on the other's data.
+    const file = buildBaseline(BASELINE_REF);
+    const baseEnv = await createTestEnv('benchbase');
+    bundled.file = file;
+    try {
+      base = await measureSaga(baseEnv, p, (m) => log(`[${BASELINE_REF}] ${m}`));
+    } finally {
+      bundled.file = 'dist/saga.js';
+      await killAll();
+      await baseEnv.close();
+    }
+    sagaRows(base, `4. saga @${BASELINE_REF}`);
+  }
+  const cur = await measureSaga(env, p, log);
+  sagaRows(cur, '4. saga');
+  if (base) sagaComparison(cur, base, BASELINE_REF!);
+  results.saga = { ...cur, ...(base ? { baseline: { ref: BASELINE_REF, ...base } } : {}) };
 }
 
 async function sectionMemory() {

@@ -23,9 +23,12 @@ export function serviceEnv(env: TestEnv, s: ServiceName, extra: Record<string, s
   };
 }
 
-/** Run components from the production bundle (dist/saga.js, `npm run build`) instead of their TypeScript sources. */
-export const bundled = { use: false };
-const entryOf = (component: string, source: string): [string, string[]] => (bundled.use ? ['dist/saga.js', [component]] : [source, []]);
+/**
+ * Run components from the production bundle (dist/saga.js, `npm run build`) instead of their TypeScript sources;
+ * `file` lets the benchmark run another bundle (an older commit's, for before/after figures).
+ */
+export const bundled = { use: false, file: 'dist/saga.js' };
+const entryOf = (component: string, source: string): [string, string[]] => (bundled.use ? [bundled.file, [component]] : [source, []]);
 
 export async function startService(env: TestEnv, s: ServiceName, extra: Record<string, string> = {}): Promise<ServiceProc> {
   const [entry, args] = entryOf(s, `services/${s}/src/main.ts`);

@@ -1,0 +1,307 @@
+/**
+ * The saga end to end, as issue 9 measures it: PostgreSQL's commit ceiling with the stack up and idle, closed
+ * loops (all orders final), an open loop on a fixed schedule, CPU per order from /proc and statements per order
+ * from the services' own counters. Runs against whichever bundle `bundled.file` names, so that an older commit's
+ * bundle can be measured the same way in the same run.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import amqp from 'amqplib';
+import { SERVICES, type ServiceName } from '@saga/common/service-names';
+import { urlForDatabase } from '../scripts/lib/admin';
+import { ADMIN_URL, type TestEnv } from '../test/support/env';
+import { metricValue } from '../test/support/metrics';
+import { sagaClient } from '../test/support/saga';
+import { startStack, type Stack } from '../test/support/stack';
+import { waitUntil } from '../test/support/wait';
+import { now, sleep, sql, summary } from './lib';
+
+export type SagaParams = {
+  /** Duration of each closed loop and of the open loop. */
+  ms: number;
+  /** Connections of the closed loops; CPU and statements are measured for each. */
+  conc: number[];
+  openRate: number;
+  ceilingSecs: number;
+};
+
+type Lat = ReturnType<typeof summary>;
+/** Milliseconds of CPU per order, by process group; `machine` is every non-idle jiffy of /proc/stat. */
+export type CpuPerOrder = Record<ServiceName | 'relay', number> & { postgres: number; rabbitmq: number; stack: number; benchClient: number; machine: number };
+export type ClosedLoop = {
+  concurrency: number;
+  orders: number;
+  confirmed: number;
+  cancelled: number;
+  placedPerSec: number;
+  /** Orders final (confirmed or cancelled) per second, from the first POST to the last final event. */
+  finalPerSec: number;
+  confirmedPerSec: number;
+  /** orders/s × 6 ÷ PostgreSQL commits/s (same run, stack idle); issue 9 wants ≥ 0.3. */
+  ratioToCommitCeiling: number;
+  postMs: Lat;
+  placeToFinalMs: Lat;
+  cpuMsPerOrder: CpuPerOrder;
+  /** Statements (round trips) per order per service from `db_statements_total`; NaN where a bundle has no such counter. */
+  statementsPerOrder: Record<ServiceName | 'total', number>;
+};
+export type OpenLoop = {
+  ratePerSec: number;
+  scheduled: number;
+  final: number;
+  /** All orders final within the wait after the schedule ended, and no POST sent more than 50 ms late. */
+  keptUp: boolean;
+  sendLagMs: Lat;
+  /** Latencies count from the scheduled send time, so a late loop cannot hide a slow system. */
+  postMs: Lat;
+  placeToFinalMs: Lat;
+  statusCounts: Record<string, number>;
+};
+export type SagaResult = { commitCeilingTps: number; closed: Record<string, ClosedLoop>; open: OpenLoop; invariants: string };
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+const tickMs = 1000 / CLK_TCK;
+
+/** utime+stime (+ reaped children's, for a postmaster whose backends exited) of one process, in clock ticks. */
+function procTicks(pid: number | string, withChildren = false): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
+    const own = Number(f[11]) + Number(f[12]);
+    return withChildren ? own + Number(f[13]) + Number(f[14]) : own;
+  } catch {
+    return 0; // exited between readdir and read
+  }
+}
+
+function ticksByComm(comm: string): number {
+  let sum = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== comm) continue;
+    } catch {
+      continue;
+    }
+    sum += procTicks(pid, true);
+  }
+  return sum;
+}
+
+/** Every non-idle jiffy of the machine (user, nice, system, irq, softirq, steal; not idle or iowait). */
+function machineTicks(): number {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = cpu;
+  return user + nice + system + irq + softirq + steal;
+}
+
+type CpuSnapshot = { nodes: Record<ServiceName | 'relay', number>; postgres: number; rabbitmq: number; machine: number; benchUs: number };
+function cpuSnapshot(stack: Stack): CpuSnapshot {
+  const nodes = { relay: procTicks(stack.relay.pid) } as Record<ServiceName | 'relay', number>;
+  for (const s of SERVICES) nodes[s] = procTicks(stack.services[s].proc.pid);
+  const u = process.cpuUsage();
+  return { nodes, postgres: ticksByComm('postgres'), rabbitmq: ticksByComm('beam.smp'), machine: machineTicks(), benchUs: u.user + u.system };
+}
+function cpuPerOrder(a: CpuSnapshot, b: CpuSnapshot, orders: number): CpuPerOrder {
+  const per = (ticks: number) => (ticks * tickMs) / orders;
+  const out = {} as CpuPerOrder;
+  let stack = 0;
+  for (const k of ['order', 'inventory', 'payment', 'relay'] as const) {
+    out[k] = per(b.nodes[k] - a.nodes[k]);
+    stack += out[k];
+  }
+  out.postgres = per(b.postgres - a.postgres);
+  out.rabbitmq = per(b.rabbitmq - a.rabbitmq);
+  out.stack = stack + out.postgres + out.rabbitmq;
+  out.benchClient = (b.benchUs - a.benchUs) / 1000 / orders;
+  out.machine = per(b.machine - a.machine);
+  return out;
+}
+
+/** `db_statements_total` of each service; NaN for a service whose /metrics has no such counter (an older bundle). */
+async function statements(stack: Stack): Promise<Record<ServiceName, number>> {
+  const out = {} as Record<ServiceName, number>;
+  for (const s of SERVICES) {
+    const url = stack.services[s].url;
+    const text = await (await fetch(`${url}/metrics`)).text();
+    out[s] = /^db_statements_total[ {]/m.test(text) ? await metricValue(url, 'db_statements_total') : NaN;
+  }
+  return out;
+}
+
+/**
+ * PostgreSQL's single-row INSERT + COMMIT rate, 16 clients, on a scratch table in a scratch database of this env
+ * (dropped with the env). Measured with the stack up and idle: its walsenders decoding cost the server capacity.
+ */
+async function commitCeiling(env: TestEnv, secs: number): Promise<number> {
+  const db = `${env.id}_scratch`;
+  await sql(ADMIN_URL, `CREATE DATABASE "${db}"`);
+  const url = urlForDatabase(ADMIN_URL, db);
+  await sql(url, 'CREATE TABLE commit_probe (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())');
+  const script = path.join(os.tmpdir(), `${db}.sql`);
+  writeFileSync(script, 'INSERT INTO commit_probe DEFAULT VALUES;\n');
+  const { stdout } = await promisify(execFile)('/usr/bin/pgbench', ['-n', '-T', String(secs), '-c', '16', '-j', '2', '-f', script, url], { encoding: 'utf8' });
+  const m = /tps = ([\d.]+) \(without initial connection time\)/.exec(stdout) ?? /tps = ([\d.]+)/.exec(stdout);
+  if (!m) throw new Error(`pgbench: no tps in\n${stdout}`);
+  return Number(m[1]);
+}
+
+export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) => void): Promise<SagaResult> {
+  const slotPrefix = `${env.id}_saga`;
+  const stack = await startStack(env, { relay: { RELAY_SLOT_PREFIX: slotPrefix, LOG_LEVEL: 'warn' }, order: { LOG_LEVEL: 'warn' }, inventory: { LOG_LEVEL: 'warn' }, payment: { LOG_LEVEL: 'warn' } });
+  const conn = await amqp.connect(env.rabbitUrl);
+  try {
+    const urls = () => ({ order: stack.services.order.url, inventory: stack.services.inventory.url, payment: stack.services.payment.url });
+    const saga = sagaClient(urls);
+    const skus = await Promise.all(Array.from({ length: 20 }, () => saga.product(1_000_000_000, 100)));
+    const customers = await Promise.all(Array.from({ length: 50 }, () => saga.account(1_000_000_000_000)));
+    const ch = await conn.createChannel();
+    await ch.assertQueue('bench.final', { durable: false, autoDelete: true });
+    await ch.bindQueue('bench.final', env.exchange, 'order.OrderConfirmed');
+    await ch.bindQueue('bench.final', env.exchange, 'order.OrderCancelled');
+    const finalAt = new Map<string, { at: number; type: string }>();
+    await ch.consume('bench.final', (m) => m && finalAt.set(String(m.properties.correlationId), { at: now(), type: String(m.properties.type) }), { noAck: true });
+
+    let n = 0;
+    const post = (): Promise<{ status: number; orderId?: string }> => {
+      const i = n++;
+      return fetch(`${urls().order}/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ customerId: customers[i % customers.length], items: [{ sku: skus[i % skus.length], quantity: 1 + (i % 3) }] }),
+      }).then(async (res) => ({ status: res.status, orderId: ((await res.json()) as { orderId?: string }).orderId }));
+    };
+
+    // Ceiling first, with the stack started and idle (issue 9: compare with the ceiling of the same run).
+    await sleep(1000);
+    const commitCeilingTps = await commitCeiling(env, p.ceilingSecs);
+    log(`saga: commit ceiling ${commitCeilingTps.toFixed(0)} tps (16 clients, stack idle)`);
+
+    const closed: Record<string, ClosedLoop> = {};
+    for (const conc of p.conc) {
+      const placedAt = new Map<string, number>();
+      const postLat: number[] = [];
+      const stmts0 = await statements(stack);
+      const cpu0 = cpuSnapshot(stack);
+      const t0 = now();
+      const deadline = t0 + p.ms;
+      await Promise.all(
+        Array.from({ length: conc }, async () => {
+          while (now() < deadline) {
+            const started = now();
+            const r = await post();
+            postLat.push(now() - started);
+            if (r.status === 202 && r.orderId) {
+              placedAt.set(r.orderId, started);
+              saga.placed.push(r.orderId);
+            }
+          }
+        }),
+      );
+      const placedSecs = (now() - t0) / 1000;
+      await waitUntil(() => [...placedAt.keys()].every((id) => finalAt.has(id)), { timeoutMs: 300_000, intervalMs: 20, message: 'every order final' });
+      const mine = [...placedAt].map(([id, t]) => ({ t, f: finalAt.get(id)! }));
+      const lastFinal = Math.max(...mine.map((m) => m.f.at));
+      // Work that follows the final event (reservations settling) belongs to the order too: stop counting only once
+      // the services' statement counters stand still (an older bundle without counters gets a fixed second).
+      let stmts1 = await statements(stack);
+      if (Number.isNaN(stmts1.order)) await sleep(1000);
+      else {
+        for (let i = 0; i < 40; i++) {
+          await sleep(250);
+          const again = await statements(stack);
+          const still = SERVICES.every((s) => again[s] === stmts1[s]);
+          stmts1 = again;
+          if (still) break;
+        }
+      }
+      const cpu1 = cpuSnapshot(stack);
+      const orders = placedAt.size;
+      const confirmed = mine.filter((m) => m.f.type === 'OrderConfirmed').length;
+      const finalSecs = (lastFinal - t0) / 1000;
+      const perService = Object.fromEntries(SERVICES.map((s) => [s, (stmts1[s] - stmts0[s]) / orders])) as Record<ServiceName, number>;
+      const r: ClosedLoop = {
+        concurrency: conc,
+        orders,
+        confirmed,
+        cancelled: orders - confirmed,
+        placedPerSec: orders / placedSecs,
+        finalPerSec: orders / finalSecs,
+        confirmedPerSec: confirmed / finalSecs,
+        ratioToCommitCeiling: ((orders / finalSecs) * 6) / commitCeilingTps,
+        postMs: summary(postLat),
+        placeToFinalMs: summary(mine.map((m) => m.f.at - m.t)),
+        cpuMsPerOrder: cpuPerOrder(cpu0, cpu1, orders),
+        statementsPerOrder: { ...perService, total: SERVICES.reduce((a, s) => a + perService[s], 0) },
+      };
+      closed[`${conc}`] = r;
+      log(`saga ${conc}: ${r.placedPerSec.toFixed(0)} placed/s, ${r.finalPerSec.toFixed(0)} final/s, cpu ${r.cpuMsPerOrder.machine.toFixed(1)} ms/order, ${r.statementsPerOrder.total.toFixed(1)} statements/order`);
+    }
+
+    // Open loop: POSTs on a fixed schedule whatever the answers, for the same duration.
+    const total = Math.round((p.openRate * p.ms) / 1000);
+    const due: number[] = [];
+    const lag: number[] = [];
+    const postAt: number[] = [];
+    const ids: (string | undefined)[] = [];
+    const statusCounts: Record<string, number> = {};
+    const inflight: Promise<void>[] = [];
+    const start = now() + 50;
+    for (let i = 0; i < total; i++) {
+      due[i] = start + (i * 1000) / p.openRate;
+      const wait = due[i]! - now();
+      if (wait > 1) await sleep(wait);
+      lag[i] = Math.max(0, now() - due[i]!);
+      inflight.push(
+        post().then(
+          (r) => {
+            postAt[i] = now();
+            statusCounts[r.status] = (statusCounts[r.status] ?? 0) + 1;
+            if (r.status === 202 && r.orderId) {
+              ids[i] = r.orderId;
+              saga.placed.push(r.orderId);
+            }
+          },
+          () => {
+            statusCounts.error = (statusCounts.error ?? 0) + 1;
+          },
+        ),
+      );
+    }
+    await Promise.all(inflight);
+    const placed = ids.flatMap((id, i) => (id ? [{ id, i }] : []));
+    const allFinal = await waitUntil(() => placed.every((o) => finalAt.has(o.id)), { timeoutMs: Math.max(15_000, 3 * p.ms), intervalMs: 20 }).then(
+      () => true,
+      () => false,
+    );
+    const finals = placed.filter((o) => finalAt.has(o.id));
+    const sendLagMs = summary(lag);
+    const open: OpenLoop = {
+      ratePerSec: p.openRate,
+      scheduled: total,
+      final: finals.length,
+      keptUp: allFinal && placed.length === total && sendLagMs.max <= 50,
+      sendLagMs,
+      postMs: summary(placed.map((o) => postAt[o.i]! - due[o.i]!)),
+      placeToFinalMs: summary(finals.map((o) => finalAt.get(o.id)!.at - due[o.i]!)),
+      statusCounts,
+    };
+    log(`saga open ${p.openRate}/s: POST p99 ${open.postMs.p99.toFixed(1)} ms, final p99 ${open.placeToFinalMs.p99.toFixed(1)} ms${open.keptUp ? '' : ' (fell behind)'}`);
+
+    await saga.expectInvariants(300_000);
+    return { commitCeilingTps, closed, open, invariants: 'held: every order final; stock and balances add up; no event applied twice' };
+  } finally {
+    await conn.close().catch(() => undefined);
+    await stack.stop();
+    for (const s of SERVICES) await sql(env.adminUrl(s), 'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active', [`${slotPrefix}_${s}`]).catch(() => undefined);
+  }
+}
