@@ -15,7 +15,7 @@ import { createTestEnv, type TestEnv } from '../test/support/env';
 import removeLeftovers from '../test/support/global-setup';
 import { metricValue } from '../test/support/metrics';
 import { killAll, startProcess, type Running } from '../test/support/process';
-import { bundled, startStack } from '../test/support/stack';
+import { bundled } from '../test/support/stack';
 import { build as esbuild } from 'esbuild';
 import { waitUntil } from '../test/support/wait';
 import { randomUUID } from 'node:crypto';
@@ -30,8 +30,8 @@ const ONLY = args.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 const BASELINE_REF = args.find((a) => a.startsWith('--baseline-ref='))?.slice(15);
 const OUT = args.find((a) => a.startsWith('--out='))?.slice(6) ?? path.resolve(__dirname, 'results');
 const P = SMOKE
-  ? { backlog: 300, bytes: 1000, writeMs: 800, conns: [1, 8], rates: [200], latencyMs: 1000, idleMs: 2500, sagaMs: 1500, sagaConc: [4], sagaOpenRate: 200, ceilingSecs: 1, memory: [500, 1000], repeats: 1, peerBacklog: 300, warmupMs: 300 }
-  : { backlog: 50_000, bytes: 1000, writeMs: 5000, conns: [1, 8, 32], rates: [500, 2000], latencyMs: 5000, idleMs: 5000, sagaMs: 10_000, sagaConc: [16, 64], sagaOpenRate: 200, ceilingSecs: 10, memory: [100_000, 1_000_000], repeats: 3, peerBacklog: 5000, warmupMs: 1500 };
+  ? { backlog: 300, bytes: 1000, writeMs: 800, conns: [1, 8], rates: [200], latencyMs: 1000, idleMs: 2500, sagaMs: 1500, sagaConc: [4], sagaOpenRate: 50, sagaOpenWaitMs: 5000, ceilingSecs: 1, memory: [500, 1000], repeats: 1, peerBacklog: 300, warmupMs: 300 }
+  : { backlog: 50_000, bytes: 1000, writeMs: 5000, conns: [1, 8, 32], rates: [500, 2000], latencyMs: 5000, idleMs: 5000, sagaMs: 10_000, sagaConc: [16, 64], sagaOpenRate: 200, sagaOpenWaitMs: 30_000, ceilingSecs: 10, memory: [100_000, 1_000_000], repeats: 3, peerBacklog: 5000, warmupMs: 1500 };
 const want = (s: string) => !ONLY || ONLY.includes(s);
 
 type Row = { section: string; what: string; figure: string; baseline: string; ratio: string };
@@ -351,7 +351,7 @@ function buildBaseline(ref: string): string {
 }
 
 async function sectionSaga() {
-  const p = { ms: P.sagaMs, conc: P.sagaConc, openRate: P.sagaOpenRate, ceilingSecs: P.ceilingSecs };
+  const p = { ms: P.sagaMs, conc: P.sagaConc, openRate: P.sagaOpenRate, openWaitMs: P.sagaOpenWaitMs, ceilingSecs: P.ceilingSecs };
   let base: SagaResult | undefined;
   if (BASELINE_REF) {
     // The baseline first, in a fresh env of its own (same current migrations: the schema changes are additive), so

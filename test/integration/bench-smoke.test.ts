@@ -21,6 +21,24 @@ describe('npm run bench --smoke', () => {
       expect(result.results.latency.idleOutboxScansPerSec['relay (CDC)']).toBe(0);
       expect(result.results.latency.idleOutboxScansPerSec['polling every 100 ms']).toBeGreaterThan(0);
       expect(result.results.saga.invariants).toContain('held');
+      // The saga figures of issue 9 are there and make sense; no timing is asserted (a smoke run is too short).
+      const saga = result.results.saga;
+      expect(saga.commitCeilingTps).toBeGreaterThan(0);
+      const closed = Object.values(saga.closed) as { orders: number; ratioToCommitCeiling: number; cpuMsPerOrder: Record<string, number>; statementsPerOrder: Record<string, number> }[];
+      expect(closed.length).toBeGreaterThan(0);
+      for (const c of closed) {
+        expect(c.orders).toBeGreaterThan(0);
+        expect(c.ratioToCommitCeiling).toBeGreaterThan(0);
+        for (const k of ['order', 'inventory', 'payment', 'relay', 'postgres', 'rabbitmq', 'stack', 'benchClient', 'machine']) expect(Number.isFinite(c.cpuMsPerOrder[k])).toBe(true);
+        expect(c.cpuMsPerOrder.machine).toBeGreaterThan(0);
+        expect(c.cpuMsPerOrder.order).toBeGreaterThan(0);
+        for (const s of ['order', 'inventory', 'payment']) expect(c.statementsPerOrder[s]).toBeGreaterThan(0);
+        expect(c.statementsPerOrder.total).toBeGreaterThan(0);
+      }
+      expect(saga.open.scheduled).toBeGreaterThan(0);
+      expect(saga.open.final).toBeGreaterThan(0);
+      expect(Number.isFinite(saga.open.placeToFinalMs.p99)).toBe(true);
+      expect(result.table.filter((r: { section: string }) => r.section === '4. saga').length).toBeGreaterThanOrEqual(5);
       expect(result.table.length).toBeGreaterThanOrEqual(10);
       for (const row of result.table) expect(row.baseline.length).toBeGreaterThan(0);
       expect(p.output()).toMatch(/\| section +\| what/);
