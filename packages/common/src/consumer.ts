@@ -3,24 +3,39 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import { Envelope, isEventType, routingKeyOf, schemaFor, type EventData, type EventType, type DomainEvent } from './contracts';
 import { assertConsumerTopology, consumerQueueNames, sendConfirmed } from './amqp';
 import { classifyError, errorMessage, InvalidMessageError } from './errors';
-import { backoffDelay, delay } from './lifecycle';
+import type pg from 'pg';
+import { reconnectLoop, retryDelay } from './lifecycle';
 import type { Logger } from './logger';
-import { appendToOutbox, tryMarkProcessed, type Tx } from './outbox';
+import { inboxClaim, outboxInsert, withTransaction, type OutboxEntry, type SqlClient, type SqlPart } from './outbox';
 
 export type Outcome = 'applied' | 'duplicate';
-export type Handler<T extends EventType> = (data: EventData<T>, envelope: Envelope, log: Logger) => Promise<Outcome>;
-export type Handlers = { [T in EventType]?: Handler<T> };
+
+/** A message that passed decoding and its contract, ready for a handler. */
+export type Incoming = { [T in EventType]: { type: T; data: EventData<T>; envelope: Envelope; log: Logger } }[EventType];
+
+/**
+ * What a service does with its messages. `apply` receives messages in delivery order and applies them in one
+ * transaction, exactly once in effect, answering an outcome per message; when it throws, nothing of the batch
+ * was applied.
+ */
+export type BatchHandler = {
+  /** The event types this consumer handles: its queue's bindings. */
+  types: readonly EventType[];
+  apply: (messages: Incoming[]) => Promise<Outcome[]>;
+};
 
 export type ConsumerOptions = {
   url: string;
   exchange: string;
   /** `<service>.<purpose>`: one durable quorum queue per consumer. */
   queue: string;
-  handlers: Handlers;
+  handler: BatchHandler;
   log: Logger;
   registry: Registry;
   /** Unacknowledged messages in flight at once. */
   prefetch?: number;
+  /** Most messages applied in one transaction (at most `prefetch`). */
+  maxBatch?: number;
   /** Tries of a transiently failing message before it is dead-lettered. */
   maxAttempts?: number;
   /** First retry delay; doubles per attempt up to 30 s. */
@@ -59,63 +74,105 @@ export function decodeMessage(msg: Pick<ConsumeMessage, 'content' | 'properties'
   return parsed.data;
 }
 
+/** A step of one service over a batch: load the state the messages touch, decide and evolve, save. */
+export type BatchStep<S> = {
+  /**
+   * One statement that runs `inbox` (claims the messages; RETURNING message_id names the new ones) and loads, locked,
+   * the state every message of the batch touches. Answers the claimed ids and the state.
+   */
+  load: (client: SqlClient, inbox: SqlPart, messages: readonly Incoming[]) => Promise<{ claimed: readonly string[]; state: S }>;
+  /** Pure: the events `message` leads to and the state after them (decide, then evolve). */
+  apply: (state: S, message: Incoming) => { state: S; events: DomainEvent[] };
+  /** One statement that saves what changed from `before` to `after` and runs `outbox`. */
+  save: (client: SqlClient, before: S, after: S, outbox: SqlPart) => Promise<void>;
+};
+
 /**
- * Exactly-once in effect: the inbox row, the caller's business rows and the outbox rows of the events it returns
- * are written in one transaction. A message seen before changes nothing and answers 'duplicate'.
+ * Exactly-once in effect for a batch, in one transaction of four round trips whatever its size: BEGIN; claim the
+ * messages in the inbox and load the state they touch; fold decide/evolve over the new messages in delivery order;
+ * save the state with the outbox rows of every event; COMMIT. A message claimed before (or twice in the batch)
+ * changes nothing and answers 'duplicate'.
  */
-export function applyOnce<T extends EventType>(
-  db: { transaction: <R>(fn: (tx: Tx) => Promise<R>) => Promise<R> },
-  consumer: string,
-  apply: (tx: Tx, data: EventData<T>, envelope: Envelope, log: Logger) => Promise<DomainEvent[]>,
-): Handler<T> {
-  return (data, envelope, log) =>
-    db.transaction(async (tx) => {
-      if (!(await tryMarkProcessed(tx, consumer, envelope.id, envelope.type))) return 'duplicate';
-      const events = await apply(tx, data, envelope, log);
-      await appendToOutbox(tx, events, {
-        correlationId: envelope.headers.correlationId,
-        causationId: envelope.id,
-        traceparent: envelope.headers.traceparent,
-      });
-      return 'applied';
-    });
+export function batchHandler<S>(pool: pg.Pool, consumer: string, types: readonly EventType[], step: BatchStep<S>): BatchHandler {
+  return {
+    types,
+    apply: (messages) =>
+      withTransaction(pool, async (client) => {
+        const inbox = inboxClaim(consumer, messages.map((m) => ({ id: m.envelope.id, type: m.type })));
+        const { claimed, state: before } = await step.load(client, inbox, messages);
+        const fresh = new Set(claimed);
+        const outcomes: Outcome[] = [];
+        const entries: OutboxEntry[] = [];
+        let state = before;
+        for (const m of messages) {
+          if (!fresh.delete(m.envelope.id)) {
+            outcomes.push('duplicate');
+            continue;
+          }
+          const next = step.apply(state, m);
+          state = next.state;
+          const { correlationId, traceparent } = m.envelope.headers;
+          entries.push({ events: next.events, meta: { correlationId, causationId: m.envelope.id, traceparent } });
+          outcomes.push('applied');
+        }
+        if (entries.length > 0) await step.save(client, before, state, outboxInsert(entries));
+        return outcomes;
+      }),
+  };
 }
 
 /**
  * Consume the events a service handles from its own queue, with reconnects (capped exponential backoff),
  * bounded prefetch, retry with backoff for transient failures and a dead-letter queue (reason in the headers)
- * for what can never succeed. Acknowledges only after the handler's transaction committed.
+ * for what can never succeed.
+ *
+ * Messages are applied in batches, one at a time and in delivery order: what arrived while the previous batch
+ * committed (up to `maxBatch`) goes into one transaction, so a busy consumer pays one commit for many messages and
+ * per-aggregate order is never weaker than the queue's. When a batch fails, its messages are applied one per
+ * transaction, so one poison message cannot hold back its neighbours. Every message of a batch is settled
+ * (committed, or stored in the retry or dead-letter queue) before one acknowledgement covers them all.
  */
 export function createConsumer(opts: ConsumerOptions): Consumer {
-  const { log, queue } = opts;
-  const prefetch = opts.prefetch ?? 16;
+  const { log, queue, handler } = opts;
+  const prefetch = opts.prefetch ?? 64;
+  const maxBatch = Math.min(opts.maxBatch ?? prefetch, prefetch);
   const maxAttempts = opts.maxAttempts ?? 5;
   const retryBaseMs = opts.retryBaseMs ?? 500;
   const names = consumerQueueNames(queue);
-  const routingKeys = (Object.keys(opts.handlers) as EventType[]).map(routingKeyOf);
+  const handled = new Set<string>(handler.types);
+  const routingKeys = handler.types.map(routingKeyOf);
 
   const messages = new Counter({
     name: 'consumer_messages_total',
-    help: 'Messages handled, by event type and outcome (applied, duplicate, ignored, retried, dead_lettered)',
+    help: 'Messages handled, by event type and outcome (applied, duplicate, ignored, retried, dead_lettered); types outside the catalogue count as unknown',
     labelNames: ['queue', 'type', 'outcome'] as const,
     registers: [opts.registry],
   });
   const handling = new Histogram({
-    name: 'consumer_handle_seconds',
-    help: 'Time from delivery to acknowledgement',
-    labelNames: ['queue', 'type'] as const,
-    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+    name: 'consumer_batch_seconds',
+    help: 'Time to apply and settle one batch of messages',
+    labelNames: ['queue'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
     registers: [opts.registry],
   });
+  const batchSize = new Histogram({
+    name: 'consumer_batch_size',
+    help: 'Messages per batch (one transaction when it succeeds)',
+    labelNames: ['queue'] as const,
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [opts.registry],
+  });
+  // A label value must come from a known list: any sender can set a message's type.
+  const typeLabel = (type: unknown) => (typeof type === 'string' && isEventType(type) ? type : 'unknown');
 
-  let stopping = false;
   let ready = false;
   let conn: ChannelModel | undefined;
   let ch: ConfirmChannel | undefined;
   let consumerTag: string | undefined;
-  const inFlight = new Set<Promise<void>>();
   const abort = new AbortController();
   let loop: Promise<void> | undefined;
+  let buffer: { channel: ConfirmChannel; msg: ConsumeMessage }[] = [];
+  let pumping: Promise<void> | undefined;
 
   async function deadLetter(channel: ConfirmChannel, msg: ConsumeMessage, reason: string, detail: string): Promise<void> {
     await sendConfirmed(channel, names.dlq, msg.content, {
@@ -133,61 +190,111 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     });
   }
 
-  async function handle(channel: ConfirmChannel, msg: ConsumeMessage): Promise<void> {
-    const type = String(msg.properties.type ?? 'unknown');
-    const end = handling.startTimer({ queue, type });
-    const mlog = log.child({ messageId: msg.properties.messageId, eventType: type, correlationId: msg.properties.correlationId });
-    try {
-      const declared = msg.properties.type;
-      if (typeof declared === 'string' && declared.length > 0 && (!isEventType(declared) || !opts.handlers[declared])) {
-        // Forward compatibility: a type this consumer does not know is acknowledged and counted, not failed.
-        mlog.warn('ignoring event type this consumer does not handle');
-        messages.inc({ queue, type: 'unknown', outcome: 'ignored' });
-        channel.ack(msg);
-        return;
-      }
-      const envelope = decodeMessage(msg);
-      if (!isEventType(envelope.type)) throw new InvalidMessageError(`unknown event type ${envelope.type}`);
-      const data = schemaFor(envelope.type, envelope.payload.version).parse(envelope.payload.data);
-      const handler = opts.handlers[envelope.type] as Handler<EventType>;
-      const outcome = await handler(data as never, envelope, mlog);
-      channel.ack(msg);
-      messages.inc({ queue, type, outcome });
-      mlog.debug({ outcome }, 'message handled');
-    } catch (err) {
-      const disposition = classifyError(err);
-      const attempt = Number((msg.properties.headers ?? {})[ATTEMPT_HEADER] ?? 0) + 1;
-      if (disposition === 'dead-letter' || attempt >= maxAttempts) {
-        const reason = disposition === 'dead-letter' ? 'invalid' : 'retries-exhausted';
-        mlog.error({ err, attempt, reason }, 'dead-lettering message');
-        await deadLetter(channel, msg, reason, errorMessage(err));
-        channel.ack(msg);
-        messages.inc({ queue, type, outcome: 'dead_lettered' });
-      } else {
-        const wait = Math.min(30_000, retryBaseMs * 2 ** (attempt - 1));
-        mlog.warn({ err, attempt, retryInMs: wait }, 'handler failed, will retry');
-        await sendConfirmed(channel, names.retry, msg.content, {
-          ...msg.properties,
-          persistent: true,
-          expiration: String(wait),
-          headers: { ...(msg.properties.headers ?? {}), [ATTEMPT_HEADER]: attempt, 'x-last-error': errorMessage(err).slice(0, 500) },
-        });
-        channel.ack(msg);
-        messages.inc({ queue, type, outcome: 'retried' });
-      }
-    } finally {
-      end();
+  /** Store a message that failed in the retry queue (backoff) or, when it never can succeed, the dead-letter queue. */
+  async function settleFailure(channel: ConfirmChannel, msg: ConsumeMessage, err: unknown, mlog: Logger): Promise<void> {
+    const type = typeLabel(msg.properties.type);
+    const disposition = classifyError(err);
+    const attempt = Number((msg.properties.headers ?? {})[ATTEMPT_HEADER] ?? 0) + 1;
+    if (disposition === 'dead-letter' || attempt >= maxAttempts) {
+      const reason = disposition === 'dead-letter' ? 'invalid' : 'retries-exhausted';
+      mlog.error({ err, attempt, reason }, 'dead-lettering message');
+      await deadLetter(channel, msg, reason, errorMessage(err));
+      messages.inc({ queue, type, outcome: 'dead_lettered' });
+    } else {
+      const wait = retryDelay(attempt, retryBaseMs);
+      mlog.warn({ err, attempt, retryInMs: wait }, 'handler failed, will retry');
+      await sendConfirmed(channel, names.retry, msg.content, {
+        ...msg.properties,
+        persistent: true,
+        expiration: String(wait),
+        headers: { ...(msg.properties.headers ?? {}), [ATTEMPT_HEADER]: attempt, 'x-last-error': errorMessage(err).slice(0, 500) },
+      });
+      messages.inc({ queue, type, outcome: 'retried' });
     }
+  }
+
+  const messageLog = (msg: ConsumeMessage) =>
+    log.child({ messageId: msg.properties.messageId, eventType: typeLabel(msg.properties.type), correlationId: msg.properties.correlationId });
+
+  /** Decode and validate; an event type this consumer does not handle is settled at once (forward compatibility). */
+  async function screen(channel: ConfirmChannel, msg: ConsumeMessage): Promise<Incoming | undefined> {
+    const declared = msg.properties.type;
+    if (typeof declared === 'string' && declared.length > 0 && !handled.has(declared)) {
+      messageLog(msg).warn('ignoring event type this consumer does not handle');
+      messages.inc({ queue, type: 'unknown', outcome: 'ignored' });
+      return undefined;
+    }
+    const mlog = messageLog(msg);
+    try {
+      const envelope = decodeMessage(msg);
+      if (!isEventType(envelope.type) || !handled.has(envelope.type)) throw new InvalidMessageError(`unknown event type ${envelope.type}`);
+      const data = schemaFor(envelope.type, envelope.payload.version).parse(envelope.payload.data);
+      return { type: envelope.type, data, envelope, log: mlog } as Incoming;
+    } catch (err) {
+      await settleFailure(channel, msg, err, mlog);
+      return undefined;
+    }
+  }
+
+  async function applyBatch(channel: ConfirmChannel, batch: ConsumeMessage[]): Promise<void> {
+    const end = handling.startTimer({ queue });
+    batchSize.observe({ queue }, batch.length);
+    const valid: { msg: ConsumeMessage; incoming: Incoming }[] = [];
+    for (const msg of batch) {
+      const incoming = await screen(channel, msg);
+      if (incoming) valid.push({ msg, incoming });
+    }
+    if (valid.length > 0) {
+      try {
+        const outcomes = await handler.apply(valid.map((v) => v.incoming));
+        valid.forEach((v, i) => messages.inc({ queue, type: v.incoming.type, outcome: outcomes[i] ?? 'applied' }));
+      } catch (batchErr) {
+        if (valid.length > 1) log.warn({ err: batchErr, size: valid.length }, 'batch failed; applying its messages one by one');
+        for (const v of valid) {
+          try {
+            if (valid.length === 1) throw batchErr;
+            const [outcome] = await handler.apply([v.incoming]);
+            messages.inc({ queue, type: v.incoming.type, outcome: outcome ?? 'applied' });
+          } catch (err) {
+            await settleFailure(channel, v.msg, err, v.incoming.log);
+          }
+        }
+      }
+    }
+    // Every message up to the last of this batch is settled (batches run one at a time, in delivery order).
+    channel.ack(batch[batch.length - 1]!, true);
+    end();
+  }
+
+  /** Apply what is buffered, batch after batch, until the buffer is empty. */
+  function pump(): Promise<void> {
+    pumping ??= (async () => {
+      try {
+        while (buffer.length > 0) {
+          const channel = buffer[0]!.channel;
+          let n = 1;
+          while (n < maxBatch && n < buffer.length && buffer[n]!.channel === channel) n++;
+          const batch = buffer.slice(0, n).map((b) => b.msg);
+          buffer = buffer.slice(n);
+          try {
+            await applyBatch(channel, batch);
+          } catch (err) {
+            // The channel went away while settling: the broker redelivers the batch, the inbox dedupes.
+            log.warn({ err, size: batch.length }, 'could not settle batch; it will be redelivered');
+          }
+        }
+      } finally {
+        pumping = undefined;
+      }
+    })();
+    return pumping;
   }
 
   function onMessage(channel: ConfirmChannel, msg: ConsumeMessage | null) {
     if (!msg) return; // consumer cancelled by the broker (queue deleted): the close handler reconnects
-    const p = handle(channel, msg).catch((err) => {
-      // The channel went away between handling and acknowledging: the broker redelivers, the inbox dedupes.
-      log.warn({ err, messageId: msg.properties.messageId }, 'could not settle message; it will be redelivered');
-    });
-    inFlight.add(p);
-    void p.finally(() => inFlight.delete(p));
+    buffer.push({ channel, msg });
+    // Start a batch on the next turn of the event loop, so that what arrived in the same read joins it.
+    if (!pumping) setImmediate(() => void pump());
   }
 
   async function session(): Promise<void> {
@@ -201,41 +308,25 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     channel.on('error', (err: unknown) => log.warn({ err }, 'broker channel error'));
     channel.on('close', () => {
       ready = false;
-      if (!stopping) void conn?.close().catch(() => undefined);
+      // Unsettled messages of a closed channel come back from the broker; drop them here.
+      buffer = buffer.filter((b) => b.channel !== channel);
+      if (!abort.signal.aborted) void conn?.close().catch(() => undefined);
     });
     await assertConsumerTopology(channel, { exchange: opts.exchange, queue, routingKeys, deliveryLimit: maxAttempts * 4 });
     await channel.prefetch(prefetch);
     const reply = await channel.consume(queue, (msg) => onMessage(channel, msg), { noAck: false });
     consumerTag = reply.consumerTag;
     ready = true;
-    log.info({ queue, routingKeys, prefetch }, 'consuming');
+    log.info({ queue, routingKeys, prefetch, maxBatch }, 'consuming');
     await closed;
-  }
-
-  async function run(): Promise<void> {
-    let attempt = 0;
-    while (!stopping) {
-      const started = Date.now();
-      try {
-        await session();
-      } catch (err) {
-        if (!stopping) log.warn({ err }, 'broker session failed');
-      }
-      ready = false;
-      if (stopping) break;
-      if (Date.now() - started > 30_000) attempt = 0;
-      const wait = backoffDelay(attempt++, 200, 10_000);
-      log.info({ retryInMs: wait }, 'reconnecting to broker');
-      await delay(wait, abort.signal);
-    }
+    ready = false;
   }
 
   return {
     start() {
-      loop ??= run();
+      loop ??= reconnectLoop(session, { what: 'broker', log, signal: abort.signal });
     },
     async stop() {
-      stopping = true;
       abort.abort();
       ready = false;
       try {
@@ -243,7 +334,8 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       } catch {
         /* channel already gone */
       }
-      await Promise.allSettled([...inFlight]);
+      // Finish what was delivered before the cancel: every buffered message is applied and acknowledged.
+      while (pumping || buffer.length > 0) await (pumping ?? pump());
       try {
         // A round trip first: the broker has then processed every ack sent before it, so closing returns nothing
         // that was already handled to the queue.

@@ -2,15 +2,7 @@ import { ZodError } from 'zod';
 import { UnknownEventError } from './contracts';
 import { isConnectionError, isPgError, pgCode } from './pg';
 
-/** A caller's mistake that maps to a 4xx answer. Business "no" that another service must hear is an event instead. */
-export class DomainError extends Error {
-  constructor(message: string, readonly status: 400 | 404 | 409 | 422, readonly code: string) {
-    super(message);
-    this.name = new.target.name;
-  }
-}
-export const notFound = (what: string, id: string) => new DomainError(`${what} ${id} not found`, 404, 'not_found');
-export const conflict = (message: string) => new DomainError(message, 409, 'conflict');
+export { conflict, DomainError, notFound } from './domain-error';
 
 /** A message that can never be processed as it is (bad JSON, missing properties): dead-letter it at once. */
 export class InvalidMessageError extends Error {

@@ -2,12 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { jsonb, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import type pg from 'pg';
 import { CURRENT_VERSION, EventCatalog, schemaFor, type DomainEvent, type EventHeaders } from './contracts';
 
 /**
  * The outbox, with the column names Debezium's Outbox Event Router expects, so the relay can be swapped for
- * Debezium without touching a service. Rows are deleted in the transaction that inserts them: logical decoding
- * still sees the INSERT, and the table never grows.
+ * Debezium without touching a service. A statement trigger (migration `outbox_purge_trigger`) deletes the rows a
+ * statement inserted at the end of that statement: logical decoding still sees the INSERT, the table never grows,
+ * and no service sends a DELETE.
  */
 export const outbox = pgTable('outbox', {
   id: uuid('id').primaryKey(),
@@ -31,9 +33,19 @@ export const inbox = pgTable(
   (t) => [primaryKey({ columns: [t.consumer, t.messageId] })],
 );
 
-// Any drizzle database or transaction on node-postgres.
+// Any drizzle database or transaction on node-postgres (the read paths).
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Tx = PgDatabase<PgQueryResultHKT, any, any>;
+
+/** A node-postgres connection inside a transaction (the write paths: hand-written, prepared statements). */
+export type SqlClient = Pick<pg.ClientBase, 'query'>;
+
+/**
+ * Part of one statement: SQL text whose parameters are numbered from `first`, and their values. Statements are
+ * assembled from parts so that a step costs one round trip; the text is the same for every call, so a named
+ * (prepared) statement can carry it.
+ */
+export type SqlPart = { text: (first: number) => string; values: unknown[] };
 
 export type OutboxMeta = {
   /** The order id: every event of one saga shares it. */
@@ -45,42 +57,73 @@ export type OutboxMeta = {
   newId?: () => string;
 };
 
-/**
- * Write one outbox row per event inside the caller's transaction, then delete them in the same transaction.
- * Each event is validated against its contract first: a bad event fails the producing transaction instead of a
- * consumer three hops later. Returns the ids written.
- */
-export async function appendToOutbox(tx: Tx, events: readonly DomainEvent[], meta: OutboxMeta): Promise<string[]> {
-  if (events.length === 0) return [];
-  const newId = meta.newId ?? randomUUID;
-  const headers: EventHeaders = { correlationId: meta.correlationId, causationId: meta.causationId };
-  if (meta.traceparent) headers.traceparent = meta.traceparent;
-  const rows = events.map((e) => {
-    const data = schemaFor(e.type, CURRENT_VERSION).parse(e.data) as { orderId?: string };
-    return {
-      id: newId(),
-      aggregatetype: EventCatalog[e.type].aggregateType,
-      aggregateid: String(data.orderId ?? meta.correlationId),
-      type: e.type,
-      payload: { version: CURRENT_VERSION, data },
-      headers,
-    };
-  });
-  await tx.insert(outbox).values(rows);
-  const ids = rows.map((r) => r.id);
-  await tx.execute(sql`DELETE FROM outbox WHERE id IN (${sql.join(ids.map((id) => sql`${id}::uuid`), sql`, `)})`);
-  return ids;
-}
+export type OutboxEntry = { events: readonly DomainEvent[]; meta: OutboxMeta };
 
 /**
- * Record that `consumer` applied `messageId`. False when it already had: the caller must then change nothing.
- * Must run in the same transaction as the business rows and the outbox rows.
+ * The outbox rows of `entries` as one INSERT (a part of a statement, usually a CTE). Each event is validated
+ * against its contract first: a bad event fails the producing transaction instead of a consumer three hops later.
+ * With no events it inserts nothing, so a statement keeps one shape whatever the batch decided.
  */
-export async function tryMarkProcessed(tx: Tx, consumer: string, messageId: string, eventType: string): Promise<boolean> {
-  const inserted = await tx
-    .insert(inbox)
-    .values({ consumer, messageId, eventType })
-    .onConflictDoNothing()
-    .returning({ id: inbox.messageId });
-  return inserted.length === 1;
+export function outboxInsert(entries: readonly OutboxEntry[]): SqlPart {
+  const cols: [string[], string[], string[], string[], string[], string[]] = [[], [], [], [], [], []];
+  for (const { events, meta } of entries) {
+    const newId = meta.newId ?? randomUUID;
+    const headers: EventHeaders = { correlationId: meta.correlationId, causationId: meta.causationId };
+    if (meta.traceparent) headers.traceparent = meta.traceparent;
+    const headersJson = JSON.stringify(headers);
+    for (const e of events) {
+      const data = schemaFor(e.type, CURRENT_VERSION).parse(e.data) as { orderId?: string };
+      cols[0].push(newId());
+      cols[1].push(EventCatalog[e.type].aggregateType);
+      cols[2].push(String(data.orderId ?? meta.correlationId));
+      cols[3].push(e.type);
+      cols[4].push(JSON.stringify({ version: CURRENT_VERSION, data }));
+      cols[5].push(headersJson);
+    }
+  }
+  return {
+    text: (p) =>
+      `INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers)
+       SELECT * FROM unnest($${p}::uuid[], $${p + 1}::text[], $${p + 2}::text[], $${p + 3}::text[], $${p + 4}::jsonb[], $${p + 5}::jsonb[])`,
+    values: cols,
+  };
+}
+
+/** Ids of the rows an `outboxInsert` part will write, in order. */
+export const outboxIds = (part: SqlPart): string[] => part.values[0] as string[];
+
+/**
+ * Claim messages for `consumer` in the inbox (a part of a statement, usually a CTE): `RETURNING message_id` names
+ * the ones not seen before; the others must change nothing. Rows are inserted in message-id order so that two
+ * transactions claiming overlapping batches lock them in the same order.
+ */
+export function inboxClaim(consumer: string, messages: readonly { id: string; type: string }[]): SqlPart {
+  return {
+    text: (p) =>
+      `INSERT INTO inbox (consumer, message_id, event_type)
+       SELECT $${p}, m, t FROM unnest($${p + 1}::text[], $${p + 2}::text[]) AS u(m, t) ORDER BY m
+       ON CONFLICT DO NOTHING RETURNING message_id`,
+    values: [consumer, messages.map((m) => m.id), messages.map((m) => m.type)],
+  };
+}
+
+/** One transaction on one pooled connection; the connection is dropped, not reused, when it failed. */
+export async function withTransaction<R>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<R>): Promise<R> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    try {
+      await client.query('ROLLBACK');
+    } catch (rollbackErr) {
+      broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
+    }
+    throw err;
+  } finally {
+    client.release(broken);
+  }
 }

@@ -3,8 +3,8 @@ import type { Router } from 'express';
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
-import { BaseEnv } from './config';
-import { createConsumer, type Handlers } from './consumer';
+import { BaseEnv, DatabaseUrl } from './config';
+import { createConsumer, type BatchHandler } from './consumer';
 import { createHttpApp, finishHttpApp, listen } from './http';
 import { createLogger, redactUrl, type Logger } from './logger';
 import { createMetricsRegistry, createOpsRouter } from './ops';
@@ -14,7 +14,8 @@ import type { ServiceName } from './service-names';
 /** Variables every service reads; each service adds its own and its defaults. */
 export const ServiceEnv = BaseEnv.extend({
   DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
-  CONSUMER_PREFETCH: z.coerce.number().int().min(1).max(1000).default(16),
+  CONSUMER_PREFETCH: z.coerce.number().int().min(1).max(1000).default(64),
+  CONSUMER_MAX_BATCH: z.coerce.number().int().min(1).max(1000).default(64),
   CONSUMER_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
   CONSUMER_RETRY_BASE_MS: z.coerce.number().int().min(1).default(500),
   HTTP_BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/).default('64kb'),
@@ -24,7 +25,7 @@ export const ServiceEnv = BaseEnv.extend({
 export function serviceEnv(defaults: { port: number; databaseUrl: string }) {
   return ServiceEnv.extend({
     PORT: z.coerce.number().int().min(0).max(65535).default(defaults.port),
-    DATABASE_URL: z.string().url().default(defaults.databaseUrl),
+    DATABASE_URL: DatabaseUrl.default(defaults.databaseUrl),
   });
 }
 export type ServiceConfig = z.infer<ReturnType<typeof serviceEnv>>;
@@ -42,7 +43,8 @@ export type ServiceDefinition<S extends Record<string, unknown>, C extends Servi
   config: C;
   schema: S;
   routes: (ctx: ServiceContext<S, C>) => Router;
-  handlers: (ctx: ServiceContext<S, C>) => Handlers;
+  /** The service's part of the saga: what it does with each batch of the events it consumes. */
+  handler: (ctx: ServiceContext<S, C>) => BatchHandler;
   /** Extra long-running parts (e.g. a LISTEN connection), started after HTTP and stopped before the pool. */
   extras?: (ctx: ServiceContext<S, C>) => Promise<{ stop: () => Promise<void> }>;
 };
@@ -65,10 +67,11 @@ export async function runService<S extends Record<string, unknown>, C extends Se
     url: config.RABBITMQ_URL,
     exchange: config.EVENTS_EXCHANGE,
     queue: `${def.name}.events`,
-    handlers: def.handlers(ctx),
+    handler: def.handler(ctx),
     log,
     registry,
     prefetch: config.CONSUMER_PREFETCH,
+    maxBatch: config.CONSUMER_MAX_BATCH,
     maxAttempts: config.CONSUMER_MAX_ATTEMPTS,
     retryBaseMs: config.CONSUMER_RETRY_BASE_MS,
   });

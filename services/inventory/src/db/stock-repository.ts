@@ -1,47 +1,73 @@
-import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
-import type { Tx } from '@saga/common/outbox';
-import type { ReservedLine } from '@saga/common/contracts';
-import type { Product, Reservation } from '../domain/stock';
+import { asc, eq, gt, sql } from 'drizzle-orm';
+import type { SqlClient, SqlPart, Tx } from '@saga/common/outbox';
+import type { Inventory, Product, Reservation, ReservationStatus } from '../domain/stock';
 import { products, reservations } from './schema';
 
-const productColumns = { sku: products.sku, priceCents: products.priceCents, available: products.available, reserved: products.reserved };
+type Loaded = { claimed: string[] | null; reservations: ({ order_id: string; sku: string; quantity: number; price_cents: number; status: ReservationStatus })[]; products: ({ sku: string; price_cents: number; available: number; reserved: number })[] };
 
-/** Lock the products in sku order: concurrent orders touching the same products then never deadlock. */
-export async function lockProducts(tx: Tx, skus: readonly string[]): Promise<Map<string, Product>> {
-  const sorted = [...new Set(skus)].sort();
-  if (sorted.length === 0) return new Map();
-  const rows = await tx.select(productColumns).from(products).where(inArray(products.sku, sorted)).orderBy(asc(products.sku)).for('update');
-  return new Map(rows.map((r) => [r.sku, r]));
+/**
+ * One statement: claim the messages in the inbox, lock the reservations of `orderIds` and then the products of
+ * `skus` and of those reservations, each in key order (concurrent batches touching the same rows then never
+ * deadlock).
+ */
+export async function loadInventory(c: SqlClient, inbox: SqlPart, orderIds: readonly string[], skus: readonly string[]): Promise<{ claimed: string[]; state: Inventory }> {
+  const n = inbox.values.length;
+  const { rows } = await c.query<Loaded>({
+    name: 'inventory.load',
+    text: `WITH claimed AS (${inbox.text(1)}),
+      r AS (SELECT order_id, sku, quantity, price_cents, status FROM reservations WHERE order_id = ANY($${n + 1}::uuid[]) ORDER BY order_id, sku FOR UPDATE),
+      p AS (SELECT sku, price_cents, available, reserved FROM products
+            WHERE sku IN (SELECT unnest($${n + 2}::text[]) UNION SELECT sku FROM r) ORDER BY sku FOR UPDATE)
+      SELECT (SELECT array_agg(message_id) FROM claimed) AS claimed,
+             (SELECT coalesce(json_agg(r), '[]') FROM r) AS reservations,
+             (SELECT coalesce(json_agg(p), '[]') FROM p) AS products`,
+    values: [...inbox.values, orderIds, skus],
+  });
+  const row = rows[0]!;
+  const reservations = new Map<string, Reservation[]>();
+  for (const r of row.reservations) {
+    const lines = reservations.get(r.order_id) ?? [];
+    lines.push({ sku: r.sku, quantity: r.quantity, priceCents: Number(r.price_cents), status: r.status });
+    reservations.set(r.order_id, lines);
+  }
+  const products = new Map<string, Product>(row.products.map((p) => [p.sku, { sku: p.sku, priceCents: Number(p.price_cents), available: p.available, reserved: p.reserved }]));
+  return { claimed: row.claimed ?? [], state: { products, reservations } };
 }
 
-/** Move `delta` units from available to reserved (negative: back). */
-export async function moveStock(tx: Tx, sku: string, availableDelta: number, reservedDelta: number): Promise<void> {
-  await tx
-    .update(products)
-    .set({ available: sql`${products.available} + ${availableDelta}`, reserved: sql`${products.reserved} + ${reservedDelta}`, updatedAt: sql`now()` })
-    .where(eq(products.sku, sku));
-}
-
-export async function insertReservations(tx: Tx, orderId: string, lines: readonly ReservedLine[]): Promise<void> {
-  if (lines.length === 0) return;
-  await tx.insert(reservations).values(lines.map((l) => ({ orderId, sku: l.sku, quantity: l.quantity, priceCents: l.priceCents, status: 'RESERVED' as const })));
-}
-
-/** An order's reservations, locked, in sku order. */
-export async function lockReservations(tx: Tx, orderId: string): Promise<Reservation[]> {
-  return tx
-    .select({ sku: reservations.sku, quantity: reservations.quantity, priceCents: reservations.priceCents, status: reservations.status })
-    .from(reservations)
-    .where(eq(reservations.orderId, orderId))
-    .orderBy(asc(reservations.sku))
-    .for('update');
-}
-
-export async function settleReservations(tx: Tx, orderId: string, status: 'RELEASED' | 'COMMITTED'): Promise<void> {
-  await tx
-    .update(reservations)
-    .set({ status, updatedAt: sql`now()` })
-    .where(and(eq(reservations.orderId, orderId), eq(reservations.status, 'RESERVED')));
+/**
+ * One statement: write the products and reservations that differ between `before` and `after` (the values
+ * evolve computed on rows this transaction holds locked) and run `outbox`.
+ */
+export async function saveInventory(c: SqlClient, before: Inventory, after: Inventory, outbox: SqlPart): Promise<void> {
+  const p: [string[], number[], number[]] = [[], [], []];
+  for (const [sku, product] of after.products) {
+    if (before.products.get(sku) === product) continue;
+    p[0].push(sku);
+    p[1].push(product.available);
+    p[2].push(product.reserved);
+  }
+  const r: [string[], string[], number[], number[], string[]] = [[], [], [], [], []];
+  for (const [orderId, lines] of after.reservations) {
+    if (before.reservations.get(orderId) === lines) continue;
+    for (const l of lines) {
+      r[0].push(orderId);
+      r[1].push(l.sku);
+      r[2].push(l.quantity);
+      r[3].push(l.priceCents);
+      r[4].push(l.status);
+    }
+  }
+  await c.query({
+    name: 'inventory.save',
+    text: `WITH p AS (UPDATE products p SET available = v.available, reserved = v.reserved, updated_at = now()
+             FROM unnest($1::text[], $2::int[], $3::int[]) AS v(sku, available, reserved) WHERE p.sku = v.sku),
+           r AS (INSERT INTO reservations (order_id, sku, quantity, price_cents, status)
+             SELECT * FROM unnest($4::uuid[], $5::text[], $6::int[], $7::bigint[], $8::text[])
+             ON CONFLICT (order_id, sku) DO UPDATE SET status = excluded.status, updated_at = now()),
+           o AS (${outbox.text(9)})
+         SELECT 1`,
+    values: [...p, ...r, ...outbox.values],
+  });
 }
 
 export async function upsertProduct(tx: Tx, p: { sku: string; name: string; priceCents: number; stock: number }) {

@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, lt, or, sql, type SQL } from 'drizzle-orm';
 import type { CancelReason } from '@saga/common/contracts';
-import type { Tx } from '@saga/common/outbox';
-import type { HistoryEntry, Order, OrderStatus, Transition } from '../domain/order';
+import type { SqlClient, SqlPart, Tx } from '@saga/common/outbox';
+import type { HistoryEntry, Order, OrderItem, OrderStatus } from '../domain/order';
 import { orderHistory, orderItems, orders } from './schema';
 
 /** Channel on which every committed change of an order is announced (payload: the order id), in its transaction. */
@@ -19,27 +19,121 @@ export type OrderView = {
   updatedAt: string;
 };
 
-async function notify(tx: Tx, orderId: string) {
-  await tx.execute(sql`SELECT pg_notify(${ORDER_CHANNEL}, ${orderId})`);
-}
+type LoadedOrder = { id: string; customer_id: string; status: OrderStatus; reason: CancelReason | null; total_cents: number | null; items: OrderItem[] };
 
-async function appendHistory(tx: Tx, orderId: string, entries: readonly HistoryEntry[]) {
-  if (entries.length === 0) return;
-  await tx.insert(orderHistory).values(entries.map((h) => ({ orderId, type: h.type, detail: h.reason ? { reason: h.reason } : null })));
-}
-
-export async function insertOrder(tx: Tx, t: Transition, idempotency: { key: string; hash: string } | undefined): Promise<void> {
-  const o = t.order;
-  await tx.insert(orders).values({
-    id: o.id,
-    customerId: o.customerId,
-    status: o.status,
-    idempotencyKey: idempotency?.key ?? null,
-    requestHash: idempotency?.hash ?? null,
+/**
+ * One statement: claim the messages in the inbox and lock the orders `ids` (id order, so concurrent batches never
+ * deadlock) with their items.
+ */
+export async function loadOrders(c: SqlClient, inbox: SqlPart, ids: readonly string[]): Promise<{ claimed: string[]; orders: Map<string, Order> }> {
+  const n = inbox.values.length;
+  const { rows } = await c.query<{ claimed: string[] | null; orders: LoadedOrder[] }>({
+    name: 'order.load',
+    text: `WITH claimed AS (${inbox.text(1)}),
+      o AS (SELECT id, customer_id, status, reason, total_cents FROM orders WHERE id = ANY($${n + 1}::uuid[]) ORDER BY id FOR UPDATE)
+      SELECT (SELECT array_agg(message_id) FROM claimed) AS claimed,
+             (SELECT coalesce(json_agg(json_build_object('id', o.id, 'customer_id', o.customer_id, 'status', o.status, 'reason', o.reason,
+                'total_cents', o.total_cents, 'items',
+                (SELECT json_agg(json_build_object('sku', i.sku, 'quantity', i.quantity, 'priceCents', i.price_cents) ORDER BY i.line_no)
+                 FROM order_items i WHERE i.order_id = o.id))), '[]') FROM o) AS orders`,
+    values: [...inbox.values, ids],
   });
-  await tx.insert(orderItems).values(o.items.map((i, n) => ({ orderId: o.id, lineNo: n + 1, sku: i.sku, quantity: i.quantity, priceCents: i.priceCents })));
-  await appendHistory(tx, o.id, t.history);
-  await notify(tx, o.id);
+  const row = rows[0]!;
+  const orders = new Map<string, Order>();
+  for (const o of row.orders) {
+    orders.set(o.id, { id: o.id, customerId: o.customer_id, status: o.status, reason: o.reason, totalCents: o.total_cents === null ? null : Number(o.total_cents), items: o.items });
+  }
+  return { claimed: row.claimed ?? [], orders };
+}
+
+/** Orders as a batch left them, and the history lines it recorded (in order). */
+export type OrderBatch = { orders: ReadonlyMap<string, Order>; history: readonly (HistoryEntry & { orderId: string })[] };
+
+/**
+ * One statement: the order rows and item prices that differ between `before` and `after`, the new history lines,
+ * the outbox rows, and a notification for each changed order that someone follows (NOTIFY takes a database-wide
+ * lock until commit, so it is sent only when a stream listens).
+ */
+export async function saveOrders(c: SqlClient, before: OrderBatch, after: OrderBatch, outbox: SqlPart): Promise<void> {
+  const o: [string[], string[], (string | null)[], (number | null)[]] = [[], [], [], []];
+  const items: [string[], number[], (number | null)[]] = [[], [], []];
+  for (const [id, order] of after.orders) {
+    const was = before.orders.get(id);
+    if (was === order) continue;
+    o[0].push(id);
+    o[1].push(order.status);
+    o[2].push(order.reason);
+    o[3].push(order.totalCents);
+    order.items.forEach((item, n) => {
+      if (item.priceCents === was?.items[n]?.priceCents) return;
+      items[0].push(id);
+      items[1].push(n + 1);
+      items[2].push(item.priceCents);
+    });
+  }
+  const added = after.history.slice(before.history.length);
+  const h: [string[], string[], (string | null)[]] = [added.map((e) => e.orderId), added.map((e) => e.type), added.map((e) => (e.reason ? JSON.stringify({ reason: e.reason }) : null))];
+  await c.query({
+    name: 'order.save',
+    text: `WITH o AS (UPDATE orders o SET status = v.status, reason = v.reason, total_cents = v.total, updated_at = now()
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[]) AS v(id, status, reason, total) WHERE o.id = v.id),
+           i AS (UPDATE order_items i SET price_cents = v.price
+             FROM unnest($5::uuid[], $6::int[], $7::bigint[]) AS v(order_id, line_no, price) WHERE i.order_id = v.order_id AND i.line_no = v.line_no),
+           h AS (INSERT INTO order_history (order_id, type, detail) SELECT * FROM unnest($8::uuid[], $9::text[], $10::jsonb[])),
+           x AS (${outbox.text(11)})
+         SELECT pg_notify('${ORDER_CHANNEL}', w.order_id::text) FROM (SELECT DISTINCT order_id FROM order_watch WHERE order_id = ANY($1::uuid[])) w`,
+    values: [...o, ...items, ...h, ...outbox.values],
+  });
+}
+
+/**
+ * Place an order in one statement (its own transaction): the order, its items and history, the OrderPlaced
+ * outbox row. Nobody can follow an order before it exists, so there is nothing to notify.
+ */
+export async function insertOrder(c: SqlClient, order: Order, history: readonly HistoryEntry[], idempotency: { key: string; hash: string } | undefined, outbox: SqlPart): Promise<void> {
+  await c.query({
+    name: 'order.insert',
+    text: `WITH o AS (INSERT INTO orders (id, customer_id, status, idempotency_key, request_hash) VALUES ($1, $2, $3, $4, $5)),
+           i AS (INSERT INTO order_items (order_id, line_no, sku, quantity) SELECT $1, n, s, q FROM unnest($6::text[], $7::int[]) WITH ORDINALITY AS u(s, q, n)),
+           h AS (INSERT INTO order_history (order_id, type, detail) SELECT $1, t, d FROM unnest($8::text[], $9::jsonb[]) AS u(t, d)),
+           x AS (${outbox.text(10)})
+         SELECT 1`,
+    values: [
+      order.id,
+      order.customerId,
+      order.status,
+      idempotency?.key ?? null,
+      idempotency?.hash ?? null,
+      order.items.map((i) => i.sku),
+      order.items.map((i) => i.quantity),
+      history.map((e) => e.type),
+      history.map((e) => (e.reason ? JSON.stringify({ reason: e.reason }) : null)),
+      ...outbox.values,
+    ],
+  });
+}
+
+/**
+ * Follow an order from a server-sent event stream: from now on every writer of the order notifies. The row lock
+ * read afterwards waits for a writer that decided not to notify before the watch existed, so the first read after
+ * `watchOrder` sees its change.
+ */
+export async function watchOrder(c: SqlClient, orderId: string, watcher: string): Promise<void> {
+  await c.query({ name: 'order.watch', text: 'INSERT INTO order_watch (order_id, watcher) VALUES ($1, $2) ON CONFLICT DO NOTHING', values: [orderId, watcher] });
+}
+
+export async function unwatchOrder(c: SqlClient, orderId: string, watcher: string): Promise<void> {
+  await c.query({ name: 'order.unwatch', text: 'DELETE FROM order_watch WHERE order_id = $1 AND watcher = $2', values: [orderId, watcher] });
+}
+
+/** Watches of a replica that ended without removing them (crash): they would only cost notifications. */
+export async function dropWatches(c: SqlClient, olderThanHours: number): Promise<void> {
+  await c.query("DELETE FROM order_watch WHERE created_at < now() - make_interval(hours => $1)", [olderThanHours]);
+}
+
+/** Wait for any writer holding the order's row (FOR SHARE), so that what is read next includes its change. */
+export async function awaitWriters(c: SqlClient, orderId: string): Promise<void> {
+  await c.query({ name: 'order.await-writers', text: 'SELECT 1 FROM orders WHERE id = $1 FOR SHARE', values: [orderId] });
 }
 
 export async function findByIdempotencyKey(tx: Tx, key: string) {
@@ -53,30 +147,6 @@ function loadItems(tx: Tx, orderId: string) {
     .from(orderItems)
     .where(eq(orderItems.orderId, orderId))
     .orderBy(asc(orderItems.lineNo));
-}
-
-/** The order with its items, its row locked until the transaction ends. */
-export async function lockOrder(tx: Tx, id: string): Promise<Order | undefined> {
-  const [row] = await tx
-    .select({ id: orders.id, customerId: orders.customerId, status: orders.status, reason: orders.reason, totalCents: orders.totalCents })
-    .from(orders)
-    .where(eq(orders.id, id))
-    .for('update');
-  if (!row) return undefined;
-  const items = await loadItems(tx, id);
-  return { ...row, reason: row.reason as CancelReason | null, items };
-}
-
-export async function saveTransition(tx: Tx, before: Order, t: Transition): Promise<void> {
-  const o = t.order;
-  await tx.update(orders).set({ status: o.status, reason: o.reason, totalCents: o.totalCents, updatedAt: sql`now()` }).where(eq(orders.id, o.id));
-  for (const [n, item] of o.items.entries()) {
-    if (item.priceCents !== before.items[n]?.priceCents) {
-      await tx.update(orderItems).set({ priceCents: item.priceCents }).where(and(eq(orderItems.orderId, o.id), eq(orderItems.lineNo, n + 1)));
-    }
-  }
-  await appendHistory(tx, o.id, t.history);
-  await notify(tx, o.id);
 }
 
 export async function getOrderView(tx: Tx, id: string): Promise<OrderView | undefined> {

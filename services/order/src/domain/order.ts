@@ -1,5 +1,6 @@
-import type { CancelReason, DomainEvent, EventData, OrderLine } from '@saga/common/contracts';
-import { DomainError } from '@saga/common/errors';
+import type { Decider } from '@saga/common/decider';
+import type { CancelReason, DomainEvent, OrderLine } from '@saga/common/contracts';
+import { DomainError } from '@saga/common/domain-error';
 
 export type OrderStatus = 'PENDING' | 'CONFIRMED' | 'CANCELLED';
 export type OrderItem = { sku: string; quantity: number; priceCents: number | null };
@@ -14,63 +15,78 @@ export type Order = {
   items: OrderItem[];
 };
 
-/** What applying an incoming event did: the order after it, what to add to its history, events to publish. */
-export type Transition = { order: Order; history: HistoryEntry[]; events: DomainEvent[] };
-
+/** What the other services told the order: recorded in its history, and what moves it on. */
+export type OrderFact = Extract<DomainEvent, { type: 'StockReserved' | 'StockRejected' | 'PaymentAuthorized' | 'PaymentDeclined' }>;
+/** The order's own events (published) and the facts it recorded. */
+export type OrderEvent = Extract<DomainEvent, { type: 'OrderPlaced' | 'OrderConfirmed' | 'OrderCancelled' }> | OrderFact;
 export type PlaceOrder = { orderId: string; customerId: string; items: readonly OrderLine[] };
+export type OrderCommand = { type: 'PlaceOrder'; data: PlaceOrder } | { type: 'Record'; fact: OrderFact };
 
-export function placeOrder(cmd: PlaceOrder): Transition {
-  if (cmd.items.length === 0) throw new DomainError('an order needs at least one item', 400, 'invalid_request');
-  const order: Order = {
-    id: cmd.orderId,
-    customerId: cmd.customerId,
-    status: 'PENDING',
-    reason: null,
-    totalCents: null,
-    items: cmd.items.map((i) => ({ sku: i.sku, quantity: i.quantity, priceCents: null })),
-  };
-  return {
-    order,
-    history: [{ type: 'OrderPlaced' }],
-    events: [{ type: 'OrderPlaced', data: { orderId: cmd.orderId, customerId: cmd.customerId, items: cmd.items.map((i) => ({ ...i })) } }],
-  };
-}
+const PUBLISHED = new Set<OrderEvent['type']>(['OrderPlaced', 'OrderConfirmed', 'OrderCancelled']);
+/** The events of the order's own that go to the outbox; facts from others are only recorded. */
+export const published = (events: readonly OrderEvent[]): DomainEvent[] => events.filter((e) => PUBLISHED.has(e.type));
 
 const isFinal = (o: Order) => o.status !== 'PENDING';
 
-/** Stock was reserved: record unit prices and the total. Payment decides next; nothing to publish here. */
-export function onStockReserved(order: Order, e: EventData<'StockReserved'>): Transition {
-  const price = new Map(e.lines.map((l) => [l.sku, l.priceCents]));
-  const items = order.items.map((i) => ({ ...i, priceCents: price.get(i.sku) ?? i.priceCents }));
-  return { order: { ...order, items, totalCents: e.totalCents }, history: [{ type: 'StockReserved' }], events: [] };
+/**
+ * Placing announces OrderPlaced. A recorded fact is always kept in the history; while the order is PENDING an
+ * authorized payment confirms it and a rejection or decline cancels it (an unknown customer is named as such;
+ * insufficient funds and the limit are both PAYMENT_DECLINED). A final order never changes state again.
+ */
+export function decide(order: Order | undefined, cmd: OrderCommand): OrderEvent[] {
+  if (cmd.type === 'PlaceOrder') {
+    if (order) throw new DomainError(`order ${cmd.data.orderId} exists`, 409, 'conflict');
+    if (cmd.data.items.length === 0) throw new DomainError('an order needs at least one item', 400, 'invalid_request');
+    const { orderId, customerId, items } = cmd.data;
+    return [{ type: 'OrderPlaced', data: { orderId, customerId, items: items.map((i) => ({ ...i })) } }];
+  }
+  const { fact } = cmd;
+  if (!order) throw new DomainError(`order ${fact.data.orderId} is unknown`, 404, 'not_found');
+  if (isFinal(order)) return [fact];
+  const cancel = (reason: CancelReason, detail: string | null): OrderEvent[] => [fact, { type: 'OrderCancelled', data: { orderId: order.id, reason, detail } }];
+  switch (fact.type) {
+    case 'StockReserved':
+      return [fact];
+    case 'StockRejected':
+      return cancel(fact.data.reason, null);
+    case 'PaymentDeclined':
+      return cancel(fact.data.reason === 'UNKNOWN_CUSTOMER' ? 'UNKNOWN_CUSTOMER' : 'PAYMENT_DECLINED', fact.data.reason);
+    case 'PaymentAuthorized':
+      return [fact, { type: 'OrderConfirmed', data: { orderId: order.id, customerId: order.customerId, totalCents: order.totalCents ?? fact.data.amountCents } }];
+  }
 }
 
-export function onStockRejected(order: Order, e: EventData<'StockRejected'>): Transition {
-  return cancel(order, e.reason, null, { type: 'StockRejected', reason: e.reason });
+/** Placed: a PENDING order. Stock reserved: unit prices and total. Confirmed or cancelled: the final state. */
+export function evolve(order: Order | undefined, e: OrderEvent): Order | undefined {
+  if (e.type === 'OrderPlaced') {
+    const { orderId, customerId, items } = e.data;
+    return { id: orderId, customerId, status: 'PENDING', reason: null, totalCents: null, items: items.map((i) => ({ sku: i.sku, quantity: i.quantity, priceCents: null })) };
+  }
+  if (!order) return order;
+  switch (e.type) {
+    case 'StockReserved': {
+      const price = new Map(e.data.lines.map((l) => [l.sku, l.priceCents]));
+      return { ...order, items: order.items.map((i) => ({ ...i, priceCents: price.get(i.sku) ?? i.priceCents })), totalCents: e.data.totalCents };
+    }
+    case 'OrderConfirmed':
+      return { ...order, status: 'CONFIRMED', totalCents: e.data.totalCents };
+    case 'OrderCancelled':
+      return { ...order, status: 'CANCELLED', reason: e.data.reason };
+    default:
+      return order;
+  }
 }
 
-export function onPaymentAuthorized(order: Order, e: EventData<'PaymentAuthorized'>): Transition {
-  const seen: HistoryEntry = { type: 'PaymentAuthorized' };
-  if (isFinal(order)) return { order, history: [seen], events: [] };
-  const totalCents = order.totalCents ?? e.amountCents;
-  return {
-    order: { ...order, status: 'CONFIRMED', totalCents },
-    history: [seen, { type: 'OrderConfirmed' }],
-    events: [{ type: 'OrderConfirmed', data: { orderId: order.id, customerId: order.customerId, totalCents } }],
-  };
-}
+export const orderDecider: Decider<Order | undefined, OrderCommand, OrderEvent> = { decide, evolve };
 
-/** An unknown customer is named as such; insufficient funds and the limit are both PAYMENT_DECLINED. */
-export function onPaymentDeclined(order: Order, e: EventData<'PaymentDeclined'>): Transition {
-  const reason: CancelReason = e.reason === 'UNKNOWN_CUSTOMER' ? 'UNKNOWN_CUSTOMER' : 'PAYMENT_DECLINED';
-  return cancel(order, reason, e.reason, { type: 'PaymentDeclined', reason: e.reason });
-}
-
-function cancel(order: Order, reason: CancelReason, detail: string | null, seen: HistoryEntry): Transition {
-  if (isFinal(order)) return { order, history: [seen], events: [] };
-  return {
-    order: { ...order, status: 'CANCELLED', reason },
-    history: [seen, { type: 'OrderCancelled', reason }],
-    events: [{ type: 'OrderCancelled', data: { orderId: order.id, reason, detail } }],
-  };
+/** The history line an event leaves on its order. */
+export function historyEntry(e: OrderEvent): HistoryEntry {
+  switch (e.type) {
+    case 'StockRejected':
+    case 'PaymentDeclined':
+    case 'OrderCancelled':
+      return { type: e.type, reason: e.data.reason };
+    default:
+      return { type: e.type };
+  }
 }

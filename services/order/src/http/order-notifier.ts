@@ -1,71 +1,84 @@
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { backoffDelay, delay } from '@saga/common/lifecycle';
+import { reconnectLoop } from '@saga/common/lifecycle';
 import type { Logger } from '@saga/common/logger';
-import { ORDER_CHANNEL } from '../db/order-repository';
+import { awaitWriters, dropWatches, ORDER_CHANNEL, unwatchOrder, watchOrder } from '../db/order-repository';
 
 export type OrderNotifier = {
-  /** Call `onChange` whenever the order may have changed (`ending`: the replica is shutting down); returns the unsubscribe function. */
-  subscribe: (orderId: string, onChange: (ending: boolean) => void) => () => void;
+  /**
+   * Call `onChange` whenever the order may have changed (`ending`: the replica is shutting down). Resolves once
+   * every change committed from then on will be announced; answers the unsubscribe function.
+   */
+  subscribe: (orderId: string, onChange: (ending: boolean) => void) => Promise<() => Promise<void>>;
   stop: () => Promise<void>;
 };
 
+/** Watches older than this are taken for leftovers of a replica that died; an order stream is far shorter. */
+const STALE_WATCH_HOURS = 24;
+
 /**
- * One LISTEN connection per order replica. Changes are announced by NOTIFY in the transaction that commits them,
- * so every replica hears every change, whichever replica or consumer made it. After a reconnect every subscriber is
+ * One LISTEN connection per order replica. A writer of an order sends NOTIFY in its transaction only when the
+ * order is watched (a row in order_watch, written here for the first local subscriber), because NOTIFY holds a
+ * database-wide lock until commit: unwatched orders, nearly all of them, cost writers nothing. Every replica
+ * hears every notification, whichever replica or consumer made the change. After a reconnect every subscriber is
  * told to look again, since notifications sent meanwhile were missed.
  */
-export function createOrderNotifier(url: string, log: Logger): OrderNotifier {
+export function createOrderNotifier(url: string, pool: pg.Pool, log: Logger): OrderNotifier {
+  const watcher = randomUUID();
   const subscribers = new Map<string, Set<(ending: boolean) => void>>();
   let client: pg.Client | undefined;
-  let stopping = false;
   const abort = new AbortController();
   const everyone = (ending = false) => {
     for (const set of subscribers.values()) for (const f of set) f(ending);
   };
 
-  async function run() {
-    let attempt = 0;
-    while (!stopping) {
-      const c = new pg.Client({ connectionString: url, application_name: 'order notifier' });
-      client = c;
-      try {
-        const ended = new Promise<void>((resolve) => {
-          c.on('error', (err) => {
-            log.warn({ err }, 'order notifier connection failed');
-            resolve();
-          });
-          c.on('end', () => resolve());
+  async function session() {
+    const c = new pg.Client({ connectionString: url, application_name: 'order notifier' });
+    client = c;
+    try {
+      const ended = new Promise<void>((resolve) => {
+        c.on('error', (err) => {
+          log.warn({ err }, 'order notifier connection failed');
+          resolve();
         });
-        await c.connect();
-        c.on('notification', (n) => {
-          if (n.channel !== ORDER_CHANNEL || !n.payload) return;
-          for (const f of subscribers.get(n.payload) ?? []) f(false);
-        });
-        await c.query(`LISTEN ${ORDER_CHANNEL}`);
-        attempt = 0;
-        everyone();
-        await ended;
-      } catch (err) {
-        if (!stopping) log.warn({ err }, 'order notifier could not listen');
-      }
+        c.on('end', () => resolve());
+      });
+      await c.connect();
+      c.on('notification', (n) => {
+        if (n.channel !== ORDER_CHANNEL || !n.payload) return;
+        for (const f of subscribers.get(n.payload) ?? []) f(false);
+      });
+      await c.query(`LISTEN ${ORDER_CHANNEL}`);
+      everyone();
+      await ended;
+    } finally {
       await c.end().catch(() => undefined);
-      if (!stopping) await delay(backoffDelay(attempt++, 200, 5000), abort.signal);
     }
   }
-  const loop = run();
+  const loop = reconnectLoop(session, { what: 'order notifier', log, signal: abort.signal, capMs: 5000 });
+  dropWatches(pool, STALE_WATCH_HOURS).catch((err) => log.warn({ err }, 'could not drop stale order watches'));
 
   return {
-    subscribe(orderId, onChange) {
+    async subscribe(orderId, onChange) {
       let set = subscribers.get(orderId);
       if (!set) subscribers.set(orderId, (set = new Set()));
       set.add(onChange);
-      return () => {
+      const unsubscribe = async () => {
         set.delete(onChange);
-        if (set.size === 0) subscribers.delete(orderId);
+        if (set.size > 0 || subscribers.get(orderId) !== set) return;
+        subscribers.delete(orderId);
+        await unwatchOrder(pool, orderId, watcher).catch((err) => log.warn({ err, orderId }, 'could not remove order watch'));
       };
+      try {
+        await watchOrder(pool, orderId, watcher);
+        await awaitWriters(pool, orderId);
+      } catch (err) {
+        await unsubscribe();
+        throw err;
+      }
+      return unsubscribe;
     },
     async stop() {
-      stopping = true;
       abort.abort();
       everyone(true);
       await client?.end().catch(() => undefined);

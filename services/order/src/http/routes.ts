@@ -4,9 +4,10 @@ import { z } from 'zod';
 import { CustomerId, OrderLine } from '@saga/common/contracts';
 import { conflict, notFound } from '@saga/common/errors';
 import { parseRequest } from '@saga/common/http';
-import { appendToOutbox, type Tx } from '@saga/common/outbox';
+import { outboxInsert, type Tx } from '@saga/common/outbox';
 import { isPgError } from '@saga/common/pg';
-import { placeOrder } from '../domain/order';
+import type pg from 'pg';
+import { decide, evolve, historyEntry, published, type Order } from '../domain/order';
 import { findByIdempotencyKey, getOrderView, insertOrder, listOrders, type OrderView } from '../db/order-repository';
 import type { OrderNotifier } from './order-notifier';
 
@@ -22,10 +23,8 @@ const ListQuery = z.strictObject({
   after: z.string().uuid().optional(),
 });
 
-type Db = Tx & { transaction: <R>(fn: (tx: Tx) => Promise<R>) => Promise<R> };
-
 /** The order service's HTTP contract: place, read, list, and follow an order. */
-export function orderRoutes(db: Db, notifier: OrderNotifier, heartbeatMs: number): Router {
+export function orderRoutes(db: Tx, pool: pg.Pool, notifier: OrderNotifier, heartbeatMs: number): Router {
   const r = Router();
 
   r.post('/orders', async (req, res) => {
@@ -42,12 +41,11 @@ export function orderRoutes(db: Db, notifier: OrderNotifier, heartbeatMs: number
     if (earlier) return void res.status(202).json(earlier);
     const orderId = randomUUID();
     try {
-      // One local transaction: the order, its items and history, the OrderPlaced outbox row, the notification.
-      await db.transaction(async (tx) => {
-        const t = placeOrder({ orderId, ...body });
-        await insertOrder(tx, t, key ? { key, hash } : undefined);
-        await appendToOutbox(tx, t.events, { correlationId: orderId, causationId: null });
-      });
+      // One statement, its own transaction: the order, its items and history, the OrderPlaced outbox row.
+      const events = decide(undefined, { type: 'PlaceOrder', data: { orderId, ...body } });
+      const order = events.reduce<Order | undefined>(evolve, undefined)!;
+      const outbox = outboxInsert([{ events: published(events), meta: { correlationId: orderId, causationId: null } }]);
+      await insertOrder(pool, order, events.map(historyEntry), key ? { key, hash } : undefined, outbox);
     } catch (err) {
       // Two requests with one key raced: the loser answers like a replay.
       if (key && isPgError(err, '23505')) {
@@ -81,13 +79,13 @@ export function orderRoutes(db: Db, notifier: OrderNotifier, heartbeatMs: number
     const { orderId } = parseRequest(IdParams, req.params, 'params');
     // Subscribe before the first read so that no change between the two is missed.
     let wake: (ending: boolean) => void = () => undefined;
-    const unsubscribe = notifier.subscribe(orderId, (ending) => wake(ending));
+    const unsubscribe = await notifier.subscribe(orderId, (ending) => wake(ending));
     try {
       const first = await getOrderView(db, orderId);
       if (!first) throw notFound('order', orderId);
       await streamOrder(req, res, first, () => getOrderView(db, orderId), (f) => (wake = f), heartbeatMs);
     } finally {
-      unsubscribe();
+      await unsubscribe();
     }
   });
 

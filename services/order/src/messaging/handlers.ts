@@ -1,29 +1,38 @@
-import { applyOnce, type Handlers } from '@saga/common/consumer';
-import type { EventData, EventType } from '@saga/common/contracts';
+import { batchHandler, type BatchHandler, type Incoming } from '@saga/common/consumer';
 import { InvalidMessageError } from '@saga/common/errors';
-import type { Tx } from '@saga/common/outbox';
-import { onPaymentAuthorized, onPaymentDeclined, onStockRejected, onStockReserved, type Order, type Transition } from '../domain/order';
-import { lockOrder, saveTransition } from '../db/order-repository';
+import type pg from 'pg';
+import { decide, evolve, historyEntry, published, type Order, type OrderFact } from '../domain/order';
+import { loadOrders, saveOrders, type OrderBatch } from '../db/order-repository';
 
-type Db = { transaction: <R>(fn: (tx: Tx) => Promise<R>) => Promise<R> };
+/** The inbox consumer name of the order service: the queue it consumes. */
+export const ORDER_CONSUMER = 'order.events';
+const TYPES = ['StockReserved', 'StockRejected', 'PaymentAuthorized', 'PaymentDeclined'] as const;
 
-/** Order's part of the saga: follow stock and payment outcomes to CONFIRMED or CANCELLED. */
-export function orderHandlers(db: Db): Handlers {
-  const on = <T extends EventType>(apply: (order: Order, data: EventData<T>) => Transition) =>
-    applyOnce<T>(db, 'order.events', async (tx, data, _env, log) => {
-      const orderId = (data as { orderId: string }).orderId;
-      const order = await lockOrder(tx, orderId);
+/** Order's part of the saga: follow stock and payment outcomes to CONFIRMED or CANCELLED, a batch per transaction. */
+export function orderHandler(pool: pg.Pool, consumer = ORDER_CONSUMER): BatchHandler {
+  return batchHandler<OrderBatch>(pool, consumer, TYPES, {
+    load: async (c, inbox, messages) => {
+      const { claimed, orders } = await loadOrders(c, inbox, [...new Set(messages.map((m) => m.data.orderId))]);
+      return { claimed, state: { orders, history: [] } };
+    },
+    apply: (state, m) => {
+      const fact = toFact(m);
+      const order = state.orders.get(fact.data.orderId);
       // The order row commits before OrderPlaced can exist, so an event for an unknown order is not ours.
-      if (!order) throw new InvalidMessageError(`order ${orderId} is unknown`);
-      const t = apply(order, data);
-      await saveTransition(tx, order, t);
-      if (t.order.status !== order.status) log.info({ orderId, status: t.order.status, reason: t.order.reason }, 'order state changed');
-      return t.events;
-    });
-  return {
-    StockReserved: on<'StockReserved'>(onStockReserved),
-    StockRejected: on<'StockRejected'>(onStockRejected),
-    PaymentAuthorized: on<'PaymentAuthorized'>(onPaymentAuthorized),
-    PaymentDeclined: on<'PaymentDeclined'>(onPaymentDeclined),
-  };
+      if (!order) throw new InvalidMessageError(`order ${fact.data.orderId} is unknown`);
+      const events = decide(order, { type: 'Record', fact });
+      const after = events.reduce<Order | undefined>(evolve, order)!;
+      if (after.status !== order.status) m.log.info({ orderId: order.id, status: after.status, reason: after.reason }, 'order state changed');
+      return {
+        state: { orders: new Map(state.orders).set(order.id, after), history: [...state.history, ...events.map((e) => ({ ...historyEntry(e), orderId: order.id }))] },
+        events: published(events),
+      };
+    },
+    save: saveOrders,
+  });
+}
+
+function toFact(m: Incoming): OrderFact {
+  if (!(TYPES as readonly string[]).includes(m.type)) throw new InvalidMessageError(`order does not handle ${m.type}`);
+  return { type: m.type, data: m.data } as OrderFact;
 }

@@ -1,22 +1,26 @@
 import { randomUUID } from 'node:crypto';
-import { applyOnce, type Handlers } from '@saga/common/consumer';
-import type { Tx } from '@saga/common/outbox';
-import { applyPayment, decidePayment } from '../domain/payment';
-import { hasPayment, lockAccount, recordPayment, saveBalance } from '../db/payment-repository';
+import { batchHandler, type BatchHandler } from '@saga/common/consumer';
+import type pg from 'pg';
+import { decide, evolve } from '../domain/payment';
+import { loadPayments, savePayments } from '../db/payment-repository';
 
-type Db = { transaction: <R>(fn: (tx: Tx) => Promise<R>) => Promise<R> };
+/** The inbox consumer name of payment: the queue it consumes. */
+export const PAYMENT_CONSUMER = 'payment.events';
 
-/** Payment's part of the saga: on StockReserved, authorize (and debit) or decline the order's total. */
-export function paymentHandlers(db: Db, limitCents: number, newId: () => string = randomUUID): Handlers {
-  return {
-    StockReserved: applyOnce<'StockReserved'>(db, 'payment.events', async (tx, data, _env, log) => {
-      if (await hasPayment(tx, data.orderId)) return []; // one payment attempt per order
-      const account = await lockAccount(tx, data.customerId);
-      const decision = decidePayment(account, { orderId: data.orderId, customerId: data.customerId, amountCents: data.totalCents, paymentId: newId() }, limitCents);
-      if (account && decision.type === 'PaymentAuthorized') await saveBalance(tx, applyPayment(account, decision));
-      await recordPayment(tx, decision);
-      log.info({ orderId: data.orderId, outcome: decision.type, amountCents: data.totalCents }, 'payment decision');
-      return [decision];
-    }),
-  };
+/** Payment's part of the saga: on StockReserved, authorize (and debit) or decline the order's total; a batch per transaction. */
+export function paymentHandler(pool: pg.Pool, limitCents: number, newId: () => string = randomUUID, consumer = PAYMENT_CONSUMER): BatchHandler {
+  return batchHandler(pool, consumer, ['StockReserved'], {
+    load: (c, inbox, messages) => {
+      const reserved = messages.flatMap((m) => (m.type === 'StockReserved' ? [m.data] : []));
+      return loadPayments(c, inbox, [...new Set(reserved.map((d) => d.customerId))].sort(), [...new Set(reserved.map((d) => d.orderId))]);
+    },
+    apply: (state, m) => {
+      if (m.type !== 'StockReserved') throw new Error(`payment does not handle ${m.type}`);
+      const { orderId, customerId, totalCents } = m.data;
+      const events = decide(state, { type: 'AuthorizePayment', orderId, customerId, amountCents: totalCents, paymentId: newId(), limitCents });
+      m.log.info({ orderId, outcome: events[0]?.type ?? 'already paid', amountCents: totalCents }, 'payment decision');
+      return { state: events.reduce(evolve, state), events };
+    },
+    save: savePayments,
+  });
 }
