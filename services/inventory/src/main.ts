@@ -5,7 +5,7 @@ import { runService } from '@saga/common/service';
 import { loadConfig } from './config';
 import * as schema from './db/schema';
 import { inventoryRoutes } from './http/routes';
-import { inventoryHandlers } from './messaging/handlers';
+import { inventoryHandler } from './messaging/handlers';
 
 async function main() {
   const config = loadConfig();
@@ -14,7 +14,7 @@ async function main() {
     config,
     schema,
     routes: ({ db }) => inventoryRoutes(db),
-    handlers: ({ db }) => inventoryHandlers(db),
+    handler: ({ pool }) => inventoryHandler(pool),
   });
   onShutdown(service.log, config.SHUTDOWN_TIMEOUT_MS, service.stop);
 }

@@ -6,7 +6,7 @@ import { loadConfig } from './config';
 import * as schema from './db/schema';
 import { createOrderNotifier, type OrderNotifier } from './http/order-notifier';
 import { orderRoutes } from './http/routes';
-import { orderHandlers } from './messaging/handlers';
+import { orderHandler } from './messaging/handlers';
 
 async function main() {
   const config = loadConfig();
@@ -15,11 +15,11 @@ async function main() {
     name: 'order',
     config,
     schema,
-    routes: ({ db, log }) => {
-      notifier = createOrderNotifier(config.DATABASE_URL, log);
-      return orderRoutes(db, notifier, config.SSE_HEARTBEAT_MS);
+    routes: ({ db, pool, log }) => {
+      notifier = createOrderNotifier(config.DATABASE_URL, pool, log);
+      return orderRoutes(db, pool, notifier, config.SSE_HEARTBEAT_MS);
     },
-    handlers: ({ db }) => orderHandlers(db),
+    handler: ({ pool }) => orderHandler(pool),
     extras: async () => ({ stop: async () => notifier?.stop() }),
   });
   onShutdown(service.log, config.SHUTDOWN_TIMEOUT_MS, service.stop);

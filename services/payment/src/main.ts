@@ -5,7 +5,7 @@ import { runService } from '@saga/common/service';
 import { loadConfig } from './config';
 import * as schema from './db/schema';
 import { paymentRoutes } from './http/routes';
-import { paymentHandlers } from './messaging/handlers';
+import { paymentHandler } from './messaging/handlers';
 
 async function main() {
   const config = loadConfig();
@@ -14,7 +14,7 @@ async function main() {
     config,
     schema,
     routes: ({ db }) => paymentRoutes(db),
-    handlers: ({ db }) => paymentHandlers(db, config.PAYMENT_LIMIT_CENTS),
+    handler: ({ pool }) => paymentHandler(pool, config.PAYMENT_LIMIT_CENTS),
   });
   onShutdown(service.log, config.SHUTDOWN_TIMEOUT_MS, service.stop);
 }
