@@ -54,7 +54,7 @@ export type OpenLoop = {
   ratePerSec: number;
   scheduled: number;
   final: number;
-  /** All orders final within the wait after the schedule ended, and no POST sent more than 50 ms late. */
+  /** All orders accepted and final within the wait after the schedule ended, and 99% of POSTs sent within 20 ms of their time. */
   keptUp: boolean;
   sendLagMs: Lat;
   /** Latencies count from the scheduled send time, so a late loop cannot hide a slow system. */
@@ -292,7 +292,7 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
       ratePerSec: p.openRate,
       scheduled: total,
       final: finals.length,
-      keptUp: allFinal && placed.length === total && sendLagMs.max <= 50,
+      keptUp: allFinal && placed.length === total && sendLagMs.p99 <= 20,
       sendLagMs,
       postMs: summary(placed.map((o) => postAt[o.i]! - due[o.i]!)),
       placeToFinalMs: summary(finals.map((o) => finalAt.get(o.id)!.at - due[o.i]!)),
