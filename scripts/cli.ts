@@ -1,26 +1,36 @@
 /**
  * The image's entry point: one image, the component chosen by its command.
- *   node dist/saga.js order|inventory|payment|relay|setup|migrate|dlq …
+ *   node dist/saga.js <component> [--help]     a service, relay, setup, migrate, seed, doctor or dlq
  *   node dist/saga.js check-config <component>   validate the environment for a component and exit
  *   node dist/saga.js --help
  * Components are loaded lazily: only the chosen one runs.
  */
-/* eslint-disable @typescript-eslint/no-require-imports */
+/* eslint-disable @typescript-eslint/no-require-imports -- lazy loading: only the chosen component's modules load */
+import { SERVICES, type ServiceName } from '@saga/common/service-names';
+
+type ComponentEntry = { what: string; run: () => unknown; config: () => unknown };
+
+const service = (name: ServiceName): ComponentEntry => ({
+  what: `${name} service (HTTP API, consumer of ${name}.events)`,
+  // esbuild bundles every file this template can name (services/*/src/main.ts), so the bundle holds them all.
+  run: () => require(`../services/${name}/src/main`),
+  config: () => require(`../services/${name}/src/config`).loadConfig(),
+});
 
 export const COMPONENTS = {
-  order: { what: 'order service (HTTP :8000)', run: () => require('../services/order/src/main'), config: () => require('../services/order/src/config').loadConfig() },
-  inventory: { what: 'inventory service (HTTP :8001)', run: () => require('../services/inventory/src/main'), config: () => require('../services/inventory/src/config').loadConfig() },
-  payment: { what: 'payment service (HTTP :8002)', run: () => require('../services/payment/src/main'), config: () => require('../services/payment/src/config').loadConfig() },
+  ...(Object.fromEntries(SERVICES.map((s) => [s, service(s)])) as Record<ServiceName, ComponentEntry>),
   relay: { what: 'CDC relay (health and metrics :8010)', run: () => require('../cdc-relay/src/main'), config: () => require('../cdc-relay/src/config').loadConfig() },
   setup: { what: 'prepare PostgreSQL servers and the broker (one-shot)', run: () => require('./setup'), config: () => require('./lib/admin').loadAdminConfig() },
   migrate: { what: 'apply the committed migrations (one-shot)', run: () => require('./migrate'), config: () => require('./lib/admin').loadAdminConfig() },
-  dlq: { what: 'inspect and replay dead-lettered messages', run: () => require('./dlq'), config: () => require('@saga/common/config').parseEnv(require('@saga/common/config').BaseEnv, process.env) },
-} as const;
+  seed: { what: 'add the demo catalogue and accounts when missing (one-shot)', run: () => require('./seed'), config: () => require('./demo-data').loadSeedConfig() },
+  doctor: { what: 'check the prerequisites and say what to fix', run: () => require('./doctor'), config: () => require('./lib/admin').loadAdminConfig() },
+  dlq: { what: 'inspect, replay and purge dead-lettered and operator queues', run: () => require('./dlq'), config: () => require('@saga/common/config').parseEnv(require('@saga/common/config').BaseEnv, process.env) },
+} satisfies Record<string, ComponentEntry>;
 export type Component = keyof typeof COMPONENTS;
 
 function help(): string {
   return [
-    'usage: saga <component> [args]   |   saga check-config <component>   |   saga --help',
+    'usage: saga <component> [args]   |   saga <component> --help   |   saga check-config <component>   |   saga --help',
     '',
     'components:',
     ...Object.entries(COMPONENTS).map(([name, c]) => `  ${name.padEnd(10)} ${c.what}`),

@@ -1,3 +1,7 @@
+import { z } from 'zod';
+import { parseEnv } from '@saga/common/config';
+import { SERVICES, type ServiceName } from '@saga/common/service-names';
+
 /** The demo catalogue (10 of each product, as in the original demo) and accounts. */
 export const DEMO_PRODUCTS = [
   { sku: 'mechanical-keyboard', name: 'Mechanical keyboard', priceCents: 8_900, stock: 10 },
@@ -11,11 +15,38 @@ export const DEMO_ACCOUNTS = [
   { customerId: 'bob', balanceCents: 2_000 },
 ];
 
-export const urls = (env: Record<string, string | undefined> = process.env) => ({
-  order: env.ORDER_URL ?? 'http://127.0.0.1:8000',
-  inventory: env.INVENTORY_URL ?? 'http://127.0.0.1:8001',
-  payment: env.PAYMENT_URL ?? 'http://127.0.0.1:8002',
+/**
+ * Where each service answers: `<SERVICE>_URL`, by default the local port its own config defaults to (8000 for the
+ * first service of SERVICES, then 8001, ...).
+ */
+export const SeedEnv = z.object({
+  ...(Object.fromEntries(SERVICES.map((s, i) => [`${s.toUpperCase()}_URL`, z.string().url().default(`http://127.0.0.1:${8000 + i}`)])) as Record<
+    `${Uppercase<ServiceName>}_URL`,
+    z.ZodDefault<z.ZodString>
+  >),
+  /** How long the seed waits for every service to be ready. */
+  SEED_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
 });
+export const loadSeedConfig = (env: Record<string, string | undefined> = process.env) => parseEnv(SeedEnv, env);
+
+export const urls = (env: Record<string, string | undefined> = process.env): Record<ServiceName, string> => {
+  const c = loadSeedConfig(env);
+  return Object.fromEntries(SERVICES.map((s) => [s, c[`${s.toUpperCase() as Uppercase<ServiceName>}_URL`]])) as Record<ServiceName, string>;
+};
+
+/** Resolves when `url`/readyz answers 2xx; polls until `timeoutMs`. */
+export async function waitReady(url: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(`${url}/readyz`)).ok) return;
+    } catch {
+      /* not listening yet */
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${url} did not become ready within ${timeoutMs} ms`);
+}
 
 async function put(url: string, body: unknown) {
   const res = await fetch(url, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });

@@ -1,74 +1,173 @@
 /**
- * npm run dlq -- list|show|replay <service> [messageId]
- *   list    the dead-lettered messages of <service> (order|inventory|payment), with their reasons
- *   show    one message in full (properties, headers, body)
- *   replay  send them (or one) back to the service's queue after a fix; idempotent thanks to the inbox
- * Reading does not consume: unacknowledged messages return to the dead-letter queue when the tool exits.
+ * saga dlq (npm run dlq --): the operator's view of every queue where messages wait for a person.
+ *   list|show|replay|purge <queue> [messageId] [--limit N] [--json] [--yes]
+ * <queue> is a service (its <service>.events.dlq), `unroutable` (<exchange>.unroutable: events no binding matched)
+ * or `invalid` (<exchange>.invalid: outbox rows the relay could not turn into an event).
+ * Messages are streamed: each is printed or replayed as it arrives and not kept. Reading does not consume: what is
+ * not acknowledged returns to its queue when the tool exits. Only the messages in the queue when the tool started
+ * are visited, so a replay that lands back in the same queue does not loop.
  */
-import amqp, { type GetMessage } from 'amqplib';
+import amqp, { type ConsumeMessage } from 'amqplib';
 import { z } from 'zod';
-import { consumerQueueNames, sendConfirmed } from '@saga/common/amqp';
+import { consumerQueueNames, sendConfirmed, topologyNames } from '@saga/common/amqp';
+import { answerArgs } from '@saga/common/cli-args';
 import { BaseEnv, parseEnv } from '@saga/common/config';
+import { SERVICES, isServiceName } from '@saga/common/service-names';
 
-const Args = z.tuple([z.enum(['list', 'show', 'replay']), z.enum(['order', 'inventory', 'payment'])]).rest(z.string().uuid());
+const COMMANDS = ['list', 'show', 'replay', 'purge'] as const;
+const QUEUES = [...SERVICES, 'unroutable', 'invalid'] as const;
+type Command = (typeof COMMANDS)[number];
+
+export type DlqArgs = { command: Command; queue: (typeof QUEUES)[number]; messageId?: string; limit?: number; json: boolean; yes: boolean };
+
+/** Pure: parse the arguments, or say what is wrong. */
+export function parseDlqArgs(argv: readonly string[]): DlqArgs | { error: string } {
+  const flags = { json: false, yes: false, limit: undefined as number | undefined };
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--json') flags.json = true;
+    else if (a === '--yes') flags.yes = true;
+    else if (a === '--limit' || a.startsWith('--limit=')) {
+      const v = a.includes('=') ? a.slice('--limit='.length) : argv[++i];
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) return { error: `--limit needs a positive whole number, got ${String(v)}` };
+      flags.limit = n;
+    } else if (a.startsWith('-')) return { error: `unknown argument ${a}` };
+    else positional.push(a);
+  }
+  const [command, queue, messageId, ...extra] = positional;
+  if (!COMMANDS.includes(command as Command)) return { error: `the command is one of ${COMMANDS.join('|')}` };
+  if (!(QUEUES as readonly string[]).includes(queue ?? '')) return { error: `the queue is one of ${QUEUES.join('|')}` };
+  if (extra.length) return { error: `unexpected ${extra.join(' ')}` };
+  if (messageId !== undefined && !z.string().uuid().safeParse(messageId).success) return { error: `${messageId} is not a message id (a uuid)` };
+  if (command === 'replay' && queue === 'invalid') return { error: 'invalid rows cannot be replayed: fix the producer, then purge them' };
+  return { command: command as Command, queue: queue as DlqArgs['queue'], messageId, json: flags.json, yes: flags.yes, limit: flags.limit };
+}
+
+const USAGE = {
+  name: 'saga dlq',
+  summary: 'inspect, replay and purge the queues where messages wait for an operator',
+  details: [
+    `arguments: ${COMMANDS.join('|')} <${QUEUES.join('|')}> [messageId] [--limit N] [--json] [--yes]`,
+    '  list     one line per message: id, type, reason, when, error (--json: one JSON object per line)',
+    '  show     each message in full: properties, headers, body',
+    "  replay   send back after a fix: a service's messages to <service>.events (its inbox drops duplicates),",
+    '           unroutable ones to the exchange with their routing key; invalid ones cannot be replayed',
+    '  purge    delete them (all, the one with messageId, or the first N); needs --yes',
+    '  --limit N  visit at most N messages; --json  machine-readable output',
+    'npm run dlq -- <arguments> does the same from a checkout.',
+  ],
+  env: BaseEnv,
+  accepts: (a: string[]) => {
+    const parsed = parseDlqArgs(a);
+    return 'error' in parsed ? parsed.error : true;
+  },
+};
 
 /** Headers our consumer adds on the way to the DLQ or the retry queue; removed on replay. */
 const INTERNAL = /^x-(dead-letter|dead-lettered|original|attempt|last-error|death|first-death|last-death|delivery-count)/;
 
-async function main() {
-  const parsed = Args.safeParse(process.argv.slice(2));
-  if (!parsed.success) {
-    console.error('usage: npm run dlq -- list|show|replay <order|inventory|payment> [messageId]');
-    process.exit(2);
-  }
-  const [command, service, messageId] = parsed.data;
+async function main(args: DlqArgs) {
   const config = parseEnv(BaseEnv, process.env);
-  const names = consumerQueueNames(`${service}.events`);
+  const topology = topologyNames(config.EVENTS_EXCHANGE);
+  const queue = isServiceName(args.queue) ? consumerQueueNames(`${args.queue}.events`).dlq : args.queue === 'unroutable' ? topology.unroutableQueue : topology.invalidQueue;
+  const print = (line: unknown) => process.stdout.write(`${typeof line === 'string' ? line : JSON.stringify(line)}\n`);
   const conn = await amqp.connect(config.RABBITMQ_URL, { clientProperties: { connection_name: 'dlq tool' } });
+  conn.on('error', () => undefined); // the failing call rejects too, with the same error
   try {
     const ch = await conn.createConfirmChannel();
-    const held: GetMessage[] = [];
-    // Take every message once (unacknowledged), then decide; the rest return to the queue on close.
-    for (;;) {
-      const msg = await ch.get(names.dlq, { noAck: false });
-      if (!msg) break;
-      held.push(msg);
+    ch.on('error', () => undefined);
+    const { messageCount } = await ch.checkQueue(queue).catch((err: { code?: number }) => {
+      throw err.code === 404 ? new Error(`${queue} does not exist yet (its service or the relay has not run against this broker)`) : err;
+    });
+    if (args.command === 'purge' && !args.yes) throw new Error(`purge deletes messages from ${queue} (${messageCount} now): add --yes`);
+    if (!args.json && args.command !== 'purge') print(`${messageCount} message(s) in ${queue}`);
+    if (args.command === 'purge' && !args.messageId && !args.limit) {
+      const { messageCount: purged } = await ch.purgeQueue(queue);
+      print(args.json ? { queue, purged } : `purged ${purged} message(s) from ${queue}`);
+      return;
     }
-    const chosen = held.filter((m) => !messageId || m.properties.messageId === messageId);
-    if (messageId && chosen.length === 0) {
-      console.error(`no message ${messageId} in ${names.dlq}`);
+    let visited = 0;
+    let done = 0;
+    const want = Math.min(messageCount, args.limit ?? Infinity);
+    const handle = async (m: ConsumeMessage) => {
+      if (args.messageId && m.properties.messageId !== args.messageId) return; // left unacknowledged: returns on exit
+      const h = m.properties.headers ?? {};
+      if (args.command === 'list') {
+        const row = { messageId: m.properties.messageId, type: m.properties.type, routingKey: m.fields.routingKey, reason: h['x-dead-letter-reason'], at: h['x-dead-lettered-at'], error: h['x-dead-letter-error'] };
+        print(args.json ? row : [row.messageId, row.type, row.reason ?? row.routingKey, row.at, row.error].join('\t'));
+      } else if (args.command === 'show') {
+        const full = { properties: m.properties, fields: m.fields, body: m.content.toString('utf8') };
+        print(args.json ? full : JSON.stringify(full, null, 2));
+      } else if (args.command === 'replay') {
+        const headers = Object.fromEntries(Object.entries(h).filter(([k]) => !INTERNAL.test(k)));
+        const options = { ...m.properties, headers, persistent: true };
+        if (isServiceName(args.queue)) await sendConfirmed(ch, consumerQueueNames(`${args.queue}.events`).queue, m.content, options);
+        else
+          await new Promise<void>((resolve, reject) =>
+            ch.publish(config.EVENTS_EXCHANGE, m.fields.routingKey, m.content, options, (err) => (err ? reject(err instanceof Error ? err : new Error('nacked')) : resolve())),
+          );
+        ch.ack(m);
+      } else {
+        ch.ack(m);
+      }
+      done++;
+    };
+    if (want > 0) {
+      // Deliveries are handled one after another (replay awaits each confirm before acknowledging).
+      await new Promise<void>((resolve, reject) => {
+        let chain = Promise.resolve();
+        let tag = '';
+        let idle: NodeJS.Timeout | undefined;
+        const finish = () => {
+          clearTimeout(idle);
+          chain.then(() => (tag ? ch.cancel(tag) : undefined)).then(() => resolve(), reject);
+        };
+        // Someone else may take messages meanwhile: stop when nothing arrives for a while.
+        const armIdle = () => {
+          clearTimeout(idle);
+          idle = setTimeout(finish, 3000);
+        };
+        armIdle();
+        ch.consume(queue, (m) => {
+          if (!m || visited >= want) return;
+          visited++;
+          armIdle();
+          chain = chain.then(() => handle(m));
+          chain.catch(reject);
+          if (visited >= want) finish();
+        }, { noAck: false }).then((ok) => (tag = ok.consumerTag), reject);
+      });
+    }
+    if (args.messageId && done === 0) {
+      console.error(`no message ${args.messageId} in ${queue}`);
       process.exitCode = 1;
     }
-    if (command === 'list') {
-      console.log(`${held.length} message(s) in ${names.dlq}`);
-      for (const m of chosen) {
-        const h = m.properties.headers ?? {};
-        console.log([m.properties.messageId, m.properties.type, h['x-dead-letter-reason'], h['x-dead-lettered-at'], h['x-dead-letter-error']].join('\t'));
-      }
-    } else if (command === 'show') {
-      for (const m of chosen) {
-        console.log(JSON.stringify({ properties: m.properties, fields: m.fields, body: m.content.toString('utf8') }, null, 2));
-      }
-    } else {
-      let n = 0;
-      for (const m of chosen) {
-        const headers = Object.fromEntries(Object.entries(m.properties.headers ?? {}).filter(([k]) => !INTERNAL.test(k)));
-        await sendConfirmed(ch, names.queue, m.content, { ...m.properties, headers, persistent: true });
-        ch.ack(m);
-        n++;
-      }
+    if (args.command === 'replay' || args.command === 'purge') {
       // A round trip on the channel before closing: the broker has then processed every ack sent before it.
       // Closing the connection right after the acks let some messages return to the queue (seen in tests).
-      await ch.checkQueue(names.dlq);
-      await ch.close();
-      console.log(`replayed ${n} message(s) from ${names.dlq} to ${names.queue}`);
+      await ch.checkQueue(queue);
+      const verb = args.command === 'replay' ? 'replayed' : 'purged';
+      print(args.json ? { queue, [verb]: done } : `${verb} ${done} message(s) from ${queue}${args.command === 'replay' ? ` to ${isServiceName(args.queue) ? `${args.queue}.events` : config.EVENTS_EXCHANGE}` : ''}`);
     }
+    await ch.close();
   } finally {
     await conn.close();
   }
 }
 
-main().catch((err) => {
-  console.error(`dlq failed: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
-});
+// Run when started (directly, or as `saga dlq`, which sets argv[1] to the component); not when a test imports it.
+if (require.main === module || process.argv[1] === 'dlq') {
+  answerArgs(USAGE);
+  const args = parseDlqArgs(process.argv.slice(2));
+  if ('error' in args) {
+    // Unreachable after answerArgs (it refuses what parseDlqArgs refuses), kept for the type.
+    console.error(args.error);
+    process.exit(2);
+  }
+  main(args).catch((err) => {
+    console.error(`dlq failed: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  });
+}

@@ -4,7 +4,8 @@
  */
 import amqp from 'amqplib';
 import { assertEventTopology, createLogger, redactUrl } from '@saga/common';
-import { ensureLogicalReplication, ensureRolesAndDatabases, loadAdminConfig } from './lib/admin';
+import { answerArgs } from '@saga/common/cli-args';
+import { AdminEnv, ensureLogicalReplication, ensureRolesAndDatabases, loadAdminConfig } from './lib/admin';
 
 async function main() {
   const config = loadAdminConfig();
@@ -23,6 +24,7 @@ async function main() {
   say('done');
 }
 
+answerArgs({ name: 'saga setup', summary: 'prepare the PostgreSQL servers (wal_level=logical, roles, databases) and the broker (exchanges, operator queues, queue-bound policies); idempotent', env: AdminEnv });
 main().catch((err) => {
   createLogger('setup').fatal({ err }, 'setup failed');
   console.error(`setup failed: ${err instanceof Error ? err.message : String(err)}`);

@@ -1,7 +1,10 @@
 /** The CDC relay: streams every outbox INSERT of each source database to RabbitMQ. `npm run relay`. */
 import express from 'express';
 import { createLogger, createMetricsRegistry, createOpsRouter, exitOnStartupError, listen, onShutdown, redactUrl } from '@saga/common';
-import { loadConfig } from './config';
+import { answerArgs } from '@saga/common/cli-args';
+import { operatorQueues, startQueueDepthGauge } from '@saga/common/operator-queues';
+import { SERVICES } from '@saga/common/service-names';
+import { loadConfig, RelayEnv } from './config';
 import { createRelay } from './relay';
 
 async function main() {
@@ -19,11 +22,15 @@ async function main() {
     'relay started',
   );
   relay.start();
+  // Operator queues (unroutable, invalid, each dead-letter queue) as a gauge on /metrics: alert on it, not a full disk.
+  const queueDepth = startQueueDepthGauge({ url: config.RABBITMQ_URL, exchange: config.EVENTS_EXCHANGE, queues: operatorQueues(config.EVENTS_EXCHANGE, SERVICES), registry, log });
   onShutdown(log, config.SHUTDOWN_TIMEOUT_MS, async () => {
     shuttingDown = true;
+    await queueDepth.stop();
     await relay.stop();
     await http.close();
   });
 }
 
+answerArgs({ name: 'saga relay', summary: 'the CDC relay: streams every outbox INSERT of each source database to RabbitMQ (health and metrics on RELAY_PORT)', env: RelayEnv });
 main().catch((err) => exitOnStartupError(createLogger('cdc-relay'), err));

@@ -14,8 +14,10 @@ import YAML from 'yaml';
 import type { z } from 'zod';
 import { AdminEnv } from '../../scripts/lib/admin';
 import { BaseEnv } from '@saga/common/config';
+import { SERVICES } from '@saga/common/service-names';
 import { RelayEnv } from '../../cdc-relay/src/config';
 import { COMPONENTS, type Component } from '../../scripts/cli';
+import { SeedEnv } from '../../scripts/demo-data';
 import { InventoryEnv } from '../../services/inventory/src/config';
 import { OrderEnv } from '../../services/order/src/config';
 import { PaymentEnv } from '../../services/payment/src/config';
@@ -32,6 +34,8 @@ export const SCHEMAS: Record<Component, z.ZodObject> = {
   relay: RelayEnv,
   setup: AdminEnv,
   migrate: AdminEnv,
+  seed: SeedEnv,
+  doctor: AdminEnv,
   dlq: BaseEnv,
 };
 /** Variables whose defaults only fit a local machine: a deployment must set them (or `<NAME>_FILE`). */
@@ -42,6 +46,8 @@ export const MUST_SET: Record<Component, string[][]> = {
   relay: [['RELAY_SOURCES'], ['RABBITMQ_URL'], ['RELAY_PORT']],
   setup: [['RABBITMQ_URL'], ['PG_ADMIN_URL', 'ORDER_PG_ADMIN_URL']],
   migrate: [['PG_ADMIN_URL', 'ORDER_PG_ADMIN_URL']],
+  seed: SERVICES.map((s) => [`${s.toUpperCase()}_URL`]),
+  doctor: [],
   dlq: [['RABBITMQ_URL']],
 };
 export const HTTP_PORT_VAR: Partial<Record<Component, string>> = { order: 'PORT', inventory: 'PORT', payment: 'PORT', relay: 'RELAY_PORT' };

@@ -1,8 +1,9 @@
 /** The inventory service: products, prices and stock; reserves stock for orders. `npm run inventory`. */
+import { answerArgs } from '@saga/common/cli-args';
 import { exitOnStartupError, onShutdown } from '@saga/common/lifecycle';
 import { createLogger } from '@saga/common/logger';
 import { runService } from '@saga/common/service';
-import { loadConfig } from './config';
+import { InventoryEnv, loadConfig } from './config';
 import * as schema from './db/schema';
 import { inventoryRoutes } from './http/routes';
 import { inventoryHandler } from './messaging/handlers';
@@ -19,4 +20,5 @@ async function main() {
   onShutdown(service.log, config.SHUTDOWN_TIMEOUT_MS, service.stop);
 }
 
+answerArgs({ name: 'saga inventory', summary: 'the inventory service: products, prices and stock (HTTP :8001); reserves stock for orders', env: InventoryEnv });
 main().catch((err) => exitOnStartupError(createLogger('inventory'), err));

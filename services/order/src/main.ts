@@ -1,8 +1,9 @@
 /** The order service: takes orders and reports their state. `npm run order`. */
+import { answerArgs } from '@saga/common/cli-args';
 import { exitOnStartupError, onShutdown } from '@saga/common/lifecycle';
 import { createLogger } from '@saga/common/logger';
 import { runService } from '@saga/common/service';
-import { loadConfig } from './config';
+import { OrderEnv, loadConfig } from './config';
 import * as schema from './db/schema';
 import { createOrderNotifier, type OrderNotifier } from './http/order-notifier';
 import { orderRoutes } from './http/routes';
@@ -25,4 +26,5 @@ async function main() {
   onShutdown(service.log, config.SHUTDOWN_TIMEOUT_MS, service.stop);
 }
 
+answerArgs({ name: 'saga order', summary: 'the order service: takes orders (HTTP :8000) and follows each through the saga', env: OrderEnv });
 main().catch((err) => exitOnStartupError(createLogger('order'), err));

@@ -1,8 +1,9 @@
 /** The payment service: customer accounts; authorizes payments for orders. `npm run payment`. */
+import { answerArgs } from '@saga/common/cli-args';
 import { exitOnStartupError, onShutdown } from '@saga/common/lifecycle';
 import { createLogger } from '@saga/common/logger';
 import { runService } from '@saga/common/service';
-import { loadConfig } from './config';
+import { PaymentEnv, loadConfig } from './config';
 import * as schema from './db/schema';
 import { paymentRoutes } from './http/routes';
 import { paymentHandler } from './messaging/handlers';
@@ -19,4 +20,5 @@ async function main() {
   onShutdown(service.log, config.SHUTDOWN_TIMEOUT_MS, service.stop);
 }
 
+answerArgs({ name: 'saga payment', summary: 'the payment service: customer accounts (HTTP :8002); authorizes payments for orders', env: PaymentEnv });
 main().catch((err) => exitOnStartupError(createLogger('payment'), err));
