@@ -30,7 +30,7 @@ export const DatabaseUrl = z
   .string()
   .min(1)
   .refine((v) => {
-    if (!/^postgres(ql)?:\/\//.test(v)) return false;
+    if (!/^postgres(ql)?:\/\/./.test(v)) return false;
     try {
       new URL(v.replace(/^postgres(ql)?:\/\/\//, 'postgres://localhost/'));
       return true;

@@ -32,3 +32,16 @@ describe('configuration from files', () => {
     expect(parseEnv(Schema, { DATABASE_URL: 'postgres://a@h/db', TF_CLI_CONFIG_FILE: '/nonexistent' }).PORT).toBe(8000);
   });
 });
+
+describe('database URLs', () => {
+  const { DatabaseUrl } = jest.requireActual<typeof import('../../src/config')>('../../src/config');
+  it.each(['postgres://order_svc@127.0.0.1:5432/orders', 'postgresql:///orders?host=/var/run/postgresql', 'postgres://u@%2Fvar%2Frun%2Fpostgresql/orders'])(
+    'accepts %s (TCP or a Unix socket)',
+    (url) => expect(DatabaseUrl.safeParse(url).success).toBe(true),
+  );
+  it.each(['mysql://u@h/db', 'orders', 'postgres://'])('refuses %s with a reason', (url) => {
+    const r = DatabaseUrl.safeParse(url);
+    expect(r.success).toBe(false);
+    expect(r.error?.issues[0]?.message).toMatch(/postgres:\/\//);
+  });
+});
