@@ -1,0 +1,100 @@
+/**
+ * npm run bench:profile [-- --secs=10 --conc=64]
+ * Where the time goes: the production bundle under the saga's closed loop with V8's CPU profiler on in every
+ * component, then self time per process grouped by package (pg, amqplib, express, pino, zod, our code, GC, …) and
+ * the heaviest functions. Profiles are kept under bench/results/profile-<time>/ for Chrome DevTools.
+ */
+import { readdirSync, readFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { SERVICES, type ServiceName } from '@saga/common/service-names';
+import { createTestEnv } from '../test/support/env';
+import removeLeftovers from '../test/support/global-setup';
+import { killAll } from '../test/support/process';
+import { sagaClient } from '../test/support/saga';
+import { bundled, startStack } from '../test/support/stack';
+import { now } from './lib';
+
+const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback);
+const SECS = arg('secs', 10);
+const CONC = arg('conc', 64);
+
+type Node = { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] };
+type Profile = { nodes: Node[]; samples: number[]; timeDeltas: number[] };
+
+/** The package a frame belongs to, or a V8 pseudo-frame, or our own code. */
+function groupOf(url: string, fn: string): string {
+  if (!url) return fn.startsWith('(') ? fn : `(native) ${fn || 'anonymous'}`;
+  const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (m) return m[1]!;
+  if (url.startsWith('node:')) return `node:${url.slice(5).split('/')[0]}`;
+  return 'our code';
+}
+
+function summarize(file: string) {
+  const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const self = new Map<number, number>();
+  p.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0)));
+  const total = [...self.values()].reduce((a, b) => a + b, 0);
+  const groups = new Map<string, number>();
+  const fns = new Map<string, number>();
+  for (const [id, us] of self) {
+    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
+    const g = groupOf(url, functionName);
+    groups.set(g, (groups.get(g) ?? 0) + us);
+    const key = `${functionName || '(anonymous)'} ${url ? `${path.basename(url)}:${lineNumber + 1}` : ''} [${g}]`;
+    fns.set(key, (fns.get(key) ?? 0) + us);
+  }
+  const top = (m: Map<string, number>, n: number) =>
+    [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, us]) => `${((us / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
+  return { totalMs: total / 1000, groups: top(groups, 12), functions: top(fns, 15) };
+}
+
+async function main() {
+  execFileSync('npm', ['run', 'build', '-s'], { cwd: path.resolve(__dirname, '..'), stdio: 'inherit' });
+  bundled.use = true;
+  await removeLeftovers();
+  const dir = path.resolve(__dirname, 'results', `profile-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  const prof = (c: string) => ({ NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.join(dir, c)}`, LOG_LEVEL: 'info' });
+  for (const c of [...SERVICES, 'relay']) mkdirSync(path.join(dir, c), { recursive: true });
+  const env = await createTestEnv('profile');
+  try {
+    const stack = await startStack(env, { relay: prof('relay'), order: prof('order'), inventory: prof('inventory'), payment: prof('payment') });
+    const urls = () => ({ order: stack.services.order.url, inventory: stack.services.inventory.url, payment: stack.services.payment.url });
+    const saga = sagaClient(urls);
+    const skus = await Promise.all(Array.from({ length: 20 }, () => saga.product(1_000_000_000, 100)));
+    const customers = await Promise.all(Array.from({ length: 50 }, () => saga.account(1_000_000_000_000)));
+    const deadline = now() + SECS * 1000;
+    let n = 0;
+    await Promise.all(
+      Array.from({ length: CONC }, async () => {
+        while (now() < deadline) {
+          const i = n++;
+          await saga.place(customers[i % customers.length]!, [{ sku: skus[i % skus.length]!, quantity: 1 }]);
+        }
+      }),
+    );
+    await saga.expectInvariants(300_000);
+    await stack.stop('SIGTERM');
+    console.log(`${n} orders in ${SECS} s at ${CONC} connections; profiles in ${dir}\n`);
+    for (const c of [...SERVICES, 'relay'] as (ServiceName | 'relay')[]) {
+      const files = readdirSync(path.join(dir, c)).filter((f) => f.endsWith('.cpuprofile'));
+      for (const f of files) {
+        const s = summarize(path.join(dir, c, f));
+        console.log(`== ${c}: ${s.totalMs.toFixed(0)} ms sampled, ${(s.totalMs / n).toFixed(2)} ms per order\n-- by package\n${s.groups.join('\n')}\n-- heaviest functions\n${s.functions.join('\n')}\n`);
+      }
+    }
+  } finally {
+    await killAll();
+    await env.close();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
