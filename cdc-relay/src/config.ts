@@ -41,6 +41,26 @@ export const RelayEnv = BaseEnv.extend({
   RELAY_RETRY_MAX_MS: z.coerce.number().int().min(1).default(10_000),
   /** How often a standby retries a slot that another relay streams. */
   RELAY_STANDBY_POLL_MS: z.coerce.number().int().min(50).default(1000),
+  /**
+   * Create a missing slot (true/false). Off by default when NODE_ENV=production (the image): slots are created by
+   * `npm run migrate`, and a slot that disappeared must not be recreated at the current position, which would skip
+   * every row written in between. On by default elsewhere (local development, tests).
+   */
+  RELAY_CREATE_SLOT: z.enum(['true', 'false']).optional(),
+  NODE_ENV: z.string().optional(),
+  /** The broker's `max_message_size`: a larger row goes to the invalid queue instead of closing the channel. */
+  RELAY_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(128 * 1024 * 1024),
+  /**
+   * A replication connection silent this long (no data, no keepalive, although the relay asks for one) is taken for
+   * dead and replaced. Default: the server's wal_sender_timeout (60 s if it is 0).
+   */
+  RELAY_REPLICATION_TIMEOUT_MS: z.coerce.number().int().min(100).optional(),
+  /** TCP keepalive idle time of the replication connection. */
+  RELAY_TCP_KEEPALIVE_MS: z.coerce.number().int().min(100).default(10_000),
 });
-export type RelayConfig = z.infer<typeof RelayEnv>;
-export const loadConfig = (env: Record<string, string | undefined> = process.env): Readonly<RelayConfig> => parseEnv(RelayEnv, env);
+export type RelayConfig = Omit<z.infer<typeof RelayEnv>, 'RELAY_CREATE_SLOT'> & { RELAY_CREATE_SLOT: boolean };
+export const loadConfig = (env: Record<string, string | undefined> = process.env): Readonly<RelayConfig> => {
+  const parsed = parseEnv(RelayEnv, env);
+  const createSlot = parsed.RELAY_CREATE_SLOT === undefined ? parsed.NODE_ENV !== 'production' : parsed.RELAY_CREATE_SLOT === 'true';
+  return Object.freeze({ ...parsed, RELAY_CREATE_SLOT: createSlot });
+};

@@ -6,9 +6,12 @@ export function createRelayMetrics(registry: Registry) {
   return {
     published: new Counter({ name: 'relay_messages_published_total', help: 'Outbox rows published and confirmed by the broker', labelNames: ['source'] as const, registers }),
     invalid: new Counter({ name: 'relay_invalid_rows_total', help: 'Outbox rows that could not become an event; sent to the invalid queue', labelNames: ['source'] as const, registers }),
-    nacks: new Counter({ name: 'relay_nacks_total', help: 'Publishes the broker refused (nack); the stream restarts from the last acknowledged position', labelNames: ['source'] as const, registers }),
+    nacks: new Counter({ name: 'relay_nacks_total', help: 'Publishes the broker did not store (nack or return); the stream restarts from the last acknowledged position', labelNames: ['source'] as const, registers }),
     returned: new Counter({ name: 'relay_returned_total', help: 'Messages the broker returned as unroutable despite the alternate exchange', labelNames: ['source'] as const, registers }),
     reconnects: new Counter({ name: 'relay_reconnects_total', help: 'Sessions restarted after an error, by source', labelNames: ['source'] as const, registers }),
+    livenessTimeouts: new Counter({ name: 'relay_replication_timeouts_total', help: 'Replication connections dropped for silence (half-open link)', labelNames: ['source'] as const, registers }),
+    slotMissing: new Gauge({ name: 'relay_slot_missing', help: '1 while the source slot does not exist and RELAY_CREATE_SLOT is off (run npm run migrate)', labelNames: ['source'] as const, registers }),
+    slotLost: new Gauge({ name: 'relay_slot_lost', help: '1 when the server invalidated the slot (wal_status lost): events were lost, see the README', labelNames: ['source'] as const, registers }),
     confirmSeconds: new Histogram({
       name: 'relay_publish_confirm_seconds',
       help: 'Time from publish to the broker confirm',

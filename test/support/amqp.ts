@@ -1,5 +1,6 @@
 import amqp, { type ChannelModel, type ConsumeMessage } from 'amqplib';
 import { assertEventTopology } from '@saga/common/amqp';
+import { HEADER } from '@saga/common/envelope';
 import { rabbitmqctl } from './env';
 
 export type Received = {
@@ -42,8 +43,8 @@ export async function collect(rabbitUrl: string, exchange: string, opts: { queue
         id: msg.properties.messageId,
         routingKey: msg.fields.routingKey,
         type: msg.properties.type,
-        source: headers['x-outbox-source'] as string | undefined,
-        aggregateId: headers['x-aggregate-id'] as string | undefined,
+        source: headers[HEADER.source] as string | undefined,
+        aggregateId: headers[HEADER.aggregateId] as string | undefined,
         correlationId: msg.properties.correlationId,
         headers,
         body,

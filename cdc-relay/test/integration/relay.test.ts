@@ -2,9 +2,11 @@
  * The relay against real PostgreSQL (logical replication) and real RabbitMQ, run as a child process as in
  * production. Every test writes rows with a prefix of its own and checks exactly those.
  */
+import amqp from 'amqplib';
 import pg from 'pg';
 import { SERVICES, type ServiceName } from '@saga/common/service-names';
 import { topologyNames } from '@saga/common/amqp';
+import { HEADER } from '@saga/common/envelope';
 import { closeConnections, collect, type Received } from '../../../test/support/amqp';
 import { createTestEnv, type TestEnv } from '../../../test/support/env';
 import { writeOutbox, seeded, type Written } from '../../../test/support/outbox-writer';
@@ -80,7 +82,7 @@ describe('cdc relay', () => {
     expect(sample.routingKey).toBe('test.Tested');
     expect(sample.type).toBe('Tested');
     expect(sample.correlationId).toBe(sample.aggregateId);
-    expect(sample.headers).toMatchObject({ correlationId: sample.aggregateId, causationId: null, 'x-aggregate-type': 'test' });
+    expect(sample.headers).toMatchObject({ correlationId: sample.aggregateId, causationId: null, [HEADER.aggregateType]: 'test' });
     expect(SERVICES.every((s) => got.some((m) => m.source === s))).toBe(true);
     await sink.close();
   });
@@ -99,10 +101,95 @@ describe('cdc relay', () => {
     const after = await writeAll('inv-', 5, 7);
     await waitUntil(() => mine(sink.messages, 'inv-').length >= after.length, { message: 'rows after the invalid one' });
     const bad = await waitUntil(() => invalid.messages.find((m) => (m.body as { row?: { aggregateid?: string } }).row?.aggregateid === 'inv-1'), { message: 'invalid row kept' });
-    expect(bad.headers['x-invalid-reason']).toBe('type is missing or not a routing word');
+    expect(bad.headers[HEADER.invalidReason]).toBe('type is missing or not a routing word');
     expectAllOnce(mine(sink.messages, 'inv-'), after);
     await invalid.close();
     await sink.close();
+  });
+
+  /** Insert raw outbox rows (SQL values) in one transaction each, as the superuser. */
+  async function insertRaw(rows: string[]) {
+    const c = new pg.Client({ connectionString: env.adminUrl('order') });
+    await c.connect();
+    try {
+      for (const r of rows) await c.query(`INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers, created_at) VALUES ${r}`);
+    } finally {
+      await c.end();
+    }
+  }
+  const invalidOf = (invalid: { messages: Received[] }, aggregateId: string) =>
+    invalid.messages.find((m) => (m.body as { row?: { aggregateid?: string } }).row?.aggregateid === aggregateId);
+
+  it('defect 1: a row the AMQP encoder or the broker cannot take goes to the invalid queue with its reason and the stream goes on', async () => {
+    const invalid = await collect(env.rabbitUrl, env.exchange, { queue: topologyNames(env.exchange).invalidQueue });
+    const sink = await collect(env.rabbitUrl, env.exchange);
+    const relay = startRelay({ RELAY_MAX_MESSAGE_BYTES: '65536' });
+    await streamingAll(relay);
+    const ok = `'{"version":1,"data":{}}'`;
+    const rows: [string, string, RegExp][] = [
+      ['enc-rk', `(gen_random_uuid(), '${'a'.repeat(100)}', 'enc-rk', '${'T'.repeat(199)}', ${ok}, '{"correlationId":"x"}', now())`, /routing key is over 255 bytes/],
+      ['enc-corr', `(gen_random_uuid(), 'test', 'enc-corr', 'Tested', ${ok}, '{"correlationId":"${'é'.repeat(130)}"}', now())`, /correlationId is over 255 bytes/],
+      ['enc-int', `(gen_random_uuid(), 'test', 'enc-int', 'Tested', ${ok}, '{"correlationId":"x","n":-100000000000000000000}', now())`, /does not fit an AMQP integer/],
+      ['enc-bang', `(gen_random_uuid(), 'test', 'enc-bang', 'Tested', ${ok}, '{"correlationId":"x","t":{"!":"timestamp","value":-1}}', now())`, /'!' key/],
+      ['enc-key', `(gen_random_uuid(), 'test', 'enc-key', 'Tested', ${ok}, '{"correlationId":"x","${'k'.repeat(256)}":1}', now())`, /key over 255 bytes/],
+      ['enc-table', `(gen_random_uuid(), 'test', 'enc-table', 'Tested', ${ok}, '{"correlationId":"x","big":"${'x'.repeat(70_000)}"}', now())`, /headers encode to about/],
+      ['enc-1969', `(gen_random_uuid(), 'test', 'enc-1969', 'Tested', ${ok}, '{"correlationId":"x"}', '1969-07-20T20:17:00Z')`, /before 1970/],
+      ['enc-big', `(gen_random_uuid(), 'test', 'enc-big', 'Tested', '{"version":1,"data":"${'x'.repeat(100_000)}"}', '{"correlationId":"x"}', now())`, /over the broker's limit of 65536/],
+    ];
+    await insertRaw(rows.map(([, sql]) => sql));
+    const after = await writeAll('enc-after-', 5, 81);
+    await waitUntil(() => mine(sink.messages, 'enc-after-').length >= after.length, { message: 'rows after the bad ones', timeoutMs: 20_000 });
+    for (const [aggregateId, , reason] of rows) {
+      const kept = await waitUntil(() => invalidOf(invalid, aggregateId), { message: `${aggregateId} kept in the invalid queue`, timeoutMs: 10_000 });
+      expect(String(kept.headers[HEADER.invalidReason])).toMatch(reason);
+      expect(kept.source).toBe('order');
+    }
+    expectAllOnce(mine(sink.messages, 'enc-after-'), after);
+    expect(mine(sink.messages, 'enc-')).toHaveLength(after.length); // none of the bad rows reached a consumer
+    expect(relay.logs.filter((l) => l.msg === 'session ended with an error')).toEqual([]); // no restart loop
+    await invalid.close();
+    await sink.close();
+  });
+
+  it('defect 2: a message the broker returns never counts as stored: the session restarts and publishes it again', async () => {
+    const sink = await collect(env.rabbitUrl, env.exchange);
+    const relay = startRelay();
+    await streamingAll(relay);
+    // Without the alternate exchange an unroutable mandatory event comes back (basic.return, then basic.ack).
+    const conn = await amqp.connect(env.rabbitUrl);
+    const ch = await conn.createChannel();
+    await ch.deleteExchange(topologyNames(env.exchange).unroutableExchange);
+    await conn.close();
+    const c = new pg.Client({ connectionString: env.adminUrl('order') });
+    await c.connect();
+    const { rows } = await c.query<{ id: string }>(
+      `INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers) VALUES (gen_random_uuid(), 'nobody', 'ret-1', 'Listens', '{"version":1}', '{"correlationId":"ret-1"}') RETURNING id`,
+    );
+    await c.end();
+    await relay.waitForLog((l) => l.msg === 'broker returned a message as unroutable; it counts as not stored', 20_000);
+    // The next session re-declares the alternate exchange; the returned event then lands in the unroutable queue.
+    const unroutable = await collect(env.rabbitUrl, env.exchange, { queue: topologyNames(env.exchange).unroutableQueue });
+    await waitUntil(() => unroutable.messages.some((m) => m.id === rows[0]!.id), { message: 'returned event stored after the restart', timeoutMs: 20_000 });
+    expect(relay.logs.some((l) => l.msg === 'session ended with an error')).toBe(true);
+    const after = await writeAll('ret-after-', 3, 91);
+    await waitUntil(() => mine(sink.messages, 'ret-after-').length >= after.length, { message: 'stream goes on' });
+    await unroutable.close();
+    await sink.close();
+  });
+
+  it('defect 4: an invalid-queue copy the broker cannot store fails the session instead of moving on; it is kept after the restart', async () => {
+    const names = topologyNames(env.exchange);
+    const relay = startRelay();
+    await streamingAll(relay);
+    const conn = await amqp.connect(env.rabbitUrl);
+    const ch = await conn.createChannel();
+    await ch.deleteQueue(names.invalidQueue);
+    await conn.close();
+    await insertRaw([`(gen_random_uuid(), 'test', 'inv4-1', 'not a word', '{"version":1}', '{}', now())`]);
+    await relay.waitForLog((l) => l.msg === 'broker returned a message as unroutable; it counts as not stored', 20_000);
+    const invalid = await collect(env.rabbitUrl, env.exchange, { queue: names.invalidQueue });
+    await waitUntil(() => invalidOf(invalid, 'inv4-1'), { message: 'invalid row kept after the restart', timeoutMs: 20_000 });
+    await invalid.close();
   });
 
   it('loses nothing when killed with SIGKILL mid-stream; only the unacknowledged tail comes again', async () => {
@@ -163,19 +250,28 @@ describe('cdc relay', () => {
       }
       return out;
     };
+    /** Statistics once every writer's backend flushed them: two reads a little apart agree. */
+    const settled = () =>
+      waitUntil(async () => {
+        const a = await stats();
+        await new Promise((r) => setTimeout(r, 300));
+        const b = await stats();
+        return JSON.stringify(a) === JSON.stringify(b) ? b : undefined;
+      }, { message: 'table statistics settled' });
     const sink = await collect(env.rabbitUrl, env.exchange);
-    const before = await stats();
+    // The rows are written first (the services' outbox purge trigger scans the table as they commit), then the
+    // relay streams them from the slot: whatever moves the counters from here on is the relay.
     const relay = startRelay();
     await streamingAll(relay);
+    expect((await relay.kill('SIGTERM')).code).toBe(0);
     const written = await Promise.all(SERVICES.map((s) => writeOutbox(env.serviceUrl(s), { rows: 300, prefix: `p-${s}`, maxTxnSize: 10 })));
+    const before = await settled();
+    const again = startRelay();
+    await streamingAll(again);
     await waitUntil(() => mine(sink.messages, 'p-').length >= written.flat().length, { message: 'rows delivered' });
     // A clean stop ends the relay's backends, which flushes their statistics.
-    expect((await relay.kill('SIGTERM')).code).toBe(0);
-    const after = await waitUntil(async () => {
-      const s = await stats();
-      return s;
-    });
-    expect(after).toEqual(before);
+    expect((await again.kill('SIGTERM')).code).toBe(0);
+    expect(await settled()).toEqual(before);
     // Control: a query on the table does move the counter, so the check above can fail.
     const c = new pg.Client({ connectionString: env.adminUrl('order') });
     await c.connect();

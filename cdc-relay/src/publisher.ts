@@ -1,0 +1,91 @@
+/**
+ * The confirming publisher: one broker connection and confirm channel per relay session. `publish` settles each
+ * message as stored ('confirmed') or not ('refused'); the broker's quirks are handled here, not in the pipe.
+ */
+import amqp, { type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
+import { assertEventTopology } from '@saga/common/amqp';
+import { DEFAULT_LIMITS, type EncodeLimits } from '@saga/common/envelope';
+import type { PublisherPort, Settled } from './pipe';
+
+export type ConfirmingPublisher = PublisherPort & {
+  /** What the broker accepts on this connection (frame size negotiated at connect). */
+  limits: EncodeLimits;
+  /** `fn` runs whenever the client's write buffer has room again. */
+  onWritable: (fn: () => void) => void;
+  /** Rejects when the connection or channel is lost. */
+  lost: Promise<never>;
+  close: () => Promise<void>;
+};
+
+/** The negotiated frame_max of an amqplib connection (a content header frame must fit in one frame). */
+const frameMaxOf = (conn: ChannelModel): number => (conn as unknown as { connection?: { frameMax?: number } }).connection?.frameMax ?? 131072;
+
+export async function connectPublisher(o: { url: string; name: string; exchange: string; maxBodyBytes: number; onReturned?: (messageId: string | undefined) => void }): Promise<ConfirmingPublisher> {
+  const conn = await amqp.connect(o.url, { clientProperties: { connection_name: o.name } });
+  let reject!: (err: Error) => void;
+  const lost = new Promise<never>((_, r) => (reject = r));
+  lost.catch(() => undefined);
+  conn.on('error', () => undefined); // the close event that follows ends the session
+  conn.on('close', () => reject(new Error('broker connection closed')));
+  let ch: ConfirmChannel;
+  try {
+    ch = await conn.createConfirmChannel();
+    ch.on('error', () => undefined);
+    ch.on('close', () => reject(new Error('broker channel closed')));
+    await assertEventTopology(ch, o.exchange);
+  } catch (err) {
+    await conn.close().catch(() => undefined);
+    throw err;
+  }
+
+  // RabbitMQ sends basic.return and then basic.ack for a mandatory message it could not route, and amqplib reports
+  // that ack as success: a returned message is remembered here and its confirm turned into a refusal. The return
+  // always arrives before its ack on the channel.
+  const returned = new Map<string, number>();
+  ch.on('return', (msg: { properties: { messageId?: string } }) => {
+    const id = msg.properties.messageId ?? '';
+    returned.set(id, (returned.get(id) ?? 0) + 1);
+    o.onReturned?.(msg.properties.messageId);
+  });
+  let writable = true;
+  const drainListeners: (() => void)[] = [];
+  ch.on('drain', () => {
+    writable = true;
+    for (const f of drainListeners) f();
+  });
+  let closed = false;
+  conn.on('close', () => {
+    closed = true;
+  });
+
+  const frameMax = frameMaxOf(conn);
+  return {
+    limits: { maxBodyBytes: o.maxBodyBytes, maxHeaderBytes: Math.min(DEFAULT_LIMITS.maxHeaderBytes, frameMax - 1024) },
+    publish(exchange: string, routingKey: string, content: Buffer, options: Options.Publish, settled: (s: Settled) => void) {
+      if (closed) {
+        queueMicrotask(() => settled('refused'));
+        return;
+      }
+      const ok = ch.publish(exchange, routingKey, content, options, (err: unknown) => {
+        if (err) return settled('refused');
+        if (returned.size > 0) {
+          const id = options.messageId ?? '';
+          const n = returned.get(id);
+          if (n !== undefined) {
+            if (n > 1) returned.set(id, n - 1);
+            else returned.delete(id);
+            return settled('refused');
+          }
+        }
+        settled('confirmed');
+      });
+      if (!ok) writable = false;
+    },
+    writable: () => writable,
+    onWritable: (fn) => drainListeners.push(fn),
+    lost,
+    async close() {
+      await conn.close().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,215 @@
+/** The relay pipe's rules, with a fake WAL and a fake broker: no network. */
+import type { Options } from 'amqplib';
+import { encodeOutboxRow } from '@saga/common/envelope';
+import { createRelayPipe, type PublisherPort, type Settled } from '../../src/pipe';
+import { formatLsn } from '../../src/lsn';
+import type { WalMessage } from '../../src/wal-source';
+
+type Sent = { exchange: string; routingKey: string; content: Buffer; options: Options.Publish; settle: (s: Settled) => void };
+
+function fakes(opts: { maxInFlight?: number; acked?: bigint; throwOn?: (routingKey: string) => Error | undefined } = {}) {
+  const acks: bigint[] = [];
+  const sent: Sent[] = [];
+  const failures: Error[] = [];
+  let paused = false;
+  let writable = true;
+  const publisher: PublisherPort = {
+    publish(exchange, routingKey, content, options, settle) {
+      const err = opts.throwOn?.(routingKey);
+      if (err) throw err;
+      sent.push({ exchange, routingKey, content, options, settle });
+    },
+    writable: () => writable,
+  };
+  const pipe = createRelayPipe({
+    wal: { pause: () => (paused = true), resume: () => (paused = false), acknowledge: (l) => acks.push(l) },
+    publisher,
+    encode: (row) => encodeOutboxRow(row, 'order', 'outbox'),
+    source: 'order',
+    table: 'outbox',
+    exchange: 'saga.events',
+    invalidQueue: 'saga.events.invalid',
+    maxInFlight: opts.maxInFlight ?? 100,
+    acked: opts.acked ?? 0n,
+    onFail: (e) => failures.push(e),
+  });
+  return {
+    pipe,
+    acks,
+    sent,
+    failures,
+    paused: () => paused,
+    setWritable: (w: boolean) => (writable = w),
+  };
+}
+
+let n = 0;
+const row = (extra: Record<string, unknown> = {}) => ({
+  id: `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`,
+  aggregatetype: 'order',
+  aggregateid: 'o1',
+  type: 'OrderPlaced',
+  payload: '{"version": 1, "data": {}}',
+  headers: '{"correlationId": "o1", "causationId": null}',
+  created_at: new Date('2026-01-01T00:00:00Z'),
+  ...extra,
+});
+const relation = { tag: 'relation' as const, relationOid: 1, schema: 'public', name: 'outbox', replicaIdentity: 'default' as const, columns: [], keyColumns: [] };
+const begin = (): WalMessage => ({ tag: 'begin', commitLsn: null, commitTime: 0n, xid: 1 });
+const insert = (r: Record<string, unknown>, table = 'outbox'): WalMessage => ({ tag: 'insert', relation: { ...relation, name: table }, new: r });
+const commit = (end: bigint): WalMessage => ({ tag: 'commit', flags: 0, commitLsn: null, commitEndLsn: formatLsn(end), commitTime: 0n });
+/** One transaction of `rows` at commit end `end`. */
+const txn = (f: ReturnType<typeof fakes>, end: bigint, ...rows: Record<string, unknown>[]) => {
+  f.pipe.onMessage(begin());
+  for (const r of rows) f.pipe.onMessage(insert(r));
+  f.pipe.onMessage(commit(end));
+};
+
+describe('relay pipe', () => {
+  it('acknowledges a commit only after every message of it and of earlier transactions is confirmed', () => {
+    const f = fakes();
+    txn(f, 100n, row(), row());
+    txn(f, 200n, row());
+    f.sent[2]!.settle('confirmed');
+    f.pipe.flushAck();
+    expect(f.acks).toEqual([]);
+    f.sent[0]!.settle('confirmed');
+    f.sent[1]!.settle('confirmed');
+    f.pipe.flushAck();
+    expect(f.acks).toEqual([200n]);
+  });
+
+  it('ignores inserts into other tables and acknowledges nothing at or below the slot position', () => {
+    const f = fakes({ acked: 500n });
+    txn(f, 400n, row());
+    f.pipe.onMessage(begin());
+    f.pipe.onMessage(insert(row(), 'orders'));
+    f.pipe.onMessage(commit(600n));
+    expect(f.sent).toHaveLength(1);
+    f.sent[0]!.settle('confirmed');
+    f.pipe.flushAck();
+    expect(f.acks).toEqual([600n]);
+  });
+
+  it('fails the session on an insert outside a transaction', () => {
+    const f = fakes();
+    f.pipe.onMessage(insert(row()));
+    expect(f.failures.map((e) => e.message)).toEqual(['insert outside a transaction']);
+    expect(f.sent).toHaveLength(0);
+  });
+
+  describe('defect 1: a row the AMQP encoder or the broker cannot take goes to the invalid queue and the stream goes on', () => {
+    it('sends a row whose publish the client refuses to encode to the invalid queue, with the reason', () => {
+      const f = fakes({ throwOn: (rk) => (rk === 'order.OrderPlaced' ? new TypeError("Field 'x' is the wrong type") : undefined) });
+      const bad = row();
+      txn(f, 100n, bad);
+      expect(f.failures).toEqual([]);
+      expect(f.sent).toHaveLength(1);
+      expect(f.sent[0]).toMatchObject({ exchange: '', routingKey: 'saga.events.invalid', options: { mandatory: true, messageId: bad.id } });
+      expect(String(f.sent[0]!.options.headers!['x-invalid-reason'])).toContain("the AMQP client cannot encode it: Field 'x' is the wrong type");
+      f.sent[0]!.settle('confirmed');
+      f.pipe.flushAck();
+      expect(f.acks).toEqual([100n]);
+    });
+
+    it('sends a row the codec finds unencodable to the invalid queue and publishes the next row', () => {
+      const f = fakes();
+      txn(f, 100n, row({ type: 'T'.repeat(200), aggregatetype: 'a'.repeat(100) }), row());
+      expect(f.sent.map((s) => s.routingKey)).toEqual(['saga.events.invalid', 'order.OrderPlaced']);
+      expect(f.sent[0]!.options.headers!['x-invalid-reason']).toBe('routing key is over 255 bytes');
+    });
+  });
+
+  describe('defect 2: a returned message never counts as confirmed', () => {
+    it('fails the session and acknowledges nothing when a message is refused, also while draining', async () => {
+      const f = fakes();
+      txn(f, 100n, row());
+      txn(f, 200n, row());
+      const draining = f.pipe.drain(Date.now() + 5_000);
+      f.sent[0]!.settle('refused');
+      f.sent[1]!.settle('confirmed');
+      await draining;
+      expect(f.failures).toHaveLength(1);
+      expect(f.acks).toEqual([]);
+    });
+  });
+
+  describe('defect 3: after a failure nothing is acknowledged by any path', () => {
+    it('keepalives, the ack timer and late confirms acknowledge nothing once the session failed', () => {
+      const f = fakes();
+      txn(f, 100n, row());
+      f.pipe.fail(new Error('broker channel closed'));
+      f.sent[0]!.settle('confirmed');
+      f.pipe.flushAck();
+      f.pipe.onKeepalive(900n, true);
+      f.pipe.onKeepalive(1000n, false);
+      expect(f.acks).toEqual([]);
+      // and nothing more is handled
+      txn(f, 300n, row());
+      expect(f.sent).toHaveLength(1);
+    });
+
+    it('control: without a failure, an idle keepalive moves the slot', () => {
+      const f = fakes();
+      f.pipe.onKeepalive(900n, false);
+      expect(f.acks).toEqual([900n]);
+    });
+
+    it('a keepalive never moves the slot mid-transaction or while a confirm is outstanding', () => {
+      const f = fakes();
+      f.pipe.onMessage(begin());
+      f.pipe.onKeepalive(50n, false);
+      f.pipe.onMessage(insert(row()));
+      f.pipe.onMessage(commit(100n));
+      f.pipe.onKeepalive(150n, false);
+      expect(f.acks).toEqual([]);
+      f.sent[0]!.settle('confirmed');
+      f.pipe.onKeepalive(150n, false);
+      expect(f.acks).toEqual([100n, 150n]);
+    });
+  });
+
+  describe('defect 4: the invalid queue publish is mandatory and must be stored', () => {
+    it('fails the session when the invalid-queue copy is refused (returned or nacked)', () => {
+      const f = fakes();
+      txn(f, 100n, row({ id: 'not-a-uuid' }));
+      expect(f.sent[0]).toMatchObject({ routingKey: 'saga.events.invalid', options: { mandatory: true } });
+      f.sent[0]!.settle('refused');
+      f.pipe.flushAck();
+      expect(f.failures).toHaveLength(1);
+      expect(f.acks).toEqual([]);
+    });
+  });
+
+  describe('defect 8: a message the parser cannot decode ends the session, not the process', () => {
+    it('fails the session on an undecodable message', () => {
+      const f = fakes();
+      expect(() => f.pipe.onMessage({ tag: 'undecodable', error: new Error('unknown pgoutput message') })).not.toThrow();
+      expect(f.failures.map((e) => e.message)).toEqual(['replication message could not be decoded: unknown pgoutput message']);
+    });
+  });
+
+  describe('backpressure', () => {
+    it('pauses the WAL at the in-flight window and resumes below half of it', () => {
+      const f = fakes({ maxInFlight: 4 });
+      f.pipe.onMessage(begin());
+      for (let i = 0; i < 4; i++) f.pipe.onMessage(insert(row()));
+      expect(f.paused()).toBe(true);
+      f.sent[0]!.settle('confirmed');
+      f.sent[1]!.settle('confirmed');
+      expect(f.paused()).toBe(true);
+      f.sent[2]!.settle('confirmed');
+      expect(f.paused()).toBe(false);
+    });
+
+    it('pauses while the client buffer is full and resumes when it drains', () => {
+      const f = fakes();
+      f.setWritable(false);
+      txn(f, 100n, row());
+      expect(f.paused()).toBe(true);
+      f.setWritable(true);
+      f.pipe.onWritable();
+      expect(f.paused()).toBe(false);
+    });
+  });
+});

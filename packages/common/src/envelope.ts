@@ -1,0 +1,265 @@
+/**
+ * The one envelope codec: an outbox row (Debezium outbox columns) <-> an AMQP message (routing key, properties,
+ * headers, body). The relay encodes with it, consumers decode with it, tests read the header names from it.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ConsumeMessage, Options } from 'amqplib';
+import { Envelope } from './contracts';
+import { InvalidMessageError } from './errors';
+
+/** AMQP header names the envelope travels in (besides the properties messageId, type, correlationId). */
+export const HEADER = {
+  aggregateType: 'x-aggregate-type',
+  aggregateId: 'x-aggregate-id',
+  /** The relay source (database) the row came from. */
+  source: 'x-outbox-source',
+  /** Only on messages in the invalid queue: why the row could not be published as an event. */
+  invalidReason: 'x-invalid-reason',
+  correlationId: 'correlationId',
+  causationId: 'causationId',
+  traceparent: 'traceparent',
+} as const;
+
+export const APP_ID = 'cdc-relay';
+export const routingKeyFor = (aggregateType: string, type: string) => `${aggregateType}.${type}`;
+
+export type EncodeLimits = {
+  /** RabbitMQ's `max_message_size` (default 128 MiB): a larger body is refused and closes the channel. */
+  maxBodyBytes: number;
+  /**
+   * Encoded header table bound: amqplib encodes headers into a 64 KiB scratch buffer (throws beyond it), and the
+   * content header frame must fit in the negotiated `frame_max`.
+   */
+  maxHeaderBytes: number;
+};
+export const DEFAULT_LIMITS: EncodeLimits = { maxBodyBytes: 128 * 1024 * 1024, maxHeaderBytes: 60 * 1024 };
+
+export type EncodedMessage =
+  | { ok: true; routingKey: string; content: Buffer; options: Options.Publish }
+  | { ok: false; reason: string; content: Buffer; options: Options.Publish };
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const WORD = /^[A-Za-z0-9_.-]{1,200}$/;
+/** AMQP short strings (routing key, messageId, correlationId, type, header names) hold at most 255 bytes. */
+const SHORTSTR = 255;
+const INT64_MIN = -(2 ** 63);
+const INT64_MAX = 2 ** 63;
+
+/**
+ * An outbox row as pgoutput decoded it -> the AMQP message: routing key `<aggregatetype>.<type>`, messageId = outbox
+ * id, correlationId from the row's headers, the row's headers plus the aggregate headers, body = payload.
+ *
+ * Every property and header is checked against what amqplib's encoder and RabbitMQ accept (short strings, int64
+ * numbers, amqplib's typed-value objects, table size, body size, timestamp); a row that fails comes back `ok: false`
+ * with the reason and a message for the invalid queue that always encodes. Hot path: `payload` may arrive as the
+ * JSON text PostgreSQL sent and is then the body as is, never parsed and serialized again.
+ */
+export function encodeOutboxRow(row: Record<string, unknown>, source: string, table: string, limits: EncodeLimits = DEFAULT_LIMITS): EncodedMessage {
+  const headers = parseObject(row.headers);
+  const id = typeof row.id === 'string' ? row.id : undefined;
+  let reason = invalidReason(row, id, headers);
+  let timestamp = 0;
+  let amqpHeaders: Record<string, unknown> | undefined;
+  let content: Buffer | undefined;
+  if (!reason) {
+    const created = row.created_at;
+    const ms = created instanceof Date ? created.getTime() : created === undefined || created === null ? Date.now() : Date.parse(String(created));
+    timestamp = Math.floor(ms / 1000);
+    if (!(timestamp >= 0 && timestamp < 2 ** 53)) reason = 'created_at is before 1970 or not a time (AMQP timestamps are unsigned)';
+  }
+  if (!reason) {
+    amqpHeaders = { ...headers, [HEADER.aggregateType]: row.aggregatetype, [HEADER.aggregateId]: row.aggregateid, [HEADER.source]: source };
+    reason = propertyProblem(row, headers) ?? tableProblem(amqpHeaders, limits.maxHeaderBytes);
+  }
+  if (!reason) {
+    content = Buffer.from(payloadText(row.payload));
+    if (content.length > limits.maxBodyBytes) reason = `payload is ${content.length} bytes, over the broker's limit of ${limits.maxBodyBytes}`;
+  }
+  if (reason) return encodeInvalid(row, source, table, reason, limits);
+  return {
+    ok: true,
+    routingKey: routingKeyFor(row.aggregatetype as string, row.type as string),
+    content: content!,
+    options: {
+      persistent: true,
+      mandatory: true,
+      contentType: 'application/json',
+      timestamp,
+      messageId: id,
+      correlationId: headers?.correlationId as string | undefined,
+      type: row.type as string,
+      appId: APP_ID,
+      headers: amqpHeaders,
+    },
+  };
+}
+
+/**
+ * The invalid queue's copy of a row that cannot be an event: the row as JSON in the body (what fits), only
+ * properties and headers known to encode, the reason in `x-invalid-reason`. Mandatory: it must be stored.
+ */
+export function encodeInvalid(row: Record<string, unknown>, source: string, table: string, reason: string, limits: EncodeLimits = DEFAULT_LIMITS): EncodedMessage & { ok: false } {
+  const id = typeof row.id === 'string' && UUID.test(row.id) ? row.id : randomUUID();
+  const shortOr = (v: unknown) => (typeof v === 'string' && Buffer.byteLength(v) <= SHORTSTR ? v : undefined);
+  const created = row.created_at instanceof Date && !Number.isNaN(row.created_at.getTime()) ? row.created_at.toISOString() : row.created_at;
+  let content = Buffer.from(JSON.stringify({ row: { ...row, created_at: created }, source, table, reason }));
+  if (content.length > limits.maxBodyBytes) {
+    // Carry what can be carried: every column cut to 1 KiB, with its full size.
+    const cut: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(row)) {
+      const text = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+      cut[k] = text.length > 1024 ? { truncated: text.slice(0, 1024), bytes: Buffer.byteLength(text) } : v;
+    }
+    content = Buffer.from(JSON.stringify({ row: cut, source, table, reason }));
+  }
+  return {
+    ok: false,
+    reason,
+    content,
+    options: {
+      persistent: true,
+      mandatory: true,
+      contentType: 'application/json',
+      timestamp: Math.floor(Date.now() / 1000),
+      messageId: id,
+      appId: APP_ID,
+      headers: {
+        [HEADER.invalidReason]: reason.slice(0, 1000),
+        [HEADER.source]: source,
+        [HEADER.aggregateType]: shortOr(row.aggregatetype),
+        [HEADER.aggregateId]: shortOr(row.aggregateid),
+      },
+    },
+  };
+}
+
+/** Rebuild the envelope from an AMQP message the relay published. Throws InvalidMessageError when it cannot be one. */
+export function decodeMessage(msg: Pick<ConsumeMessage, 'content' | 'properties'>): Envelope {
+  const p = msg.properties;
+  const h = (p.headers ?? {}) as Record<string, unknown>;
+  let payload: unknown;
+  try {
+    payload = JSON.parse(msg.content.toString('utf8'));
+  } catch {
+    throw new InvalidMessageError('body is not valid JSON');
+  }
+  const parsed = Envelope.safeParse({
+    id: p.messageId,
+    type: p.type,
+    aggregateType: h[HEADER.aggregateType],
+    aggregateId: h[HEADER.aggregateId],
+    payload,
+    headers: {
+      correlationId: p.correlationId ?? h[HEADER.correlationId],
+      causationId: h[HEADER.causationId] ?? null,
+      ...(typeof h[HEADER.traceparent] === 'string' ? { traceparent: h[HEADER.traceparent] as string } : {}),
+    },
+  });
+  if (!parsed.success) {
+    throw new InvalidMessageError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  }
+  return parsed.data;
+}
+
+/** The payload's JSON text, whether the jsonb column came as text (relay) or already parsed (other callers). */
+function payloadText(payload: unknown): string {
+  return typeof payload === 'string' ? payload : JSON.stringify(payload ?? null);
+}
+
+function parseObject(v: unknown): Record<string, unknown> | undefined {
+  if (typeof v === 'string') {
+    try {
+      v = JSON.parse(v);
+    } catch {
+      return undefined;
+    }
+  }
+  return isPlainObject(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+function invalidReason(row: Record<string, unknown>, id: string | undefined, headers: Record<string, unknown> | undefined): string | undefined {
+  if (!id || !UUID.test(id)) return 'id is not a uuid';
+  if (typeof row.aggregatetype !== 'string' || !WORD.test(row.aggregatetype)) return 'aggregatetype is missing or not a routing word';
+  if (typeof row.type !== 'string' || !WORD.test(row.type)) return 'type is missing or not a routing word';
+  if (typeof row.aggregateid !== 'string' || row.aggregateid.length === 0) return 'aggregateid is missing';
+  const p = row.payload;
+  // jsonb text from PostgreSQL is normalized: an object starts with '{'.
+  if (typeof p === 'string' ? !p.startsWith('{') : !isPlainObject(p)) return 'payload is not a JSON object';
+  if (row.headers !== null && row.headers !== undefined && !headers) return 'headers is not a JSON object';
+  return undefined;
+}
+
+/** Short-string properties: amqplib throws on a non-string or on more than 255 bytes. */
+function propertyProblem(row: Record<string, unknown>, headers: Record<string, unknown> | undefined): string | undefined {
+  const correlationId = headers?.correlationId;
+  if (correlationId !== undefined && correlationId !== null) {
+    if (typeof correlationId !== 'string') return 'headers.correlationId is not a string';
+    if (!fitsShortstr(correlationId)) return 'headers.correlationId is over 255 bytes';
+  }
+  if (!fitsShortstr(routingKeyFor(row.aggregatetype as string, row.type as string))) return 'routing key is over 255 bytes';
+  return undefined;
+}
+
+const fitsShortstr = (s: string) => s.length <= 85 || Buffer.byteLength(s) <= SHORTSTR;
+
+/** Why amqplib's field-table encoder would throw on `headers` (or the table is too large), else undefined. */
+export function tableProblem(headers: Record<string, unknown>, maxBytes: number): string | undefined {
+  let size = 0;
+  const problem = (v: unknown, path: string, depth: number): string | undefined => {
+    if (depth > 100) return `${path} is nested too deeply`;
+    switch (typeof v) {
+      case 'string':
+        size += 5 + Buffer.byteLength(v);
+        return undefined;
+      case 'boolean':
+        size += 2;
+        return undefined;
+      case 'number':
+        if (!Number.isFinite(v)) return `${path} is not a finite number`;
+        // amqplib sends a number at or above 2^63 as a double, a fraction under 2^50 as a double, anything else as a
+        // signed 64-bit integer through BigInt, which throws below -2^63 and on a fraction.
+        if (v < INT64_MAX && (Number.isInteger(v) ? v < INT64_MIN : Math.abs(v) >= 2 ** 50)) return `${path} does not fit an AMQP integer or double`;
+        size += 9;
+        return undefined;
+      case 'undefined':
+        return undefined;
+      case 'object': {
+        if (v === null) {
+          size += 1;
+          return undefined;
+        }
+        if (Array.isArray(v)) {
+          size += 5;
+          for (let i = 0; i < v.length; i++) {
+            // amqplib encodes an undefined array element as nothing and then fails; null is fine.
+            if (v[i] === undefined) return `${path}[${i}] is undefined`;
+            const p = problem(v[i], `${path}[${i}]`, depth + 1);
+            if (p) return p;
+          }
+          return undefined;
+        }
+        // amqplib reads an object with a '!' key as a typed value ({'!': 'timestamp', value}): never pass one through.
+        if (Object.hasOwn(v, '!')) return `${path} has a '!' key (an amqplib typed value)`;
+        size += 5;
+        for (const [k, x] of Object.entries(v)) {
+          if (x === undefined) continue;
+          if (Buffer.byteLength(k) > SHORTSTR) return `${path} has a key over 255 bytes`;
+          size += 1 + Buffer.byteLength(k);
+          const p = problem(x, `${path}.${k}`, depth + 1);
+          if (p) return p;
+        }
+        return undefined;
+      }
+      default:
+        return `${path} is a ${typeof v}`;
+    }
+  };
+  const p = problem(headers, 'headers', 0);
+  if (p) return p;
+  if (size > maxBytes) return `headers encode to about ${size} bytes, over the limit of ${maxBytes}`;
+  return undefined;
+}
+
+function isPlainObject(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
