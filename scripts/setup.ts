@@ -5,6 +5,7 @@
 import amqp from 'amqplib';
 import { assertEventTopology, createLogger, redactUrl } from '@saga/common';
 import { answerArgs } from '@saga/common/cli-args';
+import { applyQueuePolicies } from './lib/queue-policies';
 import { AdminEnv, ensureLogicalReplication, ensureRolesAndDatabases, loadAdminConfig } from './lib/admin';
 
 async function main() {
@@ -21,6 +22,7 @@ async function main() {
   } finally {
     await conn.close();
   }
+  await applyQueuePolicies(config, say);
   say('done');
 }
 

@@ -37,6 +37,8 @@ export const AdminEnv = BaseEnv.extend({
   /** Command that restarts PostgreSQL when wal_level must change; by default pg_ctlcluster for a local Debian cluster. */
   PG_RESTART_COMMAND: z.string().min(1).optional(),
   MIGRATIONS_DIR: z.string().min(1).default(path.resolve(process.cwd(), 'migrations')),
+  /** The broker's management API (http://user:password@host:15672): how setup applies queue policies when set; rabbitmqctl otherwise. */
+  RABBITMQ_MANAGEMENT_URL: z.string().url().optional(),
 });
 export type AdminConfig = z.infer<typeof AdminEnv>;
 export const loadAdminConfig = (env: Record<string, string | undefined> = process.env) => parseEnv(AdminEnv, env);

@@ -1,0 +1,41 @@
+/**
+ * Apply the operator-queue bounds (queuePolicies) to the broker's vhost: through the management HTTP API when
+ * RABBITMQ_MANAGEMENT_URL is set (docker compose, a managed broker), otherwise with rabbitmqctl on this machine.
+ * A policy, unlike queue arguments, also reaches queues that already exist: an upgraded broker gets the bounds
+ * from the next setup.
+ */
+import { execFileSync } from 'node:child_process';
+import { queuePolicies } from '@saga/common/operator-queues';
+
+/** The vhost named by an AMQP URL's path ('/' when there is none). */
+export function vhostOf(amqpUrl: string): string {
+  const path = new URL(amqpUrl).pathname;
+  return path.length > 1 ? decodeURIComponent(path.slice(1)) : '/';
+}
+
+export async function applyQueuePolicies(c: { RABBITMQ_URL: string; EVENTS_EXCHANGE: string; RABBITMQ_MANAGEMENT_URL?: string }, say: (m: string) => void): Promise<void> {
+  const vhost = vhostOf(c.RABBITMQ_URL);
+  for (const p of queuePolicies(c.EVENTS_EXCHANGE)) {
+    if (c.RABBITMQ_MANAGEMENT_URL) {
+      const base = new URL(c.RABBITMQ_MANAGEMENT_URL);
+      const auth = Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString('base64');
+      base.username = '';
+      base.password = '';
+      const url = new URL(`api/policies/${encodeURIComponent(vhost)}/${encodeURIComponent(p.name)}`, base.href.endsWith('/') ? base.href : `${base.href}/`);
+      const res = await fetch(url, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Basic ${auth}` },
+        body: JSON.stringify({ pattern: p.pattern, definition: p.definition, 'apply-to': 'queues', priority: 10 }),
+      });
+      if (!res.ok) throw new Error(`management API ${res.status} setting policy ${p.name}: ${await res.text()}`);
+    } else {
+      try {
+        execFileSync('rabbitmqctl', ['-q', 'set_policy', '-p', vhost, '--apply-to', 'queues', '--priority', '10', p.name, p.pattern, JSON.stringify(p.definition)], { stdio: 'pipe' });
+      } catch (err) {
+        const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'rabbitmqctl is not on PATH' : String((err as { stderr?: unknown }).stderr ?? err).trim();
+        throw new Error(`cannot set the queue-bound policy ${p.name} (${why}): set RABBITMQ_MANAGEMENT_URL (management plugin) or run setup where rabbitmqctl works`, { cause: err });
+      }
+    }
+    say(`rabbitmq: policy ${p.name} on ${p.pattern}: ${JSON.stringify(p.definition)}`);
+  }
+}
