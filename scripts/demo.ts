@@ -2,7 +2,10 @@
  * npm run demo (against a running stack): one order that succeeds, one out of stock, one declined; prints each
  * order's timeline as it unfolds, read from the order's server-sent event stream.
  */
-import { urls } from './demo-data';
+import { answerArgs } from '@saga/common/cli-args';
+import { SeedEnv, urls } from './demo-data';
+
+answerArgs({ name: 'npm run demo', summary: 'against a running stack: one order that succeeds, one out of stock, one declined, each followed live', env: SeedEnv });
 
 const u = urls();
 
