@@ -13,8 +13,8 @@ type ComponentEntry = { what: string; run: () => unknown; config: () => unknown 
 const service = (name: ServiceName): ComponentEntry => ({
   what: `${name} service (HTTP API, consumer of ${name}.events)`,
   // esbuild bundles every file this template can name (services/*/src/main.ts), so the bundle holds them all.
-  run: () => require(`../services/${name}/src/main`),
-  config: () => require(`../services/${name}/src/config`).loadConfig(),
+  run: () => require(`../services/${name}/src/main.ts`),
+  config: () => require(`../services/${name}/src/config.ts`).loadConfig(),
 });
 
 export const COMPONENTS = {
