@@ -54,9 +54,9 @@ export function exitOnStartupError(log: Logger, err: unknown): never {
   process.exit(1);
 }
 
-/** Capped exponential retry delay without jitter (retry queues): base, 2×base, 4×base … up to cap. */
+/** The same curve without jitter, for retry queues (attempt 1 waits base, then 2×base, 4×base … up to cap). */
 export function retryDelay(attempt: number, baseMs: number, capMs = 30_000): number {
-  return Math.min(capMs, baseMs * 2 ** Math.max(0, Math.min(attempt - 1, 30)));
+  return backoffDelay(Math.max(0, attempt - 1), baseMs, capMs, () => 1);
 }
 
 export type ReconnectOptions = {

@@ -9,6 +9,7 @@ import { createHttpApp, finishHttpApp, listen } from './http';
 import { createLogger, redactUrl, type Logger } from './logger';
 import { createMetricsRegistry, createOpsRouter } from './ops';
 import { createPool } from './pg';
+import { consumerQueueOf } from './service-names';
 import type { ServiceName } from './service-names';
 
 /** Variables every service reads; each service adds its own and its defaults. */
@@ -36,6 +37,8 @@ export type ServiceContext<S extends Record<string, unknown>, C extends ServiceC
   registry: Registry;
   pool: pg.Pool;
   db: NodePgDatabase<S>;
+  /** `<service>.events`: the service's queue, and its name in the inbox (derived here, once). */
+  consumer: string;
 };
 
 export type ServiceDefinition<S extends Record<string, unknown>, C extends ServiceConfig> = {
@@ -61,12 +64,13 @@ export async function runService<S extends Record<string, unknown>, C extends Se
   const registry = createMetricsRegistry(def.name);
   const pool = createPool(config.DATABASE_URL, log, { max: config.DB_POOL_MAX, application_name: def.name } as pg.PoolConfig, registry);
   const db = drizzle(pool, { schema: def.schema });
-  const ctx: ServiceContext<S, C> = { config, log, registry, pool, db };
+  const consumerName = consumerQueueOf(def.name);
+  const ctx: ServiceContext<S, C> = { config, log, registry, pool, db, consumer: consumerName };
 
   const consumer = createConsumer({
     url: config.RABBITMQ_URL,
     exchange: config.EVENTS_EXCHANGE,
-    queue: `${def.name}.events`,
+    queue: consumerName,
     handler: def.handler(ctx),
     log,
     registry,
@@ -100,7 +104,7 @@ export async function runService<S extends Record<string, unknown>, C extends Se
   const port = (http.server.address() as { port: number }).port;
   const extras = def.extras ? await def.extras(ctx) : undefined;
   consumer.start();
-  log.info({ port, database: redactUrl(config.DATABASE_URL), queue: `${def.name}.events` }, 'service started');
+  log.info({ port, database: redactUrl(config.DATABASE_URL), queue: consumerName }, 'service started');
 
   return {
     port,

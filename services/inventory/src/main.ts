@@ -15,7 +15,7 @@ async function main() {
     config,
     schema,
     routes: ({ db }) => inventoryRoutes(db),
-    handler: ({ pool }) => inventoryHandler(pool),
+    handler: ({ pool, consumer }) => inventoryHandler(pool, consumer),
   });
   onShutdown(service.log, config.SHUTDOWN_TIMEOUT_MS, service.stop);
 }

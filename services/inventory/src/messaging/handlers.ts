@@ -3,8 +3,6 @@ import type pg from 'pg';
 import { decide, evolve, type InventoryCommand } from '../domain/stock';
 import { loadInventory, saveInventory } from '../db/stock-repository';
 
-/** The inbox consumer name of inventory: the queue it consumes. */
-export const INVENTORY_CONSUMER = 'inventory.events';
 const TYPES = ['OrderPlaced', 'OrderCancelled', 'OrderConfirmed'] as const;
 
 /** What each event the inventory consumes asks of it. */
@@ -25,7 +23,7 @@ export function toCommand(m: Incoming): InventoryCommand {
  * Inventory's part of the saga: reserve on OrderPlaced (all lines or none), release on OrderCancelled
  * (compensation), sell on OrderConfirmed; a batch of them in one transaction with its inbox and outbox rows.
  */
-export function inventoryHandler(pool: pg.Pool, consumer = INVENTORY_CONSUMER): BatchHandler {
+export function inventoryHandler(pool: pg.Pool, consumer: string): BatchHandler {
   return batchHandler(pool, consumer, TYPES, {
     load: (c, inbox, messages) => {
       const commands = messages.map(toCommand);

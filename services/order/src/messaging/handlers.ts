@@ -4,12 +4,10 @@ import type pg from 'pg';
 import { decide, evolve, historyEntry, published, type Order, type OrderFact } from '../domain/order';
 import { loadOrders, saveOrders, type OrderBatch } from '../db/order-repository';
 
-/** The inbox consumer name of the order service: the queue it consumes. */
-export const ORDER_CONSUMER = 'order.events';
 const TYPES = ['StockReserved', 'StockRejected', 'PaymentAuthorized', 'PaymentDeclined'] as const;
 
 /** Order's part of the saga: follow stock and payment outcomes to CONFIRMED or CANCELLED, a batch per transaction. */
-export function orderHandler(pool: pg.Pool, consumer = ORDER_CONSUMER): BatchHandler {
+export function orderHandler(pool: pg.Pool, consumer: string): BatchHandler {
   return batchHandler<OrderBatch>(pool, consumer, TYPES, {
     load: async (c, inbox, messages) => {
       const { claimed, orders } = await loadOrders(c, inbox, [...new Set(messages.map((m) => m.data.orderId))]);

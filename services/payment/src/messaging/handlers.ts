@@ -4,11 +4,9 @@ import type pg from 'pg';
 import { decide, evolve } from '../domain/payment';
 import { loadPayments, savePayments } from '../db/payment-repository';
 
-/** The inbox consumer name of payment: the queue it consumes. */
-export const PAYMENT_CONSUMER = 'payment.events';
 
 /** Payment's part of the saga: on StockReserved, authorize (and debit) or decline the order's total; a batch per transaction. */
-export function paymentHandler(pool: pg.Pool, limitCents: number, newId: () => string = randomUUID, consumer = PAYMENT_CONSUMER): BatchHandler {
+export function paymentHandler(pool: pg.Pool, consumer: string, limitCents: number, newId: () => string = randomUUID): BatchHandler {
   return batchHandler(pool, consumer, ['StockReserved'], {
     load: (c, inbox, messages) => {
       const reserved = messages.flatMap((m) => (m.type === 'StockReserved' ? [m.data] : []));
