@@ -1,11 +1,24 @@
 /** npm run migrate: apply every service's committed drizzle migrations, idempotently. */
 import { createLogger } from '@saga/common';
 import { answerArgs } from '@saga/common/cli-args';
-import { AdminEnv, loadAdminConfig, migrateAll } from './lib/admin';
+import { parseEnv } from '@saga/common/config';
+import { SERVICES } from '@saga/common/service-names';
+import { ensureRelaySlots, SlotEnv } from '../cdc-relay/src/slots';
+import { AdminEnv, layoutOf, loadAdminConfig, migrateAll, urlForDatabase } from './lib/admin';
 
 answerArgs({ name: 'saga migrate', summary: "apply every service's committed migrations and grant each role what it needs; idempotent", env: AdminEnv });
 
-migrateAll(loadAdminConfig(), (m) => console.log(m)).catch((err) => {
+async function main() {
+  const config = loadAdminConfig();
+  const say = (m: string) => console.log(m);
+  await migrateAll(config, say);
+  // The relay's slots, after the publication the migrations create.
+  const layout = layoutOf(config);
+  const sources = SERVICES.map((s) => ({ name: s, url: urlForDatabase(layout.servers[s], layout.databases[s]) }));
+  await ensureRelaySlots(sources, parseEnv(SlotEnv, process.env).RELAY_SLOT_PREFIX, say);
+}
+
+main().catch((err) => {
   createLogger('migrate').fatal({ err }, 'migrate failed');
   console.error(`migrate failed: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);

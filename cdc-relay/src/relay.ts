@@ -22,11 +22,11 @@ export function createRelay(config: RelayConfig, log: Logger, registry: Registry
     return p;
   };
 
-  type SlotRow = { lag: string | null; retained: string | null; safe: string | null };
+  type SlotRow = { lag: string | null; retained: string | null; safe: string | null; wal_status: string | null };
   const retained = new Gauge({ name: 'relay_slot_retained_wal_bytes', help: 'WAL bytes the server keeps for the slot (from its restart_lsn)', labelNames: ['source', 'slot'] as const, registers: [registry] });
   const safe = new Gauge({
     name: 'relay_slot_safe_wal_bytes',
-    help: 'Bytes of WAL that can still be written before the slot is lost to max_slot_wal_keep_size (-1: unlimited)',
+    help: 'Bytes of WAL that can still be written before the slot is lost to max_slot_wal_keep_size (-1: unlimited, 0: lost, see relay_slot_lost)',
     labelNames: ['source', 'slot'] as const,
     registers: [registry],
   });
@@ -39,15 +39,17 @@ export function createRelay(config: RelayConfig, log: Logger, registry: Registry
           const { rows } = await poolFor(s.name, s.url).query<SlotRow>(
             `SELECT GREATEST(0, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn))::text AS lag,
                     pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text AS retained,
-                    safe_wal_size::text AS safe
+                    safe_wal_size::text AS safe, wal_status
                FROM pg_replication_slots WHERE slot_name = $1`,
             [slot],
           );
           const r = rows[0];
           if (!r) return;
-          lag.set({ source: s.name, slot }, Number(r.lag ?? 0));
-          retained.set({ source: s.name, slot }, Number(r.retained ?? 0));
-          safe.set({ source: s.name, slot }, r.safe === null ? -1 : Number(r.safe));
+          const g = slotGauges(r);
+          lag.set({ source: s.name, slot }, g.lag);
+          retained.set({ source: s.name, slot }, g.retained);
+          safe.set({ source: s.name, slot }, g.safe);
+          metrics.slotLost.set({ source: s.name }, g.lost ? 1 : 0);
         } catch (err) {
           log.debug({ err, source: s.name }, 'could not read slot metrics');
         }
@@ -75,5 +77,19 @@ export function createRelay(config: RelayConfig, log: Logger, registry: Registry
     async ready() {
       return Object.fromEntries(sources.map((s) => [`source:${s.name}`, s.state() === 'streaming']));
     },
+  };
+}
+
+/**
+ * The slot gauges from a pg_replication_slots row. `safe_wal_size` is NULL both when the size is unlimited and when
+ * the slot is already lost: the second is told apart by `wal_status` and reported as lost (safe 0), never as -1.
+ */
+export function slotGauges(r: { lag: string | null; retained: string | null; safe: string | null; wal_status: string | null }) {
+  const lost = r.wal_status === 'lost';
+  return {
+    lag: Number(r.lag ?? 0),
+    retained: Number(r.retained ?? 0),
+    safe: lost ? 0 : r.safe === null ? -1 : Number(r.safe),
+    lost,
   };
 }

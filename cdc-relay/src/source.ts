@@ -40,6 +40,7 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
     publication: config.RELAY_PUBLICATION,
     applicationName: appName,
     createSlot: config.RELAY_CREATE_SLOT,
+    timeoutMs: config.RELAY_REPLICATION_TIMEOUT_MS ?? 60_000,
     onCreated: () => log.warn({ slot }, 'created replication slot (RELAY_CREATE_SLOT): it starts at the current position'),
   };
   let state: SourceState = 'starting';
@@ -67,7 +68,8 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
     } catch (err) {
       if (err instanceof SlotMissingError) metrics.slotMissing.set(labels, 1);
       if (err instanceof SlotLostError) metrics.slotLost.set(labels, 1);
-      if (err instanceof SlotMissingError || err instanceof SlotLostError) log.error({ err, slot }, err.message);
+      if (err instanceof SlotMissingError) log.error({ err, slot }, 'replication slot is missing; not creating it (RELAY_CREATE_SLOT is off)');
+      if (err instanceof SlotLostError) log.error({ err, slot }, 'replication slot is lost; see the README for recovery');
       throw err;
     }
     const timeoutMs = config.RELAY_REPLICATION_TIMEOUT_MS ?? (info.walSenderTimeoutMs > 0 ? info.walSenderTimeoutMs : 60_000);
@@ -181,7 +183,11 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
           },
         );
         // The stream either starts (then `ended` stays pending) or fails at once, e.g. with 55006.
-        const started = await Promise.race([s.ended.then(() => false, (err: unknown) => err), s.started.then(() => true as const)]);
+        const started = await Promise.race([
+          s.ended.then(() => false, (err: unknown) => err),
+          s.started.then(() => true as const),
+          delay(timeoutMs).then(() => new SessionError(`replication did not start within ${timeoutMs} ms`)),
+        ]);
         if (started === true) return s;
         await s.stop();
         if (!isPgError(started, SLOT_IN_USE) || stopping) throw started instanceof Error ? started : new SessionError('replication stream ended');

@@ -66,6 +66,8 @@ export type WalSourceOptions = {
   /** Create the slot when it is missing (local development); otherwise a missing slot is an error. */
   createSlot: boolean;
   onCreated?: () => void;
+  /** Bound on connecting and on each slot query: a half-open link must not hang a session forever. */
+  timeoutMs: number;
 };
 
 /**
@@ -74,7 +76,7 @@ export type WalSourceOptions = {
  * position and skip every row written in between.
  */
 export async function ensureSlot(o: WalSourceOptions): Promise<SlotInfo> {
-  const client = new pg.Client({ connectionString: o.url, application_name: o.applicationName });
+  const client = new pg.Client({ connectionString: o.url, application_name: o.applicationName, connectionTimeoutMillis: o.timeoutMs, query_timeout: o.timeoutMs });
   client.on('error', () => undefined);
   await client.connect();
   try {
@@ -140,7 +142,7 @@ export type StreamHandlers = {
 export function openWalStream(o: WalSourceOptions & { keepAliveMs: number }, h: StreamHandlers): WalStream {
   const svc = new LogicalReplicationService(
     // TCP keepalive: a peer that vanished is noticed by the kernel even while reading is paused.
-    { connectionString: o.url, application_name: o.applicationName, keepAlive: true, keepAliveInitialDelayMillis: o.keepAliveMs },
+    { connectionString: o.url, application_name: o.applicationName, keepAlive: true, keepAliveInitialDelayMillis: o.keepAliveMs, connectionTimeoutMillis: o.timeoutMs },
     // auto:false is not enough: the library's status timer acknowledges the last LSN it *received*; timeoutSeconds 0
     // turns that timer off, and the relay sends every status update itself.
     { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },

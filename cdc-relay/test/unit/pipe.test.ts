@@ -181,6 +181,26 @@ describe('relay pipe', () => {
     });
   });
 
+  describe('defect 7: order after a nack in the middle of the stream', () => {
+    it('a refused message holds the slot before its transaction although a later one was stored: the next session sends both again, in WAL order', () => {
+      const f = fakes();
+      txn(f, 100n, row({ aggregateid: 'o1' })); // m1
+      txn(f, 200n, row({ aggregateid: 'o1' })); // m2, same aggregate
+      f.sent[1]!.settle('confirmed'); // the queue had room again for m2 (reject-publish overflow)...
+      f.sent[0]!.settle('refused'); // ...after refusing m1
+      f.pipe.flushAck();
+      f.pipe.onKeepalive(300n, true);
+      // Nothing past m1 is acknowledged: the slot restarts at or before m1, so m1 then m2 are published again. A
+      // consumer of o1 has seen m2 once already, before m1: per-aggregate order holds on the redelivery, not on the
+      // first delivery, and consumers dedupe m2's second copy by message id.
+      expect(f.acks).toEqual([]);
+      expect(f.failures).toHaveLength(1);
+      // No message after the refusal is published in this session.
+      txn(f, 400n, row());
+      expect(f.sent).toHaveLength(2);
+    });
+  });
+
   describe('defect 8: a message the parser cannot decode ends the session, not the process', () => {
     it('fails the session on an undecodable message', () => {
       const f = fakes();

@@ -1,0 +1,49 @@
+/**
+ * Slot creation for the setup path (`npm run migrate`, the migrate Job): the relay's slots are made next to the
+ * publication, by an administrator, once. The relay itself then only uses them (RELAY_CREATE_SLOT off in
+ * production), so a slot that disappears is an alarm instead of being recreated at the current position.
+ */
+import pg from 'pg';
+import { z } from 'zod';
+
+export const SlotEnv = z.object({
+  /** Must match the relay's RELAY_SLOT_PREFIX: the slot of source `x` is `<prefix>_x`. */
+  RELAY_SLOT_PREFIX: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('saga_outbox'),
+});
+
+/** SQLSTATE 42710 duplicate_object: created meanwhile by someone else. */
+const DUPLICATE_OBJECT = '42710';
+
+/**
+ * Create the pgoutput slot of each source database when missing. Must run after the migrations (the publication
+ * must exist before the slot's first position, or decoding fails on WAL older than it). A slot of that name that
+ * belongs to another database is reported and left alone.
+ */
+export async function ensureRelaySlots(sources: { name: string; url: string }[], prefix: string, say: (m: string) => void): Promise<void> {
+  for (const s of sources) {
+    const slot = `${prefix}_${s.name}`;
+    const client = new pg.Client({ connectionString: s.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ database: string; here: string; wal_status: string | null }>(
+        'SELECT database, current_database() AS here, wal_status FROM pg_replication_slots WHERE slot_name = $1',
+        [slot],
+      );
+      const row = rows[0];
+      if (!row) {
+        try {
+          await client.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot]);
+          say(`migrate: ${s.name}: created replication slot ${slot}`);
+        } catch (err) {
+          if ((err as { code?: string }).code !== DUPLICATE_OBJECT) throw err;
+        }
+      } else if (row.database !== row.here) {
+        say(`migrate: ${s.name}: WARNING slot ${slot} belongs to database ${row.database}, not ${row.here}: set RELAY_SLOT_PREFIX`);
+      } else if (row.wal_status === 'lost') {
+        say(`migrate: ${s.name}: WARNING slot ${slot} is lost (wal_status lost); see the README's recovery steps`);
+      }
+    } finally {
+      await client.end();
+    }
+  }
+}

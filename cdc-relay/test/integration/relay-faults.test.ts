@@ -1,0 +1,176 @@
+/**
+ * The relay against real PostgreSQL and RabbitMQ when the setup or the network is not what it should be: a slot
+ * that is missing or disappears, a half-open replication link, a slow broker under one huge transaction.
+ */
+import pg from 'pg';
+import { SERVICES } from '@saga/common/service-names';
+import { ensureRelaySlots } from '../../src/slots';
+import { collect, type Received } from '../../../test/support/amqp';
+import { createTestEnv, type TestEnv } from '../../../test/support/env';
+import { metricValue } from '../../../test/support/metrics';
+import { writeOutbox } from '../../../test/support/outbox-writer';
+import { killAll, type Running } from '../../../test/support/process';
+import { startRelayProc, waitRelayStreaming } from '../../../test/support/stack';
+import { waitUntil } from '../../../test/support/wait';
+import { startTcpProxy } from '../support/tcp-proxy';
+
+let env: TestEnv;
+const running: Running[] = [];
+const startRelay = (extra: Record<string, string> = {}) => {
+  const r = startRelayProc(env, { RELAY_RETRY_MAX_MS: '500', ...extra });
+  running.push(r);
+  return r;
+};
+const mine = (msgs: Received[], prefix: string) => msgs.filter((m) => m.aggregateId?.startsWith(prefix));
+const uniq = (msgs: Received[]) => new Set(msgs.map((m) => m.id)).size;
+
+async function admin<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
+  const c = new pg.Client({ connectionString: env.adminUrl('order') });
+  await c.connect();
+  try {
+    return (await c.query<T>(sql, params)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+beforeAll(async () => {
+  env = await createTestEnv('relayfault');
+});
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((r) => r.kill('SIGKILL')));
+});
+afterAll(async () => {
+  await killAll();
+  await env?.close();
+});
+
+describe('relay faults', () => {
+  it('defect 6: without RELAY_CREATE_SLOT a missing slot is reported (log, metric, not ready), never created; migrate creates it; a dropped slot is not recreated', async () => {
+    const prefix = `${env.slotPrefix}_m`;
+    const relay = startRelay({ RELAY_SLOT_PREFIX: prefix, RELAY_CREATE_SLOT: 'false', RELAY_PORT: '18321' });
+    const base = 'http://127.0.0.1:18321';
+    await relay.waitForLog((l) => l.msg === 'replication slot is missing; not creating it (RELAY_CREATE_SLOT is off)' && l.source === 'order');
+    expect(await waitUntil(() => metricValue(base, 'relay_slot_missing', { source: 'order' }).catch(() => 0))).toBe(1);
+    expect((await fetch(`${base}/readyz`)).status).toBe(503);
+    expect(await admin('SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE $1', [`${prefix}%`])).toHaveLength(0);
+
+    // What npm run migrate does (as the administrator): the relay picks the slots up on its next try.
+    const said: string[] = [];
+    await ensureRelaySlots(SERVICES.map((s) => ({ name: s, url: env.adminUrl(s) })), prefix, (m) => said.push(m));
+    expect(said.filter((m) => m.includes('created replication slot'))).toHaveLength(3);
+    await waitRelayStreaming(relay);
+    expect(await metricValue(base, 'relay_slot_missing', { source: 'order' })).toBe(0);
+    const sink = await collect(env.rabbitUrl, env.exchange);
+    const first = await writeOutbox(env.serviceUrl('order'), { rows: 20, prefix: 'sm-a' });
+    await waitUntil(() => uniq(mine(sink.messages, 'sm-a')) >= first.length, { message: 'rows through the migrate-made slot' });
+
+    // The slot disappears (an operator, a failover without slots): it must not come back at the current position.
+    const slot = `${prefix}_order`;
+    const missingBefore = relay.logs.filter((l) => String(l.msg).startsWith('replication slot is missing') && l.source === 'order').length;
+    await waitUntil(async () => {
+      await admin('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL', [slot]);
+      try {
+        await admin('SELECT pg_drop_replication_slot($1)', [slot]);
+        return true;
+      } catch {
+        return false; // the relay reconnected in between; try again
+      }
+    }, { message: 'slot dropped' });
+    await waitUntil(() => relay.logs.filter((l) => String(l.msg).startsWith('replication slot is missing') && l.source === 'order').length >= missingBefore + 2, {
+      message: 'missing slot reported again',
+    });
+    expect(await admin('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot])).toHaveLength(0);
+    expect(await metricValue(base, 'relay_slot_missing', { source: 'order' })).toBe(1);
+    const ready = await (await fetch(`${base}/readyz`)).json();
+    expect(ready).toMatchObject({ checks: { 'source:order': false, 'source:payment': true } });
+    await sink.close();
+  });
+
+  it('defect 5: a half-open replication link (no data, no keepalive) is detected, readiness goes false, and the relay reconnects', async () => {
+    const target = new URL(env.relayUrl('order'));
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+    const viaProxy = new URL(target);
+    viaProxy.port = String(proxy.port);
+    const sources = SERVICES.map((s) => `${s}=${s === 'order' ? viaProxy.toString() : env.relayUrl(s)}`).join(',');
+    const relay = startRelay({ RELAY_SOURCES: sources, RELAY_SLOT_PREFIX: `${env.slotPrefix}_p`, RELAY_REPLICATION_TIMEOUT_MS: '1500', RELAY_PORT: '18322' });
+    const base = 'http://127.0.0.1:18322';
+    await waitRelayStreaming(relay);
+    const sink = await collect(env.rabbitUrl, env.exchange);
+    const before = await writeOutbox(env.serviceUrl('order'), { rows: 20, prefix: 'hb-a' });
+    await waitUntil(() => uniq(mine(sink.messages, 'hb-a')) >= before.length, { message: 'rows before the partition' });
+
+    proxy.blackhole();
+    const silent = await relay.waitForLog((l) => l.msg === 'session ended with an error' && l.source === 'order' && /silent for/.test(JSON.stringify(l.err)), 15_000);
+    expect(silent).toBeDefined();
+    expect(await metricValue(base, 'relay_replication_timeouts_total', { source: 'order' })).toBeGreaterThanOrEqual(1);
+    expect(await (await fetch(`${base}/readyz`)).json()).toMatchObject({ checks: { 'source:order': false } });
+    // Rows written during the partition arrive once the link is back, over a new connection.
+    const during = await writeOutbox(env.serviceUrl('order'), { rows: 20, prefix: 'hb-b' });
+    const streamingBefore = relay.logs.filter((l) => l.msg === 'streaming' && l.source === 'order').length;
+    proxy.restore();
+    await waitUntil(() => relay.logs.filter((l) => l.msg === 'streaming' && l.source === 'order').length > streamingBefore, { message: 'streaming again', timeoutMs: 20_000 });
+    await waitUntil(() => uniq(mine(sink.messages, 'hb-b')) >= during.length, { message: 'rows written during the partition' });
+    expect(await (await fetch(`${base}/readyz`)).json()).toMatchObject({ checks: { 'source:order': true } });
+    await sink.close();
+    await proxy.close();
+  });
+
+  it('one transaction of 200,000 rows through a slow broker: all arrive, memory stays bounded, the slot does not move before the last confirm', async () => {
+    const ROWS = 200_000;
+    const target = new URL(env.rabbitUrl);
+    // Confirms come back late (each chunk from the broker held 5 ms): the in-flight window fills again and again.
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5672) }, { delayMs: 5 });
+    const viaProxy = new URL(target);
+    viaProxy.port = String(proxy.port);
+    const prefix = `${env.slotPrefix}_big`;
+    const relay = startRelay({
+      RABBITMQ_URL: viaProxy.toString(),
+      RELAY_SLOT_PREFIX: prefix,
+      RELAY_SOURCES: `order=${env.relayUrl('order')}`,
+      RELAY_MAX_IN_FLIGHT: '5000',
+    });
+    await relay.waitForLog((l) => l.msg === 'streaming');
+    const sink = await collect(env.rabbitUrl, env.exchange, { bindingKey: 'big.#' });
+    const slotLsn = async () => (await admin<{ l: string }>('SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1', [`${prefix}_order`]))[0]!.l;
+    const c = new pg.Client({ connectionString: env.serviceUrl('order') });
+    await c.connect();
+    await c.query('BEGIN');
+    await c.query(
+      `INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers)
+       SELECT gen_random_uuid(), 'big', 'big-' || (i % 100), 'Row', jsonb_build_object('version', 1, 'data', jsonb_build_object('i', i)), '{"correlationId":"big"}'
+         FROM generate_series(1, $1::int) i`,
+      [ROWS],
+    );
+    const { rows: end } = await c.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l');
+    await c.query('COMMIT');
+    await c.end();
+    const started = Date.now();
+
+    await waitUntil(() => sink.messages.length > 0, { message: 'first row of the transaction', timeoutMs: 60_000 });
+    const atFirst = await slotLsn();
+    let maxRssKb = 0;
+    let movedEarly: string | undefined;
+    await waitUntil(
+      async () => {
+        const l = await slotLsn();
+        const n = uniq(sink.messages);
+        if (l !== atFirst && n < ROWS) movedEarly ??= `${l} with ${n} rows delivered`;
+        const status = await import('node:fs').then((fs) => fs.readFileSync(`/proc/${relay.pid}/status`, 'utf8')).catch(() => '');
+        maxRssKb = Math.max(maxRssKb, Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0));
+        return n >= ROWS;
+      },
+      { message: 'all 200,000 rows', timeoutMs: 120_000, intervalMs: 200 },
+    );
+    const seconds = (Date.now() - started) / 1000;
+    expect(uniq(sink.messages)).toBe(ROWS);
+    expect(movedEarly).toBeUndefined();
+    // The slot moves past the transaction once every confirm is in.
+    const parse = (l: string) => BigInt(`0x${l.split('/')[0]}`) * 2n ** 32n + BigInt(`0x${l.split('/')[1]}`);
+    await waitUntil(async () => parse(await slotLsn()) > parse(end[0]!.l), { message: 'slot past the transaction' });
+    expect(maxRssKb).toBeLessThan(400_000);
+    console.log(`relay: one transaction of ${ROWS} rows through a slow broker in ${seconds.toFixed(1)} s, relay max RSS ${Math.round(maxRssKb / 1024)} MB`);
+    await sink.close();
+    await proxy.close();
+  });
+});
