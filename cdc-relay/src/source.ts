@@ -186,7 +186,7 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
         const started = await Promise.race([
           s.ended.then(() => false, (err: unknown) => err),
           s.started.then(() => true as const),
-          delay(timeoutMs).then(() => new SessionError(`replication did not start within ${timeoutMs} ms`)),
+          delay(Math.max(timeoutMs, 10_000), abort.signal).then(() => new SessionError('replication did not start in time')),
         ]);
         if (started === true) return s;
         await s.stop();

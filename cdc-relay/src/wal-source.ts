@@ -76,17 +76,19 @@ export type WalSourceOptions = {
  * position and skip every row written in between.
  */
 export async function ensureSlot(o: WalSourceOptions): Promise<SlotInfo> {
-  const client = new pg.Client({ connectionString: o.url, application_name: o.applicationName, connectionTimeoutMillis: o.timeoutMs, query_timeout: o.timeoutMs });
+  // Connecting and reading are bounded; creating a slot is not: it waits for the transactions running at that moment.
+  const client = new pg.Client({ connectionString: o.url, application_name: o.applicationName, connectionTimeoutMillis: o.timeoutMs });
   client.on('error', () => undefined);
   await client.connect();
   try {
     const read = () =>
-      client.query<{ lsn: string | null; database: string; here: string; plugin: string; wal_status: string | null; timeout: string }>(
-        `SELECT confirmed_flush_lsn::text AS lsn, database, current_database() AS here, plugin, wal_status,
+      client.query<{ lsn: string | null; database: string; here: string; plugin: string; wal_status: string | null; timeout: string }>({
+        query_timeout: o.timeoutMs,
+        text: `SELECT confirmed_flush_lsn::text AS lsn, database, current_database() AS here, plugin, wal_status,
                 (SELECT setting FROM pg_settings WHERE name = 'wal_sender_timeout') AS timeout
            FROM pg_replication_slots WHERE slot_name = $1`,
-        [o.slot],
-      );
+        values: [o.slot],
+      } as pg.QueryConfig);
     let { rows } = await read();
     if (rows.length === 0) {
       if (!o.createSlot) {

@@ -2,6 +2,7 @@
  * The relay against real PostgreSQL and RabbitMQ when the setup or the network is not what it should be: a slot
  * that is missing or disappears, a half-open replication link, a slow broker under one huge transaction.
  */
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { SERVICES } from '@saga/common/service-names';
 import { ensureRelaySlots } from '../../src/slots';
@@ -16,6 +17,13 @@ import { startTcpProxy } from '../support/tcp-proxy';
 
 let env: TestEnv;
 const running: Running[] = [];
+/** Proxies close after each test even when it failed, or jest would wait on their sockets. */
+const proxies: { close: () => Promise<void> }[] = [];
+const proxyTo = async (...args: Parameters<typeof startTcpProxy>) => {
+  const p = await startTcpProxy(...args);
+  proxies.push(p);
+  return p;
+};
 const startRelay = (extra: Record<string, string> = {}) => {
   const r = startRelayProc(env, { RELAY_RETRY_MAX_MS: '500', ...extra });
   running.push(r);
@@ -39,6 +47,7 @@ beforeAll(async () => {
 });
 afterEach(async () => {
   await Promise.all(running.splice(0).map((r) => r.kill('SIGKILL')));
+  await Promise.all(proxies.splice(0).map((p) => p.close()));
 });
 afterAll(async () => {
   await killAll();
@@ -89,7 +98,7 @@ describe('relay faults', () => {
 
   it('defect 5: a half-open replication link (no data, no keepalive) is detected, readiness goes false, and the relay reconnects', async () => {
     const target = new URL(env.relayUrl('order'));
-    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+    const proxy = await proxyTo({ host: target.hostname, port: Number(target.port || 5432) });
     const viaProxy = new URL(target);
     viaProxy.port = String(proxy.port);
     const sources = SERVICES.map((s) => `${s}=${s === 'order' ? viaProxy.toString() : env.relayUrl(s)}`).join(',');
@@ -113,14 +122,13 @@ describe('relay faults', () => {
     await waitUntil(() => uniq(mine(sink.messages, 'hb-b')) >= during.length, { message: 'rows written during the partition' });
     expect(await (await fetch(`${base}/readyz`)).json()).toMatchObject({ checks: { 'source:order': true } });
     await sink.close();
-    await proxy.close();
   });
 
   it('one transaction of 200,000 rows through a slow broker: all arrive, memory stays bounded, the slot does not move before the last confirm', async () => {
     const ROWS = 200_000;
     const target = new URL(env.rabbitUrl);
     // Confirms come back late (each chunk from the broker held 5 ms): the in-flight window fills again and again.
-    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5672) }, { delayMs: 5 });
+    const proxy = await proxyTo({ host: target.hostname, port: Number(target.port || 5672) }, { delayMs: 5 });
     const viaProxy = new URL(target);
     viaProxy.port = String(proxy.port);
     const prefix = `${env.slotPrefix}_big`;
@@ -156,7 +164,7 @@ describe('relay faults', () => {
         const l = await slotLsn();
         const n = uniq(sink.messages);
         if (l !== atFirst && n < ROWS) movedEarly ??= `${l} with ${n} rows delivered`;
-        const status = await import('node:fs').then((fs) => fs.readFileSync(`/proc/${relay.pid}/status`, 'utf8')).catch(() => '');
+        const status = readFileSync(`/proc/${relay.pid}/status`, 'utf8');
         maxRssKb = Math.max(maxRssKb, Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0));
         return n >= ROWS;
       },
@@ -171,6 +179,5 @@ describe('relay faults', () => {
     expect(maxRssKb).toBeLessThan(400_000);
     console.log(`relay: one transaction of ${ROWS} rows through a slow broker in ${seconds.toFixed(1)} s, relay max RSS ${Math.round(maxRssKb / 1024)} MB`);
     await sink.close();
-    await proxy.close();
   });
 });
