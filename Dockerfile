@@ -3,7 +3,8 @@
 #   docker build -t saga .        docker run --rm saga --help        docker run --rm saga check-config relay
 
 # ---- build: all dependencies, TypeScript bundled into dist/saga.js ----
-FROM node:20-bookworm-slim AS build
+# Node 24 LTS (active LTS until October 2026, maintained until April 2028), minor pinned; bump it deliberately.
+FROM node:24.11-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 COPY packages/common/package.json packages/common/
@@ -21,7 +22,13 @@ COPY scripts scripts
 RUN npm run build
 
 # ---- run: production dependencies only, non-root, no build tools ----
-FROM node:20-bookworm-slim AS run
+FROM node:24.11-bookworm-slim AS run
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="saga-outbox-cdc" \
+      org.opencontainers.image.description="Saga over a transactional outbox relayed to RabbitMQ by PostgreSQL logical replication: order, inventory and payment services, CDC relay, setup, migrate, dlq (one image, component by command)" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.base.name="docker.io/library/node:24.11-bookworm-slim" \
+      org.opencontainers.image.vendor="saga-outbox-cdc"
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./

@@ -12,7 +12,7 @@ import { createOpsRouter } from '@saga/common/ops';
 import { COMPONENTS } from '../../scripts/cli';
 import {
   checkK8sConsistency, copiesOfStage, hasKubectl, interpolate, KUBERNETES_VERSION, loadCompose, renderKustomize,
-  validateCompose, validateDockerfile, validateK8sSchemas, type K8sObject,
+  SUPPORTED_NODE_LTS, validateCompose, validateDockerfile, validateK8sSchemas, type K8sObject,
 } from '../support/packaging';
 import { ROOT } from '../support/process';
 
@@ -37,7 +37,9 @@ describe('docker-compose.yml', () => {
   it('is valid against the Compose Specification and consistent with the code', () => {
     expect(validateCompose(doc)).toEqual([]);
     const services = doc.services as Record<string, { depends_on?: Record<string, { condition: string }>; command?: string[] }>;
-    expect(Object.keys(services).sort()).toEqual(['inventory', 'migrate', 'order', 'payment', 'postgres-inventory', 'postgres-order', 'postgres-payment', 'rabbitmq', 'relay', 'setup']);
+    expect(Object.keys(services).sort()).toEqual(['inventory', 'migrate', 'order', 'payment', 'postgres-inventory', 'postgres-order', 'postgres-payment', 'rabbitmq', 'relay', 'seed', 'setup']);
+    // The demo's catalogue comes after the services are healthy, as npm start adds it.
+    expect(services.seed!.depends_on).toEqual({ order: { condition: 'service_healthy' }, inventory: { condition: 'service_healthy' }, payment: { condition: 'service_healthy' } });
     expect(services.migrate!.depends_on).toEqual({ setup: { condition: 'service_completed_successfully' } });
     for (const s of ['order', 'inventory', 'payment', 'relay']) {
       expect(services[s]!.depends_on).toEqual({ rabbitmq: { condition: 'service_healthy' }, migrate: { condition: 'service_completed_successfully' } });
@@ -61,6 +63,7 @@ describe('docker-compose.yml', () => {
     expect(bad((d) => delete d.services.relay.environment.RELAY_SOURCES).join()).toContain('RELAY_SOURCES must be set for relay');
     expect(bad((d) => (d.services.relay.command = ['rellay'])).join()).toContain('not a component of the image');
     expect(bad((d) => (d.services.order.healthcheck.test = ['CMD', 'true'])).join()).toContain('healthcheck does not probe port 8000');
+    expect(bad((d) => (d.services.relay.healthcheck.test = ['CMD', 'node', '-e', "fetch('http://127.0.0.1:8010/healthz')"])).join()).toContain('relay: healthcheck does not call /readyz');
   });
 });
 
@@ -78,7 +81,7 @@ describe(`k8s (kustomize), strictly against Kubernetes ${KUBERNETES_VERSION}`, (
     expect(validateK8sSchemas(objects)).toEqual([]);
   });
 
-  itWithKubectl('is consistent with the code: components, variables, ports, probes, security, network', () => {
+  itWithKubectl('is consistent with the code: recommended labels on every object, components, variables, ports, probes, security, network', () => {
     expect(checkK8sConsistency(objects, servedPaths)).toEqual([]);
     const deployments = objects.filter((o) => o.kind === 'Deployment').map((o) => o.metadata.name).sort();
     expect(deployments).toEqual(['inventory', 'order', 'payment', 'relay']);
@@ -103,18 +106,23 @@ describe(`k8s (kustomize), strictly against Kubernetes ${KUBERNETES_VERSION}`, (
     expect(checkK8sConsistency(mutated((o) => order(o).env.push({ name: 'DATABSE_URL', value: 'x' })), servedPaths).join()).toContain('DATABSE_URL is not read by order');
     expect(checkK8sConsistency(mutated((o) => (order(o).securityContext.readOnlyRootFilesystem = false)), servedPaths).join()).toContain('read-only root');
     expect(checkK8sConsistency(mutated((o) => (order(o).args = ['ordr'])), servedPaths).join()).toContain('not a component');
+    expect(checkK8sConsistency(mutated((o) => delete o.find((x: any) => x.kind === 'Service').metadata.labels['app.kubernetes.io/instance']), servedPaths).join()).toMatch(/Service\/\S+: missing labels app.kubernetes.io\/instance/);
   });
 });
 
 describe('Dockerfile', () => {
   const text = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
-  it('is multi-stage on Node 20 slim, non-root, copying only what exists and is not ignored', () => {
+  it('is multi-stage on a supported Node LTS slim with a pinned minor, OCI-labelled, non-root, copying only what exists and is not ignored', () => {
     expect(validateDockerfile(text)).toEqual([]);
   });
-  it('fails when the final stage runs as root, a COPY source is missing, or the base is not slim', () => {
+  it('fails when the final stage runs as root, a COPY source is missing, the base is not slim, not a supported LTS or not pinned, or a label is missing', () => {
     expect(validateDockerfile(text.replace('USER node', 'USER root')).join()).toContain('non-root USER');
     expect(validateDockerfile(text.replace('COPY scripts scripts', 'COPY scriptz scripts')).join()).toContain('COPY scriptz does not exist');
-    expect(validateDockerfile(text.replace(/node:20-bookworm-slim AS run/, 'node:20 AS run')).join()).toContain('not an official Node 20 slim');
+    expect(validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim AS run/, 'node:24.11 AS run')).join()).toContain('not an official Node slim');
+    expect(validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim AS run/, 'node:20.19-bookworm-slim AS run')).join()).toContain('not a supported Node LTS');
+    expect(validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim AS run/, 'node:24-bookworm-slim AS run')).join()).toContain('does not pin a minor');
+    expect(validateDockerfile(text.replace('org.opencontainers.image.version=', 'org.opencontainers.image.versio=')).join()).toContain('lacks the OCI label org.opencontainers.image.version');
+    for (const lts of SUPPORTED_NODE_LTS) expect(validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim/g, `node:${lts}.1-bookworm-slim`))).toEqual([]);
   });
 
   it('its steps work without a container engine: a production install runs every component of the bundle', () => {
@@ -154,7 +162,8 @@ describe('Dockerfile', () => {
         expect(run(['check-config', component], env)).toContain(`${component}: configuration ok`);
         checked.push(component);
       }
-      expect(checked.sort()).toEqual(['inventory', 'migrate', 'order', 'payment', 'relay', 'setup']);
+      expect(checked.sort()).toEqual(['inventory', 'migrate', 'order', 'payment', 'relay', 'seed', 'setup']);
+      expect(run(['order', '--help'])).toContain('usage: saga order');
       expect(() => run(['check-config', 'relay'], { RELAY_SOURCES: 'nonsense' })).toThrow();
     } finally {
       rmSync(dir, { recursive: true, force: true });

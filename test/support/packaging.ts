@@ -103,7 +103,7 @@ export function validateCompose(doc: Record<string, unknown>): string[] {
       if (!published.includes(port)) errors.push(`compose ${name}: ${portVar}=${port} is not among its ports ${published.join(',')}`);
       const probe = JSON.stringify((svc.healthcheck as { test?: unknown } | undefined)?.test ?? '');
       if (!probe.includes(`127.0.0.1:${port}/`)) errors.push(`compose ${name}: healthcheck does not probe port ${port}`);
-      if (!/\/(healthz|readyz)/.test(probe)) errors.push(`compose ${name}: healthcheck does not call /healthz or /readyz`);
+      if (!/\/readyz/.test(probe)) errors.push(`compose ${name}: healthcheck does not call /readyz (others wait on it: ready, not just alive)`);
     }
   }
   return errors;
@@ -148,9 +148,17 @@ export function podSpecOf(o: K8sObject): PodSpec | undefined {
   return spec?.template?.spec;
 }
 
-/** Commands, environment, ports, probes, security and resources of every workload, and who may reach whom. */
+/** The recommended labels every object carries (kubernetes.io/docs/concepts/overview/working-with-objects/common-labels). */
+export const K8S_LABELS = ['name', 'instance', 'version', 'component', 'part-of', 'managed-by'].map((k) => `app.kubernetes.io/${k}`);
+
+/** Labels, commands, environment, ports, probes, security and resources of every workload, and who may reach whom. */
 export function checkK8sConsistency(objects: K8sObject[], servedPaths: string[]): string[] {
   const errors: string[] = [];
+  for (const o of objects) {
+    const labels = (o.metadata as { labels?: Record<string, string> }).labels ?? {};
+    const missing = K8S_LABELS.filter((k) => !labels[k]);
+    if (missing.length) errors.push(`${o.kind}/${o.metadata.name}: missing labels ${missing.join(', ')}`);
+  }
   const secretKeys = new Map<string, string[]>();
   for (const o of objects) {
     if (o.kind === 'Secret' || o.kind === 'ConfigMap') {
@@ -238,7 +246,15 @@ export function dockerignored(): string[] {
   return readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
 }
 
-/** Multi-stage, official Node 20 slim bases, non-root final stage, COPY sources that exist and are not ignored. */
+/** Node LTS lines the image may use: supported (active or maintenance LTS) as of the last review. */
+export const SUPPORTED_NODE_LTS = [22, 24];
+/** OCI labels the final image carries. */
+export const OCI_LABELS = ['org.opencontainers.image.title', 'org.opencontainers.image.description', 'org.opencontainers.image.version'];
+
+/**
+ * Multi-stage, official slim bases of a supported Node LTS with the minor pinned, OCI labels, non-root final
+ * stage, COPY sources that exist and are not ignored.
+ */
 export function validateDockerfile(text: string): string[] {
   const errors: string[] = [];
   const df = DockerfileParser.parse(text);
@@ -246,7 +262,10 @@ export function validateDockerfile(text: string): string[] {
   if (froms.length < 2) errors.push('Dockerfile: expected a multi-stage build');
   for (const f of froms) {
     const ref = `${f.getImageName()}:${f.getImageTag() ?? ''}`;
-    if (!/^node:20(\.\d+)*-([\w]+-)?slim$/.test(ref)) errors.push(`Dockerfile: base ${ref} is not an official Node 20 slim image`);
+    const m = /^node:(\d+)(\.\d+)?(\.\d+)?-([\w]+-)?slim$/.exec(ref);
+    if (!m) errors.push(`Dockerfile: base ${ref} is not an official Node slim image`);
+    else if (!SUPPORTED_NODE_LTS.includes(Number(m[1]))) errors.push(`Dockerfile: base ${ref} is not a supported Node LTS (${SUPPORTED_NODE_LTS.join(', ')})`);
+    else if (!m[2]) errors.push(`Dockerfile: base ${ref} does not pin a minor version`);
   }
   const instructions = df.getInstructions();
   const lastFrom = instructions.lastIndexOf(froms[froms.length - 1]!);
@@ -261,6 +280,8 @@ export function validateDockerfile(text: string): string[] {
       if (ignored.some((p) => p === src || src.startsWith(`${p}/`))) errors.push(`Dockerfile: COPY ${src} is excluded by .dockerignore`);
     }
   }
+  const labels = instructions.slice(lastFrom).filter((i) => i.getKeyword() === 'LABEL').map((i) => i.getArgumentsContent() ?? '').join(' ');
+  for (const l of OCI_LABELS) if (!labels.includes(`${l}=`)) errors.push(`Dockerfile: the final stage lacks the OCI label ${l}`);
   const entry = instructions.find((i) => i.getKeyword() === 'ENTRYPOINT')?.getArgumentsContent() ?? '';
   if (!entry.includes('dist/saga.js')) errors.push('Dockerfile: ENTRYPOINT must run dist/saga.js');
   return errors;
