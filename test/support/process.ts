@@ -17,8 +17,9 @@ export type Running = {
 };
 
 /**
- * Start an entry point as a real child process: TypeScript with `node --import tsx` (not npx: a signal must reach
- * the program itself, FIELD-NOTES), JavaScript (the production bundle) with plain node.
+ * Start an entry point as a real child process: TypeScript with `node --import tsx`, not `npx tsx` (npx runs the
+ * program in a child process of its own, so a signal sent to the npx pid, SIGKILL included, leaves the program
+ * running), JavaScript (the production bundle) with plain node.
  */
 const alive = new Set<ChildProcess>();
 /** Kill whatever a test file started and did not stop (a failed test must not leave processes behind). */
