@@ -12,7 +12,7 @@ import { createTestEnv } from '../test/support/env';
 import removeLeftovers from '../test/support/global-setup';
 import { killAll } from '../test/support/process';
 import { sagaClient } from '../test/support/saga';
-import { bundled, startStack } from '../test/support/stack';
+import { bundled, nodeFlags, startStack } from '../test/support/stack';
 import { now } from './lib';
 
 const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback);
@@ -37,6 +37,7 @@ function summarize(file: string) {
   const self = new Map<number, number>();
   p.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0)));
   const total = [...self.values()].reduce((a, b) => a + b, 0);
+  const idle = [...self].filter(([id]) => byId.get(id)!.callFrame.functionName === '(idle)').reduce((a, [, us]) => a + us, 0);
   const groups = new Map<string, number>();
   const fns = new Map<string, number>();
   for (const [id, us] of self) {
@@ -48,7 +49,7 @@ function summarize(file: string) {
   }
   const top = (m: Map<string, number>, n: number) =>
     [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, us]) => `${((us / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
-  return { totalMs: total / 1000, groups: top(groups, 12), functions: top(fns, 15) };
+  return { totalMs: total / 1000, busyMs: (total - idle) / 1000, groups: top(groups, 12), functions: top(fns, 15) };
 }
 
 async function main() {
@@ -56,11 +57,11 @@ async function main() {
   bundled.use = true;
   await removeLeftovers();
   const dir = path.resolve(__dirname, 'results', `profile-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-  const prof = (c: string) => ({ NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.join(dir, c)}`, LOG_LEVEL: 'info' });
+  nodeFlags.of = (c) => ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, c)}`];
   for (const c of [...SERVICES, 'relay']) mkdirSync(path.join(dir, c), { recursive: true });
   const env = await createTestEnv('profile');
   try {
-    const stack = await startStack(env, { relay: prof('relay'), order: prof('order'), inventory: prof('inventory'), payment: prof('payment') });
+    const stack = await startStack(env);
     const urls = () => ({ order: stack.services.order.url, inventory: stack.services.inventory.url, payment: stack.services.payment.url });
     const saga = sagaClient(urls);
     const skus = await Promise.all(Array.from({ length: 20 }, () => saga.product(1_000_000_000, 100)));
@@ -82,7 +83,7 @@ async function main() {
       const files = readdirSync(path.join(dir, c)).filter((f) => f.endsWith('.cpuprofile'));
       for (const f of files) {
         const s = summarize(path.join(dir, c, f));
-        console.log(`== ${c}: ${s.totalMs.toFixed(0)} ms sampled, ${(s.totalMs / n).toFixed(2)} ms per order\n-- by package\n${s.groups.join('\n')}\n-- heaviest functions\n${s.functions.join('\n')}\n`);
+        console.log(`== ${c}: ${s.totalMs.toFixed(0)} ms sampled (whole process life), ${s.busyMs.toFixed(0)} ms busy, ${(s.busyMs / n).toFixed(2)} ms busy per order\n-- by package\n${s.groups.join('\n')}\n-- heaviest functions\n${s.functions.join('\n')}\n`);
       }
     }
   } finally {

@@ -3,7 +3,7 @@
  * message as stored ('confirmed') or not ('refused'); the broker's quirks are handled here, not in the pipe.
  */
 import amqp, { type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
-import { assertEventTopology } from '@saga/common/amqp';
+import { assertEventTopology, coalesceWrites } from '@saga/common/amqp';
 import { DEFAULT_LIMITS, type EncodeLimits } from '@saga/common/envelope';
 import type { PublisherPort, Settled } from './pipe';
 
@@ -22,6 +22,7 @@ const frameMaxOf = (conn: ChannelModel): number => (conn as unknown as { connect
 
 export async function connectPublisher(o: { url: string; name: string; exchange: string; maxBodyBytes: number; onReturned?: (messageId: string | undefined) => void }): Promise<ConfirmingPublisher> {
   const conn = await amqp.connect(o.url, { clientProperties: { connection_name: o.name } });
+  coalesceWrites(conn);
   let reject!: (err: Error) => void;
   const lost = new Promise<never>((_, r) => (reject = r));
   lost.catch(() => undefined);

@@ -28,11 +28,13 @@ export function serviceEnv(env: TestEnv, s: ServiceName, extra: Record<string, s
  * `file` lets the benchmark run another bundle (an older commit's, for before/after figures).
  */
 export const bundled = { use: false, file: 'dist/saga.js' };
+/** Extra node flags per component (the profiler: `--cpu-prof`, which NODE_OPTIONS may not carry). */
+export const nodeFlags: { of: (component: string) => string[] } = { of: () => [] };
 const entryOf = (component: string, source: string): [string, string[]] => (bundled.use ? [bundled.file, [component]] : [source, []]);
 
 export async function startService(env: TestEnv, s: ServiceName, extra: Record<string, string> = {}): Promise<ServiceProc> {
   const [entry, args] = entryOf(s, `services/${s}/src/main.ts`);
-  const proc = startProcess(entry, serviceEnv(env, s, extra), args);
+  const proc = startProcess(entry, serviceEnv(env, s, extra), args, nodeFlags.of(s));
   const started = await proc.waitForLog((l) => l.msg === 'service started' || l.level === 'fatal', 60_000).catch((err) => {
     throw new Error(`${s} did not start: ${String(err)}\n${proc.output().slice(-2000)}`);
   });
@@ -45,7 +47,7 @@ export async function startService(env: TestEnv, s: ServiceName, extra: Record<s
 
 export function startRelayProc(env: TestEnv, extra: Record<string, string> = {}): Running {
   const [entry, args] = entryOf('relay', 'cdc-relay/src/main.ts');
-  return startProcess(entry, { ...env.env, RELAY_RETRY_BASE_MS: '50', RELAY_RETRY_MAX_MS: '1000', RELAY_STANDBY_POLL_MS: '200', ...extra }, args);
+  return startProcess(entry, { ...env.env, RELAY_RETRY_BASE_MS: '50', RELAY_RETRY_MAX_MS: '1000', RELAY_STANDBY_POLL_MS: '200', ...extra }, args, nodeFlags.of('relay'));
 }
 
 export async function waitRelayStreaming(relay: Running): Promise<void> {

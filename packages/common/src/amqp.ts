@@ -1,4 +1,5 @@
-import type { Channel, Options } from 'amqplib';
+import type { Writable } from 'node:stream';
+import type { Channel, ChannelModel, Options } from 'amqplib';
 
 /** Names derived from the events exchange; one definition for the relay, the services and the tests. */
 export function topologyNames(exchange: string) {
@@ -71,4 +72,30 @@ export function sendConfirmed(
   return new Promise((resolve, reject) => {
     ch.sendToQueue(queue, content, options, (err) => (err ? reject(err instanceof Error ? err : new Error('message nacked by broker')) : resolve()));
   });
+}
+
+/**
+ * Send everything a connection writes in one turn of the event loop as one `writev` instead of a system call per
+ * frame. amqplib writes each frame (a publish, an ack) to the socket as it comes; under load a process sends
+ * hundreds per turn, and on a virtual machine each system call costs more than the frame. The socket is corked
+ * on the first write of a turn and uncorked on the next tick, so nothing waits longer than the current turn.
+ * Reaches amqplib's socket (`connection.stream`, not part of its typed API) in this one place.
+ */
+export function coalesceWrites(model: ChannelModel): void {
+  const stream = (model as unknown as { connection?: { stream?: Writable } }).connection?.stream;
+  if (!stream || typeof stream.cork !== 'function') return;
+  const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    stream.uncork();
+  };
+  stream.write = ((...args: unknown[]) => {
+    if (!corked) {
+      corked = true;
+      stream.cork();
+      process.nextTick(uncork);
+    }
+    return write(...args);
+  }) as Writable['write'];
 }

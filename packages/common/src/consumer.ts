@@ -1,7 +1,7 @@
 import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { Envelope, isEventType, routingKeyOf, schemaFor, type EventData, type EventType, type DomainEvent } from './contracts';
-import { assertConsumerTopology, consumerQueueNames, sendConfirmed } from './amqp';
+import { assertConsumerTopology, coalesceWrites, consumerQueueNames, sendConfirmed } from './amqp';
 import { classifyError, errorMessage, InvalidMessageError } from './errors';
 import type pg from 'pg';
 import { reconnectLoop, retryDelay } from './lifecycle';
@@ -299,6 +299,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
 
   async function session(): Promise<void> {
     conn = await amqp.connect(opts.url, { clientProperties: { connection_name: `consumer ${queue}` } });
+    coalesceWrites(conn);
     const closed = new Promise<void>((resolve) => {
       conn!.on('close', () => resolve());
       conn!.on('error', (err: unknown) => log.warn({ err }, 'broker connection error'));

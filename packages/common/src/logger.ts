@@ -3,7 +3,8 @@ import pino, { type Logger } from 'pino';
 export type { Logger };
 
 /**
- * The one root logger of a process: JSON lines on stdout. Children carry the correlation id
+ * The one root logger of a process: JSON lines on stdout, written asynchronously (lines logged while a write is in
+ * flight go out together; pino flushes what is left synchronously on exit). Children carry the correlation id
  * (the order id), e.g. `log.child({ correlationId, messageId, eventType })`.
  * Credentials never reach a log line: connection strings are redacted.
  */
@@ -15,7 +16,7 @@ export function createLogger(component: string, level = 'info'): Logger {
     formatters: { level: (label) => ({ level: label }) },
     serializers: { err: serializeError },
     redact: { paths: ['*.password', '*.connectionString', 'password', 'connectionString', 'url', '*.url'], censor: '[redacted]' },
-  });
+  }, pino.destination({ dest: 1, sync: false }));
 }
 
 /** Strip credentials from a URL before it is logged or shown. */
