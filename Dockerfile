@@ -3,7 +3,7 @@
 #   docker build -t saga .        docker run --rm saga --help        docker run --rm saga check-config relay
 
 # ---- build: all dependencies, TypeScript bundled into dist/saga.js ----
-# Node 24 LTS (active LTS until October 2026, maintained until April 2028), minor pinned; bump it deliberately.
+# Node 24 LTS (maintained until April 2028), minor pinned: bump it deliberately.
 FROM node:24.11-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./

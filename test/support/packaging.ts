@@ -224,7 +224,7 @@ export function checkK8sConsistency(objects: K8sObject[], servedPaths: string[])
     }
   }
   // Each service reaches only its own database (and the broker).
-  for (const s of ['order', 'inventory', 'payment']) {
+  for (const s of SERVICES) {
     const np = objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === s);
     if (!np) {
       errors.push(`NetworkPolicy/${s} is missing`);
@@ -246,8 +246,8 @@ export function dockerignored(): string[] {
   return readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
 }
 
-/** Node LTS lines the image may use: supported (active or maintenance LTS) as of the last review. */
-export const SUPPORTED_NODE_LTS = [22, 24];
+/** Node LTS lines the image may use: active or maintenance LTS in November 2026 (22 until April 2027, 24 until April 2028, 26). */
+export const SUPPORTED_NODE_LTS = [22, 24, 26];
 /** OCI labels the final image carries. */
 export const OCI_LABELS = ['org.opencontainers.image.title', 'org.opencontainers.image.description', 'org.opencontainers.image.version'];
 
