@@ -1,5 +1,5 @@
 import { and, asc, desc, eq, lt, or, sql, type SQL } from 'drizzle-orm';
-import type { CancelReason } from '@saga/common/contracts';
+import type { CancelReason, DomainEvent } from '@saga/common/contracts';
 import type { SqlClient, SqlPart, Tx } from '@saga/common/outbox';
 import type { HistoryEntry, Order, OrderItem, OrderStatus } from '../domain/order';
 import { orderHistory, orderItems, orders } from './schema';
@@ -86,30 +86,44 @@ export async function saveOrders(c: SqlClient, before: OrderBatch, after: OrderB
   });
 }
 
+export type NewOrder = { order: Order; history: readonly HistoryEntry[]; events: readonly DomainEvent[]; idempotency?: { key: string; hash: string } };
+
 /**
- * Place an order in one statement (its own transaction): the order, its items and history, the OrderPlaced
- * outbox row. Nobody can follow an order before it exists, so there is nothing to notify.
+ * Place orders in one statement (its own transaction): the orders, their items and history, and `outbox` (their
+ * OrderPlaced rows). Nobody can follow an order before it exists, so there is nothing to notify. A unique
+ * violation (an Idempotency-Key used twice) fails the whole statement.
  */
-export async function insertOrder(c: SqlClient, order: Order, history: readonly HistoryEntry[], idempotency: { key: string; hash: string } | undefined, outbox: SqlPart): Promise<void> {
+export async function insertOrders(c: SqlClient, placed: readonly NewOrder[], outbox: SqlPart): Promise<void> {
+  const o: [string[], string[], string[], (string | null)[], (string | null)[]] = [[], [], [], [], []];
+  const items: [string[], number[], string[], number[]] = [[], [], [], []];
+  const h: [string[], string[], (string | null)[]] = [[], [], []];
+  for (const { order, history, idempotency } of placed) {
+    o[0].push(order.id);
+    o[1].push(order.customerId);
+    o[2].push(order.status);
+    o[3].push(idempotency?.key ?? null);
+    o[4].push(idempotency?.hash ?? null);
+    order.items.forEach((i, n) => {
+      items[0].push(order.id);
+      items[1].push(n + 1);
+      items[2].push(i.sku);
+      items[3].push(i.quantity);
+    });
+    for (const e of history) {
+      h[0].push(order.id);
+      h[1].push(e.type);
+      h[2].push(e.reason ? JSON.stringify({ reason: e.reason }) : null);
+    }
+  }
   await c.query({
     name: 'order.insert',
-    text: `WITH o AS (INSERT INTO orders (id, customer_id, status, idempotency_key, request_hash) VALUES ($1, $2, $3, $4, $5)),
-           i AS (INSERT INTO order_items (order_id, line_no, sku, quantity) SELECT $1, n, s, q FROM unnest($6::text[], $7::int[]) WITH ORDINALITY AS u(s, q, n)),
-           h AS (INSERT INTO order_history (order_id, type, detail) SELECT $1, t, d FROM unnest($8::text[], $9::jsonb[]) AS u(t, d)),
-           x AS (${outbox.text(10)})
+    text: `WITH o AS (INSERT INTO orders (id, customer_id, status, idempotency_key, request_hash)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])),
+           i AS (INSERT INTO order_items (order_id, line_no, sku, quantity) SELECT * FROM unnest($6::uuid[], $7::int[], $8::text[], $9::int[])),
+           h AS (INSERT INTO order_history (order_id, type, detail) SELECT * FROM unnest($10::uuid[], $11::text[], $12::jsonb[])),
+           x AS (${outbox.text(13)})
          SELECT 1`,
-    values: [
-      order.id,
-      order.customerId,
-      order.status,
-      idempotency?.key ?? null,
-      idempotency?.hash ?? null,
-      order.items.map((i) => i.sku),
-      order.items.map((i) => i.quantity),
-      history.map((e) => e.type),
-      history.map((e) => (e.reason ? JSON.stringify({ reason: e.reason }) : null)),
-      ...outbox.values,
-    ],
+    values: [...o, ...items, ...h, ...outbox.values],
   });
 }
 

@@ -8,7 +8,8 @@ import { outboxInsert, type Tx } from '@saga/common/outbox';
 import { isPgError } from '@saga/common/pg';
 import type pg from 'pg';
 import { decide, evolve, historyEntry, published, type Order } from '../domain/order';
-import { findByIdempotencyKey, getOrderView, insertOrder, listOrders, type OrderView } from '../db/order-repository';
+import { createGroupCommit } from '@saga/common/group-commit';
+import { findByIdempotencyKey, getOrderView, insertOrders, listOrders, type NewOrder, type OrderView } from '../db/order-repository';
 import type { OrderNotifier } from './order-notifier';
 
 export const PlaceOrderBody = z.strictObject({
@@ -26,6 +27,13 @@ const ListQuery = z.strictObject({
 /** The order service's HTTP contract: place, read, list, and follow an order. */
 export function orderRoutes(db: Tx, pool: pg.Pool, notifier: OrderNotifier, heartbeatMs: number): Router {
   const r = Router();
+  // Orders placed while a write is in flight go out together in the next one: one statement and one commit for many
+  // requests under load, none of them waiting when the service is idle.
+  const place = createGroupCommit(async (placed: NewOrder[]) => {
+    const outbox = outboxInsert(placed.map((p) => ({ events: p.events, meta: { correlationId: p.order.id, causationId: null } })));
+    await insertOrders(pool, placed, outbox);
+    return placed.map(() => undefined);
+  });
 
   r.post('/orders', async (req, res) => {
     const { 'idempotency-key': key } = parseRequest(IdempotencyHeaders, req.headers, 'headers');
@@ -41,11 +49,11 @@ export function orderRoutes(db: Tx, pool: pg.Pool, notifier: OrderNotifier, hear
     if (earlier) return void res.status(202).json(earlier);
     const orderId = randomUUID();
     try {
-      // One statement, its own transaction: the order, its items and history, the OrderPlaced outbox row.
+      // One local transaction: the order, its items and history, the OrderPlaced outbox row (with the orders of
+      // other requests placed at the same moment).
       const events = decide(undefined, { type: 'PlaceOrder', data: { orderId, ...body } });
       const order = events.reduce<Order | undefined>(evolve, undefined)!;
-      const outbox = outboxInsert([{ events: published(events), meta: { correlationId: orderId, causationId: null } }]);
-      await insertOrder(pool, order, events.map(historyEntry), key ? { key, hash } : undefined, outbox);
+      await place({ order, history: events.map(historyEntry), events: published(events), ...(key ? { idempotency: { key, hash } } : {}) });
     } catch (err) {
       // Two requests with one key raced: the loser answers like a replay.
       if (key && isPgError(err, '23505')) {

@@ -1,0 +1,43 @@
+/**
+ * Group commit inside one process: what callers submit while a write is in flight is written together by the next
+ * one (at most `maxBatch` at a time), so a busy service pays one statement and one commit for many requests and an
+ * idle one adds no delay. When a group fails, its items are written one at a time, so one bad item (a unique
+ * violation, say) fails only its own caller and every other item is written exactly as if it had been alone.
+ */
+export function createGroupCommit<T, R>(write: (items: T[]) => Promise<R[]>, maxBatch = 64): (item: T) => Promise<R> {
+  let queue: { item: T; resolve: (r: R) => void; reject: (err: unknown) => void }[] = [];
+  let running = false;
+
+  async function flush(): Promise<void> {
+    running = true;
+    try {
+      while (queue.length > 0) {
+        const group = queue.slice(0, maxBatch);
+        queue = queue.slice(group.length);
+        try {
+          const results = await write(group.map((g) => g.item));
+          group.forEach((g, i) => g.resolve(results[i]!));
+        } catch (err) {
+          if (group.length === 1) group[0]!.reject(err);
+          else
+            for (const g of group) {
+              try {
+                const [r] = await write([g.item]);
+                g.resolve(r!);
+              } catch (e) {
+                g.reject(e);
+              }
+            }
+        }
+      }
+    } finally {
+      running = false;
+    }
+  }
+
+  return (item) =>
+    new Promise<R>((resolve, reject) => {
+      queue.push({ item, resolve, reject });
+      if (!running) void flush();
+    });
+}

@@ -1,0 +1,39 @@
+import { createGroupCommit } from '../../src/group-commit';
+
+describe('group commit', () => {
+  it('writes what arrives while a write is in flight in one group, in arrival order', async () => {
+    const groups: number[][] = [];
+    const submit = createGroupCommit(async (items: number[]) => {
+      groups.push(items);
+      await new Promise((r) => setImmediate(r));
+      return items.map((i) => i * 10);
+    });
+    const results = await Promise.all([1, 2, 3, 4].map(submit));
+    expect(results).toEqual([10, 20, 30, 40]);
+    expect(groups).toEqual([[1], [2, 3, 4]]);
+  });
+
+  it('writes the items of a failed group one by one: only the bad item fails', async () => {
+    const writes: number[][] = [];
+    const submit = createGroupCommit(async (items: number[]) => {
+      writes.push(items);
+      await new Promise((r) => setImmediate(r));
+      if (items.includes(3)) throw new Error('unique violation');
+      return items;
+    });
+    const settled = await Promise.allSettled([1, 2, 3, 4].map(submit));
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect(writes).toEqual([[1], [2, 3, 4], [2], [3], [4]]);
+  });
+
+  it('never puts more than maxBatch items in one write', async () => {
+    const sizes: number[] = [];
+    const submit = createGroupCommit(async (items: number[]) => {
+      sizes.push(items.length);
+      await new Promise((r) => setImmediate(r));
+      return items;
+    }, 2);
+    await Promise.all([1, 2, 3, 4, 5].map(submit));
+    expect(sizes).toEqual([1, 2, 2]);
+  });
+});
