@@ -16,6 +16,7 @@ import { AdminEnv } from '../../scripts/lib/admin';
 import { BaseEnv } from '@saga/common/config';
 import { SERVICES } from '@saga/common/service-names';
 import { RelayEnv } from '../../cdc-relay/src/config';
+import { SlotEnv } from '../../cdc-relay/src/slots';
 import { COMPONENTS, type Component } from '../../scripts/cli';
 import { SeedEnv } from '../../scripts/demo-data';
 import { InventoryEnv } from '../../services/inventory/src/config';
@@ -33,7 +34,7 @@ export const SCHEMAS: Record<Component, z.ZodObject> = {
   payment: PaymentEnv,
   relay: RelayEnv,
   setup: AdminEnv,
-  migrate: AdminEnv,
+  migrate: AdminEnv.extend(SlotEnv.shape),
   seed: SeedEnv,
   doctor: AdminEnv,
   dlq: BaseEnv,
