@@ -1,5 +1,5 @@
 /** npm run migrate: apply every service's committed drizzle migrations, idempotently. */
-import { createLogger } from '@saga/common';
+import { createLogger } from '@saga/common/logger';
 import { answerArgs } from '@saga/common/cli-args';
 import { parseEnv } from '@saga/common/config';
 import { SERVICES } from '@saga/common/service-names';

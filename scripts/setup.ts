@@ -3,7 +3,8 @@
  * Safe to run any number of times; says what it changed.
  */
 import amqp from 'amqplib';
-import { assertEventTopology, createLogger, redactUrl } from '@saga/common';
+import { assertEventTopology } from '@saga/common/amqp';
+import { createLogger, redactUrl } from '@saga/common/logger';
 import { answerArgs } from '@saga/common/cli-args';
 import { applyQueuePolicies } from './lib/queue-policies';
 import { AdminEnv, ensureLogicalReplication, ensureRolesAndDatabases, loadAdminConfig } from './lib/admin';
