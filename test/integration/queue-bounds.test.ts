@@ -3,6 +3,7 @@
  * (an upgraded broker), their depth is a gauge, and the dlq tool reads, limits and purges them.
  */
 import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import amqp from 'amqplib';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -11,14 +12,19 @@ import { operatorQueues, QUEUE_BOUNDS, startQueueDepthGauge } from '@saga/common
 import { SERVICES } from '@saga/common/service-names';
 import { applyQueuePolicies } from '../../scripts/lib/queue-policies';
 import { createTestEnv, rabbitmqctl, type TestEnv } from '../support/env';
-import { ROOT } from '../support/process';
+import { metricValue } from '../support/metrics';
+import { killAll, ROOT } from '../support/process';
+import { startRelayProc } from '../support/stack';
 import { waitUntil } from '../support/wait';
 
 let env: TestEnv;
 beforeAll(async () => {
   env = await createTestEnv('qbound');
 });
-afterAll(() => env?.close());
+afterAll(async () => {
+  await killAll();
+  await env?.close();
+});
 
 const dlq = (...args: string[]) =>
   execFileSync(process.execPath, ['--import', 'tsx', 'scripts/dlq.ts', ...args], { cwd: ROOT, encoding: 'utf8', env: { PATH: process.env.PATH!, RABBITMQ_URL: env.rabbitUrl, EVENTS_EXCHANGE: env.exchange } });
@@ -65,5 +71,25 @@ describe('operator queue bounds', () => {
     } finally {
       await conn.close();
     }
+  });
+
+  it('the relay serves the depth of every operator queue on /metrics and stops cleanly', async () => {
+    const conn = await amqp.connect(env.rabbitUrl);
+    const ch = await conn.createConfirmChannel();
+    for (let i = 0; i < 3; i++) ch.sendToQueue('payment.events.dlq', Buffer.from('{}'), { messageId: `d${i}` });
+    await ch.waitForConfirms();
+    await conn.close();
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const relay = startRelayProc(env, { RELAY_PORT: String(port) });
+    const base = `http://127.0.0.1:${port}`;
+    await waitUntil(async () => (await metricValue(base, 'saga_operator_queue_messages', { queue: 'payment.events.dlq' })) === 3, { message: 'payment DLQ depth 3 on the relay /metrics' });
+    const text = await (await fetch(`${base}/metrics`)).text();
+    for (const q of operatorQueues(env.exchange, SERVICES)) expect(text).toContain(`saga_operator_queue_max_length{queue="${q}"`);
+    expect((await relay.kill('SIGTERM')).code).toBe(0);
   });
 });
