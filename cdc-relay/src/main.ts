@@ -1,6 +1,8 @@
 /** The CDC relay: streams every outbox INSERT of each source database to RabbitMQ. `npm run relay`. */
 import express from 'express';
-import { createLogger, createMetricsRegistry, createOpsRouter, exitOnStartupError, listen, onShutdown, redactUrl } from '@saga/common';
+import { exitOnStartupError, onShutdown } from '@saga/common/lifecycle';
+import { createLogger, redactUrl } from '@saga/common/logger';
+import { createMetricsRegistry, createOpsRouter, listen } from '@saga/common/ops';
 import { answerArgs } from '@saga/common/cli-args';
 import { operatorQueues, startQueueDepthGauge } from '@saga/common/operator-queues';
 import { SERVICES } from '@saga/common/service-names';

@@ -1,6 +1,7 @@
 import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { Envelope, isEventType, routingKeyOf, schemaFor, type EventData, type EventType, type DomainEvent } from './contracts';
+import { isEventType, routingKeyOf, schemaFor, type Envelope, type EventData, type EventType, type DomainEvent } from './contracts';
+import { DEAD_LETTER_HEADER as DLH, decodeMessage } from './envelope';
 import { assertConsumerTopology, coalesceWrites, consumerQueueNames, sendConfirmed } from './amqp';
 import { classifyError, errorMessage, InvalidMessageError } from './errors';
 import type pg from 'pg';
@@ -44,35 +45,6 @@ export type ConsumerOptions = {
 
 export type Consumer = { start: () => void; stop: () => Promise<void>; isReady: () => boolean };
 
-const ATTEMPT_HEADER = 'x-attempt';
-
-/** Rebuild the envelope from the AMQP message the relay published. Throws when it cannot be one. */
-export function decodeMessage(msg: Pick<ConsumeMessage, 'content' | 'properties'>): Envelope {
-  const p = msg.properties;
-  const h = (p.headers ?? {}) as Record<string, unknown>;
-  let payload: unknown;
-  try {
-    payload = JSON.parse(msg.content.toString('utf8'));
-  } catch {
-    throw new InvalidMessageError('body is not valid JSON');
-  }
-  const parsed = Envelope.safeParse({
-    id: p.messageId,
-    type: p.type,
-    aggregateType: h['x-aggregate-type'],
-    aggregateId: h['x-aggregate-id'],
-    payload,
-    headers: {
-      correlationId: p.correlationId ?? h.correlationId,
-      causationId: h.causationId ?? null,
-      ...(typeof h.traceparent === 'string' ? { traceparent: h.traceparent } : {}),
-    },
-  });
-  if (!parsed.success) {
-    throw new InvalidMessageError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-  }
-  return parsed.data;
-}
 
 /** A step of one service over a batch: load the state the messages touch, decide and evolve, save. */
 export type BatchStep<S> = {
@@ -180,12 +152,12 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       persistent: true,
       headers: {
         ...(msg.properties.headers ?? {}),
-        'x-dead-letter-reason': reason,
-        'x-dead-letter-error': detail.slice(0, 1000),
-        'x-dead-lettered-at': new Date().toISOString(),
-        'x-original-routing-key': msg.fields.routingKey,
-        'x-original-exchange': msg.fields.exchange,
-        'x-dead-lettered-by': queue,
+        [DLH.reason]: reason,
+        [DLH.error]: detail.slice(0, 1000),
+        [DLH.at]: new Date().toISOString(),
+        [DLH.originalRoutingKey]: msg.fields.routingKey,
+        [DLH.originalExchange]: msg.fields.exchange,
+        [DLH.by]: queue,
       },
     });
   }
@@ -194,7 +166,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   async function settleFailure(channel: ConfirmChannel, msg: ConsumeMessage, err: unknown, mlog: Logger): Promise<void> {
     const type = typeLabel(msg.properties.type);
     const disposition = classifyError(err);
-    const attempt = Number((msg.properties.headers ?? {})[ATTEMPT_HEADER] ?? 0) + 1;
+    const attempt = Number((msg.properties.headers ?? {})[DLH.attempt] ?? 0) + 1;
     if (disposition === 'dead-letter' || attempt >= maxAttempts) {
       const reason = disposition === 'dead-letter' ? 'invalid' : 'retries-exhausted';
       mlog.error({ err, attempt, reason }, 'dead-lettering message');
@@ -207,7 +179,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         ...msg.properties,
         persistent: true,
         expiration: String(wait),
-        headers: { ...(msg.properties.headers ?? {}), [ATTEMPT_HEADER]: attempt, 'x-last-error': errorMessage(err).slice(0, 500) },
+        headers: { ...(msg.properties.headers ?? {}), [DLH.attempt]: attempt, [DLH.lastError]: errorMessage(err).slice(0, 500) },
       });
       messages.inc({ queue, type, outcome: 'retried' });
     }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import * as inventory from './contracts/inventory';
 import * as order from './contracts/order';
 import * as payment from './contracts/payment';
+import { routingKeyFor } from './contracts/envelope';
 
 export * from './contracts/envelope';
 export * from './contracts/order';
@@ -53,5 +54,5 @@ export function schemaFor(type: string, version: number): z.ZodType {
 }
 
 export function routingKeyOf(type: EventType): string {
-  return `${EventCatalog[type].aggregateType}.${type}`;
+  return routingKeyFor(EventCatalog[type].aggregateType, type);
 }

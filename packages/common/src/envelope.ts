@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ConsumeMessage, Options } from 'amqplib';
-import { Envelope } from './contracts';
+import { Envelope, routingKeyFor } from './contracts';
 import { InvalidMessageError } from './errors';
 
 /** AMQP header names the envelope travels in (besides the properties messageId, type, correlationId). */
@@ -20,8 +20,20 @@ export const HEADER = {
   traceparent: 'traceparent',
 } as const;
 
+/** Headers a consumer adds when it parks a message in its retry or dead-letter queue. */
+export const DEAD_LETTER_HEADER = {
+  attempt: 'x-attempt',
+  lastError: 'x-last-error',
+  reason: 'x-dead-letter-reason',
+  error: 'x-dead-letter-error',
+  at: 'x-dead-lettered-at',
+  by: 'x-dead-lettered-by',
+  originalRoutingKey: 'x-original-routing-key',
+  originalExchange: 'x-original-exchange',
+} as const;
+
 export const APP_ID = 'cdc-relay';
-export const routingKeyFor = (aggregateType: string, type: string) => `${aggregateType}.${type}`;
+export { routingKeyFor } from './contracts';
 
 export type EncodeLimits = {
   /** RabbitMQ's `max_message_size` (default 128 MiB): a larger body is refused and closes the channel. */

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import { Histogram, type Registry } from 'prom-client';
@@ -112,19 +111,4 @@ export function finishHttpApp(app: Express): void {
   app.use(errorMiddleware);
 }
 
-/** Listen and resolve once bound; `close` stops accepting and waits for in-flight requests. */
-export async function listen(app: Express, port: number, host = '0.0.0.0'): Promise<{ server: Server; close: () => Promise<void> }> {
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(port, host, () => resolve(s));
-    s.once('error', reject);
-  });
-  server.keepAliveTimeout = 5000;
-  return {
-    server,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      }),
-  };
-}
+export { listen } from './ops';

@@ -1,4 +1,5 @@
-import express, { type Router } from 'express';
+import type { Server } from 'node:http';
+import express, { type Express, type Router } from 'express';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 
 /** One Prometheus registry per process, with Node's default metrics under the component's label. */
@@ -36,4 +37,21 @@ export function createOpsRouter(registry: Registry, readiness: ReadinessCheck, i
     res.send(await registry.metrics());
   });
   return router;
+}
+
+/** Listen and resolve once bound; `close` stops accepting and waits for in-flight requests. */
+export async function listen(app: Express, port: number, host = '0.0.0.0'): Promise<{ server: Server; close: () => Promise<void> }> {
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(port, host, () => resolve(s));
+    s.once('error', reject);
+  });
+  server.keepAliveTimeout = 5000;
+  return {
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
 }

@@ -86,13 +86,10 @@ export async function runService<S extends Record<string, unknown>, C extends Se
     createOpsRouter(
       registry,
       async () => {
-        let database = false;
-        try {
-          await pool.query('SELECT 1');
-          database = true;
-        } catch {
-          database = false;
-        }
+        const database = await pool.query('SELECT 1').then(
+          () => true,
+          () => false,
+        );
         return { database, broker: consumer.isReady() };
       },
       () => shuttingDown,

@@ -22,6 +22,9 @@ export const Envelope = z.object({
 });
 export type Envelope = z.infer<typeof Envelope>;
 
+/** The routing key of an event on the topic exchange: `<aggregateType>.<type>`. */
+export const routingKeyFor = (aggregateType: string, type: string) => `${aggregateType}.${type}`;
+
 export const Sku = z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, dash or underscore');
 export const CustomerId = z.string().min(1).max(64);
 export const Cents = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);

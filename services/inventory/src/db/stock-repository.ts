@@ -1,7 +1,7 @@
 import { asc, eq, gt, sql } from 'drizzle-orm';
 import type { SqlClient, SqlPart, Tx } from '@saga/common/outbox';
 import type { Inventory, Product, Reservation, ReservationStatus } from '../domain/stock';
-import { products, reservations } from './schema';
+import { products } from './schema';
 
 type Loaded = { claimed: string[] | null; reservations: ({ order_id: string; sku: string; quantity: number; price_cents: number; status: ReservationStatus })[]; products: ({ sku: string; price_cents: number; available: number; reserved: number })[] };
 

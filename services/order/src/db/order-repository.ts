@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, lt, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, lt, or, type SQL } from 'drizzle-orm';
 import type { CancelReason, DomainEvent } from '@saga/common/contracts';
 import type { SqlClient, SqlPart, Tx } from '@saga/common/outbox';
 import type { HistoryEntry, Order, OrderItem, OrderStatus } from '../domain/order';
