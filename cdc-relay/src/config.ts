@@ -52,7 +52,9 @@ export const RelayEnv = BaseEnv.extend({
   RELAY_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(128 * 1024 * 1024),
   /**
    * A replication connection silent this long (no data, no keepalive, although the relay asks for one) is taken for
-   * dead and replaced. Default: the server's wal_sender_timeout (60 s if it is 0).
+   * dead and replaced. Default: the server's wal_sender_timeout (60 s if it is 0). When set, the replication
+   * connection asks the server for the same wal_sender_timeout (a per-connection setting), so the walsender of a dead
+   * link frees the slot as soon as the relay gives up on it. Also bounds connecting, slot queries and /metrics' reads.
    */
   RELAY_REPLICATION_TIMEOUT_MS: z.coerce.number().int().min(100).optional(),
   /** TCP keepalive idle time of the replication connection. */

@@ -5,6 +5,16 @@ import type { RelayConfig } from './config';
 import { createRelayMetrics } from './metrics';
 import { createSource, type Source } from './source';
 
+/** Longest a scrape waits on a source database for the slot gauges (Prometheus' default scrape timeout is 10 s). */
+const SCRAPE_TIMEOUT_MS = 5_000;
+
+/** Wait for `p`, but no longer than `ms`; whichever comes first. */
+async function withinMs(ms: number, p: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
 export type Relay = { start: () => void; stop: () => Promise<void>; ready: () => Promise<Record<string, boolean>>; sources: Source[] };
 
 /** All sources of one relay process, plus the slot metrics read from the server's view on each scrape. */
@@ -12,10 +22,21 @@ export function createRelay(config: RelayConfig, log: Logger, registry: Registry
   const metrics = createRelayMetrics(registry);
   const sources = config.RELAY_SOURCES.map((s) => createSource(config, s, log.child({ source: s.name }), metrics));
   const pools = new Map<string, pg.Pool>();
+  // Every wait on a source database is bounded: a source behind a half-open link (no data, no FIN, no RST) must not
+  // hang /metrics (prom-client awaits the slot gauges' collect on each scrape) nor the relay's stop.
+  const waitMs = Math.min(config.RELAY_REPLICATION_TIMEOUT_MS ?? SCRAPE_TIMEOUT_MS, SCRAPE_TIMEOUT_MS);
   const poolFor = (name: string, url: string) => {
     let p = pools.get(name);
     if (!p) {
-      p = new pg.Pool({ connectionString: url, max: 1, idleTimeoutMillis: 10_000, application_name: `cdc-relay ${name} metrics` } as pg.PoolConfig);
+      p = new pg.Pool({
+        connectionString: url,
+        max: 1,
+        idleTimeoutMillis: 10_000,
+        application_name: `cdc-relay ${name} metrics`,
+        connectionTimeoutMillis: waitMs,
+        query_timeout: waitMs,
+        keepAlive: true,
+      } as pg.PoolConfig);
       p.on('error', (err) => log.debug({ err }, 'metrics connection failed'));
       pools.set(name, p);
     }
@@ -32,7 +53,7 @@ export function createRelay(config: RelayConfig, log: Logger, registry: Registry
   });
   // Read from pg_replication_slots at scrape time: a catalog view, never the outbox table.
   const collectSlots = async () => {
-    await Promise.all(
+    await withinMs(waitMs, Promise.all(
       config.RELAY_SOURCES.map(async (s, i) => {
         const slot = sources[i]!.slot;
         try {
@@ -54,7 +75,7 @@ export function createRelay(config: RelayConfig, log: Logger, registry: Registry
           log.debug({ err, source: s.name }, 'could not read slot metrics');
         }
       }),
-    );
+    ));
   };
   // prom-client awaits this gauge's collect() on each scrape; it sets the other two slot gauges as well.
   const lag = new Gauge({
@@ -72,7 +93,8 @@ export function createRelay(config: RelayConfig, log: Logger, registry: Registry
     },
     async stop() {
       await Promise.all(sources.map((s) => s.stop()));
-      await Promise.all([...pools.values()].map((p) => p.end().catch(() => undefined)));
+      // pool.end() waits for a checked-out client; one stuck on a dead link is given up after the bound.
+      await withinMs(waitMs, Promise.all([...pools.values()].map((p) => p.end().catch(() => undefined))));
     },
     async ready() {
       return Object.fromEntries(sources.map((s) => [`source:${s.name}`, s.state() === 'streaming']));

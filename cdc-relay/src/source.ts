@@ -9,6 +9,7 @@ import { delay, reconnectLoop } from '@saga/common/lifecycle';
 import type { Logger } from '@saga/common/logger';
 import { isPgError } from '@saga/common/pg';
 import type { RelayConfig } from './config';
+import { livenessIntervalMs, livenessTick } from './liveness';
 import { formatLsn } from './lsn';
 import type { RelayMetrics } from './metrics';
 import { createRelayPipe, SessionError, type RelayPipe } from './pipe';
@@ -41,6 +42,7 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
     applicationName: appName,
     createSlot: config.RELAY_CREATE_SLOT,
     timeoutMs: config.RELAY_REPLICATION_TIMEOUT_MS ?? 60_000,
+    serverTimeoutMs: config.RELAY_REPLICATION_TIMEOUT_MS,
     onCreated: () => log.warn({ slot }, 'created replication slot (RELAY_CREATE_SLOT): it starts at the current position'),
   };
   let state: SourceState = 'starting';
@@ -139,13 +141,8 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
         // us out while reading is paused), and take a stream silent for the whole timeout for dead. Silence while
         // paused is ours, not the server's: TCP keepalive covers that time.
         setInterval(() => {
-          if (p.failed()) return;
-          s.acknowledge(p.acked(), !p.paused());
-          if (!p.paused() && s.silentForMs() > timeoutMs) {
-            metrics.livenessTimeouts.inc(labels);
-            p.fail(new SessionError(`replication connection silent for ${s.silentForMs()} ms (timeout ${timeoutMs} ms)`));
-          }
-        }, Math.max(50, Math.floor(timeoutMs / 4))),
+          if (livenessTick(p, s, timeoutMs)) metrics.livenessTimeouts.inc(labels);
+        }, livenessIntervalMs(timeoutMs)),
       );
       drainCurrent = async () => {
         await p.drain(Date.now() + config.SHUTDOWN_TIMEOUT_MS - 1000);

@@ -68,6 +68,12 @@ export type WalSourceOptions = {
   onCreated?: () => void;
   /** Bound on connecting and on each slot query: a half-open link must not hang a session forever. */
   timeoutMs: number;
+  /**
+   * The server's wal_sender_timeout for the replication connection (a per-connection setting), when the relay's own
+   * liveness timeout is configured: both ends then give up on a half-open link after the same time, so the walsender
+   * of a dead connection does not hold the slot (55006 on reconnect) for the server-wide default after the relay left.
+   */
+  serverTimeoutMs?: number;
 };
 
 /**
@@ -111,8 +117,22 @@ export async function ensureSlot(o: WalSourceOptions): Promise<SlotInfo> {
     if (row.lsn === null) throw new Error(`slot ${o.slot} has no confirmed position`);
     return { confirmed: parseLsn(row.lsn), walSenderTimeoutMs: Number(row.timeout) };
   } finally {
-    await client.end().catch(() => undefined);
+    await endWithin(client, o.timeoutMs);
   }
+}
+
+/**
+ * `client.end()` sends Terminate and waits for the server to close: on a half-open link that never happens. Give it
+ * `ms`, then destroy the socket.
+ */
+async function endWithin(client: pg.Client, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const ended = await Promise.race([
+    client.end().then(() => true, () => true),
+    new Promise<false>((r) => (timer = setTimeout(() => r(false), ms))),
+  ]);
+  clearTimeout(timer);
+  if (!ended) (client as unknown as { connection?: { stream?: Socket } }).connection?.stream?.destroy();
 }
 
 export type WalStream = {
@@ -144,7 +164,14 @@ export type StreamHandlers = {
 export function openWalStream(o: WalSourceOptions & { keepAliveMs: number }, h: StreamHandlers): WalStream {
   const svc = new LogicalReplicationService(
     // TCP keepalive: a peer that vanished is noticed by the kernel even while reading is paused.
-    { connectionString: o.url, application_name: o.applicationName, keepAlive: true, keepAliveInitialDelayMillis: o.keepAliveMs, connectionTimeoutMillis: o.timeoutMs },
+    {
+      connectionString: o.url,
+      application_name: o.applicationName,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: o.keepAliveMs,
+      connectionTimeoutMillis: o.timeoutMs,
+      ...(o.serverTimeoutMs ? { options: `-c wal_sender_timeout=${Math.round(o.serverTimeoutMs)}` } : {}),
+    },
     // auto:false is not enough: the library's status timer acknowledges the last LSN it *received*; timeoutSeconds 0
     // turns that timer off, and the relay sends every status update itself.
     { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
@@ -178,7 +205,11 @@ export function openWalStream(o: WalSourceOptions & { keepAliveMs: number }, h: 
 
   return {
     pause: () => socketOf(svc)?.pause(),
-    resume: () => socketOf(svc)?.resume(),
+    resume: () => {
+      // Silence is counted from here: what the server sent while we were not reading is read now.
+      lastHeard = Date.now();
+      socketOf(svc)?.resume();
+    },
     acknowledge(lsn, ping = false) {
       // The library reports lsn+1; positions here are end pointers already, reported exactly (PostgreSQL's shutdown
       // waits for flush == sent, to the byte).

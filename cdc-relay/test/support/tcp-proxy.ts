@@ -8,34 +8,47 @@ import net from 'node:net';
  */
 export async function startTcpProxy(target: { host: string; port: number }, opts: { delayMs?: number } = {}) {
   let blackholed = false;
+  let accepted = 0;
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(target.port, target.host);
+  /** Every open connection's kill switch: a blackhole makes each one useless at once, even if it carried nothing. */
+  const links = new Set<{ dead: boolean }>();
+  // allowHalfOpen: a FIN is passed on while the link lives and swallowed once it is dead (no automatic answer).
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
+    accepted++;
+    const upstream = net.connect({ port: target.port, host: target.host, allowHalfOpen: true });
     sockets.add(client);
     sockets.add(upstream);
-    let dead = blackholed;
+    const link = { dead: blackholed };
+    links.add(link);
     const forward = (from: net.Socket, to: net.Socket, delayMs: number) => {
       let chain = Promise.resolve();
       from.on('data', (chunk) => {
-        if (blackholed) dead = true;
-        if (dead) return;
+        if (blackholed) link.dead = true;
+        if (link.dead) return;
         if (delayMs > 0) {
           from.pause();
           chain = chain
             .then(() => new Promise((r) => setTimeout(r, delayMs)))
             .then(() => {
-              if (!dead && !to.destroyed) to.write(chunk);
+              if (!link.dead && !to.destroyed) to.write(chunk);
               from.resume();
             });
         } else {
           to.write(chunk);
         }
       });
+      from.on('end', () => {
+        if (blackholed) link.dead = true;
+        if (!link.dead) void chain.then(() => to.end());
+      });
     };
     forward(client, upstream, 0);
     forward(upstream, client, opts.delayMs ?? 0);
+    // A half-open link says nothing: when one end goes, the other is not told (it finds out by its own timeouts).
+    // Sockets are destroyed, never left to a graceful end that a dead peer would not answer; close() ends the rest.
     const close = () => {
-      if (dead) return; // a half-open link says nothing
+      links.delete(link);
+      if (link.dead) return;
       client.destroy();
       upstream.destroy();
     };
@@ -50,15 +63,19 @@ export async function startTcpProxy(target: { host: string; port: number }, opts
   const port = (server.address() as net.AddressInfo).port;
   return {
     port,
+    /** Connections accepted so far (a reconnect shows as one more). */
+    accepted: () => accepted,
     blackhole: () => {
       blackholed = true;
+      for (const l of links) l.dead = true;
     },
     restore: () => {
       blackholed = false;
     },
     async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closed;
     },
   };
 }

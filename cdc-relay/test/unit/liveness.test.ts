@@ -1,0 +1,97 @@
+/** Liveness ticks of the replication connection, with the real pipe, a fake WAL stream and a fake broker. */
+import type { Options } from 'amqplib';
+import { encodeOutboxRow } from '@saga/common/envelope';
+import { livenessTick, LivenessTimeoutError } from '../../src/liveness';
+import { formatLsn } from '../../src/lsn';
+import { createRelayPipe, type PublisherPort, type Settled } from '../../src/pipe';
+import type { WalMessage } from '../../src/wal-source';
+
+function setup(maxInFlight = 2) {
+  const settles: ((s: Settled) => void)[] = [];
+  const failures: Error[] = [];
+  let paused = false;
+  const publisher: PublisherPort = {
+    publish: (_e: string, _k: string, _c: Buffer, _o: Options.Publish, settle) => void settles.push(settle),
+    writable: () => true,
+  };
+  const pipe = createRelayPipe({
+    wal: { pause: () => (paused = true), resume: () => (paused = false), acknowledge: () => undefined },
+    publisher,
+    encode: (row) => encodeOutboxRow(row, 'order', 'outbox'),
+    source: 'order',
+    table: 'outbox',
+    exchange: 'saga.events',
+    invalidQueue: 'saga.events.invalid',
+    maxInFlight,
+    acked: 500n,
+    onFail: (e) => failures.push(e),
+  });
+  // The WAL stream as the liveness tick sees it: what it was told, and a silence the test sets.
+  const updates: { lsn: bigint; ping: boolean }[] = [];
+  let silentMs = 0;
+  const stream = { acknowledge: (lsn: bigint, ping = false) => void updates.push({ lsn, ping }), silentForMs: () => silentMs };
+  return { pipe, stream, updates, failures, settles, walPaused: () => paused, silence: (ms: number) => (silentMs = ms) };
+}
+
+let n = 0;
+const row = () => ({
+  id: `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`,
+  aggregatetype: 'order',
+  aggregateid: 'o1',
+  type: 'OrderPlaced',
+  payload: '{"version": 1, "data": {}}',
+  headers: '{"correlationId": "o1", "causationId": null}',
+  created_at: new Date('2026-01-01T00:00:00Z'),
+});
+const relation = { tag: 'relation' as const, relationOid: 1, schema: 'public', name: 'outbox', replicaIdentity: 'default' as const, columns: [], keyColumns: [] };
+const begin: WalMessage = { tag: 'begin', commitLsn: null, commitTime: 0n, xid: 1 };
+const insert = (): WalMessage => ({ tag: 'insert', relation, new: row() });
+const commit = (end: bigint): WalMessage => ({ tag: 'commit', flags: 0, commitLsn: null, commitEndLsn: formatLsn(end), commitTime: 0n });
+
+describe('defect 5: liveness of the replication connection', () => {
+  it('while reading is paused for backpressure, every tick still sends a status update, and silence does not count', () => {
+    const f = setup(2);
+    // A transaction larger than the in-flight window: reading pauses at the window.
+    f.pipe.onMessage(begin);
+    f.pipe.onMessage(insert());
+    f.pipe.onMessage(insert());
+    expect(f.walPaused()).toBe(true);
+    expect(f.pipe.paused()).toBe(true);
+
+    f.silence(60_000); // nothing read for far longer than the timeout: ours, not the server's
+    for (let i = 0; i < 3; i++) expect(livenessTick(f.pipe, f.stream, 1500)).toBe(false);
+    // A status update per tick, at the acknowledged position, without asking for a keepalive we would not read.
+    expect(f.updates).toEqual([
+      { lsn: 500n, ping: false },
+      { lsn: 500n, ping: false },
+      { lsn: 500n, ping: false },
+    ]);
+    expect(f.failures).toEqual([]);
+
+    // Confirms come in: reading resumes, the transaction completes, and ticks ask for keepalives again.
+    for (const s of f.settles.splice(0)) s('confirmed');
+    expect(f.walPaused()).toBe(false);
+    f.pipe.onMessage(insert());
+    f.pipe.onMessage(commit(900n));
+    for (const s of f.settles.splice(0)) s('confirmed');
+    f.pipe.flushAck();
+    f.silence(0);
+    expect(livenessTick(f.pipe, f.stream, 1500)).toBe(false);
+    expect(f.updates.at(-1)).toEqual({ lsn: 900n, ping: true });
+  });
+
+  it('while reading, a stream silent for longer than the timeout fails the session; after that nothing is sent', () => {
+    const f = setup();
+    f.silence(1400);
+    expect(livenessTick(f.pipe, f.stream, 1500)).toBe(false);
+    f.silence(1600);
+    expect(livenessTick(f.pipe, f.stream, 1500)).toBe(true);
+    expect(f.failures).toHaveLength(1);
+    expect(f.failures[0]).toBeInstanceOf(LivenessTimeoutError);
+    expect(f.failures[0]!.message).toMatch(/silent for 1600 ms \(timeout 1500 ms\)/);
+    const sent = f.updates.length;
+    expect(livenessTick(f.pipe, f.stream, 1500)).toBe(false);
+    expect(f.updates).toHaveLength(sent);
+    expect(f.failures).toHaveLength(1);
+  });
+});
