@@ -216,6 +216,10 @@ async function sectionLatency() {
     const byVariant: Record<string, unknown> = {};
     for (const v of variants) {
       if (v.name !== 'pg-transactional-outbox') await sql(env.adminUrl('order'), 'TRUNCATE outbox');
+      // The services' outbox deletes its rows in the inserting statement (trigger outbox_purge); a polling publisher
+      // needs them to stay until it has published them, as in a polling design.
+      const polling = v.name.startsWith('polling');
+      if (polling) await sql(env.adminUrl('order'), 'ALTER TABLE outbox DISABLE TRIGGER outbox_purge');
       const sink = await arrivals(env.rabbitUrl, env.exchange, 'bench.latency');
       const proc = await v.start();
       // Warm-up at the same rate, not measured: connections opened, code paths compiled, queues settled.
@@ -231,6 +235,7 @@ async function sectionLatency() {
       const lat = { ...summary(delivered.map(([id, t]) => Math.max(0, sink.at.get(id)! - t))), keptUp, delivered: delivered.length, committed: committed.size };
       await proc.kill('SIGTERM');
       await sink.close();
+      if (polling) await sql(env.adminUrl('order'), 'ALTER TABLE outbox ENABLE TRIGGER outbox_purge');
       byVariant[v.name] = lat;
       log(`latency ${rate}/s ${v.name}: p50 ${fmt(lat.p50, 1)} p99 ${fmt(lat.p99, 1)} max ${fmt(lat.max, 1)} ms${keptUp ? '' : ` (did not keep up: ${delivered.length} of ${committed.size} delivered)`}`);
     }

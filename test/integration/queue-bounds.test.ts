@@ -42,7 +42,11 @@ describe('operator queue bounds', () => {
       expect(said).toHaveLength(2);
 
       const policies = Object.fromEntries(
-        rabbitmqctl('list_queues', '-p', env.vhost, '--no-table-headers', 'name', 'policy').trim().split('\n').map((l) => l.split('\t') as [string, string]),
+        // Not trimmed: a queue without a policy is `name<TAB>` and trimming would eat the tab of the last line.
+        rabbitmqctl('list_queues', '-p', env.vhost, '--no-table-headers', 'name', 'policy')
+          .split('\n')
+          .filter((l) => l.length > 0)
+          .map((l) => [l.split('\t')[0]!, l.split('\t')[1] ?? ''] as [string, string]),
       );
       for (const q of operatorQueues(env.exchange, SERVICES)) expect(policies[q]).toMatch(/^saga-(unroutable|operator-queue)-bound$/);
       for (const s of SERVICES) expect(policies[`${s}.events`]).toBe(''); // the work queues are not bounded by it

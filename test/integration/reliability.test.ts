@@ -25,16 +25,9 @@ async function burst(n: number, during: (progress: () => number) => Promise<stri
   const sku = await saga.product(Math.floor(n * 0.75), 100, 'burst');
   const rich = await saga.account(100 * n);
   const poor = await saga.account(150);
-  let done = 0;
-  const queue = Array.from({ length: n }, (_, i) => (i % 10 === 9 ? poor : rich));
-  const workers = Array.from({ length: 8 }, async () => {
-    for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
-      await saga.placeEventually(c, [{ sku, quantity: c === poor ? 2 : 1 }]);
-      done++;
-    }
-  });
-  const fault = await during(() => done);
-  await Promise.all(workers);
+  const burst = saga.burst(n, sku, rich, poor);
+  const fault = await during(burst.placed);
+  await burst.done;
   return fault;
 }
 

@@ -48,20 +48,13 @@ describe('two replicas of each service and two relays under load', () => {
     const sku = await saga.product(Math.floor(n * 0.8), 100, 'rep');
     const rich = await saga.account(200 * n);
     const poor = await saga.account(150);
-    let placed = 0;
-    const queue = Array.from({ length: n }, (_, i) => (i % 10 === 9 ? poor : rich));
-    const workers = Array.from({ length: 16 }, async () => {
-      for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
-        await saga.placeEventually(c, [{ sku, quantity: c === poor ? 2 : 1 }]);
-        placed++;
-      }
-    });
+    const burst = saga.burst(n, sku, rich, poor, 16);
 
-    await waitUntil(() => placed >= n / 3, { timeoutMs: 60_000, message: 'a third of the orders placed' });
+    await waitUntil(() => burst.placed() >= n / 3, { timeoutMs: 60_000, message: 'a third of the orders placed' });
     const [active, standby] = relays as [Running, Running];
     await Promise.all([active.kill('SIGKILL'), ...SERVICES.map((s) => replicas[s][0]!.proc.kill('SIGKILL'))]);
     await waitRelayStreaming(standby);
-    await Promise.all(workers);
+    await burst.done;
 
     const views = await saga.expectInvariants(120_000);
     expect(views).toHaveLength(n);

@@ -54,6 +54,23 @@ export function sagaClient(urls: Urls) {
       const key = uniq('idem');
       return waitUntil(() => client.place(customerId, items, { 'Idempotency-Key': key }), { timeoutMs, intervalMs: 200, message: 'order accepted' });
     },
+    /**
+     * A burst: `n` orders of one product from `workers` clients at once, every tenth by `poor` (quantity 2, so some
+     * are declined), each placed with placeEventually. `placed()` counts those accepted so far.
+     */
+    burst(n: number, sku: string, rich: string, poor: string, workers = 8) {
+      let placedSoFar = 0;
+      const queue = Array.from({ length: n }, (_, i) => (i % 10 === 9 ? poor : rich));
+      const done = Promise.all(
+        Array.from({ length: workers }, async () => {
+          for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
+            await client.placeEventually(c, [{ sku, quantity: c === poor ? 2 : 1 }]);
+            placedSoFar++;
+          }
+        }),
+      ).then(() => undefined);
+      return { placed: () => placedSoFar, done };
+    },
     async finalOrder(orderId: string, timeoutMs = 30_000): Promise<OrderView> {
       return waitUntil(
         async () => {
