@@ -92,13 +92,12 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
     const failed = new Promise<never>((_, reject) => (failure = reject));
     failed.catch(() => undefined);
     try {
-      let pipe: RelayPipe | undefined;
       const wal = {
         pause: () => stream?.pause(),
         resume: () => stream?.resume(),
         acknowledge: (lsn: bigint) => stream?.acknowledge(lsn),
       };
-      pipe = createRelayPipe({
+      const p = createRelayPipe({
         wal,
         publisher,
         encode: (row) => encodeOutboxRow(row, source.name, config.RELAY_OUTBOX_TABLE, publisher.limits),
@@ -124,7 +123,6 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
           acknowledged: (lsn) => metrics.acknowledgedLsn.set(labels, Number(lsn)),
         },
       });
-      const p = pipe;
       publisher.onWritable(() => p.onWritable());
       metrics.acknowledgedLsn.set(labels, Number(info.confirmed));
       void publisher.lost.catch((err: Error) => p.fail(new SessionError(err.message)));

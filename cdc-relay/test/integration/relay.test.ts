@@ -194,13 +194,13 @@ describe('cdc relay', () => {
 
   it('loses nothing when killed with SIGKILL mid-stream; only the unacknowledged tail comes again', async () => {
     const sink = await collect(env.rabbitUrl, env.exchange);
-    let relay = startRelay();
+    const relay = startRelay();
     await streamingAll(relay);
     const writing = writeAll('k-', 3000, 11);
     await waitUntil(() => mine(sink.messages, 'k-').length >= 1500, { message: 'half the stream', timeoutMs: 60_000 });
     await relay.kill('SIGKILL');
     const beforeRestart = mine(sink.messages, 'k-').length;
-    relay = startRelay();
+    startRelay(); // the relay after the crash; killAll stops it after this file
     const written = await writing;
     await waitUntil(() => new Set(mine(sink.messages, 'k-').map((m) => m.id)).size >= written.length, { message: 'all rows after restart', timeoutMs: 60_000 });
     const got = mine(sink.messages, 'k-');
