@@ -4,7 +4,7 @@
  * component, then self time per process grouped by package (pg, amqplib, express, pino, zod, our code, GC, …) and
  * the heaviest functions. Profiles are kept under bench/results/profile-<time>/ for Chrome DevTools.
  */
-import { readdirSync, readFileSync, mkdirSync } from 'node:fs';
+import { readdirSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { SERVICES, type ServiceName } from '@saga/common/service-names';
@@ -13,44 +13,12 @@ import removeLeftovers from '../test/support/global-setup';
 import { killAll } from '../test/support/process';
 import { sagaClient } from '../test/support/saga';
 import { bundled, nodeFlags, startStack } from '../test/support/stack';
+import { summarizeProfile as summarize } from './cpuprofile';
 import { now } from './lib';
 
 const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback);
 const SECS = arg('secs', 10);
 const CONC = arg('conc', 64);
-
-type Node = { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] };
-type Profile = { nodes: Node[]; samples: number[]; timeDeltas: number[] };
-
-/** The package a frame belongs to, or a V8 pseudo-frame, or our own code. */
-function groupOf(url: string, fn: string): string {
-  if (!url) return fn.startsWith('(') ? fn : `(native) ${fn || 'anonymous'}`;
-  const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
-  if (m) return m[1]!;
-  if (url.startsWith('node:')) return `node:${url.slice(5).split('/')[0]}`;
-  return 'our code';
-}
-
-function summarize(file: string) {
-  const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
-  const byId = new Map(p.nodes.map((n) => [n.id, n]));
-  const self = new Map<number, number>();
-  p.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0)));
-  const total = [...self.values()].reduce((a, b) => a + b, 0);
-  const idle = [...self].filter(([id]) => byId.get(id)!.callFrame.functionName === '(idle)').reduce((a, [, us]) => a + us, 0);
-  const groups = new Map<string, number>();
-  const fns = new Map<string, number>();
-  for (const [id, us] of self) {
-    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
-    const g = groupOf(url, functionName);
-    groups.set(g, (groups.get(g) ?? 0) + us);
-    const key = `${functionName || '(anonymous)'} ${url ? `${path.basename(url)}:${lineNumber + 1}` : ''} [${g}]`;
-    fns.set(key, (fns.get(key) ?? 0) + us);
-  }
-  const top = (m: Map<string, number>, n: number) =>
-    [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, us]) => `${((us / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
-  return { totalMs: total / 1000, busyMs: (total - idle) / 1000, groups: top(groups, 12), functions: top(fns, 15) };
-}
 
 async function main() {
   execFileSync('npm', ['run', 'build', '-s'], { cwd: path.resolve(__dirname, '..'), stdio: 'inherit' });

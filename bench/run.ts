@@ -52,7 +52,9 @@ const relayEnv = (sources: ServiceName[], prefix: string, extra: Record<string, 
 });
 
 async function startRelay(sources: ServiceName[], prefix: string, extra: Record<string, string> = {}): Promise<Running> {
-  const r = startProcess('dist/saga.js', { ...relayEnv(sources, prefix, extra), LOG_LEVEL: 'info' }, ['relay']);
+  // BENCH_RELAY_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/relay-prof") profiles the relay under the bench's load.
+  const flags = process.env.BENCH_RELAY_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
+  const r = startProcess('dist/saga.js', { ...relayEnv(sources, prefix, extra), LOG_LEVEL: 'info' }, ['relay'], flags);
   await waitUntil(() => sources.every((s) => r.logs.some((l) => l.msg === 'streaming' && l.source === s)), { timeoutMs: 60_000, message: 'relay streaming' });
   return r;
 }
