@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
+import pg from 'pg';
 import { consumerQueueNames } from '@saga/common/amqp';
 import { collect, type Received } from '../support/amqp';
 import { createTestEnv, type TestEnv } from '../support/env';
@@ -25,7 +26,9 @@ const types = (v: OrderView) => v.history.map((h) => h.type);
 
 beforeAll(async () => {
   env = await createTestEnv('saga');
-  stack = await startStack(env);
+  // Inbox pruning checked every 100 ms while messages flow (a minute in production), so the retention test is quick.
+  const fastPrune = { INBOX_PRUNE_EVERY_MS: '100' };
+  stack = await startStack(env, { order: fastPrune, inventory: fastPrune, payment: fastPrune });
   sink = await collect(env.rabbitUrl, env.exchange);
 });
 afterEach(async () => {
@@ -218,6 +221,29 @@ describe('the order saga', () => {
     await waitUntil(async () => (await getProduct(a)).reserved === 0);
     expect(await getProduct(a)).toMatchObject({ available: 0, reserved: 0 });
     expect(await getBalance(c)).toBe(10_000_000 - 10 * 100);
+  });
+
+  it('forgets inbox rows older than the retention while messages flow, and keeps recent ones', async () => {
+    const admin = new pg.Client({ connectionString: env.adminUrl('inventory') });
+    await admin.connect();
+    try {
+      const old = randomUUID();
+      const recent = randomUUID();
+      await admin.query(
+        `INSERT INTO inbox (consumer, message_id, event_type, processed_at) VALUES
+           ('inventory.events', $1, 'OrderPlaced', now() - interval '169 hours'), ('inventory.events', $2, 'OrderPlaced', now() - interval '167 hours')`,
+        [old, recent],
+      );
+      const left = async () => (await admin.query('SELECT message_id FROM inbox WHERE message_id = ANY($1)', [[old, recent]])).rows.map((r) => r.message_id);
+      // Messages flow: the inventory consumer prunes what is older than the default retention (168 hours).
+      await waitUntil(async () => {
+        await finalOrder(await place(await account(10_000), [{ sku: await product(5, 100), quantity: 1 }]));
+        return !(await left()).includes(old);
+      }, { message: 'the old inbox row pruned', timeoutMs: 30_000 });
+      expect(await left()).toEqual([recent]);
+    } finally {
+      await admin.end();
+    }
   });
 
   it('streams an order\'s history as server-sent events and ends when it is final', async () => {

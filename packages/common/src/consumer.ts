@@ -7,7 +7,7 @@ import { classifyError, errorMessage, InvalidMessageError } from './errors';
 import type pg from 'pg';
 import { reconnectLoop, retryDelay } from './lifecycle';
 import type { Logger } from './logger';
-import { inboxClaim, outboxInsert, withTransaction, type OutboxEntry, type SqlClient, type SqlPart } from './outbox';
+import { inboxClaim, outboxInsert, pruneInbox, withTransaction, type OutboxEntry, type SqlClient, type SqlPart } from './outbox';
 
 export type Outcome = 'applied' | 'duplicate';
 
@@ -63,35 +63,59 @@ export type BatchStep<S> = {
  * Exactly-once in effect for a batch, in one transaction of four round trips whatever its size: BEGIN; claim the
  * messages in the inbox and load the state they touch; fold decide/evolve over the new messages in delivery order;
  * save the state with the outbox rows of every event; COMMIT. A message claimed before (or twice in the batch)
- * changes nothing and answers 'duplicate'.
+ * changes nothing and answers 'duplicate'. While messages flow, inbox rows older than the retention are pruned.
  */
-export function batchHandler<S>(pool: pg.Pool, consumer: string, types: readonly EventType[], step: BatchStep<S>): BatchHandler {
+export function batchHandler<S>(pool: pg.Pool, consumer: string, types: readonly EventType[], step: BatchStep<S>, retention: InboxRetention = {}): BatchHandler {
+  const retentionHours = retention.retentionHours ?? 168;
+  const pruneEveryMs = retention.pruneEveryMs ?? 60_000;
+  let lastPrune = 0;
+  /** Old inbox rows go while messages flow, at most once per `pruneEveryMs`: an idle service queries nothing. */
+  async function pruneNowAndThen(log: Logger) {
+    if (Date.now() - lastPrune < pruneEveryMs) return;
+    lastPrune = Date.now();
+    try {
+      const pruned = await pruneInbox(pool, consumer, retentionHours);
+      if (pruned > 0) log.info({ pruned, retentionHours }, 'pruned old inbox rows');
+    } catch (err) {
+      log.warn({ err }, 'could not prune old inbox rows; will try again');
+    }
+  }
   return {
     types,
-    apply: (messages) =>
-      withTransaction(pool, async (client) => {
-        const inbox = inboxClaim(consumer, messages.map((m) => ({ id: m.envelope.id, type: m.type })));
-        const { claimed, state: before } = await step.load(client, inbox, messages);
-        const fresh = new Set(claimed);
-        const outcomes: Outcome[] = [];
-        const entries: OutboxEntry[] = [];
-        let state = before;
-        for (const m of messages) {
-          if (!fresh.delete(m.envelope.id)) {
-            outcomes.push('duplicate');
-            continue;
-          }
-          const next = step.apply(state, m);
-          state = next.state;
-          const { correlationId, traceparent } = m.envelope.headers;
-          entries.push({ events: next.events, meta: { correlationId, causationId: m.envelope.id, traceparent } });
-          outcomes.push('applied');
-        }
-        if (entries.length > 0) await step.save(client, before, state, outboxInsert(entries));
-        return outcomes;
-      }),
+    apply: async (messages) => {
+      const outcomes = await applyInOneTransaction(messages);
+      if (messages[0]) await pruneNowAndThen(messages[0].log);
+      return outcomes;
+    },
   };
+
+  function applyInOneTransaction(messages: Incoming[]): Promise<Outcome[]> {
+    return withTransaction(pool, async (client) => {
+      const inbox = inboxClaim(consumer, messages.map((m) => ({ id: m.envelope.id, type: m.type })));
+      const { claimed, state: before } = await step.load(client, inbox, messages);
+      const fresh = new Set(claimed);
+      const outcomes: Outcome[] = [];
+      const entries: OutboxEntry[] = [];
+      let state = before;
+      for (const m of messages) {
+        if (!fresh.delete(m.envelope.id)) {
+          outcomes.push('duplicate');
+          continue;
+        }
+        const next = step.apply(state, m);
+        state = next.state;
+        const { correlationId, traceparent } = m.envelope.headers;
+        entries.push({ events: next.events, meta: { correlationId, causationId: m.envelope.id, traceparent } });
+        outcomes.push('applied');
+      }
+      if (entries.length > 0) await step.save(client, before, state, outboxInsert(entries));
+      return outcomes;
+    });
+  }
 }
+
+/** How long the inbox remembers a message (hours), and how often old rows are pruned while messages flow. */
+export type InboxRetention = { retentionHours?: number; pruneEveryMs?: number };
 
 /**
  * Consume the events a service handles from its own queue, with reconnects (capped exponential backoff),

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { jsonb, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { index, jsonb, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type pg from 'pg';
 import { CURRENT_VERSION, EventCatalog, schemaFor, type DomainEvent, type EventHeaders } from './contracts';
@@ -30,8 +30,23 @@ export const inbox = pgTable(
     eventType: text('event_type').notNull(),
     processedAt: timestamp('processed_at', { withTimezone: true }).notNull().default(sql`now()`),
   },
-  (t) => [primaryKey({ columns: [t.consumer, t.messageId] })],
+  (t) => [primaryKey({ columns: [t.consumer, t.messageId] }), index('inbox_processed_idx').on(t.consumer, t.processedAt)],
 );
+
+/**
+ * Forget what `consumer` applied longer ago than `retentionHours`, at most `limit` rows per call. A broker redelivers
+ * within minutes (an unacknowledged message, a relay's unconfirmed tail), so days of memory are plenty, and without
+ * a bound the inbox (and its index, written by every message) grows forever. Answers how many rows went.
+ */
+export async function pruneInbox(c: SqlClient, consumer: string, retentionHours: number, limit = 5000): Promise<number> {
+  const { rowCount } = await c.query({
+    name: 'inbox.prune',
+    text: `DELETE FROM inbox WHERE consumer = $1 AND message_id IN (
+             SELECT message_id FROM inbox WHERE consumer = $1 AND processed_at < now() - make_interval(hours => $2) LIMIT $3)`,
+    values: [consumer, retentionHours, limit],
+  });
+  return rowCount ?? 0;
+}
 
 // Any drizzle database or transaction on node-postgres (the read paths).
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -4,7 +4,7 @@ import type pg from 'pg';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { BaseEnv, DatabaseUrl } from './config';
-import { createConsumer, type BatchHandler } from './consumer';
+import { createConsumer, type BatchHandler, type InboxRetention } from './consumer';
 import { createHttpApp, finishHttpApp, listen } from './http';
 import { createLogger, redactUrl, type Logger } from './logger';
 import { createMetricsRegistry, createOpsRouter } from './ops';
@@ -17,6 +17,8 @@ export const ServiceEnv = BaseEnv.extend({
   DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
   CONSUMER_PREFETCH: z.coerce.number().int().min(1).max(1000).default(64),
   CONSUMER_MAX_BATCH: z.coerce.number().int().min(1).max(1000).default(64),
+  INBOX_RETENTION_HOURS: z.coerce.number().int().min(1).default(168),
+  INBOX_PRUNE_EVERY_MS: z.coerce.number().int().min(10).default(60_000),
   CONSUMER_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
   CONSUMER_RETRY_BASE_MS: z.coerce.number().int().min(1).default(500),
   HTTP_BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/).default('64kb'),
@@ -39,6 +41,8 @@ export type ServiceContext<S extends Record<string, unknown>, C extends ServiceC
   db: NodePgDatabase<S>;
   /** `<service>.events`: the service's queue, and its name in the inbox (derived here, once). */
   consumer: string;
+  /** How long the inbox remembers applied messages. */
+  inbox: InboxRetention;
 };
 
 export type ServiceDefinition<S extends Record<string, unknown>, C extends ServiceConfig> = {
@@ -65,7 +69,8 @@ export async function runService<S extends Record<string, unknown>, C extends Se
   const pool = createPool(config.DATABASE_URL, log, { max: config.DB_POOL_MAX, application_name: def.name } as pg.PoolConfig, registry);
   const db = drizzle(pool, { schema: def.schema });
   const consumerName = consumerQueueOf(def.name);
-  const ctx: ServiceContext<S, C> = { config, log, registry, pool, db, consumer: consumerName };
+  const inbox = { retentionHours: config.INBOX_RETENTION_HOURS, pruneEveryMs: config.INBOX_PRUNE_EVERY_MS };
+  const ctx: ServiceContext<S, C> = { config, log, registry, pool, db, consumer: consumerName, inbox };
 
   const consumer = createConsumer({
     url: config.RABBITMQ_URL,

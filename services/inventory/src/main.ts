@@ -15,7 +15,7 @@ async function main() {
     config,
     schema,
     routes: ({ db }) => inventoryRoutes(db),
-    handler: ({ pool, consumer }) => inventoryHandler(pool, consumer),
+    handler: ({ pool, consumer, inbox }) => inventoryHandler(pool, consumer, inbox),
   });
   onShutdown(service.log, config.SHUTDOWN_TIMEOUT_MS, service.stop);
 }

@@ -20,7 +20,7 @@ async function main() {
       notifier = createOrderNotifier(config.DATABASE_URL, pool, log);
       return orderRoutes(db, pool, notifier, config.SSE_HEARTBEAT_MS);
     },
-    handler: ({ pool, consumer }) => orderHandler(pool, consumer),
+    handler: ({ pool, consumer, inbox }) => orderHandler(pool, consumer, inbox),
     extras: async () => ({ stop: async () => notifier?.stop() }),
   });
   onShutdown(service.log, config.SHUTDOWN_TIMEOUT_MS, service.stop);

@@ -15,7 +15,7 @@ async function main() {
     config,
     schema,
     routes: ({ db }) => paymentRoutes(db),
-    handler: ({ pool, consumer }) => paymentHandler(pool, consumer, config.PAYMENT_LIMIT_CENTS),
+    handler: ({ pool, consumer, inbox }) => paymentHandler(pool, consumer, config.PAYMENT_LIMIT_CENTS, inbox),
   });
   onShutdown(service.log, config.SHUTDOWN_TIMEOUT_MS, service.stop);
 }

@@ -1,4 +1,4 @@
-import { batchHandler, type BatchHandler, type Incoming } from '@saga/common/consumer';
+import { batchHandler, type BatchHandler, type InboxRetention, type Incoming } from '@saga/common/consumer';
 import type pg from 'pg';
 import { decide, evolve, type InventoryCommand } from '../domain/stock';
 import { loadInventory, saveInventory } from '../db/stock-repository';
@@ -23,7 +23,7 @@ export function toCommand(m: Incoming): InventoryCommand {
  * Inventory's part of the saga: reserve on OrderPlaced (all lines or none), release on OrderCancelled
  * (compensation), sell on OrderConfirmed; a batch of them in one transaction with its inbox and outbox rows.
  */
-export function inventoryHandler(pool: pg.Pool, consumer: string): BatchHandler {
+export function inventoryHandler(pool: pg.Pool, consumer: string, retention?: InboxRetention): BatchHandler {
   return batchHandler(pool, consumer, TYPES, {
     load: (c, inbox, messages) => {
       const commands = messages.map(toCommand);
@@ -36,5 +36,5 @@ export function inventoryHandler(pool: pg.Pool, consumer: string): BatchHandler 
       return { state: events.reduce(evolve, state), events };
     },
     save: saveInventory,
-  });
+  }, retention);
 }

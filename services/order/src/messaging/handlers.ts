@@ -1,4 +1,4 @@
-import { batchHandler, type BatchHandler, type Incoming } from '@saga/common/consumer';
+import { batchHandler, type BatchHandler, type InboxRetention, type Incoming } from '@saga/common/consumer';
 import { InvalidMessageError } from '@saga/common/errors';
 import type pg from 'pg';
 import { decide, evolve, historyEntry, published, type Order, type OrderFact } from '../domain/order';
@@ -7,7 +7,7 @@ import { loadOrders, saveOrders, type OrderBatch } from '../db/order-repository'
 const TYPES = ['StockReserved', 'StockRejected', 'PaymentAuthorized', 'PaymentDeclined'] as const;
 
 /** Order's part of the saga: follow stock and payment outcomes to CONFIRMED or CANCELLED, a batch per transaction. */
-export function orderHandler(pool: pg.Pool, consumer: string): BatchHandler {
+export function orderHandler(pool: pg.Pool, consumer: string, retention?: InboxRetention): BatchHandler {
   return batchHandler<OrderBatch>(pool, consumer, TYPES, {
     load: async (c, inbox, messages) => {
       const { claimed, orders } = await loadOrders(c, inbox, [...new Set(messages.map((m) => m.data.orderId))]);
@@ -27,7 +27,7 @@ export function orderHandler(pool: pg.Pool, consumer: string): BatchHandler {
       };
     },
     save: saveOrders,
-  });
+  }, retention);
 }
 
 function toFact(m: Incoming): OrderFact {

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { batchHandler, type BatchHandler } from '@saga/common/consumer';
+import { batchHandler, type BatchHandler, type InboxRetention } from '@saga/common/consumer';
 import type pg from 'pg';
 import { decide, evolve } from '../domain/payment';
 import { loadPayments, savePayments } from '../db/payment-repository';
 
 
 /** Payment's part of the saga: on StockReserved, authorize (and debit) or decline the order's total; a batch per transaction. */
-export function paymentHandler(pool: pg.Pool, consumer: string, limitCents: number, newId: () => string = randomUUID): BatchHandler {
+export function paymentHandler(pool: pg.Pool, consumer: string, limitCents: number, retention?: InboxRetention, newId: () => string = randomUUID): BatchHandler {
   return batchHandler(pool, consumer, ['StockReserved'], {
     load: (c, inbox, messages) => {
       const reserved = messages.flatMap((m) => (m.type === 'StockReserved' ? [m.data] : []));
@@ -20,5 +20,5 @@ export function paymentHandler(pool: pg.Pool, consumer: string, limitCents: numb
       return { state: events.reduce(evolve, state), events };
     },
     save: savePayments,
-  });
+  }, retention);
 }
