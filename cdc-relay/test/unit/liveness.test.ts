@@ -2,9 +2,8 @@
 import type { Options } from 'amqplib';
 import { encodeOutboxRow } from '@saga/common/envelope';
 import { livenessTick, LivenessTimeoutError } from '../../src/liveness';
-import { formatLsn } from '../../src/lsn';
 import { createRelayPipe, type PublisherPort, type Settled } from '../../src/pipe';
-import type { WalMessage } from '../../src/wal-source';
+import { begin, commit, insert } from '../support/wal-fixtures';
 
 function setup(maxInFlight = 2) {
   const settles: ((s: Settled) => void)[] = [];
@@ -33,26 +32,12 @@ function setup(maxInFlight = 2) {
   return { pipe, stream, updates, failures, settles, walPaused: () => paused, silence: (ms: number) => (silentMs = ms) };
 }
 
-let n = 0;
-const row = () => ({
-  id: `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`,
-  aggregatetype: 'order',
-  aggregateid: 'o1',
-  type: 'OrderPlaced',
-  payload: '{"version": 1, "data": {}}',
-  headers: '{"correlationId": "o1", "causationId": null}',
-  created_at: new Date('2026-01-01T00:00:00Z'),
-});
-const relation = { tag: 'relation' as const, relationOid: 1, schema: 'public', name: 'outbox', replicaIdentity: 'default' as const, columns: [], keyColumns: [] };
-const begin: WalMessage = { tag: 'begin', commitLsn: null, commitTime: 0n, xid: 1 };
-const insert = (): WalMessage => ({ tag: 'insert', relation, new: row() });
-const commit = (end: bigint): WalMessage => ({ tag: 'commit', flags: 0, commitLsn: null, commitEndLsn: formatLsn(end), commitTime: 0n });
 
 describe('defect 5: liveness of the replication connection', () => {
   it('while reading is paused for backpressure, every tick still sends a status update, and silence does not count', () => {
     const f = setup(2);
     // A transaction larger than the in-flight window: reading pauses at the window.
-    f.pipe.onMessage(begin);
+    f.pipe.onMessage(begin());
     f.pipe.onMessage(insert());
     f.pipe.onMessage(insert());
     expect(f.walPaused()).toBe(true);

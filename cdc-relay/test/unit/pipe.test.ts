@@ -2,8 +2,7 @@
 import type { Options } from 'amqplib';
 import { encodeOutboxRow } from '@saga/common/envelope';
 import { createRelayPipe, type PublisherPort, type Settled } from '../../src/pipe';
-import { formatLsn } from '../../src/lsn';
-import type { WalMessage } from '../../src/wal-source';
+import { begin, commit, insert, row } from '../support/wal-fixtures';
 
 type Sent = { exchange: string; routingKey: string; content: Buffer; options: Options.Publish; settle: (s: Settled) => void };
 
@@ -43,21 +42,6 @@ function fakes(opts: { maxInFlight?: number; acked?: bigint; throwOn?: (routingK
   };
 }
 
-let n = 0;
-const row = (extra: Record<string, unknown> = {}) => ({
-  id: `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`,
-  aggregatetype: 'order',
-  aggregateid: 'o1',
-  type: 'OrderPlaced',
-  payload: '{"version": 1, "data": {}}',
-  headers: '{"correlationId": "o1", "causationId": null}',
-  created_at: new Date('2026-01-01T00:00:00Z'),
-  ...extra,
-});
-const relation = { tag: 'relation' as const, relationOid: 1, schema: 'public', name: 'outbox', replicaIdentity: 'default' as const, columns: [], keyColumns: [] };
-const begin = (): WalMessage => ({ tag: 'begin', commitLsn: null, commitTime: 0n, xid: 1 });
-const insert = (r: Record<string, unknown>, table = 'outbox'): WalMessage => ({ tag: 'insert', relation: { ...relation, name: table }, new: r });
-const commit = (end: bigint): WalMessage => ({ tag: 'commit', flags: 0, commitLsn: null, commitEndLsn: formatLsn(end), commitTime: 0n });
 /** One transaction of `rows` at commit end `end`. */
 const txn = (f: ReturnType<typeof fakes>, end: bigint, ...rows: Record<string, unknown>[]) => {
   f.pipe.onMessage(begin());

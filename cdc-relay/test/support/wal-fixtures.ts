@@ -1,0 +1,20 @@
+/** pgoutput messages for the relay's unit tests (the shapes pg-logical-replication emits), one definition for all. */
+import { formatLsn } from '../../src/lsn';
+import type { WalMessage } from '../../src/wal-source';
+
+let n = 0;
+/** An outbox row as pgoutput decodes it, with a fresh id; `extra` overrides columns. */
+export const row = (extra: Record<string, unknown> = {}) => ({
+  id: `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`,
+  aggregatetype: 'order',
+  aggregateid: 'o1',
+  type: 'OrderPlaced',
+  payload: '{"version": 1, "data": {}}',
+  headers: '{"correlationId": "o1", "causationId": null}',
+  created_at: new Date('2026-01-01T00:00:00Z'),
+  ...extra,
+});
+export const relation = { tag: 'relation' as const, relationOid: 1, schema: 'public', name: 'outbox', replicaIdentity: 'default' as const, columns: [], keyColumns: [] };
+export const begin = (): WalMessage => ({ tag: 'begin', commitLsn: null, commitTime: 0n, xid: 1 });
+export const insert = (r: Record<string, unknown> = row(), table = 'outbox'): WalMessage => ({ tag: 'insert', relation: { ...relation, name: table }, new: r });
+export const commit = (end: bigint): WalMessage => ({ tag: 'commit', flags: 0, commitLsn: null, commitEndLsn: formatLsn(end), commitTime: 0n });
