@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --smoke] [-- --only=throughput,writers,latency,saga,memory,peer] [-- --baseline-ref=<git ref>]
+ * npm run bench [-- --smoke] [-- --only=throughput,writers,latency,saga,memory,peer,tail] [-- --baseline-ref=<git ref>]
  * --baseline-ref: the saga section also measures that commit's bundle first, in the same run, and prints both.
  * Every figure is measured in this run, on this machine, next to its baseline (ratio printed). A table on the
  * terminal and a JSON file under bench/results/ (or --out=DIR).
@@ -30,8 +30,8 @@ const ONLY = args.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 const BASELINE_REF = args.find((a) => a.startsWith('--baseline-ref='))?.slice(15);
 const OUT = args.find((a) => a.startsWith('--out='))?.slice(6) ?? path.resolve(__dirname, 'results');
 const P = SMOKE
-  ? { backlog: 300, bytes: 1000, writeMs: 800, conns: [1, 8], rates: [200], latencyMs: 1000, idleMs: 2500, sagaMs: 1500, sagaConc: [4], sagaOpenRate: 50, sagaOpenWaitMs: 5000, ceilingSecs: 1, memory: [500, 1000], repeats: 1, peerBacklog: 300, warmupMs: 300 }
-  : { backlog: 50_000, bytes: 1000, writeMs: 5000, conns: [1, 8, 32], rates: [500, 2000], latencyMs: 5000, idleMs: 5000, sagaMs: 10_000, sagaConc: [16, 64], sagaOpenRate: 200, sagaOpenWaitMs: 30_000, ceilingSecs: 10, memory: [100_000, 1_000_000], repeats: 3, peerBacklog: 5000, warmupMs: 1500 };
+  ? { backlog: 300, bytes: 1000, writeMs: 800, conns: [1, 8], rates: [200], latencyMs: 1000, idleMs: 2500, sagaMs: 1500, sagaConc: [4], sagaOpenRate: 50, sagaOpenWaitMs: 5000, ceilingSecs: 1, memory: [500, 1000], repeats: 1, peerBacklog: 300, warmupMs: 300, tailRows: 400, tailWindows: [1000, 50] }
+  : { backlog: 50_000, bytes: 1000, writeMs: 5000, conns: [1, 8, 32], rates: [500, 2000], latencyMs: 5000, idleMs: 5000, sagaMs: 10_000, sagaConc: [16, 64], sagaOpenRate: 200, sagaOpenWaitMs: 30_000, ceilingSecs: 10, memory: [100_000, 1_000_000], repeats: 3, peerBacklog: 5000, warmupMs: 1500, tailRows: 20_000, tailWindows: [10_000, 2000, 500] };
 const want = (s: string) => !ONLY || ONLY.includes(s);
 
 type Row = { section: string; what: string; figure: string; baseline: string; ratio: string };
@@ -381,6 +381,59 @@ async function sectionSaga() {
   results.saga = { ...cur, ...(base ? { baseline: { ref: BASELINE_REF, ...base } } : {}) };
 }
 
+/**
+ * The price of the in-flight window: a relay SIGKILLed halfway through a backlog leaves its published but
+ * unacknowledged messages to be sent again after the restart (consumers drop them by message id). Per window size:
+ * duplicates after the restart, and the backlog rate before the kill.
+ */
+async function sectionTail() {
+  const out: Record<string, unknown> = {};
+  let first: { duplicates: number; msgPerSec: number; window: number } | undefined;
+  for (const window of P.tailWindows) {
+    const prefix = `${env.id}_tail${window}`;
+    await createSlots(['order'], prefix);
+    await insertBacklog(env.serviceUrl('order'), P.tailRows, P.bytes);
+    const conn = await amqp.connect(env.rabbitUrl);
+    const ch = await conn.createChannel();
+    await assertEventTopology(ch, env.exchange);
+    const { queue } = await ch.assertQueue('', { exclusive: true });
+    await ch.bindQueue(queue, env.exchange, '#');
+    const seen = new Map<string, number>();
+    let received = 0;
+    let halfAt = 0;
+    await ch.consume(queue, (m) => {
+      if (!m) return;
+      received++;
+      const id = String(m.properties.messageId);
+      seen.set(id, (seen.get(id) ?? 0) + 1);
+      if (!halfAt && seen.size >= P.tailRows / 2) halfAt = now();
+    }, { noAck: true });
+    const extra = { RELAY_MAX_IN_FLIGHT: String(window) };
+    const relay = await startRelay(['order'], prefix, extra);
+    const t0 = streamingAt(relay);
+    await waitUntil(() => halfAt > 0, { timeoutMs: 300_000, intervalMs: 5, message: 'half the backlog delivered' });
+    await relay.kill('SIGKILL');
+    const msgPerSec = P.tailRows / 2 / ((halfAt - t0) / 1000);
+    const again = await startRelay(['order'], prefix, extra);
+    await waitUntil(() => seen.size >= P.tailRows, { timeoutMs: 300_000, intervalMs: 50, message: 'whole backlog delivered after the restart' });
+    await again.kill('SIGTERM');
+    await conn.close();
+    await dropSlots(['order'], prefix);
+    const r = { window, rows: P.tailRows, duplicates: received - seen.size, msgPerSec };
+    out[`${window}`] = r;
+    first ??= { duplicates: r.duplicates, msgPerSec, window };
+    rows.push({
+      section: '7. crash tail',
+      what: `SIGKILL at half of a ${fmt(P.tailRows)}-row backlog, in-flight window ${fmt(window)}`,
+      figure: `${fmt(r.duplicates)} duplicates after restart, 0 lost; ${fmt(msgPerSec)} msg/s before the kill`,
+      baseline: `window ${fmt(first.window)}: ${fmt(first.duplicates)} duplicates, ${fmt(first.msgPerSec)} msg/s`,
+      ratio: ratio(msgPerSec, first.msgPerSec),
+    });
+    log(`tail window ${window}: ${r.duplicates} duplicates, ${fmt(msgPerSec)} msg/s`);
+  }
+  results.tail = out;
+}
+
 async function sectionMemory() {
   const out: Record<string, unknown> = {};
   const q = await benchQueue('classic', true);
@@ -461,6 +514,7 @@ async function main() {
     if (want('saga')) await sectionSaga();
     if (want('memory')) await sectionMemory();
     if (want('peer')) await sectionPeer();
+    if (want('tail')) await sectionTail();
   } finally {
     await killAll();
     await env.close();

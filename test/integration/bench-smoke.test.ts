@@ -15,7 +15,11 @@ describe('npm run bench --smoke', () => {
       expect(files).toHaveLength(1);
       const result = JSON.parse(readFileSync(path.join(out, files[0]!), 'utf8'));
       expect(result.smoke).toBe(true);
-      expect(Object.keys(result.results).sort()).toEqual(['latency', 'memory', 'peer', 'saga', 'throughput', 'writers']);
+      expect(Object.keys(result.results).sort()).toEqual(['latency', 'memory', 'peer', 'saga', 'tail', 'throughput', 'writers']);
+      // The crash tail: every row arrived after the SIGKILL and restart (the section waits for all), duplicates counted.
+      const tails = Object.values(result.results.tail) as { window: number; rows: number; duplicates: number }[];
+      expect(tails.map((t) => t.window).sort((a, b) => b - a)).toEqual([1000, 50]);
+      for (const t of tails) expect(Number.isInteger(t.duplicates) && t.rows === 400).toBe(true);
       expect(result.results.throughput.classic.relayMsgPerSec).toBeGreaterThan(0);
       expect(result.results.throughput.classic.ceilingMsgPerSec).toBeGreaterThan(0);
       expect(result.results.latency.idleOutboxScansPerSec['relay (CDC)']).toBe(0);
