@@ -85,6 +85,15 @@ describe('faults', () => {
 
   it('a database restart: HTTP answers 503 while it is down, the relay reconnects, nothing is lost', async () => {
     const seen503: number[] = [];
+    // A message that meets an unreachable database is not at fault: it must not spend a retry or reach a DLQ.
+    const parked = async () => {
+      let n = 0;
+      for (const s of SERVICES) {
+        for (const outcome of ['retried', 'dead_lettered']) n += await metricValue(stack.services[s].url, 'consumer_messages_total', { outcome }).catch(() => 0);
+      }
+      return n;
+    };
+    const parkedBefore = await parked();
     const faults = await burst(200, async (progress) => {
       await waitUntil(() => progress() >= 50, { timeoutMs: 60_000 });
       await postgres('stop');
@@ -103,6 +112,7 @@ describe('faults', () => {
     expect(seen503).toEqual([503]);
     await waitUntil(() => stack.relay.logs.filter((l) => l.msg === 'streaming').length >= 6, { timeoutMs: 60_000, message: 'relay streaming again' });
     await finish('database restart', faults);
+    expect(await parked()).toBe(parkedBefore);
   });
 
   it('RabbitMQ stopped and started: orders are accepted meanwhile and complete afterwards', async () => {

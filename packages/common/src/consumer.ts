@@ -4,6 +4,7 @@ import { isEventType, routingKeyOf, schemaFor, type Envelope, type EventData, ty
 import { DEAD_LETTER_HEADER as DLH, decodeMessage } from './envelope';
 import { assertConsumerTopology, coalesceWrites, consumerQueueNames, sendConfirmed } from './amqp';
 import { classifyError, errorMessage, InvalidMessageError } from './errors';
+import { isConnectionError } from './pg';
 import type pg from 'pg';
 import { reconnectLoop, retryDelay } from './lifecycle';
 import type { Logger } from './logger';
@@ -44,6 +45,14 @@ export type ConsumerOptions = {
 };
 
 export type Consumer = { start: () => void; stop: () => Promise<void>; isReady: () => boolean };
+
+/** The database could not be reached while applying a batch: the batch stays unsettled and comes back later. */
+class DatabaseUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super('database unavailable', { cause });
+    this.name = 'DatabaseUnavailableError';
+  }
+}
 
 
 /** A step of one service over a batch: load the state the messages touch, decide and evolve, save. */
@@ -245,6 +254,9 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         const outcomes = await handler.apply(valid.map((v) => v.incoming));
         valid.forEach((v, i) => messages.inc({ queue, type: v.incoming.type, outcome: outcomes[i] ?? 'applied' }));
       } catch (batchErr) {
+        // The database is unreachable: no message is at fault, so none may spend an attempt (a restart of
+        // PostgreSQL would otherwise drain the queue into the dead-letter queue). Leave the batch unsettled.
+        if (isConnectionError(batchErr)) throw new DatabaseUnavailableError(batchErr);
         if (valid.length > 1) log.warn({ err: batchErr, size: valid.length }, 'batch failed; applying its messages one by one');
         for (const v of valid) {
           try {
@@ -252,6 +264,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
             const [outcome] = await handler.apply([v.incoming]);
             messages.inc({ queue, type: v.incoming.type, outcome: outcome ?? 'applied' });
           } catch (err) {
+            if (isConnectionError(err)) throw new DatabaseUnavailableError(err);
             await settleFailure(channel, v.msg, err, v.incoming.log);
           }
         }
@@ -264,26 +277,32 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
 
   /** Apply what is buffered, batch after batch, until the buffer is empty. */
   function pump(): Promise<void> {
-    pumping ??= (async () => {
-      try {
-        while (buffer.length > 0) {
-          const channel = buffer[0]!.channel;
-          let n = 1;
-          while (n < maxBatch && n < buffer.length && buffer[n]!.channel === channel) n++;
-          const batch = buffer.slice(0, n).map((b) => b.msg);
-          buffer = buffer.slice(n);
-          try {
-            await applyBatch(channel, batch);
-          } catch (err) {
-            // The channel went away while settling: the broker redelivers the batch, the inbox dedupes.
-            log.warn({ err, size: batch.length }, 'could not settle batch; it will be redelivered');
-          }
+    if (pumping) return pumping;
+    // Nothing to do (the channel of what was buffered closed meanwhile): no run, so none can outlive itself.
+    if (buffer.length === 0) return Promise.resolve();
+    const run = (async () => {
+      while (buffer.length > 0) {
+        const channel = buffer[0]!.channel;
+        let n = 1;
+        while (n < maxBatch && n < buffer.length && buffer[n]!.channel === channel) n++;
+        const batch = buffer.slice(0, n).map((b) => b.msg);
+        buffer = buffer.slice(n);
+        try {
+          await applyBatch(channel, batch);
+        } catch (err) {
+          // Not settled (the database is unreachable, or a retry or dead-letter send failed): nothing of this
+          // batch may be acknowledged by a later one. Closing the channel returns every unacknowledged message to
+          // the queue; the session reconnects after a backoff and the inbox drops what was already applied.
+          log.warn({ err, size: batch.length }, 'could not settle batch; returning it to the queue and reconnecting');
+          buffer = buffer.filter((b) => b.channel !== channel);
+          await channel.close().catch(() => undefined);
         }
-      } finally {
-        pumping = undefined;
       }
-    })();
-    return pumping;
+    })().finally(() => {
+      if (pumping === run) pumping = undefined;
+    });
+    pumping = run;
+    return run;
   }
 
   function onMessage(channel: ConfirmChannel, msg: ConsumeMessage | null) {

@@ -18,13 +18,12 @@ const STALE_WATCH_HOURS = 24;
 
 /**
  * One LISTEN connection per order replica. A writer of an order sends NOTIFY in its transaction only when the
- * order is watched (a row in order_watch, written here for the first local subscriber), because NOTIFY holds a
+ * order is watched (a row in order_watch, one per open stream), because NOTIFY holds a
  * database-wide lock until commit: unwatched orders, nearly all of them, cost writers nothing. Every replica
  * hears every notification, whichever replica or consumer made the change. After a reconnect every subscriber is
  * told to look again, since notifications sent meanwhile were missed.
  */
 export function createOrderNotifier(url: string, pool: pg.Pool, log: Logger): OrderNotifier {
-  const watcher = randomUUID();
   const subscribers = new Map<string, Set<(ending: boolean) => void>>();
   let client: pg.Client | undefined;
   const abort = new AbortController();
@@ -63,10 +62,11 @@ export function createOrderNotifier(url: string, pool: pg.Pool, log: Logger): Or
       let set = subscribers.get(orderId);
       if (!set) subscribers.set(orderId, (set = new Set()));
       set.add(onChange);
+      // A watch row per subscription: two streams of one order on this replica never remove each other's.
+      const watcher = randomUUID();
       const unsubscribe = async () => {
         set.delete(onChange);
-        if (set.size > 0 || subscribers.get(orderId) !== set) return;
-        subscribers.delete(orderId);
+        if (set.size === 0 && subscribers.get(orderId) === set) subscribers.delete(orderId);
         await unwatchOrder(pool, orderId, watcher).catch((err) => log.warn({ err, orderId }, 'could not remove order watch'));
       };
       try {

@@ -85,13 +85,19 @@ export function orderRoutes(db: Tx, pool: pg.Pool, notifier: OrderNotifier, hear
 
   r.get('/orders/:orderId/events', async (req, res) => {
     const { orderId } = parseRequest(IdParams, req.params, 'params');
-    // Subscribe before the first read so that no change between the two is missed.
-    let wake: (ending: boolean) => void = () => undefined;
+    // Subscribe before the first read so that no change between the two is missed; a notification that arrives
+    // while the first view is read is kept and replayed once the stream listens.
+    let missed: boolean | undefined;
+    let wake: (ending: boolean) => void = (ending) => (missed = (missed ?? false) || ending);
     const unsubscribe = await notifier.subscribe(orderId, (ending) => wake(ending));
     try {
       const first = await getOrderView(db, orderId);
       if (!first) throw notFound('order', orderId);
-      await streamOrder(req, res, first, () => getOrderView(db, orderId), (f) => (wake = f), heartbeatMs);
+      const listen = (f: (ending: boolean) => void) => {
+        wake = f;
+        if (missed !== undefined) f(missed);
+      };
+      await streamOrder(req, res, first, () => getOrderView(db, orderId), listen, heartbeatMs);
     } finally {
       await unsubscribe();
     }
