@@ -12,7 +12,8 @@ import { z } from 'zod';
 import { consumerQueueNames, sendConfirmed, topologyNames } from '@saga/common/amqp';
 import { answerArgs } from '@saga/common/cli-args';
 import { BaseEnv, parseEnv } from '@saga/common/config';
-import { SERVICES, isServiceName } from '@saga/common/service-names';
+import { DEAD_LETTER_HEADER as DLH } from '@saga/common/envelope';
+import { SERVICES, consumerQueueOf, isServiceName } from '@saga/common/service-names';
 
 const COMMANDS = ['list', 'show', 'replay', 'purge'] as const;
 const QUEUES = [...SERVICES, 'unroutable', 'invalid'] as const;
@@ -71,7 +72,7 @@ const INTERNAL = /^x-(dead-letter|dead-lettered|original|attempt|last-error|deat
 async function main(args: DlqArgs) {
   const config = parseEnv(BaseEnv, process.env);
   const topology = topologyNames(config.EVENTS_EXCHANGE);
-  const queue = isServiceName(args.queue) ? consumerQueueNames(`${args.queue}.events`).dlq : args.queue === 'unroutable' ? topology.unroutableQueue : topology.invalidQueue;
+  const queue = isServiceName(args.queue) ? consumerQueueNames(consumerQueueOf(args.queue)).dlq : args.queue === 'unroutable' ? topology.unroutableQueue : topology.invalidQueue;
   const print = (line: unknown) => process.stdout.write(`${typeof line === 'string' ? line : JSON.stringify(line)}\n`);
   const conn = await amqp.connect(config.RABBITMQ_URL, { clientProperties: { connection_name: 'dlq tool' } });
   conn.on('error', () => undefined); // the failing call rejects too, with the same error
@@ -95,7 +96,7 @@ async function main(args: DlqArgs) {
       if (args.messageId && m.properties.messageId !== args.messageId) return; // left unacknowledged: returns on exit
       const h = m.properties.headers ?? {};
       if (args.command === 'list') {
-        const row = { messageId: m.properties.messageId, type: m.properties.type, routingKey: m.fields.routingKey, reason: h['x-dead-letter-reason'], at: h['x-dead-lettered-at'], error: h['x-dead-letter-error'] };
+        const row = { messageId: m.properties.messageId, type: m.properties.type, routingKey: m.fields.routingKey, reason: h[DLH.reason], at: h[DLH.at], error: h[DLH.error] };
         print(args.json ? row : [row.messageId, row.type, row.reason ?? row.routingKey, row.at, row.error].join('\t'));
       } else if (args.command === 'show') {
         const full = { properties: m.properties, fields: m.fields, body: m.content.toString('utf8') };
@@ -103,7 +104,7 @@ async function main(args: DlqArgs) {
       } else if (args.command === 'replay') {
         const headers = Object.fromEntries(Object.entries(h).filter(([k]) => !INTERNAL.test(k)));
         const options = { ...m.properties, headers, persistent: true };
-        if (isServiceName(args.queue)) await sendConfirmed(ch, consumerQueueNames(`${args.queue}.events`).queue, m.content, options);
+        if (isServiceName(args.queue)) await sendConfirmed(ch, consumerQueueOf(args.queue), m.content, options);
         else
           await new Promise<void>((resolve, reject) =>
             ch.publish(config.EVENTS_EXCHANGE, m.fields.routingKey, m.content, options, (err) => (err ? reject(err instanceof Error ? err : new Error('nacked')) : resolve())),
@@ -149,7 +150,7 @@ async function main(args: DlqArgs) {
       // Closing the connection right after the acks let some messages return to the queue (seen in tests).
       await ch.checkQueue(queue);
       const verb = args.command === 'replay' ? 'replayed' : 'purged';
-      print(args.json ? { queue, [verb]: done } : `${verb} ${done} message(s) from ${queue}${args.command === 'replay' ? ` to ${isServiceName(args.queue) ? `${args.queue}.events` : config.EVENTS_EXCHANGE}` : ''}`);
+      print(args.json ? { queue, [verb]: done } : `${verb} ${done} message(s) from ${queue}${args.command === 'replay' ? ` to ${isServiceName(args.queue) ? consumerQueueOf(args.queue) : config.EVENTS_EXCHANGE}` : ''}`);
     }
     await ch.close();
   } finally {

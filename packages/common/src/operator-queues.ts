@@ -7,6 +7,7 @@ import amqp from 'amqplib';
 import { Gauge, type Registry } from 'prom-client';
 import { consumerQueueNames, topologyNames } from './amqp';
 import type { Logger } from './logger';
+import { consumerQueueOf, type ServiceName } from './service-names';
 
 /**
  * Bounds, set by policy rather than queue arguments: arguments cannot change on an existing queue (redeclaring
@@ -30,9 +31,9 @@ export function queuePolicies(exchange: string): { name: string; pattern: string
   ];
 }
 
-export function operatorQueues(exchange: string, services: readonly string[]): string[] {
+export function operatorQueues(exchange: string, services: readonly ServiceName[]): string[] {
   const t = topologyNames(exchange);
-  return [t.unroutableQueue, t.invalidQueue, ...services.map((s) => consumerQueueNames(`${s}.events`).dlq)];
+  return [t.unroutableQueue, t.invalidQueue, ...services.map((s) => consumerQueueNames(consumerQueueOf(s)).dlq)];
 }
 
 /**

@@ -104,9 +104,6 @@ export function outboxInsert(entries: readonly OutboxEntry[]): SqlPart {
   };
 }
 
-/** Ids of the rows an `outboxInsert` part will write, in order. */
-export const outboxIds = (part: SqlPart): string[] => part.values[0] as string[];
-
 /**
  * Claim messages for `consumer` in the inbox (a part of a statement, usually a CTE): `RETURNING message_id` names
  * the ones not seen before; the others must change nothing. Rows are inserted in message-id order so that two
