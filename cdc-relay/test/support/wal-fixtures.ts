@@ -1,6 +1,16 @@
 /** pgoutput messages for the relay's unit tests (the shapes pg-logical-replication emits), one definition for all. */
+import { encodeOutboxRow } from '@saga/common/envelope';
 import { formatLsn } from '../../src/lsn';
 import type { WalMessage } from '../../src/wal-source';
+
+/** The pipe's options that name the source, its table and the broker's names, as the unit tests use them. */
+export const pipeFixture = {
+  encode: (row: Record<string, unknown>) => encodeOutboxRow(row, 'order', 'outbox'),
+  source: 'order',
+  table: 'outbox',
+  exchange: 'saga.events',
+  invalidQueue: 'saga.events.invalid',
+};
 
 let n = 0;
 /** An outbox row as pgoutput decodes it, with a fresh id; `extra` overrides columns. */

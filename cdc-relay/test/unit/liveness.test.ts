@@ -1,9 +1,8 @@
 /** Liveness ticks of the replication connection, with the real pipe, a fake WAL stream and a fake broker. */
 import type { Options } from 'amqplib';
-import { encodeOutboxRow } from '@saga/common/envelope';
 import { livenessTick, LivenessTimeoutError } from '../../src/liveness';
 import { createRelayPipe, type PublisherPort, type Settled } from '../../src/pipe';
-import { begin, commit, insert } from '../support/wal-fixtures';
+import { begin, commit, insert, pipeFixture } from '../support/wal-fixtures';
 
 function setup(maxInFlight = 2) {
   const settles: ((s: Settled) => void)[] = [];
@@ -16,11 +15,7 @@ function setup(maxInFlight = 2) {
   const pipe = createRelayPipe({
     wal: { pause: () => (paused = true), resume: () => (paused = false), acknowledge: () => undefined },
     publisher,
-    encode: (row) => encodeOutboxRow(row, 'order', 'outbox'),
-    source: 'order',
-    table: 'outbox',
-    exchange: 'saga.events',
-    invalidQueue: 'saga.events.invalid',
+    ...pipeFixture,
     maxInFlight,
     acked: 500n,
     onFail: (e) => failures.push(e),

@@ -1,8 +1,7 @@
 /** The relay pipe's rules, with a fake WAL and a fake broker: no network. */
 import type { Options } from 'amqplib';
-import { encodeOutboxRow } from '@saga/common/envelope';
 import { createRelayPipe, type PublisherPort, type Settled } from '../../src/pipe';
-import { begin, commit, insert, row } from '../support/wal-fixtures';
+import { begin, commit, insert, row, pipeFixture } from '../support/wal-fixtures';
 
 type Sent = { exchange: string; routingKey: string; content: Buffer; options: Options.Publish; settle: (s: Settled) => void };
 
@@ -23,11 +22,7 @@ function fakes(opts: { maxInFlight?: number; acked?: bigint; throwOn?: (routingK
   const pipe = createRelayPipe({
     wal: { pause: () => (paused = true), resume: () => (paused = false), acknowledge: (l) => acks.push(l) },
     publisher,
-    encode: (row) => encodeOutboxRow(row, 'order', 'outbox'),
-    source: 'order',
-    table: 'outbox',
-    exchange: 'saga.events',
-    invalidQueue: 'saga.events.invalid',
+    ...pipeFixture,
     maxInFlight: opts.maxInFlight ?? 100,
     acked: opts.acked ?? 0n,
     onFail: (e) => failures.push(e),
