@@ -2,6 +2,7 @@ import amqp, { type ChannelModel, type ConsumeMessage } from 'amqplib';
 import { assertEventTopology } from '@saga/common/amqp';
 import { HEADER } from '@saga/common/envelope';
 import { rabbitmqctl } from './env';
+import { waitUntil } from './wait';
 
 export type Received = {
   id: string | undefined;
@@ -56,6 +57,11 @@ export async function collect(rabbitUrl: string, exchange: string, opts: { queue
   );
   return {
     messages,
+    /**
+     * Resolves once the queue holds nothing more for this sink. The check is a round trip on the consuming channel:
+     * deliveries the broker sent before its answer have been received when the answer arrives.
+     */
+    drained: () => waitUntil(async () => (await ch.checkQueue(queue!)).messageCount === 0, { message: 'sink queue drained' }),
     async close() {
       await conn.close().catch(() => undefined);
     },
