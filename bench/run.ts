@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --smoke] [-- --only=throughput,writers,latency,saga,memory,peer,tail] [-- --baseline-ref=<git ref>]
+ * npm run bench [-- --smoke] [-- --only=throughput,writers,latency,saga,memory,peer,tail] [-- --baseline-ref=<git ref>] [-- --baseline-outbox-trigger]
  * --baseline-ref: the saga section also measures that commit's bundle first, in the same run, and prints both.
  * Every figure is measured in this run, on this machine, next to its baseline (ratio printed). A table on the
  * terminal and a JSON file under bench/results/ (or --out=DIR).
@@ -28,6 +28,11 @@ const args = process.argv.slice(2);
 const SMOKE = args.includes('--smoke');
 const ONLY = args.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 const BASELINE_REF = args.find((a) => a.startsWith('--baseline-ref='))?.slice(15);
+/**
+ * --baseline-outbox-trigger: the baseline env also gets the statement trigger that deleted each outbox row in the
+ * statement that inserted it (before outbox retention), so a baseline ref from that time runs as it did then.
+ */
+const BASELINE_OUTBOX_TRIGGER = args.includes('--baseline-outbox-trigger');
 const OUT = args.find((a) => a.startsWith('--out='))?.slice(6) ?? path.resolve(__dirname, 'results');
 const P = SMOKE
   ? { backlog: 300, bytes: 1000, writeMs: 800, conns: [1, 8], rates: [200], latencyMs: 1000, idleMs: 2500, sagaMs: 1500, sagaConc: [4], sagaOpenRate: 50, sagaOpenWaitMs: 5000, ceilingSecs: 1, memory: [500, 1000], repeats: 1, peerBacklog: 300, warmupMs: 300, tailRows: 400, tailWindows: [1000, 50] }
@@ -218,10 +223,6 @@ async function sectionLatency() {
     const byVariant: Record<string, unknown> = {};
     for (const v of variants) {
       if (v.name !== 'pg-transactional-outbox') await sql(env.adminUrl('order'), 'TRUNCATE outbox');
-      // The services' outbox deletes its rows in the inserting statement (trigger outbox_purge); a polling publisher
-      // needs them to stay until it has published them, as in a polling design.
-      const polling = v.name.startsWith('polling');
-      if (polling) await sql(env.adminUrl('order'), 'ALTER TABLE outbox DISABLE TRIGGER outbox_purge');
       const sink = await arrivals(env.rabbitUrl, env.exchange, 'bench.latency');
       const proc = await v.start();
       // Warm-up at the same rate, not measured: connections opened, code paths compiled, queues settled.
@@ -237,7 +238,6 @@ async function sectionLatency() {
       const lat = { ...summary(delivered.map(([id, t]) => Math.max(0, sink.at.get(id)! - t))), keptUp, delivered: delivered.length, committed: committed.size };
       await proc.kill('SIGTERM');
       await sink.close();
-      if (polling) await sql(env.adminUrl('order'), 'ALTER TABLE outbox ENABLE TRIGGER outbox_purge');
       byVariant[v.name] = lat;
       log(`latency ${rate}/s ${v.name}: p50 ${fmt(lat.p50, 1)} p99 ${fmt(lat.p99, 1)} max ${fmt(lat.max, 1)} ms${keptUp ? '' : ` (did not keep up: ${delivered.length} of ${committed.size} delivered)`}`);
     }
@@ -365,6 +365,13 @@ async function sectionSaga() {
     // that neither bundle runs on the other's data.
     const file = buildBaseline(BASELINE_REF);
     const baseEnv = await createTestEnv('benchbase');
+    if (BASELINE_OUTBOX_TRIGGER) {
+      for (const svc of ['order', 'inventory', 'payment'] as const) {
+        await sql(baseEnv.adminUrl(svc), `CREATE FUNCTION outbox_purge() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN DELETE FROM outbox o USING inserted i WHERE o.id = i.id; RETURN NULL; END $$`);
+        await sql(baseEnv.adminUrl(svc), 'CREATE TRIGGER outbox_purge AFTER INSERT ON outbox REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION outbox_purge()');
+      }
+    }
     bundled.file = file;
     try {
       base = await measureSaga(baseEnv, p, (m) => log(`[${BASELINE_REF}] ${m}`));

@@ -54,7 +54,7 @@ describe('setup and migrate', () => {
     expect(setup1.output).toContain(`created database ${names.ORDER_DB_NAME}`);
     const migrate1 = await run('scripts/migrate.ts');
     expect(migrate1.code).toBe(0);
-    expect(migrate1.output).toMatch(/order \(\w+\): 5 applied/);
+    expect(migrate1.output).toMatch(/order \(\w+\): 7 applied/);
     const first = await snapshot();
     expect(first.roles).toHaveLength(4);
     expect(first.perDb[names.ORDER_DB_NAME]).toMatchObject({ publication: [{ pubname: 'outbox_pub', pubinsert: true, pubupdate: false, pubdelete: false }] });
@@ -65,7 +65,7 @@ describe('setup and migrate', () => {
     expect(setup2.output).toContain('wal_level=logical already');
     const migrate2 = await run('scripts/migrate.ts');
     expect(migrate2.code).toBe(0);
-    expect(migrate2.output).toMatch(/order \(\w+\): 0 applied, 5 in all/);
+    expect(migrate2.output).toMatch(/order \(\w+\): 0 applied, 7 in all/);
     expect(await snapshot()).toEqual(first);
   });
 

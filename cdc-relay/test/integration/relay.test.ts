@@ -261,8 +261,8 @@ describe('cdc relay', () => {
         return JSON.stringify(a) === JSON.stringify(b) ? b : undefined;
       }, { message: 'table statistics settled' });
     const sink = await collect(env.rabbitUrl, env.exchange);
-    // The rows are written first (the services' outbox purge trigger scans the table as they commit), then the
-    // relay streams them from the slot: whatever moves the counters from here on is the relay.
+    // The rows are written first, then the relay streams them from the slot: whatever moves the counters from here
+    // on is the relay.
     const relay = startRelay();
     await streamingAll(relay);
     expect((await relay.kill('SIGTERM')).code).toBe(0);

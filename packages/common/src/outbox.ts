@@ -7,19 +7,26 @@ import { CURRENT_VERSION, EventCatalog, schemaFor, type DomainEvent, type EventH
 
 /**
  * The outbox, with the column names Debezium's Outbox Event Router expects, so the relay can be swapped for
- * Debezium without touching a service. A statement trigger (migration `outbox_purge_trigger`) deletes the rows a
- * statement inserted at the end of that statement: logical decoding still sees the INSERT, the table never grows,
- * and no service sends a DELETE.
+ * Debezium without touching a service. Rows stay for a retention window (OUTBOX_RETENTION_HOURS) and are pruned in
+ * batches by the service (`pruneOutbox`): the relay never reads the table (it streams the INSERTs from the WAL), but
+ * after a database failover or a lost slot the rows are the only copy of the events the WAL no longer has for the
+ * relay, and `npm run relay -- reconcile` republishes them from here. The publication publishes inserts only, so
+ * pruning publishes nothing.
  */
-export const outbox = pgTable('outbox', {
-  id: uuid('id').primaryKey(),
-  aggregatetype: text('aggregatetype').notNull(),
-  aggregateid: text('aggregateid').notNull(),
-  type: text('type').notNull(),
-  payload: jsonb('payload').notNull(),
-  headers: jsonb('headers').notNull(),
-  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-});
+export const outbox = pgTable(
+  'outbox',
+  {
+    id: uuid('id').primaryKey(),
+    aggregatetype: text('aggregatetype').notNull(),
+    aggregateid: text('aggregateid').notNull(),
+    type: text('type').notNull(),
+    payload: jsonb('payload').notNull(),
+    headers: jsonb('headers').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  // Pruning by age and reconciling a time window both read by created_at.
+  (t) => [index('outbox_created_idx').on(t.createdAt)],
+);
 
 /** Ids of messages a consumer has applied: the dedupe half of exactly-once-in-effect. */
 export const inbox = pgTable(
@@ -44,6 +51,20 @@ export async function pruneInbox(c: SqlClient, consumer: string, retentionHours:
     text: `DELETE FROM inbox WHERE consumer = $1 AND message_id IN (
              SELECT message_id FROM inbox WHERE consumer = $1 AND processed_at < now() - make_interval(hours => $2) LIMIT $3)`,
     values: [consumer, retentionHours, limit],
+  });
+  return rowCount ?? 0;
+}
+
+/**
+ * Delete outbox rows older than `retentionHours`, at most `limit` per call (one short transaction, so pruning never
+ * holds locks or bloats WAL in one burst). Answers how many rows went; the caller repeats while a full batch went.
+ */
+export async function pruneOutbox(c: SqlClient, retentionHours: number, limit = 5000): Promise<number> {
+  const { rowCount } = await c.query({
+    name: 'outbox.prune',
+    text: `DELETE FROM outbox WHERE id IN (
+             SELECT id FROM outbox WHERE created_at < now() - make_interval(hours => $1) ORDER BY created_at LIMIT $2)`,
+    values: [retentionHours, limit],
   });
   return rowCount ?? 0;
 }
@@ -83,7 +104,8 @@ export function outboxInsert(entries: readonly OutboxEntry[]): SqlPart {
   const cols: [string[], string[], string[], string[], string[], string[]] = [[], [], [], [], [], []];
   for (const { events, meta } of entries) {
     const newId = meta.newId ?? randomUUID;
-    const headers: EventHeaders = { correlationId: meta.correlationId, causationId: meta.causationId };
+    // occurredAt: millisecond time of the event for timelines (the AMQP timestamp property holds whole seconds).
+    const headers: EventHeaders = { correlationId: meta.correlationId, causationId: meta.causationId, occurredAt: new Date().toISOString() };
     if (meta.traceparent) headers.traceparent = meta.traceparent;
     const headersJson = JSON.stringify(headers);
     for (const e of events) {

@@ -8,9 +8,10 @@ import { createConsumer, type BatchHandler, type InboxRetention } from './consum
 import { createHttpApp, finishHttpApp, listen } from './http';
 import { createLogger, redactUrl, type Logger } from './logger';
 import { createMetricsRegistry, createOpsRouter } from './ops';
+import { startOutboxPruner } from './outbox-retention';
 import { createPool } from './pg';
 import { consumerQueueOf } from './service-names';
-import type { ServiceName } from './service-names';
+import type { DatabaseOwner } from './service-names';
 
 /** Variables every service reads; each service adds its own and its defaults. */
 export const ServiceEnv = BaseEnv.extend({
@@ -19,6 +20,9 @@ export const ServiceEnv = BaseEnv.extend({
   CONSUMER_MAX_BATCH: z.coerce.number().int().min(1).max(1000).default(64),
   INBOX_RETENTION_HOURS: z.coerce.number().int().min(1).default(168),
   INBOX_PRUNE_EVERY_MS: z.coerce.number().int().min(10).default(60_000),
+  /** Outbox rows are kept this long: the window `npm run relay -- reconcile` can republish after a failover. */
+  OUTBOX_RETENTION_HOURS: z.coerce.number().int().min(1).default(24),
+  OUTBOX_PRUNE_EVERY_MS: z.coerce.number().int().min(10).default(60_000),
   CONSUMER_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
   CONSUMER_RETRY_BASE_MS: z.coerce.number().int().min(1).default(500),
   HTTP_BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/).default('64kb'),
@@ -46,7 +50,7 @@ export type ServiceContext<S extends Record<string, unknown>, C extends ServiceC
 };
 
 export type ServiceDefinition<S extends Record<string, unknown>, C extends ServiceConfig> = {
-  name: ServiceName;
+  name: DatabaseOwner;
   config: C;
   schema: S;
   routes: (ctx: ServiceContext<S, C>) => Router;
@@ -106,6 +110,7 @@ export async function runService<S extends Record<string, unknown>, C extends Se
   const port = (http.server.address() as { port: number }).port;
   const extras = def.extras ? await def.extras(ctx) : undefined;
   consumer.start();
+  const outboxPruner = startOutboxPruner(pool, log, { retentionHours: config.OUTBOX_RETENTION_HOURS, everyMs: config.OUTBOX_PRUNE_EVERY_MS });
   log.info({ port, database: redactUrl(config.DATABASE_URL), queue: consumerName }, 'service started');
 
   return {
@@ -116,6 +121,7 @@ export async function runService<S extends Record<string, unknown>, C extends Se
       await extras?.stop();
       await http.close();
       await consumer.stop();
+      await outboxPruner.stop();
       await pool.end();
     },
   };

@@ -1,0 +1,62 @@
+/** Outbox retention: rows stay after their transaction and are pruned by age, in batches, with the service's own role. */
+import pg from 'pg';
+import { pruneOutboxRound, startOutboxPruner } from '@saga/common/outbox-retention';
+import { createLogger } from '@saga/common/logger';
+import { createTestEnv, type TestEnv } from '../support/env';
+import { waitUntil } from '../support/wait';
+
+let env: TestEnv;
+let pool: pg.Pool;
+
+beforeAll(async () => {
+  env = await createTestEnv('retain');
+  pool = new pg.Pool({ connectionString: env.serviceUrl('order'), max: 2 });
+});
+afterAll(async () => {
+  await pool.end();
+  await env.close();
+});
+
+/** `n` outbox rows created `hoursAgo` ago, as the service writes them (its role). Answers their ids. */
+async function rows(n: number, hoursAgo: number): Promise<string[]> {
+  const { rows: out } = await pool.query<{ id: string }>(
+    `INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers, created_at)
+     SELECT gen_random_uuid(), 'order', 'agg', 'OrderPlaced', '{"version":1}', '{"correlationId":"agg"}', now() - make_interval(hours => $2)
+       FROM generate_series(1, $1) RETURNING id`,
+    [n, hoursAgo],
+  );
+  return out.map((r) => r.id);
+}
+const present = async (ids: string[]) => (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE id = ANY($1::uuid[])', [ids])).rows[0]!.n;
+
+describe('outbox retention', () => {
+  it('keeps a row after the transaction that wrote it (no purge trigger any more)', async () => {
+    const ids = await rows(3, 0);
+    expect(await present(ids)).toBe(3);
+  });
+
+  it('prunes rows older than the retention in full batches and keeps the younger ones', async () => {
+    const old = await rows(12, 30);
+    const young = await rows(4, 2);
+    // 5 per batch: two full batches and a short one, in one round.
+    expect(await pruneOutboxRound(pool, { retentionHours: 24, batch: 5 })).toBe(12);
+    expect(await present(old)).toBe(0);
+    expect(await present(young)).toBe(4);
+  });
+
+  it('spreads a backlog over rounds: a round stops after its budget of batches', async () => {
+    const old = await rows(9, 48);
+    expect(await pruneOutboxRound(pool, { retentionHours: 24, batch: 3, maxBatchesPerRound: 2 })).toBe(6);
+    expect(await present(old)).toBe(3);
+    expect(await pruneOutboxRound(pool, { retentionHours: 24, batch: 3, maxBatchesPerRound: 2 })).toBe(3);
+  });
+
+  it('the scheduled pruner deletes old rows on its own and stops cleanly', async () => {
+    const old = await rows(7, 25);
+    const young = await rows(2, 1);
+    const pruner = startOutboxPruner(pool, createLogger('test', 'silent'), { retentionHours: 24, everyMs: 50 });
+    await waitUntil(async () => (await present(old)) === 0, { message: 'old rows pruned', timeoutMs: 10_000 });
+    await pruner.stop();
+    expect(await present(young)).toBe(2);
+  });
+});
