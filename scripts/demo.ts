@@ -11,8 +11,12 @@ const u = urls();
 
 async function follow(label: string, customerId: string, items: { sku: string; quantity: number }[]) {
   const res = await fetch(`${u.order}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ customerId, items }) });
-  const body = (await res.json()) as { orderId?: string; error?: string };
-  if (res.status !== 202 || !body.orderId) throw new Error(`${label}: ${res.status} ${JSON.stringify(body)}`);
+  // Errors are RFC 9457 problem details: `detail` says what went wrong, `errors` which fields.
+  const body = (await res.json()) as { orderId?: string; detail?: string; errors?: { path: string; message: string }[] };
+  if (res.status !== 202 || !body.orderId) {
+    const fields = (body.errors ?? []).map((e) => `${e.path}: ${e.message}`).join('; ');
+    throw new Error(`${label}: ${res.status} ${body.detail ?? JSON.stringify(body)}${fields ? ` (${fields})` : ''}`);
+  }
   const started = Date.now();
   const lines: string[] = [`${label}: order ${body.orderId} by ${customerId}: ${items.map((i) => `${i.quantity} x ${i.sku}`).join(', ')}`];
   const stream = await fetch(`${u.order}/orders/${body.orderId}/events`);

@@ -7,6 +7,7 @@ import amqp from 'amqplib';
 import fc from 'fast-check';
 import pg from 'pg';
 import { consumerQueueNames } from '@saga/common/amqp';
+import { Problem, PROBLEM_TYPE } from '@saga/common/problem';
 import { PlaceOrderBody } from '../../services/order/src/http/routes';
 import { PutProductBody } from '../../services/inventory/src/http/routes';
 import { collect } from '../support/amqp';
@@ -32,12 +33,13 @@ async function count(s: 'order' | 'inventory' | 'payment', table: string): Promi
   }
 }
 
-/** A client error the contract allows, with a clear message and nothing of the server's insides. */
+/** A client error the contract allows, as RFC 9457 problem details, with nothing of the server's insides. */
 function expectClientError(r: { status: number; body: unknown }, allowed = [400, 404, 409, 413, 415]) {
   expect(allowed).toContain(r.status);
-  const body = r.body as { error?: unknown; details?: unknown };
-  expect(typeof body.error).toBe('string');
-  expect(Array.isArray(body.details)).toBe(true);
+  expect(Problem.safeParse(r.body).error).toBeUndefined();
+  const body = r.body as Problem;
+  expect(body.status).toBe(r.status);
+  if (r.status === 400) expect(body.errors.length).toBeGreaterThan(0);
   expect(JSON.stringify(body)).not.toMatch(/node_modules|\bat [\w.<>]+ \(|SELECT |INSERT |syntax error/);
 }
 
@@ -104,12 +106,13 @@ describe('HTTP bad input (property-based)', () => {
       }),
       { numRuns: 100 },
     );
-    const r = await http<{ details: { path: string }[] }>('GET', `${url('order')}/orders?limit=0&status=LOST`);
+    const r = await http<Problem>('GET', `${url('order')}/orders?limit=0&status=LOST`);
     expect(r.status).toBe(400);
-    expect(r.body.details.map((d) => d.path).sort()).toEqual(['query.limit', 'query.status']);
-    const key = await http<{ details: { path: string }[] }>('POST', `${url('order')}/orders`, validOrder, { 'Idempotency-Key': 'has spaces' });
+    expect(r.body.type).toBe(PROBLEM_TYPE.validation);
+    expect(r.body.errors.map((d) => d.path).sort()).toEqual(['query.limit', 'query.status']);
+    const key = await http<Problem>('POST', `${url('order')}/orders`, validOrder, { 'Idempotency-Key': 'has spaces' });
     expect(key.status).toBe(400);
-    expect(key.body.details[0]!.path).toBe('headers.idempotency-key');
+    expect(key.body.errors[0]!.path).toBe('headers.idempotency-key');
   });
 
   it('PUT /products and PUT /accounts: invalid bodies get a 4xx and write nothing', async () => {
@@ -141,6 +144,7 @@ describe('HTTP bad input (property-based)', () => {
       expect(res.headers.get('x-powered-by')).toBeNull();
       expect(res.headers.get('x-content-type-options')).toBe('nosniff');
       expect(res.headers.get('content-security-policy')).toContain("default-src 'self'");
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
       expectClientError({ status: res.status, body: await res.json() }, [404]);
     }
   });

@@ -1,26 +1,32 @@
 import { randomUUID } from 'node:crypto';
-import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
+import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler, type Response } from 'express';
 import helmet from 'helmet';
 import { Histogram, type Registry } from 'prom-client';
 import { ZodError, type z } from 'zod';
 import { DomainError } from './errors';
 import type { Logger } from './logger';
 import { isConnectionError, isPgError } from './pg';
+import { PROBLEM_CONTENT_TYPE, PROBLEM_TYPE, problem, type Problem, type ProblemFieldError } from './problem';
+import { requestSpan } from './tracing';
 
 declare module 'express-serve-static-core' {
   interface Request {
     log: Logger;
     /** Id of this HTTP request (x-request-id); the saga's correlation id is the order id. */
     requestId: string;
+    /** W3C context of the span this request runs in (continues the caller's `traceparent`); events it causes carry it. */
+    traceparent: string;
   }
 }
 
-/** The 400 body of the HTTP contract: `{"error", "details": [{"path", "message"}]}`. */
-export function validationErrorBody(err: ZodError, where = 'body') {
-  return {
-    error: `invalid request ${where}`,
-    details: err.issues.map((i) => ({ path: [where, ...i.path].join('.'), message: i.message })),
-  };
+/** The field list of a 400 problem: each zod issue as `{path: "<where>.<field path>", message}`. */
+export function fieldErrors(err: ZodError, where = 'body'): ProblemFieldError[] {
+  return err.issues.map((i) => ({ path: [where, ...i.path].join('.'), message: i.message }));
+}
+
+/** Answer `p` as `application/problem+json`. */
+export function sendProblem(res: Response, p: Problem): void {
+  res.status(p.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(p));
 }
 
 /** Parse `value` with `schema`, throwing a ZodError labelled with where it came from (body, params, query). */
@@ -55,12 +61,15 @@ export function createHttpApp(log: Logger, registry: Registry, bodyLimit = '64kb
   const requestContext: RequestHandler = (req, res, next) => {
     const header = req.header('x-request-id');
     req.requestId = header && /^[\w.:-]{1,128}$/.test(header) ? header : randomUUID();
-    req.log = log.child({ requestId: req.requestId });
+    const span = requestSpan(req.header('traceparent'));
+    req.traceparent = span.traceparent;
+    req.log = log.child({ requestId: req.requestId, trace_id: span.context.traceId, span_id: span.context.spanId });
     res.setHeader('x-request-id', req.requestId);
     const end = duration.startTimer();
     res.on('finish', () => {
       const route = (req.route?.path as string | undefined) ?? 'unmatched';
       end({ method: req.method, route, status: String(res.statusCode) });
+      if (req.route) span.name(req.method, route);
     });
     next();
   };
@@ -69,7 +78,7 @@ export function createHttpApp(log: Logger, registry: Registry, bodyLimit = '64kb
   app.use((req, res, next) => {
     const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0' || req.headers['transfer-encoding'] !== undefined;
     if (hasBody && ['POST', 'PUT', 'PATCH'].includes(req.method) && !req.is('application/json')) {
-      res.status(415).json({ error: 'unsupported media type', details: [{ path: 'headers.content-type', message: 'must be application/json' }] });
+      sendProblem(res, problem(415, 'the request body must be application/json', at(req), { errors: [{ path: 'headers.content-type', message: 'must be application/json' }] }));
       return;
     }
     json(req, res, next);
@@ -83,32 +92,41 @@ export function createHttpApp(log: Logger, registry: Registry, bodyLimit = '64kb
  */
 export function finishHttpApp(app: Express): void {
   app.use((req, res) => {
-    res.status(404).json({ error: 'not found', details: [{ path: 'url', message: `no route for ${req.method} ${req.path}` }] });
+    sendProblem(res, problem(404, `no route for ${req.method} ${req.path}`, at(req), { errors: [{ path: 'url', message: 'no such route' }] }));
   });
+  const invalid = (req: Request, errors: ProblemFieldError[], detail = 'the request has invalid fields') =>
+    problem(400, detail, at(req), { type: PROBLEM_TYPE.validation, title: 'Invalid request', errors });
   const errorMiddleware: ErrorRequestHandler = (err, req, res, _next) => {
     const log = req.log;
-    if (err instanceof RequestValidationError) return void res.status(400).json(validationErrorBody(err.zodError, err.where));
-    if (err instanceof ZodError) return void res.status(400).json(validationErrorBody(err));
+    if (err instanceof RequestValidationError) return sendProblem(res, invalid(req, fieldErrors(err.zodError, err.where), `invalid request ${err.where}`));
+    if (err instanceof ZodError) return sendProblem(res, invalid(req, fieldErrors(err)));
     if (err instanceof DomainError) {
-      return void res.status(err.status).json({ error: err.message, code: err.code, details: [] });
+      const type = err.status === 404 ? PROBLEM_TYPE.notFound : err.status === 409 ? PROBLEM_TYPE.conflict : PROBLEM_TYPE.blank;
+      return sendProblem(res, problem(err.status, err.message, at(req), { type }));
     }
     const type = (err as { type?: string }).type;
-    if (type === 'entity.too.large') return void res.status(413).json({ error: 'request body too large', details: [{ path: 'body', message: 'too large' }] });
-    if (type === 'entity.parse.failed') return void res.status(400).json({ error: 'invalid JSON', details: [{ path: 'body', message: 'body is not valid JSON' }] });
-    if (type === 'encoding.unsupported' || type === 'charset.unsupported') return void res.status(415).json({ error: 'unsupported encoding', details: [] });
+    if (type === 'entity.too.large') return sendProblem(res, problem(413, 'the request body is over the size limit', at(req), { errors: [{ path: 'body', message: 'too large' }] }));
+    if (type === 'entity.parse.failed') return sendProblem(res, invalid(req, [{ path: 'body', message: 'body is not valid JSON' }], 'the body is not valid JSON'));
+    if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
+      return sendProblem(res, problem(415, 'unsupported content encoding or charset', at(req), { errors: [{ path: 'headers.content-type', message: 'unsupported encoding or charset' }] }));
+    }
     if (typeof (err as { status?: unknown }).status === 'number' && (err as { status: number }).status < 500) {
-      const status = (err as { status: number }).status;
-      return void res.status(status).json({ error: 'bad request', details: [] });
+      return sendProblem(res, problem((err as { status: number }).status, 'the request could not be read', at(req)));
     }
     if (isConnectionError(err) || isPgError(err, '57P01', '57P02', '57P03', '53300')) {
       log?.warn({ err }, 'dependency unavailable');
       res.setHeader('Retry-After', '1');
-      return void res.status(503).json({ error: 'service unavailable, try again', details: [] });
+      return sendProblem(res, problem(503, 'a dependency is unavailable, try again', at(req), { type: PROBLEM_TYPE.unavailable, title: 'Service Unavailable' }));
     }
     log?.error({ err }, 'unhandled error');
-    res.status(500).json({ error: 'internal error', details: [] });
+    sendProblem(res, problem(500, 'internal error', at(req)));
   };
   app.use(errorMiddleware);
+}
+
+/** Where a problem occurred: the request's path (never its query, which may carry data) and its id. */
+function at(req: Request): { instance: string; requestId: string } {
+  return { instance: req.path, requestId: req.requestId ?? '' };
 }
 
 export { listen } from './ops';
