@@ -10,7 +10,7 @@ export function createRelayMetrics(registry: Registry) {
     returned: new Counter({ name: 'relay_returned_total', help: 'Messages the broker returned as unroutable despite the alternate exchange', labelNames: ['source'] as const, registers }),
     reconnects: new Counter({ name: 'relay_reconnects_total', help: 'Sessions restarted after an error, by source', labelNames: ['source'] as const, registers }),
     livenessTimeouts: new Counter({ name: 'relay_replication_timeouts_total', help: 'Replication connections dropped for silence (half-open link)', labelNames: ['source'] as const, registers }),
-    slotMissing: new Gauge({ name: 'relay_slot_missing', help: '1 while the source slot does not exist and RELAY_CREATE_SLOT is off (run npm run migrate)', labelNames: ['source'] as const, registers }),
+    slotMissing: new Gauge({ name: 'relay_slot_missing', help: '1 while the source slot does not exist and may not be created here: RELAY_CREATE_SLOT is off, or this relay streamed it before (failover, dropped slot); see the README', labelNames: ['source'] as const, registers }),
     slotLost: new Gauge({ name: 'relay_slot_lost', help: '1 when the server invalidated the slot (wal_status lost): events were lost, see the README', labelNames: ['source'] as const, registers }),
     confirmSeconds: new Histogram({
       name: 'relay_publish_confirm_seconds',
@@ -21,6 +21,12 @@ export function createRelayMetrics(registry: Registry) {
     }),
     streaming: new Gauge({ name: 'relay_streaming', help: '1 while this relay streams the source, 0 while standing by or reconnecting', labelNames: ['source'] as const, registers }),
     inFlight: new Gauge({ name: 'relay_in_flight_messages', help: 'Published messages awaiting a broker confirm', labelNames: ['source'] as const, registers }),
+    acknowledgedCommitTime: new Gauge({
+      name: 'relay_acknowledged_commit_timestamp_seconds',
+      help: 'Commit time (source server clock) of the last transaction acknowledged to PostgreSQL: after a lost slot, reconcile from a little before it',
+      labelNames: ['source'] as const,
+      registers,
+    }),
     acknowledgedLsn: new Gauge({ name: 'relay_acknowledged_lsn', help: 'Last WAL position acknowledged to PostgreSQL (as a number)', labelNames: ['source'] as const, registers }),
   };
 }

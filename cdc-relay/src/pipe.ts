@@ -44,7 +44,12 @@ export type PipeEvents = {
   invalid?: (reason: string, row: Record<string, unknown>) => void;
   refused?: (messageId: string | undefined) => void;
   confirmSeconds?: (s: number) => void;
-  acknowledged?: (lsn: bigint) => void;
+  /**
+   * An acknowledgement sent: `lsn`, and the commit time (microseconds since the Unix epoch, the source server's
+   * clock) of the last transaction it covers, when one is known. That time is where a reconcile starts after the
+   * slot is lost (a failover to a server without it): everything committed after it may not have been published.
+   */
+  acknowledged?: (lsn: bigint, commitTimeUs: bigint | undefined) => void;
 };
 
 export type PipeOptions = {
@@ -78,6 +83,10 @@ export function createRelayPipe(o: PipeOptions) {
   let draining = false;
   let paused = false;
   let waiters: (() => void)[] = [];
+  // Commit ends and times of transactions not acknowledged yet, in WAL order (a queue with a moving head).
+  let commits: { end: bigint; timeUs: bigint }[] = [];
+  let commitsHead = 0;
+  let ackedCommitTimeUs: bigint | undefined;
 
   const wake = () => {
     const w = waiters;
@@ -93,8 +102,13 @@ export function createRelayPipe(o: PipeOptions) {
 
   const sendAck = (lsn: bigint) => {
     acked = lsn;
+    while (commitsHead < commits.length && commits[commitsHead]!.end <= lsn) ackedCommitTimeUs = commits[commitsHead++]!.timeUs;
+    if (commitsHead > 1024 && commitsHead * 2 > commits.length) {
+      commits = commits.slice(commitsHead);
+      commitsHead = 0;
+    }
     o.wal.acknowledge(lsn);
-    ev.acknowledged?.(lsn);
+    ev.acknowledged?.(lsn, ackedCommitTimeUs);
   };
   /** Acknowledge what the tracker allows; never after a failure. */
   const flushAck = () => {
@@ -167,13 +181,16 @@ export function createRelayPipe(o: PipeOptions) {
             insert(txn, msg.new);
             pauseIfFull();
             break;
-          case 'commit':
+          case 'commit': {
             // Acknowledge with the commit's end: the LSN of other messages is unreliable.
             if (!txn) throw new SessionError('commit outside a transaction');
             if (!msg.commitEndLsn) throw new SessionError('commit without an end position');
-            tracker.commit(txn, parseLsn(msg.commitEndLsn));
+            const end = parseLsn(msg.commitEndLsn);
+            tracker.commit(txn, end);
+            commits.push({ end, timeUs: BigInt(msg.commitTime as bigint) });
             txn = undefined;
             break;
+          }
           case 'undecodable':
             throw new SessionError(`replication message could not be decoded: ${msg.error.message}`);
           default:
@@ -217,6 +234,8 @@ export function createRelayPipe(o: PipeOptions) {
     },
 
     acked: () => acked,
+    /** Commit time (µs since the epoch) of the last acknowledged transaction this session saw, if any. */
+    ackedCommitTimeUs: () => ackedCommitTimeUs,
     failed: () => failed,
     inFlight: () => tracker.inFlight(),
     paused: () => paused,

@@ -51,6 +51,11 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
   const abort = new AbortController();
   let loop: Promise<void> | undefined;
   let standbyLogged = false;
+  // Once this process has used the slot, a missing slot means it was lost (a failover to a server without it, or
+  // dropped): recreating it at the current position would skip every event in between, whatever RELAY_CREATE_SLOT
+  // says. The relay reports it and waits for the operator (README: "PostgreSQL failover").
+  let slotKnown = false;
+  let ackedCommitTimeUs: bigint | undefined;
   // Labelled children resolved once: the hot path does no label lookups.
   const confirmSeconds = metrics.confirmSeconds.labels(labels);
   const publishedCount = metrics.published.labels(labels);
@@ -64,16 +69,25 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
   async function session(): Promise<void> {
     let info;
     try {
-      info = await ensureSlot(walOptions);
+      info = await ensureSlot({ ...walOptions, createSlot: walOptions.createSlot && !slotKnown });
       metrics.slotMissing.set(labels, 0);
       metrics.slotLost.set(labels, 0);
     } catch (err) {
+      const reconcileFrom = ackedCommitTimeUs === undefined ? undefined : new Date(Number(ackedCommitTimeUs / 1000n)).toISOString();
       if (err instanceof SlotMissingError) metrics.slotMissing.set(labels, 1);
       if (err instanceof SlotLostError) metrics.slotLost.set(labels, 1);
-      if (err instanceof SlotMissingError) log.error({ err, slot }, 'replication slot is missing; not creating it (RELAY_CREATE_SLOT is off)');
-      if (err instanceof SlotLostError) log.error({ err, slot }, 'replication slot is lost; see the README for recovery');
+      if (err instanceof SlotMissingError && slotKnown) {
+        log.error(
+          { err, slot, lastAcknowledgedCommitTime: reconcileFrom },
+          'replication slot disappeared (database failover or dropped slot); not recreating it: create the slot, then reconcile from before the last acknowledged commit time (README: PostgreSQL failover)',
+        );
+      } else if (err instanceof SlotMissingError) {
+        log.error({ err, slot }, 'replication slot is missing; not creating it (RELAY_CREATE_SLOT is off)');
+      }
+      if (err instanceof SlotLostError) log.error({ err, slot, lastAcknowledgedCommitTime: reconcileFrom }, 'replication slot is lost; see the README for recovery');
       throw err;
     }
+    slotKnown = true;
     const timeoutMs = config.RELAY_REPLICATION_TIMEOUT_MS ?? (info.walSenderTimeoutMs > 0 ? info.walSenderTimeoutMs : 60_000);
 
     const publisher = await connectPublisher({
@@ -120,7 +134,13 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
             metrics.nacks.inc(labels);
             log.warn({ messageId }, 'broker did not store a message; the session restarts from the last acknowledged position');
           },
-          acknowledged: (lsn) => metrics.acknowledgedLsn.set(labels, Number(lsn)),
+          acknowledged: (lsn, commitTimeUs) => {
+            metrics.acknowledgedLsn.set(labels, Number(lsn));
+            if (commitTimeUs !== undefined && commitTimeUs !== ackedCommitTimeUs) {
+              ackedCommitTimeUs = commitTimeUs;
+              metrics.acknowledgedCommitTime.set(labels, Number(commitTimeUs) / 1e6);
+            }
+          },
         },
       });
       publisher.onWritable(() => p.onWritable());

@@ -14,7 +14,7 @@ export type WalMessage = Pgoutput.Message | { tag: 'undecodable'; error: Error }
 const DUPLICATE_OBJECT = '42710';
 const JSONB_OID = 3802;
 
-/** The slot does not exist and this relay may not create it (RELAY_CREATE_SLOT off). */
+/** The slot does not exist and this relay may not create it (RELAY_CREATE_SLOT off, or it used the slot before). */
 export class SlotMissingError extends Error {
   override name = 'SlotMissingError';
 }

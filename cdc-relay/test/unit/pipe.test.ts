@@ -70,6 +70,25 @@ describe('relay pipe', () => {
     expect(f.acks).toEqual([600n]);
   });
 
+  it('reports with each acknowledgement the commit time of the last transaction it covers (where a reconcile starts)', () => {
+    const f = fakes();
+    f.pipe.onMessage(begin());
+    f.pipe.onMessage(insert(row()));
+    f.pipe.onMessage(commit(100n, 1_700_000_000_000_000n));
+    f.pipe.onMessage(begin());
+    f.pipe.onMessage(insert(row()));
+    f.pipe.onMessage(commit(200n, 1_700_000_001_000_000n));
+    expect(f.pipe.ackedCommitTimeUs()).toBeUndefined();
+    f.sent[0]!.settle('confirmed');
+    f.pipe.flushAck();
+    // Only the first transaction is acknowledged: the second's time must not be reported yet.
+    expect(f.pipe.ackedCommitTimeUs()).toBe(1_700_000_000_000_000n);
+    f.sent[1]!.settle('confirmed');
+    f.pipe.flushAck();
+    expect(f.acks).toEqual([100n, 200n]);
+    expect(f.pipe.ackedCommitTimeUs()).toBe(1_700_000_001_000_000n);
+  });
+
   it('fails the session on an insert outside a transaction', () => {
     const f = fakes();
     f.pipe.onMessage(insert(row()));
