@@ -6,19 +6,19 @@
  * Components are loaded lazily: only the chosen one runs.
  */
 /* eslint-disable @typescript-eslint/no-require-imports -- lazy loading: only the chosen component's modules load */
-import { SERVICES, type ServiceName } from '@saga/common/service-names';
+import { DATABASE_OWNERS, type DatabaseOwner } from '@saga/common/service-names';
 
 type ComponentEntry = { what: string; run: () => unknown; config: () => unknown };
 
-const service = (name: ServiceName): ComponentEntry => ({
-  what: `${name} service (HTTP API, consumer of ${name}.events)`,
+const service = (name: DatabaseOwner): ComponentEntry => ({
+  what: name === 'monitor' ? 'saga monitor (timelines, stuck sagas, page; consumer of every event)' : `${name} service (HTTP API, consumer of ${name}.events)`,
   // esbuild bundles every file this template can name (services/*/src/main.ts), so the bundle holds them all.
   run: () => require(`../services/${name}/src/main.ts`),
   config: () => require(`../services/${name}/src/config.ts`).loadConfig(),
 });
 
 export const COMPONENTS = {
-  ...(Object.fromEntries(SERVICES.map((s) => [s, service(s)])) as Record<ServiceName, ComponentEntry>),
+  ...(Object.fromEntries(DATABASE_OWNERS.map((s) => [s, service(s)])) as Record<DatabaseOwner, ComponentEntry>),
   relay: { what: 'CDC relay (health and metrics :8010)', run: () => require('../cdc-relay/src/main'), config: () => require('../cdc-relay/src/config').loadConfig() },
   setup: { what: 'prepare PostgreSQL servers and the broker (one-shot)', run: () => require('./setup'), config: () => require('./lib/admin').loadAdminConfig() },
   migrate: { what: 'apply the committed migrations (one-shot)', run: () => require('./migrate'), config: () => require('./lib/admin').loadAdminConfig() },

@@ -12,15 +12,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { prettyFactory } from 'pino-pretty';
 import { answerArgs } from '@saga/common/cli-args';
-import { SERVICES, type ServiceName } from '@saga/common/service-names';
+import { DATABASE_OWNERS, MONITOR, SERVICES, type DatabaseOwner } from '@saga/common/service-names';
 import { seedIfEmpty, urls, waitReady } from './demo-data';
 
 const ROOT = path.resolve(__dirname, '..');
-type Name = 'setup' | 'migrate' | 'relay' | ServiceName;
+type Name = 'setup' | 'migrate' | 'relay' | DatabaseOwner;
 const ENTRY = (name: Name) =>
   name === 'setup' || name === 'migrate' ? `scripts/${name}.ts` : name === 'relay' ? 'cdc-relay/src/main.ts' : `services/${name}/src/main.ts`;
 const COLORS = [36, 33, 32, 34, 31, 93, 96];
-const color = (name: Name) => (name === 'setup' || name === 'migrate' ? 90 : name === 'relay' ? 35 : COLORS[SERVICES.indexOf(name) % COLORS.length]!);
+const color = (name: Name) => (name === 'setup' || name === 'migrate' ? 90 : name === 'relay' ? 35 : COLORS[DATABASE_OWNERS.indexOf(name) % COLORS.length]!);
 
 const tty = process.stdout.isTTY === true;
 const pretty = tty ? prettyFactory({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,component' }) : undefined;
@@ -77,7 +77,7 @@ async function stop(code = 0) {
   if (stopping) return;
   stopping = true;
   let failed = false;
-  for (const wave of [[...SERVICES], ['relay'], ['setup', 'migrate']] as Name[][]) {
+  for (const wave of [[...DATABASE_OWNERS], ['relay'], ['setup', 'migrate']] as Name[][]) {
     const running = wave.flatMap((n) => {
       const c = children.get(n);
       return c ? [[n, c] as const] : [];
@@ -129,11 +129,15 @@ async function main() {
     const db = process.env[`${s.toUpperCase()}_DATABASE_URL`];
     run(s, { ...(port ? { PORT: port } : {}), ...(db ? { DATABASE_URL: db } : {}) });
   }
+  // The saga monitor (:8003 by default, MONITOR_PORT and MONITOR_DATABASE_URL to change): an observer, so nothing
+  // waits for it.
+  const monitorDb = process.env.MONITOR_DATABASE_URL;
+  run(MONITOR, { PORT: process.env.MONITOR_PORT ?? '8003', ...(monitorDb ? { DATABASE_URL: monitorDb } : {}) });
   await Promise.all(SERVICES.map((s) => waitReady(u[s])));
   if (stopping) return;
   const added = await seedIfEmpty(u);
   if (added) say(`added ${added} demo products and accounts`);
-  say(`ready: ${SERVICES.map((s) => `${s} ${u[s]}`).join(', ')}. Try: npm run demo. Ctrl-C stops.`);
+  say(`ready: ${SERVICES.map((s) => `${s} ${u[s]}`).join(', ')}; saga monitor http://127.0.0.1:${process.env.MONITOR_PORT ?? '8003'}. Try: npm run demo. Ctrl-C stops.`);
 }
 
 answerArgs({

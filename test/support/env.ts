@@ -19,6 +19,8 @@ export type TestEnv = {
   /** URL with the service's own role, as the service connects. */
   serviceUrl: (s: ServiceName) => string;
   relayUrl: (s: ServiceName) => string;
+  /** The saga monitor's database, with its own role. */
+  monitorUrl: () => string;
   vhost: string;
   rabbitUrl: string;
   exchange: string;
@@ -39,6 +41,7 @@ export async function createTestEnv(label: string): Promise<TestEnv> {
     ORDER_DB_NAME: `${id}_orders`,
     INVENTORY_DB_NAME: `${id}_inventory`,
     PAYMENT_DB_NAME: `${id}_payment`,
+    MONITOR_DB_NAME: `${id}_monitor`,
   });
   const quiet = () => undefined;
   await ensureRolesAndDatabases(admin, quiet);
@@ -56,6 +59,11 @@ export async function createTestEnv(label: string): Promise<TestEnv> {
     return u.toString();
   };
   const serviceUrl = (s: ServiceName) => roleUrl(`${s}_svc`, s);
+  const monitorUrl = () => {
+    const u = new URL(urlForDatabase(ADMIN_URL, admin.MONITOR_DB_NAME));
+    u.username = 'monitor_svc';
+    return u.toString();
+  };
   const relayUrl = (s: ServiceName) => roleUrl('relay', s);
   const exchange = 'saga.events';
   const slotPrefix = `${id}_slot`;
@@ -68,6 +76,7 @@ export async function createTestEnv(label: string): Promise<TestEnv> {
     ORDER_DATABASE_URL: serviceUrl('order'),
     INVENTORY_DATABASE_URL: serviceUrl('inventory'),
     PAYMENT_DATABASE_URL: serviceUrl('payment'),
+    MONITOR_DATABASE_URL: monitorUrl(),
     LOG_LEVEL: 'info',
   };
   return {
@@ -77,6 +86,7 @@ export async function createTestEnv(label: string): Promise<TestEnv> {
     adminUrl: (s) => urlForDatabase(ADMIN_URL, databases[s]),
     serviceUrl,
     relayUrl,
+    monitorUrl,
     vhost,
     rabbitUrl: rabbit.toString(),
     exchange,

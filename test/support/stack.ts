@@ -33,15 +33,24 @@ export const nodeFlags: { of: (component: string) => string[] } = { of: () => []
 const entryOf = (component: string, source: string): [string, string[]] => (bundled.use ? [bundled.file, [component]] : [source, []]);
 
 export async function startService(env: TestEnv, s: ServiceName, extra: Record<string, string> = {}): Promise<ServiceProc> {
-  const [entry, args] = entryOf(s, `services/${s}/src/main.ts`);
-  const proc = startProcess(entry, serviceEnv(env, s, extra), args, nodeFlags.of(s));
+  return startDeployable(s, serviceEnv(env, s, extra));
+}
+
+/** The saga monitor, on its own database. */
+export async function startMonitor(env: TestEnv, extra: Record<string, string> = {}): Promise<ServiceProc> {
+  return startDeployable('monitor', { ...serviceEnv(env, 'order'), DATABASE_URL: env.monitorUrl(), ...extra });
+}
+
+async function startDeployable(name: string, vars: Record<string, string>): Promise<ServiceProc> {
+  const [entry, args] = entryOf(name, `services/${name}/src/main.ts`);
+  const proc = startProcess(entry, vars, args, nodeFlags.of(name));
   const started = await proc.waitForLog((l) => l.msg === 'service started' || l.level === 'fatal', 60_000).catch((err) => {
-    throw new Error(`${s} did not start: ${String(err)}\n${proc.output().slice(-2000)}`);
+    throw new Error(`${name} did not start: ${String(err)}\n${proc.output().slice(-2000)}`);
   });
-  if (started.level === 'fatal') throw new Error(`${s} failed to start: ${proc.output().slice(-2000)}`);
+  if (started.level === 'fatal') throw new Error(`${name} failed to start: ${proc.output().slice(-2000)}`);
   const port = Number(started.port);
   const url = `http://127.0.0.1:${port}`;
-  await waitUntil(async () => (await fetch(`${url}/readyz`)).status === 200, { message: `${s} ready`, timeoutMs: 30_000 });
+  await waitUntil(async () => (await fetch(`${url}/readyz`)).status === 200, { message: `${name} ready`, timeoutMs: 30_000 });
   return { proc, port, url };
 }
 

@@ -1,6 +1,7 @@
 import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { isEventType, routingKeyOf, schemaFor, type Envelope, type EventData, type EventType, type DomainEvent } from './contracts';
+import { declaredType } from './debezium';
 import { DEAD_LETTER_HEADER as DLH, decodeMessage } from './envelope';
 import { assertConsumerTopology, coalesceWrites, consumerQueueNames, sendConfirmed } from './amqp';
 import { classifyError, errorMessage, InvalidMessageError } from './errors';
@@ -223,7 +224,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
 
   /** Decode and validate; an event type this consumer does not handle is settled at once (forward compatibility). */
   async function screen(channel: ConfirmChannel, msg: ConsumeMessage): Promise<Incoming | undefined> {
-    const declared = msg.properties.type;
+    const declared = declaredType(msg.properties);
     if (typeof declared === 'string' && declared.length > 0 && !handled.has(declared)) {
       messageLog(msg).warn('ignoring event type this consumer does not handle');
       messages.inc({ queue, type: 'unknown', outcome: 'ignored' });

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ConsumeMessage, Options } from 'amqplib';
 import { Envelope, routingKeyFor } from './contracts';
+import { fromDebezium, isDebeziumShaped } from './debezium';
 import { InvalidMessageError } from './errors';
 
 /** AMQP header names the envelope travels in (besides the properties messageId, type, correlationId). */
@@ -145,8 +146,12 @@ export function encodeInvalid(row: Record<string, unknown>, source: string, tabl
   };
 }
 
-/** Rebuild the envelope from an AMQP message the relay published. Throws InvalidMessageError when it cannot be one. */
-export function decodeMessage(msg: Pick<ConsumeMessage, 'content' | 'properties'>): Envelope {
+/**
+ * Rebuild the envelope from an AMQP message our relay published, or Debezium Server with the Outbox Event Router
+ * (see debezium.ts). Throws InvalidMessageError when it cannot be one.
+ */
+export function decodeMessage(received: Pick<ConsumeMessage, 'content' | 'properties'>): Envelope {
+  const msg = isDebeziumShaped(received.properties) ? fromDebezium(received) : received;
   const p = msg.properties;
   const h = (p.headers ?? {}) as Record<string, unknown>;
   let payload: unknown;

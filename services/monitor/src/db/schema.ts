@@ -1,0 +1,63 @@
+import { sql } from 'drizzle-orm';
+import { bigint, index, integer, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+
+// The monitor publishes nothing, so it has an inbox (exactly-once in effect) and no outbox.
+export { inbox } from '@saga/common/outbox';
+
+/** Every saga event the monitor has seen, once (the inbox dedupes redeliveries). */
+export const sagaEvents = pgTable(
+  'saga_events',
+  {
+    messageId: text('message_id').primaryKey(),
+    orderId: text('order_id').notNull(),
+    type: text('type').notNull(),
+    service: text('service').notNull(),
+    causationId: text('causation_id'),
+    traceparent: text('traceparent'),
+    reason: text('reason'),
+    /** When the producer wrote the event (its outbox row), or when the monitor saw it if the producer did not say. */
+    occurredAt: timestamp('occurred_at', { withTimezone: true, precision: 3 }).notNull(),
+    observedAt: timestamp('observed_at', { withTimezone: true }).notNull().default(sql`now()`),
+  },
+  (t) => [index('saga_events_order_idx').on(t.orderId)],
+);
+
+/** One row per saga: its state as derived from its events (summarize), rewritten when an event of it arrives. */
+export const sagas = pgTable(
+  'sagas',
+  {
+    orderId: text('order_id').primaryKey(),
+    /** Arrival order of sagas: the keyset of the list's pagination. */
+    seq: bigint('seq', { mode: 'number' }).generatedAlwaysAsIdentity().notNull(),
+    status: text('status', { enum: ['PENDING', 'CONFIRMED', 'CANCELLED'] }).notNull(),
+    reason: text('reason'),
+    startedAt: timestamp('started_at', { withTimezone: true, precision: 3 }),
+    finishedAt: timestamp('finished_at', { withTimezone: true, precision: 3 }),
+    lastEventAt: timestamp('last_event_at', { withTimezone: true, precision: 3 }).notNull(),
+    lastEventType: text('last_event_type').notNull(),
+    waitingService: text('waiting_service'),
+    waitingStep: text('waiting_step'),
+    waitingEvents: text('waiting_events').array(),
+    events: integer('events').notNull(),
+  },
+  (t) => [
+    index('sagas_seq_idx').on(t.seq),
+    index('sagas_pending_idx').on(t.lastEventAt).where(sql`status = 'PENDING'`),
+    index('sagas_status_seq_idx').on(t.status, t.seq),
+  ],
+);
+
+/** Dead-lettered saga messages, as each consumer reported them when it parked one: why a saga may be stuck. */
+export const deadLetters = pgTable(
+  'dead_letters',
+  {
+    messageId: text('message_id').notNull(),
+    queue: text('queue').notNull(),
+    orderId: text('order_id'),
+    type: text('type'),
+    reason: text('reason'),
+    error: text('error'),
+    at: timestamp('at', { withTimezone: true }).notNull().default(sql`now()`),
+  },
+  (t) => [index('dead_letters_order_idx').on(t.orderId)],
+);
