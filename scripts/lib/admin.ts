@@ -6,22 +6,22 @@ import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
 import { z } from 'zod';
 import { BaseEnv, parseEnv } from '@saga/common/config';
-import { SERVICES, type ServiceName } from '@saga/common/service-names';
+import { DATABASE_OWNERS, SERVICES, isServiceName, type DatabaseOwner, type ServiceName } from '@saga/common/service-names';
 
 /**
  * Operations tooling, not library code: roles, ALTER SYSTEM, server restarts, grants. Only setup, migrate, the
  * benchmarks and the tests load it; no service does.
  * Each service's database and role, and the relay's role: what `setup` and `migrate` manage.
  */
-export { SERVICES, type ServiceName };
+export { DATABASE_OWNERS, SERVICES, type DatabaseOwner, type ServiceName };
 
 /** `order` is a reserved word in SQL: its database is `orders`; every other service's is its name. */
-const defaultDatabase = (s: ServiceName) => (s === 'order' ? 'orders' : s);
-const envName = <S extends string>(service: ServiceName, suffix: S) => `${service.toUpperCase() as Uppercase<ServiceName>}_${suffix}` as const;
+const defaultDatabase = (s: DatabaseOwner) => (s === 'order' ? 'orders' : s);
+const envName = <S extends string>(service: DatabaseOwner, suffix: S) => `${service.toUpperCase() as Uppercase<DatabaseOwner>}_${suffix}` as const;
 
-/** One variable per service, `<SERVICE>_<suffix>`. */
-function perService<S extends string, T extends z.ZodType>(suffix: S, make: (s: ServiceName) => T) {
-  return Object.fromEntries(SERVICES.map((s) => [envName(s, suffix), make(s)])) as { [K in ServiceName as `${Uppercase<K>}_${S}`]: T };
+/** One variable per database owner (the services and the monitor), `<NAME>_<suffix>`. */
+function perService<S extends string, T extends z.ZodType>(suffix: S, make: (s: DatabaseOwner) => T) {
+  return Object.fromEntries(DATABASE_OWNERS.map((s) => [envName(s, suffix), make(s)])) as { [K in DatabaseOwner as `${Uppercase<K>}_${S}`]: T };
 }
 
 const ident = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier');
@@ -45,15 +45,15 @@ export const loadAdminConfig = (env: Record<string, string | undefined> = proces
 
 export type Layout = {
   /** Superuser URL of the server that holds each service's database. */
-  servers: Record<ServiceName, string>;
-  databases: Record<ServiceName, string>;
-  roles: Record<ServiceName, string>;
+  servers: Record<DatabaseOwner, string>;
+  databases: Record<DatabaseOwner, string>;
+  roles: Record<DatabaseOwner, string>;
   relayRole: string;
-  passwords: Partial<Record<ServiceName | 'relay', string>>;
+  passwords: Partial<Record<DatabaseOwner | 'relay', string>>;
 };
 
 export function layoutOf(c: AdminConfig): Layout {
-  const each = <T>(f: (s: ServiceName) => T) => Object.fromEntries(SERVICES.map((s) => [s, f(s)])) as Record<ServiceName, T>;
+  const each = <T>(f: (s: DatabaseOwner) => T) => Object.fromEntries(DATABASE_OWNERS.map((s) => [s, f(s)])) as Record<DatabaseOwner, T>;
   return {
     servers: each((s) => c[envName(s, 'PG_ADMIN_URL')] ?? c.PG_ADMIN_URL),
     databases: each((s) => c[envName(s, 'DB_NAME')]),
@@ -85,7 +85,9 @@ const lit = pg.escapeLiteral;
 
 /** wal_level=logical on every server that holds a service database. */
 export async function ensureLogicalReplication(c: AdminConfig, say: (m: string) => void): Promise<void> {
-  for (const server of new Set(Object.values(layoutOf(c).servers))) await ensureLogicalReplicationOn(c, server, say);
+  const servers = layoutOf(c).servers;
+  // Only where an outbox is streamed from: the monitor's database needs no logical decoding.
+  for (const server of new Set(SERVICES.map((s) => servers[s]))) await ensureLogicalReplicationOn(c, server, say);
 }
 
 /** wal_level=logical and enough slots/senders; restarts the server only when a setting actually changed. */
@@ -158,32 +160,34 @@ export async function ensureRolesAndDatabases(c: AdminConfig, say: (m: string) =
     if (password) await client.query(`ALTER ROLE ${q(role)} PASSWORD ${lit(password)}`);
   };
   const shared = new Set(Object.values(layout.servers)).size === 1;
-  for (const s of SERVICES) {
+  for (const s of DATABASE_OWNERS) {
     const where = shared ? '' : ` (${s})`;
     const db = layout.databases[s];
+    // The relay reads the services' outboxes; the monitor publishes nothing, so its database is the monitor's alone.
+    const readers = isServiceName(s) ? [q(layout.roles[s]), q(layout.relayRole)] : [q(layout.roles[s])];
     await withClient(layout.servers[s], async (client) => {
       await ensureRole(client, layout.roles[s], false, layout.passwords[s], where);
-      await ensureRole(client, layout.relayRole, true, layout.passwords.relay, where);
+      if (isServiceName(s)) await ensureRole(client, layout.relayRole, true, layout.passwords.relay, where);
       const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [db]);
       if (!rowCount) {
         await client.query(`CREATE DATABASE ${q(db)}`);
         say(`postgres${where}: created database ${db}`);
       }
       await client.query(`REVOKE ALL ON DATABASE ${q(db)} FROM PUBLIC`);
-      await client.query(`GRANT CONNECT ON DATABASE ${q(db)} TO ${q(layout.roles[s])}, ${q(layout.relayRole)}`);
+      await client.query(`GRANT CONNECT ON DATABASE ${q(db)} TO ${readers.join(', ')}`);
     });
     await withClient(urlForDatabase(layout.servers[s], db), async (client) => {
       await client.query('REVOKE CREATE ON SCHEMA public FROM PUBLIC');
-      await client.query(`GRANT USAGE ON SCHEMA public TO ${q(layout.roles[s])}, ${q(layout.relayRole)}`);
+      await client.query(`GRANT USAGE ON SCHEMA public TO ${readers.join(', ')}`);
     });
   }
   say('postgres: roles and databases in place');
 }
 
-/** Apply every service's migrations (drizzle's migrator; idempotent) and grant its role what it needs, no more. */
+/** Apply every database owner's migrations (drizzle's migrator; idempotent) and grant its role what it needs, no more. */
 export async function migrateAll(c: AdminConfig, say: (m: string) => void): Promise<void> {
   const layout = layoutOf(c);
-  for (const s of SERVICES) {
+  for (const s of DATABASE_OWNERS) {
     const url = urlForDatabase(layout.servers[s], layout.databases[s]);
     const pool = new pg.Pool({ connectionString: url, max: 1 });
     try {
@@ -197,7 +201,7 @@ export async function migrateAll(c: AdminConfig, say: (m: string) => void): Prom
       const role = q(layout.roles[s]);
       await pool.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`);
       await pool.query(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${role}`);
-      await pool.query(`GRANT SELECT ON outbox TO ${q(layout.relayRole)}`);
+      if (isServiceName(s)) await pool.query(`GRANT SELECT ON outbox TO ${q(layout.relayRole)}`);
       say(`migrate: ${s} (${layout.databases[s]}): ${after - before} applied, ${after} in all`);
     } finally {
       await pool.end();
@@ -205,7 +209,7 @@ export async function migrateAll(c: AdminConfig, say: (m: string) => void): Prom
   }
 }
 
-async function countMigrations(pool: pg.Pool, s: ServiceName): Promise<number> {
+async function countMigrations(pool: pg.Pool, s: DatabaseOwner): Promise<number> {
   const table = `drizzle.__drizzle_migrations_${s}`;
   const { rows } = await pool.query<{ exists: boolean }>('SELECT to_regclass($1) IS NOT NULL AS exists', [table]);
   if (!rows[0]!.exists) return 0;
