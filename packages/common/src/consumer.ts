@@ -10,11 +10,16 @@ import type pg from 'pg';
 import { reconnectLoop, retryDelay } from './lifecycle';
 import type { Logger } from './logger';
 import { inboxClaim, outboxInsert, pruneInbox, withTransaction, type OutboxEntry, type SqlClient, type SqlPart } from './outbox';
+import { startSpan, tracingOn, type TraceSpan } from './tracing';
 
 export type Outcome = 'applied' | 'duplicate';
 
-/** A message that passed decoding and its contract, ready for a handler. */
-export type Incoming = { [T in EventType]: { type: T; data: EventData<T>; envelope: Envelope; log: Logger } }[EventType];
+/**
+ * A message that passed decoding and its contract, ready for a handler. `traceparent` is the context of the span
+ * that handles it (a child of the message's own): the events it causes carry it, so each step of a saga has its
+ * own parent span in the order's one trace. `log` carries its trace_id and span_id.
+ */
+export type Incoming = { [T in EventType]: { type: T; data: EventData<T>; envelope: Envelope; log: Logger; traceparent: string } }[EventType];
 
 /**
  * What a service does with its messages. `apply` receives messages in delivery order and applies them in one
@@ -114,8 +119,7 @@ export function batchHandler<S>(pool: pg.Pool, consumer: string, types: readonly
         }
         const next = step.apply(state, m);
         state = next.state;
-        const { correlationId, traceparent } = m.envelope.headers;
-        entries.push({ events: next.events, meta: { correlationId, causationId: m.envelope.id, traceparent } });
+        entries.push({ events: next.events, meta: { correlationId: m.envelope.headers.correlationId, causationId: m.envelope.id, traceparent: m.traceparent } });
         outcomes.push('applied');
       }
       if (entries.length > 0) await step.save(client, before, state, outboxInsert(entries));
@@ -197,7 +201,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   }
 
   /** Store a message that failed in the retry queue (backoff) or, when it never can succeed, the dead-letter queue. */
-  async function settleFailure(channel: ConfirmChannel, msg: ConsumeMessage, err: unknown, mlog: Logger): Promise<void> {
+  async function settleFailure(channel: ConfirmChannel, msg: ConsumeMessage, err: unknown, mlog: Logger, span?: TraceSpan): Promise<void> {
     const type = typeLabel(msg.properties.type);
     const disposition = classifyError(err);
     const attempt = Number((msg.properties.headers ?? {})[DLH.attempt] ?? 0) + 1;
@@ -206,6 +210,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       mlog.error({ err, attempt, reason }, 'dead-lettering message');
       await deadLetter(channel, msg, reason, errorMessage(err));
       messages.inc({ queue, type, outcome: 'dead_lettered' });
+      span?.end(errorMessage(err), { 'saga.outcome': 'dead_lettered' });
     } else {
       const wait = retryDelay(attempt, retryBaseMs);
       mlog.warn({ err, attempt, retryInMs: wait }, 'handler failed, will retry');
@@ -216,14 +221,18 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         headers: { ...(msg.properties.headers ?? {}), [DLH.attempt]: attempt, [DLH.lastError]: errorMessage(err).slice(0, 500) },
       });
       messages.inc({ queue, type, outcome: 'retried' });
+      span?.end(errorMessage(err), { 'saga.outcome': 'retried' });
     }
   }
 
   const messageLog = (msg: ConsumeMessage) =>
     log.child({ messageId: msg.properties.messageId, eventType: typeLabel(msg.properties.type), correlationId: msg.properties.correlationId });
 
-  /** Decode and validate; an event type this consumer does not handle is settled at once (forward compatibility). */
-  async function screen(channel: ConfirmChannel, msg: ConsumeMessage): Promise<Incoming | undefined> {
+  /**
+   * Decode and validate; an event type this consumer does not handle is settled at once (forward compatibility).
+   * A valid message gets its span here, a child of the context it carries.
+   */
+  async function screen(channel: ConfirmChannel, msg: ConsumeMessage): Promise<{ incoming: Incoming; span: TraceSpan } | undefined> {
     const declared = declaredType(msg.properties);
     if (typeof declared === 'string' && declared.length > 0 && !handled.has(declared)) {
       messageLog(msg).warn('ignoring event type this consumer does not handle');
@@ -235,7 +244,12 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       const envelope = decodeMessage(msg);
       if (!isEventType(envelope.type) || !handled.has(envelope.type)) throw new InvalidMessageError(`unknown event type ${envelope.type}`);
       const data = schemaFor(envelope.type, envelope.payload.version).parse(envelope.payload.data);
-      return { type: envelope.type, data, envelope, log: mlog } as Incoming;
+      const span = startSpan(`process ${envelope.type}`, {
+        parent: envelope.headers.traceparent,
+        kind: 'consumer',
+        attributes: tracingOn() ? spanAttributes(msg, queue) : undefined,
+      });
+      return { incoming: { type: envelope.type, data, envelope, log: mlog.child(span.logFields), traceparent: span.traceparent } as Incoming, span };
     } catch (err) {
       await settleFailure(channel, msg, err, mlog);
       return undefined;
@@ -245,15 +259,31 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   async function applyBatch(channel: ConfirmChannel, batch: ConsumeMessage[]): Promise<void> {
     const end = handling.startTimer({ queue });
     batchSize.observe({ queue }, batch.length);
-    const valid: { msg: ConsumeMessage; incoming: Incoming }[] = [];
+    const valid: { msg: ConsumeMessage; incoming: Incoming; span: TraceSpan }[] = [];
     for (const msg of batch) {
-      const incoming = await screen(channel, msg);
-      if (incoming) valid.push({ msg, incoming });
+      const screened = await screen(channel, msg);
+      if (screened) valid.push({ msg, ...screened });
     }
+    try {
+      await applyValid(channel, valid);
+    } finally {
+      // A span still open was not settled (the batch goes back to the queue); ending twice is a no-op.
+      for (const v of valid) v.span.end('not settled: returned to the queue');
+    }
+    // Every message up to the last of this batch is settled (batches run one at a time, in delivery order).
+    channel.ack(batch[batch.length - 1]!, true);
+    end();
+  }
+
+  async function applyValid(channel: ConfirmChannel, valid: { msg: ConsumeMessage; incoming: Incoming; span: TraceSpan }[]): Promise<void> {
     if (valid.length > 0) {
       try {
         const outcomes = await handler.apply(valid.map((v) => v.incoming));
-        valid.forEach((v, i) => messages.inc({ queue, type: v.incoming.type, outcome: outcomes[i] ?? 'applied' }));
+        valid.forEach((v, i) => {
+          const outcome = outcomes[i] ?? 'applied';
+          messages.inc({ queue, type: v.incoming.type, outcome });
+          v.span.end(undefined, { 'saga.outcome': outcome });
+        });
       } catch (batchErr) {
         // The database is unreachable: no message is at fault, so none may spend an attempt (a restart of
         // PostgreSQL would otherwise drain the queue into the dead-letter queue). Leave the batch unsettled.
@@ -264,16 +294,14 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
             if (valid.length === 1) throw batchErr;
             const [outcome] = await handler.apply([v.incoming]);
             messages.inc({ queue, type: v.incoming.type, outcome: outcome ?? 'applied' });
+            v.span.end(undefined, { 'saga.outcome': outcome ?? 'applied' });
           } catch (err) {
             if (isConnectionError(err)) throw new DatabaseUnavailableError(err);
-            await settleFailure(channel, v.msg, err, v.incoming.log);
+            await settleFailure(channel, v.msg, err, v.incoming.log, v.span);
           }
         }
       }
     }
-    // Every message up to the last of this batch is settled (batches run one at a time, in delivery order).
-    channel.ack(batch[batch.length - 1]!, true);
-    end();
   }
 
   /** Apply what is buffered, batch after batch, until the buffer is empty. */
@@ -369,5 +397,18 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       await loop;
     },
     isReady: () => ready,
+  };
+}
+
+/** OpenTelemetry messaging attributes of a consumed message (built only while tracing is on). */
+function spanAttributes(msg: ConsumeMessage, queue: string) {
+  return {
+    'messaging.system': 'rabbitmq',
+    'messaging.operation.type': 'process',
+    'messaging.destination.name': msg.fields.exchange,
+    'messaging.rabbitmq.destination.routing_key': msg.fields.routingKey,
+    'messaging.consumer.group.name': queue,
+    'messaging.message.id': String(msg.properties.messageId ?? ''),
+    'messaging.message.conversation_id': String(msg.properties.correlationId ?? ''),
   };
 }

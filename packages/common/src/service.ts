@@ -11,6 +11,7 @@ import { createMetricsRegistry, createOpsRouter } from './ops';
 import { startOutboxPruner } from './outbox-retention';
 import { createPool } from './pg';
 import { consumerQueueOf } from './service-names';
+import { startTracing, stopTracing } from './tracing';
 import type { DatabaseOwner } from './service-names';
 
 /** Variables every service reads; each service adds its own and its defaults. */
@@ -69,6 +70,8 @@ export type RunningService = { port: number; stop: () => Promise<void>; log: Log
 export async function runService<S extends Record<string, unknown>, C extends ServiceConfig>(def: ServiceDefinition<S, C>): Promise<RunningService> {
   const { config } = def;
   const log = createLogger(def.name, config.LOG_LEVEL);
+  // Before the HTTP server exists: its requests are traced from the first one (only when OTEL_* configure an exporter).
+  if (startTracing(def.name, { http: true })) log.info('tracing on: spans exported as OTEL_* configures');
   const registry = createMetricsRegistry(def.name);
   const pool = createPool(config.DATABASE_URL, log, { max: config.DB_POOL_MAX, application_name: def.name } as pg.PoolConfig, registry);
   const db = drizzle(pool, { schema: def.schema });
@@ -110,7 +113,8 @@ export async function runService<S extends Record<string, unknown>, C extends Se
   const port = (http.server.address() as { port: number }).port;
   const extras = def.extras ? await def.extras(ctx) : undefined;
   consumer.start();
-  const outboxPruner = startOutboxPruner(pool, log, { retentionHours: config.OUTBOX_RETENTION_HOURS, everyMs: config.OUTBOX_PRUNE_EVERY_MS });
+  // A component without an outbox table in its schema (the monitor publishes nothing) has nothing to prune.
+  const outboxPruner = 'outbox' in def.schema ? startOutboxPruner(pool, log, { retentionHours: config.OUTBOX_RETENTION_HOURS, everyMs: config.OUTBOX_PRUNE_EVERY_MS }) : undefined;
   log.info({ port, database: redactUrl(config.DATABASE_URL), queue: consumerName }, 'service started');
 
   return {
@@ -121,8 +125,9 @@ export async function runService<S extends Record<string, unknown>, C extends Se
       await extras?.stop();
       await http.close();
       await consumer.stop();
-      await outboxPruner.stop();
+      await outboxPruner?.stop();
       await pool.end();
+      await stopTracing();
     },
   };
 }

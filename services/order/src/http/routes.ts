@@ -29,8 +29,9 @@ export function orderRoutes(db: Tx, pool: pg.Pool, notifier: OrderNotifier, hear
   const r = Router();
   // Orders placed while a write is in flight go out together in the next one: one statement and one commit for many
   // requests under load, none of them waiting when the service is idle.
-  const place = createGroupCommit(async (placed: NewOrder[]) => {
-    const outbox = outboxInsert(placed.map((p) => ({ events: p.events, meta: { correlationId: p.order.id, causationId: null } })));
+  // Each order's events carry the trace context of the request that placed it, even when requests share a statement.
+  const place = createGroupCommit(async (placed: (NewOrder & { traceparent: string })[]) => {
+    const outbox = outboxInsert(placed.map((p) => ({ events: p.events, meta: { correlationId: p.order.id, causationId: null, traceparent: p.traceparent } })));
     await insertOrders(pool, placed, outbox);
     return placed.map(() => undefined);
   });
@@ -53,7 +54,7 @@ export function orderRoutes(db: Tx, pool: pg.Pool, notifier: OrderNotifier, hear
       // other requests placed at the same moment).
       const events = decide(undefined, { type: 'PlaceOrder', data: { orderId, ...body } });
       const order = events.reduce<Order | undefined>(evolve, undefined)!;
-      await place({ order, history: events.map(historyEntry), events: published(events), ...(key ? { idempotency: { key, hash } } : {}) });
+      await place({ order, history: events.map(historyEntry), events: published(events), traceparent: req.traceparent, ...(key ? { idempotency: { key, hash } } : {}) });
     } catch (err) {
       // Two requests with one key raced: the loser answers like a replay.
       if (key && isPgError(err, '23505')) {
