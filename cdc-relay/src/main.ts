@@ -6,12 +6,14 @@ import { createMetricsRegistry, createOpsRouter, listen } from '@saga/common/ops
 import { answerArgs } from '@saga/common/cli-args';
 import { operatorQueues, startQueueDepthGauge } from '@saga/common/operator-queues';
 import { SERVICES } from '@saga/common/service-names';
+import { startTracing, stopTracing } from '@saga/common/tracing';
 import { loadConfig, RelayEnv } from './config';
 import { createRelay } from './relay';
 
 async function main() {
   const config = loadConfig();
   const log = createLogger('cdc-relay', config.LOG_LEVEL);
+  if (startTracing('cdc-relay')) log.info('tracing on: a span per event published, exported as OTEL_* configures');
   const registry = createMetricsRegistry('cdc-relay');
   const relay = createRelay(config, log, registry);
   let shuttingDown = false;
@@ -31,6 +33,7 @@ async function main() {
     await queueDepth.stop();
     await relay.stop();
     await http.close();
+    await stopTracing();
   });
 }
 

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from '@saga/common/logger';
 import type { RelayConfig } from './config';
+import { lagSeconds } from './lag';
 import { createRelayMetrics } from './metrics';
 import { createSource, type Source } from './source';
 
@@ -43,7 +44,9 @@ export function createRelay(config: RelayConfig, log: Logger, registry: Registry
     return p;
   };
 
-  type SlotRow = { lag: string | null; retained: string | null; safe: string | null; wal_status: string | null };
+  type SlotRow = { lag: string | null; retained: string | null; safe: string | null; wal_status: string | null; flush_lag: number | null };
+  // The walsender's flush_lag (seconds) per source, from the last read of the slot row; null when it shows none.
+  const serverFlushLag = new Map<string, number | null>();
   const retained = new Gauge({ name: 'relay_slot_retained_wal_bytes', help: 'WAL bytes the server keeps for the slot (from its restart_lsn)', labelNames: ['source', 'slot'] as const, registers: [registry] });
   const safe = new Gauge({
     name: 'relay_slot_safe_wal_bytes',
@@ -57,14 +60,18 @@ export function createRelay(config: RelayConfig, log: Logger, registry: Registry
       config.RELAY_SOURCES.map(async (s, i) => {
         const slot = sources[i]!.slot;
         try {
+          // flush_lag is visible to the relay's role: the walsender is its own session (same role).
           const { rows } = await poolFor(s.name, s.url).query<SlotRow>(
-            `SELECT GREATEST(0, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn))::text AS lag,
-                    pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text AS retained,
-                    safe_wal_size::text AS safe, wal_status
-               FROM pg_replication_slots WHERE slot_name = $1`,
+            `SELECT GREATEST(0, pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn))::text AS lag,
+                    pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::text AS retained,
+                    s.safe_wal_size::text AS safe, s.wal_status,
+                    EXTRACT(EPOCH FROM r.flush_lag)::float8 AS flush_lag
+               FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+              WHERE s.slot_name = $1`,
             [slot],
           );
           const r = rows[0];
+          serverFlushLag.set(s.name, r?.flush_lag ?? null);
           if (!r) return;
           const g = slotGauges(r);
           lag.set({ source: s.name, slot }, g.lag);
@@ -72,18 +79,37 @@ export function createRelay(config: RelayConfig, log: Logger, registry: Registry
           safe.set({ source: s.name, slot }, g.safe);
           metrics.slotLost.set({ source: s.name }, g.lost ? 1 : 0);
         } catch (err) {
+          serverFlushLag.set(s.name, null);
           log.debug({ err, source: s.name }, 'could not read slot metrics');
         }
       }),
     ));
   };
+  // One read of the slot rows per scrape, shared by the gauges that await it (prom-client collects them together).
+  let reading: Promise<void> | undefined;
+  const readSlotsOnce = () => (reading ??= collectSlots().finally(() => (reading = undefined)));
   // prom-client awaits this gauge's collect() on each scrape; it sets the other two slot gauges as well.
   const lag = new Gauge({
     name: 'relay_replication_lag_bytes',
     help: 'WAL bytes between the server position and what the slot confirmed',
     labelNames: ['source', 'slot'] as const,
     registers: [registry],
-    collect: collectSlots,
+    collect: readSlotsOnce,
+  });
+  new Gauge({
+    name: 'relay_replication_lag_seconds',
+    help: 'Seconds this relay is behind the source: the larger of now minus the commit time of the oldest transaction received and not yet acknowledged, and the walsender flush_lag (0 once caught up); absent while this relay does not stream the source',
+    labelNames: ['source'] as const,
+    registers: [registry],
+    async collect() {
+      await readSlotsOnce();
+      const now = Date.now();
+      for (const s of sources) {
+        const stream = s.streamLagSeconds(now);
+        if (stream === undefined) this.remove({ source: s.name });
+        else this.set({ source: s.name }, lagSeconds(stream, serverFlushLag.get(s.name) ?? null));
+      }
+    },
   });
 
   return {

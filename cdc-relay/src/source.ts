@@ -8,11 +8,14 @@ import { encodeOutboxRow } from '@saga/common/envelope';
 import { delay, reconnectLoop } from '@saga/common/lifecycle';
 import type { Logger } from '@saga/common/logger';
 import { isPgError } from '@saga/common/pg';
+import { tracingOn } from '@saga/common/tracing';
 import type { RelayConfig } from './config';
+import { createLagClock } from './lag';
 import { livenessIntervalMs, livenessTick } from './liveness';
-import { formatLsn } from './lsn';
+import { formatLsn, parseLsn } from './lsn';
 import type { RelayMetrics } from './metrics';
 import { createRelayPipe, SessionError, type RelayPipe } from './pipe';
+import { withPublishSpans } from './publish-spans';
 import { connectPublisher } from './publisher';
 import { ensureSlot, openWalStream, SlotLostError, SlotMissingError, type WalStream } from './wal-source';
 
@@ -25,6 +28,8 @@ export type Source = {
   /** Stop reading, wait for outstanding confirms, acknowledge, close. */
   stop: () => Promise<void>;
   state: () => SourceState;
+  /** The stream's view of the lag in seconds (see lag.ts); undefined while this relay does not stream the source. */
+  streamLagSeconds: (nowMs: number) => number | undefined;
 };
 
 /** SQLSTATE 55006 object_in_use: the slot is streamed by another relay (we are the standby). */
@@ -59,6 +64,7 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
   // Labelled children resolved once: the hot path does no label lookups.
   const confirmSeconds = metrics.confirmSeconds.labels(labels);
   const publishedCount = metrics.published.labels(labels);
+  const lag = createLagClock();
 
   const setState = (s: SourceState) => {
     state = s;
@@ -111,9 +117,10 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
         resume: () => stream?.resume(),
         acknowledge: (lsn: bigint) => stream?.acknowledge(lsn),
       };
+      lag.reset();
       const p = createRelayPipe({
         wal,
-        publisher,
+        publisher: tracingOn() ? withPublishSpans(publisher, source.name) : publisher,
         encode: (row) => encodeOutboxRow(row, source.name, config.RELAY_OUTBOX_TABLE, publisher.limits),
         source: source.name,
         table: config.RELAY_OUTBOX_TABLE,
@@ -135,6 +142,7 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
             log.warn({ messageId }, 'broker did not store a message; the session restarts from the last acknowledged position');
           },
           acknowledged: (lsn, commitTimeUs) => {
+            lag.acknowledged(lsn);
             metrics.acknowledgedLsn.set(labels, Number(lsn));
             if (commitTimeUs !== undefined && commitTimeUs !== ackedCommitTimeUs) {
               ackedCommitTimeUs = commitTimeUs;
@@ -193,7 +201,10 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
               setState('streaming');
               log.info({ slot, from: formatLsn(p.acked()), timeoutMs }, 'streaming');
             },
-            onMessage: (m) => p.onMessage(m),
+            onMessage: (m) => {
+              if (m.tag === 'commit' && m.commitEndLsn) lag.committed(parseLsn(m.commitEndLsn), BigInt(m.commitTime as bigint));
+              p.onMessage(m);
+            },
             onKeepalive: (walEnd, respond) => p.onKeepalive(walEnd, respond),
           },
         );
@@ -246,5 +257,6 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
       await loop;
     },
     state: () => state,
+    streamLagSeconds: (nowMs) => (state === 'streaming' ? lag.streamLagSeconds(nowMs) : undefined),
   };
 }
