@@ -7,9 +7,10 @@
  * not acknowledged returns to its queue when the tool exits. Only the messages in the queue when the tool started
  * are visited, so a replay that lands back in the same queue does not loop.
  */
-import amqp, { type ConsumeMessage } from 'amqplib';
+import type { ConsumeMessage } from 'amqplib';
 import { z } from 'zod';
 import { consumerQueueNames, sendConfirmed, topologyNames } from '@saga/common/amqp';
+import { connectBroker } from '@saga/common/broker';
 import { answerArgs } from '@saga/common/cli-args';
 import { BaseEnv, parseEnv } from '@saga/common/config';
 import { DEAD_LETTER_HEADER as DLH } from '@saga/common/envelope';
@@ -74,7 +75,7 @@ async function main(args: DlqArgs) {
   const topology = topologyNames(config.EVENTS_EXCHANGE);
   const queue = isServiceName(args.queue) ? consumerQueueNames(consumerQueueOf(args.queue)).dlq : args.queue === 'unroutable' ? topology.unroutableQueue : topology.invalidQueue;
   const print = (line: unknown) => process.stdout.write(`${typeof line === 'string' ? line : JSON.stringify(line)}\n`);
-  const conn = await amqp.connect(config.RABBITMQ_URL, { clientProperties: { connection_name: 'dlq tool' } });
+  const conn = await connectBroker(config.RABBITMQ_URL, { clientProperties: { connection_name: 'dlq tool' } });
   conn.on('error', () => undefined); // the failing call rejects too, with the same error
   try {
     const ch = await conn.createConfirmChannel();

@@ -2,8 +2,8 @@
  * npm run setup: prepare the PostgreSQL server and the RabbitMQ broker named by the environment, idempotently.
  * Safe to run any number of times; says what it changed.
  */
-import amqp from 'amqplib';
 import { assertEventTopology } from '@saga/common/amqp';
+import { brokerAddresses, connectBroker } from '@saga/common/broker';
 import { createLogger, redactUrl } from '@saga/common/logger';
 import { answerArgs } from '@saga/common/cli-args';
 import { applyQueuePolicies } from './lib/queue-policies';
@@ -12,10 +12,10 @@ import { AdminEnv, ensureLogicalReplication, ensureRolesAndDatabases, loadAdminC
 async function main() {
   const config = loadAdminConfig();
   const say = (m: string) => console.log(`setup: ${m}`);
-  say(`postgres at ${redactUrl(config.PG_ADMIN_URL)}, rabbitmq at ${redactUrl(config.RABBITMQ_URL)}`);
+  say(`postgres at ${redactUrl(config.PG_ADMIN_URL)}, rabbitmq at ${brokerAddresses(config.RABBITMQ_URL).map(redactUrl).join(', ')}`);
   await ensureLogicalReplication(config, say);
   await ensureRolesAndDatabases(config, say);
-  const conn = await amqp.connect(config.RABBITMQ_URL);
+  const conn = await connectBroker(config.RABBITMQ_URL);
   try {
     const ch = await conn.createChannel();
     await assertEventTopology(ch, config.EVENTS_EXCHANGE);

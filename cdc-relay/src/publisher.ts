@@ -2,8 +2,9 @@
  * The confirming publisher: one broker connection and confirm channel per relay session. `publish` settles each
  * message as stored ('confirmed') or not ('refused'); the broker's quirks are handled here, not in the pipe.
  */
-import amqp, { type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
+import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
 import { assertEventTopology, coalesceWrites } from '@saga/common/amqp';
+import type { BrokerConnector } from '@saga/common/broker';
 import { DEFAULT_LIMITS, type EncodeLimits } from '@saga/common/envelope';
 import type { PublisherPort, Settled } from './pipe';
 
@@ -15,13 +16,15 @@ export type ConfirmingPublisher = PublisherPort & {
   /** Rejects when the connection or channel is lost. */
   lost: Promise<never>;
   close: () => Promise<void>;
+  /** The broker node of this session (password hidden), for logs. */
+  broker: string;
 };
 
 /** The negotiated frame_max of an amqplib connection (a content header frame must fit in one frame). */
 const frameMaxOf = (conn: ChannelModel): number => (conn as unknown as { connection?: { frameMax?: number } }).connection?.frameMax ?? 131072;
 
-export async function connectPublisher(o: { url: string; name: string; exchange: string; maxBodyBytes: number; onReturned?: (messageId: string | undefined) => void }): Promise<ConfirmingPublisher> {
-  const conn = await amqp.connect(o.url, { clientProperties: { connection_name: o.name } });
+export async function connectPublisher(o: { broker: BrokerConnector; name: string; exchange: string; maxBodyBytes: number; onReturned?: (messageId: string | undefined) => void }): Promise<ConfirmingPublisher> {
+  const conn = await o.broker.connect({ clientProperties: { connection_name: o.name } });
   coalesceWrites(conn);
   let reject!: (err: Error) => void;
   const lost = new Promise<never>((_, r) => (reject = r));
@@ -85,6 +88,7 @@ export async function connectPublisher(o: { url: string; name: string; exchange:
     writable: () => writable,
     onWritable: (fn) => drainListeners.push(fn),
     lost,
+    broker: conn.brokerAddress,
     async close() {
       await conn.close().catch(() => undefined);
     },

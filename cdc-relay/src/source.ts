@@ -4,6 +4,7 @@
  * Every session starts at the slot's confirmed position, so nothing acknowledged is ever unpublished.
  */
 import { topologyNames } from '@saga/common/amqp';
+import { brokerConnector } from '@saga/common/broker';
 import { encodeOutboxRow } from '@saga/common/envelope';
 import { delay, reconnectLoop } from '@saga/common/lifecycle';
 import type { Logger } from '@saga/common/logger';
@@ -40,6 +41,8 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
   const labels = { source: source.name };
   const names = topologyNames(config.EVENTS_EXCHANGE);
   const appName = `cdc-relay ${source.name}`;
+  // Its own place in the broker's node list: after a lost connection this source moves to the next node.
+  const broker = brokerConnector(config.RABBITMQ_URL);
   const walOptions = {
     url: source.url,
     slot,
@@ -97,7 +100,7 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
     const timeoutMs = config.RELAY_REPLICATION_TIMEOUT_MS ?? (info.walSenderTimeoutMs > 0 ? info.walSenderTimeoutMs : 60_000);
 
     const publisher = await connectPublisher({
-      url: config.RABBITMQ_URL,
+      broker,
       name: appName,
       exchange: config.EVENTS_EXCHANGE,
       maxBodyBytes: config.RELAY_MAX_MESSAGE_BYTES,
@@ -199,7 +202,7 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
             onStart: () => {
               standbyLogged = false;
               setState('streaming');
-              log.info({ slot, from: formatLsn(p.acked()), timeoutMs }, 'streaming');
+              log.info({ slot, from: formatLsn(p.acked()), timeoutMs, broker: publisher.broker }, 'streaming');
             },
             onMessage: (m) => {
               if (m.tag === 'commit' && m.commitEndLsn) lag.committed(parseLsn(m.commitEndLsn), BigInt(m.commitTime as bigint));

@@ -63,24 +63,36 @@ export async function checkPostgres(adminUrl: string, opts: { walLevelRequired?:
   }
 }
 
-/** Reachable with these credentials; 3.8 or later (quorum queues). */
+/**
+ * Reachable with these credentials; 3.8 or later (quorum queues). With several addresses (the nodes of a cluster,
+ * comma-separated as in RABBITMQ_URL) every node is checked: the components fail over between them, so one node
+ * down is a warning for the operator, not a stop, but it is named.
+ */
 export async function checkRabbitmq(url: string): Promise<Check> {
-  const where = redact(url);
-  let conn: amqp.ChannelModel | undefined;
-  try {
-    conn = await amqp.connect(url, { timeout: 3000 });
-    const version = String(conn.connection.serverProperties.version ?? '?');
-    const [major = 0, minor = 0] = version.split('.').map(Number);
-    if (major < 3 || (major === 3 && minor < 8)) return { name: `rabbitmq ${where}`, ok: false, detail: `RabbitMQ ${version} is too old`, fix: 'use RabbitMQ 3.8 or later (quorum queues)' };
-    return { name: `rabbitmq ${where}`, ok: true, detail: `RabbitMQ ${version} reachable` };
-  } catch (err) {
+  const addresses = url.split(',').map((a) => a.trim()).filter(Boolean);
+  const where = addresses.map(redact).join(', ');
+  const down: string[] = [];
+  let version: string | undefined;
+  for (const address of addresses) {
+    let conn: amqp.ChannelModel | undefined;
+    try {
+      conn = await amqp.connect(address, { timeout: 3000 });
+      version ??= String(conn.connection.serverProperties.version ?? '?');
+    } catch (err) {
+      down.push(`${redact(address)}: ${(err as Error).message}`);
+    } finally {
+      await conn?.close().catch(() => undefined);
+    }
+  }
+  if (version === undefined) {
     return {
-      name: `rabbitmq ${where}`, ok: false, detail: `not reachable: ${(err as Error).message}`,
+      name: `rabbitmq ${where}`, ok: false, detail: `not reachable: ${down.join('; ')}`,
       fix: 'start RabbitMQ (rabbitmq-server -detached) or set RABBITMQ_URL (user:password@host:port)',
     };
-  } finally {
-    await conn?.close().catch(() => undefined);
   }
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  if (major < 3 || (major === 3 && minor < 8)) return { name: `rabbitmq ${where}`, ok: false, detail: `RabbitMQ ${version} is too old`, fix: 'use RabbitMQ 3.8 or later (quorum queues)' };
+  return { name: `rabbitmq ${where}`, ok: true, detail: `RabbitMQ ${version} reachable${down.length ? `; not reachable: ${down.join('; ')}` : ''}` };
 }
 
 /** rabbitmqctl on PATH and allowed to talk to the node (reads the Erlang cookie: root or the rabbitmq user). */

@@ -5,13 +5,8 @@
  * from the next setup.
  */
 import { execFileSync } from 'node:child_process';
+import { vhostOf } from '@saga/common/broker';
 import { queuePolicies } from '@saga/common/operator-queues';
-
-/** The vhost named by an AMQP URL's path ('/' when there is none). */
-export function vhostOf(amqpUrl: string): string {
-  const path = new URL(amqpUrl).pathname;
-  return path.length > 1 ? decodeURIComponent(path.slice(1)) : '/';
-}
 
 export async function applyQueuePolicies(c: { RABBITMQ_URL: string; EVENTS_EXCHANGE: string; RABBITMQ_MANAGEMENT_URL?: string }, say: (m: string) => void): Promise<void> {
   const vhost = vhostOf(c.RABBITMQ_URL);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { BrokerUrl } from './broker';
 
 /** Raised when the environment does not describe a runnable process; the message names every bad variable. */
 export class ConfigError extends Error {
@@ -42,7 +43,8 @@ export const DatabaseUrl = z
 /** Variables every process shares. */
 export const BaseEnv = z.object({
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  RABBITMQ_URL: z.string().url().default('amqp://guest:guest@127.0.0.1:5672'),
+  /** One node, or the nodes of a cluster separated by commas (see broker.ts). */
+  RABBITMQ_URL: BrokerUrl.default('amqp://guest:guest@127.0.0.1:5672'),
   EVENTS_EXCHANGE: z.string().min(1).default('saga.events'),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(15000),
 });

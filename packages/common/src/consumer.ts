@@ -1,9 +1,10 @@
-import amqp, { type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { isEventType, routingKeyOf, schemaFor, type Envelope, type EventData, type EventType, type DomainEvent } from './contracts';
 import { declaredType } from './debezium';
 import { DEAD_LETTER_HEADER as DLH, decodeMessage } from './envelope';
 import { assertConsumerTopology, coalesceWrites, consumerQueueNames, sendConfirmed } from './amqp';
+import { brokerConnector } from './broker';
 import { classifyError, errorMessage, InvalidMessageError } from './errors';
 import { isConnectionError } from './pg';
 import type pg from 'pg';
@@ -148,6 +149,8 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   const maxBatch = Math.min(opts.maxBatch ?? prefetch, prefetch);
   const maxAttempts = opts.maxAttempts ?? 5;
   const retryBaseMs = opts.retryBaseMs ?? 500;
+  // One place in the broker's node list for this consumer: after a lost connection it moves to the next node.
+  const broker = brokerConnector(opts.url);
   const names = consumerQueueNames(queue);
   const handled = new Set<string>(handler.types);
   const routingKeys = handler.types.map(routingKeyOf);
@@ -342,7 +345,8 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   }
 
   async function session(): Promise<void> {
-    conn = await amqp.connect(opts.url, { clientProperties: { connection_name: `consumer ${queue}` } });
+    const link = await broker.connect({ clientProperties: { connection_name: `consumer ${queue}` } });
+    conn = link;
     coalesceWrites(conn);
     const closed = new Promise<void>((resolve) => {
       conn!.on('close', () => resolve());
@@ -362,7 +366,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     const reply = await channel.consume(queue, (msg) => onMessage(channel, msg), { noAck: false });
     consumerTag = reply.consumerTag;
     ready = true;
-    log.info({ queue, routingKeys, prefetch, maxBatch }, 'consuming');
+    log.info({ queue, routingKeys, prefetch, maxBatch, broker: link.brokerAddress }, 'consuming');
     await closed;
     ready = false;
   }

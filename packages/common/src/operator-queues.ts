@@ -3,9 +3,10 @@
  * `<exchange>.invalid` (outbox rows the relay could not turn into an event) and each `<service>.events.dlq`.
  * Their bounds, applied by a RabbitMQ policy (setup), and a gauge of their depth for alerting.
  */
-import amqp from 'amqplib';
+import type amqp from 'amqplib';
 import { Gauge, type Registry } from 'prom-client';
 import { consumerQueueNames, topologyNames } from './amqp';
+import { brokerConnector } from './broker';
 import type { Logger } from './logger';
 import { consumerQueueOf, type ServiceName } from './service-names';
 
@@ -46,13 +47,14 @@ export function startQueueDepthGauge(opts: { url: string; queues: readonly strin
   const bound = new Gauge({ name: 'saga_operator_queue_max_length', help: 'The length past which an operator queue drops its oldest message (setup\'s policy)', labelNames: ['queue'] as const, registers: [opts.registry] });
   const unroutable = topologyNames(opts.exchange).unroutableQueue;
   for (const q of opts.queues) bound.set({ queue: q }, (q === unroutable ? QUEUE_BOUNDS.unroutable : QUEUE_BOUNDS.operator)['max-length']);
+  const broker = brokerConnector(opts.url);
   let conn: amqp.ChannelModel | undefined;
   let stopped = false;
   let running: Promise<void> = Promise.resolve();
 
   const check = async () => {
     if (!conn) {
-      conn = await amqp.connect(opts.url, { clientProperties: { connection_name: 'queue depth' } });
+      conn = await broker.connect({ clientProperties: { connection_name: 'queue depth' } });
       conn.on('error', () => undefined);
       conn.on('close', () => (conn = undefined));
     }

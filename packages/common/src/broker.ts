@@ -1,0 +1,113 @@
+/**
+ * Where the broker is: `RABBITMQ_URL` names one node (`amqp://user:pass@host:5672/vhost`) or several nodes of one
+ * cluster, separated by commas (`amqp://u:p@rmq-0:5672/v,amqp://u:p@rmq-1:5672/v,amqp://u:p@rmq-2:5672/v`). Every
+ * connection to RabbitMQ (service consumers, the relay's publishers and queue gauge, setup and the dlq tool) is
+ * opened here, so failover between nodes is decided in one place.
+ *
+ * amqplib takes a single URL and its own recovery wrapper reconnects to that same URL only; our components already
+ * run their sessions in a reconnect loop (a session is rebuilt from a clean state, topology included), so what was
+ * missing is only the choice of the node, not another connection manager.
+ */
+import amqp, { type ChannelModel, type Options } from 'amqplib';
+import { z } from 'zod';
+
+/**
+ * A node that does not answer within this time is skipped for the next one. Only with several addresses: a single
+ * address keeps amqplib's behaviour (the operating system's connect timeout).
+ */
+export const CONNECT_TIMEOUT_MS = 5_000;
+
+/** The node URLs of a `RABBITMQ_URL` value, in the order given. */
+export function brokerAddresses(value: string): string[] {
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** `RABBITMQ_URL`: one amqp(s) URL, or several (the nodes of one cluster) separated by commas. */
+export const BrokerUrl = z
+  .string()
+  .min(1)
+  .refine((value) => {
+    const list = brokerAddresses(value);
+    return (
+      list.length > 0 &&
+      list.every((a) => {
+        try {
+          return /^amqps?:$/.test(new URL(a).protocol);
+        } catch {
+          return false;
+        }
+      })
+    );
+  }, 'expected amqp://user:password@host:port/vhost, or several such URLs (the nodes of one cluster) separated by commas');
+
+/** The address to show in logs and errors: the password hidden. */
+export function redactAddress(address: string): string {
+  try {
+    const u = new URL(address);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '[unparseable url]';
+  }
+}
+
+export type BrokerConnection = ChannelModel & {
+  /** The node address this connection went to (password hidden), for logs. */
+  brokerAddress: string;
+};
+
+export type BrokerConnector = {
+  /**
+   * Connect to one node. The first connection goes to the first address; each later one starts with the address
+   * after the node of the previous connection (the node a session just lost is tried last) and goes round the
+   * list until a node accepts. Rejects when none does; the caller's reconnect loop backs off and calls again.
+   */
+  connect: (options?: Options.Connect | Record<string, unknown>) => Promise<BrokerConnection>;
+  addresses: readonly string[];
+};
+
+/**
+ * One connector per long-lived connection (a consumer, a relay source's publisher): each keeps its own place in the
+ * list. `open` is amqplib's connect (a parameter for the unit tests only).
+ */
+export function brokerConnector(url: string, open: (address: string, options: Record<string, unknown>) => Promise<ChannelModel> = (a, o) => amqp.connect(a, o)): BrokerConnector {
+  const addresses = brokerAddresses(url);
+  if (addresses.length === 0) throw new Error('RABBITMQ_URL names no broker');
+  let start = 0;
+  return {
+    addresses,
+    async connect(options = {}) {
+      const socketOptions = addresses.length > 1 ? { timeout: CONNECT_TIMEOUT_MS, ...options } : { ...options };
+      const failures: string[] = [];
+      let last: unknown;
+      for (let i = 0; i < addresses.length; i++) {
+        const index = (start + i) % addresses.length;
+        const address = addresses[index]!;
+        try {
+          const conn = (await open(address, socketOptions)) as BrokerConnection;
+          start = (index + 1) % addresses.length;
+          conn.brokerAddress = redactAddress(address);
+          return conn;
+        } catch (err) {
+          last = err;
+          failures.push(`${redactAddress(address)}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+      // One address: its own error, as amqplib reported it. Several: each node's reason.
+      if (addresses.length === 1) throw last;
+      throw new Error(`no broker node accepted a connection (${failures.join('; ')})`, { cause: last });
+    },
+  };
+}
+
+/** One connection for a short-lived tool (setup, dlq, doctor): the first node that accepts. */
+export const connectBroker = (url: string, options?: Record<string, unknown>): Promise<BrokerConnection> => brokerConnector(url).connect(options);
+
+/** The vhost the URL(s) name ('/' when there is none); every address of a cluster names the same one. */
+export function vhostOf(url: string): string {
+  const path = new URL(brokerAddresses(url)[0] ?? url).pathname;
+  return path.length > 1 ? decodeURIComponent(path.slice(1)) : '/';
+}
