@@ -6,8 +6,9 @@ import type pg from 'pg';
 import { CURRENT_VERSION, EventCatalog, schemaFor, type DomainEvent, type EventHeaders } from './contracts';
 
 /**
- * The outbox, with the column names Debezium's Outbox Event Router expects, so the relay can be swapped for
- * Debezium without touching a service. Rows stay for a retention window (OUTBOX_RETENTION_HOURS) and are pruned in
+ * The outbox, with the column names Debezium's Outbox Event Router expects: with the configuration in docs/debezium,
+ * Debezium Server can replace the relay and the consumers accept its messages (what else changes is in the README,
+ * "Replacing the relay with Debezium"). Rows stay for a retention window (OUTBOX_RETENTION_HOURS) and are pruned in
  * batches by the service (`pruneOutbox`): the relay never reads the table (it streams the INSERTs from the WAL), but
  * after a database failover or a lost slot the rows are the only copy of the events the WAL no longer has for the
  * relay, and `npm run relay -- reconcile` republishes them from here. The publication publishes inserts only, so
