@@ -1,0 +1,188 @@
+/**
+ * The saga monitor against the real stack: it sees every event of a saga (each once), derives the saga's state and
+ * timeline, detects a stuck saga and says what it waits for, exports the saga metrics, leaves nothing unroutable
+ * that the catalogue knows, and its page shows a saga live in headless Chromium.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import amqp from 'amqplib';
+import { chromium, type Browser } from 'playwright-core';
+import { topologyNames } from '@saga/common/amqp';
+import { collect } from '../support/amqp';
+import { createTestEnv, type TestEnv } from '../support/env';
+import { metricValue } from '../support/metrics';
+import { killAll, ROOT } from '../support/process';
+import { sagaClient } from '../support/saga';
+import { http, startMonitor, startStack, type ServiceProc, type Stack } from '../support/stack';
+import { waitUntil } from '../support/wait';
+
+type SagaView = {
+  orderId: string;
+  status: string;
+  reason: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  durationMs: number | null;
+  stuck: boolean;
+  waitingFor: { service: string; step: string; events: string[] } | null;
+  events: { type: string; service: string; messageId: string; causationId: string | null; traceparent: string | null; at: string; hopMs: number | null }[];
+};
+
+let env: TestEnv;
+let stack: Stack;
+let monitor: ServiceProc;
+const url = (s: 'order' | 'inventory' | 'payment') => stack.services[s].url;
+const saga = sagaClient(() => ({ order: url('order'), inventory: url('inventory'), payment: url('payment') }));
+const STUCK_AFTER_MS = 1500;
+
+const sagaOf = (orderId: string) => http<SagaView>('GET', `${monitor.url}/sagas/${orderId}`);
+/** The monitor's view of the saga once it holds `n` events and is in `status`. */
+const sagaWhen = (orderId: string, status: string, n: number) =>
+  waitUntil(
+    async () => {
+      const r = await sagaOf(orderId);
+      return r.status === 200 && r.body.status === status && r.body.events.length === n ? r.body : undefined;
+    },
+    { timeoutMs: 30_000, message: `monitor sees ${orderId} ${status} with ${n} events` },
+  );
+
+beforeAll(async () => {
+  env = await createTestEnv('monitor');
+  stack = await startStack(env);
+  monitor = await startMonitor(env, { SAGA_STUCK_AFTER_MS: String(STUCK_AFTER_MS) });
+});
+afterAll(async () => {
+  await stack?.stop();
+  await monitor?.proc.kill('SIGTERM');
+  await killAll();
+  await env?.close();
+});
+
+describe('the saga monitor', () => {
+  it('shows a confirmed saga as a causal timeline of its five events, with per-hop delays and its duration', async () => {
+    const sku = await saga.product(5, 1200);
+    const customer = await saga.account(10_000);
+    const id = await saga.place(customer, [{ sku, quantity: 2 }]);
+    await saga.finalOrder(id);
+    const s = await sagaWhen(id, 'CONFIRMED', 5);
+    expect(s.events.map((e) => e.type)).toEqual(['OrderPlaced', 'StockReserved', 'PaymentAuthorized', 'OrderConfirmed', 'StockCommitted']);
+    expect(s.events.map((e) => e.service)).toEqual(['order', 'inventory', 'payment', 'order', 'inventory']);
+    // Each event after the first names the one before as its cause, and its hop is the time between them.
+    s.events.slice(1).forEach((e, i) => {
+      expect(e.causationId).toBe(s.events[i]!.messageId);
+      expect(e.hopMs).toBe(Date.parse(e.at) - Date.parse(s.events[i]!.at));
+    });
+    expect(s.events[0]!.hopMs).toBeNull();
+    expect(s.durationMs).toBe(Date.parse(s.finishedAt!) - Date.parse(s.startedAt!));
+    expect(s.durationMs!).toBeGreaterThanOrEqual(0);
+    expect(s).toMatchObject({ status: 'CONFIRMED', reason: null, stuck: false, waitingFor: null });
+    expect(await metricValue(monitor.url, 'saga_duration_seconds_count', { outcome: 'confirmed' })).toBeGreaterThanOrEqual(1);
+  });
+
+  it('shows a compensated saga with its reason, and leaves no catalogue event unroutable', async () => {
+    const sku = await saga.product(5, 5000);
+    const poor = await saga.account(100);
+    const id = await saga.place(poor, [{ sku, quantity: 1 }]);
+    expect((await saga.finalOrder(id)).status).toBe('CANCELLED');
+    const s = await sagaWhen(id, 'CANCELLED', 5);
+    expect(s.reason).toBe('PAYMENT_DECLINED');
+    expect(s.events.map((e) => e.type)).toEqual(['OrderPlaced', 'StockReserved', 'PaymentDeclined', 'OrderCancelled', 'StockReleased']);
+    expect(await metricValue(monitor.url, 'saga_duration_seconds_count', { outcome: 'cancelled' })).toBeGreaterThanOrEqual(1);
+    // StockCommitted and StockReleased had no consumer before the monitor: they piled up in the unroutable queue.
+    const conn = await amqp.connect(env.rabbitUrl);
+    try {
+      const ch = await conn.createChannel();
+      expect((await ch.checkQueue(topologyNames(env.exchange).unroutableQueue)).messageCount).toBe(0);
+    } finally {
+      await conn.close();
+    }
+  });
+
+  it('applies a redelivered event once', async () => {
+    const sink = await collect(env.rabbitUrl, env.exchange, { bindingKey: 'order.OrderPlaced' });
+    try {
+      const sku = await saga.product(5, 100);
+      const customer = await saga.account(10_000);
+      const id = await saga.place(customer, [{ sku, quantity: 1 }]);
+      await sagaWhen(id, 'CONFIRMED', 5);
+      const placed = await waitUntil(() => sink.messages.find((m) => m.aggregateId === id), { message: 'OrderPlaced captured' });
+      const before = await metricValue(monitor.url, 'consumer_messages_total', { outcome: 'duplicate' });
+      const conn = await amqp.connect(env.rabbitUrl);
+      const ch = await conn.createConfirmChannel();
+      ch.publish(env.exchange, placed.routingKey, placed.raw.content, placed.raw.properties);
+      await ch.waitForConfirms();
+      await conn.close();
+      await waitUntil(async () => (await metricValue(monitor.url, 'consumer_messages_total', { outcome: 'duplicate' })) > before, { message: 'duplicate seen' });
+      expect((await sagaOf(id)).body.events).toHaveLength(5);
+    } finally {
+      await sink.close();
+    }
+  });
+
+  it('reports a saga stuck while payment is down, with the step it waits for, until payment comes back', async () => {
+    const sku = await saga.product(5, 300);
+    const customer = await saga.account(10_000);
+    await stack.services.payment.proc.kill('SIGTERM');
+    const id = await saga.place(customer, [{ sku, quantity: 1 }]);
+    const stuck = await waitUntil(
+      async () => (await http<{ sagas: (SagaView & { deadLetters: unknown[] })[] }>('GET', `${monitor.url}/sagas?state=stuck`)).body.sagas.find((s) => s.orderId === id),
+      { timeoutMs: 30_000, message: 'saga listed as stuck' },
+    );
+    expect(stuck.waitingFor).toMatchObject({ service: 'payment', events: ['PaymentAuthorized', 'PaymentDeclined'] });
+    expect(stuck.deadLetters).toEqual([]);
+    expect(await metricValue(monitor.url, 'sagas_stuck')).toBeGreaterThanOrEqual(1);
+    expect(await metricValue(monitor.url, 'saga_oldest_pending_seconds')).toBeGreaterThanOrEqual(STUCK_AFTER_MS / 1000);
+    const pending = (await http<{ sagas: SagaView[] }>('GET', `${monitor.url}/sagas?state=pending`)).body.sagas;
+    expect(pending.some((s) => s.orderId === id)).toBe(false);
+
+    await stack.restart('payment');
+    await sagaWhen(id, 'CONFIRMED', 5);
+    await waitUntil(async () => (await metricValue(monitor.url, 'sagas_stuck')) === 0, { message: 'no saga stuck' });
+  });
+
+  it('pages the list by arrival and names a bad query field', async () => {
+    const page1 = await http<{ sagas: { seq: number }[]; next: number | null }>('GET', `${monitor.url}/sagas?limit=2`);
+    expect(page1.body.sagas).toHaveLength(2);
+    expect(page1.body.next).toBe(page1.body.sagas[1]!.seq);
+    const page2 = await http<{ sagas: { seq: number }[] }>('GET', `${monitor.url}/sagas?limit=2&after=${page1.body.next}`);
+    expect(page2.body.sagas[0]!.seq).toBeLessThan(page1.body.next!);
+    const bad = await http<{ errors: { path: string }[] }>('GET', `${monitor.url}/sagas?state=lost`);
+    expect(bad.status).toBe(400);
+    expect(bad.body.errors.map((e) => e.path)).toContain('query.state');
+    expect((await sagaOf('no-such-order')).status).toBe(404);
+  });
+
+  it('shows a new saga on its page and completes its timeline live (headless Chromium)', async () => {
+    expect(existsSync('/usr/bin/chromium')).toBe(true); // .ci/run installs Debian's chromium
+    const browser: Browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+      await page.goto(monitor.url);
+      const sku = await saga.product(5, 700);
+      const customer = await saga.account(10_000);
+      const id = await saga.place(customer, [{ sku, quantity: 1 }]);
+      const row = page.locator(`#recent tr[data-order-id="${id}"]`);
+      await row.waitFor({ timeout: 30_000 });
+      await row.click();
+      await page.locator(`#saga[data-order-id="${id}"][data-status="CONFIRMED"]`).waitFor({ timeout: 30_000 });
+      await page.waitForFunction(() => document.querySelectorAll('#waterfall .event').length === 5, undefined, { timeout: 30_000 });
+      expect(await page.locator('#waterfall .event').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-type')))).toEqual([
+        'OrderPlaced',
+        'StockReserved',
+        'PaymentAuthorized',
+        'OrderConfirmed',
+        'StockCommitted',
+      ]);
+      expect(Number(await page.locator('#n-confirmed').textContent())).toBeGreaterThanOrEqual(1);
+      const dir = path.join(ROOT, 'test-output');
+      mkdirSync(dir, { recursive: true });
+      await page.screenshot({ path: path.join(dir, 'monitor-page.png'), fullPage: true });
+      expect(existsSync(path.join(dir, 'monitor-page.png'))).toBe(true);
+    } finally {
+      await browser.close();
+    }
+  });
+});
