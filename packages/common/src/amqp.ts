@@ -29,7 +29,11 @@ export async function assertEventTopology(ch: Channel, exchange: string): Promis
 }
 
 export function consumerQueueNames(queue: string) {
-  return { queue, retry: `${queue}.retry`, dlq: `${queue}.dlq` };
+  // The backoff queue is a quorum queue named `.backoff`. Earlier versions had a classic `.retry` queue: it lives on
+  // one node (while that node is down its consumer cannot even declare it, so the service stops consuming), and an
+  // existing queue cannot be redeclared as quorum. A leftover `.retry` queue still expires what it holds into the
+  // work queue; delete it once empty.
+  return { queue, retry: `${queue}.backoff`, dlq: `${queue}.dlq` };
 }
 
 /**
@@ -46,7 +50,8 @@ export async function assertConsumerTopology(
   await ch.assertQueue(names.dlq, { durable: true, arguments: quorum });
   await ch.assertQueue(names.retry, {
     durable: true,
-    arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': names.queue },
+    // at-least-once: an expired message leaves only once the work queue has it (quorum queues drop it otherwise).
+    arguments: { ...quorum, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': names.queue, 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish' },
   });
   await ch.assertQueue(names.queue, {
     durable: true,
