@@ -34,7 +34,30 @@ export function rabbitmqctl(...args: string[]): string {
   return execFileSync('rabbitmqctl', ['-q', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-export async function createTestEnv(label: string): Promise<TestEnv> {
+/** Where a test env makes its vhost: the machine's broker by default, or a cluster the test started. */
+export type TestBroker = {
+  addVhost: (vhost: string) => Promise<void> | void;
+  deleteVhost: (vhost: string) => Promise<void> | void;
+  /** RABBITMQ_URL for the vhost (one URL, or a cluster's node URLs separated by commas). */
+  url: (vhost: string) => string;
+};
+
+const machineBroker: TestBroker = {
+  addVhost(vhost) {
+    rabbitmqctl('add_vhost', vhost);
+    rabbitmqctl('set_permissions', '-p', vhost, RABBIT.username || 'guest', '.*', '.*', '.*');
+  },
+  deleteVhost(vhost) {
+    rabbitmqctl('delete_vhost', vhost);
+  },
+  url(vhost) {
+    const rabbit = new URL(RABBIT.toString());
+    rabbit.pathname = `/${encodeURIComponent(vhost)}`;
+    return rabbit.toString();
+  },
+};
+
+export async function createTestEnv(label: string, broker: TestBroker = machineBroker): Promise<TestEnv> {
   const id = `t${label.replace(/[^a-z0-9]/g, '').slice(0, 12)}_${randomBytes(3).toString('hex')}`;
   const admin = loadAdminConfig({
     PG_ADMIN_URL: ADMIN_URL,
@@ -47,10 +70,8 @@ export async function createTestEnv(label: string): Promise<TestEnv> {
   await ensureRolesAndDatabases(admin, quiet);
   await migrateAll(admin, quiet);
   const vhost = id;
-  rabbitmqctl('add_vhost', vhost);
-  rabbitmqctl('set_permissions', '-p', vhost, RABBIT.username || 'guest', '.*', '.*', '.*');
-  const rabbit = new URL(RABBIT.toString());
-  rabbit.pathname = `/${encodeURIComponent(vhost)}`;
+  await broker.addVhost(vhost);
+  const rabbitUrl = broker.url(vhost);
   const databases = { order: admin.ORDER_DB_NAME, inventory: admin.INVENTORY_DB_NAME, payment: admin.PAYMENT_DB_NAME };
   const roleUrl = (role: string, s: ServiceName) => {
     const u = new URL(urlForDatabase(ADMIN_URL, databases[s]));
@@ -68,7 +89,7 @@ export async function createTestEnv(label: string): Promise<TestEnv> {
   const exchange = 'saga.events';
   const slotPrefix = `${id}_slot`;
   const env: Record<string, string> = {
-    RABBITMQ_URL: rabbit.toString(),
+    RABBITMQ_URL: rabbitUrl,
     EVENTS_EXCHANGE: exchange,
     RELAY_SOURCES: SERVICES.map((s) => `${s}=${relayUrl(s)}`).join(','),
     RELAY_SLOT_PREFIX: slotPrefix,
@@ -88,7 +109,7 @@ export async function createTestEnv(label: string): Promise<TestEnv> {
     relayUrl,
     monitorUrl,
     vhost,
-    rabbitUrl: rabbit.toString(),
+    rabbitUrl,
     exchange,
     slotPrefix,
     env,
@@ -115,7 +136,7 @@ export async function createTestEnv(label: string): Promise<TestEnv> {
         await client.end();
       }
       try {
-        rabbitmqctl('delete_vhost', vhost);
+        await broker.deleteVhost(vhost);
       } catch {
         /* already gone */
       }
