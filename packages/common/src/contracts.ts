@@ -9,22 +9,96 @@ export * from './contracts/order';
 export * from './contracts/inventory';
 export * from './contracts/payment';
 
+/** A service that takes part in the saga (the same names as service-names.ts, which this module does not import). */
+type Participant = 'order' | 'inventory' | 'payment';
+
 /**
- * The registry of every event the system publishes: type -> aggregate type -> schema per version.
- * Producers validate before writing the outbox row; consumers validate what they receive.
- * A breaking change adds a version; the old one stays until nobody publishes it.
+ * The registry of every event the system publishes: type -> aggregate type (its producer: each service's outbox
+ * holds the events of its own aggregate), the services that consume it, what it means, the compensation it
+ * triggers, and its schema per version. Producers validate before writing the outbox row; consumers validate what
+ * they receive. A breaking change adds a version whose schema transforms to the shape handlers read; the old one
+ * stays until nobody publishes it (README, "Schema evolution"). The AsyncAPI document and the README's event
+ * catalogue are generated from this (`npm run contracts`).
  */
 export const EventCatalog = {
-  OrderPlaced: { aggregateType: 'order', versions: { 1: order.OrderPlacedV1 } },
-  OrderConfirmed: { aggregateType: 'order', versions: { 1: order.OrderConfirmedV1 } },
-  OrderCancelled: { aggregateType: 'order', versions: { 1: order.OrderCancelledV1 } },
-  StockReserved: { aggregateType: 'inventory', versions: { 1: inventory.StockReservedV1 } },
-  StockRejected: { aggregateType: 'inventory', versions: { 1: inventory.StockRejectedV1 } },
-  StockReleased: { aggregateType: 'inventory', versions: { 1: inventory.StockReleasedV1 } },
-  StockCommitted: { aggregateType: 'inventory', versions: { 1: inventory.StockCommittedV1 } },
-  PaymentAuthorized: { aggregateType: 'payment', versions: { 1: payment.PaymentAuthorizedV1 } },
-  PaymentDeclined: { aggregateType: 'payment', versions: { 1: payment.PaymentDeclinedV1 } },
-} as const;
+  OrderPlaced: {
+    aggregateType: 'order',
+    consumers: ['inventory'],
+    meaning: 'A customer placed an order (POST /orders); the saga starts.',
+    compensation: null,
+    versions: { 1: order.OrderPlacedV1, 2: order.OrderPlacedV2 },
+  },
+  OrderConfirmed: {
+    aggregateType: 'order',
+    consumers: ['inventory'],
+    meaning: 'Payment went through; the order is final (CONFIRMED).',
+    compensation: null,
+    versions: { 1: order.OrderConfirmedV1 },
+  },
+  OrderCancelled: {
+    aggregateType: 'order',
+    consumers: ['inventory'],
+    meaning: 'The saga failed (stock or payment); the order is final (CANCELLED) with the reason.',
+    compensation: 'inventory releases the reservation, if any (StockReleased)',
+    versions: { 1: order.OrderCancelledV1 },
+  },
+  StockReserved: {
+    aggregateType: 'inventory',
+    consumers: ['order', 'payment'],
+    meaning: 'Every line is reserved at the current unit price; the total is known.',
+    compensation: null,
+    versions: { 1: inventory.StockReservedV1 },
+  },
+  StockRejected: {
+    aggregateType: 'inventory',
+    consumers: ['order'],
+    meaning: 'A line is out of stock or unknown; nothing was reserved.',
+    compensation: 'order cancels the order (OrderCancelled, same reason); nothing to release',
+    versions: { 1: inventory.StockRejectedV1 },
+  },
+  StockReleased: {
+    aggregateType: 'inventory',
+    consumers: [],
+    meaning: 'A reservation went back to available stock (the compensation of StockReserved).',
+    compensation: null,
+    versions: { 1: inventory.StockReleasedV1 },
+  },
+  StockCommitted: {
+    aggregateType: 'inventory',
+    consumers: [],
+    meaning: 'A reservation became a sale.',
+    compensation: null,
+    versions: { 1: inventory.StockCommittedV1 },
+  },
+  PaymentAuthorized: {
+    aggregateType: 'payment',
+    consumers: ['order'],
+    meaning: "The customer's account was debited by the order's total.",
+    compensation: null,
+    versions: { 1: payment.PaymentAuthorizedV1 },
+  },
+  PaymentDeclined: {
+    aggregateType: 'payment',
+    consumers: ['order'],
+    meaning: 'Nothing was debited: insufficient funds, over the limit, or no account.',
+    compensation: 'order cancels the order (OrderCancelled), then inventory releases the stock (StockReleased)',
+    versions: { 1: payment.PaymentDeclinedV1 },
+  },
+} as const satisfies Record<
+  string,
+  {
+    aggregateType: Participant;
+    consumers: readonly Participant[];
+    meaning: string;
+    compensation: string | null;
+    versions: { 1: z.ZodType } & Record<number, z.ZodType>;
+  }
+>;
+
+/** The event types `service` consumes, in catalogue order: its queue's bindings. */
+export function consumedBy(service: Participant): EventType[] {
+  return (Object.keys(EventCatalog) as EventType[]).filter((t) => (EventCatalog[t].consumers as readonly string[]).includes(service));
+}
 
 type Catalog = typeof EventCatalog;
 export type EventType = keyof Catalog;

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { Cents, Sku } from '@saga/common/contracts';
 import { notFound } from '@saga/common/errors';
 import { parseRequest } from '@saga/common/http';
+import { openApiDocument, type ApiOperation } from '@saga/common/openapi';
 import type { Tx } from '@saga/common/outbox';
 import { findProduct, listProducts, upsertProduct } from '../db/stock-repository';
 
@@ -13,13 +14,58 @@ export const PutProductBody = z.strictObject({
 });
 const SkuParams = z.object({ sku: Sku });
 const ListQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(500).default(100),
-  after: Sku.optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100).meta({ description: 'Page size' }),
+  after: Sku.optional().meta({ description: 'The `next` of the previous page: the page starts after this sku' }),
 });
+
+export const Product = z
+  .object({ sku: Sku, name: z.string(), priceCents: Cents, available: z.number().int(), reserved: z.number().int() })
+  .meta({ id: 'Product', description: 'A product: unit price in cents; `available` can be reserved, `reserved` is held by orders in progress' });
+const ProductPage = z
+  .object({ products: z.array(Product), next: Sku.nullable().meta({ description: 'Cursor of the next page (its `after`), null on the last page' }) })
+  .meta({ id: 'ProductPage', description: 'Products in sku order' });
+
+/** The HTTP contract of the inventory service, for its OpenAPI document. */
+export const inventoryApi: ApiOperation[] = [
+  {
+    method: 'put',
+    path: '/products/:sku',
+    operationId: 'putProduct',
+    summary: 'Create or replace a product (reference data: no event); `stock` becomes the available quantity',
+    tags: ['products'],
+    params: SkuParams,
+    body: PutProductBody,
+    responses: { 200: { description: 'The product as stored', schema: Product } },
+  },
+  {
+    method: 'get',
+    path: '/products/:sku',
+    operationId: 'getProduct',
+    summary: 'One product with its available and reserved stock',
+    tags: ['products'],
+    params: SkuParams,
+    responses: { 200: { description: 'The product', schema: Product }, 404: { description: 'No product with this sku (type urn:saga:problem:not-found)' } },
+  },
+  {
+    method: 'get',
+    path: '/products',
+    operationId: 'listProducts',
+    summary: 'Products in sku order, a page at a time (keyset pagination: pass `next` as `after`)',
+    tags: ['products'],
+    query: ListQuery,
+    responses: { 200: { description: 'A page of products', schema: ProductPage } },
+  },
+];
+
+export const inventoryOpenApi = openApiDocument(
+  { title: 'inventory', version: '1.0.0', port: 8001, description: 'Products, prices and stock. Stock is reserved, released and sold by the saga\'s events, not over HTTP.' },
+  inventoryApi,
+);
 
 /** `PUT /products/:sku`, `GET /products/:sku`, `GET /products`. Products are reference data: no event. */
 export function inventoryRoutes(db: Tx): Router {
   const r = Router();
+  r.get('/openapi.json', (_req, res) => void res.json(inventoryOpenApi));
   r.put('/products/:sku', async (req, res) => {
     const { sku } = parseRequest(SkuParams, req.params, 'params');
     const body = parseRequest(PutProductBody, req.body, 'body');

@@ -1,9 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { CustomerId, OrderLine } from '@saga/common/contracts';
+import { CancelReason, Cents, CustomerId, OrderLine, Sku } from '@saga/common/contracts';
 import { conflict, notFound } from '@saga/common/errors';
 import { parseRequest } from '@saga/common/http';
+import { openApiDocument, type ApiOperation } from '@saga/common/openapi';
 import { outboxInsert, type Tx } from '@saga/common/outbox';
 import { isPgError } from '@saga/common/pg';
 import type pg from 'pg';
@@ -17,16 +18,122 @@ export const PlaceOrderBody = z.strictObject({
   items: z.array(OrderLine.strict()).min(1).max(50),
 });
 const IdParams = z.object({ orderId: z.string().uuid() });
-const IdempotencyHeaders = z.object({ 'idempotency-key': z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').optional() });
-const ListQuery = z.strictObject({
-  status: z.enum(['PENDING', 'CONFIRMED', 'CANCELLED']).optional(),
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  after: z.string().uuid().optional(),
+const IdempotencyHeaders = z.object({
+  'idempotency-key': z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces')
+    .optional()
+    .meta({ description: 'Retries with the same key and body answer the same order; the same key with another body answers 409' }),
 });
+const OrderStatus = z.enum(['PENDING', 'CONFIRMED', 'CANCELLED']);
+const ListQuery = z.strictObject({
+  status: OrderStatus.optional().meta({ description: 'Only orders in this status' }),
+  limit: z.coerce.number().int().min(1).max(100).default(20).meta({ description: 'Page size' }),
+  after: z.string().uuid().optional().meta({ description: 'The `next` of the previous page: the page starts after this order' }),
+});
+
+const OrderAccepted = z
+  .object({ orderId: z.string().uuid(), status: OrderStatus })
+  .meta({ id: 'OrderAccepted', description: 'The order is placed (PENDING); a replay with the same Idempotency-Key answers its current status' });
+const HistoryEntry = z
+  .object({ type: z.string().meta({ description: 'The event: OrderPlaced, StockReserved, StockRejected, PaymentAuthorized, PaymentDeclined, OrderConfirmed, OrderCancelled' }), at: z.iso.datetime({ offset: true }), reason: z.string().optional() })
+  .meta({ id: 'HistoryEntry', description: "One step of the order's saga" });
+const OrderViewSchema = z
+  .object({
+    orderId: z.string().uuid(),
+    customerId: CustomerId,
+    status: OrderStatus,
+    reason: CancelReason.nullable().meta({ description: 'Why it was cancelled; null otherwise' }),
+    totalCents: Cents.nullable().meta({ description: 'Known once stock is reserved' }),
+    items: z.array(z.object({ sku: Sku, quantity: z.number().int().min(1), priceCents: Cents.nullable() })),
+    history: z.array(HistoryEntry),
+    createdAt: z.iso.datetime({ offset: true }),
+    updatedAt: z.iso.datetime({ offset: true }),
+  })
+  .meta({ id: 'Order', description: 'An order, its lines (with the unit price once reserved) and its history' });
+const OrderPage = z
+  .object({
+    orders: z.array(OrderViewSchema.pick({ orderId: true, customerId: true, status: true, reason: true, totalCents: true, createdAt: true, updatedAt: true })),
+    next: z.string().uuid().nullable().meta({ description: 'Cursor of the next page (its `after`), null on the last page' }),
+  })
+  .meta({ id: 'OrderPage', description: 'Orders, newest first' });
+
+/** The HTTP contract of the order service, for its OpenAPI document. */
+export const orderApi: ApiOperation[] = [
+  {
+    method: 'post',
+    path: '/orders',
+    operationId: 'placeOrder',
+    summary: 'Place an order: the saga runs asynchronously; follow it with GET /orders/{orderId} or its event stream',
+    tags: ['orders'],
+    headers: IdempotencyHeaders,
+    body: PlaceOrderBody,
+    responses: {
+      202: {
+        description: 'Accepted: the order and its OrderPlaced event are written in one transaction',
+        schema: OrderAccepted,
+        headers: { Location: { description: 'The order (/orders/{orderId}); absent on an Idempotency-Key replay', schema: { type: 'string' } } },
+      },
+      409: { description: 'The Idempotency-Key was used with a different body (type urn:saga:problem:conflict)' },
+    },
+  },
+  {
+    method: 'get',
+    path: '/orders',
+    operationId: 'listOrders',
+    summary: 'Orders, newest first, a page at a time (keyset pagination: pass `next` as `after`)',
+    tags: ['orders'],
+    query: ListQuery,
+    responses: { 200: { description: 'A page of orders', schema: OrderPage }, 404: { description: 'The `after` order does not exist (type urn:saga:problem:not-found)' } },
+  },
+  {
+    method: 'get',
+    path: '/orders/:orderId',
+    operationId: 'getOrder',
+    summary: 'An order with its status, lines and history',
+    tags: ['orders'],
+    params: IdParams,
+    responses: { 200: { description: 'The order', schema: OrderViewSchema }, 404: { description: 'No such order (type urn:saga:problem:not-found)' } },
+  },
+  {
+    method: 'get',
+    path: '/orders/:orderId/events',
+    operationId: 'followOrder',
+    summary: 'Server-sent events: every history entry so far, each new one as it commits, then `end` with the final order',
+    description:
+      'A text/event-stream: one event per history entry (`id` = its position, `event` = its type, `data` = the entry as JSON with the orderId), '
+      + 'comment lines (`: keep-alive`) every SSE_HEARTBEAT_MS, and once the order is CONFIRMED or CANCELLED an `end` event whose data is the '
+      + 'order, after which the stream closes. A replica that shuts down closes the stream; reconnect (EventSource does) and the history is sent again.',
+    tags: ['orders'],
+    params: IdParams,
+    responses: {
+      200: {
+        description: 'The stream',
+        contentType: 'text/event-stream',
+        rawSchema: { type: 'string' },
+        extensions: {
+          'x-sse-events': {
+            '<history entry type>': { $ref: '#/components/schemas/HistoryEntry', description: 'with orderId' },
+            end: { $ref: '#/components/schemas/Order' },
+          },
+        },
+      },
+      404: { description: 'No such order (type urn:saga:problem:not-found)' },
+    },
+  },
+];
+
+export const orderOpenApi = openApiDocument(
+  { title: 'order', version: '1.0.0', port: 8000, description: 'Places orders and shows how their saga unfolds. Money in integer cents.' },
+  orderApi,
+);
 
 /** The order service's HTTP contract: place, read, list, and follow an order. */
 export function orderRoutes(db: Tx, pool: pg.Pool, notifier: OrderNotifier, heartbeatMs: number): Router {
   const r = Router();
+  r.get('/openapi.json', (_req, res) => void res.json(orderOpenApi));
   // Orders placed while a write is in flight go out together in the next one: one statement and one commit for many
   // requests under load, none of them waiting when the service is idle.
   // Each order's events carry the trace context of the request that placed it, even when requests share a statement.

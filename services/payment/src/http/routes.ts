@@ -1,22 +1,75 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { Cents, CustomerId } from '@saga/common/contracts';
+import { Cents, CustomerId, DeclineReason } from '@saga/common/contracts';
 import { notFound } from '@saga/common/errors';
 import { parseRequest } from '@saga/common/http';
+import { openApiDocument, type ApiOperation } from '@saga/common/openapi';
 import type { Tx } from '@saga/common/outbox';
 import { findAccount, listPayments, upsertAccount } from '../db/payment-repository';
 
 const PutAccountBody = z.strictObject({ balanceCents: Cents });
 const CustomerParams = z.object({ customerId: CustomerId });
 const PaymentsQuery = z.strictObject({
-  orderId: z.string().uuid().optional(),
-  customerId: CustomerId.optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(100),
+  orderId: z.string().uuid().optional().meta({ description: 'Only the attempts for this order' }),
+  customerId: CustomerId.optional().meta({ description: 'Only the attempts of this customer (when no orderId)' }),
+  limit: z.coerce.number().int().min(1).max(500).default(100).meta({ description: 'At most this many attempts' }),
 });
+
+export const Account = z.object({ customerId: CustomerId, balanceCents: Cents }).meta({ id: 'Account', description: "A customer's account" });
+const Payment = z
+  .object({
+    paymentId: z.string().uuid(),
+    orderId: z.string().uuid(),
+    customerId: CustomerId,
+    amountCents: Cents,
+    status: z.enum(['AUTHORIZED', 'DECLINED']),
+    reason: DeclineReason.nullable().meta({ description: 'Why it was declined; null when authorized' }),
+    createdAt: z.iso.datetime({ offset: true }),
+  })
+  .meta({ id: 'Payment', description: 'One payment attempt (one per order)' });
+const PaymentList = z.object({ payments: z.array(Payment) }).meta({ id: 'PaymentList' });
+
+/** The HTTP contract of the payment service, for its OpenAPI document. */
+export const paymentApi: ApiOperation[] = [
+  {
+    method: 'put',
+    path: '/accounts/:customerId',
+    operationId: 'putAccount',
+    summary: "Create an account or set its balance (reference data: no event)",
+    tags: ['accounts'],
+    params: CustomerParams,
+    body: PutAccountBody,
+    responses: { 200: { description: 'The account as stored', schema: Account } },
+  },
+  {
+    method: 'get',
+    path: '/accounts/:customerId',
+    operationId: 'getAccount',
+    summary: "A customer's balance",
+    tags: ['accounts'],
+    params: CustomerParams,
+    responses: { 200: { description: 'The account', schema: Account }, 404: { description: 'No account for this customer (type urn:saga:problem:not-found)' } },
+  },
+  {
+    method: 'get',
+    path: '/payments',
+    operationId: 'listPayments',
+    summary: 'Payment attempts, by order or by customer',
+    tags: ['payments'],
+    query: PaymentsQuery,
+    responses: { 200: { description: 'The attempts', schema: PaymentList } },
+  },
+];
+
+export const paymentOpenApi = openApiDocument(
+  { title: 'payment', version: '1.0.0', port: 8002, description: 'Customer accounts and payment attempts. Payments are authorized or declined by the saga (on StockReserved), not over HTTP.' },
+  paymentApi,
+);
 
 /** `PUT /accounts/:customerId`, `GET /accounts/:customerId`, `GET /payments?orderId=`. */
 export function paymentRoutes(db: Tx): Router {
   const r = Router();
+  r.get('/openapi.json', (_req, res) => void res.json(paymentOpenApi));
   r.put('/accounts/:customerId', async (req, res) => {
     const { customerId } = parseRequest(CustomerParams, req.params, 'params');
     const { balanceCents } = parseRequest(PutAccountBody, req.body, 'body');
