@@ -339,6 +339,13 @@ describe('cdc relay', () => {
       expect(text).toContain(name);
     }
     expect(text).toMatch(/relay_replication_lag_bytes\{source="payment",slot="[a-z0-9_]+",component="cdc-relay"\} \d+/);
+    // The lag in seconds, per streamed source: just after a small burst the relay is at most a few seconds behind.
+    for (const source of ['order', 'inventory', 'payment']) {
+      const seconds = new RegExp(`relay_replication_lag_seconds\\{source="${source}",component="cdc-relay"\\} (\\S+)`).exec(text)?.[1];
+      expect(seconds).toBeDefined();
+      expect(Number(seconds)).toBeGreaterThanOrEqual(0);
+      expect(Number(seconds)).toBeLessThan(10);
+    }
   });
 });
 
