@@ -3,11 +3,13 @@
  * timeline, detects a stuck saga and says what it waits for, exports the saga metrics, leaves nothing unroutable
  * that the catalogue knows, and its page shows a saga live in headless Chromium.
  */
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import amqp from 'amqplib';
 import { chromium, type Browser } from 'playwright-core';
 import { topologyNames } from '@saga/common/amqp';
+import { HEADER } from '@saga/common/envelope';
 import { collect } from '../support/amqp';
 import { createTestEnv, type TestEnv } from '../support/env';
 import { metricValue } from '../support/metrics';
@@ -130,6 +132,27 @@ describe('the saga monitor', () => {
     );
     expect(stuck.waitingFor).toMatchObject({ service: 'payment', events: ['PaymentAuthorized', 'PaymentDeclined'] });
     expect(stuck.deadLetters).toEqual([]);
+    // A message of this saga that a consumer dead-letters (here a StockReserved whose data breaks its contract) shows
+    // on the stuck saga, with the queue it waits in and why.
+    const conn = await amqp.connect(env.rabbitUrl);
+    const ch = await conn.createConfirmChannel();
+    ch.publish(env.exchange, 'inventory.StockReserved', Buffer.from(JSON.stringify({ version: 1, data: { orderId: id } })), {
+      messageId: randomUUID(),
+      type: 'StockReserved',
+      correlationId: id,
+      contentType: 'application/json',
+      headers: { [HEADER.aggregateType]: 'inventory', [HEADER.aggregateId]: id, causationId: null },
+    });
+    await ch.waitForConfirms();
+    await conn.close();
+    const reported = await waitUntil(
+      async () =>
+        (await http<{ sagas: (SagaView & { deadLetters: { queue: string; type: string; reason: string }[] })[] }>('GET', `${monitor.url}/sagas?state=stuck`)).body.sagas.find(
+          (s) => s.orderId === id && s.deadLetters.length > 0,
+        ),
+      { message: 'dead-letter report on the stuck saga' },
+    );
+    expect(reported.deadLetters).toContainEqual({ queue: 'monitor.events.dlq', type: 'StockReserved', reason: 'invalid' });
     expect(await metricValue(monitor.url, 'sagas_stuck')).toBeGreaterThanOrEqual(1);
     expect(await metricValue(monitor.url, 'saga_oldest_pending_seconds')).toBeGreaterThanOrEqual(STUCK_AFTER_MS / 1000);
     const pending = (await http<{ sagas: SagaView[] }>('GET', `${monitor.url}/sagas?state=pending`)).body.sagas;
@@ -168,7 +191,7 @@ describe('the saga monitor', () => {
       await row.waitFor({ timeout: 30_000 });
       await row.click();
       await page.locator(`#saga[data-order-id="${id}"][data-status="CONFIRMED"]`).waitFor({ timeout: 30_000 });
-      await page.waitForFunction(() => document.querySelectorAll('#waterfall .event').length === 5, undefined, { timeout: 30_000 });
+      await page.waitForFunction('document.querySelectorAll("#waterfall .event").length === 5', undefined, { timeout: 30_000 });
       expect(await page.locator('#waterfall .event').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-type')))).toEqual([
         'OrderPlaced',
         'StockReserved',

@@ -9,6 +9,7 @@ import { runService } from '@saga/common/service';
 import { MonitorEnv, loadConfig } from './config';
 import * as schema from './db/schema';
 import { monitorRoutes } from './http/routes';
+import { startDeadLetterReports } from './messaging/dead-letters';
 import { monitorHandler } from './messaging/handlers';
 import { createSagaMetrics } from './metrics';
 
@@ -23,6 +24,7 @@ async function main() {
       const metrics = createSagaMetrics(registry, pool, config.SAGA_STUCK_AFTER_MS);
       return monitorHandler(pool, consumer, metrics.observe, inbox);
     },
+    extras: async ({ pool, log }) => startDeadLetterReports({ url: config.RABBITMQ_URL, exchange: config.EVENTS_EXCHANGE, pool, log }),
   });
   onShutdown(service.log, config.SHUTDOWN_TIMEOUT_MS, service.stop);
 }

@@ -124,16 +124,17 @@ export async function saveSagas(c: SqlClient, sagas: readonly { orderId: string;
 export type DeadLetterRow = { messageId: string; queue: string; orderId: string | null; type: string | null; reason: string | null; error: string | null; at: Date };
 
 /** One statement: claim the dead-letter reports in the inbox and record the new ones. */
-export async function recordDeadLetters(c: SqlClient, inbox: SqlPart, rows: readonly DeadLetterRow[]): Promise<number> {
+export async function recordDeadLetters(c: SqlClient, inbox: SqlPart, rows: readonly (DeadLetterRow & { key: string })[]): Promise<number> {
   const n = inbox.values.length;
   const p = (i: number) => `$${n + 1 + i}`;
   const { rowCount } = await c.query({
     name: 'monitor.record-dead-letters',
     text: `WITH claimed AS (${inbox.text(1)})
            INSERT INTO dead_letters (message_id, queue, order_id, type, reason, error, at)
-           SELECT u.* FROM unnest(${p(0)}::text[], ${p(1)}::text[], ${p(2)}::text[], ${p(3)}::text[], ${p(4)}::text[], ${p(5)}::text[], ${p(6)}::timestamptz[])
-             AS u(message_id, queue, order_id, type, reason, error, at)
-           WHERE u.message_id IN (SELECT message_id FROM claimed)`,
+           SELECT u.message_id, u.queue, u.order_id, u.type, u.reason, u.error, u.at
+           FROM unnest(${p(0)}::text[], ${p(1)}::text[], ${p(2)}::text[], ${p(3)}::text[], ${p(4)}::text[], ${p(5)}::text[], ${p(6)}::timestamptz[], ${p(7)}::text[])
+             AS u(message_id, queue, order_id, type, reason, error, at, key)
+           WHERE u.key IN (SELECT message_id FROM claimed)`,
     values: [
       ...inbox.values,
       rows.map((r) => r.messageId),
@@ -143,6 +144,7 @@ export async function recordDeadLetters(c: SqlClient, inbox: SqlPart, rows: read
       rows.map((r) => r.reason),
       rows.map((r) => r.error),
       rows.map((r) => r.at.toISOString()),
+      rows.map((r) => r.key),
     ],
   });
   return rowCount ?? 0;
