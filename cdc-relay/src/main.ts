@@ -5,9 +5,10 @@ import { createLogger, redactUrl } from '@saga/common/logger';
 import { createMetricsRegistry, createOpsRouter, listen } from '@saga/common/ops';
 import { answerArgs } from '@saga/common/cli-args';
 import { operatorQueues, startQueueDepthGauge } from '@saga/common/operator-queues';
-import { SERVICES } from '@saga/common/service-names';
+import { DATABASE_OWNERS } from '@saga/common/service-names';
 import { startTracing, stopTracing } from '@saga/common/tracing';
 import { loadConfig, RelayEnv } from './config';
+import { runReconcileCommand } from './reconcile-command';
 import { createRelay } from './relay';
 
 async function main() {
@@ -27,7 +28,7 @@ async function main() {
   );
   relay.start();
   // Operator queues (unroutable, invalid, each dead-letter queue) as a gauge on /metrics: alert on it, not a full disk.
-  const queueDepth = startQueueDepthGauge({ url: config.RABBITMQ_URL, exchange: config.EVENTS_EXCHANGE, queues: operatorQueues(config.EVENTS_EXCHANGE, SERVICES), registry, log });
+  const queueDepth = startQueueDepthGauge({ url: config.RABBITMQ_URL, exchange: config.EVENTS_EXCHANGE, queues: operatorQueues(config.EVENTS_EXCHANGE, DATABASE_OWNERS), registry, log });
   onShutdown(log, config.SHUTDOWN_TIMEOUT_MS, async () => {
     shuttingDown = true;
     await queueDepth.stop();
@@ -37,5 +38,14 @@ async function main() {
   });
 }
 
-answerArgs({ name: 'saga relay', summary: 'the CDC relay: streams every outbox INSERT of each source database to RabbitMQ (health and metrics on RELAY_PORT)', env: RelayEnv });
-main().catch((err) => exitOnStartupError(createLogger('cdc-relay'), err));
+if (process.argv[2] === 'reconcile') {
+  runReconcileCommand(process.argv.slice(3)).catch((err) => exitOnStartupError(createLogger('cdc-relay'), err));
+} else {
+  answerArgs({
+    name: 'saga relay',
+    summary: 'the CDC relay: streams every outbox INSERT of each source database to RabbitMQ (health and metrics on RELAY_PORT)',
+    details: ['reconcile --help: republish the outbox rows of a time window (after a database failover or a lost slot)'],
+    env: RelayEnv,
+  });
+  main().catch((err) => exitOnStartupError(createLogger('cdc-relay'), err));
+}

@@ -1,0 +1,172 @@
+/**
+ * Throwaway PostgreSQL clusters for failover tests: a primary and a physical standby of it (pg_basebackup + streaming
+ * replication), each on its own port and data directory under a temporary directory, never touching the machine's
+ * own server. As root, the server binaries run as the `postgres` user (initdb and postgres refuse root).
+ */
+import { execFileSync } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, appendFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { waitUntil } from './wait';
+
+/** The server binaries: PG_BIN_DIR, else those of the machine's Debian cluster version. */
+export function pgBinDir(): string {
+  if (process.env.PG_BIN_DIR) return process.env.PG_BIN_DIR;
+  const versions = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a)) : [];
+  const dir = versions.map((v) => `/usr/lib/postgresql/${v}/bin`).find((d) => existsSync(path.join(d, 'initdb')));
+  if (!dir) throw new Error('no PostgreSQL server binaries found: install postgresql (Debian) or set PG_BIN_DIR');
+  return dir;
+}
+
+/** A free TCP port on 127.0.0.1 (asked of the kernel, then released). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+const asRoot = process.getuid?.() === 0;
+function run(bin: string, args: string[]): string {
+  const file = path.join(pgBinDir(), bin);
+  return asRoot
+    ? execFileSync('runuser', ['-u', 'postgres', '--', file, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+    : execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export type PgServer = {
+  name: string;
+  port: number;
+  dataDir: string;
+  /** Superuser URL of `database` on this server. */
+  url: (database?: string) => string;
+  start: () => Promise<void>;
+  /** `immediate` is a crash (no shutdown checkpoint, nothing more sent to the standby); `fast` a clean stop. */
+  stop: (mode?: 'fast' | 'immediate') => void;
+  promote: () => Promise<void>;
+};
+
+export type PgPair = { primary: PgServer; standby: PgServer; close: () => void };
+
+/**
+ * A primary with wal_level=logical and a synchronous physical standby: a commit returns only once the standby has
+ * flushed it, so a crash of the primary loses no transaction a client was told about (the configuration a
+ * zero-loss failover needs; with asynchronous replication the last commits before a crash may be lost outright).
+ */
+export async function createPrimaryAndStandby(): Promise<PgPair> {
+  const base = mkdtempSync(path.join(os.tmpdir(), 'saga-pgpair-'));
+  if (asRoot) chownSync(base, Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })));
+  const servers: PgServer[] = [];
+  const server = (name: string, port: number, settings: string[]): PgServer => {
+    const dataDir = path.join(base, name);
+    const s: PgServer = {
+      name,
+      port,
+      dataDir,
+      url: (database = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${database}`,
+      async start() {
+        const opts = [`-c port=${port}`, "-c listen_addresses='127.0.0.1'", `-c unix_socket_directories='${base}'`, ...settings].join(' ');
+        run('pg_ctl', ['start', '-w', '-t', '60', '-D', dataDir, '-l', path.join(base, `${name}.log`), '-o', opts]);
+        await waitUntil(async () => {
+          const c = new pg.Client({ connectionString: s.url() });
+          c.on('error', () => undefined);
+          await c.connect();
+          await c.end();
+          return true;
+        }, { timeoutMs: 30_000, message: `${name} accepting connections` });
+      },
+      stop(mode = 'fast') {
+        if (existsSync(path.join(dataDir, 'postmaster.pid'))) run('pg_ctl', ['stop', '-w', '-D', dataDir, '-m', mode]);
+      },
+      async promote() {
+        run('pg_ctl', ['promote', '-w', '-D', dataDir]);
+        await waitUntil(async () => {
+          const c = new pg.Client({ connectionString: s.url() });
+          c.on('error', () => undefined);
+          await c.connect();
+          const { rows } = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+          await c.end();
+          return rows[0]?.r === false;
+        }, { timeoutMs: 30_000, message: `${name} promoted` });
+      },
+    };
+    servers.push(s);
+    return s;
+  };
+  // Speed over crash safety of the host (fsync off): the test crashes PostgreSQL, never the machine.
+  const common = ['-c wal_level=logical', '-c max_wal_senders=10', '-c max_replication_slots=10', '-c fsync=off', "-c wal_keep_size='256MB'", '-c max_connections=100'];
+  const primary = server('primary', await freePort(), [...common, "-c synchronous_standby_names='standby1'"]);
+  const standby = server('standby', await freePort(), [...common, '-c hot_standby=on']);
+  try {
+    run('initdb', ['-D', primary.dataDir, '-U', 'postgres', '-A', 'trust', '--no-sync']);
+    await primary.start();
+    run('pg_basebackup', ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', standby.dataDir, '-R', '-X', 'stream', '--no-sync']);
+    // The standby's name on the primary (synchronous_standby_names); a later primary_conninfo line wins.
+    appendFileSync(path.join(standby.dataDir, 'postgresql.auto.conf'), `primary_conninfo = 'host=127.0.0.1 port=${primary.port} user=postgres application_name=standby1'\n`);
+    await standby.start();
+    await waitUntil(async () => {
+      const c = new pg.Client({ connectionString: primary.url() });
+      await c.connect();
+      const { rows } = await c.query<{ sync_state: string }>("SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby1'");
+      await c.end();
+      return rows[0]?.sync_state === 'sync';
+    }, { timeoutMs: 30_000, message: 'standby streaming synchronously' });
+  } catch (err) {
+    for (const s of servers) s.stop('immediate');
+    rmSync(base, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    primary,
+    standby,
+    close() {
+      for (const s of servers) {
+        try {
+          s.stop('immediate');
+        } catch {
+          /* already stopped */
+        }
+      }
+      rmSync(base, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A TCP forwarder standing for the address clients use (a virtual IP, a DNS name, HAProxy in front of Patroni):
+ * `retarget` sends new connections to another server and cuts the open ones, as a failover does.
+ */
+export async function startTcpProxy(target: number): Promise<{ port: number; retarget: (port: number) => void; close: () => Promise<void> }> {
+  let to = target;
+  const open = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(to, '127.0.0.1');
+    open.add(client).add(upstream);
+    const cut = () => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(client);
+      open.delete(upstream);
+    };
+    client.on('error', cut).on('close', cut);
+    upstream.on('error', cut).on('close', cut);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    retarget(port) {
+      to = port;
+      for (const s of open) s.destroy();
+      open.clear();
+    },
+    async close() {
+      for (const s of open) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
