@@ -102,7 +102,9 @@ beforeAll(async () => {
   // The relay and the order service list the nodes from the first, inventory from the second, payment from the
   // third: connections (and the leaders of the queues each declares) spread over the cluster, as in production.
   const from = (i: number) => ({ RABBITMQ_URL: cluster.urls(env.vhost, i) });
-  stack = await startStack(env, { relay: { RELAY_RETRY_MAX_MS: '1000' }, inventory: from(1), payment: from(2) });
+  // The relay acknowledges its position once a second instead of every 20 ms: what it published after the last
+  // acknowledgement (about a second of events) is sent again after a kill, so every run exercises the republishing.
+  stack = await startStack(env, { relay: { RELAY_RETRY_MAX_MS: '1000', RELAY_ACK_INTERVAL_MS: '1000' }, inventory: from(1), payment: from(2) });
 }, 300_000);
 
 afterAll(async () => {
@@ -161,7 +163,8 @@ describe('a three-node RabbitMQ cluster', () => {
       }, { timeoutMs: 60_000, intervalMs: 200, message: `${target.name} has a new leader` });
       const elected = Date.now() - killed2;
       const moving2 = await progressAfter(stream, killed2, 'the leader node was killed');
-      report.push(`${target.name} leader ${leaderNode.name} killed: ${newLeader} leads after ${elected} ms (measured by polling), a new order final ${moving2} ms after the kill`);
+      const relayThere = relayNow.includes(leaderNode.name) ? 'the relay was connected to it too' : 'the relay was not connected to it';
+      report.push(`${target.name} leader ${leaderNode.name} killed (${relayThere}): ${newLeader} leads after ${elected} ms (measured by polling), a new order final ${moving2} ms after the kill`);
       await cluster.start(leaderNode);
       await waitAllMembersOnline();
       await progressAfter(stream, Date.now(), 'every node is back');
@@ -203,7 +206,9 @@ describe('a three-node RabbitMQ cluster', () => {
           `${republished} published more than once by the relay; ${duplicates} duplicates suppressed by the consumers; lost: 0; ` +
           `longest place -> final ${longestSaga(views)} ms; longest time with no order becoming final ${longestQuiet(views)} ms`,
       );
-      expect(seen.size).toBeGreaterThanOrEqual(outboxIds.size);
+      expect([...outboxIds].filter((id) => !seen.has(id))).toEqual([]);
+      // The relay lost its connection with events published but not acknowledged to PostgreSQL: they came again.
+      expect(republished).toBeGreaterThan(0);
     } finally {
       await sink.close();
     }
