@@ -8,8 +8,10 @@ import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { consumerQueueNames } from '@saga/common/amqp';
+import { parseTraceparent } from '@saga/common/trace-context';
 import { collect, type Received } from '../support/amqp';
 import { createTestEnv, type TestEnv } from '../support/env';
+import { conformanceProblems, recorded } from '../support/openapi-conformance';
 import { metricValue } from '../support/metrics';
 import { killAll } from '../support/process';
 import { sagaClient, uniq, type OrderView } from '../support/saga';
@@ -71,6 +73,12 @@ describe('the order saga', () => {
     const placedMsg = mine.find((m) => m.type === 'OrderPlaced')!;
     expect(placedMsg.headers.causationId).toBeNull();
     expect(mine.find((m) => m.type === 'StockReserved')!.headers.causationId).toBe(placedMsg.id);
+    // Tracing is off here (no OTEL_* exporter): every event still carries the order's one trace id, each with the
+    // span id of the step that caused it.
+    const contexts = mine.map((m) => parseTraceparent(m.headers.traceparent));
+    expect(new Set(contexts.map((c) => c?.traceId)).size).toBe(1);
+    expect(contexts[0]?.traceId).toMatch(/^[0-9a-f]{32}$/);
+    expect(new Set(contexts.map((c) => c?.spanId)).size).toBe(mine.length);
   });
 
   it('cancels OUT_OF_STOCK and leaves the other lines\' stock alone', async () => {
@@ -257,5 +265,13 @@ describe('the order saga', () => {
     expect(events).toEqual(['OrderPlaced', 'StockReserved', 'PaymentAuthorized', 'OrderConfirmed', 'end']);
     const end = JSON.parse(/event: end\ndata: (.*)\n/.exec(text)![1]!);
     expect(end).toMatchObject({ orderId: id, status: 'CONFIRMED' });
+  });
+});
+
+describe('the HTTP contract', () => {
+  it('every answer the tests above received conforms to the OpenAPI document its service serves', async () => {
+    expect(recorded.length).toBeGreaterThan(50);
+    expect([...new Set(recorded.map((x) => x.status))]).toEqual(expect.arrayContaining([200, 202, 409]));
+    expect(await conformanceProblems(recorded)).toEqual([]);
   });
 });
