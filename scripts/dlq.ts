@@ -14,10 +14,10 @@ import { connectBroker } from '@saga/common/broker';
 import { answerArgs } from '@saga/common/cli-args';
 import { BaseEnv, parseEnv } from '@saga/common/config';
 import { DEAD_LETTER_HEADER as DLH } from '@saga/common/envelope';
-import { SERVICES, consumerQueueOf, isServiceName } from '@saga/common/service-names';
+import { DATABASE_OWNERS, consumerQueueOf, isDatabaseOwner } from '@saga/common/service-names';
 
 const COMMANDS = ['list', 'show', 'replay', 'purge'] as const;
-const QUEUES = [...SERVICES, 'unroutable', 'invalid'] as const;
+const QUEUES = [...DATABASE_OWNERS, 'unroutable', 'invalid'] as const;
 type Command = (typeof COMMANDS)[number];
 
 export type DlqArgs = { command: Command; queue: (typeof QUEUES)[number]; messageId?: string; limit?: number; json: boolean; yes: boolean };
@@ -73,7 +73,7 @@ const INTERNAL = /^x-(dead-letter|dead-lettered|original|attempt|last-error|deat
 async function main(args: DlqArgs) {
   const config = parseEnv(BaseEnv, process.env);
   const topology = topologyNames(config.EVENTS_EXCHANGE);
-  const queue = isServiceName(args.queue) ? consumerQueueNames(consumerQueueOf(args.queue)).dlq : args.queue === 'unroutable' ? topology.unroutableQueue : topology.invalidQueue;
+  const queue = isDatabaseOwner(args.queue) ? consumerQueueNames(consumerQueueOf(args.queue)).dlq : args.queue === 'unroutable' ? topology.unroutableQueue : topology.invalidQueue;
   const print = (line: unknown) => process.stdout.write(`${typeof line === 'string' ? line : JSON.stringify(line)}\n`);
   const conn = await connectBroker(config.RABBITMQ_URL, { clientProperties: { connection_name: 'dlq tool' } });
   conn.on('error', () => undefined); // the failing call rejects too, with the same error
@@ -105,7 +105,7 @@ async function main(args: DlqArgs) {
       } else if (args.command === 'replay') {
         const headers = Object.fromEntries(Object.entries(h).filter(([k]) => !INTERNAL.test(k)));
         const options = { ...m.properties, headers, persistent: true };
-        if (isServiceName(args.queue)) await sendConfirmed(ch, consumerQueueOf(args.queue), m.content, options);
+        if (isDatabaseOwner(args.queue)) await sendConfirmed(ch, consumerQueueOf(args.queue), m.content, options);
         else
           await new Promise<void>((resolve, reject) =>
             ch.publish(config.EVENTS_EXCHANGE, m.fields.routingKey, m.content, options, (err) => (err ? reject(err instanceof Error ? err : new Error('nacked')) : resolve())),
@@ -151,7 +151,7 @@ async function main(args: DlqArgs) {
       // Closing the connection right after the acks let some messages return to the queue (seen in tests).
       await ch.checkQueue(queue);
       const verb = args.command === 'replay' ? 'replayed' : 'purged';
-      print(args.json ? { queue, [verb]: done } : `${verb} ${done} message(s) from ${queue}${args.command === 'replay' ? ` to ${isServiceName(args.queue) ? consumerQueueOf(args.queue) : config.EVENTS_EXCHANGE}` : ''}`);
+      print(args.json ? { queue, [verb]: done } : `${verb} ${done} message(s) from ${queue}${args.command === 'replay' ? ` to ${isDatabaseOwner(args.queue) ? consumerQueueOf(args.queue) : config.EVENTS_EXCHANGE}` : ''}`);
     }
     await ch.close();
   } finally {

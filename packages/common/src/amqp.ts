@@ -10,6 +10,11 @@ export function topologyNames(exchange: string) {
     unroutableQueue: `${exchange}.unroutable`,
     /** Outbox rows the relay could not turn into an event (missing id or type): kept for an operator. */
     invalidQueue: `${exchange}.invalid`,
+    /**
+     * Where a consumer announces each message it dead-letters (a copy, routing key = the dead-letter queue's name),
+     * for observers such as the saga monitor. Nothing depends on it: the dead-letter queue itself is written directly.
+     */
+    deadLetterReports: `${exchange}.dead-letters`,
   };
 }
 
@@ -26,6 +31,7 @@ export async function assertEventTopology(ch: Channel, exchange: string): Promis
   await ch.bindQueue(names.unroutableQueue, names.unroutableExchange, '');
   await ch.assertExchange(exchange, 'topic', { durable: true, alternateExchange: names.unroutableExchange });
   await ch.assertQueue(names.invalidQueue, { durable: true, arguments: quorum });
+  await ch.assertExchange(names.deadLetterReports, 'topic', { durable: true });
 }
 
 export function consumerQueueNames(queue: string) {

@@ -3,7 +3,7 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import { isEventType, routingKeyOf, schemaFor, type Envelope, type EventData, type EventType, type DomainEvent } from './contracts';
 import { declaredType } from './debezium';
 import { DEAD_LETTER_HEADER as DLH, decodeMessage } from './envelope';
-import { assertConsumerTopology, coalesceWrites, consumerQueueNames, sendConfirmed } from './amqp';
+import { assertConsumerTopology, coalesceWrites, consumerQueueNames, sendConfirmed, topologyNames } from './amqp';
 import { brokerConnector } from './broker';
 import { classifyError, errorMessage, InvalidMessageError } from './errors';
 import { isConnectionError } from './pg';
@@ -188,7 +188,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   let pumping: Promise<void> | undefined;
 
   async function deadLetter(channel: ConfirmChannel, msg: ConsumeMessage, reason: string, detail: string): Promise<void> {
-    await sendConfirmed(channel, names.dlq, msg.content, {
+    const options = {
       ...msg.properties,
       persistent: true,
       headers: {
@@ -200,7 +200,11 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         [DLH.originalExchange]: msg.fields.exchange,
         [DLH.by]: queue,
       },
-    });
+    };
+    await sendConfirmed(channel, names.dlq, msg.content, options);
+    // A report for observers (the saga monitor says which stuck saga has a message here). Best effort and after the
+    // dead-letter queue has the message: a lost report loses no message, and the queue's depth gauge still alerts.
+    channel.publish(topologyNames(opts.exchange).deadLetterReports, names.dlq, msg.content, options, () => undefined);
   }
 
   /** Store a message that failed in the retry queue (backoff) or, when it never can succeed, the dead-letter queue. */

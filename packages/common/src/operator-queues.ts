@@ -8,7 +8,7 @@ import { Gauge, type Registry } from 'prom-client';
 import { consumerQueueNames, topologyNames } from './amqp';
 import { brokerConnector } from './broker';
 import type { Logger } from './logger';
-import { consumerQueueOf, type ServiceName } from './service-names';
+import { consumerQueueOf, type DatabaseOwner } from './service-names';
 
 /**
  * Bounds, set by policy rather than queue arguments: arguments cannot change on an existing queue (redeclaring
@@ -32,7 +32,7 @@ export function queuePolicies(exchange: string): { name: string; pattern: string
   ];
 }
 
-export function operatorQueues(exchange: string, services: readonly ServiceName[]): string[] {
+export function operatorQueues(exchange: string, services: readonly DatabaseOwner[]): string[] {
   const t = topologyNames(exchange);
   return [t.unroutableQueue, t.invalidQueue, ...services.map((s) => consumerQueueNames(consumerQueueOf(s)).dlq)];
 }
