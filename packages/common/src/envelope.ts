@@ -19,6 +19,7 @@ export const HEADER = {
   correlationId: 'correlationId',
   causationId: 'causationId',
   traceparent: 'traceparent',
+  occurredAt: 'occurredAt',
 } as const;
 
 /** Headers a consumer adds when it parks a message in its retry or dead-letter queue. */
@@ -170,6 +171,7 @@ export function decodeMessage(received: Pick<ConsumeMessage, 'content' | 'proper
       correlationId: p.correlationId ?? h[HEADER.correlationId],
       causationId: h[HEADER.causationId] ?? null,
       ...(typeof h[HEADER.traceparent] === 'string' ? { traceparent: h[HEADER.traceparent] as string } : {}),
+      ...(typeof h[HEADER.occurredAt] === 'string' ? { occurredAt: h[HEADER.occurredAt] as string } : {}),
     },
   });
   if (!parsed.success) {

@@ -5,6 +5,8 @@ export const EventHeaders = z.object({
   correlationId: z.string().min(1),
   causationId: z.string().min(1).nullable(),
   traceparent: z.string().optional(),
+  /** When the producer decided the event (ISO 8601, milliseconds); absent from producers that do not say. */
+  occurredAt: z.string().optional(),
 });
 export type EventHeaders = z.infer<typeof EventHeaders>;
 
