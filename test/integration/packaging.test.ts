@@ -9,6 +9,7 @@ import path from 'node:path';
 import express from 'express';
 import { Registry } from 'prom-client';
 import { createOpsRouter } from '@saga/common/ops';
+import { DATABASE_OWNERS, SERVICES } from '@saga/common/service-names';
 import { COMPONENTS } from '../../scripts/cli';
 import {
   checkK8sConsistency, copiesOfStage, hasKubectl, interpolate, KUBERNETES_VERSION, loadCompose, renderKustomize,
@@ -37,17 +38,24 @@ describe('docker-compose.yml', () => {
   it('is valid against the Compose Specification and consistent with the code', () => {
     expect(validateCompose(doc)).toEqual([]);
     const services = doc.services as Record<string, { depends_on?: Record<string, { condition: string }>; command?: string[] }>;
-    expect(Object.keys(services).sort()).toEqual(['inventory', 'migrate', 'order', 'payment', 'postgres-inventory', 'postgres-order', 'postgres-payment', 'rabbitmq', 'relay', 'seed', 'setup']);
+    expect(Object.keys(services).sort()).toEqual(['inventory', 'migrate', 'monitor', 'order', 'payment', 'postgres-inventory', 'postgres-monitor', 'postgres-order', 'postgres-payment', 'rabbitmq', 'relay', 'seed', 'setup']);
     // The demo's catalogue comes after the services are healthy, as npm start adds it.
     expect(services.seed!.depends_on).toEqual({ order: { condition: 'service_healthy' }, inventory: { condition: 'service_healthy' }, payment: { condition: 'service_healthy' } });
     expect(services.migrate!.depends_on).toEqual({ setup: { condition: 'service_completed_successfully' } });
-    for (const s of ['order', 'inventory', 'payment', 'relay']) {
+    for (const s of ['order', 'inventory', 'payment', 'monitor', 'relay']) {
       expect(services[s]!.depends_on).toEqual({ rabbitmq: { condition: 'service_healthy' }, migrate: { condition: 'service_completed_successfully' } });
     }
   });
-  it('runs every PostgreSQL with wal_level=logical', () => {
-    for (const s of ['postgres-order', 'postgres-inventory', 'postgres-payment']) {
-      expect(((doc.services as Record<string, { command: string[] }>)[s]!.command).join(' ')).toContain('wal_level=logical');
+  it('runs every service PostgreSQL with wal_level=logical, a server per database owner that setup and migrate are given', () => {
+    const services = doc.services as Record<string, { command: string[]; environment: Record<string, string>; depends_on: Record<string, unknown> }>;
+    for (const s of SERVICES) expect(services[`postgres-${s}`]!.command.join(' ')).toContain('wal_level=logical');
+    for (const s of DATABASE_OWNERS) {
+      expect(services.setup!.depends_on).toHaveProperty(`postgres-${s}`);
+      for (const job of ['setup', 'migrate']) expect(services[job]!.environment[`${s.toUpperCase()}_PG_ADMIN_URL`]).toContain(`@postgres-${s}:5432/`);
+      // The owner connects with the password setup gave its role, to its own server.
+      const password = `\${${s.toUpperCase()}_DB_PASSWORD:-${s}-dev-password}`;
+      expect(services.setup!.environment[`${s.toUpperCase()}_DB_PASSWORD`]).toBe(password);
+      expect(services[s]!.environment.DATABASE_URL).toContain(`${password}@postgres-${s}:5432/`);
     }
   });
   it('fails on a misspelt key, an undefined dependency, a wrong port, an unknown variable or command', () => {
@@ -64,6 +72,8 @@ describe('docker-compose.yml', () => {
     expect(bad((d) => (d.services.relay.command = ['rellay'])).join()).toContain('not a component of the image');
     expect(bad((d) => (d.services.order.healthcheck.test = ['CMD', 'true'])).join()).toContain('healthcheck does not probe port 8000');
     expect(bad((d) => (d.services.relay.healthcheck.test = ['CMD', 'node', '-e', "fetch('http://127.0.0.1:8010/healthz')"])).join()).toContain('relay: healthcheck does not call /readyz');
+    expect(bad((d) => (d.services.monitor.ports = ['8000:8000'])).join()).toContain('compose monitor: PORT=8003 is not among its ports');
+    expect(bad((d) => delete d.services.migrate.environment.MONITOR_PG_ADMIN_URL).join()).toContain('MONITOR_PG_ADMIN_URL must be set for migrate');
   });
 });
 
@@ -84,12 +94,12 @@ describe(`k8s (kustomize), strictly against Kubernetes ${KUBERNETES_VERSION}`, (
   itWithKubectl('is consistent with the code: recommended labels on every object, components, variables, ports, probes, security, network', () => {
     expect(checkK8sConsistency(objects, servedPaths)).toEqual([]);
     const deployments = objects.filter((o) => o.kind === 'Deployment').map((o) => o.metadata.name).sort();
-    expect(deployments).toEqual(['inventory', 'order', 'payment', 'relay']);
+    expect(deployments).toEqual(['inventory', 'monitor', 'order', 'payment', 'relay']);
     const relay = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'relay')!;
     expect(relay.spec).toMatchObject({ replicas: 1, strategy: { type: 'Recreate' } });
     const pg = objects.filter((o) => o.kind === 'StatefulSet' && o.metadata.name.startsWith('postgres-'));
-    expect(pg).toHaveLength(3);
-    for (const s of pg) expect(JSON.stringify(s)).toContain('wal_level=logical');
+    expect(pg.map((s) => s.metadata.name).sort()).toEqual(DATABASE_OWNERS.map((s) => `postgres-${s}`).sort());
+    for (const s of SERVICES) expect(JSON.stringify(pg.find((p) => p.metadata.name === `postgres-${s}`))).toContain('wal_level=logical');
   });
 
   itWithKubectl('fails on a misspelt field, a wrong type, a wrong port, a bad probe path or an unknown variable', () => {
@@ -107,6 +117,10 @@ describe(`k8s (kustomize), strictly against Kubernetes ${KUBERNETES_VERSION}`, (
     expect(checkK8sConsistency(mutated((o) => (order(o).securityContext.readOnlyRootFilesystem = false)), servedPaths).join()).toContain('read-only root');
     expect(checkK8sConsistency(mutated((o) => (order(o).args = ['ordr'])), servedPaths).join()).toContain('not a component');
     expect(checkK8sConsistency(mutated((o) => delete o.find((x: any) => x.kind === 'Service').metadata.labels['app.kubernetes.io/instance']), servedPaths).join()).toMatch(/Service\/\S+: missing labels app.kubernetes.io\/instance/);
+    const policy = (objs: any[], name: string) => objs.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === name).spec;
+    expect(checkK8sConsistency(mutated((o) => (policy(o, 'monitor').egress[0].to[0].podSelector.matchLabels['app.kubernetes.io/name'] = 'postgres-order')), servedPaths).join()).toContain('NetworkPolicy/monitor: egress to postgres-order, rabbitmq');
+    expect(checkK8sConsistency(mutated((o) => policy(o, 'postgres-monitor').ingress[0].from.push({ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'relay' } } })), servedPaths).join()).toContain('NetworkPolicy/postgres-monitor: ingress from monitor, relay, saga-migrate');
+    expect(checkK8sConsistency(mutated((o) => delete o.find((x: any) => x.kind === 'Secret' && x.metadata.name.startsWith('saga-admin')).data.MONITOR_PG_ADMIN_URL), servedPaths).join()).toContain('MONITOR_PG_ADMIN_URL must be set for setup');
   });
 });
 
@@ -118,6 +132,8 @@ describe('Dockerfile', () => {
   it('fails when the final stage runs as root, a COPY source is missing, the base is not slim, not a supported LTS or not pinned, or a label is missing', () => {
     expect(validateDockerfile(text.replace('USER node', 'USER root')).join()).toContain('non-root USER');
     expect(validateDockerfile(text.replace('COPY scripts scripts', 'COPY scriptz scripts')).join()).toContain('COPY scriptz does not exist');
+    expect(validateDockerfile(text.replace('COPY services/monitor/src services/monitor/src\n', '')).join()).toContain('stage build does not COPY services/monitor/src');
+    expect(validateDockerfile(text.replaceAll('COPY services/monitor/package.json services/monitor/\n', '')).join()).toContain('stage run does not COPY services/monitor/package.json');
     expect(validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim AS run/, 'node:24.11 AS run')).join()).toContain('not an official Node slim');
     expect(validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim AS run/, 'node:20.19-bookworm-slim AS run')).join()).toContain('not a supported Node LTS');
     expect(validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim AS run/, 'node:24-bookworm-slim AS run')).join()).toContain('does not pin a minor');
@@ -162,7 +178,7 @@ describe('Dockerfile', () => {
         expect(run(['check-config', component], env)).toContain(`${component}: configuration ok`);
         checked.push(component);
       }
-      expect(checked.sort()).toEqual(['inventory', 'migrate', 'order', 'payment', 'relay', 'seed', 'setup']);
+      expect(checked.sort()).toEqual(['inventory', 'migrate', 'monitor', 'order', 'payment', 'relay', 'seed', 'setup']);
       expect(run(['order', '--help'])).toContain('usage: saga order');
       expect(() => run(['check-config', 'relay'], { RELAY_SOURCES: 'nonsense' })).toThrow();
     } finally {

@@ -5,7 +5,7 @@
  * Every validator returns a list of errors; an empty list is a pass.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
@@ -14,12 +14,13 @@ import YAML from 'yaml';
 import type { z } from 'zod';
 import { AdminEnv } from '../../scripts/lib/admin';
 import { BaseEnv } from '@saga/common/config';
-import { SERVICES } from '@saga/common/service-names';
+import { DATABASE_OWNERS, SERVICES, isServiceName } from '@saga/common/service-names';
 import { RelayEnv } from '../../cdc-relay/src/config';
 import { SlotEnv } from '../../cdc-relay/src/slots';
 import { COMPONENTS, type Component } from '../../scripts/cli';
 import { SeedEnv } from '../../scripts/demo-data';
 import { InventoryEnv } from '../../services/inventory/src/config';
+import { MonitorEnv } from '../../services/monitor/src/config';
 import { OrderEnv } from '../../services/order/src/config';
 import { PaymentEnv } from '../../services/payment/src/config';
 import { ROOT } from './process';
@@ -32,6 +33,7 @@ export const SCHEMAS: Record<Component, z.ZodObject> = {
   order: OrderEnv,
   inventory: InventoryEnv,
   payment: PaymentEnv,
+  monitor: MonitorEnv,
   relay: RelayEnv,
   setup: AdminEnv,
   migrate: AdminEnv.extend(SlotEnv.shape),
@@ -44,6 +46,7 @@ export const MUST_SET: Record<Component, string[][]> = {
   order: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT']],
   inventory: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT']],
   payment: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT']],
+  monitor: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT']],
   relay: [['RELAY_SOURCES'], ['RABBITMQ_URL'], ['RELAY_PORT']],
   setup: [['RABBITMQ_URL'], ['PG_ADMIN_URL', 'ORDER_PG_ADMIN_URL']],
   migrate: [['PG_ADMIN_URL', 'ORDER_PG_ADMIN_URL']],
@@ -51,7 +54,7 @@ export const MUST_SET: Record<Component, string[][]> = {
   doctor: [],
   dlq: [['RABBITMQ_URL']],
 };
-export const HTTP_PORT_VAR: Partial<Record<Component, string>> = { order: 'PORT', inventory: 'PORT', payment: 'PORT', relay: 'RELAY_PORT' };
+export const HTTP_PORT_VAR: Partial<Record<Component, string>> = { order: 'PORT', inventory: 'PORT', payment: 'PORT', monitor: 'PORT', relay: 'RELAY_PORT' };
 
 export const isComponent = (c: unknown): c is Component => typeof c === 'string' && Object.prototype.hasOwnProperty.call(COMPONENTS, c);
 
@@ -63,6 +66,11 @@ export function checkEnv(where: string, component: Component, names: string[]): 
   for (const n of set) if (!known.has(n)) errors.push(`${where}: ${n} is not read by ${component}`);
   for (const alternatives of MUST_SET[component]) {
     if (!alternatives.some((a) => set.has(a))) errors.push(`${where}: ${alternatives.join(' or ')} must be set for ${component}`);
+  }
+  // With a server per database owner, one left out would be looked for on PG_ADMIN_URL's default (127.0.0.1).
+  if (component === 'setup' || component === 'migrate') {
+    const perOwner = DATABASE_OWNERS.map((s) => `${s.toUpperCase()}_PG_ADMIN_URL`);
+    if (perOwner.some((n) => set.has(n))) for (const n of perOwner) if (!set.has(n) && !set.has('PG_ADMIN_URL')) errors.push(`${where}: ${n} must be set for ${component} (the others are)`);
   }
   return errors;
 }
@@ -224,8 +232,8 @@ export function checkK8sConsistency(objects: K8sObject[], servedPaths: string[])
       if (!ok) errors.push(`Service/${svc.metadata.name}: targetPort ${String(p.targetPort)} is not a container port`);
     }
   }
-  // Each service reaches only its own database (and the broker).
-  for (const s of SERVICES) {
+  // Each service and the monitor reach only their own database (and the broker).
+  for (const s of DATABASE_OWNERS) {
     const np = objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === s);
     if (!np) {
       errors.push(`NetworkPolicy/${s} is missing`);
@@ -234,6 +242,12 @@ export function checkK8sConsistency(objects: K8sObject[], servedPaths: string[])
     const egress = (np.spec as { egress?: { to?: { podSelector?: { matchLabels?: Record<string, string> } }[] }[] }).egress ?? [];
     const targets = egress.flatMap((e) => (e.to ?? []).map((t) => t.podSelector?.matchLabels?.['app.kubernetes.io/name'])).sort();
     if (JSON.stringify(targets) !== JSON.stringify([`postgres-${s}`, 'rabbitmq'].sort())) errors.push(`NetworkPolicy/${s}: egress to ${targets.join(', ')}`);
+    // Its database is reached by its owner and the migrate Job, and by the relay only where there is an outbox.
+    const db = objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === `postgres-${s}`);
+    const ingress = (db?.spec as { ingress?: { from?: { podSelector?: { matchLabels?: Record<string, string> } }[] }[] } | undefined)?.ingress ?? [];
+    const from = ingress.flatMap((i) => (i.from ?? []).map((f) => f.podSelector?.matchLabels?.['app.kubernetes.io/name'])).sort();
+    const expected = [s, 'saga-migrate', ...(isServiceName(s) ? ['relay'] : [])].sort();
+    if (JSON.stringify(from) !== JSON.stringify(expected)) errors.push(`NetworkPolicy/postgres-${s}: ingress from ${from.join(', ')}, expected ${expected.join(', ')}`);
   }
   if (!objects.some((o) => o.kind === 'NetworkPolicy' && (o.spec as { podSelector?: object }).podSelector && Object.keys((o.spec as { podSelector: object }).podSelector).length === 0 && o.metadata.name === 'default-deny')) {
     errors.push('NetworkPolicy/default-deny is missing');
@@ -283,9 +297,24 @@ export function validateDockerfile(text: string): string[] {
   }
   const labels = instructions.slice(lastFrom).filter((i) => i.getKeyword() === 'LABEL').map((i) => i.getArgumentsContent() ?? '').join(' ');
   for (const l of OCI_LABELS) if (!labels.includes(`${l}=`)) errors.push(`Dockerfile: the final stage lacks the OCI label ${l}`);
+  // npm ci needs every workspace's package.json (the lockfile lists them all), and the bundle every workspace's src.
+  for (const ws of workspaces()) {
+    for (const stage of ['build', 'run']) if (!copiesOfStage(text, stage).includes(`${ws}/package.json`)) errors.push(`Dockerfile: stage ${stage} does not COPY ${ws}/package.json`);
+    if (!copiesOfStage(text, 'build').includes(`${ws}/src`)) errors.push(`Dockerfile: stage build does not COPY ${ws}/src`);
+  }
   const entry = instructions.find((i) => i.getKeyword() === 'ENTRYPOINT')?.getArgumentsContent() ?? '';
   if (!entry.includes('dist/saga.js')) errors.push('Dockerfile: ENTRYPOINT must run dist/saga.js');
   return errors;
+}
+
+/** The workspace directories of the root package.json (`services/*` and the like expanded). */
+export function workspaces(): string[] {
+  const globs = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { workspaces: string[] }).workspaces;
+  return globs.flatMap((g) =>
+    g.endsWith('/*')
+      ? readdirSync(path.join(ROOT, g.slice(0, -2)), { withFileTypes: true }).filter((d) => d.isDirectory() && existsSync(path.join(ROOT, g.slice(0, -2), d.name, 'package.json'))).map((d) => `${g.slice(0, -2)}/${d.name}`)
+      : [g],
+  );
 }
 
 /** COPY --from=<stage>: copies from another stage, not from the build context. */
