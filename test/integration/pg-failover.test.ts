@@ -59,6 +59,11 @@ beforeAll(async () => {
     adminUrl: (s) => urlForDatabase(adminUrl, databases[s]),
     serviceUrl: (s) => roleUrl(`${s}_svc`, s),
     relayUrl: (s) => roleUrl('relay', s),
+    monitorUrl: () => {
+      const u = new URL(urlForDatabase(adminUrl, layout.databases.monitor));
+      u.username = layout.roles.monitor;
+      return u.toString();
+    },
     vhost: id,
     rabbitUrl: rabbit.toString(),
     exchange: 'saga.events',
