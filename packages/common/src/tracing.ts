@@ -78,12 +78,19 @@ export function startTracing(service: string, o: { http?: boolean; env?: Record<
   return true;
 }
 
-/** Export what is buffered and stop the SDK (on shutdown, after the last span ended). */
-export async function stopTracing(): Promise<void> {
+/**
+ * Export what is buffered and stop the SDK (on shutdown, after the last span ended). Bounded by `withinMs`: an
+ * unreachable collector (the exporter waits 10 s per attempt) must not push a clean stop past SHUTDOWN_TIMEOUT_MS;
+ * the spans still buffered then are lost, the events are not.
+ */
+export async function stopTracing(withinMs = 3000): Promise<void> {
   const s = sdk;
   sdk = undefined;
   tracer = undefined;
-  await s?.shutdown().catch(() => undefined);
+  if (!s) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([s.shutdown().catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, withinMs)))]);
+  clearTimeout(timer);
 }
 
 export const tracingOn = (): boolean => tracer !== undefined;
