@@ -12,6 +12,7 @@ import { PlaceOrderBody } from '../../services/order/src/http/routes';
 import { PutProductBody } from '../../services/inventory/src/http/routes';
 import { collect } from '../support/amqp';
 import { createTestEnv, type TestEnv } from '../support/env';
+import { conformanceProblems, recorded } from '../support/openapi-conformance';
 import { metricValue } from '../support/metrics';
 import { killAll, startProcess } from '../support/process';
 import { sagaClient } from '../support/saga';
@@ -208,5 +209,12 @@ describe('bad messages', () => {
     const again = await run('replay', 'inventory');
     expect(again.out).toContain('replayed 0 message(s)');
     await saga.expectInvariants();
+  });
+});
+
+describe('the HTTP contract', () => {
+  it('every error answer above conforms to the OpenAPI document its service serves', async () => {
+    expect([...new Set(recorded.map((x) => x.status))]).toEqual(expect.arrayContaining([400, 413, 415]));
+    expect(await conformanceProblems(recorded)).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import { SERVICES, type ServiceName } from '@saga/common/service-names';
 import type { TestEnv } from './env';
+import { recorded } from './openapi-conformance';
 import { startProcess, type Running } from './process';
 import { waitUntil } from './wait';
 
@@ -90,7 +91,7 @@ export async function startStack(env: TestEnv, extra: Partial<Record<ServiceName
   } as Stack;
 }
 
-/** JSON over HTTP with the status, for tests and the demo. */
+/** JSON over HTTP with the status, for tests and the demo; recorded for the OpenAPI conformance check. */
 export async function http<T = unknown>(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: T }> {
   const res = await fetch(url, {
     method,
@@ -104,5 +105,7 @@ export async function http<T = unknown>(method: string, url: string, body?: unkn
   } catch {
     /* not JSON */
   }
+  // Only under jest: the benchmark drives thousands of orders through here and must not keep them.
+  if (process.env.JEST_WORKER_ID !== undefined) recorded.push({ method, url, status: res.status, contentType: res.headers.get('content-type') ?? '', body: parsed });
   return { status: res.status, body: parsed as T };
 }
