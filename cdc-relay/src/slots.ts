@@ -14,6 +14,20 @@ export const SlotEnv = z.object({
 /** SQLSTATE 42710 duplicate_object: created meanwhile by someone else. */
 const DUPLICATE_OBJECT = '42710';
 
+/** server_version_num from which a logical slot can be a failover slot (synced to standbys). */
+export const FAILOVER_SLOTS_SINCE = 170000;
+
+/**
+ * The statement that creates a relay slot on a server of `serverVersionNum`. From PostgreSQL 17 the slot is a
+ * failover slot (`failover = true`): standbys running with sync_replication_slots copy it, so a promoted standby
+ * has it and the relay resumes there instead of waiting for an operator. It costs nothing where no standby syncs.
+ */
+export function createSlotStatement(serverVersionNum: number): string {
+  return serverVersionNum >= FAILOVER_SLOTS_SINCE
+    ? "SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, false, true)"
+    : "SELECT pg_create_logical_replication_slot($1, 'pgoutput')";
+}
+
 /**
  * Create the pgoutput slot of each source database when missing. Must run after the migrations (the publication
  * must exist before the slot's first position, or decoding fails on WAL older than it). A slot of that name that
@@ -25,15 +39,17 @@ export async function ensureRelaySlots(sources: { name: string; url: string }[],
     const client = new pg.Client({ connectionString: s.url });
     await client.connect();
     try {
-      const { rows } = await client.query<{ database: string; here: string; wal_status: string | null }>(
-        'SELECT database, current_database() AS here, wal_status FROM pg_replication_slots WHERE slot_name = $1',
+      const version = Number((await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v);
+      const failoverColumn = version >= FAILOVER_SLOTS_SINCE ? 'failover' : 'NULL::boolean AS failover';
+      const { rows } = await client.query<{ database: string; here: string; wal_status: string | null; failover: boolean | null }>(
+        `SELECT database, current_database() AS here, wal_status, ${failoverColumn} FROM pg_replication_slots WHERE slot_name = $1`,
         [slot],
       );
       const row = rows[0];
       if (!row) {
         try {
-          await client.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot]);
-          say(`migrate: ${s.name}: created replication slot ${slot}`);
+          await client.query(createSlotStatement(version), [slot]);
+          say(`migrate: ${s.name}: created replication slot ${slot}${version >= FAILOVER_SLOTS_SINCE ? ' (failover slot)' : ''}`);
         } catch (err) {
           if ((err as { code?: string }).code !== DUPLICATE_OBJECT) throw err;
         }
@@ -41,6 +57,10 @@ export async function ensureRelaySlots(sources: { name: string; url: string }[],
         say(`migrate: ${s.name}: WARNING slot ${slot} belongs to database ${row.database}, not ${row.here}: set RELAY_SLOT_PREFIX`);
       } else if (row.wal_status === 'lost') {
         say(`migrate: ${s.name}: WARNING slot ${slot} is lost (wal_status lost); see the README's recovery steps`);
+      } else if (row.failover === false) {
+        say(
+          `migrate: ${s.name}: WARNING slot ${slot} is not a failover slot, so standbys do not sync it; on a replication connection: ALTER_REPLICATION_SLOT ${slot} (FAILOVER true) (README: PostgreSQL failover)`,
+        );
       }
     } finally {
       await client.end();

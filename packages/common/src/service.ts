@@ -115,6 +115,10 @@ export async function runService<S extends Record<string, unknown>, C extends Se
   consumer.start();
   // A component without an outbox table in its schema (the monitor publishes nothing) has nothing to prune.
   const outboxPruner = 'outbox' in def.schema ? startOutboxPruner(pool, log, { retentionHours: config.OUTBOX_RETENTION_HOURS, everyMs: config.OUTBOX_PRUNE_EVERY_MS }) : undefined;
+  if (outboxPruner && config.OUTBOX_RETENTION_HOURS >= config.INBOX_RETENTION_HOURS) {
+    // A reconcile republishes up to OUTBOX_RETENTION_HOURS of events; a consumer that forgot an id applies it again.
+    log.warn({ outboxRetentionHours: config.OUTBOX_RETENTION_HOURS, inboxRetentionHours: config.INBOX_RETENTION_HOURS }, 'OUTBOX_RETENTION_HOURS should be shorter than INBOX_RETENTION_HOURS');
+  }
   log.info({ port, database: redactUrl(config.DATABASE_URL), queue: consumerName }, 'service started');
 
   return {
