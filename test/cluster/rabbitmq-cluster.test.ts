@@ -36,6 +36,12 @@ function relayNodes(relay: Running): ClusterNode[] {
   for (const l of relay.logs) if (l.msg === 'streaming' && typeof l.broker === 'string') latest.set(String(l.source), l.broker);
   return [...new Set([...latest.values()].map((b) => cluster.nodeOfPort(Number(new URL(b).port))!))];
 }
+/** The relay's confirms so far: how many, how many took over 250 ms (waiting out an election), how many refused. */
+async function relayConfirms() {
+  const base = `http://127.0.0.1:${relayPort}`;
+  const count = await metricValue(base, 'relay_publish_confirm_seconds_count');
+  return { count, slow: count - (await metricValue(base, 'relay_publish_confirm_seconds_bucket', { le: '0.25' })), nacks: await metricValue(base, 'relay_nacks_total') };
+}
 const streamingCount = (relay: Running) => relay.logs.filter((l) => l.msg === 'streaming').length;
 
 async function waitAllMembersOnline() {
@@ -162,11 +168,12 @@ describe('a three-node RabbitMQ cluster', () => {
 
       // Fault 2: the leader of a service's queue, preferably on a node the relay is not connected to (an election
       // under the relay's publishes, not another lost connection).
-      const serviceQueues = SERVICES.map(consumerQueueOf);
+      const serviceQueues: string[] = SERVICES.map(consumerQueueOf);
       const leaders = (await cluster.queues(env.vhost)).filter((q) => serviceQueues.includes(q.name));
       const relayNow = relayNodes(stack.relay).map((n) => n.name);
       const target = leaders.find((q) => !relayNow.includes(q.leader)) ?? leaders[0]!;
       const leaderNode = cluster.nodes.find((n) => n.name === target.leader)!;
+      const confirmsBefore = await relayConfirms();
       const killed2 = Date.now();
       await cluster.kill(leaderNode);
       const newLeader = await waitUntil(async () => {
@@ -176,7 +183,11 @@ describe('a three-node RabbitMQ cluster', () => {
       const elected = Date.now() - killed2;
       const moving2 = await progressAfter(stream, killed2, 'the leader node was killed');
       const relayThere = relayNow.includes(leaderNode.name) ? 'the relay was connected to it too' : 'the relay was not connected to it';
-      report.push(`${target.name} leader ${leaderNode.name} killed (${relayThere}): ${newLeader} leads after ${elected} ms (measured by polling), a new order final ${moving2} ms after the kill`);
+      const confirms = await relayConfirms();
+      report.push(
+        `${target.name} leader ${leaderNode.name} killed (${relayThere}): ${newLeader} leads after ${elected} ms (measured by polling), a new order final ${moving2} ms after the kill; ` +
+          `relay meanwhile: ${confirms.count - confirmsBefore.count} publishes confirmed, ${confirms.slow - confirmsBefore.slow} of them after more than 250 ms, ${confirms.nacks - confirmsBefore.nacks} refused`,
+      );
       await cluster.start(leaderNode);
       await waitAllMembersOnline();
       await progressAfter(stream, Date.now(), 'every node is back');
