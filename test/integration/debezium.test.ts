@@ -137,8 +137,9 @@ describe('schema evolution', () => {
     }
     await ch.waitForConfirms();
     await ch.close();
+    const orderIds: string[] = [v1.orderId, v2.orderId];
     const rejected = await waitUntil(() => {
-      const r = capture.messages.filter((m) => m.type === 'StockRejected' && [v1.orderId, v2.orderId].includes(m.correlationId!));
+      const r = capture.messages.filter((m) => m.type === 'StockRejected' && orderIds.includes(m.correlationId!));
       return r.length === 2 ? r : undefined;
     }, { message: 'StockRejected for both versions' });
     for (const r of rejected) expect(r.body).toMatchObject({ version: 1, data: { reason: 'UNKNOWN_PRODUCT', sku } });
