@@ -1,7 +1,7 @@
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { isEventType, routingKeyOf, schemaFor, type Envelope, type EventData, type EventType, type DomainEvent } from './contracts';
-import { declaredType } from './debezium';
+import { declaredType, messageIdentity } from './debezium';
 import { DEAD_LETTER_HEADER as DLH, decodeMessage } from './envelope';
 import { assertConsumerTopology, coalesceWrites, consumerQueueNames, sendConfirmed, topologyNames } from './amqp';
 import { brokerConnector } from './broker';
@@ -209,7 +209,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
 
   /** Store a message that failed in the retry queue (backoff) or, when it never can succeed, the dead-letter queue. */
   async function settleFailure(channel: ConfirmChannel, msg: ConsumeMessage, err: unknown, mlog: Logger, span?: TraceSpan): Promise<void> {
-    const type = typeLabel(msg.properties.type);
+    const type = typeLabel(declaredType(msg.properties));
     const disposition = classifyError(err);
     const attempt = Number((msg.properties.headers ?? {})[DLH.attempt] ?? 0) + 1;
     if (disposition === 'dead-letter' || attempt >= maxAttempts) {
@@ -232,8 +232,11 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     }
   }
 
-  const messageLog = (msg: ConsumeMessage) =>
-    log.child({ messageId: msg.properties.messageId, eventType: typeLabel(msg.properties.type), correlationId: msg.properties.correlationId });
+  // Our relay's messages say who they are in AMQP properties, Debezium's in headers.
+  const messageLog = (msg: ConsumeMessage) => {
+    const m = messageIdentity(msg.properties);
+    return log.child({ messageId: m.messageId, eventType: typeLabel(m.type), correlationId: m.correlationId });
+  };
 
   /**
    * Decode and validate; an event type this consumer does not handle is settled at once (forward compatibility).

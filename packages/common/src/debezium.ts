@@ -47,6 +47,20 @@ export function declaredType(properties: Properties): unknown {
   return headerValue((properties.headers as Record<string, unknown>)[DEBEZIUM_HEADER.type]);
 }
 
+/** Id, type and correlation id of a message as sent by either publisher, before it is decoded (for logs and metrics). */
+export function messageIdentity(properties: Properties): { messageId: unknown; type: unknown; correlationId: unknown } {
+  if (!isDebeziumShaped(properties)) return { messageId: properties.messageId, type: properties.type, correlationId: properties.correlationId };
+  const h = properties.headers as Record<string, unknown>;
+  const outbox = headerValue(h[DEBEZIUM_HEADER.outboxHeaders]);
+  let correlationId: unknown;
+  try {
+    correlationId = typeof outbox === 'string' ? (JSON.parse(outbox) as { correlationId?: unknown }).correlationId : undefined;
+  } catch {
+    correlationId = undefined;
+  }
+  return { messageId: headerValue(h[DEBEZIUM_HEADER.id]), type: headerValue(h[DEBEZIUM_HEADER.type]), correlationId };
+}
+
 /**
  * The properties, headers and body our relay would have sent for the same outbox row: message id and type from
  * their headers, the outbox `headers` column spread into the AMQP headers (as the relay does), the body as the

@@ -3,7 +3,7 @@
  * every header and value format Debezium Server can be set to.
  */
 import { decodeMessage, encodeOutboxRow } from '../../src/envelope';
-import { DEBEZIUM_HEADER, isDebeziumShaped } from '../../src/debezium';
+import { DEBEZIUM_HEADER, declaredType, isDebeziumShaped, messageIdentity } from '../../src/debezium';
 import { EventCatalog, routingKeyOf, type EventType } from '../../src/contracts';
 import { SERVICES } from '../../src/service-names';
 import { debeziumConfig, debeziumMessage, jsonbText, type DebeziumFormat, type OutboxRow } from '../../../../test/support/debezium';
@@ -71,6 +71,13 @@ describe('Debezium-shaped messages', () => {
     if (!ours.ok) throw new Error(ours.reason);
     expect(decode(ours)).toEqual(decode(debeziumMessage(row, 'order.$1')));
     expect(isDebeziumShaped(ours.options)).toBe(false);
+  });
+
+  it('tells id, type and correlation id before decoding, as for our messages', () => {
+    const m = debeziumMessage(row, 'order.$1');
+    expect(messageIdentity(m.options)).toEqual({ messageId: row.id, type: 'OrderCancelled', correlationId: orderId });
+    expect(declaredType(m.options)).toBe('OrderCancelled');
+    expect(messageIdentity({ messageId: 'm', type: 't', correlationId: 'c', headers: { id: 'x' } })).toEqual({ messageId: 'm', type: 't', correlationId: 'c' });
   });
 
   it('names what is missing when a header did not come', () => {
