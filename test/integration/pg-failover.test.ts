@@ -194,6 +194,23 @@ describe('PostgreSQL failover to a physical standby', () => {
     const missing = written.filter((id) => !received.has(id));
     expect(missing).toEqual([]);
     const duplicates = sink.messages.length - received.size;
+    // A republished copy is the same message as the relay's: id, routing key, properties, headers and body bytes.
+    const wire = (m: (typeof sink.messages)[number]) => {
+      const { messageId, type, correlationId, timestamp, contentType, appId, headers, deliveryMode } = m.raw.properties;
+      return { routingKey: m.routingKey, body: m.raw.content.toString('base64'), messageId, type, correlationId, timestamp, contentType, appId, headers, deliveryMode };
+    };
+    const firstCopy = new Map<string, ReturnType<typeof wire>>();
+    let compared = 0;
+    for (const m of sink.messages) {
+      const seen = firstCopy.get(m.id!);
+      if (!seen) firstCopy.set(m.id!, wire(m));
+      else {
+        expect(wire(m)).toEqual(seen);
+        compared++;
+      }
+    }
+    expect(compared).toBe(duplicates);
+    expect(duplicates).toBeGreaterThan(0);
     const republished = Object.values(reports).reduce((n, r) => n + r.published, 0);
     console.log(
       `pg failover: ${views.length} orders (${behind.length} placed while the relay was behind, ${withoutSlot.length} while no slot existed), ` +
