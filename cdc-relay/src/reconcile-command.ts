@@ -8,10 +8,11 @@ import { connectPublisher } from './publisher';
 import { parseReconcileArgs, reconcile } from './reconcile';
 
 const USAGE = {
-  name: 'npm run relay -- reconcile',
+  name: 'saga relay reconcile',
   summary: "republish the outbox rows of one source database written in a time window, from the table (after a failover or a lost slot); safe to repeat: consumers dedupe by message id",
   details: [
     'arguments: --source <name from RELAY_SOURCES> --since <ISO time with zone> [--until <ISO time>, default now]',
+    'from a checkout: npm run relay -- reconcile --source order --since 2026-11-27T10:15:00Z',
     'run it after the slot exists again on the server the relay streams, with --since a minute before the relay\'s',
     'last acknowledged commit time (relay_acknowledged_commit_timestamp_seconds, or the "replication slot disappeared" log line)',
     'exit 0 when the broker confirmed every message, 1 otherwise (run it again)',
