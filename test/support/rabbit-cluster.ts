@@ -176,6 +176,20 @@ export async function startRabbitCluster(size = 3): Promise<RabbitCluster> {
     },
   };
 
+  // A test process that ends without afterAll (a crash, a forced exit) still takes its nodes down.
+  const onExit = () => {
+    for (const n of nodes) {
+      const pid = pidOf(n);
+      if (alive(pid)) process.kill(pid!, 'SIGKILL');
+    }
+  };
+  process.once('exit', onExit);
+  const close = cluster.close;
+  cluster.close = async () => {
+    await close();
+    process.removeListener('exit', onExit);
+  };
+
   try {
     // The first node, then the others in parallel: each joins the first (stop_app, join_cluster, start_app).
     await start(nodes[0]!);
