@@ -4,9 +4,11 @@
  * connection to RabbitMQ (service consumers, the relay's publishers and queue gauge, setup and the dlq tool) is
  * opened here, so failover between nodes is decided in one place.
  *
- * amqplib takes a single URL and its own recovery wrapper reconnects to that same URL only; our components already
- * run their sessions in a reconnect loop (a session is rebuilt from a clean state, topology included), so what was
- * missing is only the choice of the node, not another connection manager.
+ * amqplib takes a single URL and its own recovery wrapper reconnects to that same URL only. amqp-connection-manager
+ * rotates over several URLs, but with its own reconnect loop and channel wrappers that replay setup and hold
+ * publishes while disconnected; our components already rebuild each session from a clean state in their own loop
+ * (the relay from the slot's acknowledged position, a consumer after returning its unsettled batch), so what was
+ * missing is only the choice of the node.
  */
 import amqp, { type ChannelModel, type Options } from 'amqplib';
 import { z } from 'zod';
