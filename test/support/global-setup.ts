@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import pg from 'pg';
 import { checkNode, checkPostgres, checkRabbitmq, checkRabbitmqctl, formatChecks } from '../../scripts/lib/prerequisites';
+import { removeLeftoverClusters } from './pg-cluster';
 
 // Jest loads this file outside the test runtime (no moduleNameMapper): no @saga/* import here, nor in the files
 // it imports (scripts/lib/prerequisites.ts imports only node:, pg and amqplib).
@@ -33,6 +34,7 @@ async function checkPrerequisites(adminUrl: string): Promise<void> {
 export default async function globalSetup(): Promise<void> {
   const adminUrl = process.env.PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
   await checkPrerequisites(adminUrl);
+  removeLeftoverClusters();
   const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
   try {

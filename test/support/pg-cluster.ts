@@ -4,7 +4,7 @@
  * own server. As root, the server binaries run as the `postgres` user (initdb and postgres refuse root).
  */
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, appendFileSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,6 +37,32 @@ function run(bin: string, args: string[]): string {
     : execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
+const PAIR_DIR_PREFIX = 'saga-pgpair-';
+
+/**
+ * Stop and remove the clusters an interrupted earlier run left behind (a killed test cannot stop its servers; they
+ * would keep their ports, memory and temporary directories). Only directories this module made, and not recent ones.
+ */
+export function removeLeftoverClusters(): void {
+  const tmp = os.tmpdir();
+  for (const entry of readdirSync(tmp)) {
+    if (!entry.startsWith(PAIR_DIR_PREFIX)) continue;
+    const base = path.join(tmp, entry);
+    // A pair younger than this may belong to a test running right now in another process.
+    if (Date.now() - statSync(base).mtimeMs < 15 * 60_000) continue;
+    for (const name of ['primary', 'standby']) {
+      const dataDir = path.join(base, name);
+      if (!existsSync(path.join(dataDir, 'postmaster.pid'))) continue;
+      try {
+        run('pg_ctl', ['stop', '-w', '-D', dataDir, '-m', 'immediate']);
+      } catch {
+        /* not running any more */
+      }
+    }
+    rmSync(base, { recursive: true, force: true });
+  }
+}
+
 export type PgServer = {
   name: string;
   port: number;
@@ -57,7 +83,7 @@ export type PgPair = { primary: PgServer; standby: PgServer; close: () => void }
  * zero-loss failover needs; with asynchronous replication the last commits before a crash may be lost outright).
  */
 export async function createPrimaryAndStandby(): Promise<PgPair> {
-  const base = mkdtempSync(path.join(os.tmpdir(), 'saga-pgpair-'));
+  const base = mkdtempSync(path.join(os.tmpdir(), PAIR_DIR_PREFIX));
   if (asRoot) chownSync(base, Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })));
   const servers: PgServer[] = [];
   const server = (name: string, port: number, settings: string[]): PgServer => {
