@@ -10,7 +10,7 @@
  * (the relay from the slot's acknowledged position, a consumer after returning its unsettled batch), so what was
  * missing is only the choice of the node.
  */
-import amqp, { type ChannelModel, type Options } from 'amqplib';
+import amqp, { type ChannelModel } from 'amqplib';
 import { z } from 'zod';
 
 /**
@@ -67,7 +67,7 @@ export type BrokerConnector = {
    * after the node of the previous connection (the node a session just lost is tried last) and goes round the
    * list until a node accepts. Rejects when none does; the caller's reconnect loop backs off and calls again.
    */
-  connect: (options?: Options.Connect | Record<string, unknown>) => Promise<BrokerConnection>;
+  connect: (socketOptions?: Record<string, unknown>) => Promise<BrokerConnection>;
   addresses: readonly string[];
 };
 
@@ -82,6 +82,7 @@ export function brokerConnector(url: string, open: (address: string, options: Re
   return {
     addresses,
     async connect(options = {}) {
+      // amqplib's socket options (clientProperties, timeout, …), the same for every node.
       const socketOptions = addresses.length > 1 ? { timeout: CONNECT_TIMEOUT_MS, ...options } : { ...options };
       const failures: string[] = [];
       let last: unknown;
