@@ -1,4 +1,5 @@
 CREATE TABLE "dead_letters" (
+	"key" text PRIMARY KEY NOT NULL,
 	"message_id" text NOT NULL,
 	"queue" text NOT NULL,
 	"order_id" text,
@@ -40,12 +41,16 @@ CREATE TABLE "sagas" (
 	"waiting_service" text,
 	"waiting_step" text,
 	"waiting_events" text[],
+	"settled" boolean NOT NULL,
 	"events" integer NOT NULL
 );
 --> statement-breakpoint
 CREATE INDEX "dead_letters_order_idx" ON "dead_letters" USING btree ("order_id");--> statement-breakpoint
+CREATE INDEX "dead_letters_at_idx" ON "dead_letters" USING btree ("at");--> statement-breakpoint
 CREATE INDEX "inbox_processed_idx" ON "inbox" USING btree ("consumer","processed_at");--> statement-breakpoint
 CREATE INDEX "saga_events_order_idx" ON "saga_events" USING btree ("order_id");--> statement-breakpoint
 CREATE INDEX "sagas_seq_idx" ON "sagas" USING btree ("seq");--> statement-breakpoint
-CREATE INDEX "sagas_pending_idx" ON "sagas" USING btree ("last_event_at") WHERE status = 'PENDING';--> statement-breakpoint
-CREATE INDEX "sagas_status_seq_idx" ON "sagas" USING btree ("status","seq");
+CREATE INDEX "sagas_unsettled_idx" ON "sagas" USING btree ("last_event_at") WHERE NOT settled;--> statement-breakpoint
+CREATE INDEX "sagas_status_seq_idx" ON "sagas" USING btree ("status","seq");--> statement-breakpoint
+CREATE INDEX "sagas_settled_last_idx" ON "sagas" USING btree ("last_event_at") WHERE settled;--> statement-breakpoint
+CREATE INDEX "sagas_finished_idx" ON "sagas" USING btree ("finished_at");

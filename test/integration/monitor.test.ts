@@ -7,6 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import amqp from 'amqplib';
+import pg from 'pg';
+import pino from 'pino';
+import type { Incoming } from '@saga/common/consumer';
 import { chromium, type Browser } from 'playwright-core';
 import { topologyNames } from '@saga/common/amqp';
 import { HEADER } from '@saga/common/envelope';
@@ -17,10 +20,12 @@ import { killAll, ROOT } from '../support/process';
 import { sagaClient } from '../support/saga';
 import { http, startMonitor, startStack, type ServiceProc, type Stack } from '../support/stack';
 import { waitUntil } from '../support/wait';
+import { monitorHandler } from '../../services/monitor/src/messaging/handlers';
 
 type SagaView = {
   orderId: string;
   status: string;
+  settled: boolean;
   reason: string | null;
   startedAt: string | null;
   finishedAt: string | null;
@@ -77,7 +82,7 @@ describe('the saga monitor', () => {
     expect(s.events[0]!.hopMs).toBeNull();
     expect(s.durationMs).toBe(Date.parse(s.finishedAt!) - Date.parse(s.startedAt!));
     expect(s.durationMs!).toBeGreaterThanOrEqual(0);
-    expect(s).toMatchObject({ status: 'CONFIRMED', reason: null, stuck: false, waitingFor: null });
+    expect(s).toMatchObject({ status: 'CONFIRMED', reason: null, stuck: false, settled: true, waitingFor: null });
     expect(await metricValue(monitor.url, 'saga_duration_seconds_count', { outcome: 'confirmed' })).toBeGreaterThanOrEqual(1);
   });
 
@@ -87,7 +92,7 @@ describe('the saga monitor', () => {
     const id = await saga.place(poor, [{ sku, quantity: 1 }]);
     expect((await saga.finalOrder(id)).status).toBe('CANCELLED');
     const s = await sagaWhen(id, 'CANCELLED', 5);
-    expect(s.reason).toBe('PAYMENT_DECLINED');
+    expect(s).toMatchObject({ reason: 'PAYMENT_DECLINED', settled: true, waitingFor: null });
     expect(s.events.map((e) => e.type)).toEqual(['OrderPlaced', 'StockReserved', 'PaymentDeclined', 'OrderCancelled', 'StockReleased']);
     expect(await metricValue(monitor.url, 'saga_duration_seconds_count', { outcome: 'cancelled' })).toBeGreaterThanOrEqual(1);
     // StockCommitted and StockReleased had no consumer before the monitor: they piled up in the unroutable queue.
@@ -106,16 +111,17 @@ describe('the saga monitor', () => {
       const sku = await saga.product(5, 100);
       const customer = await saga.account(10_000);
       const id = await saga.place(customer, [{ sku, quantity: 1 }]);
-      await sagaWhen(id, 'CONFIRMED', 5);
+      const before = await sagaWhen(id, 'CONFIRMED', 5);
       const placed = await waitUntil(() => sink.messages.find((m) => m.aggregateId === id), { message: 'OrderPlaced captured' });
-      const before = await metricValue(monitor.url, 'consumer_messages_total', { outcome: 'duplicate' });
+      const duplicates = await metricValue(monitor.url, 'consumer_messages_total', { outcome: 'duplicate' });
       const conn = await amqp.connect(env.rabbitUrl);
       const ch = await conn.createConfirmChannel();
       ch.publish(env.exchange, placed.routingKey, placed.raw.content, placed.raw.properties);
       await ch.waitForConfirms();
       await conn.close();
-      await waitUntil(async () => (await metricValue(monitor.url, 'consumer_messages_total', { outcome: 'duplicate' })) > before, { message: 'duplicate seen' });
-      expect((await sagaOf(id)).body.events).toHaveLength(5);
+      await waitUntil(async () => (await metricValue(monitor.url, 'consumer_messages_total', { outcome: 'duplicate' })) > duplicates, { message: 'duplicate seen' });
+      // Nothing of the saga changed: not its events, not its summary (seq, times, duration).
+      expect((await sagaOf(id)).body).toEqual(before);
     } finally {
       await sink.close();
     }
@@ -152,7 +158,7 @@ describe('the saga monitor', () => {
         ),
       { message: 'dead-letter report on the stuck saga' },
     );
-    expect(reported.deadLetters).toContainEqual({ queue: 'monitor.events.dlq', type: 'StockReserved', reason: 'invalid' });
+    expect(reported.deadLetters).toContainEqual(expect.objectContaining({ queue: 'monitor.events.dlq', type: 'StockReserved', reason: 'invalid' }));
     expect(await metricValue(monitor.url, 'sagas_stuck')).toBeGreaterThanOrEqual(1);
     expect(await metricValue(monitor.url, 'saga_oldest_pending_seconds')).toBeGreaterThanOrEqual(STUCK_AFTER_MS / 1000);
     const pending = (await http<{ sagas: SagaView[] }>('GET', `${monitor.url}/sagas?state=pending`)).body.sagas;
@@ -169,6 +175,11 @@ describe('the saga monitor', () => {
     expect(page1.body.next).toBe(page1.body.sagas[1]!.seq);
     const page2 = await http<{ sagas: { seq: number }[] }>('GET', `${monitor.url}/sagas?limit=2&after=${page1.body.next}`);
     expect(page2.body.sagas[0]!.seq).toBeLessThan(page1.body.next!);
+    const all = await http<{ sagas: { seq: number }[]; next: number | null }>('GET', `${monitor.url}/sagas?limit=500`);
+    expect(all.body.next).toBeNull(); // fewer than a page: no next page
+    const paged = [...page1.body.sagas, ...page2.body.sagas].map((x) => x.seq);
+    expect(new Set(paged).size).toBe(paged.length);
+    expect(all.body.sagas.slice(0, 4).map((x) => x.seq)).toEqual(paged);
     const bad = await http<{ errors: { path: string }[] }>('GET', `${monitor.url}/sagas?state=lost`);
     expect(bad.status).toBe(400);
     expect(bad.body.errors.map((e) => e.path)).toContain('query.state');
@@ -206,6 +217,31 @@ describe('the saga monitor', () => {
       expect(existsSync(path.join(dir, 'monitor-page.png'))).toBe(true);
     } finally {
       await browser.close();
+    }
+  });
+});
+
+describe("the monitor's write path", () => {
+  it('keeps every event of a saga in its summary when two transactions record events of it at once', async () => {
+    const pool = new pg.Pool({ connectionString: env.monitorUrl(), max: 4 });
+    try {
+      const handler = monitorHandler(pool, 'monitor.race-test');
+      const event = (orderId: string, type: 'OrderPlaced' | 'StockReserved', causationId: string | null) =>
+        ({
+          type,
+          data: { orderId },
+          envelope: { id: randomUUID(), aggregateType: type === 'OrderPlaced' ? 'order' : 'inventory', aggregateId: orderId, type, payload: { version: 1, data: {} }, headers: { correlationId: orderId, causationId } },
+          log: pino({ level: 'silent' }),
+        }) as unknown as Incoming;
+      const orders = Array.from({ length: 30 }, () => randomUUID());
+      // Each saga's two events in two concurrent transactions: without the per-saga lock, each would summarize only
+      // what it saw and the last to commit would win with one event.
+      await Promise.all(orders.flatMap((o) => [handler.apply([event(o, 'OrderPlaced', null)]), handler.apply([event(o, 'StockReserved', 'x')])]));
+      const { rows } = await pool.query<{ events: number; waiting_service: string }>('SELECT events, waiting_service FROM sagas WHERE order_id = ANY($1)', [orders]);
+      expect(rows).toHaveLength(orders.length);
+      expect(rows.every((r) => r.events === 2 && r.waiting_service === 'payment')).toBe(true);
+    } finally {
+      await pool.end();
     }
   });
 });

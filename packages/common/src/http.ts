@@ -50,7 +50,9 @@ export function createHttpApp(log: Logger, registry: Registry, bodyLimit = '64kb
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.use(helmet());
+  // No upgrade-insecure-requests: a page served over plain HTTP inside a cluster (the monitor's) would have its own
+  // script and API calls rewritten to https and fail.
+  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   const duration = new Histogram({
     name: 'http_request_duration_seconds',
     help: 'HTTP request duration by route and status',

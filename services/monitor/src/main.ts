@@ -6,25 +6,37 @@ import { answerArgs } from '@saga/common/cli-args';
 import { exitOnStartupError, onShutdown } from '@saga/common/lifecycle';
 import { createLogger } from '@saga/common/logger';
 import { runService } from '@saga/common/service';
+import { createCatchUp } from './catch-up';
 import { MonitorEnv, loadConfig } from './config';
+import { startPruner } from './db/pruner';
 import * as schema from './db/schema';
 import { monitorRoutes } from './http/routes';
-import { startDeadLetterReports } from './messaging/dead-letters';
+import { startMonitorBrokerSession } from './messaging/dead-letters';
 import { monitorHandler } from './messaging/handlers';
 import { createSagaMetrics } from './metrics';
 
 async function main() {
   const config = loadConfig();
+  const catchUp = createCatchUp();
   const service = await runService({
     name: 'monitor',
     config,
     schema,
-    routes: ({ pool }) => monitorRoutes(pool, config.SAGA_STUCK_AFTER_MS),
+    routes: ({ pool }) => monitorRoutes(pool, config.SAGA_STUCK_AFTER_MS, catchUp),
     handler: ({ pool, consumer, inbox, registry }) => {
-      const metrics = createSagaMetrics(registry, pool, config.SAGA_STUCK_AFTER_MS);
-      return monitorHandler(pool, consumer, metrics.observe, inbox);
+      const metrics = createSagaMetrics(registry, pool, config.SAGA_STUCK_AFTER_MS, catchUp);
+      return monitorHandler(pool, consumer, metrics.committed, inbox);
     },
-    extras: async ({ pool, log }) => startDeadLetterReports({ url: config.RABBITMQ_URL, exchange: config.EVENTS_EXCHANGE, pool, log }),
+    extras: async ({ pool, log, registry, consumer }) => {
+      const session = startMonitorBrokerSession({ url: config.RABBITMQ_URL, exchange: config.EVENTS_EXCHANGE, eventsQueue: consumer, pool, log, registry, catchUp });
+      const pruner = startPruner(pool, log, { retentionHours: config.MONITOR_RETENTION_HOURS, everyMs: config.MONITOR_PRUNE_EVERY_MS });
+      return {
+        async stop() {
+          await pruner.stop();
+          await session.stop();
+        },
+      };
+    },
   });
   onShutdown(service.log, config.SHUTDOWN_TIMEOUT_MS, service.stop);
 }

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, index, integer, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { bigint, boolean, index, integer, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
 
 // The monitor publishes nothing, so it has an inbox (exactly-once in effect) and no outbox.
 export { inbox } from '@saga/common/outbox';
@@ -38,12 +38,18 @@ export const sagas = pgTable(
     waitingService: text('waiting_service'),
     waitingStep: text('waiting_step'),
     waitingEvents: text('waiting_events').array(),
+    /** Nothing more is due (final, and inventory followed up); unsettled sagas can be stuck. */
+    settled: boolean('settled').notNull(),
     events: integer('events').notNull(),
   },
   (t) => [
     index('sagas_seq_idx').on(t.seq),
-    index('sagas_pending_idx').on(t.lastEventAt).where(sql`status = 'PENDING'`),
+    // Stuck detection, the pending gauges and the list of unsettled sagas read only these rows.
+    index('sagas_unsettled_idx').on(t.lastEventAt).where(sql`NOT settled`),
     index('sagas_status_seq_idx').on(t.status, t.seq),
+    // Counts of recent outcomes (the page) and retention of settled sagas.
+    index('sagas_settled_last_idx').on(t.lastEventAt).where(sql`settled`),
+    index('sagas_finished_idx').on(t.finishedAt),
   ],
 );
 
@@ -51,6 +57,8 @@ export const sagas = pgTable(
 export const deadLetters = pgTable(
   'dead_letters',
   {
+    /** `<messageId>@<queue>@<dead-lettered at>`: a redelivered report is the same row; a second dead-lettering is another. */
+    key: text('key').primaryKey(),
     messageId: text('message_id').notNull(),
     queue: text('queue').notNull(),
     orderId: text('order_id'),
@@ -59,5 +67,5 @@ export const deadLetters = pgTable(
     error: text('error'),
     at: timestamp('at', { withTimezone: true }).notNull().default(sql`now()`),
   },
-  (t) => [index('dead_letters_order_idx').on(t.orderId)],
+  (t) => [index('dead_letters_order_idx').on(t.orderId), index('dead_letters_at_idx').on(t.at)],
 );

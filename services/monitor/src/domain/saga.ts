@@ -21,17 +21,24 @@ export type SagaEvent = {
   reason: string | null;
 };
 
-/** The step a pending saga waits for: who must act next and which events would show it did. */
+/** The step a saga waits for: who must act next and which events would show it did. */
 export type Step = { service: string; step: string; events: EventType[] };
 
 export type SagaSummary = {
+  /** CONFIRMED or CANCELLED once the order's final event (or inventory's follow-up to it) is seen. */
   status: SagaStatus;
   reason: string | null;
   startedAt: Date | null;
   finishedAt: Date | null;
   lastEventAt: Date;
   lastEventType: EventType;
-  /** Undefined once final. */
+  /**
+   * True when nothing more is due: the order is final and inventory followed up (StockCommitted after a
+   * confirmation; StockReleased after a cancellation that had reserved stock). A final but unsettled saga still
+   * waits (a compensation that does not happen leaks stock) and can be stuck.
+   */
+  settled: boolean;
+  /** Undefined once settled. */
   waitingFor: Step | undefined;
 };
 
@@ -40,10 +47,16 @@ const first = (events: readonly SagaEvent[], type: EventType) => events.find((e)
 
 /**
  * The next step of the choreography, read from the events seen so far: order placed -> inventory reserves or
- * rejects -> payment authorizes or declines -> order confirms or cancels. A final saga waits for nothing.
+ * rejects -> payment authorizes or declines -> order confirms or cancels -> inventory commits the sale or releases
+ * the reservation. Undefined when nothing more is due.
  */
 export function nextStep(events: readonly SagaEvent[]): Step | undefined {
-  if (has(events, 'OrderConfirmed') || has(events, 'OrderCancelled')) return undefined;
+  if (has(events, 'StockCommitted') || has(events, 'StockReleased')) return undefined;
+  if (has(events, 'OrderConfirmed')) return { service: 'inventory', step: 'turn the reservation into a sale', events: ['StockCommitted'] };
+  if (has(events, 'OrderCancelled')) {
+    // Inventory releases only what it reserved: a saga cancelled for lack of stock has nothing to compensate.
+    return has(events, 'StockReserved') ? { service: 'inventory', step: 'release the reserved stock (compensation)', events: ['StockReleased'] } : undefined;
+  }
   if (has(events, 'PaymentAuthorized')) return { service: 'order', step: 'confirm the paid order', events: ['OrderConfirmed'] };
   if (has(events, 'PaymentDeclined') || has(events, 'StockRejected')) return { service: 'order', step: 'cancel the order', events: ['OrderCancelled'] };
   if (has(events, 'StockReserved')) return { service: 'payment', step: 'authorize or decline the payment', events: ['PaymentAuthorized', 'PaymentDeclined'] };
@@ -58,21 +71,28 @@ export function summarize(events: readonly SagaEvent[]): SagaSummary {
   const last = sorted.reduce((a, b) => (b.at.getTime() >= a.at.getTime() ? b : a));
   const confirmed = first(sorted, 'OrderConfirmed');
   const cancelled = first(sorted, 'OrderCancelled');
-  const final = confirmed ?? cancelled;
+  // Inventory's follow-ups exist only after the order's final event: they imply it even if it has not arrived yet.
+  const status: SagaStatus = confirmed || has(sorted, 'StockCommitted') ? 'CONFIRMED' : cancelled || has(sorted, 'StockReleased') ? 'CANCELLED' : 'PENDING';
+  const waitingFor = nextStep(sorted);
   return {
-    status: confirmed ? 'CONFIRMED' : cancelled ? 'CANCELLED' : 'PENDING',
+    status,
     reason: cancelled?.reason ?? null,
     startedAt: first(sorted, 'OrderPlaced')?.at ?? null,
-    finishedAt: final?.at ?? null,
+    finishedAt: (confirmed ?? cancelled)?.at ?? null,
     lastEventAt: last.at,
     lastEventType: last.type,
-    waitingFor: nextStep(sorted),
+    settled: waitingFor === undefined,
+    waitingFor,
   };
 }
 
-/** A pending saga is stuck when nothing happened to it for `stuckAfterMs`. */
-export const isStuck = (s: Pick<SagaSummary, 'status' | 'lastEventAt'>, now: Date, stuckAfterMs: number) =>
-  s.status === 'PENDING' && now.getTime() - s.lastEventAt.getTime() >= stuckAfterMs;
+/**
+ * An unsettled saga is stuck when nothing happened to it for `stuckAfterMs` as of `asOf`: the present when the
+ * monitor has caught up with its queue, else the time of the newest event it has consumed (a monitor that is behind
+ * must not call every saga in flight stuck).
+ */
+export const isStuck = (s: Pick<SagaSummary, 'settled' | 'lastEventAt'>, asOf: Date, stuckAfterMs: number) =>
+  !s.settled && asOf.getTime() - s.lastEventAt.getTime() > stuckAfterMs;
 
 /**
  * Events in causal order: each after the event that caused it (causationId), roots first, ties by time. Clocks of

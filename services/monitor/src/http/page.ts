@@ -1,7 +1,8 @@
 /**
  * The monitor's page: static HTML and a small script (no framework: a list, a few counters and a waterfall), kept
  * as strings so that the bundled image carries them with the code. The script polls the JSON API once a second;
- * the page works from the monitor's own origin only (the security headers' CSP allows no inline script).
+ * the page works from the monitor's own origin only (the security headers' CSP allows no inline script), and uses
+ * relative URLs so that it also works behind a proxy that serves it under a path prefix.
  */
 export const PAGE_HTML = `<!doctype html>
 <html lang="en">
@@ -37,8 +38,9 @@ export const PAGE_HTML = `<!doctype html>
   <h1>Saga monitor</h1>
   <span class="counter">pending <b id="n-pending">–</b></span>
   <span class="counter">stuck <b id="n-stuck" class="stuck">–</b></span>
-  <span class="counter">confirmed <b id="n-confirmed">–</b></span>
-  <span class="counter">cancelled <b id="n-cancelled">–</b></span>
+  <span class="counter">confirmed (1 h) <b id="n-confirmed">–</b></span>
+  <span class="counter">cancelled (1 h) <b id="n-cancelled">–</b></span>
+  <span class="stuck" id="behind" hidden>monitor behind: stuck counts up to the newest event consumed</span>
   <span class="muted" id="updated"></span>
 </header>
 <main>
@@ -67,14 +69,15 @@ export const PAGE_HTML = `<!doctype html>
     </div>
   </section>
 </main>
-<script src="/monitor.js"></script>
+<script src="monitor.js"></script>
 </body>
 </html>
 `;
 
 export const PAGE_SCRIPT = `'use strict';
 (function () {
-  var selected = decodeURIComponent(location.hash.slice(1)) || null;
+  var selected = null;
+  try { selected = decodeURIComponent(location.hash.slice(1)) || null; } catch (e) { selected = null; }
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
     Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
@@ -86,7 +89,7 @@ export const PAGE_SCRIPT = `'use strict';
   function row(s) {
     var tr = el('tr', { class: 'saga' + (s.orderId === selected ? ' selected' : ''), 'data-order-id': s.orderId, 'data-status': s.status });
     tr.appendChild(el('td', {}, s.orderId.slice(0, 8)));
-    tr.appendChild(el('td', { class: s.stuck ? 'stuck' : s.status }, s.stuck ? 'STUCK' : s.status));
+    tr.appendChild(el('td', { class: s.stuck ? 'stuck' : s.status }, s.stuck ? 'STUCK (' + s.status + ')' : s.status + (s.settled ? '' : ' …')));
     tr.appendChild(el('td', {}, ms(s.durationMs)));
     tr.appendChild(el('td', { class: 'muted' }, s.lastEventType + (s.waitingFor ? ' → ' + s.waitingFor.service : '')));
     tr.addEventListener('click', function () { selected = s.orderId; location.hash = s.orderId; refresh(); });
@@ -102,9 +105,10 @@ export const PAGE_SCRIPT = `'use strict';
     box.hidden = false;
     box.setAttribute('data-order-id', s.orderId);
     box.setAttribute('data-status', s.status);
+    box.setAttribute('data-settled', String(s.settled));
     document.getElementById('saga-id').textContent = s.orderId;
     var st = document.getElementById('saga-status');
-    st.textContent = s.stuck ? 'STUCK' : s.status;
+    st.textContent = s.stuck ? 'STUCK (' + s.status + ')' : s.status + (s.settled ? '' : ', not settled');
     st.className = s.stuck ? 'stuck' : s.status;
     document.getElementById('saga-reason').textContent = s.reason || '';
     document.getElementById('saga-times').textContent = 'started ' + (s.startedAt || '–') + ', finished ' + (s.finishedAt || '–') + ', took ' + ms(s.durationMs);
@@ -119,8 +123,10 @@ export const PAGE_SCRIPT = `'use strict';
       var track = el('div', { class: 'wf-track' });
       var start = e.offsetMs - (e.hopMs || 0);
       var bar = el('div', { class: 'wf-bar svc-' + e.service, title: e.service + ' ' + e.at + (e.traceparent ? ' trace ' + e.traceparent.split('-')[1] : '') });
-      bar.style.left = (100 * start / total).toFixed(2) + '%';
-      bar.style.width = (100 * (e.hopMs || 0) / total).toFixed(2) + '%';
+      // A producer clock behind its cause's gives a negative hop: draw it as a mark at the event's own time.
+      var hop = Math.max(0, e.hopMs || 0);
+      bar.style.left = (100 * Math.max(0, Math.min(start, e.offsetMs)) / total).toFixed(2) + '%';
+      bar.style.width = (100 * hop / total).toFixed(2) + '%';
       track.appendChild(bar);
       r.appendChild(track);
       r.appendChild(el('div', { class: 'muted' }, e.hopMs === null ? 'start' : '+' + ms(e.hopMs)));
@@ -128,17 +134,21 @@ export const PAGE_SCRIPT = `'use strict';
     }));
   }
   function refresh() {
-    return Promise.all([get('/stats'), get('/sagas?limit=50'), get('/sagas?state=stuck&limit=50')]).then(function (all) {
+    return Promise.all([get('stats'), get('sagas?limit=50'), get('sagas?state=stuck&limit=50')]).then(function (all) {
       var stats = all[0];
-      ['pending', 'stuck', 'confirmed', 'cancelled'].forEach(function (k) { document.getElementById('n-' + k).textContent = String(stats[k]); });
+      document.getElementById('n-pending').textContent = String(stats.pending);
+      document.getElementById('n-stuck').textContent = String(stats.stuck);
+      document.getElementById('n-confirmed').textContent = String(stats.confirmedLastHour);
+      document.getElementById('n-cancelled').textContent = String(stats.cancelledLastHour);
+      document.getElementById('behind').hidden = !stats.behind;
       fill('recent', all[1].sagas);
       fill('stuck', all[2].sagas);
       document.getElementById('no-stuck').hidden = all[2].sagas.length > 0;
       document.getElementById('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
-      return selected ? get('/sagas/' + encodeURIComponent(selected)).then(showSaga, function () {}) : undefined;
+      return selected ? get('sagas/' + encodeURIComponent(selected)).then(showSaga, function () {}) : undefined;
     }).catch(function (err) { document.getElementById('updated').textContent = String(err); });
   }
-  refresh();
-  setInterval(refresh, 1000);
+  // The next poll starts a second after the previous one ended: a slow server never gets requests piling up.
+  (function loop() { refresh().then(function () { setTimeout(loop, 1000); }); })();
 })();
 `;

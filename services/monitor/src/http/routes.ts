@@ -3,9 +3,10 @@ import { z } from 'zod';
 import { notFound } from '@saga/common/errors';
 import { parseRequest } from '@saga/common/http';
 import type pg from 'pg';
+import type { CatchUp } from '../catch-up';
 import { timeline } from '../domain/saga';
+import { deadLettersOf, getSaga, listSagas, stats } from '../db/saga-repository';
 import { PAGE_HTML, PAGE_SCRIPT } from './page';
-import { deadLettersOf, getSaga, listSagas, pendingStats, statusCounts } from '../db/saga-repository';
 
 const IdParams = z.object({ orderId: z.string().min(1).max(200) });
 const ListQuery = z.strictObject({
@@ -15,8 +16,10 @@ const ListQuery = z.strictObject({
 });
 
 /** The monitor's HTTP API (read only) and its page. */
-export function monitorRoutes(pool: pg.Pool, stuckAfterMs: number): Router {
+export function monitorRoutes(pool: pg.Pool, stuckAfterMs: number, catchUp: CatchUp): Router {
   const r = Router();
+  const staleness = () => ({ asOf: catchUp.asOf(), stuckAfterMs });
+
   r.get('/', (_req, res) => {
     res.type('html').send(PAGE_HTML);
   });
@@ -26,8 +29,8 @@ export function monitorRoutes(pool: pg.Pool, stuckAfterMs: number): Router {
 
   r.get('/sagas', async (req, res) => {
     const q = parseRequest(ListQuery, req.query, 'query');
-    const sagas = await listSagas(pool, { ...q, stuckAfterMs });
-    const dead = await deadLettersOf(pool, sagas.filter((s) => s.status === 'PENDING').map((s) => s.orderId));
+    const sagas = await listSagas(pool, { ...q, ...staleness() });
+    const dead = await deadLettersOf(pool, sagas.filter((s) => !s.settled));
     res.json({
       sagas: sagas.map((s) => ({ ...s, deadLetters: dead.get(s.orderId) ?? [] })),
       next: sagas.length === q.limit ? sagas[sagas.length - 1]!.seq : null,
@@ -36,12 +39,12 @@ export function monitorRoutes(pool: pg.Pool, stuckAfterMs: number): Router {
 
   r.get('/sagas/:orderId', async (req, res) => {
     const { orderId } = parseRequest(IdParams, req.params, 'params');
-    const found = await getSaga(pool, orderId, stuckAfterMs);
+    const found = await getSaga(pool, orderId, staleness());
     if (!found) throw notFound('saga', orderId);
     const { saga, events, deadLetters } = found;
     res.json({
       ...saga,
-      deadLetters: deadLetters.map((d) => ({ ...d, at: d.at.toISOString() })),
+      deadLetters: deadLetters.map((d) => ({ queue: d.queue, messageId: d.messageId, type: d.type, reason: d.reason, error: d.error, at: d.at.toISOString() })),
       events: timeline(events).map((e) => ({
         type: e.type,
         service: e.service,
@@ -56,9 +59,15 @@ export function monitorRoutes(pool: pg.Pool, stuckAfterMs: number): Router {
     });
   });
 
+  // The page asks once a second per open tab: a short cache keeps that to one query whatever the number of tabs.
+  let cached: { at: number; body: Promise<unknown> } | undefined;
   r.get('/stats', async (_req, res) => {
-    const [counts, pending] = await Promise.all([statusCounts(pool), pendingStats(pool, stuckAfterMs)]);
-    res.json({ ...counts, stuck: pending.stuck, oldestPendingSeconds: pending.oldestPendingSeconds, stuckAfterMs });
+    if (!cached || Date.now() - cached.at > 2000) {
+      const s = staleness();
+      cached = { at: Date.now(), body: stats(pool, s).then((st) => ({ ...st, stuckAfterMs, asOf: s.asOf.toISOString(), behind: catchUp.behind() })) };
+      cached.body.catch(() => (cached = undefined));
+    }
+    res.json(await cached.body);
   });
   return r;
 }

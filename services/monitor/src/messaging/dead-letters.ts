@@ -1,34 +1,42 @@
-import type { ConsumeMessage } from 'amqplib';
+import type { Channel, ConsumeMessage } from 'amqplib';
 import { consumerQueueNames, topologyNames } from '@saga/common/amqp';
-import { connectBroker } from '@saga/common/broker';
-import { DEAD_LETTER_HEADER as DLH } from '@saga/common/envelope';
-import { reconnectLoop } from '@saga/common/lifecycle';
+import { brokerConnector } from '@saga/common/broker';
+import { fromDebezium, isDebeziumShaped } from '@saga/common/debezium';
+import { DEAD_LETTER_HEADER as DLH, HEADER } from '@saga/common/envelope';
+import { backoffDelay, delay, reconnectLoop } from '@saga/common/lifecycle';
 import type { Logger } from '@saga/common/logger';
-import { inboxClaim, withTransaction } from '@saga/common/outbox';
+import { isConnectionError } from '@saga/common/pg';
 import type pg from 'pg';
+import { Counter, type Registry } from 'prom-client';
+import type { CatchUp } from '../catch-up';
 import { recordDeadLetters, type DeadLetterRow } from '../db/saga-repository';
 
-/** The monitor's queue of dead-letter reports, and its consumer name in the inbox. */
+/** The monitor's queue of dead-letter reports. */
 export const DEAD_LETTER_REPORTS_QUEUE = 'monitor.dead-letter-reports';
+/** An observer must never hold the broker back: past this many reports the oldest go (the DLQs keep the messages). */
+const REPORTS_MAX_LENGTH = 100_000;
 
 /**
  * A dead-letter report (a copy of a message a consumer parked in its dead-letter queue) as the monitor keeps it.
- * Pure. The key includes the time it was parked: a message replayed and dead-lettered again is a second report.
+ * Pure. The key includes the time it was parked: a redelivered report is the same row, a message replayed and
+ * dead-lettered again is a second one. Our relay's messages carry the order id as correlationId; Debezium's carry
+ * it in their headers, and both carry the aggregate id.
  */
-export function toDeadLetterRow(msg: Pick<ConsumeMessage, 'properties' | 'fields'>, now: Date): DeadLetterRow & { key: string } {
+export function toDeadLetterRow(msg: Pick<ConsumeMessage, 'properties' | 'fields'>, now: Date): DeadLetterRow {
   const h = (msg.properties.headers ?? {}) as Record<string, unknown>;
   const str = (v: unknown) => (typeof v === 'string' && v.length > 0 ? v : null);
   const at = str(h[DLH.at]);
   const parsed = at ? new Date(at) : now;
   const when = Number.isNaN(parsed.getTime()) ? now : parsed;
-  const messageId = str(msg.properties.messageId) ?? str(h.id) ?? 'unknown';
-  const queue = str(h[DLH.by]) ?? msg.fields.routingKey.replace(/\.dlq$/, '');
+  const props = isDebeziumShaped(msg.properties) ? fromDebezium({ content: Buffer.alloc(0), properties: msg.properties }).properties : msg.properties;
+  const messageId = str(props.messageId) ?? 'unknown';
+  const consumer = str(h[DLH.by]) ?? msg.fields.routingKey.replace(/\.dlq$/, '');
   return {
-    key: `${messageId}@${queue}@${when.toISOString()}`,
+    key: `${messageId}@${consumer}@${when.toISOString()}`,
     messageId,
-    queue: consumerQueueNames(queue).dlq,
-    orderId: str(msg.properties.correlationId) ?? str(h.correlationId),
-    type: str(msg.properties.type),
+    queue: consumerQueueNames(consumer).dlq,
+    orderId: str(props.correlationId) ?? str((props.headers as Record<string, unknown> | undefined)?.[HEADER.aggregateId]),
+    type: str(props.type),
     reason: str(h[DLH.reason]),
     error: str(h[DLH.error]),
     at: when,
@@ -36,48 +44,131 @@ export function toDeadLetterRow(msg: Pick<ConsumeMessage, 'properties' | 'fields
 }
 
 /**
- * Consume the reports consumers publish when they dead-letter a message, into `dead_letters` (exactly once in
- * effect through the inbox), so that a stuck saga says whether a message of it waits in a dead-letter queue. The
- * reports queue is the monitor's own; the dead-letter queues are never read, so an operator's replay is unaffected.
+ * The monitor's own broker session: consume the reports consumers publish when they dead-letter a message into
+ * `dead_letters`, so that a stuck saga says whether a message of it waits in a dead-letter queue, and read the depth
+ * of the monitor's event queue every `depthEveryMs` (CatchUp). Reports are written in batches, one at a time
+ * (one statement each, deduplicated by key) and acknowledged after; while the database is unreachable a batch is
+ * retried in place with backoff, unacknowledged; a report the database refuses for any other reason is logged,
+ * counted and acknowledged (it is an observation: the message itself stays in its dead-letter queue). The
+ * dead-letter queues themselves are never read, so an operator's replay is unaffected.
  */
-export function startDeadLetterReports(opts: { url: string; exchange: string; pool: pg.Pool; log: Logger }): { stop: () => Promise<void> } {
-  const { pool, log } = opts;
+export function startMonitorBrokerSession(opts: {
+  url: string;
+  exchange: string;
+  eventsQueue: string;
+  pool: pg.Pool;
+  log: Logger;
+  registry: Registry;
+  catchUp: CatchUp;
+  depthEveryMs?: number;
+}): { stop: () => Promise<void>; isReady: () => boolean } {
+  const { pool, log, catchUp } = opts;
   const abort = new AbortController();
-  let closeConn: (() => Promise<void>) | undefined;
+  const connector = brokerConnector(opts.url);
+  const reports = new Counter({
+    name: 'monitor_dead_letter_reports_total',
+    help: 'Dead-letter reports received, by outcome (recorded, duplicate, refused: the database would not store it)',
+    labelNames: ['outcome'] as const,
+    registers: [opts.registry],
+  });
+  let ready = false;
+  let current: { close: () => Promise<void> } | undefined;
 
   async function session(): Promise<void> {
-    const conn = await connectBroker(opts.url, { clientProperties: { connection_name: `monitor ${DEAD_LETTER_REPORTS_QUEUE}` } });
-    closeConn = () => conn.close().catch(() => undefined);
-    const closed = new Promise<void>((resolve) => conn.on('close', () => resolve()));
-    conn.on('error', (err: unknown) => log.warn({ err }, 'broker connection error (dead-letter reports)'));
+    const conn = await connector.connect({ clientProperties: { connection_name: `monitor ${DEAD_LETTER_REPORTS_QUEUE}` } });
+    current = { close: () => conn.close().catch(() => undefined) };
+    const ended = new Promise<void>((resolve) => conn.on('close', () => resolve()));
+    conn.on('error', (err: unknown) => log.warn({ err }, 'broker connection error (monitor session)'));
     const ch = await conn.createChannel();
+    let open = true;
+    const endSession = () => {
+      open = false;
+      ready = false;
+      void conn.close().catch(() => undefined);
+    };
+    ch.on('error', (err: unknown) => log.warn({ err }, 'broker channel error (monitor session)'));
+    ch.on('close', endSession);
     const names = topologyNames(opts.exchange);
     await ch.assertExchange(names.deadLetterReports, 'topic', { durable: true });
-    await ch.assertQueue(DEAD_LETTER_REPORTS_QUEUE, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
-    await ch.bindQueue(DEAD_LETTER_REPORTS_QUEUE, names.deadLetterReports, '#');
-    await ch.prefetch(32);
-    await ch.consume(DEAD_LETTER_REPORTS_QUEUE, (msg) => {
-      if (!msg) return;
-      const row = toDeadLetterRow(msg, new Date());
-      withTransaction(pool, (c) => recordDeadLetters(c, inboxClaim(DEAD_LETTER_REPORTS_QUEUE, [{ id: row.key, type: row.type ?? 'unknown' }]), [row])).then(
-        () => ch.ack(msg),
-        (err: unknown) => {
-          // The database is unreachable or refused it: the report returns to the queue when the channel closes.
-          log.warn({ err, messageId: row.messageId }, 'could not record a dead-letter report; reconnecting');
-          void conn.close().catch(() => undefined);
-        },
-      );
+    await ch.assertQueue(DEAD_LETTER_REPORTS_QUEUE, {
+      durable: true,
+      arguments: { 'x-queue-type': 'quorum', 'x-max-length': REPORTS_MAX_LENGTH, 'x-overflow': 'drop-head' },
     });
+    await ch.bindQueue(DEAD_LETTER_REPORTS_QUEUE, names.deadLetterReports, '#');
+    await ch.prefetch(64);
+
+    let buffer: ConsumeMessage[] = [];
+    let pumping: Promise<void> | undefined;
+    const pump = (): Promise<void> =>
+      (pumping ??= (async () => {
+        while (buffer.length > 0 && open) {
+          const batch = buffer;
+          buffer = [];
+          await record(batch);
+          if (open) ch.ack(batch[batch.length - 1]!, true);
+        }
+      })().finally(() => (pumping = undefined)));
+
+    async function record(batch: ConsumeMessage[]): Promise<void> {
+      const rows = batch.map((m) => toDeadLetterRow(m, new Date()));
+      for (let attempt = 0; open && !abort.signal.aborted; attempt++) {
+        try {
+          const n = await recordDeadLetters(pool, rows);
+          reports.inc({ outcome: 'recorded' }, n);
+          reports.inc({ outcome: 'duplicate' }, rows.length - n);
+          return;
+        } catch (err) {
+          if (!isConnectionError(err)) {
+            log.error({ err, messageIds: rows.map((r) => r.messageId) }, 'database refused dead-letter reports; acknowledging them unrecorded');
+            reports.inc({ outcome: 'refused' }, rows.length);
+            return;
+          }
+          const wait = backoffDelay(attempt, 200, 10_000);
+          log.warn({ err, retryInMs: wait }, 'database unreachable; dead-letter reports wait');
+          await delay(wait, abort.signal).catch(() => undefined);
+        }
+      }
+    }
+
+    await ch.consume(DEAD_LETTER_REPORTS_QUEUE, (msg) => {
+      if (!msg) return endSession(); // cancelled by the broker (queue deleted): start over
+      buffer.push(msg);
+      void pump().catch((err: unknown) => {
+        log.warn({ err }, 'dead-letter reports failed; reconnecting');
+        endSession();
+      });
+    });
+    ready = true;
     log.info({ queue: DEAD_LETTER_REPORTS_QUEUE }, 'consuming dead-letter reports');
-    await closed;
+
+    const depth = setInterval(() => void readDepth(ch), opts.depthEveryMs ?? 2000);
+    void readDepth(ch);
+    try {
+      await ended;
+    } finally {
+      clearInterval(depth);
+      open = false;
+      ready = false;
+      catchUp.queueDepth(undefined);
+      await pumping?.catch(() => undefined);
+    }
   }
 
-  const loop = reconnectLoop(session, { what: 'broker (dead-letter reports)', log, signal: abort.signal });
+  async function readDepth(ch: Channel): Promise<void> {
+    try {
+      catchUp.queueDepth((await ch.checkQueue(opts.eventsQueue)).messageCount);
+    } catch {
+      catchUp.queueDepth(undefined); // the queue is not there yet, or the channel is closing
+    }
+  }
+
+  const loop = reconnectLoop(session, { what: 'broker (monitor session)', log, signal: abort.signal });
   return {
     async stop() {
       abort.abort();
-      await closeConn?.();
+      await current?.close();
       await loop;
     },
+    isReady: () => ready,
   };
 }

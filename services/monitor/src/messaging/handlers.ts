@@ -7,8 +7,10 @@ import { loadEvents, lockSagas, recordEvents, saveSagas, type EventRow } from '.
 /** Every event of the catalogue: the monitor's queue is bound to each routing key (not `#`, so unknown keys stay unroutable). */
 export const ALL_EVENT_TYPES = Object.keys(EventCatalog) as EventType[];
 
-/** A saga that became final in a committed batch: what the duration histogram observes. */
-export type Finished = { orderId: string; outcome: 'CONFIRMED' | 'CANCELLED'; durationSeconds: number | undefined };
+/** A saga whose duration became known in a committed batch: what the duration histogram observes. */
+export type Finished = { orderId: string; outcome: 'CONFIRMED' | 'CANCELLED'; durationSeconds: number };
+/** What a committed batch changed, for the metrics and the catch-up clock. */
+export type Committed = { finished: Finished[]; newestEventAt: Date | undefined };
 
 /** The fields of an incoming event the monitor keeps. Pure. */
 export function toEventRow(m: Incoming, receivedAt: Date): EventRow {
@@ -26,16 +28,37 @@ export function toEventRow(m: Incoming, receivedAt: Date): EventRow {
   };
 }
 
-type State = { events: Map<string, EventRow[]>; recorded: Set<string> };
+const durationOf = (s: SagaSummary) => (s.startedAt && s.finishedAt ? (s.finishedAt.getTime() - s.startedAt.getTime()) / 1000 : undefined);
+
+/**
+ * Sagas whose duration is known after these events and was not before (the final event and OrderPlaced can arrive
+ * in either order: each saga is observed once, when the later of the two arrives). Pure.
+ */
+export function newlyFinished(events: ReadonlyMap<string, readonly EventRow[]>, recorded: ReadonlySet<string>): { finished: Finished[]; summaries: { orderId: string; summary: SagaSummary; events: number }[] } {
+  const finished: Finished[] = [];
+  const summaries: { orderId: string; summary: SagaSummary; events: number }[] = [];
+  for (const [orderId, all] of events) {
+    const before = all.filter((e) => !recorded.has(e.messageId));
+    const summary = summarize(all);
+    const duration = durationOf(summary);
+    if (duration !== undefined && summary.status !== 'PENDING' && (before.length === 0 || durationOf(summarize(before)) === undefined)) {
+      finished.push({ orderId, outcome: summary.status, durationSeconds: duration });
+    }
+    summaries.push({ orderId, summary, events: all.length });
+  }
+  return { finished, summaries };
+}
+
+type State = { events: Map<string, EventRow[]>; recorded: Set<string>; newest: Date | undefined };
 
 /**
  * The monitor's consumer, in the services' one shape (batchHandler: inbox claim, load, apply, save in one
  * transaction per batch): load locks the sagas the events belong to and records the new events (the inbox drops
  * redeliveries); save rewrites each touched saga's summary from all of its events, so the order in which the
- * services' events arrive does not matter. The monitor decides no events. `onFinished` runs after the commit.
+ * services' events arrive does not matter. The monitor decides no events. `onCommitted` runs after the commit.
  */
-export function monitorHandler(pool: pg.Pool, consumer: string, onFinished: (f: Finished[]) => void = () => undefined, retention?: InboxRetention): BatchHandler {
-  let finished: Finished[] = [];
+export function monitorHandler(pool: pg.Pool, consumer: string, onCommitted: (c: Committed) => void = () => undefined, retention?: InboxRetention): BatchHandler {
+  let pending: Committed | undefined;
   const inner = batchHandler<State>(
     pool,
     consumer,
@@ -44,27 +67,19 @@ export function monitorHandler(pool: pg.Pool, consumer: string, onFinished: (f: 
       load: async (client, inbox, messages) => {
         const now = new Date();
         const rows = messages.map((m) => toEventRow(m, now));
-        await lockSagas(client, [...new Set(rows.map((r) => r.orderId))].sort());
+        await lockSagas(client, rows.map((r) => r.orderId));
         const recorded = new Set(await recordEvents(client, inbox, rows));
-        const touched = [...new Set(rows.filter((r) => recorded.has(r.messageId)).map((r) => r.orderId))];
-        return { claimed: [...recorded], state: { events: await loadEvents(client, touched), recorded } };
+        const fresh = rows.filter((r) => recorded.has(r.messageId));
+        const newest = fresh.reduce<Date | undefined>((a, r) => (!a || r.at > a ? r.at : a), undefined);
+        const touched = [...new Set(fresh.map((r) => r.orderId))];
+        return { claimed: [...recorded], state: { events: await loadEvents(client, touched), recorded, newest } };
       },
       apply: (state) => ({ state, events: [] }),
       // No outbox: the monitor publishes nothing, and `apply` decides no events.
-      save: async (client, _before, { events, recorded }) => {
-        const summaries: { orderId: string; summary: SagaSummary; events: number }[] = [];
-        finished = [];
-        for (const [orderId, all] of events) {
-          const before = all.filter((e) => !recorded.has(e.messageId));
-          const summary = summarize(all);
-          const wasFinal = before.length > 0 && summarize(before).status !== 'PENDING';
-          if (!wasFinal && summary.status !== 'PENDING') {
-            const duration = summary.startedAt && summary.finishedAt ? (summary.finishedAt.getTime() - summary.startedAt.getTime()) / 1000 : undefined;
-            finished.push({ orderId, outcome: summary.status, durationSeconds: duration });
-          }
-          summaries.push({ orderId, summary, events: all.length });
-        }
+      save: async (client, _before, { events, recorded, newest }) => {
+        const { finished, summaries } = newlyFinished(events, recorded);
         await saveSagas(client, summaries);
+        pending = { finished, newestEventAt: newest };
       },
     },
     retention,
@@ -72,11 +87,12 @@ export function monitorHandler(pool: pg.Pool, consumer: string, onFinished: (f: 
   return {
     types: inner.types,
     apply: async (messages) => {
-      finished = [];
+      pending = undefined;
       const outcomes = await inner.apply(messages);
-      const done = finished;
-      finished = [];
-      if (done.length > 0) onFinished(done);
+      // Set by save inside the transaction that just committed (a failed one throws before this line).
+      const done = pending;
+      pending = undefined;
+      if (done) onCommitted(done);
       return outcomes;
     },
   };

@@ -32,25 +32,42 @@ describe('saga summary', () => {
 
   it('is cancelled with the reason OrderCancelled carries', () => {
     const s = summarize([ev('OrderPlaced', 0, null, { messageId: 'p' }), ev('StockRejected', 5, 'p', { messageId: 'r', reason: 'OUT_OF_STOCK' }), ev('OrderCancelled', 9, 'r', { reason: 'OUT_OF_STOCK' })]);
-    expect(s).toMatchObject({ status: 'CANCELLED', reason: 'OUT_OF_STOCK' });
+    expect(s).toMatchObject({ status: 'CANCELLED', reason: 'OUT_OF_STOCK', settled: true });
   });
 
-  it('says which step a pending saga waits for', () => {
+  it('says which step a saga waits for, up to inventory following up the final event', () => {
     expect(nextStep([ev('OrderPlaced', 0, null)])).toMatchObject({ service: 'inventory', events: ['StockReserved', 'StockRejected'] });
     expect(nextStep([ev('OrderPlaced', 0, null), ev('StockReserved', 1, null)])).toMatchObject({ service: 'payment' });
     expect(nextStep([ev('StockReserved', 1, null), ev('PaymentDeclined', 2, null)])).toMatchObject({ service: 'order', events: ['OrderCancelled'] });
     expect(nextStep([ev('PaymentAuthorized', 2, null)])).toMatchObject({ service: 'order', events: ['OrderConfirmed'] });
+    // Final but not settled: the compensation (or the sale) is still due, and a saga can be stuck there.
+    expect(nextStep([ev('StockReserved', 1, null), ev('OrderConfirmed', 3, null)])).toMatchObject({ service: 'inventory', events: ['StockCommitted'] });
+    expect(nextStep([ev('StockReserved', 1, null), ev('PaymentDeclined', 2, null), ev('OrderCancelled', 3, null)])).toMatchObject({
+      service: 'inventory',
+      events: ['StockReleased'],
+    });
+    // Cancelled for lack of stock: nothing was reserved, nothing to compensate.
+    expect(nextStep([ev('OrderPlaced', 0, null), ev('StockRejected', 1, null), ev('OrderCancelled', 2, null)])).toBeUndefined();
     // A later step arrived before OrderPlaced (another relay stream): the saga has no start time yet.
     const early = summarize([ev('StockReserved', 3, null)]);
     expect(early.startedAt).toBeNull();
-    expect(early.status).toBe('PENDING');
+    expect(early).toMatchObject({ status: 'PENDING', settled: false });
   });
 
-  it('is stuck only when pending and quiet for the threshold', () => {
+  it('takes inventory\'s follow-up for the final outcome it implies when the order\'s event has not arrived', () => {
+    expect(summarize([ev('StockCommitted', 5, null)])).toMatchObject({ status: 'CONFIRMED', settled: true, finishedAt: null });
+    expect(summarize([ev('StockReleased', 5, null)])).toMatchObject({ status: 'CANCELLED', settled: true });
+    const unsettled = summarize([ev('OrderPlaced', 0, null), ev('StockReserved', 1, null), ev('OrderConfirmed', 2, null)]);
+    expect(unsettled).toMatchObject({ status: 'CONFIRMED', settled: false, waitingFor: { service: 'inventory' } });
+  });
+
+  it('is stuck only when unsettled and quiet for longer than the threshold', () => {
     const s = summarize([ev('OrderPlaced', 0, null)]);
-    expect(isStuck(s, new Date(t0 + 29_999), 30_000)).toBe(false);
-    expect(isStuck(s, new Date(t0 + 30_000), 30_000)).toBe(true);
+    expect(isStuck(s, new Date(t0 + 30_000), 30_000)).toBe(false);
+    expect(isStuck(s, new Date(t0 + 30_001), 30_000)).toBe(true);
     expect(isStuck(summarize(confirmedSaga()), new Date(t0 + 3_600_000), 30_000)).toBe(false);
+    const uncompensated = summarize([ev('StockReserved', 0, null), ev('PaymentDeclined', 1, null), ev('OrderCancelled', 2, null)]);
+    expect(isStuck(uncompensated, new Date(t0 + 60_000), 30_000)).toBe(true);
   });
 
   it('refuses to summarize nothing', () => {
