@@ -5,10 +5,12 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { SyntaxNode } from '@lezer/common';
 import { parser } from '@prometheus-io/lezer-promql';
 import { readAlertGroups } from '../../scripts/lib/observability';
 import { ROOT } from './process';
+
+/** A node of the parse tree, typed from the parser itself (one copy of @lezer/common's types, whatever the module mode). */
+type SyntaxNode = ReturnType<typeof parser.parse>['topNode'];
 
 export const DASHBOARD_FILE = 'observability/grafana/dashboards/saga-overview.json';
 
