@@ -8,7 +8,7 @@ describe('dlq arguments', () => {
   });
   it('says what is wrong', () => {
     expect(parseDlqArgs([])).toEqual({ error: 'the command is one of list|show|replay|purge' });
-    expect(parseDlqArgs(['list', 'shipping'])).toEqual({ error: 'the queue is one of order|inventory|payment|unroutable|invalid' });
+    expect(parseDlqArgs(['list', 'shipping'])).toEqual({ error: 'the queue is one of order|inventory|payment|monitor|unroutable|invalid' });
     expect(parseDlqArgs(['list', 'order', '--limit', '0'])).toEqual({ error: '--limit needs a positive whole number, got 0' });
     expect(parseDlqArgs(['show', 'order', 'not-a-uuid'])).toEqual({ error: 'not-a-uuid is not a message id (a uuid)' });
     expect(parseDlqArgs(['list', 'order', '--all'])).toEqual({ error: 'unknown argument --all' });

@@ -27,15 +27,22 @@ describe('no dual write', () => {
     expect(offenders).toEqual([]);
   });
 
+  it('the saga monitor consumes but never publishes', () => {
+    const monitorFiles = files(path.join(ROOT, 'services', 'monitor', 'src'));
+    expect(monitorFiles.length).toBeGreaterThan(5);
+    expect(monitorFiles.filter((f) => /\.(publish|sendToQueue)\s*\(/.test(readFileSync(f, 'utf8'))).map((f) => path.relative(ROOT, f))).toEqual([]);
+  });
+
   it('would notice a service that publishes', () => {
     expect(PUBLISH.test("channel.publish('saga.events', 'order.OrderPlaced', buf)")).toBe(true);
     expect(PUBLISH.test("import amqp from 'amqplib'")).toBe(true);
   });
 
-  it('shared consumer code sends only to its own retry and dead-letter queues', () => {
+  it('shared consumer code sends only to its own retry and dead-letter queues, and reports what it dead-letters', () => {
     const src = readFileSync(path.join(ROOT, 'packages/common/src/consumer.ts'), 'utf8');
     const sends = [...src.matchAll(/sendConfirmed\(\s*\w+,\s*([\w.]+)/g)].map((m) => m[1]);
     expect(sends.sort()).toEqual(['names.dlq', 'names.retry']);
-    expect(src).not.toMatch(/\.publish\s*\(/);
+    // One publish: the copy of a dead-lettered message for observers (the saga monitor), never an event.
+    expect([...src.matchAll(/\.publish\s*\(\s*([^,]+),/g)].map((m) => m[1]!.trim())).toEqual(['topologyNames(opts.exchange).deadLetterReports']);
   });
 });
