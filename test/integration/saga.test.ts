@@ -277,4 +277,17 @@ describe('the HTTP contract', () => {
     const placed = recorded.find((x) => x.status === 202)!;
     expect(await conformanceProblems([{ ...placed, status: 418 }, { ...placed, body: { orderId: 'not-a-uuid' } }])).toHaveLength(2);
   });
+
+  it('serves each document as a page to read, with no script and nothing from elsewhere', async () => {
+    for (const s of ['order', 'inventory', 'payment'] as const) {
+      const doc = (await (await fetch(`${url(s)}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+      const res = await fetch(`${url(s)}/docs`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(res.headers.get('content-security-policy')).toContain("script-src 'self'");
+      const html = await res.text();
+      for (const [path, methods] of Object.entries(doc.paths)) for (const m of Object.keys(methods)) expect(html).toContain(`<code>${m.toUpperCase()} ${path}</code>`);
+      expect(html).not.toMatch(/<script|src="http/);
+    }
+  });
 });

@@ -4,6 +4,7 @@
  */
 import { Parser } from '@asyncapi/parser';
 import { validate } from '@readme/openapi-parser';
+import { apiPage } from '@saga/common/api-page';
 import { consumedBy, schemaFor } from '@saga/common/contracts';
 import { inventoryHandler } from '../../services/inventory/src/messaging/handlers';
 import { orderHandler } from '../../services/order/src/messaging/handlers';
@@ -42,6 +43,18 @@ describe('contract documents', () => {
     const pathParam = Object.values(broken.paths).flatMap((p) => Object.values(p)).flatMap((op) => op.parameters ?? []).find((p) => p.in === 'path')!;
     pathParam.required = false;
     expect((await validate(broken as never)).valid).toBe(false);
+  });
+});
+
+describe('the API page', () => {
+  it('lists every operation and schema, links references, and escapes what the document says', () => {
+    const html = apiPage({ ...OPENAPI.order!, info: { title: '<img src=x>', version: '1', description: 'a & b' } });
+    expect(html).toContain('&lt;img src=x&gt;');
+    expect(html).not.toContain('<img');
+    expect(html).toContain('a &amp; b');
+    expect(html).toContain('<section id="placeOrder">');
+    expect(html).toContain('<a href="#schema-Problem">Problem</a>');
+    expect(html).toContain('<section id="schema-Order">');
   });
 });
 

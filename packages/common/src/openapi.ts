@@ -4,7 +4,9 @@
  * so no translation layer (and no extra dependency) stands between a route's validation and its documentation.
  * Schemas named with `.meta({ id })` become `components.schemas` entries.
  */
+import { Router } from 'express';
 import { z } from 'zod';
+import { apiPage } from './api-page';
 import { Problem, PROBLEM_CONTENT_TYPE } from './problem';
 
 type Json = Record<string, unknown>;
@@ -66,6 +68,15 @@ const OPS_OPERATIONS: ApiOperation[] = [
     tags: ['operations'],
     noDatabase: true,
     responses: { 200: { description: 'OpenAPI 3.1', rawSchema: { type: 'object' } } },
+  },
+  {
+    method: 'get',
+    path: '/docs',
+    operationId: 'getApiPage',
+    summary: 'This document as a page to read',
+    tags: ['operations'],
+    noDatabase: true,
+    responses: { 200: { description: 'HTML', contentType: 'text/html', rawSchema: { type: 'string' } } },
   },
   {
     method: 'get',
@@ -194,4 +205,13 @@ function refsToComponents(v: unknown): unknown {
     out[k] = k === '$ref' && typeof x === 'string' ? x.replace('#/$defs/', '#/components/schemas/') : refsToComponents(x);
   }
   return out;
+}
+
+/** `GET /openapi.json` (the document) and `GET /docs` (the page), both made once. */
+export function apiRoutes(doc: Json): Router {
+  const page = apiPage(doc);
+  const r = Router();
+  r.get('/openapi.json', (_req, res) => void res.json(doc));
+  r.get('/docs', (_req, res) => void res.type('html').send(page));
+  return r;
 }

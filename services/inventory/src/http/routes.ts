@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { Cents, Sku } from '@saga/common/contracts';
 import { notFound } from '@saga/common/errors';
 import { parseRequest } from '@saga/common/http';
-import { openApiDocument, type ApiOperation } from '@saga/common/openapi';
+import { apiRoutes, openApiDocument, type ApiOperation } from '@saga/common/openapi';
 import type { Tx } from '@saga/common/outbox';
 import { findProduct, listProducts, upsertProduct } from '../db/stock-repository';
 
@@ -65,7 +65,7 @@ export const inventoryOpenApi = openApiDocument(
 /** `PUT /products/:sku`, `GET /products/:sku`, `GET /products`. Products are reference data: no event. */
 export function inventoryRoutes(db: Tx): Router {
   const r = Router();
-  r.get('/openapi.json', (_req, res) => void res.json(inventoryOpenApi));
+  r.use(apiRoutes(inventoryOpenApi));
   r.put('/products/:sku', async (req, res) => {
     const { sku } = parseRequest(SkuParams, req.params, 'params');
     const body = parseRequest(PutProductBody, req.body, 'body');

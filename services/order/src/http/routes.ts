@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { CancelReason, Cents, CustomerId, OrderLine, Sku } from '@saga/common/contracts';
 import { conflict, notFound } from '@saga/common/errors';
 import { parseRequest } from '@saga/common/http';
-import { openApiDocument, type ApiOperation } from '@saga/common/openapi';
+import { apiRoutes, openApiDocument, type ApiOperation } from '@saga/common/openapi';
 import { outboxInsert, type Tx } from '@saga/common/outbox';
 import { isPgError } from '@saga/common/pg';
 import type pg from 'pg';
@@ -133,7 +133,7 @@ export const orderOpenApi = openApiDocument(
 /** The order service's HTTP contract: place, read, list, and follow an order. */
 export function orderRoutes(db: Tx, pool: pg.Pool, notifier: OrderNotifier, heartbeatMs: number): Router {
   const r = Router();
-  r.get('/openapi.json', (_req, res) => void res.json(orderOpenApi));
+  r.use(apiRoutes(orderOpenApi));
   // Orders placed while a write is in flight go out together in the next one: one statement and one commit for many
   // requests under load, none of them waiting when the service is idle.
   // Each order's events carry the trace context of the request that placed it, even when requests share a statement.

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { Cents, CustomerId, DeclineReason } from '@saga/common/contracts';
 import { notFound } from '@saga/common/errors';
 import { parseRequest } from '@saga/common/http';
-import { openApiDocument, type ApiOperation } from '@saga/common/openapi';
+import { apiRoutes, openApiDocument, type ApiOperation } from '@saga/common/openapi';
 import type { Tx } from '@saga/common/outbox';
 import { findAccount, listPayments, upsertAccount } from '../db/payment-repository';
 
@@ -69,7 +69,7 @@ export const paymentOpenApi = openApiDocument(
 /** `PUT /accounts/:customerId`, `GET /accounts/:customerId`, `GET /payments?orderId=`. */
 export function paymentRoutes(db: Tx): Router {
   const r = Router();
-  r.get('/openapi.json', (_req, res) => void res.json(paymentOpenApi));
+  r.use(apiRoutes(paymentOpenApi));
   r.put('/accounts/:customerId', async (req, res) => {
     const { customerId } = parseRequest(CustomerParams, req.params, 'params');
     const { balanceCents } = parseRequest(PutAccountBody, req.body, 'body');
