@@ -4,7 +4,9 @@
  * every metric, label and value an alert or a panel asks for is exported by the real processes (relay, services,
  * monitor) once an order has been confirmed and one cancelled.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -27,6 +29,31 @@ const jobsInRules = (): string[] =>
   );
 /** Where a Compose service mounts `hostDir` (relative to the repository), if it does. */
 const mountOf = (svc: ComposeService, hostDir: string) => svc.volumes?.map((v) => v.split(':')).find(([src]) => path.normalize(src!) === path.normalize(`./${hostDir}`))?.[1];
+
+/** Prometheus's own checker: PROMTOOL, else on PATH (.ci/run installs it from Debian's prometheus package). */
+const promtool = (...args: string[]) => execFileSync(process.env.PROMTOOL ?? 'promtool', args, { cwd: ROOT, encoding: 'utf8', stdio: 'pipe' });
+
+describe('promtool (Prometheus itself)', () => {
+  it('accepts the Compose profile\'s configuration and the rules, and each alert fires on what it describes, not on the healthy case beside it', () => {
+    expect(promtool('check', 'config', 'observability/prometheus/prometheus.yml')).toContain('SUCCESS');
+    expect(promtool('test', 'rules', 'observability/prometheus/alerts.test.yml')).toContain('SUCCESS');
+    // Every alert has a unit test.
+    const tests = readFileSync(path.join(ROOT, 'observability/prometheus/alerts.test.yml'), 'utf8');
+    expect(readAlertGroups().flatMap((g) => g.rules.map((r) => r.alert)).filter((a) => !tests.includes(`alertname: ${a}`))).toEqual([]);
+  });
+
+  it('fails a rule file whose alert would fire on the healthy case (unlimited safe WAL, -1)', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'alerts-'));
+    try {
+      const rules = readFileSync(path.join(ROOT, 'observability/prometheus/alerts.yml'), 'utf8');
+      writeFileSync(path.join(dir, 'alerts.yml'), rules.replace('relay_slot_safe_wal_bytes >= 0 and ', ''));
+      writeFileSync(path.join(dir, 'alerts.test.yml'), readFileSync(path.join(ROOT, 'observability/prometheus/alerts.test.yml')));
+      expect(() => promtool('test', 'rules', path.join(dir, 'alerts.test.yml'))).toThrow(/RelaySafeWalLow/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('the observability profile of docker-compose.yml', () => {
   const prometheus = YAML.parse(readFileSync(path.join(ROOT, 'observability/prometheus/prometheus.yml'), 'utf8')) as {
