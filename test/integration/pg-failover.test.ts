@@ -212,10 +212,13 @@ describe('PostgreSQL failover to a physical standby', () => {
     expect(compared).toBe(duplicates);
     expect(duplicates).toBeGreaterThan(0);
     const republished = Object.values(reports).reduce((n, r) => n + r.published, 0);
+    // What retention costs in space: the average outbox row (tuple data, without the page and index overhead).
+    const bytes = (await query<{ bytes: number }>(env.adminUrl('order'), 'SELECT avg(pg_column_size(o.*))::int AS bytes FROM outbox o'))[0]!.bytes;
     console.log(
       `pg failover: ${views.length} orders (${behind.length} placed while the relay was behind, ${withoutSlot.length} while no slot existed), ` +
         `${written.length} events written, ${received.size} delivered, 0 lost, ${duplicates} duplicates ` +
-        `(reconcile republished ${republished}: ${SERVICES.map((src) => `${src} ${reports[src]!.published}`).join(', ')})`,
+        `(reconcile republished ${republished}: ${SERVICES.map((src) => `${src} ${reports[src]!.published}`).join(', ')}); ` +
+        `an order service outbox row holds ${bytes} bytes`,
     );
     expect(reports.order!.published).toBeGreaterThanOrEqual(behind.length + withoutSlot.length);
     await sink.close();
