@@ -31,7 +31,14 @@ const jobsInRules = (): string[] =>
 const mountOf = (svc: ComposeService, hostDir: string) => svc.volumes?.map((v) => v.split(':')).find(([src]) => path.normalize(src!) === path.normalize(`./${hostDir}`))?.[1];
 
 /** Prometheus's own checker: PROMTOOL, else on PATH (.ci/run installs it from Debian's prometheus package). */
-const promtool = (...args: string[]) => execFileSync(process.env.PROMTOOL ?? 'promtool', args, { cwd: ROOT, encoding: 'utf8', stdio: 'pipe' });
+const promtool = (...args: string[]) => {
+  try {
+    return execFileSync(process.env.PROMTOOL ?? 'promtool', args, { cwd: ROOT, encoding: 'utf8', stdio: 'pipe' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('promtool not found: see the README prerequisites (or set PROMTOOL=/path/to/promtool)', { cause: err });
+    throw err;
+  }
+};
 
 describe('promtool (Prometheus itself)', () => {
   it('accepts the Compose profile\'s configuration and the rules, and each alert fires on what it describes, not on the healthy case beside it', () => {
