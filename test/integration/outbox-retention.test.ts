@@ -51,6 +51,14 @@ describe('outbox retention', () => {
     expect(await pruneOutboxRound(pool, { retentionHours: 24, batch: 3, maxBatchesPerRound: 2 })).toBe(3);
   });
 
+  it('pruning publishes nothing: the publication carries inserts only', async () => {
+    const admin = new pg.Client({ connectionString: env.adminUrl('order') });
+    await admin.connect();
+    const { rows } = await admin.query("SELECT pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = 'outbox_pub'");
+    await admin.end();
+    expect(rows).toEqual([{ pubinsert: true, pubupdate: false, pubdelete: false, pubtruncate: false }]);
+  });
+
   it('the scheduled pruner deletes old rows on its own and stops cleanly', async () => {
     const old = await rows(7, 25);
     const young = await rows(2, 1);
