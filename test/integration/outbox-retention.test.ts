@@ -3,6 +3,8 @@ import pg from 'pg';
 import { pruneOutboxRound, startOutboxPruner } from '@saga/common/outbox-retention';
 import { createLogger } from '@saga/common/logger';
 import { createTestEnv, type TestEnv } from '../support/env';
+import { killAll } from '../support/process';
+import { startService } from '../support/stack';
 import { waitUntil } from '../support/wait';
 
 let env: TestEnv;
@@ -13,6 +15,7 @@ beforeAll(async () => {
   pool = new pg.Pool({ connectionString: env.serviceUrl('order'), max: 2 });
 });
 afterAll(async () => {
+  await killAll();
   await pool.end();
   await env.close();
 });
@@ -66,5 +69,15 @@ describe('outbox retention', () => {
     await waitUntil(async () => (await present(old)) === 0, { message: 'old rows pruned', timeoutMs: 10_000 });
     await pruner.stop();
     expect(await present(young)).toBe(2);
+  });
+
+  it('a running service prunes its own outbox on its schedule (OUTBOX_RETENTION_HOURS, OUTBOX_PRUNE_EVERY_MS)', async () => {
+    const old = await rows(5, 30);
+    const young = await rows(2, 20);
+    const order = await startService(env, 'order', { OUTBOX_RETENTION_HOURS: '24', OUTBOX_PRUNE_EVERY_MS: '100' });
+    await waitUntil(async () => (await present(old)) === 0, { message: 'the service pruned its old outbox rows', timeoutMs: 20_000 });
+    expect(await present(young)).toBe(2);
+    await order.proc.waitForLog((l) => l.msg === 'pruned old outbox rows' && Number(l.pruned) >= 5);
+    expect((await order.proc.kill('SIGTERM')).code).toBe(0);
   });
 });
