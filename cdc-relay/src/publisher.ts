@@ -4,7 +4,7 @@
  */
 import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
 import { assertEventTopology, coalesceWrites } from '@saga/common/amqp';
-import type { BrokerConnector } from '@saga/common/broker';
+import { closeConnection, type BrokerConnector } from '@saga/common/broker';
 import { DEFAULT_LIMITS, type EncodeLimits } from '@saga/common/envelope';
 import type { PublisherPort, Settled } from './pipe';
 
@@ -38,7 +38,7 @@ export async function connectPublisher(o: { broker: BrokerConnector; name: strin
     ch.on('close', () => reject(new Error('broker channel closed')));
     await assertEventTopology(ch, o.exchange);
   } catch (err) {
-    await conn.close().catch(() => undefined);
+    await closeConnection(conn);
     throw err;
   }
 
@@ -90,7 +90,8 @@ export async function connectPublisher(o: { broker: BrokerConnector; name: strin
     lost,
     broker: conn.brokerAddress,
     async close() {
-      await conn.close().catch(() => undefined);
+      await closeConnection(conn);
     },
   };
 }
+

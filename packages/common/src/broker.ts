@@ -18,6 +18,8 @@ import { z } from 'zod';
  * address keeps amqplib's behaviour (the operating system's connect timeout).
  */
 export const CONNECT_TIMEOUT_MS = 5_000;
+/** Connect (TCP and AMQP handshake) bound when there is only one address. */
+export const SINGLE_CONNECT_TIMEOUT_MS = 15_000;
 
 /** The node URLs of a `RABBITMQ_URL` value, in the order given. */
 export function brokerAddresses(value: string): string[] {
@@ -83,7 +85,9 @@ export function brokerConnector(url: string, open: (address: string, options: Re
     addresses,
     async connect(options = {}) {
       // amqplib's socket options (clientProperties, timeout, …), the same for every node.
-      const socketOptions = addresses.length > 1 ? { timeout: CONNECT_TIMEOUT_MS, ...options } : { ...options };
+      // Always bounded: a node that accepts TCP but never answers the AMQP handshake (a frozen VM, a proxy) would
+      // otherwise hang the session in connect forever; with another node to try, the bound is shorter.
+      const socketOptions = { timeout: addresses.length > 1 ? CONNECT_TIMEOUT_MS : SINGLE_CONNECT_TIMEOUT_MS, ...options };
       const failures: string[] = [];
       let last: unknown;
       for (let i = 0; i < addresses.length; i++) {
@@ -113,4 +117,22 @@ export const connectBroker = (url: string, options?: Record<string, unknown>): P
 export function vhostOf(url: string): string {
   const path = new URL(brokerAddresses(url)[0] ?? url).pathname;
   return path.length > 1 ? decodeURIComponent(path.slice(1)) : '/';
+}
+
+/**
+ * Close a connection, waiting at most `ms` for the broker: amqplib's `close()` settles only when the broker's
+ * close-ok arrives, which a dead link (a half-open socket, a node gone mid-close) never sends, and a session that
+ * awaits it would never reconnect. After the wait the socket is destroyed whatever happened. Reaches amqplib's
+ * socket (`connection.stream`, not part of its typed API) in this one place.
+ */
+export async function closeConnection(conn: ChannelModel | undefined, ms = 1_000): Promise<void> {
+  if (!conn) return;
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+    conn.once('close', () => resolve());
+  });
+  await Promise.race([conn.close().catch(() => undefined), waited]);
+  clearTimeout(timer);
+  (conn as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.();
 }

@@ -4,7 +4,7 @@ import { isEventType, routingKeyOf, schemaFor, type Envelope, type EventData, ty
 import { declaredType, messageIdentity } from './debezium';
 import { DEAD_LETTER_HEADER as DLH, decodeMessage } from './envelope';
 import { assertConsumerTopology, coalesceWrites, consumerQueueNames, sendConfirmed, topologyNames } from './amqp';
-import { brokerConnector } from './broker';
+import { brokerConnector, closeConnection } from './broker';
 import { classifyError, errorMessage, InvalidMessageError } from './errors';
 import { isConnectionError } from './pg';
 import type pg from 'pg';
@@ -186,6 +186,8 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   let loop: Promise<void> | undefined;
   let buffer: { channel: ConfirmChannel; msg: ConsumeMessage }[] = [];
   let pumping: Promise<void> | undefined;
+  /** The connection of each channel, to close it when a batch on the channel cannot be settled. */
+  const connOf = new WeakMap<ConfirmChannel, ChannelModel>();
 
   async function deadLetter(channel: ConfirmChannel, msg: ConsumeMessage, reason: string, detail: string): Promise<void> {
     const options = {
@@ -334,7 +336,9 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
           // the queue; the session reconnects after a backoff and the inbox drops what was already applied.
           log.warn({ err, size: batch.length }, 'could not settle batch; returning it to the queue and reconnecting');
           buffer = buffer.filter((b) => b.channel !== channel);
-          await channel.close().catch(() => undefined);
+          // Closing the whole connection, bounded: on a half-open link amqplib's close never settles, and a pump
+          // awaiting it would never run again (the consumer would look ready and apply nothing).
+          void closeConnection(connOf.get(channel));
         }
       }
     })().finally(() => {
@@ -359,14 +363,21 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       conn!.on('close', () => resolve());
       conn!.on('error', (err: unknown) => log.warn({ err }, 'broker connection error'));
     });
-    const channel = await conn.createConfirmChannel();
+    let channel: ConfirmChannel;
+    try {
+      channel = await conn.createConfirmChannel();
+    } catch (err) {
+      await closeConnection(link);
+      throw err;
+    }
+    connOf.set(channel, link);
     ch = channel;
     channel.on('error', (err: unknown) => log.warn({ err }, 'broker channel error'));
     channel.on('close', () => {
       ready = false;
       // Unsettled messages of a closed channel come back from the broker; drop them here.
       buffer = buffer.filter((b) => b.channel !== channel);
-      if (!abort.signal.aborted) void conn?.close().catch(() => undefined);
+      if (!abort.signal.aborted) void closeConnection(link);
     });
     await assertConsumerTopology(channel, { exchange: opts.exchange, queue, routingKeys, deliveryLimit: maxAttempts * 4 });
     await channel.prefetch(prefetch);
@@ -400,11 +411,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       } catch {
         /* channel already gone */
       }
-      try {
-        await conn?.close();
-      } catch {
-        /* already closed */
-      }
+      await closeConnection(conn, 5_000);
       await loop;
     },
     isReady: () => ready,

@@ -6,13 +6,22 @@ export function backoffDelay(attempt: number, baseMs = 200, capMs = 10_000, rand
   return Math.max(baseMs / 2, Math.floor(random() * ceiling));
 }
 
+/**
+ * Wait `ms`, or until `signal` aborts. The abort listener goes when the wait ends either way: a process-long signal
+ * (a standby relay polls every second) must not collect one listener per wait.
+ */
 export const delay = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+    if (signal?.aborted) return resolve();
+    const onAbort = () => {
       clearTimeout(t);
       resolve();
-    }, { once: true });
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 
 /**

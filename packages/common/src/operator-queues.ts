@@ -6,7 +6,7 @@
 import type amqp from 'amqplib';
 import { Gauge, type Registry } from 'prom-client';
 import { consumerQueueNames, topologyNames } from './amqp';
-import { brokerConnector } from './broker';
+import { brokerConnector, closeConnection } from './broker';
 import type { Logger } from './logger';
 import { consumerQueueOf, type DatabaseOwner } from './service-names';
 
@@ -70,12 +70,18 @@ export function startQueueDepthGauge(opts: { url: string; queues: readonly strin
       }
     }
   };
+  let inFlight = false;
   const tick = () => {
-    running = check().catch((err) => {
-      opts.log.warn({ err }, 'queue depth check failed');
-      void conn?.close().catch(() => undefined);
-      conn = undefined;
-    });
+    // One check at a time: a slow connect must not be overtaken by the next tick (two connections, one leaked).
+    if (inFlight) return;
+    inFlight = true;
+    running = check()
+      .catch((err) => {
+        opts.log.warn({ err }, 'queue depth check failed');
+        void closeConnection(conn);
+        conn = undefined;
+      })
+      .finally(() => (inFlight = false));
   };
   tick();
   const timer = setInterval(() => !stopped && tick(), opts.intervalMs ?? 15_000);
@@ -86,7 +92,7 @@ export function startQueueDepthGauge(opts: { url: string; queues: readonly strin
       stopped = true;
       clearInterval(timer);
       await running;
-      await conn?.close().catch(() => undefined);
+      await closeConnection(conn);
     },
     /** Resolves after one more check (tests). */
     async checkNow() {

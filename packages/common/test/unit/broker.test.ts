@@ -1,6 +1,6 @@
 import type { ChannelModel } from 'amqplib';
 import { BaseEnv, ConfigError, parseEnv } from '../../src/config';
-import { brokerAddresses, brokerConnector, CONNECT_TIMEOUT_MS, vhostOf } from '../../src/broker';
+import { brokerAddresses, brokerConnector, CONNECT_TIMEOUT_MS, SINGLE_CONNECT_TIMEOUT_MS, vhostOf } from '../../src/broker';
 
 const A = 'amqp://u:secret@rmq-0:5672/v';
 const B = 'amqp://u:secret@rmq-1:5672/v';
@@ -60,11 +60,11 @@ describe('RABBITMQ_URL with several nodes', () => {
     expect(String(err)).not.toContain('secret');
   });
 
-  it('bounds each attempt with a connect timeout only when there is another node to try', async () => {
+  it('bounds each attempt with a connect timeout, shorter when there is another node to try', async () => {
     const n = nodes(new Set());
     await brokerConnector(`${A},${B}`, n.open).connect({ clientProperties: { connection_name: 'x' } });
     await brokerConnector(A, n.open).connect({ clientProperties: { connection_name: 'x' } });
-    expect(n.tried.map((t) => t.options.timeout)).toEqual([CONNECT_TIMEOUT_MS, undefined]);
+    expect(n.tried.map((t) => t.options.timeout)).toEqual([CONNECT_TIMEOUT_MS, SINGLE_CONNECT_TIMEOUT_MS]);
     expect(n.tried[0]!.options.clientProperties).toEqual({ connection_name: 'x' });
   });
 
