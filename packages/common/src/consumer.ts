@@ -235,10 +235,11 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   }
 
   // Our relay's messages say who they are in AMQP properties, Debezium's in headers.
-  const messageLog = (msg: ConsumeMessage) => {
+  const identity = (msg: ConsumeMessage) => {
     const m = messageIdentity(msg.properties);
-    return log.child({ messageId: m.messageId, eventType: typeLabel(m.type), correlationId: m.correlationId });
+    return { messageId: m.messageId, eventType: typeLabel(m.type), correlationId: m.correlationId };
   };
+  const messageLog = (msg: ConsumeMessage) => log.child(identity(msg));
 
   /**
    * Decode and validate; an event type this consumer does not handle is settled at once (forward compatibility).
@@ -251,7 +252,6 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       messages.inc({ queue, type: 'unknown', outcome: 'ignored' });
       return undefined;
     }
-    const mlog = messageLog(msg);
     try {
       const envelope = decodeMessage(msg);
       if (!isEventType(envelope.type) || !handled.has(envelope.type)) throw new InvalidMessageError(`unknown event type ${envelope.type}`);
@@ -261,9 +261,11 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         kind: 'consumer',
         attributes: tracingOn() ? spanAttributes(msg, queue) : undefined,
       });
-      return { incoming: { type: envelope.type, data, envelope, log: mlog.child(span.logFields), traceparent: span.traceparent } as Incoming, span };
+      // One child logger per message (hot path): its identity and its span's ids together.
+      const mlog = log.child({ ...identity(msg), ...span.logFields });
+      return { incoming: { type: envelope.type, data, envelope, log: mlog, traceparent: span.traceparent } as Incoming, span };
     } catch (err) {
-      await settleFailure(channel, msg, err, mlog);
+      await settleFailure(channel, msg, err, messageLog(msg));
       return undefined;
     }
   }
