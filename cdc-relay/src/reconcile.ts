@@ -17,7 +17,7 @@ export type ReconcileArgs = { source: string; since: Date; until?: Date };
 
 /**
  * Pure: the arguments after `reconcile`, or why not. `--source <name>` (one of `sources`), `--since <ISO time>`,
- * optional `--until <ISO time>` (default: now). A time must carry its zone (`Z` or `+01:00`): the outbox stores
+ * optional `--until <ISO time>` (default: to the end of the table). A time must carry its zone (`Z` or `+01:00`): the outbox stores
  * UTC instants and a zoneless time would be read in the machine's zone.
  */
 export function parseReconcileArgs(args: readonly string[], sources: readonly string[]): ReconcileArgs | string {
@@ -88,10 +88,12 @@ type Row = Record<string, unknown> & { at: string };
 /** Republish the window; resolves with the counts once every message is settled. */
 export async function reconcile(o: ReconcileOptions): Promise<ReconcileReport> {
   const started = Date.now();
-  const until = o.until ?? new Date();
+  // No upper bound by default: up to the last row the table holds when the read reaches it (the database's clock,
+  // not this host's); rows committed after that are the slot's to stream.
+  const until = o.until;
   const pageSize = o.pageSize ?? 1000;
   const window = o.window ?? 1000;
-  const report: ReconcileReport = { source: o.source, since: o.since.toISOString(), until: until.toISOString(), rows: 0, published: 0, invalid: 0, refused: 0, seconds: 0 };
+  const report: ReconcileReport = { source: o.source, since: o.since.toISOString(), until: until?.toISOString() ?? 'end of table', rows: 0, published: 0, invalid: 0, refused: 0, seconds: 0 };
   const client = new pg.Client({ connectionString: o.url, application_name: `cdc-relay reconcile ${o.source}` });
   client.on('error', () => undefined);
   await client.connect();
@@ -136,9 +138,9 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileReport> {
         `SELECT id::text AS id, aggregatetype, aggregateid, type, payload::text AS payload, headers::text AS headers,
                 created_at, created_at::text AS at
            FROM ${pg.escapeIdentifier(o.table)}
-          WHERE created_at >= $1 AND created_at < $2 AND ($3::timestamptz IS NULL OR (created_at, id) > ($3::timestamptz, $4::uuid))
+          WHERE created_at >= $1 AND ($2::timestamptz IS NULL OR created_at < $2) AND ($3::timestamptz IS NULL OR (created_at, id) > ($3::timestamptz, $4::uuid))
           ORDER BY created_at, id LIMIT $5`,
-        [o.since, until, cursor?.at ?? null, cursor?.id ?? null, pageSize],
+        [o.since, until ?? null, cursor?.at ?? null, cursor?.id ?? null, pageSize],
       );
       for (const row of rows) {
         if (lost) throw lost;

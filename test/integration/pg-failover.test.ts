@@ -157,6 +157,11 @@ describe('PostgreSQL failover to a physical standby', () => {
       // A minute earlier: a transaction that started before the last acknowledged commit may have committed after it.
       since[src] = new Date((t - 60) * 1000);
     }
+    // Reconciling before the slot exists would leave the rows written between the reconcile and the slot's creation
+    // to nobody: the command refuses.
+    const early = startProcess('cdc-relay/src/main.ts', { ...env.env, RELAY_PORT: '0' }, ['reconcile', '--source', 'order', '--since', since.order!.toISOString()]);
+    expect((await early.exited).code).not.toBe(0);
+    expect(early.output()).toContain('does not exist on this server: create it first');
     // Step 2: create the slots (npm run migrate does this); the relay streams again on its next retry.
     await ensureRelaySlots(sourcesAs(`postgres://postgres@127.0.0.1:${proxy.port}/postgres`, env.databases), SLOT_PREFIX, () => undefined);
     await waitUntil(async () => (await fetch(`${relayBase}/readyz`)).status === 200, { timeoutMs: 30_000, message: 'relay ready again' });

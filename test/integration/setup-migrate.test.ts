@@ -1,12 +1,12 @@
 /** `npm run setup` and `npm run migrate` are safe to repeat: the second run changes nothing. */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { SERVICES } from '@saga/common/service-names';
+import { DATABASE_OWNERS } from '@saga/common/service-names';
 import { ADMIN_URL } from '../support/env';
 import { startProcess } from '../support/process';
 
 const id = `tsetup_${randomBytes(3).toString('hex')}`;
-const names = { ORDER_DB_NAME: `${id}_orders`, INVENTORY_DB_NAME: `${id}_inventory`, PAYMENT_DB_NAME: `${id}_payment` };
+const names = { ORDER_DB_NAME: `${id}_orders`, INVENTORY_DB_NAME: `${id}_inventory`, PAYMENT_DB_NAME: `${id}_payment`, MONITOR_DB_NAME: `${id}_monitor` };
 const dbs = Object.values(names);
 
 async function run(entry: string) {
@@ -29,7 +29,7 @@ async function query<T extends pg.QueryResultRow>(db: string, sql: string, param
 
 /** Everything setup and migrate may touch: roles, database and schema privileges, tables and their grants, migrations. */
 async function snapshot() {
-  const roles = await query('postgres', `SELECT rolname, rolsuper, rolreplication, rolcanlogin, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname IN ('order_svc','inventory_svc','payment_svc','relay') ORDER BY 1`);
+  const roles = await query('postgres', `SELECT rolname, rolsuper, rolreplication, rolcanlogin, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname IN ('order_svc','inventory_svc','payment_svc','monitor_svc','relay') ORDER BY 1`);
   const databases = await query('postgres', 'SELECT datname, datacl::text FROM pg_database WHERE datname = ANY($1) ORDER BY 1', [dbs]);
   const perDb: Record<string, unknown> = {};
   for (const [i, db] of dbs.entries()) {
@@ -37,7 +37,7 @@ async function snapshot() {
       schema: await query(db, "SELECT nspacl::text FROM pg_namespace WHERE nspname = 'public'"),
       tables: await query(db, "SELECT relname, relacl::text FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' ORDER BY 1"),
       publication: await query(db, 'SELECT pubname, pubinsert, pubupdate, pubdelete FROM pg_publication'),
-      migrations: await query(db, `SELECT id, hash, created_at FROM drizzle.__drizzle_migrations_${SERVICES[i]} ORDER BY id`),
+      migrations: await query(db, `SELECT id, hash, created_at FROM drizzle.__drizzle_migrations_${DATABASE_OWNERS[i]} ORDER BY id`),
     };
   }
   return { roles, databases, perDb };
@@ -56,7 +56,7 @@ describe('setup and migrate', () => {
     expect(migrate1.code).toBe(0);
     expect(migrate1.output).toMatch(/order \(\w+\): 7 applied/);
     const first = await snapshot();
-    expect(first.roles).toHaveLength(4);
+    expect(first.roles).toHaveLength(5);
     expect(first.perDb[names.ORDER_DB_NAME]).toMatchObject({ publication: [{ pubname: 'outbox_pub', pubinsert: true, pubupdate: false, pubdelete: false }] });
 
     const setup2 = await run('scripts/setup.ts');

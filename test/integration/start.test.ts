@@ -24,7 +24,7 @@ const freePort = () =>
 
 describe('npm start', () => {
   it('one Ctrl-C stops the services, then the relay, cleanly, exit 0', async () => {
-    const [order, inventory, payment, relay] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [order, inventory, payment, relay, monitorPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
     const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
       cwd: ROOT,
       // Its own process group, as a shell gives a foreground job: the SIGINT below goes to the whole group.
@@ -37,6 +37,9 @@ describe('npm start', () => {
         ORDER_DB_NAME: env.databases.order,
         INVENTORY_DB_NAME: env.databases.inventory,
         PAYMENT_DB_NAME: env.databases.payment,
+        MONITOR_DB_NAME: env.admin.MONITOR_DB_NAME,
+        MONITOR_DATABASE_URL: env.monitorUrl(),
+        MONITOR_PORT: String(monitorPort),
         RELAY_PORT: String(relay),
         ORDER_URL: `http://127.0.0.1:${order}`,
         INVENTORY_URL: `http://127.0.0.1:${inventory}`,
@@ -51,6 +54,7 @@ describe('npm start', () => {
       await waitUntil(() => out.includes('start    | ready:'), { timeoutMs: 90_000, message: `npm start ready; output:\n${out.slice(-3000)}` });
       const jsonLines = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { component?: string });
       expect(jsonLines.some((l) => l.component === 'order')).toBe(true);
+      expect(jsonLines.some((l) => l.component === 'monitor')).toBe(true);
       process.kill(-child.pid!, 'SIGINT');
       expect(await exited).toBe(0);
     } finally {

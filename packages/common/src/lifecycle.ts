@@ -101,3 +101,21 @@ export async function reconnectLoop(session: () => Promise<void>, opts: Reconnec
     await delay(wait, signal);
   }
 }
+
+/**
+ * Run `task` every `everyMs`, one run at a time (a slow run is never overtaken by the next tick), without keeping
+ * the process alive. `stop` waits for the run in progress. The task handles its own errors.
+ */
+export function startPeriodic(everyMs: number, task: () => Promise<void>): { stop: () => Promise<void> } {
+  let running: Promise<void> | undefined;
+  const timer = setInterval(() => {
+    running ??= task().finally(() => (running = undefined));
+  }, everyMs);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

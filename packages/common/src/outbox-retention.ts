@@ -5,6 +5,7 @@
  * max_slot_wal_keep_size loses the relay's position, and `npm run relay -- reconcile` then republishes the window
  * from the table. The window must be longer than the time an operator needs to notice and act.
  */
+import { startPeriodic } from './lifecycle';
 import type { Logger } from './logger';
 import { pruneOutbox, type SqlClient } from './outbox';
 
@@ -35,23 +36,12 @@ export async function pruneOutboxRound(c: SqlClient, o: Pick<OutboxRetention, 'r
 
 /** Prune every `everyMs` until stopped; a failed round (database away) is logged and tried again next time. */
 export function startOutboxPruner(pool: SqlClient, log: Logger, o: OutboxRetention): { stop: () => Promise<void> } {
-  let running: Promise<void> | undefined;
-  const round = async () => {
+  return startPeriodic(o.everyMs, async () => {
     try {
       const pruned = await pruneOutboxRound(pool, o);
       if (pruned > 0) log.info({ pruned, retentionHours: o.retentionHours }, 'pruned old outbox rows');
     } catch (err) {
       log.warn({ err }, 'could not prune old outbox rows; will try again');
     }
-  };
-  const timer = setInterval(() => {
-    running ??= round().finally(() => (running = undefined));
-  }, o.everyMs);
-  timer.unref();
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
+  });
 }

@@ -1,3 +1,4 @@
+import { startPeriodic } from '@saga/common/lifecycle';
 import type { Logger } from '@saga/common/logger';
 import type pg from 'pg';
 import { pruneSettled } from './saga-repository';
@@ -7,26 +8,22 @@ import { pruneSettled } from './saga-repository';
  * batches until a batch comes back short, so the monitor's tables stay as large as the window it is asked about.
  */
 export function startPruner(pool: pg.Pool, log: Logger, opts: { retentionHours: number; everyMs: number }): { stop: () => Promise<void> } {
-  let running: Promise<void> | undefined;
   let stopped = false;
-  const run = async () => {
-    for (let more = true; more && !stopped; ) {
-      const gone = await pruneSettled(pool, opts.retentionHours);
-      if (gone.sagas + gone.deadLetters > 0) log.info({ ...gone, retentionHours: opts.retentionHours }, 'pruned old sagas');
-      more = gone.sagas >= 2000 || gone.deadLetters >= 2000;
+  const periodic = startPeriodic(opts.everyMs, async () => {
+    try {
+      for (let more = true; more && !stopped; ) {
+        const gone = await pruneSettled(pool, opts.retentionHours);
+        if (gone.sagas + gone.deadLetters > 0) log.info({ ...gone, retentionHours: opts.retentionHours }, 'pruned old sagas');
+        more = gone.sagas >= 2000 || gone.deadLetters >= 2000;
+      }
+    } catch (err) {
+      log.warn({ err }, 'could not prune old sagas; will try again');
     }
-  };
-  const timer = setInterval(() => {
-    running ??= run()
-      .catch((err: unknown) => log.warn({ err }, 'could not prune old sagas; will try again'))
-      .finally(() => (running = undefined));
-  }, opts.everyMs);
-  timer.unref();
+  });
   return {
     async stop() {
       stopped = true;
-      clearInterval(timer);
-      await running;
+      await periodic.stop();
     },
   };
 }
