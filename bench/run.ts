@@ -321,7 +321,7 @@ function sagaRows(r: SagaResult, section: string) {
 /** Current against baseline, the figures issue 9 sets targets for; ratio = current / baseline. */
 function sagaComparison(cur: SagaResult, base: SagaResult, ref: string) {
   const section = `4. saga vs ${ref}`;
-  const conc = String(P.sagaConc[P.sagaConc.length - 1]);
+  const conc = Object.keys(cur.closed).sort((a, b) => Number(a) - Number(b)).pop()!;
   const c = cur.closed[conc]!;
   const b = base.closed[conc]!;
   const pairs: [string, number, number, string, number][] = [
@@ -358,7 +358,9 @@ function buildBaseline(ref: string): string {
 }
 
 async function sectionSaga() {
-  const p = { ms: P.sagaMs, conc: P.sagaConc, openRate: P.sagaOpenRate, openWaitMs: P.sagaOpenWaitMs, ceilingSecs: P.ceilingSecs };
+  // BENCH_SAGA_CONC=64 (comma-separated) measures only those closed loops: a quicker A/B when bisecting a change.
+  const conc = process.env.BENCH_SAGA_CONC ? process.env.BENCH_SAGA_CONC.split(',').map(Number) : P.sagaConc;
+  const p = { ms: P.sagaMs, conc, openRate: P.sagaOpenRate, openWaitMs: P.sagaOpenWaitMs, ceilingSecs: P.ceilingSecs };
   let base: SagaResult | undefined;
   if (BASELINE_REF) {
     // The baseline first, in a fresh env of its own (same current migrations: the schema changes are additive), so
