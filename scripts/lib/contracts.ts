@@ -15,6 +15,7 @@ import { consumerQueueOf, SERVICES } from '@saga/common/service-names';
 import { inventoryOpenApi } from '../../services/inventory/src/http/routes';
 import { orderOpenApi } from '../../services/order/src/http/routes';
 import { paymentOpenApi } from '../../services/payment/src/http/routes';
+import { monitorOpenApi } from '../../services/monitor/src/http/routes';
 
 export const ROOT = join(__dirname, '../..');
 export const ASYNCAPI_FILE = 'contracts/asyncapi.yaml';
@@ -146,7 +147,7 @@ export function catalogueTable(): string {
   return ['| event | routing key | producer | consumers | meaning | compensation it triggers | versions |', '|---|---|---|---|---|---|---|', ...rows].join('\n');
 }
 
-export const OPENAPI: Record<string, Record<string, unknown>> = { order: orderOpenApi, inventory: inventoryOpenApi, payment: paymentOpenApi };
+export const OPENAPI: Record<string, Record<string, unknown>> = { order: orderOpenApi, inventory: inventoryOpenApi, payment: paymentOpenApi, monitor: monitorOpenApi };
 
 /** Every generated file: path (from the repository root) -> content. */
 export function generatedFiles(): Record<string, string> {
