@@ -38,13 +38,16 @@ describe('docker-compose.yml', () => {
   it('is valid against the Compose Specification and consistent with the code', () => {
     expect(validateCompose(doc)).toEqual([]);
     const services = doc.services as Record<string, { depends_on?: Record<string, { condition: string }>; command?: string[] }>;
-    expect(Object.keys(services).sort()).toEqual(['grafana', 'inventory', 'migrate', 'monitor', 'order', 'payment', 'postgres-inventory', 'postgres-monitor', 'postgres-order', 'postgres-payment', 'prometheus', 'rabbitmq', 'relay', 'seed', 'setup']);
+    expect(Object.keys(services).sort()).toEqual(['grafana', 'inventory', 'jaeger', 'migrate', 'monitor', 'order', 'payment', 'postgres-inventory', 'postgres-monitor', 'postgres-order', 'postgres-payment', 'prometheus', 'rabbitmq', 'relay', 'seed', 'setup']);
     // The demo's catalogue comes after the services are healthy, as npm start adds it.
     expect(services.seed!.depends_on).toEqual({ order: { condition: 'service_healthy' }, inventory: { condition: 'service_healthy' }, payment: { condition: 'service_healthy' } });
     expect(services.migrate!.depends_on).toEqual({ setup: { condition: 'service_completed_successfully' } });
-    // Prometheus and Grafana only with --profile observability; everything else by default.
-    expect(Object.keys(services).filter((s) => (services[s] as { profiles?: string[] }).profiles)).toEqual(['prometheus', 'grafana']);
-    for (const s of ['prometheus', 'grafana']) expect((services[s] as { profiles?: string[] }).profiles).toEqual(['observability']);
+    // Tracing: every long-running component takes the OTLP endpoint (empty: off), and Jaeger receives it in the profile.
+    const envOf = (name: string) => (doc.services as Record<string, { environment?: Record<string, string>; profiles?: string[] }>)[name]!;
+    for (const c of ['relay', 'order', 'inventory', 'payment', 'monitor']) expect(envOf(c).environment).toHaveProperty('OTEL_EXPORTER_OTLP_ENDPOINT');
+    // Prometheus, Jaeger and Grafana only with --profile observability; everything else by default.
+    expect(Object.keys(services).filter((s) => (services[s] as { profiles?: string[] }).profiles)).toEqual(['prometheus', 'jaeger', 'grafana']);
+    for (const s of ['prometheus', 'jaeger', 'grafana']) expect((services[s] as { profiles?: string[] }).profiles).toEqual(['observability']);
     for (const s of ['order', 'inventory', 'payment', 'monitor', 'relay']) {
       expect(services[s]!.depends_on).toEqual({ rabbitmq: { condition: 'service_healthy' }, migrate: { condition: 'service_completed_successfully' } });
     }

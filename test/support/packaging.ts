@@ -63,7 +63,9 @@ export function checkEnv(where: string, component: Component, names: string[]): 
   const known = new Set(Object.keys(SCHEMAS[component].shape));
   const errors: string[] = [];
   const set = new Set(names.map((n) => (n.endsWith('_FILE') && known.has(n.slice(0, -5)) ? n.slice(0, -5) : n)));
-  for (const n of set) if (!known.has(n)) errors.push(`${where}: ${n} is not read by ${component}`);
+  // The OpenTelemetry SDK reads the standard OTEL_* variables itself, in every long-running component.
+  const tracing = (n: string) => n.startsWith('OTEL_') && HTTP_PORT_VAR[component] !== undefined;
+  for (const n of set) if (!known.has(n) && !tracing(n)) errors.push(`${where}: ${n} is not read by ${component}`);
   for (const alternatives of MUST_SET[component]) {
     if (!alternatives.some((a) => set.has(a))) errors.push(`${where}: ${alternatives.join(' or ')} must be set for ${component}`);
   }
