@@ -12,10 +12,15 @@
  * The gauge reports the larger of the two: both are lower bounds of the true lag.
  */
 
-/** Commit times (µs since the epoch, the server's clock) of received transactions not yet acknowledged, in WAL order. */
+/**
+ * Commit times (µs since the epoch, the server's clock) of received transactions not yet acknowledged, in WAL order,
+ * and the commit time of the last one acknowledged (where a reconcile starts after a lost slot). One per session:
+ * a new session starts from the slot's position with nothing pending.
+ */
 export function createLagClock() {
   let pending: { end: bigint; commitUs: bigint }[] = [];
   let head = 0;
+  let ackedCommitUs: bigint | undefined;
   return {
     /** A transaction's commit arrived: its end position and commit time. */
     committed(end: bigint, commitUs: bigint): void {
@@ -23,7 +28,7 @@ export function createLagClock() {
     },
     /** Everything up to `lsn` is acknowledged. */
     acknowledged(lsn: bigint): void {
-      while (head < pending.length && pending[head]!.end <= lsn) head++;
+      while (head < pending.length && pending[head]!.end <= lsn) ackedCommitUs = pending[head++]!.commitUs;
       // Drop the consumed head now and then, so the array does not grow with the session.
       if (head === pending.length) {
         pending = [];
@@ -33,11 +38,8 @@ export function createLagClock() {
         head = 0;
       }
     },
-    /** A new session: nothing received is pending any more (the stream restarts from the slot's position). */
-    reset(): void {
-      pending = [];
-      head = 0;
-    },
+    /** Commit time of the last transaction acknowledged, if any was. */
+    ackedCommitUs: () => ackedCommitUs,
     /** Seconds since the commit of the oldest transaction received and not acknowledged; 0 when none is. */
     streamLagSeconds(nowMs: number): number {
       const oldest = pending[head];

@@ -14,6 +14,7 @@ import type { Options } from 'amqplib';
 import type { EncodedMessage } from '@saga/common/envelope';
 import { encodeInvalid } from '@saga/common/envelope';
 import { createLsnTracker, parseLsn, type TxEntry } from './lsn';
+import { createLagClock } from './lag';
 import type { WalMessage } from './wal-source';
 
 /** The WAL side, as the pipe needs it. */
@@ -83,10 +84,8 @@ export function createRelayPipe(o: PipeOptions) {
   let draining = false;
   let paused = false;
   let waiters: (() => void)[] = [];
-  // Commit ends and times of transactions not acknowledged yet, in WAL order (a queue with a moving head).
-  let commits: { end: bigint; timeUs: bigint }[] = [];
-  let commitsHead = 0;
-  let ackedCommitTimeUs: bigint | undefined;
+  // Commit ends and times of transactions not acknowledged yet: the stream's lag, and where a reconcile starts.
+  const clock = createLagClock();
 
   const wake = () => {
     const w = waiters;
@@ -102,13 +101,9 @@ export function createRelayPipe(o: PipeOptions) {
 
   const sendAck = (lsn: bigint) => {
     acked = lsn;
-    while (commitsHead < commits.length && commits[commitsHead]!.end <= lsn) ackedCommitTimeUs = commits[commitsHead++]!.timeUs;
-    if (commitsHead > 1024 && commitsHead * 2 > commits.length) {
-      commits = commits.slice(commitsHead);
-      commitsHead = 0;
-    }
+    clock.acknowledged(lsn);
     o.wal.acknowledge(lsn);
-    ev.acknowledged?.(lsn, ackedCommitTimeUs);
+    ev.acknowledged?.(lsn, clock.ackedCommitUs());
   };
   /** Acknowledge what the tracker allows; never after a failure. */
   const flushAck = () => {
@@ -187,7 +182,7 @@ export function createRelayPipe(o: PipeOptions) {
             if (!msg.commitEndLsn) throw new SessionError('commit without an end position');
             const end = parseLsn(msg.commitEndLsn);
             tracker.commit(txn, end);
-            commits.push({ end, timeUs: BigInt(msg.commitTime as bigint) });
+            clock.committed(end, BigInt(msg.commitTime as bigint));
             txn = undefined;
             break;
           }
@@ -235,7 +230,9 @@ export function createRelayPipe(o: PipeOptions) {
 
     acked: () => acked,
     /** Commit time (µs since the epoch) of the last acknowledged transaction this session saw, if any. */
-    ackedCommitTimeUs: () => ackedCommitTimeUs,
+    ackedCommitTimeUs: () => clock.ackedCommitUs(),
+    /** The stream's view of the lag (lag.ts): since the commit of the oldest transaction not acknowledged. */
+    streamLagSeconds: (nowMs: number) => clock.streamLagSeconds(nowMs),
     failed: () => failed,
     inFlight: () => tracker.inFlight(),
     paused: () => paused,

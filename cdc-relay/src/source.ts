@@ -11,9 +11,8 @@ import type { Logger } from '@saga/common/logger';
 import { isPgError } from '@saga/common/pg';
 import { tracingOn } from '@saga/common/tracing';
 import type { RelayConfig } from './config';
-import { createLagClock } from './lag';
 import { livenessIntervalMs, livenessTick } from './liveness';
-import { formatLsn, parseLsn } from './lsn';
+import { formatLsn } from './lsn';
 import type { RelayMetrics } from './metrics';
 import { createRelayPipe, SessionError, type RelayPipe } from './pipe';
 import { withPublishSpans } from './publish-spans';
@@ -67,7 +66,8 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
   // Labelled children resolved once: the hot path does no label lookups.
   const confirmSeconds = metrics.confirmSeconds.labels(labels);
   const publishedCount = metrics.published.labels(labels);
-  const lag = createLagClock();
+  // The current session's pipe, for the stream's lag.
+  let pipe: RelayPipe | undefined;
 
   const setState = (s: SourceState) => {
     state = s;
@@ -120,7 +120,6 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
         resume: () => stream?.resume(),
         acknowledge: (lsn: bigint) => stream?.acknowledge(lsn),
       };
-      lag.reset();
       const p = createRelayPipe({
         wal,
         publisher: tracingOn() ? withPublishSpans(publisher, source.name) : publisher,
@@ -145,7 +144,6 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
             log.warn({ messageId }, 'broker did not store a message; the session restarts from the last acknowledged position');
           },
           acknowledged: (lsn, commitTimeUs) => {
-            lag.acknowledged(lsn);
             metrics.acknowledgedLsn.set(labels, Number(lsn));
             if (commitTimeUs !== undefined && commitTimeUs !== ackedCommitTimeUs) {
               ackedCommitTimeUs = commitTimeUs;
@@ -154,6 +152,7 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
           },
         },
       });
+      pipe = p;
       publisher.onWritable(() => p.onWritable());
       metrics.acknowledgedLsn.set(labels, Number(info.confirmed));
       void publisher.lost.catch((err: Error) => p.fail(new SessionError(err.message)));
@@ -204,10 +203,7 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
               setState('streaming');
               log.info({ slot, from: formatLsn(p.acked()), timeoutMs, broker: publisher.broker }, 'streaming');
             },
-            onMessage: (m) => {
-              if (m.tag === 'commit' && m.commitEndLsn) lag.committed(parseLsn(m.commitEndLsn), BigInt(m.commitTime as bigint));
-              p.onMessage(m);
-            },
+            onMessage: (m) => p.onMessage(m),
             onKeepalive: (walEnd, respond) => p.onKeepalive(walEnd, respond),
           },
         );
@@ -260,6 +256,6 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
       await loop;
     },
     state: () => state,
-    streamLagSeconds: (nowMs) => (state === 'streaming' ? lag.streamLagSeconds(nowMs) : undefined),
+    streamLagSeconds: (nowMs) => (state === 'streaming' ? pipe?.streamLagSeconds(nowMs) : undefined),
   };
 }

@@ -31,11 +31,15 @@ describe('replication lag in seconds', () => {
     expect(clock.streamLagSeconds(999_000)).toBe(0);
   });
 
-  it('forgets what was pending when a new session starts from the slot', () => {
+  it('remembers the commit time of the last transaction acknowledged', () => {
     const clock = createLagClock();
+    expect(clock.ackedCommitUs()).toBeUndefined();
     clock.committed(100n, us(10_000));
-    clock.reset();
-    expect(clock.streamLagSeconds(50_000)).toBe(0);
+    clock.committed(200n, us(12_000));
+    clock.acknowledged(150n);
+    expect(clock.ackedCommitUs()).toBe(us(10_000));
+    clock.acknowledged(200n);
+    expect(clock.ackedCommitUs()).toBe(us(12_000));
   });
 
   it('never reports a negative lag when the server clock is ahead', () => {
