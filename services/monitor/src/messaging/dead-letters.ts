@@ -1,7 +1,7 @@
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { consumerQueueNames, topologyNames } from '@saga/common/amqp';
-import { brokerConnector } from '@saga/common/broker';
-import { fromDebezium, isDebeziumShaped } from '@saga/common/debezium';
+import { brokerConnector, closeConnection } from '@saga/common/broker';
+import { headerValue, messageIdentity } from '@saga/common/debezium';
 import { DEAD_LETTER_HEADER as DLH, HEADER } from '@saga/common/envelope';
 import { backoffDelay, delay, reconnectLoop } from '@saga/common/lifecycle';
 import type { Logger } from '@saga/common/logger';
@@ -28,15 +28,16 @@ export function toDeadLetterRow(msg: Pick<ConsumeMessage, 'properties' | 'fields
   const at = str(h[DLH.at]);
   const parsed = at ? new Date(at) : now;
   const when = Number.isNaN(parsed.getTime()) ? now : parsed;
-  const props = isDebeziumShaped(msg.properties) ? fromDebezium({ content: Buffer.alloc(0), properties: msg.properties }).properties : msg.properties;
-  const messageId = str(props.messageId) ?? 'unknown';
+  // What the consumers' logs name a message by, for both shapes.
+  const id = messageIdentity(msg.properties);
+  const messageId = str(id.messageId) ?? 'unknown';
   const consumer = str(h[DLH.by]) ?? msg.fields.routingKey.replace(/\.dlq$/, '');
   return {
     key: `${messageId}@${consumer}@${when.toISOString()}`,
     messageId,
     queue: consumerQueueNames(consumer).dlq,
-    orderId: str(props.correlationId) ?? str((props.headers as Record<string, unknown> | undefined)?.[HEADER.aggregateId]),
-    type: str(props.type),
+    orderId: str(id.correlationId) ?? str(headerValue(h[HEADER.aggregateId])),
+    type: str(id.type),
     reason: str(h[DLH.reason]),
     error: str(h[DLH.error]),
     at: when,
@@ -76,7 +77,7 @@ export function startMonitorBrokerSession(opts: {
 
   async function session(): Promise<void> {
     const conn = await connector.connect({ clientProperties: { connection_name: `monitor ${DEAD_LETTER_REPORTS_QUEUE}` } });
-    current = { close: () => conn.close().catch(() => undefined) };
+    current = { close: () => closeConnection(conn) };
     const ended = new Promise<void>((resolve) => conn.on('close', () => resolve()));
     conn.on('error', (err: unknown) => log.warn({ err }, 'broker connection error (monitor session)'));
     const ch = await conn.createChannel();
@@ -84,7 +85,7 @@ export function startMonitorBrokerSession(opts: {
     const endSession = () => {
       open = false;
       ready = false;
-      void conn.close().catch(() => undefined);
+      void closeConnection(conn);
     };
     ch.on('error', (err: unknown) => log.warn({ err }, 'broker channel error (monitor session)'));
     ch.on('close', endSession);

@@ -76,8 +76,8 @@ describe('a dead-letter report', () => {
     });
   });
 
-  it("reads a Debezium-shaped message's id, type and order id from its headers", () => {
-    const r = toDeadLetterRow(msg({ headers: { id: 'd1', type: 'OrderPlaced', 'x-aggregate-id': 'o8', 'x-outbox-headers': JSON.stringify({ correlationId: 'o8' }) } }), new Date(t0));
+  it("reads a Debezium-shaped message's id, type and order id from its headers (JSON text, jsonb inside as JSON text)", () => {
+    const r = toDeadLetterRow(msg({ headers: { id: 'd1', type: 'OrderPlaced', 'x-aggregate-id': 'o8', 'x-outbox-headers': JSON.stringify(JSON.stringify({ correlationId: 'o8' })) } }), new Date(t0));
     expect(r).toMatchObject({ messageId: 'd1', type: 'OrderPlaced', orderId: 'o8', queue: 'payment.events.dlq' });
   });
 });
