@@ -47,12 +47,21 @@ export function createRelay(config: RelayConfig, log: Logger, registry: Registry
   type SlotRow = { lag: string | null; retained: string | null; safe: string | null; wal_status: string | null; flush_lag: number | null };
   // The walsender's flush_lag (seconds) per source, from the last read of the slot row; null when it shows none.
   const serverFlushLag = new Map<string, number | null>();
-  const retained = new Gauge({ name: 'relay_slot_retained_wal_bytes', help: 'WAL bytes the server keeps for the slot (from its restart_lsn)', labelNames: ['source', 'slot'] as const, registers: [registry] });
+  // prom-client reads every metric of a scrape at once: a gauge without a collect() of its own would report what the
+  // previous scrape's read left in it, so each slot gauge awaits the one shared read (readSlotsOnce, below).
+  const retained = new Gauge({
+    name: 'relay_slot_retained_wal_bytes',
+    help: 'WAL bytes the server keeps for the slot (from its restart_lsn)',
+    labelNames: ['source', 'slot'] as const,
+    registers: [registry],
+    collect: () => readSlotsOnce(),
+  });
   const safe = new Gauge({
     name: 'relay_slot_safe_wal_bytes',
     help: 'Bytes of WAL that can still be written before the slot is lost to max_slot_wal_keep_size (-1: unlimited, 0: lost, see relay_slot_lost)',
     labelNames: ['source', 'slot'] as const,
     registers: [registry],
+    collect: () => readSlotsOnce(),
   });
   // Read from pg_replication_slots at scrape time: a catalog view, never the outbox table.
   const collectSlots = async () => {
@@ -88,7 +97,7 @@ export function createRelay(config: RelayConfig, log: Logger, registry: Registry
   // One read of the slot rows per scrape, shared by the gauges that await it (prom-client collects them together).
   let reading: Promise<void> | undefined;
   const readSlotsOnce = () => (reading ??= collectSlots().finally(() => (reading = undefined)));
-  // prom-client awaits this gauge's collect() on each scrape; it sets the other two slot gauges as well.
+  // The read sets all three slot gauges (and relay_slot_lost).
   const lag = new Gauge({
     name: 'relay_replication_lag_bytes',
     help: 'WAL bytes between the server position and what the slot confirmed',

@@ -330,6 +330,12 @@ describe('cdc relay', () => {
       return r.status === 200 ? r.json() : undefined;
     });
     expect(ready).toMatchObject({ status: 'ready', checks: { 'source:order': true, 'source:inventory': true, 'source:payment': true } });
+    // The first scrape already has every slot gauge with a value: each awaits the scrape's read of the slot rows
+    // (a gauge that did not would show nothing here, and later the previous scrape's figures).
+    const first = await (await fetch('http://127.0.0.1:18310/metrics')).text();
+    for (const name of ['relay_replication_lag_bytes', 'relay_slot_retained_wal_bytes', 'relay_slot_safe_wal_bytes']) {
+      expect(first).toMatch(new RegExp(`${name}\\{source="order",slot="[a-z0-9_]+",component="cdc-relay"\\} -?\\d+`));
+    }
     await writeAll('m-', 10, 71);
     const text = await waitUntil(async () => {
       const t = await (await fetch('http://127.0.0.1:18310/metrics')).text();
