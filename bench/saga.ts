@@ -17,6 +17,7 @@ import { metricValue } from '../test/support/metrics';
 import { sagaClient } from '../test/support/saga';
 import { startStack, type Stack } from '../test/support/stack';
 import { waitUntil } from '../test/support/wait';
+import { jsonPoster } from './http-client';
 import { now, sleep, sql, summary } from './lib';
 
 export type SagaParams = {
@@ -162,6 +163,7 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
   // Log level as in production (info): log cost per message is part of what an order costs.
   const stack = await startStack(env, { relay: { RELAY_SLOT_PREFIX: slotPrefix } });
   const conn = await amqp.connect(env.rabbitUrl);
+  let client: ReturnType<typeof jsonPoster> | undefined;
   try {
     const urls = () => ({ order: stack.services.order.url, inventory: stack.services.inventory.url, payment: stack.services.payment.url });
     const saga = sagaClient(urls);
@@ -175,13 +177,12 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
     await ch.consume('bench.final', (m) => m && finalAt.set(String(m.properties.correlationId), { at: now(), type: String(m.properties.type) }), { noAck: true });
 
     let n = 0;
+    const poster = (client = jsonPoster(urls().order, Math.max(...p.conc, 256)));
     const post = (): Promise<{ status: number; orderId?: string }> => {
       const i = n++;
-      return fetch(`${urls().order}/orders`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ customerId: customers[i % customers.length], items: [{ sku: skus[i % skus.length], quantity: 1 + (i % 3) }] }),
-      }).then(async (res) => ({ status: res.status, orderId: ((await res.json()) as { orderId?: string }).orderId }));
+      return poster
+        .post('/orders', { customerId: customers[i % customers.length], items: [{ sku: skus[i % skus.length], quantity: 1 + (i % 3) }] })
+        .then((res) => ({ status: res.status, orderId: (res.body as { orderId?: string } | undefined)?.orderId }));
     };
 
     // Ceiling first, with the stack started and idle (issue 9: compare with the ceiling of the same run).
@@ -303,6 +304,7 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
     await saga.expectInvariants(300_000);
     return { commitCeilingTps, closed, open, invariants: 'held: every order final; stock and balances add up; no event applied twice' };
   } finally {
+    client?.close();
     await conn.close().catch(() => undefined);
     await stack.stop();
     for (const s of SERVICES) await sql(env.adminUrl(s), 'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active', [`${slotPrefix}_${s}`]).catch(() => undefined);

