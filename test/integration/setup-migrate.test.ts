@@ -1,5 +1,7 @@
 /** `npm run setup` and `npm run migrate` are safe to repeat: the second run changes nothing. */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import pg from 'pg';
 import { DATABASE_OWNERS } from '@saga/common/service-names';
 import { ADMIN_URL } from '../support/env';
@@ -54,7 +56,10 @@ describe('setup and migrate', () => {
     expect(setup1.output).toContain(`created database ${names.ORDER_DB_NAME}`);
     const migrate1 = await run('scripts/migrate.ts');
     expect(migrate1.code).toBe(0);
-    expect(migrate1.output).toMatch(/order \(\w+\): 7 applied/);
+    // Every migration of the order service's journal, whatever their number.
+    const orderMigrations = (JSON.parse(readFileSync(path.resolve(__dirname, '../../migrations/order/meta/_journal.json'), 'utf8')) as { entries: unknown[] }).entries.length;
+    expect(orderMigrations).toBeGreaterThan(7);
+    expect(migrate1.output).toMatch(new RegExp(`order \\(\\w+\\): ${orderMigrations} applied`));
     const first = await snapshot();
     expect(first.roles).toHaveLength(5);
     expect(first.perDb[names.ORDER_DB_NAME]).toMatchObject({ publication: [{ pubname: 'outbox_pub', pubinsert: true, pubupdate: false, pubdelete: false }] });
@@ -65,7 +70,7 @@ describe('setup and migrate', () => {
     expect(setup2.output).toContain('wal_level=logical already');
     const migrate2 = await run('scripts/migrate.ts');
     expect(migrate2.code).toBe(0);
-    expect(migrate2.output).toMatch(/order \(\w+\): 0 applied, 7 in all/);
+    expect(migrate2.output).toMatch(new RegExp(`order \\(\\w+\\): 0 applied, ${orderMigrations} in all`));
     expect(await snapshot()).toEqual(first);
   });
 
