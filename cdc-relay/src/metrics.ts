@@ -1,7 +1,11 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
-/** Every metric the relay exports, created once per process. */
-export function createRelayMetrics(registry: Registry) {
+/**
+ * Every metric the relay exports, created once per process. `readSlots` is the scrape's one read of the slot rows:
+ * prom-client reads every metric of a scrape together, so a gauge that read sets must await it, or it shows what the
+ * previous scrape read.
+ */
+export function createRelayMetrics(registry: Registry, readSlots?: () => Promise<void>) {
   const registers = [registry];
   return {
     published: new Counter({ name: 'relay_messages_published_total', help: 'Outbox rows published and confirmed by the broker', labelNames: ['source'] as const, registers }),
@@ -11,7 +15,13 @@ export function createRelayMetrics(registry: Registry) {
     reconnects: new Counter({ name: 'relay_reconnects_total', help: 'Sessions restarted after an error, by source', labelNames: ['source'] as const, registers }),
     livenessTimeouts: new Counter({ name: 'relay_replication_timeouts_total', help: 'Replication connections dropped for silence (half-open link)', labelNames: ['source'] as const, registers }),
     slotMissing: new Gauge({ name: 'relay_slot_missing', help: '1 while the source slot does not exist and may not be created here: RELAY_CREATE_SLOT is off, or this relay streamed it before (failover, dropped slot); see the README', labelNames: ['source'] as const, registers }),
-    slotLost: new Gauge({ name: 'relay_slot_lost', help: '1 when the server invalidated the slot (wal_status lost): events were lost, see the README', labelNames: ['source'] as const, registers }),
+    slotLost: new Gauge({
+      name: 'relay_slot_lost',
+      help: '1 when the server invalidated the slot (wal_status lost): events were lost, see the README',
+      labelNames: ['source'] as const,
+      registers,
+      collect: readSlots && (() => readSlots()),
+    }),
     confirmSeconds: new Histogram({
       name: 'relay_publish_confirm_seconds',
       help: 'Time from publish to the broker confirm',

@@ -20,7 +20,8 @@ export type Relay = { start: () => void; stop: () => Promise<void>; ready: () =>
 
 /** All sources of one relay process, plus the slot metrics read from the server's view on each scrape. */
 export function createRelay(config: RelayConfig, log: Logger, registry: Registry): Relay {
-  const metrics = createRelayMetrics(registry);
+  // relay_slot_lost is set by the scrape's read of the slot rows (below), so it awaits that read too.
+  const metrics = createRelayMetrics(registry, () => readSlotsOnce());
   const sources = config.RELAY_SOURCES.map((s) => createSource(config, s, log.child({ source: s.name }), metrics));
   const pools = new Map<string, pg.Pool>();
   // Every wait on a source database is bounded: a source behind a half-open link (no data, no FIN, no RST) must not
