@@ -29,6 +29,18 @@ export function createSlotStatement(serverVersionNum: number): string {
 }
 
 /**
+ * The warning for a server whose failover slots are not held back for a standby: from PostgreSQL 17 a physical
+ * standby can sync the relay's slot, but unless `synchronized_standby_slots` names the standby's physical slot, the
+ * primary sends the relay changes the standby may not have yet. After a failover those transactions are gone from
+ * the new primary while their events were published. Empty setting on 17+: a warning; before 17: nothing to say.
+ */
+export function standbySlotsWarning(serverVersionNum: number, synchronizedStandbySlots: string | null | undefined): string | undefined {
+  if (serverVersionNum < FAILOVER_SLOTS_SINCE) return undefined;
+  if ((synchronizedStandbySlots ?? '').trim() !== '') return undefined;
+  return 'synchronized_standby_slots is empty: with a standby that syncs the relay slot, set it to the standby physical slot so the relay never receives a change the standby lacks (README: PostgreSQL failover); without a standby, ignore this';
+}
+
+/**
  * Create the pgoutput slot of each source database when missing. Must run after the migrations (the publication
  * must exist before the slot's first position, or decoding fails on WAL older than it). A slot of that name that
  * belongs to another database is reported and left alone.
@@ -45,6 +57,11 @@ export async function ensureRelaySlots(sources: { name: string; url: string }[],
         `SELECT database, current_database() AS here, wal_status, ${failoverColumn} FROM pg_replication_slots WHERE slot_name = $1`,
         [slot],
       );
+      if (version >= FAILOVER_SLOTS_SINCE) {
+        const setting = (await client.query<{ v: string | null }>("SELECT current_setting('synchronized_standby_slots', true) AS v")).rows[0]?.v;
+        const warning = standbySlotsWarning(version, setting);
+        if (warning) say(`migrate: ${s.name}: WARNING ${warning}`);
+      }
       const row = rows[0];
       if (!row) {
         try {
