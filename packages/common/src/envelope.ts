@@ -66,7 +66,8 @@ const INT64_MAX = 2 ** 63;
  * Every property and header is checked against what amqplib's encoder and RabbitMQ accept (short strings, int64
  * numbers, amqplib's typed-value objects, table size, body size, timestamp); a row that fails comes back `ok: false`
  * with the reason and a message for the invalid queue that always encodes. Hot path: `payload` may arrive as the
- * JSON text PostgreSQL sent and is then the body as is, never parsed and serialized again.
+ * JSON text PostgreSQL sent, as a string or as its bytes (the relay's stream), and is then the body as is, never
+ * parsed and serialized again; `headers` likewise, parsed once.
  */
 export function encodeOutboxRow(row: Record<string, unknown>, source: string, table: string, limits: EncodeLimits = DEFAULT_LIMITS): EncodedMessage {
   const headers = parseObject(row.headers);
@@ -75,6 +76,7 @@ export function encodeOutboxRow(row: Record<string, unknown>, source: string, ta
   let timestamp = 0;
   let amqpHeaders: Record<string, unknown> | undefined;
   let content: Buffer | undefined;
+  let routingKey = '';
   if (!reason) {
     const created = row.created_at;
     const ms = created instanceof Date ? created.getTime() : created === undefined || created === null ? Date.now() : Date.parse(String(created));
@@ -82,17 +84,18 @@ export function encodeOutboxRow(row: Record<string, unknown>, source: string, ta
     if (!(timestamp >= 0 && timestamp < 2 ** 53)) reason = 'created_at is before 1970 or not a time (AMQP timestamps are unsigned)';
   }
   if (!reason) {
-    amqpHeaders = { ...headers, [HEADER.aggregateType]: row.aggregatetype, [HEADER.aggregateId]: row.aggregateid, [HEADER.source]: source };
-    reason = propertyProblem(row, headers) ?? tableProblem(amqpHeaders, limits.maxHeaderBytes);
+    amqpHeaders = withAggregateHeaders(headers, row.aggregatetype, row.aggregateid, source);
+    routingKey = routingKeyFor(row.aggregatetype as string, row.type as string);
+    reason = propertyProblem(routingKey, headers) ?? tableProblem(amqpHeaders, limits.maxHeaderBytes);
   }
   if (!reason) {
-    content = Buffer.from(payloadText(row.payload));
+    content = payloadBytes(row.payload);
     if (content.length > limits.maxBodyBytes) reason = `payload is ${content.length} bytes, over the broker's limit of ${limits.maxBodyBytes}`;
   }
   if (reason) return encodeInvalid(row, source, table, reason, limits);
   return {
     ok: true,
-    routingKey: routingKeyFor(row.aggregatetype as string, row.type as string),
+    routingKey,
     content: content!,
     options: {
       persistent: true,
@@ -116,11 +119,14 @@ export function encodeInvalid(row: Record<string, unknown>, source: string, tabl
   const id = typeof row.id === 'string' && UUID.test(row.id) ? row.id : randomUUID();
   const shortOr = (v: unknown) => (typeof v === 'string' && Buffer.byteLength(v) <= SHORTSTR ? v : undefined);
   const created = row.created_at instanceof Date && !Number.isNaN(row.created_at.getTime()) ? row.created_at.toISOString() : row.created_at;
-  let content = Buffer.from(JSON.stringify({ row: { ...row, created_at: created }, source, table, reason }));
+  // jsonb columns may come as the bytes of their JSON text (the relay's stream): carried as that text.
+  const asText: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row)) asText[k] = Buffer.isBuffer(v) ? v.toString('utf8') : v;
+  let content = Buffer.from(JSON.stringify({ row: { ...asText, created_at: created }, source, table, reason }));
   if (content.length > limits.maxBodyBytes) {
     // Carry what can be carried: every column cut to 1 KiB, with its full size.
     const cut: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(row)) {
+    for (const [k, v] of Object.entries(asText)) {
       const text = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
       cut[k] = text.length > 1024 ? { truncated: text.slice(0, 1024), bytes: Buffer.byteLength(text) } : v;
     }
@@ -180,12 +186,17 @@ export function decodeMessage(received: Pick<ConsumeMessage, 'content' | 'proper
   return parsed.data;
 }
 
-/** The payload's JSON text, whether the jsonb column came as text (relay) or already parsed (other callers). */
-function payloadText(payload: unknown): string {
-  return typeof payload === 'string' ? payload : JSON.stringify(payload ?? null);
+/**
+ * The payload as the message body: the bytes of its JSON text when the jsonb column came as such (the relay's stream,
+ * a Buffer of its own), else its text encoded, or the parsed value serialized (other callers).
+ */
+function payloadBytes(payload: unknown): Buffer {
+  if (Buffer.isBuffer(payload)) return payload;
+  return Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload ?? null));
 }
 
 function parseObject(v: unknown): Record<string, unknown> | undefined {
+  if (Buffer.isBuffer(v)) v = v.toString('utf8');
   if (typeof v === 'string') {
     try {
       v = JSON.parse(v);
@@ -203,19 +214,39 @@ function invalidReason(row: Record<string, unknown>, id: string | undefined, hea
   if (typeof row.aggregateid !== 'string' || row.aggregateid.length === 0) return 'aggregateid is missing';
   const p = row.payload;
   // jsonb text from PostgreSQL is normalized: an object starts with '{'.
-  if (typeof p === 'string' ? !p.startsWith('{') : !isPlainObject(p)) return 'payload is not a JSON object';
+  if (Buffer.isBuffer(p) ? p[0] !== 0x7b : typeof p === 'string' ? !p.startsWith('{') : !isPlainObject(p)) return 'payload is not a JSON object';
   if (row.headers !== null && row.headers !== undefined && !headers) return 'headers is not a JSON object';
   return undefined;
 }
 
+/**
+ * The row's headers followed by the aggregate headers (which win on a clash), in that order. Copied key by key: V8
+ * builds `{ ...headers, [k]: v }` on a slow path that cost microseconds per message, the largest single item of
+ * this codec. A `__proto__` key (JSON.parse makes it an own property) would set the copy's prototype if assigned:
+ * that rare row takes the spread.
+ */
+function withAggregateHeaders(headers: Record<string, unknown> | undefined, aggregateType: unknown, aggregateId: unknown, source: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (headers) {
+    for (const k in headers) {
+      if (k === '__proto__') return { ...headers, [HEADER.aggregateType]: aggregateType, [HEADER.aggregateId]: aggregateId, [HEADER.source]: source };
+      if (Object.hasOwn(headers, k)) out[k] = headers[k];
+    }
+  }
+  out[HEADER.aggregateType] = aggregateType;
+  out[HEADER.aggregateId] = aggregateId;
+  out[HEADER.source] = source;
+  return out;
+}
+
 /** Short-string properties: amqplib throws on a non-string or on more than 255 bytes. */
-function propertyProblem(row: Record<string, unknown>, headers: Record<string, unknown> | undefined): string | undefined {
+function propertyProblem(routingKey: string, headers: Record<string, unknown> | undefined): string | undefined {
   const correlationId = headers?.correlationId;
   if (correlationId !== undefined && correlationId !== null) {
     if (typeof correlationId !== 'string') return 'headers.correlationId is not a string';
     if (!fitsShortstr(correlationId)) return 'headers.correlationId is over 255 bytes';
   }
-  if (!fitsShortstr(routingKeyFor(row.aggregatetype as string, row.type as string))) return 'routing key is over 255 bytes';
+  if (!fitsShortstr(routingKey)) return 'routing key is over 255 bytes';
   return undefined;
 }
 
@@ -223,6 +254,28 @@ const fitsShortstr = (s: string) => s.length <= 85 || Buffer.byteLength(s) <= SH
 
 /** Why amqplib's field-table encoder would throw on `headers` (or the table is too large), else undefined. */
 export function tableProblem(headers: Record<string, unknown>, maxBytes: number): string | undefined {
+  return flatTableFits(headers, maxBytes) ? undefined : tableProblemWalk(headers, maxBytes);
+}
+
+/**
+ * The common case, cheaply: a flat table of short strings, nulls and booleans, whose size bound (3 bytes per UTF-16
+ * unit, the most UTF-8 needs) is within `maxBytes`. Walks keys as amqplib's encoder does (for...in). False says
+ * only "not sure": the full walk below decides.
+ */
+function flatTableFits(headers: Record<string, unknown>, maxBytes: number): boolean {
+  let bound = 5;
+  for (const k in headers) {
+    const v = headers[k];
+    if (k.length > 85) return false;
+    bound += 1 + 3 * k.length;
+    if (typeof v === 'string') bound += 5 + 3 * v.length;
+    else if (v === null || typeof v === 'boolean') bound += 2;
+    else if (v !== undefined) return false;
+  }
+  return bound <= maxBytes;
+}
+
+function tableProblemWalk(headers: Record<string, unknown>, maxBytes: number): string | undefined {
   let size = 0;
   const problem = (v: unknown, path: string, depth: number): string | undefined => {
     if (depth > 100) return `${path} is nested too deeply`;

@@ -133,4 +133,40 @@ describe('envelope codec', () => {
     const m = encodeOutboxRow(withHeaders({ correlationId: 'o1', v: 'x'.repeat(4000) }), 'order', 'outbox', { maxBodyBytes: 1e9, maxHeaderBytes: 3072 });
     expect(m.ok).toBe(false);
   });
+  it('encodes a row whose jsonb columns came as the bytes of their text (the relay stream) as it encodes the text', () => {
+    const text = good({ payload: '{"version": 1, "data": {"name": "Zoë ✓"}}' });
+    const bytes = { ...text, payload: Buffer.from(text.payload as string), headers: Buffer.from(text.headers) };
+    const a = encodeOutboxRow(text, 'order', 'outbox');
+    const b = encodeOutboxRow(bytes, 'order', 'outbox');
+    expect(b).toEqual(a);
+    expect(b.content.toString('utf8')).toBe(text.payload);
+    // ...and its invalid-queue copy carries them as that text, not as a serialized Buffer.
+    const bad = encodeOutboxRow({ ...bytes, type: 'not a word' }, 'order', 'outbox');
+    expect(bad.ok).toBe(false);
+    expect(JSON.parse(bad.content.toString()).row).toMatchObject({ payload: text.payload, headers: text.headers });
+    expect(encodeOutboxRow({ ...bytes, payload: Buffer.from('[1]') }, 'order', 'outbox')).toMatchObject({ ok: false, reason: 'payload is not a JSON object' });
+    expect(encodeOutboxRow({ ...bytes, headers: Buffer.from('[1]') }, 'order', 'outbox')).toMatchObject({ ok: false, reason: 'headers is not a JSON object' });
+  });
+
+  it("keeps the row's headers in order before the aggregate headers, which win a clash, as own properties only", () => {
+    const m = encodeOutboxRow(withHeaders('{"b": 1, "a": "x", "x-aggregate-id": "forged", "correlationId": "o1"}'), 'order', 'outbox');
+    expect(Object.keys(m.options.headers!)).toEqual(['b', 'a', HEADER.aggregateId, 'correlationId', HEADER.aggregateType, HEADER.source]);
+    expect(m.options.headers![HEADER.aggregateId]).toBe('o1');
+    // JSON.parse makes "__proto__" an own key: it must stay a header, not become the table's prototype.
+    const p = encodeOutboxRow(withHeaders('{"correlationId": "o1", "__proto__": {"injected": "yes"}}'), 'order', 'outbox');
+    expect(p.ok).toBe(true);
+    const h = p.options.headers!;
+    expect(Object.getPrototypeOf(h)).toBe(Object.prototype);
+    expect(Object.hasOwn(h, '__proto__')).toBe(true);
+    expect((h as Record<string, unknown>).injected).toBeUndefined();
+    expect(Object.keys(h)).toEqual(['correlationId', '__proto__', HEADER.aggregateType, HEADER.aggregateId, HEADER.source]);
+  });
+
+  it('sizes a header table exactly when the quick bound is over the limit (multi-byte text near the limit)', () => {
+    // 'é' is 2 bytes: the table is about 2,100 bytes, its 3-bytes-per-character bound about 3,100, the limit 3,072.
+    const m = encodeOutboxRow(withHeaders({ correlationId: 'o1', v: 'é'.repeat(1000) }), 'order', 'outbox', { maxBodyBytes: 1e9, maxHeaderBytes: 3072 });
+    expect(m.ok).toBe(true);
+    const over = encodeOutboxRow(withHeaders({ correlationId: 'o1', v: 'é'.repeat(1600) }), 'order', 'outbox', { maxBodyBytes: 1e9, maxHeaderBytes: 3072 });
+    expect(over).toMatchObject({ ok: false });
+  });
 });
