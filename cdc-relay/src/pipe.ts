@@ -128,11 +128,14 @@ export function createRelayPipe(o: PipeOptions) {
   function send(e: TxEntry, exchange: string, routingKey: string, m: EncodedMessage, invalid: boolean): void {
     tracker.published(e);
     const started = now();
+    // The callback keeps only what it needs until the confirm (the id, not the message): thousands of them are
+    // alive at a time, and whatever they hold is copied by every young-generation collection meanwhile.
+    const id = m.options.messageId;
     o.publisher.publish(exchange, routingKey, m.content, m.options, (s) => {
       if (failed) return;
       if (s === 'refused') {
-        ev.refused?.(m.options.messageId);
-        fail(new SessionError(`broker did not store ${invalid ? 'an invalid-queue copy' : 'a message'} (${m.options.messageId ?? 'no id'})`));
+        ev.refused?.(id);
+        fail(new SessionError(`broker did not store ${invalid ? 'an invalid-queue copy' : 'a message'} (${id ?? 'no id'})`));
         return;
       }
       ev.confirmSeconds?.((now() - started) / 1000);

@@ -70,10 +70,11 @@ export async function connectPublisher(o: { broker: BrokerConnector; name: strin
         queueMicrotask(() => settled('refused'));
         return;
       }
+      const messageId = options.messageId ?? '';
       const ok = ch.publish(exchange, routingKey, content, options, (err: unknown) => {
         if (err) return settled('refused');
         if (returned.size > 0) {
-          const id = options.messageId ?? '';
+          const id = messageId;
           const n = returned.get(id);
           if (n !== undefined) {
             if (n > 1) returned.set(id, n - 1);
