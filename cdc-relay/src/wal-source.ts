@@ -78,6 +78,7 @@ function columnDecoder(c: Pgoutput.RelationColumn): ColumnDecoder {
       return ms === undefined ? parser(buf.toString('utf8', start, end)) : new Date(ms);
     };
   }
+  // Text exactly as stored: a leading U+FEFF stays (the library's TextDecoder drops it, which changed the value).
   return (buf, start, end) => parser(buf.toString('utf8', start, end));
 }
 
@@ -87,7 +88,8 @@ function columnDecoder(c: Pgoutput.RelationColumn): ColumnDecoder {
  */
 function decodeInsert(buf: Buffer, relation: Pgoutput.MessageRelation, decoders: ColumnDecoder[]): Pgoutput.Message {
   if (buf[5] !== 0x4e /* N */ || buf.length < 8) throw new Error('malformed insert message');
-  const n = buf.readInt16BE(6);
+  // Unsigned, as the library reads it: a count read as negative would decode a corrupt message as an empty row.
+  const n = buf.readUInt16BE(6);
   const columns = relation.columns;
   if (n > columns.length) throw new Error('insert has more columns than its relation');
   const tuple: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
@@ -101,7 +103,9 @@ function decodeInsert(buf: Buffer, relation: Pgoutput.MessageRelation, decoders:
       p += 4;
       const end = p + len;
       if (len < 0 || end > buf.length) throw new Error('unexpected end of message');
-      tuple[name] = kind === 0x74 ? decoders[i]!(buf, p, end) : buf.subarray(p, end);
+      // A binary value is copied: the chunk is pg's read buffer, reused once this message is handled (the library
+      // keeps a view into it; the relay never asks for binary values, so this only guards a future option).
+      tuple[name] = kind === 0x74 ? decoders[i]!(buf, p, end) : Buffer.from(buf.subarray(p, end));
       p = end;
     } else if (kind === 0x6e /* n */) {
       tuple[name] = null;

@@ -150,4 +150,40 @@ describe('relay pgoutput decoding', () => {
     const m = ours.parse(insertMsg(['{"a": 1}'])) as Pgoutput.MessageInsert;
     expect(textOf(m.new)).toEqual({ only: '{"a": 1}' });
   });
+
+  it('keeps jsonb and binary values when pg reuses its read buffer for the next message (regression: they must be copies)', () => {
+    const ours = new RelayPgoutputPlugin(opts);
+    ours.parse(relationMsg());
+    const input = insertMsg(cells({ aggregateid: { binary: Buffer.from([1, 2, 3]) } }));
+    const m = ours.parse(input) as Pgoutput.MessageInsert;
+    input.fill(0x78); // what pg-protocol does to the chunk when the next bytes arrive
+    expect(String(m.new.payload)).toBe('{"data": {"name": "Zoë ✓"}, "version": 1}');
+    expect(String(m.new.headers)).toBe('{"causationId": null, "correlationId": "c1"}');
+    expect([...(m.new.aggregateid as Buffer)]).toEqual([1, 2, 3]);
+  });
+
+  it('turns a column count read as negative into an undecodable message, as the library fails it', () => {
+    const [ours, lib] = [new RelayPgoutputPlugin(opts), new Reference(opts)];
+    ours.parse(relationMsg());
+    lib.parse(relationMsg());
+    const bad = Buffer.concat([u8(0x49), i32(OID), u8(0x4e), Buffer.from([0xff, 0xff])]);
+    expect(ours.parse(bad).tag).toBe('undecodable');
+    expect(() => lib.parse(bad)).toThrow();
+  });
+
+  it('keeps a leading byte order mark in text as stored (the library dropped it and changed the value)', () => {
+    const ours = new RelayPgoutputPlugin(opts);
+    ours.parse(relationMsg());
+    const m = ours.parse(insertMsg(cells({ aggregateid: '\ufeffabc' }))) as Pgoutput.MessageInsert;
+    expect(m.new.aggregateid).toBe('\ufeffabc');
+  });
+
+  it('follows a relation described again with a column changing type (jsonb to text, timestamptz to text)', () => {
+    const ours = new RelayPgoutputPlugin(opts);
+    ours.parse(relationMsg());
+    const retyped = Buffer.concat([u8(0x52), i32(OID), cstr('public'), cstr('outbox'), u8(0x64), i16(2), u8(1), cstr('payload'), i32(25), i32(-1), u8(0), cstr('created_at'), i32(25), i32(-1)]);
+    ours.parse(retyped);
+    const m = ours.parse(insertMsg(['{"a": 1}', '2026-11-27 13:04:34+00'])) as Pgoutput.MessageInsert;
+    expect(m.new).toEqual({ payload: '{"a": 1}', created_at: '2026-11-27 13:04:34+00' });
+  });
 });
