@@ -88,6 +88,12 @@ describe('envelope codec', () => {
     ['header table over the encoding buffer', withHeaders({ correlationId: 'o1', big: 'x'.repeat(70_000) }), /headers encode to about/],
     ['created_at before 1970', good({ created_at: new Date('1969-12-31T00:00:00Z') }), /before 1970/],
   ];
+  it("answers a top-level '!' header the same whatever the other headers are (regression: a flat table skipped the check)", () => {
+    for (const headers of [{ correlationId: 'o1', '!': 'x' }, { correlationId: 'o1', '!': 'x', n: 1 }]) {
+      const m = encodeOutboxRow(withHeaders(headers), 'order', 'outbox');
+      expect([Object.keys(headers).length, m.ok, m.ok ? '' : m.reason]).toEqual([Object.keys(headers).length, false, expect.stringMatching(/'!' key/)]);
+    }
+  });
   it.each(cases)('refuses %s with the reason, and its invalid-queue copy encodes', (_what, row, reason) => {
     const m = encodeOutboxRow(row, 'order', 'outbox');
     expect(m.ok).toBe(false);
