@@ -162,6 +162,9 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
   const slotPrefix = `${env.id}_saga`;
   // Log level as in production (info): log cost per message is part of what an order costs.
   const stack = await startStack(env, { relay: { RELAY_SLOT_PREFIX: slotPrefix } });
+  // The load generator keeps no logs of the stack (it only needed them to see it start): parsing every line of five
+  // busy processes cost this process CPU and GC pauses, which showed as POST latency and late sends in the open loop.
+  for (const p of [stack.relay, ...SERVICES.map((s) => stack.services[s].proc)]) p.discardOutput();
   const conn = await amqp.connect(env.rabbitUrl);
   let client: ReturnType<typeof jsonPoster> | undefined;
   try {

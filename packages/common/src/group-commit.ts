@@ -1,15 +1,17 @@
 /**
  * Group commit inside one process: what callers submit while a write is in flight is written together by the next
  * one (at most `maxBatch` at a time), so a busy service pays one statement and one commit for many requests and an
- * idle one adds no delay. When a group fails, its items are written one at a time, so one bad item (a unique
+ * idle one adds no delay. Up to `maxInFlight` writes run at once: with one, a caller who arrives just after a write
+ * started waits for it to finish before its own starts (two commits' time); with two, its group starts at once on
+ * another connection. When a group fails, its items are written one at a time, so one bad item (a unique
  * violation, say) fails only its own caller and every other item is written exactly as if it had been alone.
  */
-export function createGroupCommit<T, R>(write: (items: T[]) => Promise<R[]>, maxBatch = 64): (item: T) => Promise<R> {
+export function createGroupCommit<T, R>(write: (items: T[]) => Promise<R[]>, maxBatch = 64, maxInFlight = 1): (item: T) => Promise<R> {
   let queue: { item: T; resolve: (r: R) => void; reject: (err: unknown) => void }[] = [];
-  let running = false;
+  let inFlight = 0;
 
   async function flush(): Promise<void> {
-    running = true;
+    inFlight++;
     try {
       while (queue.length > 0) {
         const group = queue.slice(0, maxBatch);
@@ -31,13 +33,13 @@ export function createGroupCommit<T, R>(write: (items: T[]) => Promise<R[]>, max
         }
       }
     } finally {
-      running = false;
+      inFlight--;
     }
   }
 
   return (item) =>
     new Promise<R>((resolve, reject) => {
       queue.push({ item, resolve, reject });
-      if (!running) void flush();
+      if (inFlight < maxInFlight) void flush();
     });
 }

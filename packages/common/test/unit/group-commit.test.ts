@@ -36,4 +36,32 @@ describe('group commit', () => {
     await Promise.all([1, 2, 3, 4, 5].map(submit));
     expect(sizes).toEqual([1, 2, 2]);
   });
+
+  it('runs up to maxInFlight writes at once: a caller arriving during a write starts its own at once, later ones group', async () => {
+    const started: number[][] = [];
+    let active = 0;
+    let most = 0;
+    const gates: (() => void)[] = [];
+    const submit = createGroupCommit(async (items: number[]) => {
+      started.push(items);
+      most = Math.max(most, ++active);
+      await new Promise<void>((r) => gates.push(r));
+      active--;
+      return items;
+    }, 64, 2);
+    const first = submit(1);
+    const second = submit(2); // a write is in flight: a second one starts with this item alone
+    const rest = [3, 4, 5].map(submit); // both in flight: these wait and go together
+    expect(started).toEqual([[1], [2]]);
+    gates.shift()!();
+    await first;
+    await new Promise((r) => setImmediate(r));
+    expect(started).toEqual([[1], [2], [3, 4, 5]]);
+    while (gates.length > 0) gates.shift()!();
+    await new Promise((r) => setImmediate(r));
+    while (gates.length > 0) gates.shift()!();
+    expect(await Promise.all([second, ...rest])).toEqual([2, 3, 4, 5]);
+    expect(most).toBe(2);
+  });
 });
+

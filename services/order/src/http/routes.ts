@@ -135,13 +135,14 @@ export function orderRoutes(db: Tx, pool: pg.Pool, notifier: OrderNotifier, hear
   const r = Router();
   r.use(apiRoutes(orderOpenApi));
   // Orders placed while a write is in flight go out together in the next one: one statement and one commit for many
-  // requests under load, none of them waiting when the service is idle.
+  // requests under load, none of them waiting when the service is idle. Two writes may run at once, so a request
+  // that arrives just after a write started does not wait for that write's commit before its own starts.
   // Each order's events carry the trace context of the request that placed it, even when requests share a statement.
   const place = createGroupCommit(async (placed: (NewOrder & { traceparent: string })[]) => {
     const outbox = outboxInsert(placed.map((p) => ({ events: p.events, meta: { correlationId: p.order.id, causationId: null, traceparent: p.traceparent } })));
     await insertOrders(pool, placed, outbox);
     return placed.map(() => undefined);
-  });
+  }, 64, 2);
 
   r.post('/orders', async (req, res) => {
     const { 'idempotency-key': key } = parseRequest(IdempotencyHeaders, req.headers, 'headers');
