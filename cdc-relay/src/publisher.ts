@@ -80,11 +80,10 @@ export async function connectPublisher(o: { broker: BrokerConnector; name: strin
       const ok = ch.publish(exchange, routingKey, content, opts, (err: unknown) => {
         if (err) return settled('refused');
         if (returned.size > 0) {
-          const id = messageId;
-          const n = returned.get(id);
+          const n = returned.get(messageId);
           if (n !== undefined) {
-            if (n > 1) returned.set(id, n - 1);
-            else returned.delete(id);
+            if (n > 1) returned.set(messageId, n - 1);
+            else returned.delete(messageId);
             return settled('refused');
           }
         }

@@ -50,20 +50,13 @@ export function createRelay(config: RelayConfig, log: Logger, registry: Registry
   const serverFlushLag = new Map<string, number | null>();
   // prom-client reads every metric of a scrape at once: a gauge without a collect() of its own would report what the
   // previous scrape's read left in it, so each slot gauge awaits the one shared read (readSlotsOnce, below).
-  const retained = new Gauge({
-    name: 'relay_slot_retained_wal_bytes',
-    help: 'WAL bytes the server keeps for the slot (from its restart_lsn)',
-    labelNames: ['source', 'slot'] as const,
-    registers: [registry],
-    collect: () => readSlotsOnce(),
-  });
-  const safe = new Gauge({
-    name: 'relay_slot_safe_wal_bytes',
-    help: 'Bytes of WAL that can still be written before the slot is lost to max_slot_wal_keep_size (-1: unlimited, 0: lost, see relay_slot_lost)',
-    labelNames: ['source', 'slot'] as const,
-    registers: [registry],
-    collect: () => readSlotsOnce(),
-  });
+  const slotGauge = (name: string, help: string) =>
+    new Gauge({ name, help, labelNames: ['source', 'slot'] as const, registers: [registry], collect: () => readSlotsOnce() });
+  const retained = slotGauge('relay_slot_retained_wal_bytes', 'WAL bytes the server keeps for the slot (from its restart_lsn)');
+  const safe = slotGauge(
+    'relay_slot_safe_wal_bytes',
+    'Bytes of WAL that can still be written before the slot is lost to max_slot_wal_keep_size (-1: unlimited, 0: lost, see relay_slot_lost)',
+  );
   // Read from pg_replication_slots at scrape time: a catalog view, never the outbox table.
   const collectSlots = async () => {
     await withinMs(waitMs, Promise.all(
@@ -99,13 +92,7 @@ export function createRelay(config: RelayConfig, log: Logger, registry: Registry
   let reading: Promise<void> | undefined;
   const readSlotsOnce = () => (reading ??= collectSlots().finally(() => (reading = undefined)));
   // The read sets all three slot gauges (and relay_slot_lost).
-  const lag = new Gauge({
-    name: 'relay_replication_lag_bytes',
-    help: 'WAL bytes between the server position and what the slot confirmed',
-    labelNames: ['source', 'slot'] as const,
-    registers: [registry],
-    collect: readSlotsOnce,
-  });
+  const lag = slotGauge('relay_replication_lag_bytes', 'WAL bytes between the server position and what the slot confirmed');
   new Gauge({
     name: 'relay_replication_lag_seconds',
     help: 'Seconds this relay is behind the source: the larger of now minus the commit time of the oldest transaction received and not yet acknowledged, and the walsender flush_lag (0 once caught up); absent while this relay does not stream the source',
