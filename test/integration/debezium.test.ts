@@ -33,6 +33,8 @@ let bridgeConn: ChannelModel;
 let sink: Awaited<ReturnType<typeof collect>>;
 let capture: Awaited<ReturnType<typeof collect>>;
 let bridged = 0;
+/** Set before the bridge's connection closes: confirms still outstanding then fail, and the broker requeues those messages itself. */
+let bridgeClosing = false;
 const url = (s: 'order' | 'inventory' | 'payment') => stack.services[s].url;
 const saga = sagaClient(() => ({ order: url('order'), inventory: url('inventory'), payment: url('payment') }));
 
@@ -75,10 +77,13 @@ beforeAll(async () => {
     ch.waitForConfirms().then(() => {
       bridged++;
       ch.ack(msg);
-    }, () => ch.nack(msg));
+    }, () => {
+      if (!bridgeClosing) ch.nack(msg);
+    });
   });
 });
 afterAll(async () => {
+  bridgeClosing = true;
   await bridgeConn?.close().catch(() => undefined);
   await sink?.close();
   await capture?.close();

@@ -191,16 +191,23 @@ export async function startRabbitCluster(size = 3): Promise<RabbitCluster> {
   };
 
   try {
-    // The first node, then the others in parallel: each joins the first (stop_app, join_cluster, start_app).
-    await start(nodes[0]!);
-    await Promise.all(
-      nodes.slice(1).map(async (n) => {
-        await start(n);
-        await rabbitmqctl(n.name, ['stop_app']);
-        await rabbitmqctl(n.name, ['join_cluster', nodes[0]!.name]);
-        await rabbitmqctl(n.name, ['start_app']);
-      }),
-    );
+    // Every node boots in parallel; then they join the first one at a time (stop_app, join_cluster, start_app).
+    // Joins into one node at once race in Mnesia's schema merge: a node's start_app then fails with
+    // `{mnesia_app, start}`. A join that fails anyway is retried from a reset node, at most twice more.
+    await Promise.all(nodes.map((n) => start(n)));
+    for (const n of nodes.slice(1)) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await rabbitmqctl(n.name, ['stop_app']);
+          if (attempt > 1) await rabbitmqctl(n.name, ['reset']);
+          await rabbitmqctl(n.name, ['join_cluster', nodes[0]!.name]);
+          await rabbitmqctl(n.name, ['start_app']);
+          break;
+        } catch (err) {
+          if (attempt >= 3) throw new Error(`${n.name} did not join: ${String(err)}\n${tailOfLog(n)}`, { cause: err });
+        }
+      }
+    }
     await waitUntil(
       async () => {
         const status = JSON.parse(await rabbitmqctl(nodes[0]!.name, ['cluster_status', '--formatter', 'json'])) as { running_nodes?: string[] };
