@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --smoke] [-- --only=throughput,writers,latency,saga,memory,peer,tail] [-- --baseline-ref=<git ref>] [-- --baseline-outbox-trigger]
+ * npm run bench [-- --smoke] [-- --only=throughput,writers,latency,saga,memory,peer,tail] [-- --baseline-ref=<git ref>] [-- --baseline-outbox-trigger] [-- --saga-servers=shared,per-service]
  * --baseline-ref: the saga section also measures that commit's bundle first, in the same run, and prints both.
  * Every figure is measured in this run, on this machine, next to its baseline (ratio printed). A table on the
  * terminal and a JSON file under bench/results/ (or --out=DIR).
@@ -11,7 +11,8 @@ import path from 'node:path';
 import amqp from 'amqplib';
 import { SERVICES, type ServiceName } from '@saga/common/service-names';
 import { assertEventTopology } from '@saga/common/amqp';
-import { createTestEnv, type TestEnv } from '../test/support/env';
+import { ADMIN_URL, createTestEnv, type TestEnv } from '../test/support/env';
+import { createServers, settingsOf } from '../test/support/pg-cluster';
 import removeLeftovers from '../test/support/global-setup';
 import { metricValue } from '../test/support/metrics';
 import { killAll, startProcess, type Running } from '../test/support/process';
@@ -357,16 +358,43 @@ function buildBaseline(ref: string): string {
   return 'dist/saga-baseline.js';
 }
 
+/**
+ * Where the saga section's databases live (`--saga-servers=shared,per-service`, the first one by default):
+ * `shared` is the machine's one PostgreSQL holding all three databases (as `npm run setup` and the tests have them);
+ * `per-service` is one PostgreSQL server per service, started by the bench on ports of its own with the machine
+ * server's settings, as docker-compose and k8s deploy them. On one server every walsender reads the WAL of all
+ * three databases, so the per-service figures are the deployment's. The baseline runs on the first topology only.
+ */
+const SAGA_SERVERS = (args.find((a) => a.startsWith('--saga-servers='))?.slice(15) ?? 'shared').split(',') as ('shared' | 'per-service')[];
+
 async function sectionSaga() {
   // BENCH_SAGA_CONC=64 (comma-separated) measures only those closed loops: a quicker A/B when bisecting a change.
   const conc = process.env.BENCH_SAGA_CONC ? process.env.BENCH_SAGA_CONC.split(',').map(Number) : P.sagaConc;
   const p = { ms: P.sagaMs, conc, openRate: P.sagaOpenRate, openWaitMs: P.sagaOpenWaitMs, ceilingSecs: P.ceilingSecs };
+  for (const t of SAGA_SERVERS) if (t !== 'shared' && t !== 'per-service') throw new Error(`--saga-servers: ${String(t)} is neither shared nor per-service`);
+  /** A fresh env on the topology, and what removes it (and the servers it started). */
+  const envOn = async (label: string, topology: 'shared' | 'per-service'): Promise<{ env: TestEnv; close: () => Promise<void> }> => {
+    if (topology === 'shared') {
+      const e = await createTestEnv(label);
+      return { env: e, close: () => e.close() };
+    }
+    const own = await createServers([...SERVICES], await settingsOf(ADMIN_URL));
+    try {
+      const e = await createTestEnv(label, undefined, Object.fromEntries(own.servers.map((s) => [s.name, s.url()])));
+      log(`saga: one PostgreSQL per service on ports ${own.servers.map((s) => `${s.name} ${s.port}`).join(', ')}`);
+      return { env: e, close: async () => (await e.close(), own.close()) };
+    } catch (err) {
+      own.close();
+      throw err;
+    }
+  };
+  const label = (t: string) => (t === 'shared' ? '' : ` (${t} PostgreSQL)`);
   let base: SagaResult | undefined;
   if (BASELINE_REF) {
     // The baseline first, in a fresh env of its own (same current migrations: the schema changes are additive), so
     // that neither bundle runs on the other's data.
     const file = buildBaseline(BASELINE_REF);
-    const baseEnv = await createTestEnv('benchbase');
+    const { env: baseEnv, close } = await envOn('benchbase', SAGA_SERVERS[0]!);
     if (BASELINE_OUTBOX_TRIGGER) {
       for (const svc of ['order', 'inventory', 'payment'] as const) {
         await sql(baseEnv.adminUrl(svc), `CREATE FUNCTION outbox_purge() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -380,14 +408,24 @@ async function sectionSaga() {
     } finally {
       bundled.file = 'dist/saga.js';
       await killAll();
-      await baseEnv.close();
+      await close();
     }
-    sagaRows(base, `4. saga @${BASELINE_REF}`);
+    sagaRows(base, `4. saga @${BASELINE_REF}${label(SAGA_SERVERS[0]!)}`);
   }
-  const cur = await measureSaga(env, p, log);
-  sagaRows(cur, '4. saga');
+  const byTopology: Record<string, SagaResult> = {};
+  for (const t of SAGA_SERVERS) {
+    const { env: e, close } = await envOn('benchsaga', t);
+    try {
+      byTopology[t] = await measureSaga(e, p, (m) => log(`${t}: ${m}`));
+    } finally {
+      await killAll();
+      await close();
+    }
+    sagaRows(byTopology[t], `4. saga${label(t)}`);
+  }
+  const cur = byTopology[SAGA_SERVERS[0]!]!;
   if (base) sagaComparison(cur, base, BASELINE_REF!);
-  results.saga = { ...cur, ...(base ? { baseline: { ref: BASELINE_REF, ...base } } : {}) };
+  results.saga = { ...cur, servers: SAGA_SERVERS[0], ...(SAGA_SERVERS.length > 1 ? { byServers: byTopology } : {}), ...(base ? { baseline: { ref: BASELINE_REF, ...base } } : {}) };
 }
 
 /**

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import { SERVICES, type ServiceName } from '@saga/common/service-names';
 import { urlForDatabase } from '../scripts/lib/admin';
-import { ADMIN_URL, type TestEnv } from '../test/support/env';
+import type { TestEnv } from '../test/support/env';
 import { metricValue } from '../test/support/metrics';
 import { sagaClient } from '../test/support/saga';
 import { startStack, type Stack } from '../test/support/stack';
@@ -143,12 +143,14 @@ async function statements(stack: Stack): Promise<Record<ServiceName, number>> {
 
 /**
  * PostgreSQL's single-row INSERT + COMMIT rate, 16 clients, on a scratch table in a scratch database of this env
- * (dropped with the env). Measured with the stack up and idle: its walsenders decoding cost the server capacity.
+ * (dropped with the env), on the server that holds the order database. Measured with the stack up and idle: its walsenders decoding cost the server capacity.
  */
 async function commitCeiling(env: TestEnv, secs: number): Promise<number> {
   const db = `${env.id}_scratch`;
-  await sql(ADMIN_URL, `CREATE DATABASE "${db}"`);
-  const url = urlForDatabase(ADMIN_URL, db);
+  // On the order database's server: with a server per service, the one the POSTs commit on.
+  const server = urlForDatabase(env.adminUrl('order'), 'postgres');
+  await sql(server, `CREATE DATABASE "${db}"`);
+  const url = urlForDatabase(server, db);
   await sql(url, 'CREATE TABLE commit_probe (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())');
   const script = path.join(os.tmpdir(), `${db}.sql`);
   writeFileSync(script, 'INSERT INTO commit_probe DEFAULT VALUES;\n');

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { ensureRolesAndDatabases, loadAdminConfig, migrateAll, SERVICES, urlForDatabase, type AdminConfig, type ServiceName } from '../../scripts/lib/admin';
+import { ensureRolesAndDatabases, layoutOf, loadAdminConfig, migrateAll, SERVICES, urlForDatabase, type AdminConfig, type ServiceName } from '../../scripts/lib/admin';
 
 export const ADMIN_URL = process.env.PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const RABBIT = new URL(process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
@@ -57,15 +57,21 @@ const machineBroker: TestBroker = {
   },
 };
 
-export async function createTestEnv(label: string, broker: TestBroker = machineBroker): Promise<TestEnv> {
+/**
+ * `servers`: a superuser URL per service whose database lives on a server of its own (as docker-compose and k8s
+ * deploy them); the others, and the monitor's, are on the machine's server (PG_ADMIN_URL).
+ */
+export async function createTestEnv(label: string, broker: TestBroker = machineBroker, servers: Partial<Record<ServiceName, string>> = {}): Promise<TestEnv> {
   const id = `t${label.replace(/[^a-z0-9]/g, '').slice(0, 12)}_${randomBytes(3).toString('hex')}`;
   const admin = loadAdminConfig({
     PG_ADMIN_URL: ADMIN_URL,
+    ...Object.fromEntries(Object.entries(servers).map(([s, url]) => [`${s.toUpperCase()}_PG_ADMIN_URL`, url])),
     ORDER_DB_NAME: `${id}_orders`,
     INVENTORY_DB_NAME: `${id}_inventory`,
     PAYMENT_DB_NAME: `${id}_payment`,
     MONITOR_DB_NAME: `${id}_monitor`,
   });
+  const { servers: serverOf } = layoutOf(admin);
   const quiet = () => undefined;
   await ensureRolesAndDatabases(admin, quiet);
   await migrateAll(admin, quiet);
@@ -74,7 +80,7 @@ export async function createTestEnv(label: string, broker: TestBroker = machineB
   const rabbitUrl = broker.url(vhost);
   const databases = { order: admin.ORDER_DB_NAME, inventory: admin.INVENTORY_DB_NAME, payment: admin.PAYMENT_DB_NAME };
   const roleUrl = (role: string, s: ServiceName) => {
-    const u = new URL(urlForDatabase(ADMIN_URL, databases[s]));
+    const u = new URL(urlForDatabase(serverOf[s], databases[s]));
     u.username = role;
     u.password = '';
     return u.toString();
@@ -104,7 +110,7 @@ export async function createTestEnv(label: string, broker: TestBroker = machineB
     id,
     admin,
     databases,
-    adminUrl: (s) => urlForDatabase(ADMIN_URL, databases[s]),
+    adminUrl: (s) => urlForDatabase(serverOf[s], databases[s]),
     serviceUrl,
     relayUrl,
     monitorUrl,
@@ -114,27 +120,7 @@ export async function createTestEnv(label: string, broker: TestBroker = machineB
     slotPrefix,
     env,
     async close() {
-      const client = new pg.Client({ connectionString: ADMIN_URL });
-      await client.connect();
-      try {
-        // Terminate whatever still holds a slot or a database of this env, then drop both.
-        await client.query(
-          `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name LIKE $1 AND active_pid IS NOT NULL`,
-          [`${id}%`],
-        );
-        for (let i = 0; i < 50; i++) {
-          const { rows } = await client.query<{ slot_name: string; active: boolean }>('SELECT slot_name, active FROM pg_replication_slots WHERE slot_name LIKE $1', [`${id}%`]);
-          if (rows.length === 0) break;
-          for (const r of rows) {
-            if (!r.active) await client.query('SELECT pg_drop_replication_slot($1)', [r.slot_name]).catch(() => undefined);
-          }
-          await new Promise((r) => setTimeout(r, 100));
-        }
-        const { rows: extra } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${id}\\_%`]);
-        for (const db of new Set([...Object.values(databases), ...extra.map((r) => r.datname)])) await client.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
-      } finally {
-        await client.end();
-      }
+      for (const server of new Set([ADMIN_URL, ...Object.values(serverOf)])) await dropEnvFrom(server, id, Object.values(databases));
       try {
         await broker.deleteVhost(vhost);
       } catch {
@@ -142,4 +128,25 @@ export async function createTestEnv(label: string, broker: TestBroker = machineB
       }
     },
   };
+}
+
+/** Terminate whatever still holds a slot or a database of env `id` on one server, then drop both. */
+async function dropEnvFrom(server: string, id: string, databases: string[]): Promise<void> {
+  const client = new pg.Client({ connectionString: server });
+  await client.connect();
+  try {
+    await client.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name LIKE $1 AND active_pid IS NOT NULL`, [`${id}%`]);
+    for (let i = 0; i < 50; i++) {
+      const { rows } = await client.query<{ slot_name: string; active: boolean }>('SELECT slot_name, active FROM pg_replication_slots WHERE slot_name LIKE $1', [`${id}%`]);
+      if (rows.length === 0) break;
+      for (const r of rows) {
+        if (!r.active) await client.query('SELECT pg_drop_replication_slot($1)', [r.slot_name]).catch(() => undefined);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const { rows: extra } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${id}\\_%`]);
+    for (const db of new Set([...databases, ...extra.map((r) => r.datname)])) await client.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
+  } finally {
+    await client.end();
+  }
 }

@@ -1,7 +1,7 @@
 /**
- * Throwaway PostgreSQL clusters for failover tests: a primary and a physical standby of it (pg_basebackup + streaming
- * replication), each on its own port and data directory under a temporary directory, never touching the machine's
- * own server. As root, the server binaries run as the `postgres` user (initdb and postgres refuse root).
+ * Throwaway PostgreSQL clusters, each on its own port and data directory under a temporary directory, never touching
+ * the machine's own server: for failover tests a primary and a physical standby of it (pg_basebackup + streaming
+ * replication); for the benchmark one server per service, as docker-compose and k8s deploy them. As root, the server binaries run as the `postgres` user (initdb and postgres refuse root).
  */
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -37,7 +37,8 @@ function run(bin: string, args: string[]): string {
     : execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-const PAIR_DIR_PREFIX = 'saga-pgpair-';
+/** Every directory this module makes starts with this; a run that was killed leaves them to the next one. */
+const DIR_PREFIX = 'saga-pgpair-';
 
 /**
  * Stop and remove the clusters an interrupted earlier run left behind (a killed test cannot stop its servers; they
@@ -46,11 +47,11 @@ const PAIR_DIR_PREFIX = 'saga-pgpair-';
 export function removeLeftoverClusters(): void {
   const tmp = os.tmpdir();
   for (const entry of readdirSync(tmp)) {
-    if (!entry.startsWith(PAIR_DIR_PREFIX)) continue;
+    if (!entry.startsWith(DIR_PREFIX)) continue;
     const base = path.join(tmp, entry);
-    // A pair younger than this may belong to a test running right now in another process.
+    // A cluster younger than this may belong to a test running right now in another process.
     if (Date.now() - statSync(base).mtimeMs < 15 * 60_000) continue;
-    for (const name of ['primary', 'standby']) {
+    for (const name of readdirSync(base)) {
       const dataDir = path.join(base, name);
       if (!existsSync(path.join(dataDir, 'postmaster.pid'))) continue;
       try {
@@ -75,6 +76,103 @@ export type PgServer = {
   promote: () => Promise<void>;
 };
 
+/** A temporary directory for servers, owned by the user the server binaries run as. */
+function serversDir(): string {
+  const base = mkdtempSync(path.join(os.tmpdir(), DIR_PREFIX));
+  if (asRoot) chownSync(base, Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })));
+  return base;
+}
+
+/** One server under `base` (its data directory `base/name`, not yet created), listening on 127.0.0.1:`port` and a socket in `base`. */
+function pgServer(base: string, name: string, port: number, settings: string[]): PgServer {
+  const dataDir = path.join(base, name);
+  const s: PgServer = {
+    name,
+    port,
+    dataDir,
+    url: (database = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${database}`,
+    async start() {
+      const opts = [`-c port=${port}`, "-c listen_addresses='127.0.0.1'", `-c unix_socket_directories='${base}'`, ...settings].join(' ');
+      run('pg_ctl', ['start', '-w', '-t', '60', '-D', dataDir, '-l', path.join(base, `${name}.log`), '-o', opts]);
+      await waitUntil(async () => {
+        const c = new pg.Client({ connectionString: s.url() });
+        c.on('error', () => undefined);
+        await c.connect();
+        await c.end();
+        return true;
+      }, { timeoutMs: 30_000, message: `${name} accepting connections` });
+    },
+    stop(mode = 'fast') {
+      if (existsSync(path.join(dataDir, 'postmaster.pid'))) run('pg_ctl', ['stop', '-w', '-D', dataDir, '-m', mode]);
+    },
+    async promote() {
+      run('pg_ctl', ['promote', '-w', '-D', dataDir]);
+      await waitUntil(async () => {
+        const c = new pg.Client({ connectionString: s.url() });
+        c.on('error', () => undefined);
+        await c.connect();
+        const { rows } = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+        await c.end();
+        return rows[0]?.r === false;
+      }, { timeoutMs: 30_000, message: `${name} promoted` });
+    },
+  };
+  return s;
+}
+
+/** Stop every server (as a crash: nothing of theirs is kept) and remove their directory. */
+function removeServers(base: string, servers: PgServer[]): void {
+  for (const s of servers) {
+    try {
+      s.stop('immediate');
+    } catch {
+      /* already stopped */
+    }
+  }
+  rmSync(base, { recursive: true, force: true });
+}
+
+/**
+ * Settings of a running server given in its configuration files (`pg_settings.source`), as `-c` options for another
+ * server, leaving out what names that server (port, addresses, paths, cluster name): a server started with them
+ * behaves as the machine's own does (fsync, memory, WAL sizes, autovacuum).
+ */
+export async function settingsOf(adminUrl: string): Promise<string[]> {
+  const c = new pg.Client({ connectionString: adminUrl });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ name: string; value: string }>(
+      `SELECT name, current_setting(name) AS value FROM pg_settings WHERE source = 'configuration file'
+         AND name NOT IN ('port', 'listen_addresses', 'unix_socket_directories', 'cluster_name', 'external_pid_file', 'data_directory', 'hba_file', 'ident_file', 'config_file')
+         AND name NOT LIKE 'ssl%' AND name NOT LIKE 'log%'`,
+    );
+    // current_setting gives each value with its unit (shared_buffers 128MB), as a configuration file would.
+    return rows.map((r) => `-c ${r.name}='${r.value.replaceAll("'", "''")}'`);
+  } finally {
+    await c.end();
+  }
+}
+
+export type PgServers = { servers: PgServer[]; close: () => void };
+
+/** `names.length` independent servers, each on its own port and data directory, started with `settings` (`-c name=value`). */
+export async function createServers(names: string[], settings: string[]): Promise<PgServers> {
+  const base = serversDir();
+  const servers: PgServer[] = [];
+  try {
+    for (const name of names) {
+      const s = pgServer(base, name, await freePort(), settings);
+      servers.push(s);
+      run('initdb', ['-D', s.dataDir, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8']);
+    }
+    await Promise.all(servers.map((s) => s.start()));
+  } catch (err) {
+    removeServers(base, servers);
+    throw err;
+  }
+  return { servers, close: () => removeServers(base, servers) };
+}
+
 export type PgPair = { primary: PgServer; standby: PgServer; close: () => void };
 
 /**
@@ -83,49 +181,12 @@ export type PgPair = { primary: PgServer; standby: PgServer; close: () => void }
  * zero-loss failover needs; with asynchronous replication the last commits before a crash may be lost outright).
  */
 export async function createPrimaryAndStandby(): Promise<PgPair> {
-  const base = mkdtempSync(path.join(os.tmpdir(), PAIR_DIR_PREFIX));
-  if (asRoot) chownSync(base, Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })));
-  const servers: PgServer[] = [];
-  const server = (name: string, port: number, settings: string[]): PgServer => {
-    const dataDir = path.join(base, name);
-    const s: PgServer = {
-      name,
-      port,
-      dataDir,
-      url: (database = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${database}`,
-      async start() {
-        const opts = [`-c port=${port}`, "-c listen_addresses='127.0.0.1'", `-c unix_socket_directories='${base}'`, ...settings].join(' ');
-        run('pg_ctl', ['start', '-w', '-t', '60', '-D', dataDir, '-l', path.join(base, `${name}.log`), '-o', opts]);
-        await waitUntil(async () => {
-          const c = new pg.Client({ connectionString: s.url() });
-          c.on('error', () => undefined);
-          await c.connect();
-          await c.end();
-          return true;
-        }, { timeoutMs: 30_000, message: `${name} accepting connections` });
-      },
-      stop(mode = 'fast') {
-        if (existsSync(path.join(dataDir, 'postmaster.pid'))) run('pg_ctl', ['stop', '-w', '-D', dataDir, '-m', mode]);
-      },
-      async promote() {
-        run('pg_ctl', ['promote', '-w', '-D', dataDir]);
-        await waitUntil(async () => {
-          const c = new pg.Client({ connectionString: s.url() });
-          c.on('error', () => undefined);
-          await c.connect();
-          const { rows } = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
-          await c.end();
-          return rows[0]?.r === false;
-        }, { timeoutMs: 30_000, message: `${name} promoted` });
-      },
-    };
-    servers.push(s);
-    return s;
-  };
+  const base = serversDir();
   // Speed over crash safety of the host (fsync off): the test crashes PostgreSQL, never the machine.
   const common = ['-c wal_level=logical', '-c max_wal_senders=10', '-c max_replication_slots=10', '-c fsync=off', "-c wal_keep_size='256MB'", '-c max_connections=100'];
-  const primary = server('primary', await freePort(), [...common, "-c synchronous_standby_names='standby1'"]);
-  const standby = server('standby', await freePort(), [...common, '-c hot_standby=on']);
+  const primary = pgServer(base, 'primary', await freePort(), [...common, "-c synchronous_standby_names='standby1'"]);
+  const standby = pgServer(base, 'standby', await freePort(), [...common, '-c hot_standby=on']);
+  const servers = [primary, standby];
   try {
     run('initdb', ['-D', primary.dataDir, '-U', 'postgres', '-A', 'trust', '--no-sync']);
     await primary.start();
@@ -141,24 +202,10 @@ export async function createPrimaryAndStandby(): Promise<PgPair> {
       return rows[0]?.sync_state === 'sync';
     }, { timeoutMs: 30_000, message: 'standby streaming synchronously' });
   } catch (err) {
-    for (const s of servers) s.stop('immediate');
-    rmSync(base, { recursive: true, force: true });
+    removeServers(base, servers);
     throw err;
   }
-  return {
-    primary,
-    standby,
-    close() {
-      for (const s of servers) {
-        try {
-          s.stop('immediate');
-        } catch {
-          /* already stopped */
-        }
-      }
-      rmSync(base, { recursive: true, force: true });
-    },
-  };
+  return { primary, standby, close: () => removeServers(base, servers) };
 }
 
 /**
