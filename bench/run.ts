@@ -359,13 +359,13 @@ function buildBaseline(ref: string): string {
 }
 
 /**
- * Where the saga section's databases live (`--saga-servers=shared,per-service`, the first one by default):
+ * Where the saga section's databases live (`--saga-servers=shared,per-service`, both by default; the first one is compared with the baseline):
  * `shared` is the machine's one PostgreSQL holding all three databases (as `npm run setup` and the tests have them);
  * `per-service` is one PostgreSQL server per service, started by the bench on ports of its own with the machine
  * server's settings, as docker-compose and k8s deploy them. On one server every walsender reads the WAL of all
  * three databases, so the per-service figures are the deployment's. The baseline runs on the first topology only.
  */
-const SAGA_SERVERS = (args.find((a) => a.startsWith('--saga-servers='))?.slice(15) ?? 'shared').split(',') as ('shared' | 'per-service')[];
+const SAGA_SERVERS = (args.find((a) => a.startsWith('--saga-servers='))?.slice(15) ?? 'shared,per-service').split(',') as ('shared' | 'per-service')[];
 
 async function sectionSaga() {
   // BENCH_SAGA_CONC=64 (comma-separated) measures only those closed loops: a quicker A/B when bisecting a change.

@@ -43,6 +43,13 @@ describe('npm run bench --smoke', () => {
         for (const s of ['order', 'inventory', 'payment']) expect(c.statementsPerOrder[s]).toBeGreaterThan(0);
         expect(c.statementsPerOrder.total).toBeGreaterThan(0);
       }
+      // The same saga again on one PostgreSQL server per service (three started by the bench), as compose and k8s deploy it.
+      expect(saga.servers).toBe('shared');
+      const perService = saga.byServers['per-service'];
+      expect(perService.invariants).toContain('held');
+      expect(perService.commitCeilingTps).toBeGreaterThan(0);
+      for (const c of Object.values(perService.closed) as { orders: number; cpuMsPerOrder: Record<string, number> }[]) expect(c.orders > 0 && c.cpuMsPerOrder.postgres > 0).toBe(true);
+      expect(result.table.some((r: { section: string }) => r.section === '4. saga (per-service PostgreSQL)')).toBe(true);
       expect(saga.open.scheduled).toBeGreaterThan(0);
       expect(saga.open.final).toBeGreaterThan(0);
       expect(Number.isFinite(saga.open.placeToFinalMs.p99)).toBe(true);
