@@ -48,7 +48,7 @@ describe('npm run bench --smoke', () => {
       const perService = saga.byServers['per-service'];
       expect(perService.invariants).toContain('held');
       expect(perService.commitCeilingTps).toBeGreaterThan(0);
-      for (const c of Object.values(perService.closed) as { orders: number; cpuMsPerOrder: Record<string, number> }[]) expect(c.orders > 0 && c.cpuMsPerOrder.postgres > 0).toBe(true);
+      for (const c of Object.values(perService.closed) as { orders: number; cpuMsPerOrder: Record<string, number> }[]) expect(c.orders > 0 && (c.cpuMsPerOrder.postgres ?? 0) > 0).toBe(true);
       expect(result.table.some((r: { section: string }) => r.section === '4. saga (per-service PostgreSQL)')).toBe(true);
       expect(saga.open.scheduled).toBeGreaterThan(0);
       expect(saga.open.final).toBeGreaterThan(0);
