@@ -1,0 +1,92 @@
+/**
+ * The services' pools plan every statement for the table sizes of the moment (packages/common/src/pg.ts,
+ * CUSTOM_PLANS). The write paths are named statements that join an array of keys to a table; with PostgreSQL's
+ * default plan cache, a plan made while the table was small stays for the connection's life, and once the table
+ * has grown every batch reads all of it. The plans are read from auto_explain, sent to the client as notices.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { createLogger } from '@saga/common/logger';
+import { createPool } from '@saga/common/pg';
+import { ADMIN_URL } from '../support/env';
+
+const db = `tplans_${randomBytes(3).toString('hex')}`;
+const url = (() => {
+  const u = new URL(ADMIN_URL);
+  u.pathname = `/${db}`;
+  return u.toString();
+})();
+const log = createLogger('test', 'silent');
+
+async function admin(sql: string, database = ADMIN_URL): Promise<void> {
+  const c = new pg.Client({ connectionString: database });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * Runs the same named statement (as the repositories do) while the table is small, then after it grew; answers the
+ * scan auto_explain reports on the table for the last run.
+ */
+async function scanAfterGrowth(pool: pg.Pool): Promise<string> {
+  const c = await pool.connect();
+  const plans: string[] = [];
+  c.on('notice', (n) => plans.push(n.message ?? ''));
+  try {
+    const mode = (await c.query<{ plan_cache_mode: string }>('SHOW plan_cache_mode')).rows[0]!.plan_cache_mode;
+    await c.query("LOAD 'auto_explain'");
+    await c.query("SET auto_explain.log_min_duration = 0; SET auto_explain.log_level = 'notice'; SET client_min_messages = 'notice'");
+    const run = (ids: string[]) =>
+      c.query({ name: 'grow.update', text: 'UPDATE grows g SET n = g.n + 1 FROM unnest($1::uuid[]) AS v(id) WHERE g.id = v.id', values: [ids] });
+    const some = async () => (await c.query<{ id: string }>('SELECT id FROM grows ORDER BY random() LIMIT 5')).rows.map((r) => r.id);
+    for (let i = 0; i < 8; i++) await run(await some());
+    await c.query('INSERT INTO grows (id, n) SELECT gen_random_uuid(), 0 FROM generate_series(1, 50000)');
+    plans.length = 0;
+    await run(await some());
+    const plan = plans.find((p) => p.includes('grows g'));
+    if (!plan) throw new Error(`no plan of the update among the notices:\n${plans.join('\n')}`);
+    return `${mode}: ${/Index Scan|Index Only Scan/.test(plan) ? 'index' : /Seq Scan on grows/.test(plan) ? 'sequential' : plan}`;
+  } finally {
+    c.release(true);
+  }
+}
+
+beforeAll(async () => {
+  await admin(`CREATE DATABASE "${db}"`);
+});
+beforeEach(async () => {
+  // As wide as an order row (the planner sizes a table it never analyzed from its column types).
+  await admin(
+    `DROP TABLE IF EXISTS grows;
+     CREATE TABLE grows (id uuid PRIMARY KEY, n int NOT NULL, customer text, status text, reason text, key text, hash text, at timestamptz DEFAULT now());
+     INSERT INTO grows (id, n) SELECT gen_random_uuid(), 0 FROM generate_series(1, 20)`,
+    url,
+  );
+});
+afterAll(async () => {
+  await admin(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
+});
+
+describe('statement plans on a table that grows', () => {
+  it('use the primary key once the table is large, on a service pool', async () => {
+    const pool = createPool(url, log);
+    try {
+      expect(await scanAfterGrowth(pool)).toBe('force_custom_plan: index');
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('would keep scanning the whole table with the default plan cache (what the pool setting prevents)', async () => {
+    const pool = createPool(url, log, { options: '-c plan_cache_mode=auto' });
+    try {
+      expect(await scanAfterGrowth(pool)).toBe('auto: sequential');
+    } finally {
+      await pool.end();
+    }
+  });
+});
