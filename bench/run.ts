@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --smoke] [-- --only=throughput,writers,latency,saga,memory,peer,tail] [-- --baseline-ref=<git ref>] [-- --baseline-outbox-trigger] [-- --saga-servers=shared,per-service]
+ * npm run bench [-- --smoke] [-- --only=throughput,writers,latency,saga,plans,memory,peer,tail] [-- --baseline-ref=<git ref>] [-- --baseline-outbox-trigger] [-- --saga-servers=shared,per-service]
  * --baseline-ref: the saga section also measures that commit's bundle first, in the same run, and prints both.
  * Every figure is measured in this run, on this machine, next to its baseline (ratio printed). A table on the
  * terminal and a JSON file under bench/results/ (or --out=DIR).
@@ -23,6 +23,7 @@ import { randomUUID } from 'node:crypto';
 import { toAmqpMessage } from '../cdc-relay/src/mapping';
 import { arrivals, closedLoopWriters, insertBacklog, now, outboxScans, pacedWriter, payload, rssMiB, sleep, sql, summary } from './lib';
 import { peerBacklog, peerLatency } from './peer';
+import { measurePlans } from './plans';
 import { measureSaga, type SagaResult } from './saga';
 
 const args = process.argv.slice(2);
@@ -36,8 +37,8 @@ const BASELINE_REF = args.find((a) => a.startsWith('--baseline-ref='))?.slice(15
 const BASELINE_OUTBOX_TRIGGER = args.includes('--baseline-outbox-trigger');
 const OUT = args.find((a) => a.startsWith('--out='))?.slice(6) ?? path.resolve(__dirname, 'results');
 const P = SMOKE
-  ? { backlog: 300, bytes: 1000, writeMs: 800, conns: [1, 8], rates: [200], latencyMs: 1000, idleMs: 2500, sagaMs: 1500, sagaConc: [4], sagaOpenRate: 50, sagaOpenWaitMs: 5000, ceilingSecs: 1, memory: [500, 1000], repeats: 1, peerBacklog: 300, warmupMs: 300, tailRows: 400, tailWindows: [1000, 50] }
-  : { backlog: 50_000, bytes: 1000, writeMs: 5000, conns: [1, 8, 32], rates: [500, 2000], latencyMs: 5000, idleMs: 5000, sagaMs: 10_000, sagaConc: [16, 64], sagaOpenRate: 200, sagaOpenWaitMs: 30_000, ceilingSecs: 10, memory: [100_000, 1_000_000], repeats: 3, peerBacklog: 5000, warmupMs: 1500, tailRows: 20_000, tailWindows: [10_000, 5000, 2000, 500] };
+  ? { backlog: 300, bytes: 1000, writeMs: 800, conns: [1, 8], rates: [200], latencyMs: 1000, idleMs: 2500, sagaMs: 1500, sagaConc: [4], planSizes: [500, 2000], planBatches: 4, sagaOpenRate: 50, sagaOpenWaitMs: 5000, ceilingSecs: 1, memory: [500, 1000], repeats: 1, peerBacklog: 300, warmupMs: 300, tailRows: 400, tailWindows: [1000, 50] }
+  : { backlog: 50_000, bytes: 1000, writeMs: 5000, conns: [1, 8, 32], rates: [500, 2000], latencyMs: 5000, idleMs: 5000, sagaMs: 10_000, sagaConc: [16, 64], planSizes: [6500, 50_000, 200_000], planBatches: 40, sagaOpenRate: 200, sagaOpenWaitMs: 30_000, ceilingSecs: 10, memory: [100_000, 1_000_000], repeats: 3, peerBacklog: 5000, warmupMs: 1500, tailRows: 20_000, tailWindows: [10_000, 5000, 2000, 500] };
 const want = (s: string) => !ONLY || ONLY.includes(s);
 
 type Row = { section: string; what: string; figure: string; baseline: string; ratio: string };
@@ -428,6 +429,21 @@ async function sectionSaga() {
   results.saga = { ...cur, servers: SAGA_SERVERS[0], ...(SAGA_SERVERS.length > 1 ? { byServers: byTopology } : {}), ...(base ? { baseline: { ref: BASELINE_REF, ...base } } : {}) };
 }
 
+/** The order consumer's batch as the orders table grows: planned per statement (the services) against PostgreSQL's default plan cache. */
+async function sectionPlans() {
+  const runs = await measurePlans(env, P.planSizes, P.planBatches, log);
+  for (const r of runs) {
+    rows.push({
+      section: '7. plans',
+      what: `order consumer batch of 20 (inbox, lock and read, update, history; rolled back), orders table at ${fmt(r.orders)} rows${r.analyzed ? ', just analyzed' : ''} (mean of ${P.planBatches})`,
+      figure: `${fmt(r.customMs, 2)} ms planned per statement (service pools)`,
+      baseline: `${fmt(r.genericMs, 2)} ms PostgreSQL's default plan cache${r.analyzed ? ' (plan renewed by ANALYZE)' : ' (generic plan from a 20-row table)'}`,
+      ratio: ratio(r.customMs, r.genericMs),
+    });
+  }
+  results.plans = runs;
+}
+
 /**
  * The price of the in-flight window: a relay SIGKILLed halfway through a backlog leaves its published but
  * unacknowledged messages to be sent again after the restart (consumers drop them by message id). Per window size:
@@ -563,6 +579,7 @@ async function main() {
     if (want('writers')) await sectionWriters();
     if (want('latency')) await sectionLatency();
     if (want('saga')) await sectionSaga();
+    if (want('plans')) await sectionPlans();
     if (want('memory')) await sectionMemory();
     if (want('peer')) await sectionPeer();
     if (want('tail')) await sectionTail();
