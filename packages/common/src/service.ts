@@ -19,8 +19,8 @@ export const ServiceEnv = BaseEnv.extend({
   DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
   /**
    * PostgreSQL's plan_cache_mode for the service's connections. `force_custom_plan` (default): every statement is
-   * planned for the table sizes of the moment. `auto` (PostgreSQL's default) saves the planning (about 0.7 ms per
-   * write statement on a 2-core machine) but keeps a plan made while a table was small until statistics change:
+   * planned for the table sizes of the moment. `auto` (PostgreSQL's default) saves the planning (0.15-0.3 ms per
+   * write statement on a 2-core machine, from EXPLAIN) but keeps a plan made while a table was small until statistics change:
    * choose it only where autovacuum keeps them fresh (see `npm run bench -- --only=plans`).
    */
   DB_PLAN_CACHE_MODE: z.enum(['force_custom_plan', 'auto']).default('force_custom_plan'),
