@@ -1,7 +1,7 @@
 /**
- * What the services' per-statement planning (plan_cache_mode=force_custom_plan, packages/common/src/pg.ts) buys and
- * costs: the order consumer's own statements (claim the inbox and lock and read the orders, then update them and
- * add history) on one connection with the services' setting and on one with PostgreSQL's default plan cache, whose
+ * What DB_PLAN_CACHE_MODE=force_custom_plan (packages/common/src/pg.ts) buys and costs against `auto`, PostgreSQL's
+ * default: the order consumer's own statements (claim the inbox and lock and read the orders, then update them and
+ * add history) on one connection planning each run and on one with PostgreSQL's default plan cache, whose
  * statements were first run while the orders table was small (a fresh deployment). Then the table grows and both
  * run the same batches, alternating; last, after ANALYZE (fresh statistics invalidate the cached plan), which shows
  * the price of planning each time. Every batch is rolled back, so the table keeps its size.
@@ -10,12 +10,13 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { createLogger } from '@saga/common/logger';
 import { inboxClaim, outboxInsert } from '@saga/common/outbox';
-import { createPool } from '@saga/common/pg';
+import { createPool, planCacheOptions } from '@saga/common/pg';
 import { loadOrders, saveOrders } from '../services/order/src/db/order-repository';
 import type { Order } from '../services/order/src/domain/order';
 import type { TestEnv } from '../test/support/env';
 
-export type PlanRun = { orders: number; analyzed: boolean; customMs: number; genericMs: number };
+/** `generic`: how the `auto` connection's two statements were planned in this run (pg_prepared_statements), to show which plan it ran. */
+export type PlanRun = { orders: number; analyzed: boolean; customMs: number; genericMs: number; generic: { genericPlans: number; customPlans: number } };
 
 const BATCH = 20;
 
@@ -24,8 +25,28 @@ export async function measurePlans(env: TestEnv, sizes: number[], batches: numbe
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   const quiet = createLogger('bench', 'silent');
-  const pools = { custom: createPool(url, quiet), generic: createPool(url, quiet, { options: '-c plan_cache_mode=auto' }) };
-  const clients = { custom: await pools.custom.connect(), generic: await pools.generic.connect() };
+  const pools = { custom: createPool(url, quiet, { options: planCacheOptions('force_custom_plan') }), generic: createPool(url, quiet, { options: planCacheOptions('auto') }) };
+  const clients: Partial<Record<keyof typeof pools, pg.PoolClient>> = {};
+  try {
+    clients.custom = await pools.custom.connect();
+    clients.generic = await pools.generic.connect();
+    // Statistics change only when this section says so (ANALYZE), wherever autovacuum runs.
+    await admin.query('ALTER TABLE orders SET (autovacuum_enabled = off); ALTER TABLE order_items SET (autovacuum_enabled = off)');
+    return await measure(admin, clients as Record<keyof typeof pools, pg.PoolClient>, sizes, batches, log);
+  } finally {
+    for (const c of Object.values(clients)) c.release();
+    await pools.custom.end();
+    await pools.generic.end();
+    try {
+      await admin.query("DELETE FROM order_items WHERE sku = 'bench-sku'; DELETE FROM orders WHERE customer_id LIKE 'bench-%'");
+      await admin.query('ALTER TABLE orders RESET (autovacuum_enabled); ALTER TABLE order_items RESET (autovacuum_enabled)');
+    } finally {
+      await admin.end();
+    }
+  }
+}
+
+async function measure(admin: pg.Client, clients: Record<'custom' | 'generic', pg.PoolClient>, sizes: number[], batches: number, log: (m: string) => void): Promise<PlanRun[]> {
   let size = 0;
   const grow = async (to: number) => {
     await admin.query(
@@ -49,33 +70,32 @@ export async function measurePlans(env: TestEnv, sizes: number[], batches: numbe
     }
   };
   const out: PlanRun[] = [];
-  try {
-    await grow(20);
-    // Past PostgreSQL's five custom plans, so that the default plan cache settles on its generic plan.
-    for (let i = 0; i < 8; i++) for (const c of Object.values(clients)) await batch(c, await someIds());
-    for (const [i, to] of [...sizes, sizes[sizes.length - 1]!].entries()) {
-      const analyzed = i === sizes.length;
-      if (analyzed) await admin.query('ANALYZE orders; ANALYZE order_items');
-      else await grow(to);
-      const ms = { custom: 0, generic: 0 };
-      for (let b = 0; b < batches; b++) {
-        const ids = await someIds();
-        for (const name of (b % 2 ? ['custom', 'generic'] : ['generic', 'custom']) as (keyof typeof clients)[]) {
-          const t = process.hrtime.bigint();
-          await batch(clients[name], ids);
-          ms[name] += Number(process.hrtime.bigint() - t) / 1e6;
-        }
+  const plansOf = async (c: pg.PoolClient) => {
+    const { rows } = await c.query<{ g: string; c: string }>("SELECT sum(generic_plans) AS g, sum(custom_plans) AS c FROM pg_prepared_statements WHERE name IN ('order.load', 'order.save')");
+    return { genericPlans: Number(rows[0]?.g ?? 0), customPlans: Number(rows[0]?.c ?? 0) };
+  };
+  await grow(20);
+  // Past PostgreSQL's five custom plans, so that the default plan cache settles on its generic plan.
+  for (let i = 0; i < 8; i++) for (const c of Object.values(clients)) await batch(c, await someIds());
+  for (const [i, to] of [...sizes, sizes[sizes.length - 1]!].entries()) {
+    const analyzed = i === sizes.length;
+    if (analyzed) await admin.query('ANALYZE orders; ANALYZE order_items');
+    else await grow(to);
+    const ms = { custom: 0, generic: 0 };
+    const before = await plansOf(clients.generic);
+    for (let b = 0; b < batches; b++) {
+      const ids = await someIds();
+      for (const name of (b % 2 ? ['custom', 'generic'] : ['generic', 'custom']) as (keyof typeof clients)[]) {
+        const t = process.hrtime.bigint();
+        await batch(clients[name], ids);
+        ms[name] += Number(process.hrtime.bigint() - t) / 1e6;
       }
-      const run = { orders: size, analyzed, customMs: ms.custom / batches, genericMs: ms.generic / batches };
-      log(`plans: ${size} orders${analyzed ? ' (analyzed)' : ''}: ${run.customMs.toFixed(2)} ms per batch planned each time, ${run.genericMs.toFixed(2)} ms with the default plan cache`);
-      out.push(run);
     }
-  } finally {
-    for (const c of Object.values(clients)) c.release();
-    await pools.custom.end();
-    await pools.generic.end();
-    await admin.query("DELETE FROM order_items WHERE sku = 'bench-sku'; DELETE FROM orders WHERE customer_id LIKE 'bench-%'");
-    await admin.end();
+    const now = await plansOf(clients.generic);
+    const generic = { genericPlans: now.genericPlans - before.genericPlans, customPlans: now.customPlans - before.customPlans };
+    const run = { orders: size, analyzed, customMs: ms.custom / batches, genericMs: ms.generic / batches, generic };
+    log(`plans: ${size} orders${analyzed ? ' (analyzed)' : ''}: ${run.customMs.toFixed(2)} ms per batch planned each time, ${run.genericMs.toFixed(2)} ms with the default plan cache (its statements ran ${run.generic.genericPlans} generic and ${run.generic.customPlans} custom plans)`);
+    out.push(run);
   }
   return out;
 }

@@ -15,7 +15,12 @@ describe('npm run bench --smoke', () => {
       expect(files).toHaveLength(1);
       const result = JSON.parse(readFileSync(path.join(out, files[0]!), 'utf8'));
       expect(result.smoke).toBe(true);
-      expect(Object.keys(result.results).sort()).toEqual(['latency', 'memory', 'peer', 'saga', 'tail', 'throughput', 'writers']);
+      expect(Object.keys(result.results).sort()).toEqual(['latency', 'memory', 'peer', 'plans', 'saga', 'tail', 'throughput', 'writers']);
+      // The plan-cache comparison: each table size measured on both connections, the last one after ANALYZE.
+      const plans = result.results.plans as { orders: number; analyzed: boolean; customMs: number; genericMs: number; generic: { genericPlans: number } }[];
+      expect(plans.map((r) => r.analyzed)).toEqual([false, false, true]);
+      for (const r of plans) expect(r.customMs > 0 && r.genericMs > 0 && r.orders >= 500).toBe(true);
+      expect(plans[0]!.generic.genericPlans).toBeGreaterThan(0);
       // The crash tail: every row arrived after the SIGKILL and restart (the section waits for all), duplicates counted.
       const tails = Object.values(result.results.tail) as { window: number; rows: number; duplicates: number }[];
       expect(tails.map((t) => t.window).sort((a, b) => b - a)).toEqual([1000, 50]);
@@ -60,5 +65,5 @@ describe('npm run bench --smoke', () => {
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
-  }, 300_000); // about a minute alone; every section starts processes and builds the bundle
+  }, 480_000); // two to three minutes alone: every section starts processes and builds the bundle, the saga runs on two topologies
 });

@@ -33,7 +33,7 @@ let bridgeConn: ChannelModel;
 let sink: Awaited<ReturnType<typeof collect>>;
 let capture: Awaited<ReturnType<typeof collect>>;
 let bridged = 0;
-/** Set before the bridge's connection closes: confirms still outstanding then fail, and the broker requeues those messages itself. */
+/** Set before the bridge's connection closes: confirms still outstanding then fail, and there is nothing left to nack (the bridge's exclusive queue goes with its connection). */
 let bridgeClosing = false;
 const url = (s: 'order' | 'inventory' | 'payment') => stack.services[s].url;
 const saga = sagaClient(() => ({ order: url('order'), inventory: url('inventory'), payment: url('payment') }));

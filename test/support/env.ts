@@ -120,12 +120,15 @@ export async function createTestEnv(label: string, broker: TestBroker = machineB
     slotPrefix,
     env,
     async close() {
-      for (const server of new Set([ADMIN_URL, ...Object.values(serverOf)])) await dropEnvFrom(server, id, Object.values(databases));
+      // Every server is tried, and the vhost removed, even when one of them fails; the first failure is raised after.
+      const failures: unknown[] = [];
+      for (const server of new Set([ADMIN_URL, ...Object.values(serverOf)])) await dropEnvFrom(server, id, Object.values(databases)).catch((err: unknown) => failures.push(err));
       try {
         await broker.deleteVhost(vhost);
       } catch {
         /* already gone */
       }
+      if (failures.length > 0) throw failures[0];
     },
   };
 }

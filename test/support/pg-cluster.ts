@@ -134,8 +134,10 @@ function removeServers(base: string, servers: PgServer[]): void {
 
 /**
  * Settings of a running server given in its configuration files (`pg_settings.source`), as `-c` options for another
- * server, leaving out what names that server (port, addresses, paths, cluster name): a server started with them
- * behaves as the machine's own does (fsync, memory, WAL sizes, autovacuum).
+ * server: a server started with them behaves as the machine's own does (fsync, memory, WAL sizes, autovacuum). Left
+ * out: what names that server or reaches beyond it (port, addresses, directories and files, cluster name, archiving,
+ * replication peers, logging), and values with a quote (pg_ctl hands `-o` to a shell). The logical-decoding settings
+ * the relay needs are set after the copied ones, so they hold whatever the machine's server has.
  */
 export async function settingsOf(adminUrl: string): Promise<string[]> {
   const c = new pg.Client({ connectionString: adminUrl });
@@ -143,11 +145,14 @@ export async function settingsOf(adminUrl: string): Promise<string[]> {
   try {
     const { rows } = await c.query<{ name: string; value: string }>(
       `SELECT name, current_setting(name) AS value FROM pg_settings WHERE source = 'configuration file'
-         AND name NOT IN ('port', 'listen_addresses', 'unix_socket_directories', 'cluster_name', 'external_pid_file', 'data_directory', 'hba_file', 'ident_file', 'config_file')
+         AND name NOT IN ('port', 'listen_addresses', 'unix_socket_directories', 'cluster_name', 'external_pid_file', 'data_directory',
+                          'hba_file', 'ident_file', 'config_file', 'synchronous_standby_names', 'archive_mode', 'archive_command',
+                          'restore_command', 'primary_conninfo', 'primary_slot_name', 'stats_temp_directory', 'huge_pages')
          AND name NOT LIKE 'ssl%' AND name NOT LIKE 'log%'`,
     );
     // current_setting gives each value with its unit (shared_buffers 128MB), as a configuration file would.
-    return rows.map((r) => `-c ${r.name}='${r.value.replaceAll("'", "''")}'`);
+    const copied = rows.filter((r) => !r.value.includes("'")).map((r) => `-c ${r.name}='${r.value}'`);
+    return [...copied, '-c wal_level=logical', '-c max_wal_senders=10', '-c max_replication_slots=10'];
   } finally {
     await c.end();
   }

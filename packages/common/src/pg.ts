@@ -48,17 +48,22 @@ function isConnectionErrorItself(err: unknown): boolean {
   return typeof msg === 'string' && /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect)/.test(msg);
 }
 
+export type PlanCacheMode = 'auto' | 'force_custom_plan';
+
 /**
- * Sent at connection start (`options`): every statement is planned for its own parameters and the table sizes of
- * the moment. The write paths are named (prepared) statements that join arrays of keys to tables (`UPDATE orders …
- * FROM unnest($1::uuid[])`). By default PostgreSQL switches such a statement to a generic plan after five runs and
- * keeps it for the life of the connection: a plan made while a table was small (a new deployment, a fresh database)
- * is a hash join over a sequential scan, and it stayed while the table grew, so that every batch read the whole
- * table (1-4 ms per statement at 6,500 orders, more with every order). A custom plan uses the primary key once the
- * table is larger than a few pages. The price is planning each time (0.15 ms for the order consumer's read and
- * 0.3 ms for its write on a 2-core machine, EXPLAIN's planning time at 50,000 orders); services choose with DB_PLAN_CACHE_MODE. A connection string's own `options` parameter takes precedence.
+ * The `options` startup parameter that sets PostgreSQL's plan_cache_mode for a pool's connections (DB_PLAN_CACHE_MODE).
+ * The write paths are named (prepared) statements that join arrays of keys to tables (`UPDATE orders … FROM
+ * unnest($1::uuid[])`). With `auto`, PostgreSQL's default, such a statement gets a generic plan after five runs and
+ * keeps it until the table's statistics change: a plan made while a table was small (a fresh deployment) is a hash
+ * join over a sequential scan. Autovacuum's ANALYZE renews it as the table grows; where autovacuum is off or lags
+ * (this project's test machine runs without it), the plan stays and every batch reads the whole table (6.5 against
+ * 7.6 ms per batch of 20 at 6,500 orders, 5.9 against 89 ms at 200,000; `npm run bench -- --only=plans`).
+ * `force_custom_plan` plans every run for the sizes of the moment, at the price of planning each time (EXPLAIN:
+ * 0.16 ms for the order consumer's read, 0.30 ms for its write; in the saga benchmark 0.2-0.5 ms more PostgreSQL
+ * CPU per order, most at low concurrency where batches are small). The services add it to PGOPTIONS; an `options`
+ * parameter in DATABASE_URL replaces both (node-postgres applies the URL's parameters last).
  */
-export const CUSTOM_PLANS = '-c plan_cache_mode=force_custom_plan';
+export const planCacheOptions = (mode: PlanCacheMode): string => `-c plan_cache_mode=${mode}`;
 
 /**
  * A pool whose idle-client errors are logged instead of crashing the process (node-postgres docs). With a registry,
@@ -66,7 +71,7 @@ export const CUSTOM_PLANS = '-c plan_cache_mode=force_custom_plan';
  * trips to the database are what an order costs most, so operators and the benchmark can see them per service.
  */
 export function createPool(connectionString: string, log: Logger, options: pg.PoolConfig = {}, registry?: Registry): pg.Pool {
-  const pool = new pg.Pool({ connectionString, max: 10, connectionTimeoutMillis: 5000, options: CUSTOM_PLANS, ...options });
+  const pool = new pg.Pool({ connectionString, max: 10, connectionTimeoutMillis: 5000, ...options });
   const statements = registry && new Counter({ name: 'db_statements_total', help: 'Statements sent to the database (round trips)', registers: [registry] });
   pool.on('error', (err) => log.warn({ err }, 'idle database client failed'));
   pool.on('connect', (client) => {

@@ -9,7 +9,7 @@ import { createHttpApp, finishHttpApp, listen } from './http';
 import { createLogger, redactUrl, type Logger } from './logger';
 import { createMetricsRegistry, createOpsRouter } from './ops';
 import { startOutboxPruner } from './outbox-retention';
-import { createPool } from './pg';
+import { createPool, planCacheOptions } from './pg';
 import { consumerQueueOf } from './service-names';
 import { startTracing, stopTracing } from './tracing';
 import type { DatabaseOwner } from './service-names';
@@ -17,13 +17,8 @@ import type { DatabaseOwner } from './service-names';
 /** Variables every service reads; each service adds its own and its defaults. */
 export const ServiceEnv = BaseEnv.extend({
   DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
-  /**
-   * PostgreSQL's plan_cache_mode for the service's connections. `force_custom_plan` (default): every statement is
-   * planned for the table sizes of the moment. `auto` (PostgreSQL's default) saves the planning (0.15-0.3 ms per
-   * write statement on a 2-core machine, from EXPLAIN) but keeps a plan made while a table was small until statistics change:
-   * choose it only where autovacuum keeps them fresh (see `npm run bench -- --only=plans`).
-   */
-  DB_PLAN_CACHE_MODE: z.enum(['force_custom_plan', 'auto']).default('force_custom_plan'),
+  /** PostgreSQL's plan_cache_mode for the service's connections: `auto` (PostgreSQL's default) or `force_custom_plan` (see planCacheOptions). */
+  DB_PLAN_CACHE_MODE: z.enum(['auto', 'force_custom_plan']).default('auto'),
   CONSUMER_PREFETCH: z.coerce.number().int().min(1).max(1000).default(64),
   CONSUMER_MAX_BATCH: z.coerce.number().int().min(1).max(1000).default(64),
   INBOX_RETENTION_HOURS: z.coerce.number().int().min(1).default(168),
@@ -80,7 +75,7 @@ export async function runService<S extends Record<string, unknown>, C extends Se
   // Before the HTTP server exists: its requests are traced from the first one (only when OTEL_* configure an exporter).
   if (startTracing(def.name, { http: true })) log.info('tracing on: spans exported as OTEL_* configures');
   const registry = createMetricsRegistry(def.name);
-  const pool = createPool(config.DATABASE_URL, log, { max: config.DB_POOL_MAX, application_name: def.name, options: `-c plan_cache_mode=${config.DB_PLAN_CACHE_MODE}` } as pg.PoolConfig, registry);
+  const pool = createPool(config.DATABASE_URL, log, { max: config.DB_POOL_MAX, application_name: def.name, options: [process.env.PGOPTIONS, planCacheOptions(config.DB_PLAN_CACHE_MODE)].filter(Boolean).join(' ') } as pg.PoolConfig, registry);
   const db = drizzle(pool, { schema: def.schema });
   const consumerName = consumerQueueOf(def.name);
   const inbox = { retentionHours: config.INBOX_RETENTION_HOURS, pruneEveryMs: config.INBOX_PRUNE_EVERY_MS };
