@@ -363,7 +363,7 @@ function buildBaseline(ref: string): string {
  * Where the saga section's databases live (`--saga-servers=shared,per-service`, both by default; the first one is compared with the baseline):
  * `shared` is the machine's one PostgreSQL holding all three databases (as `npm run setup` and the tests have them);
  * `per-service` is one PostgreSQL server per service, started by the bench on ports of its own with the machine
- * server's settings, as docker-compose and k8s deploy them. On one server every walsender reads the WAL of all
+ * server's settings but autovacuum on, as docker-compose and k8s deploy them. On one server every walsender reads the WAL of all
  * three databases, so the per-service figures are the deployment's. The baseline runs on the first topology only.
  */
 const SAGA_SERVERS = (args.find((a) => a.startsWith('--saga-servers='))?.slice(15) ?? 'shared,per-service').split(',') as ('shared' | 'per-service')[];
@@ -379,7 +379,9 @@ async function sectionSaga() {
       const e = await createTestEnv(label);
       return { env: e, close: () => e.close() };
     }
-    const own = await createServers([...SERVICES], await settingsOf(ADMIN_URL));
+    // The machine server's settings, with autovacuum on as PostgreSQL's default (docker-compose and k8s keep it): its
+    // ANALYZE renews the services' cached plans as their tables grow (see the plans section).
+    const own = await createServers([...SERVICES], [...(await settingsOf(ADMIN_URL)), '-c autovacuum=on']);
     try {
       const e = await createTestEnv(label, undefined, Object.fromEntries(own.servers.map((s) => [s.name, s.url()])));
       log(`saga: one PostgreSQL per service on ports ${own.servers.map((s) => `${s.name} ${s.port}`).join(', ')}`);
