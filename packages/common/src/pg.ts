@@ -56,14 +56,15 @@ export type PlanCacheMode = 'auto' | 'force_custom_plan';
  * unnest($1::uuid[])`). With `auto`, PostgreSQL's default, such a statement gets a generic plan after five runs and
  * keeps it until the table's statistics change: a plan made while a table was small (a fresh deployment) is a hash
  * join over a sequential scan. Autovacuum's ANALYZE renews it as the table grows; where autovacuum is off or lags
- * (this project's test machine runs without it), the plan stays and every batch reads the whole table (6.5 against
- * 7.6 ms per batch of 20 at 6,500 orders, 5.9 against 89 ms at 200,000; `npm run bench -- --only=plans`).
+ * (this project's test machine runs without it), the plan stays and every batch reads the whole table (6.7 against
+ * 7.7 ms per batch of 20 at 6,500 orders, 5.3 against 84 ms at 200,000; `npm run bench -- --only=plans`).
  * `force_custom_plan` plans every run for the sizes of the moment, at the price of planning each time (EXPLAIN:
  * 0.16 ms for the order consumer's read, 0.30 ms for its write; in the saga benchmark 0.2-0.5 ms more PostgreSQL
- * CPU per order, most at low concurrency where batches are small). The services add it to PGOPTIONS; an `options`
- * parameter in DATABASE_URL replaces both (node-postgres applies the URL's parameters last).
+ * CPU per order, most at low concurrency where batches are small). It is added to PGOPTIONS, which node-postgres
+ * would otherwise read itself; an `options` parameter in the connection URL replaces both (node-postgres applies the
+ * URL's parameters last).
  */
-export const planCacheOptions = (mode: PlanCacheMode): string => `-c plan_cache_mode=${mode}`;
+export const planCacheOptions = (mode: PlanCacheMode): string => [process.env.PGOPTIONS, `-c plan_cache_mode=${mode}`].filter(Boolean).join(' ');
 
 /**
  * A pool whose idle-client errors are logged instead of crashing the process (node-postgres docs). With a registry,

@@ -75,7 +75,7 @@ export async function runService<S extends Record<string, unknown>, C extends Se
   // Before the HTTP server exists: its requests are traced from the first one (only when OTEL_* configure an exporter).
   if (startTracing(def.name, { http: true })) log.info('tracing on: spans exported as OTEL_* configures');
   const registry = createMetricsRegistry(def.name);
-  const pool = createPool(config.DATABASE_URL, log, { max: config.DB_POOL_MAX, application_name: def.name, options: [process.env.PGOPTIONS, planCacheOptions(config.DB_PLAN_CACHE_MODE)].filter(Boolean).join(' ') } as pg.PoolConfig, registry);
+  const pool = createPool(config.DATABASE_URL, log, { max: config.DB_POOL_MAX, application_name: def.name, options: planCacheOptions(config.DB_PLAN_CACHE_MODE) } as pg.PoolConfig, registry);
   const db = drizzle(pool, { schema: def.schema });
   const consumerName = consumerQueueOf(def.name);
   const inbox = { retentionHours: config.INBOX_RETENTION_HOURS, pruneEveryMs: config.INBOX_PRUNE_EVERY_MS };
