@@ -101,7 +101,9 @@ describe('HTTP bad input (property-based)', () => {
 
   it('bad ids and queries get a 4xx naming the field', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.string({ minLength: 1, maxLength: 80 }), async (id) => {
+      // '.' and '..' are not ids a client can send: URL parsing resolves them as dot segments (even
+      // written %2E), so '/orders/.' is the list '/orders/' and '/orders/..' is '/'.
+      fc.asyncProperty(fc.string({ minLength: 1, maxLength: 80 }).filter((id) => id !== '.' && id !== '..'), async (id) => {
         const r = await http('GET', `${url('order')}/orders/${encodeURIComponent(id)}`);
         expectClientError(r, [400, 404]);
       }),
