@@ -25,7 +25,8 @@ export type SagaParams = {
   ms: number;
   /** Connections of the closed loops; CPU and statements are measured for each. */
   conc: number[];
-  openRate: number;
+  /** Rates of the open loops, one after the other; the last is the one issue 9 sets targets for. */
+  openRates: number[];
   /** How long the open loop's orders may take to become final after its schedule ended, before it counts as behind. */
   openWaitMs: number;
   ceilingSecs: number;
@@ -62,8 +63,13 @@ export type OpenLoop = {
   postMs: Lat;
   placeToFinalMs: Lat;
   statusCounts: Record<string, number>;
+  /** From the first scheduled send until every order is final (or the wait ends). */
+  cpuMsPerOrder: CpuPerOrder;
+  /** Share of the machine's CPU time in use over the same span (1 = every core busy). */
+  machineBusy: number;
 };
-export type SagaResult = { commitCeilingTps: number; closed: Record<string, ClosedLoop>; open: OpenLoop; invariants: string };
+/** `open` is the loop at the last of `openRates`; `opens` every open loop, in the order run. */
+export type SagaResult = { commitCeilingTps: number; closed: Record<string, ClosedLoop>; open: OpenLoop; opens?: OpenLoop[]; invariants: string };
 
 const CLK_TCK = (() => {
   try {
@@ -108,13 +114,13 @@ function machineTicks(): number {
 }
 
 type CpuSnapshot = { nodes: Record<ServiceName | 'relay', number>; postgres: number; rabbitmq: number; machine: number; benchUs: number };
-function cpuSnapshot(stack: Stack): CpuSnapshot {
+export function cpuSnapshot(stack: Stack): CpuSnapshot {
   const nodes = { relay: procTicks(stack.relay.pid) } as Record<ServiceName | 'relay', number>;
   for (const s of SERVICES) nodes[s] = procTicks(stack.services[s].proc.pid);
   const u = process.cpuUsage();
   return { nodes, postgres: ticksByComm('postgres'), rabbitmq: ticksByComm('beam.smp'), machine: machineTicks(), benchUs: u.user + u.system };
 }
-function cpuPerOrder(a: CpuSnapshot, b: CpuSnapshot, orders: number): CpuPerOrder {
+export function cpuPerOrder(a: CpuSnapshot, b: CpuSnapshot, orders: number): CpuPerOrder {
   const per = (ticks: number) => (ticks * tickMs) / orders;
   const out = {} as CpuPerOrder;
   let stack = 0;
@@ -256,58 +262,68 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
       log(`saga ${conc}: ${r.placedPerSec.toFixed(0)} placed/s, ${r.finalPerSec.toFixed(0)} final/s, cpu ${r.cpuMsPerOrder.machine.toFixed(1)} ms/order, ${r.statementsPerOrder.total.toFixed(1)} statements/order`);
     }
 
-    // Open loop: POSTs on a fixed schedule whatever the answers, for the same duration.
-    const total = Math.round((p.openRate * p.ms) / 1000);
-    const due: number[] = [];
-    const lag: number[] = [];
-    const postAt: number[] = [];
-    const ids: (string | undefined)[] = [];
-    const statusCounts: Record<string, number> = {};
-    const inflight: Promise<void>[] = [];
-    const start = now() + 50;
-    for (let i = 0; i < total; i++) {
-      due[i] = start + (i * 1000) / p.openRate;
-      const wait = due[i]! - now();
-      if (wait > 1) await sleep(wait);
-      lag[i] = Math.max(0, now() - due[i]!);
-      inflight.push(
-        post().then(
-          (r) => {
-            postAt[i] = now();
-            statusCounts[r.status] = (statusCounts[r.status] ?? 0) + 1;
-            if (r.status === 202 && r.orderId) {
-              ids[i] = r.orderId;
-              saga.placed.push(r.orderId);
-            }
-          },
-          () => {
-            statusCounts.error = (statusCounts.error ?? 0) + 1;
-          },
-        ),
+    // Open loops: POSTs on a fixed schedule whatever the answers, for the same duration.
+    const openLoop = async (rate: number): Promise<OpenLoop> => {
+      const total = Math.round((rate * p.ms) / 1000);
+      const due: number[] = [];
+      const lag: number[] = [];
+      const postAt: number[] = [];
+      const ids: (string | undefined)[] = [];
+      const statusCounts: Record<string, number> = {};
+      const inflight: Promise<void>[] = [];
+      const cpu0 = cpuSnapshot(stack);
+      const start = now() + 50;
+      for (let i = 0; i < total; i++) {
+        due[i] = start + (i * 1000) / rate;
+        const wait = due[i]! - now();
+        if (wait > 1) await sleep(wait);
+        lag[i] = Math.max(0, now() - due[i]!);
+        inflight.push(
+          post().then(
+            (r) => {
+              postAt[i] = now();
+              statusCounts[r.status] = (statusCounts[r.status] ?? 0) + 1;
+              if (r.status === 202 && r.orderId) {
+                ids[i] = r.orderId;
+                saga.placed.push(r.orderId);
+              }
+            },
+            () => {
+              statusCounts.error = (statusCounts.error ?? 0) + 1;
+            },
+          ),
+        );
+      }
+      await Promise.all(inflight);
+      const placed = ids.flatMap((id, i) => (id ? [{ id, i }] : []));
+      const allFinal = await waitUntil(() => placed.every((o) => finalAt.has(o.id)), { timeoutMs: p.openWaitMs, intervalMs: 20 }).then(
+        () => true,
+        () => false,
       );
-    }
-    await Promise.all(inflight);
-    const placed = ids.flatMap((id, i) => (id ? [{ id, i }] : []));
-    const allFinal = await waitUntil(() => placed.every((o) => finalAt.has(o.id)), { timeoutMs: p.openWaitMs, intervalMs: 20 }).then(
-      () => true,
-      () => false,
-    );
-    const finals = placed.filter((o) => finalAt.has(o.id));
-    const sendLagMs = summary(lag);
-    const open: OpenLoop = {
-      ratePerSec: p.openRate,
-      scheduled: total,
-      final: finals.length,
-      keptUp: allFinal && placed.length === total && sendLagMs.p99 <= 20,
-      sendLagMs,
-      postMs: summary(placed.map((o) => postAt[o.i]! - due[o.i]!)),
-      placeToFinalMs: summary(finals.map((o) => finalAt.get(o.id)!.at - due[o.i]!)),
-      statusCounts,
+      const cpu1 = cpuSnapshot(stack);
+      const busySecs = (now() - start) / 1000;
+      const finals = placed.filter((o) => finalAt.has(o.id));
+      const sendLagMs = summary(lag);
+      const open: OpenLoop = {
+        ratePerSec: rate,
+        scheduled: total,
+        final: finals.length,
+        keptUp: allFinal && placed.length === total && sendLagMs.p99 <= 20,
+        sendLagMs,
+        postMs: summary(placed.map((o) => postAt[o.i]! - due[o.i]!)),
+        placeToFinalMs: summary(finals.map((o) => finalAt.get(o.id)!.at - due[o.i]!)),
+        statusCounts,
+        cpuMsPerOrder: cpuPerOrder(cpu0, cpu1, total),
+        machineBusy: ((cpu1.machine - cpu0.machine) * tickMs) / 1000 / busySecs / os.cpus().length,
+      };
+      log(`saga open ${rate}/s: POST p99 ${open.postMs.p99.toFixed(1)} ms, final p99 ${open.placeToFinalMs.p99.toFixed(1)} ms, machine ${(open.machineBusy * 100).toFixed(0)}% busy${open.keptUp ? '' : ' (fell behind)'}`);
+      return open;
     };
-    log(`saga open ${p.openRate}/s: POST p99 ${open.postMs.p99.toFixed(1)} ms, final p99 ${open.placeToFinalMs.p99.toFixed(1)} ms${open.keptUp ? '' : ' (fell behind)'}`);
+    const opens: OpenLoop[] = [];
+    for (const rate of p.openRates) opens.push(await openLoop(rate));
 
     await saga.expectInvariants(300_000);
-    return { commitCeilingTps, closed, open, invariants: 'held: every order final; stock and balances add up; no event applied twice' };
+    return { commitCeilingTps, closed, open: opens[opens.length - 1]!, opens, invariants: 'held: every order final; stock and balances add up; no event applied twice' };
   } finally {
     client?.close();
     await conn.close().catch(() => undefined);

@@ -45,6 +45,12 @@ export type ConsumerOptions = {
   prefetch?: number;
   /** Most messages applied in one transaction (at most `prefetch`). */
   maxBatch?: number;
+  /**
+   * Shortest time between the starts of two batches that are not full. A message that arrives after a quiet spell
+   * is applied at once; messages that keep coming are gathered into one batch per interval instead of a
+   * transaction each; a full batch (`maxBatch`) starts without waiting. 0 starts every batch at once.
+   */
+  batchIntervalMs?: number;
   /** Tries of a transiently failing message before it is dead-lettered. */
   maxAttempts?: number;
   /** First retry delay; doubles per attempt up to 30 s. */
@@ -147,6 +153,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   const { log, queue, handler } = opts;
   const prefetch = opts.prefetch ?? 64;
   const maxBatch = Math.min(opts.maxBatch ?? prefetch, prefetch);
+  const batchIntervalMs = opts.batchIntervalMs ?? 0;
   const maxAttempts = opts.maxAttempts ?? 5;
   const retryBaseMs = opts.retryBaseMs ?? 500;
   // One place in the broker's node list for this consumer: after a lost connection it moves to the next node.
@@ -318,6 +325,19 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     }
   }
 
+  /** Wait until `ms` have passed or a full batch is buffered, whichever comes first. */
+  function gather(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        if (onFull === done) onFull = undefined;
+        resolve();
+      }
+      onFull = done;
+    });
+  }
+
   /** Apply what is buffered, batch after batch, until the buffer is empty. */
   function pump(): Promise<void> {
     if (pumping) return pumping;
@@ -325,6 +345,13 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     if (buffer.length === 0) return Promise.resolve();
     const run = (async () => {
       while (buffer.length > 0) {
+        if (buffer.length < maxBatch && !abort.signal.aborted) {
+          const wait = lastBatchAt + batchIntervalMs - performance.now();
+          if (wait > 0) await gather(wait);
+          // The channel of what was buffered closed meanwhile: its messages come back from the broker.
+          if (buffer.length === 0) break;
+        }
+        lastBatchAt = performance.now();
         const channel = buffer[0]!.channel;
         let n = 1;
         while (n < maxBatch && n < buffer.length && buffer[n]!.channel === channel) n++;
@@ -350,9 +377,14 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     return run;
   }
 
+  let lastBatchAt = -Infinity;
+  /** Set while the pump gathers a batch: called when a full batch is buffered. */
+  let onFull: (() => void) | undefined;
+
   function onMessage(channel: ConfirmChannel, msg: ConsumeMessage | null) {
     if (!msg) return; // consumer cancelled by the broker (queue deleted): the close handler reconnects
     buffer.push({ channel, msg });
+    if (buffer.length >= maxBatch) onFull?.();
     // Start a batch on the next turn of the event loop, so that what arrived in the same read joins it.
     if (!pumping) setImmediate(() => void pump());
   }
@@ -397,6 +429,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     },
     async stop() {
       abort.abort();
+      onFull?.(); // a batch being gathered starts now
       ready = false;
       try {
         if (ch && consumerTag) await ch.cancel(consumerTag);

