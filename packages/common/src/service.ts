@@ -106,7 +106,7 @@ export async function runService<S extends Record<string, unknown>, C extends Se
           () => true,
           () => false,
         );
-        return { database, broker: process.env.EXP_NO_CONSUMER ? true : consumer.isReady() };
+        return { database, broker: consumer.isReady() };
       },
       () => shuttingDown,
     ),
@@ -116,7 +116,7 @@ export async function runService<S extends Record<string, unknown>, C extends Se
   const http = await listen(app, config.PORT);
   const port = (http.server.address() as { port: number }).port;
   const extras = def.extras ? await def.extras(ctx) : undefined;
-  if (!process.env.EXP_NO_CONSUMER) consumer.start();
+  consumer.start();
   // A component without an outbox table in its schema (the monitor publishes nothing) has nothing to prune.
   const outboxPruner = 'outbox' in def.schema ? startOutboxPruner(pool, log, { retentionHours: config.OUTBOX_RETENTION_HOURS, everyMs: config.OUTBOX_PRUNE_EVERY_MS }) : undefined;
   if (outboxPruner && config.OUTBOX_RETENTION_HOURS >= config.INBOX_RETENTION_HOURS) {
