@@ -429,13 +429,14 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     },
     async stop() {
       abort.abort();
-      onFull?.(); // a batch being gathered starts now
       ready = false;
       try {
         if (ch && consumerTag) await ch.cancel(consumerTag);
       } catch {
         /* channel already gone */
       }
+      // Everything delivered before the cancel is buffered: a batch being gathered starts now, with all of it.
+      onFull?.();
       // Finish what was delivered before the cancel: every buffered message is applied and acknowledged.
       while (pumping || buffer.length > 0) await (pumping ?? pump());
       try {

@@ -1,0 +1,89 @@
+/**
+ * Batch pacing against a real broker (CONSUMER_BATCH_INTERVAL_MS): a message after a quiet spell is applied at once,
+ * messages that keep coming are gathered into one batch, a full batch starts without waiting for the interval, and
+ * a batch being gathered is applied when the consumer stops. The interval here is far longer than the test may take,
+ * so any wait for it would time the test out: what the test sees is decided by the rule, not by the clock.
+ */
+import { randomUUID } from 'node:crypto';
+import amqp from 'amqplib';
+import { Registry } from 'prom-client';
+import { createConsumer, type Consumer, type Incoming } from '@saga/common/consumer';
+import { encodeOutboxRow } from '@saga/common/envelope';
+import { createLogger } from '@saga/common/logger';
+import { createTestEnv, type TestEnv } from '../support/env';
+import { waitUntil } from '../support/wait';
+
+let env: TestEnv;
+let conn: amqp.ChannelModel;
+let ch: amqp.ConfirmChannel;
+const QUEUE = 'pacing';
+
+beforeAll(async () => {
+  env = await createTestEnv('pacing');
+  conn = await amqp.connect(env.rabbitUrl);
+  ch = await conn.createConfirmChannel();
+});
+afterAll(async () => {
+  await conn?.close().catch(() => undefined);
+  await env?.close();
+});
+
+/** An OrderConfirmed event as the relay publishes it, named by its order id. */
+function publish(name: string): void {
+  const orderId = randomUUID();
+  names.set(orderId, name);
+  const m = encodeOutboxRow(
+    { id: randomUUID(), aggregatetype: 'order', aggregateid: orderId, type: 'OrderConfirmed', payload: { version: 1, data: { orderId, customerId: 'c-pacing', totalCents: 100 } }, headers: { correlationId: orderId } },
+    'order',
+    'outbox',
+  );
+  if (!m.ok) throw new Error(m.reason);
+  ch.publish(env.exchange, m.routingKey, m.content, m.options);
+}
+const names = new Map<string, string>();
+
+describe('consumer batch pacing', () => {
+  it('applies a lone message at once, a full batch at once, and gathers the rest until the interval or the stop', async () => {
+    const batches: string[][] = [];
+    const consumer: Consumer = createConsumer({
+      url: env.rabbitUrl,
+      exchange: env.exchange,
+      queue: QUEUE,
+      handler: {
+        types: ['OrderConfirmed'],
+        apply: async (messages: Incoming[]) => {
+          batches.push(messages.map((m) => names.get(m.data.orderId) ?? '?'));
+          return messages.map(() => 'applied' as const);
+        },
+      },
+      log: createLogger('pacing-test', 'warn'),
+      registry: new Registry(),
+      prefetch: 20,
+      maxBatch: 5,
+      batchIntervalMs: 600_000,
+    });
+    consumer.start();
+    try {
+      await waitUntil(() => consumer.isReady(), { message: 'consuming' });
+
+      // After a quiet spell: applied at once, alone.
+      publish('a');
+      await ch.waitForConfirms();
+      await waitUntil(() => batches.length === 1, { message: 'the lone message applied without waiting for the interval' });
+
+      // b and c are gathered (the interval has not passed); d, e, f fill the batch of five, which starts at once.
+      for (const n of ['b', 'c', 'd', 'e', 'f', 'g', 'h']) publish(n);
+      await ch.waitForConfirms();
+      await waitUntil(() => batches.length === 2, { message: 'the full batch applied without waiting for the interval' });
+
+      // g and h wait for the interval (the broker has handed them over); stopping applies them as one batch and
+      // acknowledges everything.
+      await waitUntil(async () => (await ch.checkQueue(QUEUE)).messageCount === 0, { message: 'g and h delivered' });
+    } finally {
+      await consumer.stop();
+    }
+    expect(batches).toEqual([['a'], ['b', 'c', 'd', 'e', 'f'], ['g', 'h']]);
+    const q = await ch.checkQueue(QUEUE);
+    expect(q.messageCount).toBe(0);
+  });
+});
