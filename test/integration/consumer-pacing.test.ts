@@ -71,14 +71,22 @@ describe('consumer batch pacing', () => {
       await ch.waitForConfirms();
       await waitUntil(() => batches.length === 1, { message: 'the lone message applied without waiting for the interval' });
 
-      // b and c are gathered (the interval has not passed); d, e, f fill the batch of five, which starts at once.
-      for (const n of ['b', 'c', 'd', 'e', 'f', 'g', 'h']) publish(n);
+      // b and c reach the consumer and are gathered: the interval has not passed since a's batch.
+      const delivered = () => waitUntil(async () => (await ch.checkQueue(QUEUE)).messageCount === 0, { message: 'delivered to the consumer' });
+      for (const n of ['b', 'c']) publish(n);
       await ch.waitForConfirms();
-      await waitUntil(() => batches.length === 2, { message: 'the full batch applied without waiting for the interval' });
+      await delivered();
+      // d, e and f fill the batch of five, which starts at once (with no pacing, b and c would have gone alone).
+      for (const n of ['d', 'e', 'f']) publish(n);
+      await ch.waitForConfirms();
+      await waitUntil(() => batches.length >= 2, { message: 'the full batch applied without waiting for the interval' });
+      expect(batches[1]).toEqual(['b', 'c', 'd', 'e', 'f']);
 
-      // g and h wait for the interval (the broker has handed them over); stopping applies them as one batch and
-      // acknowledges everything.
-      await waitUntil(async () => (await ch.checkQueue(QUEUE)).messageCount === 0, { message: 'g and h delivered' });
+      // g and h wait for the interval; stopping applies them as one batch and acknowledges everything.
+      for (const n of ['g', 'h']) publish(n);
+      await ch.waitForConfirms();
+      await delivered();
+      expect(batches).toHaveLength(2);
     } finally {
       await consumer.stop();
     }

@@ -365,6 +365,8 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
           // the queue; the session reconnects after a backoff and the inbox drops what was already applied.
           log.warn({ err, size: batch.length }, 'could not settle batch; returning it to the queue and reconnecting');
           buffer = buffer.filter((b) => b.channel !== channel);
+          // A delivery still in flight on this channel must not be applied: its multiple ack would cover this batch.
+          abandoned.add(channel);
           // Closing the whole connection, bounded: on a half-open link amqplib's close never settles, and a pump
           // awaiting it would never run again (the consumer would look ready and apply nothing).
           void closeConnection(connOf.get(channel));
@@ -377,12 +379,15 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     return run;
   }
 
+  /** Channels whose batch could not be settled and which are being closed. */
+  const abandoned = new WeakSet<ConfirmChannel>();
   let lastBatchAt = -Infinity;
   /** Set while the pump gathers a batch: called when a full batch is buffered. */
   let onFull: (() => void) | undefined;
 
   function onMessage(channel: ConfirmChannel, msg: ConsumeMessage | null) {
     if (!msg) return; // consumer cancelled by the broker (queue deleted): the close handler reconnects
+    if (abandoned.has(channel)) return; // the broker returns it to the queue when the connection closes
     buffer.push({ channel, msg });
     if (buffer.length >= maxBatch) onFull?.();
     // Start a batch on the next turn of the event loop, so that what arrived in the same read joins it.
