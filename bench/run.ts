@@ -310,14 +310,13 @@ function sagaRows(r: SagaResult, section: string) {
       ratio: '-',
     });
   }
-  // A bundle measured by an older bench has one open loop and no CPU figures for it.
-  for (const o of r.opens ?? [r.open]) {
+  for (const o of r.opens) {
     const cpu = o.cpuMsPerOrder;
     rows.push({
       section,
       what: `open loop, ${fmt(o.ratePerSec)} orders/s for ${P.sagaMs / 1000} s, from the scheduled send`,
       figure: `POST p50 ${ms(o.postMs.p50)} p99 ${ms(o.postMs.p99)} ms (target < 30); to final p50 ${ms(o.placeToFinalMs.p50)} p99 ${ms(o.placeToFinalMs.p99)} ms (target < 300)`
-        + (cpu ? `; machine ${fmt(o.machineBusy * 100)}% busy, CPU ms per order: machine ${ms(cpu.machine)}, stack ${ms(cpu.stack)} (order ${ms(cpu.order)}, inventory ${ms(cpu.inventory)}, payment ${ms(cpu.payment)}, relay ${ms(cpu.relay)}, postgres ${ms(cpu.postgres)}, rabbitmq ${ms(cpu.rabbitmq)})` : ''),
+        + `; machine ${fmt(o.machineBusy * 100)}% busy, CPU ms per order: machine ${ms(cpu.machine)}, stack ${ms(cpu.stack)} (order ${ms(cpu.order)}, inventory ${ms(cpu.inventory)}, payment ${ms(cpu.payment)}, relay ${ms(cpu.relay)}, postgres ${ms(cpu.postgres)}, rabbitmq ${ms(cpu.rabbitmq)})`,
       baseline: o.keptUp ? `kept up: ${fmt(o.final)} of ${fmt(o.scheduled)} final, send lag max ${ms(o.sendLagMs.max)} ms` : `FELL BEHIND: ${fmt(o.final)} of ${fmt(o.scheduled)} final, send lag max ${ms(o.sendLagMs.max)} ms`,
       ratio: '-',
     });
@@ -340,8 +339,8 @@ function sagaComparison(cur: SagaResult, base: SagaResult, ref: string) {
     [`open loop ${fmt(cur.open.ratePerSec)}/s: machine busy`, cur.open.machineBusy * 100, base.open.machineBusy * 100, '%', 0],
   ];
   // The lower open-loop rates, where a saturated machine shows first as POST latency.
-  for (const o of (cur.opens ?? []).slice(0, -1)) {
-    const bo = base.opens?.find((x) => x.ratePerSec === o.ratePerSec);
+  for (const o of cur.opens.slice(0, -1)) {
+    const bo = base.opens.find((x) => x.ratePerSec === o.ratePerSec);
     if (!bo) continue;
     pairs.push([`open loop ${fmt(o.ratePerSec)}/s: POST p99`, o.postMs.p99, bo.postMs.p99, ' ms', 1]);
     pairs.push([`open loop ${fmt(o.ratePerSec)}/s: machine busy`, o.machineBusy * 100, bo.machineBusy * 100, '%', 0]);

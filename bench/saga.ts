@@ -68,8 +68,8 @@ export type OpenLoop = {
   /** Share of the machine's CPU time in use over the same span (1 = every core busy). */
   machineBusy: number;
 };
-/** `open` is the loop at the last of `openRates`; `opens` every open loop, in the order run. */
-export type SagaResult = { commitCeilingTps: number; closed: Record<string, ClosedLoop>; open: OpenLoop; opens?: OpenLoop[]; invariants: string };
+/** `opens`: every open loop, in the order run; `open` is the last of them (the rate issue 9 sets targets for). */
+export type SagaResult = { commitCeilingTps: number; closed: Record<string, ClosedLoop>; open: OpenLoop; opens: OpenLoop[]; invariants: string };
 
 const CLK_TCK = (() => {
   try {

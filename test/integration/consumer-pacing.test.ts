@@ -17,6 +17,8 @@ let env: TestEnv;
 let conn: amqp.ChannelModel;
 let ch: amqp.ConfirmChannel;
 const QUEUE = 'pacing';
+/** Order id -> the name the test gave its message. */
+const names = new Map<string, string>();
 
 beforeAll(async () => {
   env = await createTestEnv('pacing');
@@ -40,7 +42,6 @@ function publish(name: string): void {
   if (!m.ok) throw new Error(m.reason);
   ch.publish(env.exchange, m.routingKey, m.content, m.options);
 }
-const names = new Map<string, string>();
 
 describe('consumer batch pacing', () => {
   it('applies a lone message at once, a full batch at once, and gathers the rest until the interval or the stop', async () => {

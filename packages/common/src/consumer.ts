@@ -195,6 +195,11 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   let pumping: Promise<void> | undefined;
   /** The connection of each channel, to close it when a batch on the channel cannot be settled. */
   const connOf = new WeakMap<ConfirmChannel, ChannelModel>();
+  /** Channels whose batch could not be settled and which are being closed. */
+  const abandoned = new WeakSet<ConfirmChannel>();
+  let lastBatchAt = -Infinity;
+  /** Set while the pump gathers a batch: called when a full batch is buffered. */
+  let onFull: (() => void) | undefined;
 
   async function deadLetter(channel: ConfirmChannel, msg: ConsumeMessage, reason: string, detail: string): Promise<void> {
     const options = {
@@ -378,12 +383,6 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     pumping = run;
     return run;
   }
-
-  /** Channels whose batch could not be settled and which are being closed. */
-  const abandoned = new WeakSet<ConfirmChannel>();
-  let lastBatchAt = -Infinity;
-  /** Set while the pump gathers a batch: called when a full batch is buffered. */
-  let onFull: (() => void) | undefined;
 
   function onMessage(channel: ConfirmChannel, msg: ConsumeMessage | null) {
     if (!msg) return; // consumer cancelled by the broker (queue deleted): the close handler reconnects
