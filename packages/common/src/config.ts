@@ -24,8 +24,10 @@ export function parseEnv<S extends z.ZodObject>(schema: S, env: Record<string, s
 
 /**
  * A PostgreSQL connection URL as node-postgres reads it, TCP (`postgres://user@host:5432/db`) or a Unix socket
- * (`postgresql:///db?host=/var/run/postgresql`, `postgres://user@%2Fvar%2Frun%2Fpostgresql/db`). A socket
- * saves the TCP stack on both ends of every round trip when the database runs on the same host.
+ * (`postgresql:///db?host=/var/run/postgresql`, `postgresql://user:secret@/db?host=/var/run/postgresql`,
+ * `postgres://user@%2Fvar%2Frun%2Fpostgresql/db`). A socket saves the TCP stack on both ends of every round trip
+ * when the database runs on the same host. An empty host (libpq's form for a socket) is not a WHATWG URL, so it is
+ * checked with a placeholder host in its place; node-postgres reads the original.
  */
 export const DatabaseUrl = z
   .string()
@@ -33,7 +35,7 @@ export const DatabaseUrl = z
   .refine((v) => {
     if (!/^postgres(ql)?:\/\/./.test(v)) return false;
     try {
-      new URL(v.replace(/^postgres(ql)?:\/\/\//, 'postgres://localhost/'));
+      new URL(v.replace(/^postgres(ql)?:\/\/([^/?#@]*@)?\//, (_m, _ql, userinfo = '') => `postgres://${userinfo}localhost/`));
       return true;
     } catch {
       return false;

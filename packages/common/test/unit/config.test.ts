@@ -35,7 +35,12 @@ describe('configuration from files', () => {
 
 describe('database URLs', () => {
   const { DatabaseUrl } = jest.requireActual<typeof import('../../src/config')>('../../src/config');
-  it.each(['postgres://order_svc@127.0.0.1:5432/orders', 'postgresql:///orders?host=/var/run/postgresql', 'postgres://u@%2Fvar%2Frun%2Fpostgresql/orders'])(
+  it.each([
+    'postgres://order_svc@127.0.0.1:5432/orders',
+    'postgresql:///orders?host=/var/run/postgresql',
+    'postgresql://order_svc:s3cret@/orders?host=/var/run/postgresql',
+    'postgres://u@%2Fvar%2Frun%2Fpostgresql/orders',
+  ])(
     'accepts %s (TCP or a Unix socket)',
     (url) => expect(DatabaseUrl.safeParse(url).success).toBe(true),
   );
