@@ -1,6 +1,12 @@
 /**
- * npm run bench [-- --smoke] [-- --only=throughput,writers,latency,saga,plans,memory,peer,tail] [-- --baseline-ref=<git ref>] [-- --baseline-outbox-trigger] [-- --saga-servers=shared,per-service]
+ * npm run bench [-- --smoke] [-- --only=throughput,writers,latency,saga,plans,memory,peer,tail] [-- --baseline-ref=<git ref>] [-- --baseline-outbox-trigger] [-- --saga-servers=shared,per-service] [-- --node=<path>] [-- --baseline-node=<path>]
  * --baseline-ref: the saga section also measures that commit's bundle first, in the same run, and prints both.
+ * --node: the components run on that node binary instead of the one running the bench (the container image ships
+ * its own Node.js; measure on that version). --baseline-node: the saga baseline runs on that binary, with the
+ * --baseline-ref bundle or, without one, this commit's: one run compares two runtimes on the same code.
+ * --off-path-nice=N: in the saga section (not its baseline), the relay, inventory and payment run at nice N, so
+ * that the POST path (order service, PostgreSQL) gets the cores first; with --baseline-ref=HEAD it shows how much
+ * of POST latency is waiting for a core.
  * Every figure is measured in this run, on this machine, next to its baseline (ratio printed). A table on the
  * terminal and a JSON file under bench/results/ (or --out=DIR).
  */
@@ -15,7 +21,7 @@ import { ADMIN_URL, createTestEnv, type TestEnv } from '../test/support/env';
 import { createServers, settingsOf } from '../test/support/pg-cluster';
 import removeLeftovers from '../test/support/global-setup';
 import { metricValue } from '../test/support/metrics';
-import { killAll, startProcess, type Running } from '../test/support/process';
+import { killAll, runtime, startProcess, type Running } from '../test/support/process';
 import { bundled } from '../test/support/stack';
 import { build as esbuild } from 'esbuild';
 import { waitUntil } from '../test/support/wait';
@@ -30,6 +36,18 @@ const args = process.argv.slice(2);
 const SMOKE = args.includes('--smoke');
 const ONLY = args.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 const BASELINE_REF = args.find((a) => a.startsWith('--baseline-ref='))?.slice(15);
+const NODE = args.find((a) => a.startsWith('--node='))?.slice(7);
+const BASELINE_NODE = args.find((a) => a.startsWith('--baseline-node='))?.slice(16);
+const OFF_PATH_NICE = Number(args.find((a) => a.startsWith('--off-path-nice='))?.slice(16) ?? 0);
+// Only lower priority: a process may raise its children's nice value, not lower it below 0 without privileges.
+if (!Number.isInteger(OFF_PATH_NICE) || OFF_PATH_NICE < 0 || OFF_PATH_NICE > 19) throw new Error('--off-path-nice: expected an integer from 0 to 19');
+/** `v24.11.1` of a node binary; fails the run early on a path that is not one. */
+const nodeVersion = (bin: string) => execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim();
+if (NODE) runtime.node = NODE;
+const STACK_NODE = nodeVersion(runtime.node);
+const BASELINE_NODE_VERSION = BASELINE_NODE ? nodeVersion(BASELINE_NODE) : undefined;
+/** What the saga baseline is: a commit, another runtime, or both. */
+const BASELINE_LABEL = [BASELINE_REF, BASELINE_NODE_VERSION && `node ${BASELINE_NODE_VERSION}`].filter(Boolean).join(', ') || undefined;
 /**
  * --baseline-outbox-trigger: the baseline env also gets the statement trigger that deleted each outbox row in the
  * statement that inserted it (before outbox retention), so a baseline ref from that time runs as it did then.
@@ -333,6 +351,7 @@ function sagaComparison(cur: SagaResult, base: SagaResult, ref: string) {
     [`confirmed orders/s, ${conc} connections`, c.confirmedPerSec, b.confirmedPerSec, '', 0],
     ['orders/s x 6 / commits/s', c.ratioToCommitCeiling, b.ratioToCommitCeiling, '', 3],
     [`CPU per order, machine, ${conc} connections`, c.cpuMsPerOrder.machine, b.cpuMsPerOrder.machine, ' ms', 1],
+    [`CPU per order, order service, ${conc} connections`, c.cpuMsPerOrder.order, b.cpuMsPerOrder.order, ' ms', 2],
     [`statements per order, ${conc} connections`, c.statementsPerOrder.total, b.statementsPerOrder.total, '', 1],
     [`open loop ${fmt(cur.open.ratePerSec)}/s: POST p99`, cur.open.postMs.p99, base.open.postMs.p99, ' ms', 1],
     [`open loop ${fmt(cur.open.ratePerSec)}/s: to final p99`, cur.open.placeToFinalMs.p99, base.open.placeToFinalMs.p99, ' ms', 1],
@@ -413,12 +432,14 @@ async function sectionSaga() {
   };
   const label = (t: string) => (t === 'shared' ? '' : ` (${t} PostgreSQL)`);
   let base: SagaResult | undefined;
-  if (BASELINE_REF) {
+  if (BASELINE_LABEL) {
     // The baseline first, in a fresh env of its own (same current migrations: the schema changes are additive), so
     // that neither bundle runs on the other's data.
-    const file = buildBaseline(BASELINE_REF);
+    const file = BASELINE_REF ? buildBaseline(BASELINE_REF) : 'dist/saga.js';
     const { env: baseEnv, close } = await envOn('benchbase', SAGA_SERVERS[0]!);
     bundled.file = file;
+    const stackNode = runtime.node;
+    if (BASELINE_NODE) runtime.node = BASELINE_NODE;
     try {
       if (BASELINE_OUTBOX_TRIGGER) {
         for (const svc of ['order', 'inventory', 'payment'] as const) {
@@ -427,19 +448,20 @@ async function sectionSaga() {
           await sql(baseEnv.adminUrl(svc), 'CREATE TRIGGER outbox_purge AFTER INSERT ON outbox REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION outbox_purge()');
         }
       }
-      base = await measureSaga(baseEnv, p, (m) => log(`[${BASELINE_REF}] ${m}`));
+      base = await measureSaga(baseEnv, p, (m) => log(`[${BASELINE_LABEL}] ${m}`));
     } finally {
       bundled.file = 'dist/saga.js';
+      runtime.node = stackNode;
       await killAll();
       await close();
     }
-    sagaRows(base, `4. saga @${BASELINE_REF}${label(SAGA_SERVERS[0]!)}`);
+    sagaRows(base, `4. saga @${BASELINE_LABEL}${label(SAGA_SERVERS[0]!)}`);
   }
   const byTopology: Record<string, SagaResult> = {};
   for (const t of SAGA_SERVERS) {
     const { env: e, close } = await envOn('benchsaga', t);
     try {
-      byTopology[t] = await measureSaga(e, p, (m) => log(`${t}: ${m}`));
+      byTopology[t] = await measureSaga(e, { ...p, offPathNice: OFF_PATH_NICE }, (m) => log(`${t}${OFF_PATH_NICE ? ` (relay, inventory, payment at nice ${OFF_PATH_NICE})` : ''}: ${m}`));
     } finally {
       await killAll();
       await close();
@@ -447,8 +469,14 @@ async function sectionSaga() {
     sagaRows(byTopology[t], `4. saga${label(t)}`);
   }
   const cur = byTopology[SAGA_SERVERS[0]!]!;
-  if (base) sagaComparison(cur, base, BASELINE_REF!);
-  results.saga = { ...cur, servers: SAGA_SERVERS[0], ...(SAGA_SERVERS.length > 1 ? { byServers: byTopology } : {}), ...(base ? { baseline: { ref: BASELINE_REF, ...base } } : {}) };
+  if (base) sagaComparison(cur, base, BASELINE_LABEL!);
+  results.saga = {
+    ...cur,
+    ...(OFF_PATH_NICE ? { offPathNice: OFF_PATH_NICE } : {}),
+    servers: SAGA_SERVERS[0],
+    ...(SAGA_SERVERS.length > 1 ? { byServers: byTopology } : {}),
+    ...(base ? { baseline: { ref: BASELINE_REF ?? 'this commit', node: BASELINE_NODE_VERSION ?? STACK_NODE, ...base } } : {}),
+  };
 }
 
 /** The order consumer's batch as the orders table grows: DB_PLAN_CACHE_MODE=force_custom_plan against auto (PostgreSQL's default plan cache). */
@@ -612,6 +640,8 @@ async function main() {
   printTable();
   const versions = {
     node: process.version,
+    /** The node that ran the components (--node), when it is not the bench's own. */
+    ...(STACK_NODE !== process.version ? { stackNode: STACK_NODE } : {}),
     postgres: (await sql(process.env.PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', 'SHOW server_version')).rows[0].server_version,
     rabbitmq: (() => {
       try {

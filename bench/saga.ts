@@ -30,6 +30,11 @@ export type SagaParams = {
   /** How long the open loop's orders may take to become final after its schedule ended, before it counts as behind. */
   openWaitMs: number;
   ceilingSecs: number;
+  /**
+   * Nice value for the components off the POST path (relay, inventory, payment), 0 for none: an experiment that
+   * shows how much of POST latency is waiting for a core on a machine where every component shares two.
+   */
+  offPathNice?: number;
 };
 
 type Lat = ReturnType<typeof summary>;
@@ -173,6 +178,7 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
   // The load generator keeps no logs of the stack (it only needed them to see it start): parsing every line of five
   // busy processes cost this process CPU and GC pauses, which showed as POST latency and late sends in the open loop.
   for (const p of [stack.relay, ...SERVICES.map((s) => stack.services[s].proc)]) p.discardOutput();
+  if (p.offPathNice) for (const pid of [stack.relay.pid, stack.services.inventory.proc.pid, stack.services.payment.proc.pid]) os.setPriority(pid, p.offPathNice);
   const conn = await amqp.connect(env.rabbitUrl);
   let client: ReturnType<typeof jsonPoster> | undefined;
   try {

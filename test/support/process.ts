@@ -44,8 +44,11 @@ process.on('exit', () => {
   for (const c of alive) c.kill('SIGKILL');
 });
 
+/** The node binary that runs the components: this process's own unless a benchmark names another (`--node=`). */
+export const runtime = { node: process.execPath };
+
 export function startProcess(entry: string, env: Record<string, string>, args: string[] = [], nodeArgs: string[] = []): Running {
-  const child = spawn(process.execPath, [...nodeArgs, ...(entry.endsWith('.ts') ? ['--import', 'tsx'] : []), path.join(ROOT, entry), ...args], {
+  const child = spawn(runtime.node, [...nodeArgs, ...(entry.endsWith('.ts') ? ['--import', 'tsx'] : []), path.join(ROOT, entry), ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
