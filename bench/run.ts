@@ -4,9 +4,11 @@
  * --node: the components run on that node binary instead of the one running the bench (the container image ships
  * its own Node.js; measure on that version). --baseline-node: the saga baseline runs on that binary, with the
  * --baseline-ref bundle or, without one, this commit's: one run compares two runtimes on the same code.
- * --off-path-nice=N: in the saga section (not its baseline), the relay, inventory and payment run at nice N, so
- * that the POST path (order service, PostgreSQL) gets the cores first; with --baseline-ref=HEAD it shows how much
- * of POST latency is waiting for a core.
+ * --off-path-nice=N (10 by default): in the saga section the relay, inventory and payment run at nice N, so that the
+ * POST path (order service, PostgreSQL, RabbitMQ) gets the cores first, as docker-compose.yml weights the containers
+ * on one host (cpu_shares 110 for those three, the CFS weight of nice 10, against the default 1024). 0 runs every
+ * component at the same priority. --baseline-off-path-nice=M: the baseline's (default: N); with --baseline-ref=HEAD
+ * one run compares the two.
  * Every figure is measured in this run, on this machine, next to its baseline (ratio printed). A table on the
  * terminal and a JSON file under bench/results/ (or --out=DIR).
  */
@@ -38,16 +40,24 @@ const ONLY = args.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 const BASELINE_REF = args.find((a) => a.startsWith('--baseline-ref='))?.slice(15);
 const NODE = args.find((a) => a.startsWith('--node='))?.slice(7);
 const BASELINE_NODE = args.find((a) => a.startsWith('--baseline-node='))?.slice(16);
-const OFF_PATH_NICE = Number(args.find((a) => a.startsWith('--off-path-nice='))?.slice(16) ?? 0);
-// Only lower priority: a process may raise its children's nice value, not lower it below 0 without privileges.
-if (!Number.isInteger(OFF_PATH_NICE) || OFF_PATH_NICE < 0 || OFF_PATH_NICE > 19) throw new Error('--off-path-nice: expected an integer from 0 to 19');
+/** Only lower priority: a process may raise its children's nice value, not lower it below 0 without privileges. */
+const niceArg = (name: string, fallback: number) => {
+  const v = Number(args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback);
+  if (!Number.isInteger(v) || v < 0 || v > 19) throw new Error(`--${name}: expected an integer from 0 to 19`);
+  return v;
+};
+const OFF_PATH_NICE = niceArg('off-path-nice', 10);
+const BASELINE_OFF_PATH_NICE = niceArg('baseline-off-path-nice', OFF_PATH_NICE);
+const niceLabel = (n: number) => (n ? ` (relay, inventory, payment at nice ${n})` : ' (every component at nice 0)');
 /** `v24.11.1` of a node binary; fails the run early on a path that is not one. */
 const nodeVersion = (bin: string) => execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim();
 if (NODE) runtime.node = NODE;
 const STACK_NODE = nodeVersion(runtime.node);
 const BASELINE_NODE_VERSION = BASELINE_NODE ? nodeVersion(BASELINE_NODE) : undefined;
 /** What the saga baseline is: a commit, another runtime, or both. */
-const BASELINE_LABEL = [BASELINE_REF, BASELINE_NODE_VERSION && `node ${BASELINE_NODE_VERSION}`].filter(Boolean).join(', ') || undefined;
+const BASELINE_LABEL =
+  [BASELINE_REF, BASELINE_NODE_VERSION && `node ${BASELINE_NODE_VERSION}`, BASELINE_OFF_PATH_NICE !== OFF_PATH_NICE && `off-path nice ${BASELINE_OFF_PATH_NICE}`].filter(Boolean).join(', ') ||
+  undefined;
 /**
  * --baseline-outbox-trigger: the baseline env also gets the statement trigger that deleted each outbox row in the
  * statement that inserted it (before outbox retention), so a baseline ref from that time runs as it did then.
@@ -448,7 +458,7 @@ async function sectionSaga() {
           await sql(baseEnv.adminUrl(svc), 'CREATE TRIGGER outbox_purge AFTER INSERT ON outbox REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION outbox_purge()');
         }
       }
-      base = await measureSaga(baseEnv, p, (m) => log(`[${BASELINE_LABEL}] ${m}`));
+      base = await measureSaga(baseEnv, { ...p, offPathNice: BASELINE_OFF_PATH_NICE }, (m) => log(`[${BASELINE_LABEL}]${niceLabel(BASELINE_OFF_PATH_NICE)} ${m}`));
     } finally {
       bundled.file = 'dist/saga.js';
       runtime.node = stackNode;
@@ -461,7 +471,7 @@ async function sectionSaga() {
   for (const t of SAGA_SERVERS) {
     const { env: e, close } = await envOn('benchsaga', t);
     try {
-      byTopology[t] = await measureSaga(e, { ...p, offPathNice: OFF_PATH_NICE }, (m) => log(`${t}${OFF_PATH_NICE ? ` (relay, inventory, payment at nice ${OFF_PATH_NICE})` : ''}: ${m}`));
+      byTopology[t] = await measureSaga(e, { ...p, offPathNice: OFF_PATH_NICE }, (m) => log(`${t}${niceLabel(OFF_PATH_NICE)}: ${m}`));
     } finally {
       await killAll();
       await close();
@@ -472,10 +482,10 @@ async function sectionSaga() {
   if (base) sagaComparison(cur, base, BASELINE_LABEL!);
   results.saga = {
     ...cur,
-    ...(OFF_PATH_NICE ? { offPathNice: OFF_PATH_NICE } : {}),
+    offPathNice: OFF_PATH_NICE,
     servers: SAGA_SERVERS[0],
     ...(SAGA_SERVERS.length > 1 ? { byServers: byTopology } : {}),
-    ...(base ? { baseline: { ref: BASELINE_REF ?? 'this commit', node: BASELINE_NODE_VERSION ?? STACK_NODE, ...base } } : {}),
+    ...(base ? { baseline: { ref: BASELINE_REF ?? 'this commit', node: BASELINE_NODE_VERSION ?? STACK_NODE, offPathNice: BASELINE_OFF_PATH_NICE, ...base } } : {}),
   };
 }
 
