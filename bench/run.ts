@@ -4,11 +4,13 @@
  * --node: the components run on that node binary instead of the one running the bench (the container image ships
  * its own Node.js; measure on that version). --baseline-node: the saga baseline runs on that binary, with the
  * --baseline-ref bundle or, without one, this commit's: one run compares two runtimes on the same code.
- * --off-path-nice=N (10 by default): in the saga section the relay, inventory and payment run at nice N, so that the
- * POST path (order service, PostgreSQL, RabbitMQ) gets the cores first, as docker-compose.yml weights the containers
- * on one host (cpu_shares 110 for those three, the CFS weight of nice 10, against the default 1024). 0 runs every
- * component at the same priority. --baseline-off-path-nice=M: the baseline's (default: N); with --baseline-ref=HEAD
- * one run compares the two.
+ * In the saga section every component runs in a session of its own, so Linux's autogroup scheduling gives each
+ * process a CPU share of its own, as a container's cgroup does (otherwise all of them would share the bench's one
+ * share, while each PostgreSQL backend has its own). --off-path-nice=N (10 by default): the relay's, inventory's and
+ * payment's groups get the CFS weight of nice N (110 at 10, against 1024), as docker-compose.yml weights those
+ * containers (cpu_shares 110), so that under contention the POST path (order service, PostgreSQL, RabbitMQ) runs
+ * first. 0 gives every component the same weight. --baseline-off-path-nice=M: the baseline's (default: N); with
+ * --baseline-ref=HEAD one run compares the two.
  * Every figure is measured in this run, on this machine, next to its baseline (ratio printed). A table on the
  * terminal and a JSON file under bench/results/ (or --out=DIR).
  */
@@ -48,12 +50,16 @@ const niceArg = (name: string, fallback: number) => {
 };
 const OFF_PATH_NICE = niceArg('off-path-nice', 10);
 const BASELINE_OFF_PATH_NICE = niceArg('baseline-off-path-nice', OFF_PATH_NICE);
-const niceLabel = (n: number) => (n ? ` (relay, inventory, payment at nice ${n})` : ' (every component at nice 0)');
+const niceLabel = (n: number) => (n ? ` (relay, inventory, payment weighted as nice ${n})` : ' (every component at the same weight)');
+/** The commit a ref names, so that a result file says which code its baseline ran ('HEAD' moves). */
+const gitCommit = (ref: string) => execFileSync('git', ['rev-parse', `${ref}^{commit}`], { cwd: path.resolve(__dirname, '..'), encoding: 'utf8' }).trim();
 /** `v24.11.1` of a node binary; fails the run early on a path that is not one. */
 const nodeVersion = (bin: string) => execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim();
 if (NODE) runtime.node = NODE;
 const STACK_NODE = nodeVersion(runtime.node);
 const BASELINE_NODE_VERSION = BASELINE_NODE ? nodeVersion(BASELINE_NODE) : undefined;
+/** Taken at the start: 'HEAD' may move while the bench runs. */
+const BASELINE_COMMIT = gitCommit(BASELINE_REF ?? 'HEAD');
 /** What the saga baseline is: a commit, another runtime, or both. */
 const BASELINE_LABEL =
   [BASELINE_REF, BASELINE_NODE_VERSION && `node ${BASELINE_NODE_VERSION}`, BASELINE_OFF_PATH_NICE !== OFF_PATH_NICE && `off-path nice ${BASELINE_OFF_PATH_NICE}`].filter(Boolean).join(', ') ||
@@ -409,6 +415,15 @@ function buildBaseline(ref: string): string {
 const SAGA_SERVERS = (args.find((a) => a.startsWith('--saga-servers='))?.slice(15) ?? 'shared,per-service').split(',') as ('shared' | 'per-service')[];
 
 async function sectionSaga() {
+  runtime.ownSession = true;
+  try {
+    await sagaSection();
+  } finally {
+    runtime.ownSession = false;
+  }
+}
+
+async function sagaSection() {
   // BENCH_SAGA_CONC=64 (comma-separated) measures only those closed loops: a quicker A/B when bisecting a change.
   const conc = process.env.BENCH_SAGA_CONC ? process.env.BENCH_SAGA_CONC.split(',').map(Number) : P.sagaConc;
   const p = { ms: P.sagaMs, conc, openRates: P.sagaOpenRates, openWaitMs: P.sagaOpenWaitMs, ceilingSecs: P.ceilingSecs };
@@ -485,7 +500,7 @@ async function sectionSaga() {
     offPathNice: OFF_PATH_NICE,
     servers: SAGA_SERVERS[0],
     ...(SAGA_SERVERS.length > 1 ? { byServers: byTopology } : {}),
-    ...(base ? { baseline: { ref: BASELINE_REF ?? 'this commit', node: BASELINE_NODE_VERSION ?? STACK_NODE, offPathNice: BASELINE_OFF_PATH_NICE, ...base } } : {}),
+    ...(base ? { baseline: { ref: BASELINE_REF ?? 'this commit', commit: BASELINE_COMMIT, node: BASELINE_NODE_VERSION ?? STACK_NODE, offPathNice: BASELINE_OFF_PATH_NICE, ...base } } : {}),
   };
 }
 

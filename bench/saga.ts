@@ -31,8 +31,11 @@ export type SagaParams = {
   openWaitMs: number;
   ceilingSecs: number;
   /**
-   * Nice value for the components off the POST path (relay, inventory, payment), 0 for none: an experiment that
-   * shows how much of POST latency is waiting for a core on a machine where every component shares two.
+   * CPU weight of the components off the POST path (relay, inventory, payment) as a nice value, 0 for the default
+   * weight. Each component runs in a scheduling group of its own (a session, hence an autogroup, as a container has
+   * its cgroup); the nice value is set on that group, so it weighs the whole process against PostgreSQL's and
+   * RabbitMQ's processes as `cpu_shares` weighs a container (nice 10 is the CFS weight 110 against 1024). Where
+   * autogroup is off, every thread of the process is reniced instead.
    */
   offPathNice?: number;
 };
@@ -171,6 +174,24 @@ async function commitCeiling(env: TestEnv, secs: number): Promise<number> {
   return Number(m[1]);
 }
 
+/** Lower a process's CPU weight to that of `nice`: on its autogroup where Linux groups by session, else on every thread. */
+function lowerWeight(pid: number, nice: number): void {
+  const autogroup = (() => {
+    try {
+      return readFileSync('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').trim() === '1';
+    } catch {
+      return false;
+    }
+  })();
+  if (autogroup) {
+    const group = (file: string) => readFileSync(file, 'utf8').split(' ')[0];
+    if (group(`/proc/${pid}/autogroup`) === group('/proc/self/autogroup')) throw new Error(`process ${pid} shares the bench's scheduling group: start it in a session of its own`);
+    writeFileSync(`/proc/${pid}/autogroup`, String(nice));
+    return;
+  }
+  for (const tid of readdirSync(`/proc/${pid}/task`)) os.setPriority(Number(tid), nice);
+}
+
 export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) => void): Promise<SagaResult> {
   const slotPrefix = `${env.id}_saga`;
   // Log level as in production (info): log cost per message is part of what an order costs.
@@ -178,7 +199,7 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
   // The load generator keeps no logs of the stack (it only needed them to see it start): parsing every line of five
   // busy processes cost this process CPU and GC pauses, which showed as POST latency and late sends in the open loop.
   for (const p of [stack.relay, ...SERVICES.map((s) => stack.services[s].proc)]) p.discardOutput();
-  if (p.offPathNice) for (const pid of [stack.relay.pid, stack.services.inventory.proc.pid, stack.services.payment.proc.pid]) os.setPriority(pid, p.offPathNice);
+  if (p.offPathNice) for (const pid of [stack.relay.pid, stack.services.inventory.proc.pid, stack.services.payment.proc.pid]) lowerWeight(pid, p.offPathNice);
   const conn = await amqp.connect(env.rabbitUrl);
   let client: ReturnType<typeof jsonPoster> | undefined;
   try {

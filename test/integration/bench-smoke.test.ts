@@ -37,6 +37,8 @@ describe('npm run bench --smoke', () => {
       // The saga figures of issue 9 are there and make sense; no timing is asserted (a smoke run is too short).
       const saga = result.results.saga;
       expect(saga.commitCeilingTps).toBeGreaterThan(0);
+      // The off-path components ran at the default lower priority, and the result says so.
+      expect(saga.offPathNice).toBe(10);
       const closed = Object.values(saga.closed) as { orders: number; ratioToCommitCeiling: number; cpuMsPerOrder: Record<string, number>; statementsPerOrder: Record<string, number> }[];
       expect(closed.length).toBeGreaterThan(0);
       for (const c of closed) {

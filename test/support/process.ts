@@ -44,14 +44,19 @@ process.on('exit', () => {
   for (const c of alive) c.kill('SIGKILL');
 });
 
-/** The node binary that runs the components: this process's own unless a benchmark names another (`--node=`). */
-export const runtime = { node: process.execPath };
+/**
+ * How components are started. `node`: the binary, this process's own unless a benchmark names another (`--node=`).
+ * `ownSession`: each in a session of its own (setsid), so that Linux's automatic scheduling groups (autogroup) give
+ * it a CPU share of its own, as a container's cgroup does; otherwise every component shares this process's group.
+ */
+export const runtime = { node: process.execPath, ownSession: false };
 
 export function startProcess(entry: string, env: Record<string, string>, args: string[] = [], nodeArgs: string[] = []): Running {
   const child = spawn(runtime.node, [...nodeArgs, ...(entry.endsWith('.ts') ? ['--import', 'tsx'] : []), path.join(ROOT, entry), ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: runtime.ownSession,
   });
   alive.add(child);
   child.on('exit', () => alive.delete(child));
