@@ -21,12 +21,20 @@ export function createLogger(component: string, level = 'info', flushMs = 0): Lo
   }, pino.destination(flushMs > 0 ? { dest: 1, sync: false, minLength: 4096, periodicFlush: flushMs } : { dest: 1, sync: false }));
 }
 
-/** Strip credentials from a URL before it is logged or shown. */
+/**
+ * Strip credentials from a URL before it is logged or shown: the password in the user part and a `password` query
+ * parameter (libpq reads both). A PostgreSQL socket URL with an empty host
+ * (`postgresql://user:secret@/db?host=/var/run/postgresql`) is not a WHATWG URL, so it is read with a placeholder host.
+ */
 export function redactUrl(url: string): string {
+  const emptyHost = /^(postgres(?:ql)?:\/\/(?:[^/?#@]*@)?)\//.exec(url);
+  const parseable = emptyHost ? `${emptyHost[1]}placeholder.invalid/${url.slice(emptyHost[0].length)}` : url;
   try {
-    const u = new URL(url);
+    const u = new URL(parseable);
     if (u.password) u.password = '***';
-    return u.toString();
+    if (u.searchParams.has('password')) u.searchParams.set('password', '***');
+    const out = u.toString();
+    return emptyHost ? out.replace('placeholder.invalid/', '/') : out;
   } catch {
     return '[unparseable url]';
   }
