@@ -390,7 +390,7 @@ function sagaComparison(cur: SagaResult, base: SagaResult, ref: string) {
  */
 function buildBaseline(ref: string): string {
   const root = path.resolve(__dirname, '..');
-  const sha = execFileSync('git', ['rev-parse', '--short', `${ref}^{commit}`], { cwd: root, encoding: 'utf8' }).trim();
+  const sha = gitCommit(ref).slice(0, 7);
   const dir = path.join(os.tmpdir(), `saga-baseline-${sha}`);
   if (existsSync(dir)) execFileSync('git', ['worktree', 'remove', '--force', dir], { cwd: root, stdio: 'inherit' });
   execFileSync('git', ['worktree', 'add', '--detach', dir, sha], { cwd: root, stdio: 'ignore' });

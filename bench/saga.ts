@@ -122,13 +122,13 @@ function machineTicks(): number {
 }
 
 type CpuSnapshot = { nodes: Record<ServiceName | 'relay', number>; postgres: number; rabbitmq: number; machine: number; benchUs: number };
-export function cpuSnapshot(stack: Stack): CpuSnapshot {
+function cpuSnapshot(stack: Stack): CpuSnapshot {
   const nodes = { relay: procTicks(stack.relay.pid) } as Record<ServiceName | 'relay', number>;
   for (const s of SERVICES) nodes[s] = procTicks(stack.services[s].proc.pid);
   const u = process.cpuUsage();
   return { nodes, postgres: ticksByComm('postgres'), rabbitmq: ticksByComm('beam.smp'), machine: machineTicks(), benchUs: u.user + u.system };
 }
-export function cpuPerOrder(a: CpuSnapshot, b: CpuSnapshot, orders: number): CpuPerOrder {
+function cpuPerOrder(a: CpuSnapshot, b: CpuSnapshot, orders: number): CpuPerOrder {
   const per = (ticks: number) => (ticks * tickMs) / orders;
   const out = {} as CpuPerOrder;
   let stack = 0;

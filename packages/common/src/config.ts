@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { BrokerUrl } from './broker';
+import { withPlaceholderHost } from './logger';
 
 /** Raised when the environment does not describe a runnable process; the message names every bad variable. */
 export class ConfigError extends Error {
@@ -35,7 +36,7 @@ export const DatabaseUrl = z
   .refine((v) => {
     if (!/^postgres(ql)?:\/\/./.test(v)) return false;
     try {
-      new URL(v.replace(/^postgres(ql)?:\/\/([^/?#@]*@)?\//, (_m, _ql, userinfo = '') => `postgres://${userinfo}localhost/`));
+      new URL(withPlaceholderHost(v, 'localhost'));
       return true;
     } catch {
       return false;

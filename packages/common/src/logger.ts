@@ -22,19 +22,27 @@ export function createLogger(component: string, level = 'info', flushMs = 0): Lo
 }
 
 /**
+ * libpq's form for a Unix socket leaves the host empty (`postgresql://user:secret@/db?host=/var/run/postgresql`),
+ * which is not a WHATWG URL: the same URL with `host` in the empty place, or the URL unchanged when it has a host.
+ */
+export function withPlaceholderHost(url: string, host: string): string {
+  return url.replace(/^(postgres(?:ql)?:\/\/(?:[^/?#@]*@)?)\//, `$1${host}/`);
+}
+
+const PLACEHOLDER_HOST = 'placeholder.invalid';
+
+/**
  * Strip credentials from a URL before it is logged or shown: the password in the user part and a `password` query
- * parameter (libpq reads both). A PostgreSQL socket URL with an empty host
- * (`postgresql://user:secret@/db?host=/var/run/postgresql`) is not a WHATWG URL, so it is read with a placeholder host.
+ * parameter (libpq reads both). A socket URL with an empty host is read with a placeholder host, removed again after.
  */
 export function redactUrl(url: string): string {
-  const emptyHost = /^(postgres(?:ql)?:\/\/(?:[^/?#@]*@)?)\//.exec(url);
-  const parseable = emptyHost ? `${emptyHost[1]}placeholder.invalid/${url.slice(emptyHost[0].length)}` : url;
+  const parseable = withPlaceholderHost(url, PLACEHOLDER_HOST);
   try {
     const u = new URL(parseable);
     if (u.password) u.password = '***';
     if (u.searchParams.has('password')) u.searchParams.set('password', '***');
     const out = u.toString();
-    return emptyHost ? out.replace('placeholder.invalid/', '/') : out;
+    return parseable === url ? out : out.replace(`${PLACEHOLDER_HOST}/`, '/');
   } catch {
     return '[unparseable url]';
   }
