@@ -15,7 +15,12 @@ module.exports = {
   // Integration tests wait on conditions with their own deadlines; this only bounds a hung test.
   testTimeout: 120000,
   projects: [
-    { ...shared, displayName: 'unit', testMatch: ['<rootDir>/**/test/unit/**/*.test.ts'], testPathIgnorePatterns: ['/node_modules/'] },
+    {
+      ...shared,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/**/test/unit/**/*.test.ts'],
+      testPathIgnorePatterns: ['/node_modules/'],
+    },
     {
       ...shared,
       displayName: 'integration',

@@ -23,7 +23,9 @@ export function summarizeProfile(file: string) {
   const self = new Map<number, number>();
   p.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0)));
   const total = [...self.values()].reduce((a, b) => a + b, 0);
-  const idle = [...self].filter(([id]) => byId.get(id)!.callFrame.functionName === '(idle)').reduce((a, [, us]) => a + us, 0);
+  const idle = [...self]
+    .filter(([id]) => byId.get(id)!.callFrame.functionName === '(idle)')
+    .reduce((a, [, us]) => a + us, 0);
   const groups = new Map<string, number>();
   const fns = new Map<string, number>();
   for (const [id, us] of self) {
@@ -34,14 +36,18 @@ export function summarizeProfile(file: string) {
     fns.set(key, (fns.get(key) ?? 0) + us);
   }
   const top = (m: Map<string, number>, n: number) =>
-    [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, us]) => `${((us / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([k, us]) => `${((us / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
   return { totalMs: total / 1000, busyMs: (total - idle) / 1000, groups: top(groups, 12), functions: top(fns, 15) };
 }
-
 
 if (require.main === module) {
   for (const f of process.argv.slice(2)) {
     const s = summarizeProfile(f);
-    console.log(`== ${f}: ${s.totalMs.toFixed(0)} ms sampled, ${s.busyMs.toFixed(0)} ms busy\n-- by package\n${s.groups.join('\n')}\n-- heaviest functions\n${s.functions.join('\n')}\n`);
+    console.log(
+      `== ${f}: ${s.totalMs.toFixed(0)} ms sampled, ${s.busyMs.toFixed(0)} ms busy\n-- by package\n${s.groups.join('\n')}\n-- heaviest functions\n${s.functions.join('\n')}\n`,
+    );
   }
 }

@@ -13,7 +13,14 @@ export function jsonPoster(baseUrl: string, maxSockets: number) {
       const text = JSON.stringify(body);
       return new Promise((resolve, reject) => {
         const req = http.request(
-          { agent, host: base.hostname, port: base.port, path, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } },
+          {
+            agent,
+            host: base.hostname,
+            port: base.port,
+            path,
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
+          },
           (res) => {
             let data = '';
             res.setEncoding('utf8');

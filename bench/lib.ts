@@ -57,7 +57,10 @@ export async function closedLoopWriters(url: string, connections: number, ms: nu
       await c.connect();
       try {
         while (now() < deadline) {
-          await c.query(`INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers) VALUES (gen_random_uuid(), 'bench', 'agg-1', 'Tested', $1, $2)`, [body, HEADERS]);
+          await c.query(
+            `INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers) VALUES (gen_random_uuid(), 'bench', 'agg-1', 'Tested', $1, $2)`,
+            [body, HEADERS],
+          );
           committed++;
         }
       } finally {
@@ -74,7 +77,13 @@ const OUTBOX_INSERT = `INSERT INTO outbox (id, aggregatetype, aggregateid, type,
  * Open-loop writer: one single-row transaction every 1/rate seconds for `ms`, on a small pool. Answers each
  * row's id and the time its COMMIT returned. `insertSql` takes ($1 id, $2 payload) for another table layout.
  */
-export async function pacedWriter(url: string, rate: number, ms: number, bytes: number, insertSql = OUTBOX_INSERT): Promise<Map<string, number>> {
+export async function pacedWriter(
+  url: string,
+  rate: number,
+  ms: number,
+  bytes: number,
+  insertSql = OUTBOX_INSERT,
+): Promise<Map<string, number>> {
   const pool = new pg.Pool({ connectionString: url, max: 8 });
   const committedAt = new Map<string, number>();
   const start = now();
@@ -105,7 +114,9 @@ export async function arrivals(rabbitUrl: string, exchange: string, queue: strin
   await ch.bindQueue(queue, exchange, '#');
   await ch.purgeQueue(queue);
   const at = new Map<string, number>();
-  await ch.consume(queue, (m) => m && m.properties.messageId && at.set(String(m.properties.messageId), now()), { noAck: true });
+  await ch.consume(queue, (m) => m && m.properties.messageId && at.set(String(m.properties.messageId), now()), {
+    noAck: true,
+  });
   return { at, close: () => conn.close().catch(() => undefined) };
 }
 
@@ -118,7 +129,9 @@ export async function outboxScans(url: string): Promise<number> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
-    const { rows } = await c.query<{ n: string }>("SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) AS n FROM pg_stat_user_tables WHERE relname = 'outbox'");
+    const { rows } = await c.query<{ n: string }>(
+      "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) AS n FROM pg_stat_user_tables WHERE relname = 'outbox'",
+    );
     return Number(rows[0]!.n);
   } finally {
     await c.end();

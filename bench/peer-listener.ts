@@ -14,7 +14,12 @@ import { assertEventTopology } from '@saga/common/amqp';
 
 async function main() {
   const db = new URL(process.env.DATABASE_URL!);
-  const clientConfig = { host: db.hostname, port: Number(db.port || 5432), user: decodeURIComponent(db.username), database: db.pathname.slice(1) };
+  const clientConfig = {
+    host: db.hostname,
+    port: Number(db.port || 5432),
+    user: decodeURIComponent(db.username),
+    database: db.pathname.slice(1),
+  };
   const exchange = process.env.EVENTS_EXCHANGE ?? 'saga.events';
   const conn = await amqp.connect(process.env.RABBITMQ_URL!);
   const ch = await conn.createConfirmChannel();

@@ -16,9 +16,20 @@ async function prepare(env: TestEnv) {
   const url = urlForDatabase(ADMIN, database);
   const slot = `${env.id}_peer_slot`;
   const publication = 'peer_pub';
-  const cfg = { outboxOrInbox: 'outbox' as const, database, schema: 'public', table: 'outbox', listenerRole: 'postgres', publication, replicationSlot: slot };
+  const cfg = {
+    outboxOrInbox: 'outbox' as const,
+    database,
+    schema: 'public',
+    table: 'outbox',
+    listenerRole: 'postgres',
+    publication,
+    replicationSlot: slot,
+  };
   await sql(url, DatabaseSetup.dropAndCreateTable(cfg));
-  await sql(url, `DROP PUBLICATION IF EXISTS ${publication}; CREATE PUBLICATION ${publication} FOR TABLE public.outbox WITH (publish = 'insert')`);
+  await sql(
+    url,
+    `DROP PUBLICATION IF EXISTS ${publication}; CREATE PUBLICATION ${publication} FOR TABLE public.outbox WITH (publish = 'insert')`,
+  );
   await sql(url, DatabaseSetup.setupReplicationSlot(cfg));
   prepared = { url, slot, publication };
   // Dropped with the env's databases; the slot name starts with the env id, so env.close() drops it too.
@@ -26,7 +37,13 @@ async function prepare(env: TestEnv) {
 }
 
 function startListener(env: TestEnv, p: { url: string; slot: string; publication: string }): Running {
-  return startProcess('dist/bench/peer-listener.js', { DATABASE_URL: p.url, RABBITMQ_URL: env.rabbitUrl, EVENTS_EXCHANGE: env.exchange, PEER_SLOT: p.slot, PEER_PUBLICATION: p.publication });
+  return startProcess('dist/bench/peer-listener.js', {
+    DATABASE_URL: p.url,
+    RABBITMQ_URL: env.rabbitUrl,
+    EVENTS_EXCHANGE: env.exchange,
+    PEER_SLOT: p.slot,
+    PEER_PUBLICATION: p.publication,
+  });
 }
 const handled = (r: Running) => Number((r.logs[r.logs.length - 1] as { handled?: number } | undefined)?.handled ?? 0);
 
@@ -45,7 +62,11 @@ export async function peerBacklog(env: TestEnv, n: number, bytes: number): Promi
   // From the moment the listener process is up (its first report), as the relay is timed from 'streaming'.
   await waitUntil(() => listener.logs.length > 0, { timeoutMs: 60_000, intervalMs: 5, message: 'peer listener up' });
   const t0 = now();
-  await waitUntil(() => handled(listener) >= n, { timeoutMs: 900_000, intervalMs: 10, message: 'peer published the backlog' });
+  await waitUntil(() => handled(listener) >= n, {
+    timeoutMs: 900_000,
+    intervalMs: 10,
+    message: 'peer published the backlog',
+  });
   const rate = n / ((now() - t0) / 1000);
   await listener.kill('SIGTERM');
   return rate;
@@ -63,6 +84,12 @@ export const peerLatency = {
   },
   async write(env: TestEnv, rate: number, ms: number, bytes: number): Promise<Map<string, number>> {
     const p = await prepare(env);
-    return pacedWriter(p.url, rate, ms, bytes, `INSERT INTO outbox (id, aggregate_type, aggregate_id, message_type, payload) VALUES ($1, 'bench', 'agg-1', 'Tested', $2)`);
+    return pacedWriter(
+      p.url,
+      rate,
+      ms,
+      bytes,
+      `INSERT INTO outbox (id, aggregate_type, aggregate_id, message_type, payload) VALUES ($1, 'bench', 'agg-1', 'Tested', $2)`,
+    );
   },
 };

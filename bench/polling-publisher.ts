@@ -23,7 +23,13 @@ async function main() {
   const report = setInterval(() => process.stdout.write(`${JSON.stringify({ queries })}\n`), 200);
   while (!stopping) {
     await client.query('BEGIN');
-    const { rows } = await client.query<{ id: string; aggregatetype: string; type: string; payload: unknown; headers: Record<string, unknown> }>(
+    const { rows } = await client.query<{
+      id: string;
+      aggregatetype: string;
+      type: string;
+      payload: unknown;
+      headers: Record<string, unknown>;
+    }>(
       'SELECT id, aggregatetype, type, payload, headers FROM outbox ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED',
       [batch],
     );

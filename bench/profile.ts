@@ -16,7 +16,8 @@ import { bundled, nodeFlags, startStack } from '../test/support/stack';
 import { summarizeProfile as summarize } from './cpuprofile';
 import { now } from './lib';
 
-const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback);
+const arg = (name: string, fallback: number) =>
+  Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback);
 const SECS = arg('secs', 10);
 const CONC = arg('conc', 64);
 
@@ -30,7 +31,11 @@ async function main() {
   const env = await createTestEnv('profile');
   try {
     const stack = await startStack(env);
-    const urls = () => ({ order: stack.services.order.url, inventory: stack.services.inventory.url, payment: stack.services.payment.url });
+    const urls = () => ({
+      order: stack.services.order.url,
+      inventory: stack.services.inventory.url,
+      payment: stack.services.payment.url,
+    });
     const saga = sagaClient(urls);
     const skus = await Promise.all(Array.from({ length: 20 }, () => saga.product(1_000_000_000, 100)));
     const customers = await Promise.all(Array.from({ length: 50 }, () => saga.account(1_000_000_000_000)));
@@ -51,7 +56,9 @@ async function main() {
       const files = readdirSync(path.join(dir, c)).filter((f) => f.endsWith('.cpuprofile'));
       for (const f of files) {
         const s = summarize(path.join(dir, c, f));
-        console.log(`== ${c}: ${s.totalMs.toFixed(0)} ms sampled (whole process life), ${s.busyMs.toFixed(0)} ms busy, ${(s.busyMs / n).toFixed(2)} ms busy per order\n-- by package\n${s.groups.join('\n')}\n-- heaviest functions\n${s.functions.join('\n')}\n`);
+        console.log(
+          `== ${c}: ${s.totalMs.toFixed(0)} ms sampled (whole process life), ${s.busyMs.toFixed(0)} ms busy, ${(s.busyMs / n).toFixed(2)} ms busy per order\n-- by package\n${s.groups.join('\n')}\n-- heaviest functions\n${s.functions.join('\n')}\n`,
+        );
       }
     }
   } finally {

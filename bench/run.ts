@@ -31,14 +31,29 @@ import { build as esbuild } from 'esbuild';
 import { waitUntil } from '../test/support/wait';
 import { randomUUID } from 'node:crypto';
 import { toAmqpMessage } from '../cdc-relay/src/mapping';
-import { arrivals, closedLoopWriters, insertBacklog, now, outboxScans, pacedWriter, payload, rssMiB, sleep, sql, summary } from './lib';
+import {
+  arrivals,
+  closedLoopWriters,
+  insertBacklog,
+  now,
+  outboxScans,
+  pacedWriter,
+  payload,
+  rssMiB,
+  sleep,
+  sql,
+  summary,
+} from './lib';
 import { peerBacklog, peerLatency } from './peer';
 import { measurePlans } from './plans';
 import { measureSaga, type SagaResult } from './saga';
 
 const args = process.argv.slice(2);
 const SMOKE = args.includes('--smoke');
-const ONLY = args.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const ONLY = args
+  .find((a) => a.startsWith('--only='))
+  ?.slice(7)
+  .split(',');
 const BASELINE_REF = args.find((a) => a.startsWith('--baseline-ref='))?.slice(15);
 const NODE = args.find((a) => a.startsWith('--node='))?.slice(7);
 const BASELINE_NODE = args.find((a) => a.startsWith('--baseline-node='))?.slice(16);
@@ -50,9 +65,14 @@ const niceArg = (name: string, fallback: number) => {
 };
 const OFF_PATH_NICE = niceArg('off-path-nice', 10);
 const BASELINE_OFF_PATH_NICE = niceArg('baseline-off-path-nice', OFF_PATH_NICE);
-const niceLabel = (n: number) => (n ? ` (relay, inventory, payment weighted as nice ${n})` : ' (every component at the same weight)');
+const niceLabel = (n: number) =>
+  n ? ` (relay, inventory, payment weighted as nice ${n})` : ' (every component at the same weight)';
 /** The commit a ref names, so that a result file says which code its baseline ran ('HEAD' moves). */
-const gitCommit = (ref: string) => execFileSync('git', ['rev-parse', `${ref}^{commit}`], { cwd: path.resolve(__dirname, '..'), encoding: 'utf8' }).trim();
+const gitCommit = (ref: string) =>
+  execFileSync('git', ['rev-parse', `${ref}^{commit}`], {
+    cwd: path.resolve(__dirname, '..'),
+    encoding: 'utf8',
+  }).trim();
 /** `v24.11.1` of a node binary; fails the run early on a path that is not one. */
 const nodeVersion = (bin: string) => execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim();
 if (NODE) runtime.node = NODE;
@@ -62,8 +82,13 @@ const BASELINE_NODE_VERSION = BASELINE_NODE ? nodeVersion(BASELINE_NODE) : undef
 const BASELINE_COMMIT = gitCommit(BASELINE_REF ?? 'HEAD');
 /** What the saga baseline is: a commit, another runtime, or both. */
 const BASELINE_LABEL =
-  [BASELINE_REF, BASELINE_NODE_VERSION && `node ${BASELINE_NODE_VERSION}`, BASELINE_OFF_PATH_NICE !== OFF_PATH_NICE && `off-path nice ${BASELINE_OFF_PATH_NICE}`].filter(Boolean).join(', ') ||
-  undefined;
+  [
+    BASELINE_REF,
+    BASELINE_NODE_VERSION && `node ${BASELINE_NODE_VERSION}`,
+    BASELINE_OFF_PATH_NICE !== OFF_PATH_NICE && `off-path nice ${BASELINE_OFF_PATH_NICE}`,
+  ]
+    .filter(Boolean)
+    .join(', ') || undefined;
 /**
  * --baseline-outbox-trigger: the baseline env also gets the statement trigger that deleted each outbox row in the
  * statement that inserted it (before outbox retention), so a baseline ref from that time runs as it did then.
@@ -71,14 +96,57 @@ const BASELINE_LABEL =
 const BASELINE_OUTBOX_TRIGGER = args.includes('--baseline-outbox-trigger');
 const OUT = args.find((a) => a.startsWith('--out='))?.slice(6) ?? path.resolve(__dirname, 'results');
 const P = SMOKE
-  ? { backlog: 300, bytes: 1000, writeMs: 800, conns: [1, 8], rates: [200], latencyMs: 1000, idleMs: 2500, sagaMs: 1500, sagaConc: [4], planSizes: [500, 2000], planBatches: 4, sagaOpenRates: [25, 50], sagaOpenWaitMs: 5000, ceilingSecs: 1, memory: [500, 1000], repeats: 1, peerBacklog: 300, warmupMs: 300, tailRows: 400, tailWindows: [1000, 50] }
-  : { backlog: 50_000, bytes: 1000, writeMs: 5000, conns: [1, 8, 32], rates: [500, 2000], latencyMs: 5000, idleMs: 5000, sagaMs: 10_000, sagaConc: [16, 64], planSizes: [6500, 50_000, 200_000], planBatches: 40, sagaOpenRates: [100, 200], sagaOpenWaitMs: 30_000, ceilingSecs: 10, memory: [100_000, 1_000_000], repeats: 3, peerBacklog: 5000, warmupMs: 1500, tailRows: 20_000, tailWindows: [10_000, 5000, 2000, 500] };
+  ? {
+      backlog: 300,
+      bytes: 1000,
+      writeMs: 800,
+      conns: [1, 8],
+      rates: [200],
+      latencyMs: 1000,
+      idleMs: 2500,
+      sagaMs: 1500,
+      sagaConc: [4],
+      planSizes: [500, 2000],
+      planBatches: 4,
+      sagaOpenRates: [25, 50],
+      sagaOpenWaitMs: 5000,
+      ceilingSecs: 1,
+      memory: [500, 1000],
+      repeats: 1,
+      peerBacklog: 300,
+      warmupMs: 300,
+      tailRows: 400,
+      tailWindows: [1000, 50],
+    }
+  : {
+      backlog: 50_000,
+      bytes: 1000,
+      writeMs: 5000,
+      conns: [1, 8, 32],
+      rates: [500, 2000],
+      latencyMs: 5000,
+      idleMs: 5000,
+      sagaMs: 10_000,
+      sagaConc: [16, 64],
+      planSizes: [6500, 50_000, 200_000],
+      planBatches: 40,
+      sagaOpenRates: [100, 200],
+      sagaOpenWaitMs: 30_000,
+      ceilingSecs: 10,
+      memory: [100_000, 1_000_000],
+      repeats: 3,
+      peerBacklog: 5000,
+      warmupMs: 1500,
+      tailRows: 20_000,
+      tailWindows: [10_000, 5000, 2000, 500],
+    };
 const want = (s: string) => !ONLY || ONLY.includes(s);
 
 type Row = { section: string; what: string; figure: string; baseline: string; ratio: string };
 const rows: Row[] = [];
 const results: Record<string, unknown> = {};
-const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '-');
+const fmt = (n: number, d = 0) =>
+  Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '-';
 const ratio = (a: number, b: number) => (b > 0 ? `${fmt((a / b) * 100, 0)}%` : '-');
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
 
@@ -92,18 +160,27 @@ const relayEnv = (sources: ServiceName[], prefix: string, extra: Record<string, 
   ...extra,
 });
 
-async function startRelay(sources: ServiceName[], prefix: string, extra: Record<string, string> = {}): Promise<Running> {
+async function startRelay(
+  sources: ServiceName[],
+  prefix: string,
+  extra: Record<string, string> = {},
+): Promise<Running> {
   // BENCH_RELAY_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/relay-prof") profiles the relay under the bench's load.
   const flags = process.env.BENCH_RELAY_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
   const r = startProcess('dist/saga.js', { ...relayEnv(sources, prefix, extra), LOG_LEVEL: 'info' }, ['relay'], flags);
-  await waitUntil(() => sources.every((s) => r.logs.some((l) => l.msg === 'streaming' && l.source === s)), { timeoutMs: 60_000, message: 'relay streaming' });
+  await waitUntil(() => sources.every((s) => r.logs.some((l) => l.msg === 'streaming' && l.source === s)), {
+    timeoutMs: 60_000,
+    message: 'relay streaming',
+  });
   return r;
 }
 const published = () => metricValue('http://127.0.0.1:18400', 'relay_messages_published_total');
-const streamingAt = (r: Running) => Math.max(...r.logs.filter((l) => l.msg === 'streaming').map((l) => Date.parse(String(l.time))));
+const streamingAt = (r: Running) =>
+  Math.max(...r.logs.filter((l) => l.msg === 'streaming').map((l) => Date.parse(String(l.time))));
 
 async function createSlots(sources: ServiceName[], prefix: string) {
-  for (const s of sources) await sql(env.adminUrl(s), "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [`${prefix}_${s}`]);
+  for (const s of sources)
+    await sql(env.adminUrl(s), "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [`${prefix}_${s}`]);
 }
 
 /** A queue of the given type bound to every event, purged; `drop` keeps only a few messages (memory runs). */
@@ -112,7 +189,10 @@ async function benchQueue(type: 'classic' | 'quorum', drop = false) {
   const ch = await conn.createChannel();
   await assertEventTopology(ch, env.exchange);
   const name = `bench.${type}${drop ? '.drop' : ''}`;
-  await ch.assertQueue(name, { durable: true, arguments: { 'x-queue-type': type, ...(drop ? { 'x-max-length': 1000, 'x-overflow': 'drop-head' } : {}) } });
+  await ch.assertQueue(name, {
+    durable: true,
+    arguments: { 'x-queue-type': type, ...(drop ? { 'x-max-length': 1000, 'x-overflow': 'drop-head' } : {}) },
+  });
   await ch.bindQueue(name, env.exchange, '#');
   await ch.purgeQueue(name);
   return {
@@ -133,7 +213,19 @@ async function ceiling(n: number, bytes: number): Promise<number> {
   const body = JSON.stringify(payload(bytes));
   const headers = JSON.stringify({ correlationId: 'bench', causationId: null });
   const messages = Array.from({ length: Math.min(n, 1000) }, (_, i) =>
-    toAmqpMessage({ id: randomUUID(), aggregatetype: 'bench', aggregateid: `agg-${i % 64}`, type: 'Tested', payload: body, headers, created_at: new Date().toISOString() }, 'order', 'outbox'),
+    toAmqpMessage(
+      {
+        id: randomUUID(),
+        aggregatetype: 'bench',
+        aggregateid: `agg-${i % 64}`,
+        type: 'Tested',
+        payload: body,
+        headers,
+        created_at: new Date().toISOString(),
+      },
+      'order',
+      'outbox',
+    ),
   );
   let outstanding = 0;
   let wake: (() => void) | undefined;
@@ -162,7 +254,11 @@ async function relayBacklog(sources: ServiceName[], n: number, bytes: number, ta
   for (const s of sources) await insertBacklog(env.serviceUrl(s), Math.round(n / sources.length), bytes);
   const relay = await startRelay(sources, prefix);
   const t0 = streamingAt(relay);
-  await waitUntil(async () => (await published()) >= n, { timeoutMs: 600_000, intervalMs: 100, message: 'backlog published' });
+  await waitUntil(async () => (await published()) >= n, {
+    timeoutMs: 600_000,
+    intervalMs: 100,
+    message: 'backlog published',
+  });
   const rate = n / ((Date.now() - t0) / 1000);
   await relay.kill('SIGTERM');
   await dropSlots(sources, prefix);
@@ -192,8 +288,16 @@ async function sectionThroughput() {
     const ceil = median(ceilings);
     const relay = median(relays);
     out[type] = { ceilingMsgPerSec: ceil, relayMsgPerSec: relay, ratio: relay / ceil, runs: { ceilings, relays } };
-    rows.push({ section: '1. backlog', what: `relay, ${type} queue, ${fmt(P.backlog)} x ${P.bytes} B (median of ${P.repeats})`, figure: `${fmt(relay)} msg/s`, baseline: `${fmt(ceil)} msg/s plain confirm publisher`, ratio: ratio(relay, ceil) });
-    log(`throughput ${type}: relay ${relays.map((x) => fmt(x)).join(', ')} vs ceiling ${ceilings.map((x) => fmt(x)).join(', ')}`);
+    rows.push({
+      section: '1. backlog',
+      what: `relay, ${type} queue, ${fmt(P.backlog)} x ${P.bytes} B (median of ${P.repeats})`,
+      figure: `${fmt(relay)} msg/s`,
+      baseline: `${fmt(ceil)} msg/s plain confirm publisher`,
+      ratio: ratio(relay, ceil),
+    });
+    log(
+      `throughput ${type}: relay ${relays.map((x) => fmt(x)).join(', ')} vs ceiling ${ceilings.map((x) => fmt(x)).join(', ')}`,
+    );
   }
   // Scale: the same backlog from three databases at once.
   const q = await benchQueue('classic');
@@ -201,7 +305,13 @@ async function sectionThroughput() {
   await q.remove();
   const one = (out.classic as { relayMsgPerSec: number }).relayMsgPerSec;
   out.threeSources = { relayMsgPerSec: three, ratioToOneSource: three / one };
-  rows.push({ section: '6. scale', what: `relay, 3 source databases, classic`, figure: `${fmt(three)} msg/s`, baseline: `${fmt(one)} msg/s with 1 source`, ratio: ratio(three, one) });
+  rows.push({
+    section: '6. scale',
+    what: `relay, 3 source databases, classic`,
+    figure: `${fmt(three)} msg/s`,
+    baseline: `${fmt(one)} msg/s with 1 source`,
+    ratio: ratio(three, one),
+  });
   results.throughput = out;
 }
 
@@ -224,7 +334,13 @@ async function sectionWriters() {
     await waitUntil(async () => (await published()) - before >= committed, { timeoutMs: 300_000, intervalMs: 20 });
     const drainMs = now() - drainStart;
     await relay.kill('SIGTERM');
-    out[`${c}`] = { dbOnlyCommitsPerSec: dbOnly / (P.writeMs / 1000), committedPerSec: committed / secs, publishedPerSec: pub / secs, backlogAtEnd: backlog, drainMs };
+    out[`${c}`] = {
+      dbOnlyCommitsPerSec: dbOnly / (P.writeMs / 1000),
+      committedPerSec: committed / secs,
+      publishedPerSec: pub / secs,
+      backlogAtEnd: backlog,
+      drainMs,
+    };
     rows.push({
       section: '2. with writers',
       what: `${c} writer connection(s): committed / published`,
@@ -240,7 +356,12 @@ async function sectionWriters() {
 }
 
 async function pollerProcess(intervalMs: number): Promise<Running> {
-  const p = startProcess('dist/bench/polling-publisher.js', { DATABASE_URL: env.serviceUrl('order'), RABBITMQ_URL: env.rabbitUrl, EVENTS_EXCHANGE: env.exchange, POLL_INTERVAL_MS: String(intervalMs) });
+  const p = startProcess('dist/bench/polling-publisher.js', {
+    DATABASE_URL: env.serviceUrl('order'),
+    RABBITMQ_URL: env.rabbitUrl,
+    EVENTS_EXCHANGE: env.exchange,
+    POLL_INTERVAL_MS: String(intervalMs),
+  });
   await waitUntil(() => p.logs.length > 0, { timeoutMs: 30_000, message: 'poller running' });
   return p;
 }
@@ -262,24 +383,44 @@ async function sectionLatency() {
       const sink = await arrivals(env.rabbitUrl, env.exchange, 'bench.latency');
       const proc = await v.start();
       // Warm-up at the same rate, not measured: connections opened, code paths compiled, queues settled.
-      const warm = v.name === 'pg-transactional-outbox' ? await peerLatency.write(env, rate, P.warmupMs, P.bytes) : await pacedWriter(env.serviceUrl('order'), rate, P.warmupMs, P.bytes);
-      await waitUntil(() => [...warm.keys()].every((id) => sink.at.has(id)), { timeoutMs: 30_000, intervalMs: 20 }).catch(() => undefined);
-      const committed = v.name === 'pg-transactional-outbox' ? await peerLatency.write(env, rate, P.latencyMs, P.bytes) : await pacedWriter(env.serviceUrl('order'), rate, P.latencyMs, P.bytes);
+      const warm =
+        v.name === 'pg-transactional-outbox'
+          ? await peerLatency.write(env, rate, P.warmupMs, P.bytes)
+          : await pacedWriter(env.serviceUrl('order'), rate, P.warmupMs, P.bytes);
+      await waitUntil(() => [...warm.keys()].every((id) => sink.at.has(id)), {
+        timeoutMs: 30_000,
+        intervalMs: 20,
+      }).catch(() => undefined);
+      const committed =
+        v.name === 'pg-transactional-outbox'
+          ? await peerLatency.write(env, rate, P.latencyMs, P.bytes)
+          : await pacedWriter(env.serviceUrl('order'), rate, P.latencyMs, P.bytes);
       // A publisher that cannot keep up with the offered load never catches up: stop waiting and say so.
-      const keptUp = await waitUntil(() => [...committed.keys()].every((id) => sink.at.has(id)), { timeoutMs: Math.max(15_000, 3 * P.latencyMs), intervalMs: 20 }).then(
+      const keptUp = await waitUntil(() => [...committed.keys()].every((id) => sink.at.has(id)), {
+        timeoutMs: Math.max(15_000, 3 * P.latencyMs),
+        intervalMs: 20,
+      }).then(
         () => true,
         () => false,
       );
       const delivered = [...committed].filter(([id]) => sink.at.has(id));
-      const lat = { ...summary(delivered.map(([id, t]) => Math.max(0, sink.at.get(id)! - t))), keptUp, delivered: delivered.length, committed: committed.size };
+      const lat = {
+        ...summary(delivered.map(([id, t]) => Math.max(0, sink.at.get(id)! - t))),
+        keptUp,
+        delivered: delivered.length,
+        committed: committed.size,
+      };
       await proc.kill('SIGTERM');
       await sink.close();
       byVariant[v.name] = lat;
-      log(`latency ${rate}/s ${v.name}: p50 ${fmt(lat.p50, 1)} p99 ${fmt(lat.p99, 1)} max ${fmt(lat.max, 1)} ms${keptUp ? '' : ` (did not keep up: ${delivered.length} of ${committed.size} delivered)`}`);
+      log(
+        `latency ${rate}/s ${v.name}: p50 ${fmt(lat.p50, 1)} p99 ${fmt(lat.p99, 1)} max ${fmt(lat.max, 1)} ms${keptUp ? '' : ` (did not keep up: ${delivered.length} of ${committed.size} delivered)`}`,
+      );
     }
     type Lat = ReturnType<typeof summary> & { keptUp: boolean; delivered: number; committed: number };
     const relay = byVariant['relay (CDC)'] as Lat;
-    const show = (l: Lat) => `${fmt(l.p50, 1)} / ${fmt(l.p99, 1)} / ${fmt(l.max, 1)} ms${l.keptUp ? '' : ` (fell behind: ${fmt(l.delivered)} of ${fmt(l.committed)} delivered)`}`;
+    const show = (l: Lat) =>
+      `${fmt(l.p50, 1)} / ${fmt(l.p99, 1)} / ${fmt(l.max, 1)} ms${l.keptUp ? '' : ` (fell behind: ${fmt(l.delivered)} of ${fmt(l.committed)} delivered)`}`;
     for (const [name, l] of Object.entries(byVariant) as [string, Lat][]) {
       if (name === 'relay (CDC)') continue;
       rows.push({
@@ -318,7 +459,13 @@ async function sectionLatency() {
 /** The saga rows of one bundle; `tag` names the bundle in the row labels. */
 function sagaRows(r: SagaResult, section: string) {
   const ms = (n: number) => fmt(n, 1);
-  rows.push({ section, what: 'PostgreSQL single-row INSERT+COMMIT, 16 clients, stack up and idle (pgbench)', figure: `${fmt(r.commitCeilingTps)} commits/s`, baseline: '-', ratio: '-' });
+  rows.push({
+    section,
+    what: 'PostgreSQL single-row INSERT+COMMIT, 16 clients, stack up and idle (pgbench)',
+    figure: `${fmt(r.commitCeilingTps)} commits/s`,
+    baseline: '-',
+    ratio: '-',
+  });
   for (const c of Object.values(r.closed)) {
     rows.push({
       section,
@@ -339,7 +486,9 @@ function sagaRows(r: SagaResult, section: string) {
     rows.push({
       section,
       what: `statements per order at ${c.concurrency} connections (db_statements_total)`,
-      figure: Number.isFinite(st.total) ? `total ${ms(st.total)} (target <= 12): order ${ms(st.order)}, inventory ${ms(st.inventory)}, payment ${ms(st.payment)}` : 'not counted by this bundle',
+      figure: Number.isFinite(st.total)
+        ? `total ${ms(st.total)} (target <= 12): order ${ms(st.order)}, inventory ${ms(st.inventory)}, payment ${ms(st.payment)}`
+        : 'not counted by this bundle',
       baseline: '-',
       ratio: '-',
     });
@@ -349,9 +498,12 @@ function sagaRows(r: SagaResult, section: string) {
     rows.push({
       section,
       what: `open loop, ${fmt(o.ratePerSec)} orders/s for ${P.sagaMs / 1000} s, from the scheduled send`,
-      figure: `POST p50 ${ms(o.postMs.p50)} p99 ${ms(o.postMs.p99)} ms (target < 30); to final p50 ${ms(o.placeToFinalMs.p50)} p99 ${ms(o.placeToFinalMs.p99)} ms (target < 300)`
-        + `; machine ${fmt(o.machineBusy * 100)}% busy, CPU ms per order: machine ${ms(cpu.machine)}, stack ${ms(cpu.stack)} (order ${ms(cpu.order)}, inventory ${ms(cpu.inventory)}, payment ${ms(cpu.payment)}, relay ${ms(cpu.relay)}, postgres ${ms(cpu.postgres)}, rabbitmq ${ms(cpu.rabbitmq)})`,
-      baseline: o.keptUp ? `kept up: ${fmt(o.final)} of ${fmt(o.scheduled)} final, send lag max ${ms(o.sendLagMs.max)} ms` : `FELL BEHIND: ${fmt(o.final)} of ${fmt(o.scheduled)} final, send lag max ${ms(o.sendLagMs.max)} ms`,
+      figure:
+        `POST p50 ${ms(o.postMs.p50)} p99 ${ms(o.postMs.p99)} ms (target < 30); to final p50 ${ms(o.placeToFinalMs.p50)} p99 ${ms(o.placeToFinalMs.p99)} ms (target < 300)` +
+        `; machine ${fmt(o.machineBusy * 100)}% busy, CPU ms per order: machine ${ms(cpu.machine)}, stack ${ms(cpu.stack)} (order ${ms(cpu.order)}, inventory ${ms(cpu.inventory)}, payment ${ms(cpu.payment)}, relay ${ms(cpu.relay)}, postgres ${ms(cpu.postgres)}, rabbitmq ${ms(cpu.rabbitmq)})`,
+      baseline: o.keptUp
+        ? `kept up: ${fmt(o.final)} of ${fmt(o.scheduled)} final, send lag max ${ms(o.sendLagMs.max)} ms`
+        : `FELL BEHIND: ${fmt(o.final)} of ${fmt(o.scheduled)} final, send lag max ${ms(o.sendLagMs.max)} ms`,
       ratio: '-',
     });
   }
@@ -360,7 +512,9 @@ function sagaRows(r: SagaResult, section: string) {
 /** Current against baseline, the figures issue 9 sets targets for; ratio = current / baseline. */
 function sagaComparison(cur: SagaResult, base: SagaResult, ref: string) {
   const section = `4. saga vs ${ref}`;
-  const conc = Object.keys(cur.closed).sort((a, b) => Number(a) - Number(b)).pop()!;
+  const conc = Object.keys(cur.closed)
+    .sort((a, b) => Number(a) - Number(b))
+    .pop()!;
   const c = cur.closed[conc]!;
   const b = base.closed[conc]!;
   const pairs: [string, number, number, string, number][] = [
@@ -370,8 +524,20 @@ function sagaComparison(cur: SagaResult, base: SagaResult, ref: string) {
     [`CPU per order, order service, ${conc} connections`, c.cpuMsPerOrder.order, b.cpuMsPerOrder.order, ' ms', 2],
     [`statements per order, ${conc} connections`, c.statementsPerOrder.total, b.statementsPerOrder.total, '', 1],
     [`open loop ${fmt(cur.open.ratePerSec)}/s: POST p99`, cur.open.postMs.p99, base.open.postMs.p99, ' ms', 1],
-    [`open loop ${fmt(cur.open.ratePerSec)}/s: to final p99`, cur.open.placeToFinalMs.p99, base.open.placeToFinalMs.p99, ' ms', 1],
-    [`open loop ${fmt(cur.open.ratePerSec)}/s: machine busy`, cur.open.machineBusy * 100, base.open.machineBusy * 100, '%', 0],
+    [
+      `open loop ${fmt(cur.open.ratePerSec)}/s: to final p99`,
+      cur.open.placeToFinalMs.p99,
+      base.open.placeToFinalMs.p99,
+      ' ms',
+      1,
+    ],
+    [
+      `open loop ${fmt(cur.open.ratePerSec)}/s: machine busy`,
+      cur.open.machineBusy * 100,
+      base.open.machineBusy * 100,
+      '%',
+      0,
+    ],
   ];
   // The lower open-loop rates, where a saturated machine shows first as POST latency.
   for (const o of cur.opens.slice(0, -1)) {
@@ -380,7 +546,14 @@ function sagaComparison(cur: SagaResult, base: SagaResult, ref: string) {
     pairs.push([`open loop ${fmt(o.ratePerSec)}/s: POST p99`, o.postMs.p99, bo.postMs.p99, ' ms', 1]);
     pairs.push([`open loop ${fmt(o.ratePerSec)}/s: machine busy`, o.machineBusy * 100, bo.machineBusy * 100, '%', 0]);
   }
-  for (const [what, x, y, unit, d] of pairs) rows.push({ section, what, figure: `${fmt(x, d)}${unit}`, baseline: `${fmt(y, d)}${unit} at ${ref}`, ratio: Number.isFinite(x) && Number.isFinite(y) && y > 0 ? `${fmt(x / y, 2)}x` : '-' });
+  for (const [what, x, y, unit, d] of pairs)
+    rows.push({
+      section,
+      what,
+      figure: `${fmt(x, d)}${unit}`,
+      baseline: `${fmt(y, d)}${unit} at ${ref}`,
+      ratio: Number.isFinite(x) && Number.isFinite(y) && y > 0 ? `${fmt(x / y, 2)}x` : '-',
+    });
 }
 
 /**
@@ -412,7 +585,9 @@ function buildBaseline(ref: string): string {
  * server's settings but autovacuum on, as docker-compose and k8s deploy them. On one server every walsender reads the WAL of all
  * three databases, so the per-service figures are the deployment's. The baseline runs on the first topology only.
  */
-const SAGA_SERVERS = (args.find((a) => a.startsWith('--saga-servers='))?.slice(15) ?? 'shared,per-service').split(',') as ('shared' | 'per-service')[];
+const SAGA_SERVERS = (args.find((a) => a.startsWith('--saga-servers='))?.slice(15) ?? 'shared,per-service').split(
+  ',',
+) as ('shared' | 'per-service')[];
 
 async function sectionSaga() {
   runtime.ownSession = true;
@@ -426,10 +601,21 @@ async function sectionSaga() {
 async function sagaSection() {
   // BENCH_SAGA_CONC=64 (comma-separated) measures only those closed loops: a quicker A/B when bisecting a change.
   const conc = process.env.BENCH_SAGA_CONC ? process.env.BENCH_SAGA_CONC.split(',').map(Number) : P.sagaConc;
-  const p = { ms: P.sagaMs, conc, openRates: P.sagaOpenRates, openWaitMs: P.sagaOpenWaitMs, ceilingSecs: P.ceilingSecs };
-  for (const t of SAGA_SERVERS) if (t !== 'shared' && t !== 'per-service') throw new Error(`--saga-servers: ${String(t)} is neither shared nor per-service`);
+  const p = {
+    ms: P.sagaMs,
+    conc,
+    openRates: P.sagaOpenRates,
+    openWaitMs: P.sagaOpenWaitMs,
+    ceilingSecs: P.ceilingSecs,
+  };
+  for (const t of SAGA_SERVERS)
+    if (t !== 'shared' && t !== 'per-service')
+      throw new Error(`--saga-servers: ${String(t)} is neither shared nor per-service`);
   /** A fresh env on the topology, and what removes it (and the servers it started). */
-  const envOn = async (label: string, topology: 'shared' | 'per-service'): Promise<{ env: TestEnv; close: () => Promise<void> }> => {
+  const envOn = async (
+    label: string,
+    topology: 'shared' | 'per-service',
+  ): Promise<{ env: TestEnv; close: () => Promise<void> }> => {
     if (topology === 'shared') {
       const e = await createTestEnv(label);
       return { env: e, close: () => e.close() };
@@ -468,12 +654,20 @@ async function sagaSection() {
     try {
       if (BASELINE_OUTBOX_TRIGGER) {
         for (const svc of ['order', 'inventory', 'payment'] as const) {
-          await sql(baseEnv.adminUrl(svc), `CREATE FUNCTION outbox_purge() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN DELETE FROM outbox o USING inserted i WHERE o.id = i.id; RETURN NULL; END $$`);
-          await sql(baseEnv.adminUrl(svc), 'CREATE TRIGGER outbox_purge AFTER INSERT ON outbox REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION outbox_purge()');
+          await sql(
+            baseEnv.adminUrl(svc),
+            `CREATE FUNCTION outbox_purge() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN DELETE FROM outbox o USING inserted i WHERE o.id = i.id; RETURN NULL; END $$`,
+          );
+          await sql(
+            baseEnv.adminUrl(svc),
+            'CREATE TRIGGER outbox_purge AFTER INSERT ON outbox REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION outbox_purge()',
+          );
         }
       }
-      base = await measureSaga(baseEnv, { ...p, offPathNice: BASELINE_OFF_PATH_NICE }, (m) => log(`[${BASELINE_LABEL}]${niceLabel(BASELINE_OFF_PATH_NICE)} ${m}`));
+      base = await measureSaga(baseEnv, { ...p, offPathNice: BASELINE_OFF_PATH_NICE }, (m) =>
+        log(`[${BASELINE_LABEL}]${niceLabel(BASELINE_OFF_PATH_NICE)} ${m}`),
+      );
     } finally {
       bundled.file = 'dist/saga.js';
       runtime.node = stackNode;
@@ -486,7 +680,9 @@ async function sagaSection() {
   for (const t of SAGA_SERVERS) {
     const { env: e, close } = await envOn('benchsaga', t);
     try {
-      byTopology[t] = await measureSaga(e, { ...p, offPathNice: OFF_PATH_NICE }, (m) => log(`${t}${niceLabel(OFF_PATH_NICE)}: ${m}`));
+      byTopology[t] = await measureSaga(e, { ...p, offPathNice: OFF_PATH_NICE }, (m) =>
+        log(`${t}${niceLabel(OFF_PATH_NICE)}: ${m}`),
+      );
     } finally {
       await killAll();
       await close();
@@ -500,7 +696,17 @@ async function sagaSection() {
     offPathNice: OFF_PATH_NICE,
     servers: SAGA_SERVERS[0],
     ...(SAGA_SERVERS.length > 1 ? { byServers: byTopology } : {}),
-    ...(base ? { baseline: { ref: BASELINE_REF ?? 'this commit', commit: BASELINE_COMMIT, node: BASELINE_NODE_VERSION ?? STACK_NODE, offPathNice: BASELINE_OFF_PATH_NICE, ...base } } : {}),
+    ...(base
+      ? {
+          baseline: {
+            ref: BASELINE_REF ?? 'this commit',
+            commit: BASELINE_COMMIT,
+            node: BASELINE_NODE_VERSION ?? STACK_NODE,
+            offPathNice: BASELINE_OFF_PATH_NICE,
+            ...base,
+          },
+        }
+      : {}),
   };
 }
 
@@ -542,13 +748,17 @@ async function sectionTail() {
     const seen = new Map<string, number>();
     let received = 0;
     let halfAt = 0;
-    await ch.consume(queue, (m) => {
-      if (!m) return;
-      received++;
-      const id = String(m.properties.messageId);
-      seen.set(id, (seen.get(id) ?? 0) + 1);
-      if (!halfAt && seen.size >= P.tailRows / 2) halfAt = now();
-    }, { noAck: true });
+    await ch.consume(
+      queue,
+      (m) => {
+        if (!m) return;
+        received++;
+        const id = String(m.properties.messageId);
+        seen.set(id, (seen.get(id) ?? 0) + 1);
+        if (!halfAt && seen.size >= P.tailRows / 2) halfAt = now();
+      },
+      { noAck: true },
+    );
     const extra = { RELAY_MAX_IN_FLIGHT: String(window) };
     const relay = await startRelay(['order'], prefix, extra);
     const t0 = streamingAt(relay);
@@ -556,7 +766,11 @@ async function sectionTail() {
     await relay.kill('SIGKILL');
     const msgPerSec = P.tailRows / 2 / ((halfAt - t0) / 1000);
     const again = await startRelay(['order'], prefix, extra);
-    await waitUntil(() => seen.size >= P.tailRows, { timeoutMs: 300_000, intervalMs: 50, message: 'whole backlog delivered after the restart' });
+    await waitUntil(() => seen.size >= P.tailRows, {
+      timeoutMs: 300_000,
+      intervalMs: 50,
+      message: 'whole backlog delivered after the restart',
+    });
     await again.kill('SIGTERM');
     await conn.close();
     await dropSlots(['order'], prefix);
@@ -589,16 +803,25 @@ async function sectionMemory() {
     const start = rssMiB(relay.pid);
     let max = start;
     const t0 = now();
-    await waitUntil(async () => {
-      max = Math.max(max, rssMiB(relay.pid));
-      return (await published()) >= n;
-    }, { timeoutMs: 900_000, intervalMs: 100, message: `${n} rows published` });
+    await waitUntil(
+      async () => {
+        max = Math.max(max, rssMiB(relay.pid));
+        return (await published()) >= n;
+      },
+      { timeoutMs: 900_000, intervalMs: 100, message: `${n} rows published` },
+    );
     const rate = n / ((now() - t0) / 1000);
     await relay.kill('SIGTERM');
     await dropSlots(['order'], prefix);
     out[`${n}`] = { startRssMiB: start, maxRssMiB: max, msgPerSec: rate };
     if (Number.isNaN(baseline)) baseline = max;
-    rows.push({ section: '6. memory', what: `relay RSS streaming a ${fmt(n)}-row backlog`, figure: `max ${fmt(max)} MiB (start ${fmt(start)}), ${fmt(rate)} msg/s`, baseline: `max ${fmt(baseline)} MiB at ${fmt(P.memory[0]!)} rows`, ratio: ratio(max, baseline) });
+    rows.push({
+      section: '6. memory',
+      what: `relay RSS streaming a ${fmt(n)}-row backlog`,
+      figure: `max ${fmt(max)} MiB (start ${fmt(start)}), ${fmt(rate)} msg/s`,
+      baseline: `max ${fmt(baseline)} MiB at ${fmt(P.memory[0]!)} rows`,
+      ratio: ratio(max, baseline),
+    });
     log(`memory ${n}: max RSS ${fmt(max)} MiB`);
   }
   await q.remove();
@@ -612,7 +835,13 @@ async function sectionPeer() {
   await q.remove();
   const ours = (results.throughput as { classic?: { relayMsgPerSec: number } } | undefined)?.classic?.relayMsgPerSec;
   results.peer = { backlogMsgPerSec: peer };
-  rows.push({ section: '5. peer', what: `pg-transactional-outbox backlog, classic, ${fmt(P.peerBacklog)} x ${P.bytes} B`, figure: `${fmt(peer)} msg/s`, baseline: ours ? `relay ${fmt(ours)} msg/s` : '-', ratio: ours ? ratio(peer, ours) : '-' });
+  rows.push({
+    section: '5. peer',
+    what: `pg-transactional-outbox backlog, classic, ${fmt(P.peerBacklog)} x ${P.bytes} B`,
+    figure: `${fmt(peer)} msg/s`,
+    baseline: ours ? `relay ${fmt(ours)} msg/s` : '-',
+    ratio: ours ? ratio(peer, ours) : '-',
+  });
 }
 
 function printTable() {
@@ -667,7 +896,9 @@ async function main() {
     node: process.version,
     /** The node that ran the components (--node), when it is not the bench's own. */
     ...(STACK_NODE !== process.version ? { stackNode: STACK_NODE } : {}),
-    postgres: (await sql(process.env.PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', 'SHOW server_version')).rows[0].server_version,
+    postgres: (
+      await sql(process.env.PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', 'SHOW server_version')
+    ).rows[0].server_version,
     rabbitmq: (() => {
       try {
         return /RabbitMQ version: (\S+)/.exec(execFileSync('rabbitmqctl', ['status'], { encoding: 'utf8' }))?.[1];
@@ -678,7 +909,22 @@ async function main() {
   };
   const file = path.join(OUT, `bench-${started.toISOString().replace(/[:.]/g, '-')}${SMOKE ? '-smoke' : ''}.json`);
   mkdirSync(OUT, { recursive: true });
-  writeFileSync(file, JSON.stringify({ startedAt: started.toISOString(), smoke: SMOKE, machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30) }, versions, parameters: P, results, table: rows }, null, 2));
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        startedAt: started.toISOString(),
+        smoke: SMOKE,
+        machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30) },
+        versions,
+        parameters: P,
+        results,
+        table: rows,
+      },
+      null,
+      2,
+    ),
+  );
   console.log(`\nresults: ${file}`);
 }
 

@@ -42,7 +42,13 @@ export type SagaParams = {
 
 type Lat = ReturnType<typeof summary>;
 /** Milliseconds of CPU per order, by process group; `machine` is every non-idle jiffy of /proc/stat. */
-export type CpuPerOrder = Record<ServiceName | 'relay', number> & { postgres: number; rabbitmq: number; stack: number; benchClient: number; machine: number };
+export type CpuPerOrder = Record<ServiceName | 'relay', number> & {
+  postgres: number;
+  rabbitmq: number;
+  stack: number;
+  benchClient: number;
+  machine: number;
+};
 export type ClosedLoop = {
   concurrency: number;
   orders: number;
@@ -77,7 +83,13 @@ export type OpenLoop = {
   machineBusy: number;
 };
 /** `opens`: every open loop, in the order run; `open` is the last of them (the rate issue 9 sets targets for). */
-export type SagaResult = { commitCeilingTps: number; closed: Record<string, ClosedLoop>; open: OpenLoop; opens: OpenLoop[]; invariants: string };
+export type SagaResult = {
+  commitCeilingTps: number;
+  closed: Record<string, ClosedLoop>;
+  open: OpenLoop;
+  opens: OpenLoop[];
+  invariants: string;
+};
 
 const CLK_TCK = (() => {
   try {
@@ -121,12 +133,24 @@ function machineTicks(): number {
   return user + nice + system + irq + softirq + steal;
 }
 
-type CpuSnapshot = { nodes: Record<ServiceName | 'relay', number>; postgres: number; rabbitmq: number; machine: number; benchUs: number };
+type CpuSnapshot = {
+  nodes: Record<ServiceName | 'relay', number>;
+  postgres: number;
+  rabbitmq: number;
+  machine: number;
+  benchUs: number;
+};
 function cpuSnapshot(stack: Stack): CpuSnapshot {
   const nodes = { relay: procTicks(stack.relay.pid) } as Record<ServiceName | 'relay', number>;
   for (const s of SERVICES) nodes[s] = procTicks(stack.services[s].proc.pid);
   const u = process.cpuUsage();
-  return { nodes, postgres: ticksByComm('postgres'), rabbitmq: ticksByComm('beam.smp'), machine: machineTicks(), benchUs: u.user + u.system };
+  return {
+    nodes,
+    postgres: ticksByComm('postgres'),
+    rabbitmq: ticksByComm('beam.smp'),
+    machine: machineTicks(),
+    benchUs: u.user + u.system,
+  };
 }
 function cpuPerOrder(a: CpuSnapshot, b: CpuSnapshot, orders: number): CpuPerOrder {
   const per = (ticks: number) => (ticks * tickMs) / orders;
@@ -168,7 +192,11 @@ async function commitCeiling(env: TestEnv, secs: number): Promise<number> {
   await sql(url, 'CREATE TABLE commit_probe (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())');
   const script = path.join(os.tmpdir(), `${db}.sql`);
   writeFileSync(script, 'INSERT INTO commit_probe DEFAULT VALUES;\n');
-  const { stdout } = await promisify(execFile)('/usr/bin/pgbench', ['-n', '-T', String(secs), '-c', '16', '-j', '2', '-f', script, url], { encoding: 'utf8' });
+  const { stdout } = await promisify(execFile)(
+    '/usr/bin/pgbench',
+    ['-n', '-T', String(secs), '-c', '16', '-j', '2', '-f', script, url],
+    { encoding: 'utf8' },
+  );
   const m = /tps = ([\d.]+) \(without initial connection time\)/.exec(stdout) ?? /tps = ([\d.]+)/.exec(stdout);
   if (!m) throw new Error(`pgbench: no tps in\n${stdout}`);
   return Number(m[1]);
@@ -185,7 +213,8 @@ function lowerWeight(pid: number, nice: number): void {
   })();
   if (autogroup) {
     const group = (file: string) => readFileSync(file, 'utf8').split(' ')[0];
-    if (group(`/proc/${pid}/autogroup`) === group('/proc/self/autogroup')) throw new Error(`process ${pid} shares the bench's scheduling group: start it in a session of its own`);
+    if (group(`/proc/${pid}/autogroup`) === group('/proc/self/autogroup'))
+      throw new Error(`process ${pid} shares the bench's scheduling group: start it in a session of its own`);
     writeFileSync(`/proc/${pid}/autogroup`, String(nice));
     return;
   }
@@ -199,11 +228,17 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
   // The load generator keeps no logs of the stack (it only needed them to see it start): parsing every line of five
   // busy processes cost this process CPU and GC pauses, which showed as POST latency and late sends in the open loop.
   for (const p of [stack.relay, ...SERVICES.map((s) => stack.services[s].proc)]) p.discardOutput();
-  if (p.offPathNice) for (const pid of [stack.relay.pid, stack.services.inventory.proc.pid, stack.services.payment.proc.pid]) lowerWeight(pid, p.offPathNice);
+  if (p.offPathNice)
+    for (const pid of [stack.relay.pid, stack.services.inventory.proc.pid, stack.services.payment.proc.pid])
+      lowerWeight(pid, p.offPathNice);
   const conn = await amqp.connect(env.rabbitUrl);
   let client: ReturnType<typeof jsonPoster> | undefined;
   try {
-    const urls = () => ({ order: stack.services.order.url, inventory: stack.services.inventory.url, payment: stack.services.payment.url });
+    const urls = () => ({
+      order: stack.services.order.url,
+      inventory: stack.services.inventory.url,
+      payment: stack.services.payment.url,
+    });
     const saga = sagaClient(urls);
     const skus = await Promise.all(Array.from({ length: 20 }, () => saga.product(1_000_000_000, 100)));
     const customers = await Promise.all(Array.from({ length: 50 }, () => saga.account(1_000_000_000_000)));
@@ -212,14 +247,21 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
     await ch.bindQueue('bench.final', env.exchange, 'order.OrderConfirmed');
     await ch.bindQueue('bench.final', env.exchange, 'order.OrderCancelled');
     const finalAt = new Map<string, { at: number; type: string }>();
-    await ch.consume('bench.final', (m) => m && finalAt.set(String(m.properties.correlationId), { at: now(), type: String(m.properties.type) }), { noAck: true });
+    await ch.consume(
+      'bench.final',
+      (m) => m && finalAt.set(String(m.properties.correlationId), { at: now(), type: String(m.properties.type) }),
+      { noAck: true },
+    );
 
     let n = 0;
     const poster = (client = jsonPoster(urls().order, Math.max(...p.conc, 256)));
     const post = (): Promise<{ status: number; orderId?: string }> => {
       const i = n++;
       return poster
-        .post('/orders', { customerId: customers[i % customers.length], items: [{ sku: skus[i % skus.length], quantity: 1 + (i % 3) }] })
+        .post('/orders', {
+          customerId: customers[i % customers.length],
+          items: [{ sku: skus[i % skus.length], quantity: 1 + (i % 3) }],
+        })
         .then((res) => ({ status: res.status, orderId: (res.body as { orderId?: string } | undefined)?.orderId }));
     };
 
@@ -250,7 +292,11 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
         }),
       );
       const placedSecs = (now() - t0) / 1000;
-      await waitUntil(() => [...placedAt.keys()].every((id) => finalAt.has(id)), { timeoutMs: 300_000, intervalMs: 20, message: 'every order final' });
+      await waitUntil(() => [...placedAt.keys()].every((id) => finalAt.has(id)), {
+        timeoutMs: 300_000,
+        intervalMs: 20,
+        message: 'every order final',
+      });
       const mine = [...placedAt].map(([id, t]) => ({ t, f: finalAt.get(id)! }));
       const lastFinal = Math.max(...mine.map((m) => m.f.at));
       // Work that follows the final event (reservations settling) belongs to the order too: stop counting only once
@@ -270,7 +316,10 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
       const orders = placedAt.size;
       const confirmed = mine.filter((m) => m.f.type === 'OrderConfirmed').length;
       const finalSecs = (lastFinal - t0) / 1000;
-      const perService = Object.fromEntries(SERVICES.map((s) => [s, (stmts1[s] - stmts0[s]) / orders])) as Record<ServiceName, number>;
+      const perService = Object.fromEntries(SERVICES.map((s) => [s, (stmts1[s] - stmts0[s]) / orders])) as Record<
+        ServiceName,
+        number
+      >;
       const r: ClosedLoop = {
         concurrency: conc,
         orders,
@@ -286,7 +335,9 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
         statementsPerOrder: { ...perService, total: SERVICES.reduce((a, s) => a + perService[s], 0) },
       };
       closed[`${conc}`] = r;
-      log(`saga ${conc}: ${r.placedPerSec.toFixed(0)} placed/s, ${r.finalPerSec.toFixed(0)} final/s, cpu ${r.cpuMsPerOrder.machine.toFixed(1)} ms/order, ${r.statementsPerOrder.total.toFixed(1)} statements/order`);
+      log(
+        `saga ${conc}: ${r.placedPerSec.toFixed(0)} placed/s, ${r.finalPerSec.toFixed(0)} final/s, cpu ${r.cpuMsPerOrder.machine.toFixed(1)} ms/order, ${r.statementsPerOrder.total.toFixed(1)} statements/order`,
+      );
     }
 
     // Open loops: POSTs on a fixed schedule whatever the answers, for the same duration.
@@ -323,7 +374,10 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
       }
       await Promise.all(inflight);
       const placed = ids.flatMap((id, i) => (id ? [{ id, i }] : []));
-      const allFinal = await waitUntil(() => placed.every((o) => finalAt.has(o.id)), { timeoutMs: p.openWaitMs, intervalMs: 20 }).then(
+      const allFinal = await waitUntil(() => placed.every((o) => finalAt.has(o.id)), {
+        timeoutMs: p.openWaitMs,
+        intervalMs: 20,
+      }).then(
         () => true,
         () => false,
       );
@@ -343,18 +397,31 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
         cpuMsPerOrder: cpuPerOrder(cpu0, cpu1, total),
         machineBusy: ((cpu1.machine - cpu0.machine) * tickMs) / 1000 / busySecs / os.cpus().length,
       };
-      log(`saga open ${rate}/s: POST p99 ${open.postMs.p99.toFixed(1)} ms, final p99 ${open.placeToFinalMs.p99.toFixed(1)} ms, machine ${(open.machineBusy * 100).toFixed(0)}% busy${open.keptUp ? '' : ' (fell behind)'}`);
+      log(
+        `saga open ${rate}/s: POST p99 ${open.postMs.p99.toFixed(1)} ms, final p99 ${open.placeToFinalMs.p99.toFixed(1)} ms, machine ${(open.machineBusy * 100).toFixed(0)}% busy${open.keptUp ? '' : ' (fell behind)'}`,
+      );
       return open;
     };
     const opens: OpenLoop[] = [];
     for (const rate of p.openRates) opens.push(await openLoop(rate));
 
     await saga.expectInvariants(300_000);
-    return { commitCeilingTps, closed, open: opens[opens.length - 1]!, opens, invariants: 'held: every order final; stock and balances add up; no event applied twice' };
+    return {
+      commitCeilingTps,
+      closed,
+      open: opens[opens.length - 1]!,
+      opens,
+      invariants: 'held: every order final; stock and balances add up; no event applied twice',
+    };
   } finally {
     client?.close();
     await conn.close().catch(() => undefined);
     await stack.stop();
-    for (const s of SERVICES) await sql(env.adminUrl(s), 'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active', [`${slotPrefix}_${s}`]).catch(() => undefined);
+    for (const s of SERVICES)
+      await sql(
+        env.adminUrl(s),
+        'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active',
+        [`${slotPrefix}_${s}`],
+      ).catch(() => undefined);
   }
 }

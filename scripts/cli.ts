@@ -11,7 +11,10 @@ import { DATABASE_OWNERS, type DatabaseOwner } from '@saga/common/service-names'
 type ComponentEntry = { what: string; run: () => unknown; config: () => unknown };
 
 const service = (name: DatabaseOwner): ComponentEntry => ({
-  what: name === 'monitor' ? 'saga monitor (timelines, stuck sagas, page; consumer of every event)' : `${name} service (HTTP API, consumer of ${name}.events)`,
+  what:
+    name === 'monitor'
+      ? 'saga monitor (timelines, stuck sagas, page; consumer of every event)'
+      : `${name} service (HTTP API, consumer of ${name}.events)`,
   // esbuild bundles every file this template can name (services/*/src/main.ts), so the bundle holds them all.
   run: () => require(`../services/${name}/src/main.ts`),
   config: () => require(`../services/${name}/src/config.ts`).loadConfig(),
@@ -19,12 +22,36 @@ const service = (name: DatabaseOwner): ComponentEntry => ({
 
 export const COMPONENTS = {
   ...(Object.fromEntries(DATABASE_OWNERS.map((s) => [s, service(s)])) as Record<DatabaseOwner, ComponentEntry>),
-  relay: { what: 'CDC relay (health and metrics :8010)', run: () => require('../cdc-relay/src/main'), config: () => require('../cdc-relay/src/config').loadConfig() },
-  setup: { what: 'prepare PostgreSQL servers and the broker (one-shot)', run: () => require('./setup'), config: () => require('./lib/admin').loadAdminConfig() },
-  migrate: { what: 'apply the committed migrations (one-shot)', run: () => require('./migrate'), config: () => require('./lib/admin').loadAdminConfig() },
-  seed: { what: 'add the demo catalogue and accounts when missing (one-shot)', run: () => require('./seed'), config: () => require('./demo-data').loadSeedConfig() },
-  doctor: { what: 'check the prerequisites and say what to fix', run: () => require('./doctor'), config: () => require('./lib/admin').loadAdminConfig() },
-  dlq: { what: 'inspect, replay and purge dead-lettered and operator queues', run: () => require('./dlq'), config: () => require('@saga/common/config').parseEnv(require('@saga/common/config').BaseEnv, process.env) },
+  relay: {
+    what: 'CDC relay (health and metrics :8010)',
+    run: () => require('../cdc-relay/src/main'),
+    config: () => require('../cdc-relay/src/config').loadConfig(),
+  },
+  setup: {
+    what: 'prepare PostgreSQL servers and the broker (one-shot)',
+    run: () => require('./setup'),
+    config: () => require('./lib/admin').loadAdminConfig(),
+  },
+  migrate: {
+    what: 'apply the committed migrations (one-shot)',
+    run: () => require('./migrate'),
+    config: () => require('./lib/admin').loadAdminConfig(),
+  },
+  seed: {
+    what: 'add the demo catalogue and accounts when missing (one-shot)',
+    run: () => require('./seed'),
+    config: () => require('./demo-data').loadSeedConfig(),
+  },
+  doctor: {
+    what: 'check the prerequisites and say what to fix',
+    run: () => require('./doctor'),
+    config: () => require('./lib/admin').loadAdminConfig(),
+  },
+  dlq: {
+    what: 'inspect, replay and purge dead-lettered and operator queues',
+    run: () => require('./dlq'),
+    config: () => require('@saga/common/config').parseEnv(require('@saga/common/config').BaseEnv, process.env),
+  },
 } satisfies Record<string, ComponentEntry>;
 export type Component = keyof typeof COMPONENTS;
 
@@ -41,7 +68,8 @@ function help(): string {
 
 function main(argv: string[]) {
   const [command, ...rest] = argv;
-  const isComponent = (c: string | undefined): c is Component => !!c && Object.prototype.hasOwnProperty.call(COMPONENTS, c);
+  const isComponent = (c: string | undefined): c is Component =>
+    !!c && Object.prototype.hasOwnProperty.call(COMPONENTS, c);
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     console.log(help());
     return;

@@ -35,4 +35,6 @@ if (check && stale.length > 0) {
   process.stderr.write(`out of date (run npm run contracts): ${stale.join(', ')}\n`);
   process.exit(1);
 }
-process.stdout.write(stale.length ? `${check ? 'would write' : 'wrote'} ${stale.join(', ')}\n` : 'contracts up to date\n');
+process.stdout.write(
+  stale.length ? `${check ? 'would write' : 'wrote'} ${stale.join(', ')}\n` : 'contracts up to date\n',
+);

@@ -20,10 +20,15 @@ export const DEMO_ACCOUNTS = [
  * first service of SERVICES, then 8001, ...).
  */
 export const SeedEnv = z.object({
-  ...(Object.fromEntries(SERVICES.map((s, i) => [`${s.toUpperCase()}_URL`, z.string().url().default(`http://127.0.0.1:${8000 + i}`)])) as Record<
-    `${Uppercase<ServiceName>}_URL`,
-    z.ZodDefault<z.ZodString>
-  >),
+  ...(Object.fromEntries(
+    SERVICES.map((s, i) => [
+      `${s.toUpperCase()}_URL`,
+      z
+        .string()
+        .url()
+        .default(`http://127.0.0.1:${8000 + i}`),
+    ]),
+  ) as Record<`${Uppercase<ServiceName>}_URL`, z.ZodDefault<z.ZodString>>),
   /** How long the seed waits for every service to be ready. */
   SEED_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
 });
@@ -31,7 +36,10 @@ export const loadSeedConfig = (env: Record<string, string | undefined> = process
 
 export const urls = (env: Record<string, string | undefined> = process.env): Record<ServiceName, string> => {
   const c = loadSeedConfig(env);
-  return Object.fromEntries(SERVICES.map((s) => [s, c[`${s.toUpperCase() as Uppercase<ServiceName>}_URL`]])) as Record<ServiceName, string>;
+  return Object.fromEntries(SERVICES.map((s) => [s, c[`${s.toUpperCase() as Uppercase<ServiceName>}_URL`]])) as Record<
+    ServiceName,
+    string
+  >;
 };
 
 /** Resolves when `url`/readyz answers 2xx; polls until `timeoutMs`. */
@@ -49,7 +57,11 @@ export async function waitReady(url: string, timeoutMs = 60_000): Promise<void> 
 }
 
 async function put(url: string, body: unknown) {
-  const res = await fetch(url, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(url, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   if (!res.ok) throw new Error(`PUT ${url}: ${res.status} ${await res.text()}`);
 }
 

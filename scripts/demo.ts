@@ -5,20 +5,34 @@
 import { answerArgs } from '@saga/common/cli-args';
 import { SeedEnv, urls } from './demo-data';
 
-answerArgs({ name: 'npm run demo', summary: 'against a running stack: one order that succeeds, one out of stock, one declined, each followed live', env: SeedEnv });
+answerArgs({
+  name: 'npm run demo',
+  summary: 'against a running stack: one order that succeeds, one out of stock, one declined, each followed live',
+  env: SeedEnv,
+});
 
 const u = urls();
 
 async function follow(label: string, customerId: string, items: { sku: string; quantity: number }[]) {
-  const res = await fetch(`${u.order}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ customerId, items }) });
+  const res = await fetch(`${u.order}/orders`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ customerId, items }),
+  });
   // Errors are RFC 9457 problem details: `detail` says what went wrong, `errors` which fields.
-  const body = (await res.json()) as { orderId?: string; detail?: string; errors?: { path: string; message: string }[] };
+  const body = (await res.json()) as {
+    orderId?: string;
+    detail?: string;
+    errors?: { path: string; message: string }[];
+  };
   if (res.status !== 202 || !body.orderId) {
     const fields = (body.errors ?? []).map((e) => `${e.path}: ${e.message}`).join('; ');
     throw new Error(`${label}: ${res.status} ${body.detail ?? JSON.stringify(body)}${fields ? ` (${fields})` : ''}`);
   }
   const started = Date.now();
-  const lines: string[] = [`${label}: order ${body.orderId} by ${customerId}: ${items.map((i) => `${i.quantity} x ${i.sku}`).join(', ')}`];
+  const lines: string[] = [
+    `${label}: order ${body.orderId} by ${customerId}: ${items.map((i) => `${i.quantity} x ${i.sku}`).join(', ')}`,
+  ];
   const stream = await fetch(`${u.order}/orders/${body.orderId}/events`);
   const reader = stream.body!.getReader();
   const decoder = new TextDecoder();
@@ -36,7 +50,9 @@ async function follow(label: string, customerId: string, items: { sku: string; q
       if (!event || !data) continue;
       const d = JSON.parse(data);
       if (event === 'end') {
-        lines.push(`  => ${d.status}${d.reason ? ` (${d.reason})` : ''}, total ${d.totalCents === null ? '-' : `$${(d.totalCents / 100).toFixed(2)}`}`);
+        lines.push(
+          `  => ${d.status}${d.reason ? ` (${d.reason})` : ''}, total ${d.totalCents === null ? '-' : `$${(d.totalCents / 100).toFixed(2)}`}`,
+        );
       } else {
         lines.push(`  +${String(Date.now() - started).padStart(4)} ms  ${event}${d.reason ? ` (${d.reason})` : ''}`);
       }
@@ -46,7 +62,10 @@ async function follow(label: string, customerId: string, items: { sku: string; q
 }
 
 async function main() {
-  await follow('1. succeeds', 'alice', [{ sku: 'mechanical-keyboard', quantity: 1 }, { sku: 'wireless-mouse', quantity: 1 }]);
+  await follow('1. succeeds', 'alice', [
+    { sku: 'mechanical-keyboard', quantity: 1 },
+    { sku: 'wireless-mouse', quantity: 1 },
+  ]);
   await follow('2. out of stock', 'alice', [{ sku: 'usb-c-hub', quantity: 11 }]);
   await follow('3. declined: over the $1000 limit', 'alice', [{ sku: '4k-monitor', quantity: 3 }]);
 }

@@ -20,7 +20,14 @@ const COMMANDS = ['list', 'show', 'replay', 'purge'] as const;
 const QUEUES = [...DATABASE_OWNERS, 'unroutable', 'invalid'] as const;
 type Command = (typeof COMMANDS)[number];
 
-export type DlqArgs = { command: Command; queue: (typeof QUEUES)[number]; messageId?: string; limit?: number; json: boolean; yes: boolean };
+export type DlqArgs = {
+  command: Command;
+  queue: (typeof QUEUES)[number];
+  messageId?: string;
+  limit?: number;
+  json: boolean;
+  yes: boolean;
+};
 
 /** Pure: parse the arguments, or say what is wrong. */
 export function parseDlqArgs(argv: readonly string[]): DlqArgs | { error: string } {
@@ -42,9 +49,18 @@ export function parseDlqArgs(argv: readonly string[]): DlqArgs | { error: string
   if (!COMMANDS.includes(command as Command)) return { error: `the command is one of ${COMMANDS.join('|')}` };
   if (!(QUEUES as readonly string[]).includes(queue ?? '')) return { error: `the queue is one of ${QUEUES.join('|')}` };
   if (extra.length) return { error: `unexpected ${extra.join(' ')}` };
-  if (messageId !== undefined && !z.string().uuid().safeParse(messageId).success) return { error: `${messageId} is not a message id (a uuid)` };
-  if (command === 'replay' && queue === 'invalid') return { error: 'invalid rows cannot be replayed: fix the producer, then purge them' };
-  return { command: command as Command, queue: queue as DlqArgs['queue'], messageId, json: flags.json, yes: flags.yes, limit: flags.limit };
+  if (messageId !== undefined && !z.string().uuid().safeParse(messageId).success)
+    return { error: `${messageId} is not a message id (a uuid)` };
+  if (command === 'replay' && queue === 'invalid')
+    return { error: 'invalid rows cannot be replayed: fix the producer, then purge them' };
+  return {
+    command: command as Command,
+    queue: queue as DlqArgs['queue'],
+    messageId,
+    json: flags.json,
+    yes: flags.yes,
+    limit: flags.limit,
+  };
 }
 
 const USAGE = {
@@ -68,12 +84,17 @@ const USAGE = {
 };
 
 /** Headers our consumer adds on the way to the DLQ or the retry queue; removed on replay. */
-const INTERNAL = /^x-(dead-letter|dead-lettered|original|attempt|last-error|death|first-death|last-death|delivery-count)/;
+const INTERNAL =
+  /^x-(dead-letter|dead-lettered|original|attempt|last-error|death|first-death|last-death|delivery-count)/;
 
 async function main(args: DlqArgs) {
   const config = parseEnv(BaseEnv, process.env);
   const topology = topologyNames(config.EVENTS_EXCHANGE);
-  const queue = isDatabaseOwner(args.queue) ? consumerQueueNames(consumerQueueOf(args.queue)).dlq : args.queue === 'unroutable' ? topology.unroutableQueue : topology.invalidQueue;
+  const queue = isDatabaseOwner(args.queue)
+    ? consumerQueueNames(consumerQueueOf(args.queue)).dlq
+    : args.queue === 'unroutable'
+      ? topology.unroutableQueue
+      : topology.invalidQueue;
   const print = (line: unknown) => process.stdout.write(`${typeof line === 'string' ? line : JSON.stringify(line)}\n`);
   const conn = await connectBroker(config.RABBITMQ_URL, { clientProperties: { connection_name: 'dlq tool' } });
   conn.on('error', () => undefined); // the failing call rejects too, with the same error
@@ -81,9 +102,12 @@ async function main(args: DlqArgs) {
     const ch = await conn.createConfirmChannel();
     ch.on('error', () => undefined);
     const { messageCount } = await ch.checkQueue(queue).catch((err: { code?: number }) => {
-      throw err.code === 404 ? new Error(`${queue} does not exist yet (its service or the relay has not run against this broker)`) : err;
+      throw err.code === 404
+        ? new Error(`${queue} does not exist yet (its service or the relay has not run against this broker)`)
+        : err;
     });
-    if (args.command === 'purge' && !args.yes) throw new Error(`purge deletes messages from ${queue} (${messageCount} now): add --yes`);
+    if (args.command === 'purge' && !args.yes)
+      throw new Error(`purge deletes messages from ${queue} (${messageCount} now): add --yes`);
     if (!args.json && args.command !== 'purge') print(`${messageCount} message(s) in ${queue}`);
     if (args.command === 'purge' && !args.messageId && !args.limit) {
       const { messageCount: purged } = await ch.purgeQueue(queue);
@@ -97,7 +121,14 @@ async function main(args: DlqArgs) {
       if (args.messageId && m.properties.messageId !== args.messageId) return; // left unacknowledged: returns on exit
       const h = m.properties.headers ?? {};
       if (args.command === 'list') {
-        const row = { messageId: m.properties.messageId, type: m.properties.type, routingKey: m.fields.routingKey, reason: h[DLH.reason], at: h[DLH.at], error: h[DLH.error] };
+        const row = {
+          messageId: m.properties.messageId,
+          type: m.properties.type,
+          routingKey: m.fields.routingKey,
+          reason: h[DLH.reason],
+          at: h[DLH.at],
+          error: h[DLH.error],
+        };
         print(args.json ? row : [row.messageId, row.type, row.reason ?? row.routingKey, row.at, row.error].join('\t'));
       } else if (args.command === 'show') {
         const full = { properties: m.properties, fields: m.fields, body: m.content.toString('utf8') };
@@ -108,7 +139,9 @@ async function main(args: DlqArgs) {
         if (isDatabaseOwner(args.queue)) await sendConfirmed(ch, consumerQueueOf(args.queue), m.content, options);
         else
           await new Promise<void>((resolve, reject) =>
-            ch.publish(config.EVENTS_EXCHANGE, m.fields.routingKey, m.content, options, (err) => (err ? reject(err instanceof Error ? err : new Error('nacked')) : resolve())),
+            ch.publish(config.EVENTS_EXCHANGE, m.fields.routingKey, m.content, options, (err) =>
+              err ? reject(err instanceof Error ? err : new Error('nacked')) : resolve(),
+            ),
           );
         ch.ack(m);
       } else {
@@ -132,14 +165,18 @@ async function main(args: DlqArgs) {
           idle = setTimeout(finish, 3000);
         };
         armIdle();
-        ch.consume(queue, (m) => {
-          if (!m || visited >= want) return;
-          visited++;
-          armIdle();
-          chain = chain.then(() => handle(m));
-          chain.catch(reject);
-          if (visited >= want) finish();
-        }, { noAck: false }).then((ok) => (tag = ok.consumerTag), reject);
+        ch.consume(
+          queue,
+          (m) => {
+            if (!m || visited >= want) return;
+            visited++;
+            armIdle();
+            chain = chain.then(() => handle(m));
+            chain.catch(reject);
+            if (visited >= want) finish();
+          },
+          { noAck: false },
+        ).then((ok) => (tag = ok.consumerTag), reject);
       });
     }
     if (args.messageId && done === 0) {
@@ -151,7 +188,11 @@ async function main(args: DlqArgs) {
       // Closing the connection right after the acks let some messages return to the queue (seen in tests).
       await ch.checkQueue(queue);
       const verb = args.command === 'replay' ? 'replayed' : 'purged';
-      print(args.json ? { queue, [verb]: done } : `${verb} ${done} message(s) from ${queue}${args.command === 'replay' ? ` to ${isDatabaseOwner(args.queue) ? consumerQueueOf(args.queue) : config.EVENTS_EXCHANGE}` : ''}`);
+      print(
+        args.json
+          ? { queue, [verb]: done }
+          : `${verb} ${done} message(s) from ${queue}${args.command === 'replay' ? ` to ${isDatabaseOwner(args.queue) ? consumerQueueOf(args.queue) : config.EVENTS_EXCHANGE}` : ''}`,
+      );
     }
     await ch.close();
   } finally {

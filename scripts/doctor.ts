@@ -8,7 +8,14 @@ import pg from 'pg';
 import { answerArgs } from '@saga/common/cli-args';
 import { SERVICES } from '@saga/common/service-names';
 import { AdminEnv, layoutOf, loadAdminConfig, urlForDatabase } from './lib/admin';
-import { checkNode, checkPostgres, checkRabbitmq, checkRabbitmqctl, formatChecks, type Check } from './lib/prerequisites';
+import {
+  checkNode,
+  checkPostgres,
+  checkRabbitmq,
+  checkRabbitmqctl,
+  formatChecks,
+  type Check,
+} from './lib/prerequisites';
 
 const PORTS = { order: 8000, inventory: 8001, payment: 8002, relay: 8010 };
 
@@ -24,16 +31,36 @@ async function checkDatabases(): Promise<Check[]> {
   const layout = layoutOf(loadAdminConfig());
   const out: Check[] = [];
   for (const s of SERVICES) {
-    const client = new pg.Client({ connectionString: urlForDatabase(layout.servers[s], layout.databases[s]), connectionTimeoutMillis: 3000 });
+    const client = new pg.Client({
+      connectionString: urlForDatabase(layout.servers[s], layout.databases[s]),
+      connectionTimeoutMillis: 3000,
+    });
     try {
       await client.connect();
-      const { rows } = await client.query<{ n: string | null }>('SELECT (SELECT count(*) FROM drizzle.' + pg.escapeIdentifier(`__drizzle_migrations_${s}`) + ')::text AS n');
-      out.push({ name: `database ${layout.databases[s]}`, ok: true, detail: `${rows[0]?.n ?? 0} migration(s) applied` });
+      const { rows } = await client.query<{ n: string | null }>(
+        'SELECT (SELECT count(*) FROM drizzle.' + pg.escapeIdentifier(`__drizzle_migrations_${s}`) + ')::text AS n',
+      );
+      out.push({
+        name: `database ${layout.databases[s]}`,
+        ok: true,
+        detail: `${rows[0]?.n ?? 0} migration(s) applied`,
+      });
     } catch (err) {
       // Not an error: npm start runs setup and migrate first.
       const code = (err as { code?: string }).code;
-      if (code === '3D000' || code === '42P01') out.push({ name: `database ${layout.databases[s]}`, ok: true, detail: 'not set up yet (npm start, or npm run setup && npm run migrate, does it)' });
-      else out.push({ name: `database ${layout.databases[s]}`, ok: false, detail: (err as Error).message, fix: 'npm run setup && npm run migrate' });
+      if (code === '3D000' || code === '42P01')
+        out.push({
+          name: `database ${layout.databases[s]}`,
+          ok: true,
+          detail: 'not set up yet (npm start, or npm run setup && npm run migrate, does it)',
+        });
+      else
+        out.push({
+          name: `database ${layout.databases[s]}`,
+          ok: false,
+          detail: (err as Error).message,
+          fix: 'npm run setup && npm run migrate',
+        });
     } finally {
       await client.end().catch(() => undefined);
     }
@@ -50,15 +77,29 @@ async function main() {
   checks.push(checkRabbitmqctl('setup applies queue-bound policies with it and the tests create a vhost per file'));
   if (checks.every((c) => c.ok)) checks.push(...(await checkDatabases()));
   for (const [name, port] of Object.entries(PORTS)) {
-    if (!(await portFree(port))) checks.push({ name: `port ${port}`, ok: false, detail: `in use (npm start runs ${name} there)`, fix: `stop what listens on ${port}, or a stack already running (npm start) is fine to keep` });
+    if (!(await portFree(port)))
+      checks.push({
+        name: `port ${port}`,
+        ok: false,
+        detail: `in use (npm start runs ${name} there)`,
+        fix: `stop what listens on ${port}, or a stack already running (npm start) is fine to keep`,
+      });
   }
   console.log(formatChecks(checks));
   const failed = checks.filter((c) => !c.ok);
-  console.log(failed.length ? `\n${failed.length} problem(s); fix them, then run npm run doctor again.` : '\nall good: npm start, then npm run demo; npm test');
+  console.log(
+    failed.length
+      ? `\n${failed.length} problem(s); fix them, then run npm run doctor again.`
+      : '\nall good: npm start, then npm run demo; npm test',
+  );
   process.exitCode = failed.length ? 1 : 0;
 }
 
-answerArgs({ name: 'saga doctor', summary: 'check the prerequisites of npm start and npm test and print what to fix; changes nothing', env: AdminEnv });
+answerArgs({
+  name: 'saga doctor',
+  summary: 'check the prerequisites of npm start and npm test and print what to fix; changes nothing',
+  env: AdminEnv,
+});
 main().catch((err) => {
   console.error(`doctor failed: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);

@@ -6,7 +6,12 @@ import { SERVICES } from '@saga/common/service-names';
 import { ensureRelaySlots, SlotEnv } from '../cdc-relay/src/slots';
 import { AdminEnv, layoutOf, loadAdminConfig, migrateAll, urlForDatabase } from './lib/admin';
 
-answerArgs({ name: 'saga migrate', summary: "apply every service's committed migrations, grant each role what it needs, create the relay's slots; idempotent", env: AdminEnv.extend(SlotEnv.shape) });
+answerArgs({
+  name: 'saga migrate',
+  summary:
+    "apply every service's committed migrations, grant each role what it needs, create the relay's slots; idempotent",
+  env: AdminEnv.extend(SlotEnv.shape),
+});
 
 async function main() {
   const config = loadAdminConfig();

@@ -13,7 +13,11 @@ async function main() {
   console.log(added ? `seed: added ${added} demo products and accounts` : 'seed: demo data already present');
 }
 
-answerArgs({ name: 'saga seed', summary: 'add the demo catalogue and accounts that are missing (waits for the services first)', env: SeedEnv });
+answerArgs({
+  name: 'saga seed',
+  summary: 'add the demo catalogue and accounts that are missing (waits for the services first)',
+  env: SeedEnv,
+});
 main().catch((err) => {
   console.error(`seed failed: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);

@@ -12,7 +12,9 @@ import { AdminEnv, ensureLogicalReplication, ensureRolesAndDatabases, loadAdminC
 async function main() {
   const config = loadAdminConfig();
   const say = (m: string) => console.log(`setup: ${m}`);
-  say(`postgres at ${redactUrl(config.PG_ADMIN_URL)}, rabbitmq at ${brokerAddresses(config.RABBITMQ_URL).map(redactUrl).join(', ')}`);
+  say(
+    `postgres at ${redactUrl(config.PG_ADMIN_URL)}, rabbitmq at ${brokerAddresses(config.RABBITMQ_URL).map(redactUrl).join(', ')}`,
+  );
   await ensureLogicalReplication(config, say);
   await ensureRolesAndDatabases(config, say);
   const conn = await connectBroker(config.RABBITMQ_URL);
@@ -27,7 +29,12 @@ async function main() {
   say('done');
 }
 
-answerArgs({ name: 'saga setup', summary: 'prepare the PostgreSQL servers (wal_level=logical, roles, databases) and the broker (exchanges, operator queues, queue-bound policies); idempotent', env: AdminEnv });
+answerArgs({
+  name: 'saga setup',
+  summary:
+    'prepare the PostgreSQL servers (wal_level=logical, roles, databases) and the broker (exchanges, operator queues, queue-bound policies); idempotent',
+  env: AdminEnv,
+});
 main().catch((err) => {
   createLogger('setup').fatal({ err }, 'setup failed');
   console.error(`setup failed: ${err instanceof Error ? err.message : String(err)}`);

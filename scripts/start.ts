@@ -18,12 +18,23 @@ import { seedIfEmpty, urls, waitReady } from './demo-data';
 const ROOT = path.resolve(__dirname, '..');
 type Name = 'setup' | 'migrate' | 'relay' | DatabaseOwner;
 const ENTRY = (name: Name) =>
-  name === 'setup' || name === 'migrate' ? `scripts/${name}.ts` : name === 'relay' ? 'cdc-relay/src/main.ts' : `services/${name}/src/main.ts`;
+  name === 'setup' || name === 'migrate'
+    ? `scripts/${name}.ts`
+    : name === 'relay'
+      ? 'cdc-relay/src/main.ts'
+      : `services/${name}/src/main.ts`;
 const COLORS = [36, 33, 32, 34, 31, 93, 96];
-const color = (name: Name) => (name === 'setup' || name === 'migrate' ? 90 : name === 'relay' ? 35 : COLORS[DATABASE_OWNERS.indexOf(name) % COLORS.length]!);
+const color = (name: Name) =>
+  name === 'setup' || name === 'migrate'
+    ? 90
+    : name === 'relay'
+      ? 35
+      : COLORS[DATABASE_OWNERS.indexOf(name) % COLORS.length]!;
 
 const tty = process.stdout.isTTY === true;
-const pretty = tty ? prettyFactory({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,component' }) : undefined;
+const pretty = tty
+  ? prettyFactory({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,component' })
+  : undefined;
 const children = new Map<Name, ChildProcess>();
 let stopping = false;
 
@@ -37,7 +48,8 @@ function show(name: Name, line: string) {
   const text = isJson ? pretty!(line).trimEnd() : line;
   process.stdout.write(`\x1b[${color(name)}m${name.padEnd(9)}|\x1b[0m ${text}\n`);
 }
-const say = (m: string) => (tty ? process.stdout.write(`\x1b[1mstart    |\x1b[0m ${m}\n`) : process.stdout.write(`start    | ${m}\n`));
+const say = (m: string) =>
+  tty ? process.stdout.write(`\x1b[1mstart    |\x1b[0m ${m}\n`) : process.stdout.write(`start    | ${m}\n`);
 
 function run(name: Name, env: Record<string, string> = {}): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, ENTRY(name))], {
@@ -70,7 +82,11 @@ function run(name: Name, env: Record<string, string> = {}): ChildProcess {
 }
 
 const finished = (c: ChildProcess) =>
-  new Promise<number>((resolve) => (c.exitCode !== null || c.signalCode !== null ? resolve(c.exitCode ?? 1) : c.once('exit', (code) => resolve(code ?? 1))));
+  new Promise<number>((resolve) =>
+    c.exitCode !== null || c.signalCode !== null
+      ? resolve(c.exitCode ?? 1)
+      : c.once('exit', (code) => resolve(code ?? 1)),
+  );
 
 /** Stop the services (they finish in-flight messages and write their outboxes), then the relay. */
 async function stop(code = 0) {
@@ -137,13 +153,18 @@ async function main() {
   if (stopping) return;
   const added = await seedIfEmpty(u);
   if (added) say(`added ${added} demo products and accounts`);
-  say(`ready: ${SERVICES.map((s) => `${s} ${u[s]}`).join(', ')}; saga monitor http://127.0.0.1:${process.env.MONITOR_PORT ?? '8003'}. Try: npm run demo. Ctrl-C stops.`);
+  say(
+    `ready: ${SERVICES.map((s) => `${s} ${u[s]}`).join(', ')}; saga monitor http://127.0.0.1:${process.env.MONITOR_PORT ?? '8003'}. Try: npm run demo. Ctrl-C stops.`,
+  );
 }
 
 answerArgs({
   name: 'npm start',
-  summary: 'setup, migrations, the relay and every service on this machine, demo data when missing; one Ctrl-C stops it all',
-  details: ['Output is pretty at a terminal and JSON lines otherwise (npm start | cat). npm run doctor checks the prerequisites.'],
+  summary:
+    'setup, migrations, the relay and every service on this machine, demo data when missing; one Ctrl-C stops it all',
+  details: [
+    'Output is pretty at a terminal and JSON lines otherwise (npm start | cat). npm run doctor checks the prerequisites.',
+  ],
 });
 main().catch((err) => {
   say(`failed: ${err instanceof Error ? err.message : String(err)}`);

@@ -6,12 +6,18 @@ const SourceList = z
   .min(1)
   .transform((s, ctx) => {
     const out: { name: string; url: string }[] = [];
-    for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
+    for (const part of s
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean)) {
       const i = part.indexOf('=');
       const name = part.slice(0, i);
       const url = part.slice(i + 1);
       if (i < 1 || !/^[a-z][a-z0-9_]*$/.test(name) || !/^postgres(ql)?:\/\//.test(url)) {
-        ctx.addIssue({ code: 'custom', message: 'expected name=postgres://... pairs separated by commas, names lower-case' });
+        ctx.addIssue({
+          code: 'custom',
+          message: 'expected name=postgres://... pairs separated by commas, names lower-case',
+        });
         return z.NEVER;
       }
       out.push({ name, url });
@@ -29,9 +35,18 @@ export const RelayEnv = BaseEnv.extend({
     'order=postgres://relay@127.0.0.1:5432/orders,inventory=postgres://relay@127.0.0.1:5432/inventory,payment=postgres://relay@127.0.0.1:5432/payment',
   ),
   /** Slot of source `x` is `<prefix>_x`; slots are per server, so names must differ between sources of one server. */
-  RELAY_SLOT_PREFIX: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('saga_outbox'),
-  RELAY_PUBLICATION: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('outbox_pub'),
-  RELAY_OUTBOX_TABLE: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('outbox'),
+  RELAY_SLOT_PREFIX: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]*$/)
+    .default('saga_outbox'),
+  RELAY_PUBLICATION: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]*$/)
+    .default('outbox_pub'),
+  RELAY_OUTBOX_TABLE: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]*$/)
+    .default('outbox'),
   RELAY_PORT: z.coerce.number().int().min(0).max(65535).default(8010),
   /** Messages published and not yet confirmed, per source; reading the WAL pauses beyond it. */
   RELAY_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(10_000),
@@ -49,7 +64,11 @@ export const RelayEnv = BaseEnv.extend({
   RELAY_CREATE_SLOT: z.enum(['true', 'false']).optional(),
   NODE_ENV: z.string().optional(),
   /** The broker's `max_message_size`: a larger row goes to the invalid queue instead of closing the channel. */
-  RELAY_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(128 * 1024 * 1024),
+  RELAY_MAX_MESSAGE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(128 * 1024 * 1024),
   /**
    * A replication connection silent this long (no data, no keepalive, although the relay asks for one) is taken for
    * dead and replaced. Default: the server's wal_sender_timeout (60 s if it is 0). When set, the replication
@@ -63,6 +82,7 @@ export const RelayEnv = BaseEnv.extend({
 export type RelayConfig = Omit<z.infer<typeof RelayEnv>, 'RELAY_CREATE_SLOT'> & { RELAY_CREATE_SLOT: boolean };
 export const loadConfig = (env: Record<string, string | undefined> = process.env): Readonly<RelayConfig> => {
   const parsed = parseEnv(RelayEnv, env);
-  const createSlot = parsed.RELAY_CREATE_SLOT === undefined ? parsed.NODE_ENV !== 'production' : parsed.RELAY_CREATE_SLOT === 'true';
+  const createSlot =
+    parsed.RELAY_CREATE_SLOT === undefined ? parsed.NODE_ENV !== 'production' : parsed.RELAY_CREATE_SLOT === 'true';
   return Object.freeze({ ...parsed, RELAY_CREATE_SLOT: createSlot });
 };

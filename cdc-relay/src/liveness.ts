@@ -10,7 +10,12 @@
  */
 import { SessionError } from './pipe';
 
-export type LivenessPipe = { failed: () => unknown; acked: () => bigint; paused: () => boolean; fail: (err: Error) => void };
+export type LivenessPipe = {
+  failed: () => unknown;
+  acked: () => bigint;
+  paused: () => boolean;
+  fail: (err: Error) => void;
+};
 export type LivenessStream = { acknowledge: (lsn: bigint, ping?: boolean) => void; silentForMs: () => number };
 
 export class LivenessTimeoutError extends SessionError {

@@ -23,12 +23,22 @@ async function main() {
   app.use(createOpsRouter(registry, relay.ready, () => shuttingDown));
   const http = await listen(app, config.RELAY_PORT);
   log.info(
-    { port: config.RELAY_PORT, sources: config.RELAY_SOURCES.map((s) => ({ name: s.name, url: redactUrl(s.url) })), exchange: config.EVENTS_EXCHANGE },
+    {
+      port: config.RELAY_PORT,
+      sources: config.RELAY_SOURCES.map((s) => ({ name: s.name, url: redactUrl(s.url) })),
+      exchange: config.EVENTS_EXCHANGE,
+    },
     'relay started',
   );
   relay.start();
   // Operator queues (unroutable, invalid, each dead-letter queue) as a gauge on /metrics: alert on it, not a full disk.
-  const queueDepth = startQueueDepthGauge({ url: config.RABBITMQ_URL, exchange: config.EVENTS_EXCHANGE, queues: operatorQueues(config.EVENTS_EXCHANGE, DATABASE_OWNERS), registry, log });
+  const queueDepth = startQueueDepthGauge({
+    url: config.RABBITMQ_URL,
+    exchange: config.EVENTS_EXCHANGE,
+    queues: operatorQueues(config.EVENTS_EXCHANGE, DATABASE_OWNERS),
+    registry,
+    log,
+  });
   onShutdown(log, config.SHUTDOWN_TIMEOUT_MS, async () => {
     shuttingDown = true;
     await queueDepth.stop();
@@ -43,8 +53,11 @@ if (process.argv[2] === 'reconcile') {
 } else {
   answerArgs({
     name: 'saga relay',
-    summary: 'the CDC relay: streams every outbox INSERT of each source database to RabbitMQ (health and metrics on RELAY_PORT)',
-    details: ['reconcile --help: republish the outbox rows of a time window (after a database failover or a lost slot)'],
+    summary:
+      'the CDC relay: streams every outbox INSERT of each source database to RabbitMQ (health and metrics on RELAY_PORT)',
+    details: [
+      'reconcile --help: republish the outbox rows of a time window (after a database failover or a lost slot)',
+    ],
     env: RelayEnv,
   });
   main().catch((err) => exitOnStartupError(createLogger('cdc-relay'), err));

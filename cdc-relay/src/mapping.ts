@@ -6,6 +6,11 @@ import { encodeOutboxRow, type EncodedMessage, type EncodeLimits } from '@saga/c
 
 export type AmqpMessage = EncodedMessage;
 
-export function toAmqpMessage(row: Record<string, unknown>, source: string, table: string, limits?: EncodeLimits): AmqpMessage {
+export function toAmqpMessage(
+  row: Record<string, unknown>,
+  source: string,
+  table: string,
+  limits?: EncodeLimits,
+): AmqpMessage {
   return encodeOutboxRow(row, source, table, limits);
 }

@@ -8,13 +8,48 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 export function createRelayMetrics(registry: Registry, readSlots?: () => Promise<void>) {
   const registers = [registry];
   return {
-    published: new Counter({ name: 'relay_messages_published_total', help: 'Outbox rows published and confirmed by the broker', labelNames: ['source'] as const, registers }),
-    invalid: new Counter({ name: 'relay_invalid_rows_total', help: 'Outbox rows that could not become an event; sent to the invalid queue', labelNames: ['source'] as const, registers }),
-    nacks: new Counter({ name: 'relay_nacks_total', help: 'Publishes the broker did not store (nack or return); the stream restarts from the last acknowledged position', labelNames: ['source'] as const, registers }),
-    returned: new Counter({ name: 'relay_returned_total', help: 'Messages the broker returned as unroutable despite the alternate exchange', labelNames: ['source'] as const, registers }),
-    reconnects: new Counter({ name: 'relay_reconnects_total', help: 'Sessions restarted after an error, by source', labelNames: ['source'] as const, registers }),
-    livenessTimeouts: new Counter({ name: 'relay_replication_timeouts_total', help: 'Replication connections dropped for silence (half-open link)', labelNames: ['source'] as const, registers }),
-    slotMissing: new Gauge({ name: 'relay_slot_missing', help: '1 while the source slot does not exist and may not be created here: RELAY_CREATE_SLOT is off, or this relay streamed it before (failover, dropped slot); see the README', labelNames: ['source'] as const, registers }),
+    published: new Counter({
+      name: 'relay_messages_published_total',
+      help: 'Outbox rows published and confirmed by the broker',
+      labelNames: ['source'] as const,
+      registers,
+    }),
+    invalid: new Counter({
+      name: 'relay_invalid_rows_total',
+      help: 'Outbox rows that could not become an event; sent to the invalid queue',
+      labelNames: ['source'] as const,
+      registers,
+    }),
+    nacks: new Counter({
+      name: 'relay_nacks_total',
+      help: 'Publishes the broker did not store (nack or return); the stream restarts from the last acknowledged position',
+      labelNames: ['source'] as const,
+      registers,
+    }),
+    returned: new Counter({
+      name: 'relay_returned_total',
+      help: 'Messages the broker returned as unroutable despite the alternate exchange',
+      labelNames: ['source'] as const,
+      registers,
+    }),
+    reconnects: new Counter({
+      name: 'relay_reconnects_total',
+      help: 'Sessions restarted after an error, by source',
+      labelNames: ['source'] as const,
+      registers,
+    }),
+    livenessTimeouts: new Counter({
+      name: 'relay_replication_timeouts_total',
+      help: 'Replication connections dropped for silence (half-open link)',
+      labelNames: ['source'] as const,
+      registers,
+    }),
+    slotMissing: new Gauge({
+      name: 'relay_slot_missing',
+      help: '1 while the source slot does not exist and may not be created here: RELAY_CREATE_SLOT is off, or this relay streamed it before (failover, dropped slot); see the README',
+      labelNames: ['source'] as const,
+      registers,
+    }),
     slotLost: new Gauge({
       name: 'relay_slot_lost',
       help: '1 when the server invalidated the slot (wal_status lost): events were lost, see the README',
@@ -29,15 +64,30 @@ export function createRelayMetrics(registry: Registry, readSlots?: () => Promise
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     }),
-    streaming: new Gauge({ name: 'relay_streaming', help: '1 while this relay streams the source, 0 while standing by or reconnecting', labelNames: ['source'] as const, registers }),
-    inFlight: new Gauge({ name: 'relay_in_flight_messages', help: 'Published messages awaiting a broker confirm', labelNames: ['source'] as const, registers }),
+    streaming: new Gauge({
+      name: 'relay_streaming',
+      help: '1 while this relay streams the source, 0 while standing by or reconnecting',
+      labelNames: ['source'] as const,
+      registers,
+    }),
+    inFlight: new Gauge({
+      name: 'relay_in_flight_messages',
+      help: 'Published messages awaiting a broker confirm',
+      labelNames: ['source'] as const,
+      registers,
+    }),
     acknowledgedCommitTime: new Gauge({
       name: 'relay_acknowledged_commit_timestamp_seconds',
       help: 'Commit time (source server clock) of the last transaction acknowledged to PostgreSQL: after a lost slot, reconcile from a little before it',
       labelNames: ['source'] as const,
       registers,
     }),
-    acknowledgedLsn: new Gauge({ name: 'relay_acknowledged_lsn', help: 'Last WAL position acknowledged to PostgreSQL (as a number)', labelNames: ['source'] as const, registers }),
+    acknowledgedLsn: new Gauge({
+      name: 'relay_acknowledged_lsn',
+      help: 'Last WAL position acknowledged to PostgreSQL (as a number)',
+      labelNames: ['source'] as const,
+      registers,
+    }),
   };
 }
 export type RelayMetrics = ReturnType<typeof createRelayMetrics>;

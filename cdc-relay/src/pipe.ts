@@ -35,7 +35,13 @@ export type PublisherPort = {
    * return it, 'refused' on a nack, a return or a lost channel. Throws synchronously, having sent nothing, when
    * the client cannot encode the message.
    */
-  publish: (exchange: string, routingKey: string, content: Buffer, options: Options.Publish, settled: (s: Settled) => void) => void;
+  publish: (
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    options: Options.Publish,
+    settled: (s: Settled) => void,
+  ) => void;
   /** false while the client's write buffer is full. */
   writable: () => boolean;
 };
@@ -135,7 +141,11 @@ export function createRelayPipe(o: PipeOptions) {
       if (failed) return;
       if (s === 'refused') {
         ev.refused?.(id);
-        fail(new SessionError(`broker did not store ${invalid ? 'an invalid-queue copy' : 'a message'} (${id ?? 'no id'})`));
+        fail(
+          new SessionError(
+            `broker did not store ${invalid ? 'an invalid-queue copy' : 'a message'} (${id ?? 'no id'})`,
+          ),
+        );
         return;
       }
       ev.confirmSeconds?.((now() - started) / 1000);
@@ -159,7 +169,16 @@ export function createRelayPipe(o: PipeOptions) {
     } catch (err) {
       // The client refused to encode it (nothing was sent): the row can never be published as it is.
       tracker.confirmed(e);
-      toInvalid(e, row, encodeInvalid(row, o.source, o.table, `the AMQP client cannot encode it: ${err instanceof Error ? err.message : String(err)}`));
+      toInvalid(
+        e,
+        row,
+        encodeInvalid(
+          row,
+          o.source,
+          o.table,
+          `the AMQP client cannot encode it: ${err instanceof Error ? err.message : String(err)}`,
+        ),
+      );
     }
   }
 

@@ -21,9 +21,16 @@ export type ConfirmingPublisher = PublisherPort & {
 };
 
 /** The negotiated frame_max of an amqplib connection (a content header frame must fit in one frame). */
-const frameMaxOf = (conn: ChannelModel): number => (conn as unknown as { connection?: { frameMax?: number } }).connection?.frameMax ?? 131072;
+const frameMaxOf = (conn: ChannelModel): number =>
+  (conn as unknown as { connection?: { frameMax?: number } }).connection?.frameMax ?? 131072;
 
-export async function connectPublisher(o: { broker: BrokerConnector; name: string; exchange: string; maxBodyBytes: number; onReturned?: (messageId: string | undefined) => void }): Promise<ConfirmingPublisher> {
+export async function connectPublisher(o: {
+  broker: BrokerConnector;
+  name: string;
+  exchange: string;
+  maxBodyBytes: number;
+  onReturned?: (messageId: string | undefined) => void;
+}): Promise<ConfirmingPublisher> {
   const conn = await o.broker.connect({ clientProperties: { connection_name: o.name } });
   coalesceWrites(conn);
   let reject!: (err: Error) => void;
@@ -66,7 +73,13 @@ export async function connectPublisher(o: { broker: BrokerConnector; name: strin
   const headersFor = reusedHeaders();
   return {
     limits: { maxBodyBytes: o.maxBodyBytes, maxHeaderBytes: Math.min(DEFAULT_LIMITS.maxHeaderBytes, frameMax - 1024) },
-    publish(exchange: string, routingKey: string, content: Buffer, options: Options.Publish, settled: (s: Settled) => void) {
+    publish(
+      exchange: string,
+      routingKey: string,
+      content: Buffer,
+      options: Options.Publish,
+      settled: (s: Settled) => void,
+    ) {
       if (closed) {
         queueMicrotask(() => settled('refused'));
         return;
@@ -100,7 +113,6 @@ export async function connectPublisher(o: { broker: BrokerConnector; name: strin
     },
   };
 }
-
 
 /**
  * amqplib's publish wraps `options.headers` in `Object.create(headers)` and encodes that with for...in. V8 prepares an

@@ -34,13 +34,16 @@ export function parseReconcileArgs(args: readonly string[], sources: readonly st
   const time = (name: string): Date | string | undefined => {
     const v = values[name];
     if (v === undefined) return undefined;
-    if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/.test(v)) return `--${name}: expected an ISO 8601 time with its zone, e.g. 2026-11-27T10:15:00Z (got ${v})`;
+    if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/.test(v))
+      return `--${name}: expected an ISO 8601 time with its zone, e.g. 2026-11-27T10:15:00Z (got ${v})`;
     const d = new Date(v);
     return Number.isNaN(d.getTime()) ? `--${name}: not a time: ${v}` : d;
   };
   if (!values.source) return `--source is required (one of ${sources.join(', ')})`;
-  if (!sources.includes(values.source)) return `--source: unknown source ${values.source} (RELAY_SOURCES has ${sources.join(', ')})`;
-  if (!values.since) return '--since is required: the time to republish from (a little before the relay\'s last acknowledged commit time)';
+  if (!sources.includes(values.source))
+    return `--source: unknown source ${values.source} (RELAY_SOURCES has ${sources.join(', ')})`;
+  if (!values.since)
+    return "--since is required: the time to republish from (a little before the relay's last acknowledged commit time)";
   const since = time('since');
   const until = time('until');
   if (typeof since === 'string') return since;
@@ -67,7 +70,11 @@ export type ReconcileReport = {
   seconds: number;
 };
 
-export type ReconcilePublisher = PublisherPort & { limits: EncodeLimits; onWritable: (fn: () => void) => void; lost: Promise<never> };
+export type ReconcilePublisher = PublisherPort & {
+  limits: EncodeLimits;
+  onWritable: (fn: () => void) => void;
+  lost: Promise<never>;
+};
 
 export type ReconcileOptions = ReconcileArgs & {
   /** The source database, as the relay's role. */
@@ -93,7 +100,16 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileReport> {
   const until = o.until;
   const pageSize = o.pageSize ?? 1000;
   const window = o.window ?? 1000;
-  const report: ReconcileReport = { source: o.source, since: o.since.toISOString(), until: until?.toISOString() ?? 'end of table', rows: 0, published: 0, invalid: 0, refused: 0, seconds: 0 };
+  const report: ReconcileReport = {
+    source: o.source,
+    since: o.since.toISOString(),
+    until: until?.toISOString() ?? 'end of table',
+    rows: 0,
+    published: 0,
+    invalid: 0,
+    refused: 0,
+    seconds: 0,
+  };
   const client = new pg.Client({ connectionString: o.url, application_name: `cdc-relay reconcile ${o.source}` });
   client.on('error', () => undefined);
   await client.connect();
@@ -156,10 +172,14 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileReport> {
           } catch (err) {
             // The client could not encode it and sent nothing (the relay does the same).
             inFlight--;
-            sendInvalid(outboxRow, `the AMQP client cannot encode it: ${err instanceof Error ? err.message : String(err)}`);
+            sendInvalid(
+              outboxRow,
+              `the AMQP client cannot encode it: ${err instanceof Error ? err.message : String(err)}`,
+            );
           }
         }
-        if (inFlight >= window || !o.publisher.writable()) await waitFor(() => inFlight < window / 2 && o.publisher.writable());
+        if (inFlight >= window || !o.publisher.writable())
+          await waitFor(() => inFlight < window / 2 && o.publisher.writable());
       }
       const last = rows[rows.length - 1];
       if (!last || rows.length < pageSize) break;

@@ -35,7 +35,12 @@ export type Source = {
 /** SQLSTATE 55006 object_in_use: the slot is streamed by another relay (we are the standby). */
 const SLOT_IN_USE = '55006';
 
-export function createSource(config: RelayConfig, source: { name: string; url: string }, log: Logger, metrics: RelayMetrics): Source {
+export function createSource(
+  config: RelayConfig,
+  source: { name: string; url: string },
+  log: Logger,
+  metrics: RelayMetrics,
+): Source {
   const slot = `${config.RELAY_SLOT_PREFIX}_${source.name}`;
   const labels = { source: source.name };
   const names = topologyNames(config.EVENTS_EXCHANGE);
@@ -50,7 +55,8 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
     createSlot: config.RELAY_CREATE_SLOT,
     timeoutMs: config.RELAY_REPLICATION_TIMEOUT_MS ?? 60_000,
     serverTimeoutMs: config.RELAY_REPLICATION_TIMEOUT_MS,
-    onCreated: () => log.warn({ slot }, 'created replication slot (RELAY_CREATE_SLOT): it starts at the current position'),
+    onCreated: () =>
+      log.warn({ slot }, 'created replication slot (RELAY_CREATE_SLOT): it starts at the current position'),
   };
   let state: SourceState = 'starting';
   let stopping = false;
@@ -90,7 +96,8 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
       metrics.slotMissing.set(labels, 0);
       metrics.slotLost.set(labels, 0);
     } catch (err) {
-      const reconcileFrom = ackedCommitTimeUs === undefined ? undefined : new Date(Number(ackedCommitTimeUs / 1000n)).toISOString();
+      const reconcileFrom =
+        ackedCommitTimeUs === undefined ? undefined : new Date(Number(ackedCommitTimeUs / 1000n)).toISOString();
       if (err instanceof SlotMissingError) metrics.slotMissing.set(labels, 1);
       if (err instanceof SlotLostError) metrics.slotLost.set(labels, 1);
       if (err instanceof SlotMissingError && slotKnown) {
@@ -101,11 +108,16 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
       } else if (err instanceof SlotMissingError) {
         log.error({ err, slot }, 'replication slot is missing; not creating it (RELAY_CREATE_SLOT is off)');
       }
-      if (err instanceof SlotLostError) log.error({ err, slot, lastAcknowledgedCommitTime: reconcileFrom }, 'replication slot is lost; see the README for recovery');
+      if (err instanceof SlotLostError)
+        log.error(
+          { err, slot, lastAcknowledgedCommitTime: reconcileFrom },
+          'replication slot is lost; see the README for recovery',
+        );
       throw err;
     }
     slotKnown = true;
-    const timeoutMs = config.RELAY_REPLICATION_TIMEOUT_MS ?? (info.walSenderTimeoutMs > 0 ? info.walSenderTimeoutMs : 60_000);
+    const timeoutMs =
+      config.RELAY_REPLICATION_TIMEOUT_MS ?? (info.walSenderTimeoutMs > 0 ? info.walSenderTimeoutMs : 60_000);
 
     const publisher = await connectPublisher({
       broker,
@@ -149,7 +161,10 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
           },
           refused: (messageId) => {
             metrics.nacks.inc(labels);
-            log.warn({ messageId }, 'broker did not store a message; the session restarts from the last acknowledged position');
+            log.warn(
+              { messageId },
+              'broker did not store a message; the session restarts from the last acknowledged position',
+            );
           },
           acknowledged: (lsn, commitTimeUs) => {
             metrics.acknowledgedLsn.set(labels, Number(lsn));
@@ -220,13 +235,19 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
         );
         // The stream either starts (then `ended` stays pending) or fails at once, e.g. with 55006.
         const started = await Promise.race([
-          s.ended.then(() => false, (err: unknown) => err),
+          s.ended.then(
+            () => false,
+            (err: unknown) => err,
+          ),
           s.started.then(() => true as const),
-          delay(Math.max(timeoutMs, 10_000), abort.signal).then(() => new SessionError('replication did not start in time')),
+          delay(Math.max(timeoutMs, 10_000), abort.signal).then(
+            () => new SessionError('replication did not start in time'),
+          ),
         ]);
         if (started === true) return s;
         await s.stop();
-        if (!isPgError(started, SLOT_IN_USE) || stopping) throw started instanceof Error ? started : new SessionError('replication stream ended');
+        if (!isPgError(started, SLOT_IN_USE) || stopping)
+          throw started instanceof Error ? started : new SessionError('replication stream ended');
         if (!standbyLogged) log.info({ slot }, 'slot is streamed by another relay; standing by');
         standbyLogged = true;
         setState('standby');
@@ -249,7 +270,13 @@ export function createSource(config: RelayConfig, source: { name: string; url: s
           if (!stopping) setState('reconnecting');
         }
       },
-      { what: `relay source ${source.name}`, log, signal: abort.signal, baseMs: config.RELAY_RETRY_BASE_MS, capMs: config.RELAY_RETRY_MAX_MS },
+      {
+        what: `relay source ${source.name}`,
+        log,
+        signal: abort.signal,
+        baseMs: config.RELAY_RETRY_BASE_MS,
+        capMs: config.RELAY_RETRY_MAX_MS,
+      },
     );
     setState('stopped');
   }

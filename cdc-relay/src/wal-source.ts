@@ -46,7 +46,10 @@ export class RelayPgoutputPlugin extends PgoutputPlugin {
       }
       msg = super.parse(buffer);
     } catch (err) {
-      return { tag: 'undecodable', error: err instanceof Error ? err : new Error(String(err)) } as unknown as Pgoutput.Message;
+      return {
+        tag: 'undecodable',
+        error: err instanceof Error ? err : new Error(String(err)),
+      } as unknown as Pgoutput.Message;
     }
     if (msg.tag === 'relation') {
       for (const c of msg.columns) if (c.typeOid === JSONB_OID) c.parser = (raw: unknown) => raw;
@@ -135,7 +138,15 @@ const digits = (buf: Buffer, at: number, count: number): number => {
  */
 export function parseTimestamptz(buf: Buffer, start: number, end: number): number | undefined {
   // 'YYYY-MM-DD HH:MM:SS' is 19 bytes; then an optional fraction, then the offset (at least '+HH').
-  if (end - start < 22 || buf[start + 4] !== 0x2d || buf[start + 7] !== 0x2d || buf[start + 10] !== 0x20 || buf[start + 13] !== 0x3a || buf[start + 16] !== 0x3a) return undefined;
+  if (
+    end - start < 22 ||
+    buf[start + 4] !== 0x2d ||
+    buf[start + 7] !== 0x2d ||
+    buf[start + 10] !== 0x20 ||
+    buf[start + 13] !== 0x3a ||
+    buf[start + 16] !== 0x3a
+  )
+    return undefined;
   const year = digits(buf, start, 4);
   const month = digits(buf, start + 5, 2);
   const day = digits(buf, start + 8, 2);
@@ -162,14 +173,20 @@ export function parseTimestamptz(buf: Buffer, start: number, end: number): numbe
   let offset: number;
   if (rest === 2) offset = digits(buf, p + 1, 2) * 3600;
   else if (rest === 5 && buf[p + 3] === 0x3a) offset = digits(buf, p + 1, 2) * 3600 + digits(buf, p + 4, 2) * 60;
-  else if (rest === 8 && buf[p + 3] === 0x3a && buf[p + 6] === 0x3a) offset = digits(buf, p + 1, 2) * 3600 + digits(buf, p + 4, 2) * 60 + digits(buf, p + 7, 2);
+  else if (rest === 8 && buf[p + 3] === 0x3a && buf[p + 6] === 0x3a)
+    offset = digits(buf, p + 1, 2) * 3600 + digits(buf, p + 4, 2) * 60 + digits(buf, p + 7, 2);
   else return undefined;
   if (year < 1000) return undefined;
   const t = Date.UTC(year, month - 1, day, hour, minute, second, ms) - sign * offset * 1000;
   return Number.isFinite(t) ? t : undefined;
 }
 
-type Socket = { pause: () => void; resume: () => void; destroy: () => void; setKeepAlive?: (on: boolean, delayMs: number) => void };
+type Socket = {
+  pause: () => void;
+  resume: () => void;
+  destroy: () => void;
+  setKeepAlive?: (on: boolean, delayMs: number) => void;
+};
 /**
  * The replication connection's socket. pg-logical-replication keeps it private (`_connection.stream`); it is
  * reached here only, to pause reading for backpressure (the library has no such call) and to destroy a
@@ -206,12 +223,23 @@ export type WalSourceOptions = {
  */
 export async function ensureSlot(o: WalSourceOptions): Promise<SlotInfo> {
   // Connecting and reading are bounded; creating a slot is not: it waits for the transactions running at that moment.
-  const client = new pg.Client({ connectionString: o.url, application_name: o.applicationName, connectionTimeoutMillis: o.timeoutMs });
+  const client = new pg.Client({
+    connectionString: o.url,
+    application_name: o.applicationName,
+    connectionTimeoutMillis: o.timeoutMs,
+  });
   client.on('error', () => undefined);
   await client.connect();
   try {
     const read = () =>
-      client.query<{ lsn: string | null; database: string; here: string; plugin: string; wal_status: string | null; timeout: string }>({
+      client.query<{
+        lsn: string | null;
+        database: string;
+        here: string;
+        plugin: string;
+        wal_status: string | null;
+        timeout: string;
+      }>({
         query_timeout: o.timeoutMs,
         text: `SELECT confirmed_flush_lsn::text AS lsn, database, current_database() AS here, plugin, wal_status,
                 (SELECT setting FROM pg_settings WHERE name = 'wal_sender_timeout') AS timeout
@@ -221,7 +249,9 @@ export async function ensureSlot(o: WalSourceOptions): Promise<SlotInfo> {
     let { rows } = await read();
     if (rows.length === 0) {
       if (!o.createSlot) {
-        throw new SlotMissingError(`replication slot ${o.slot} does not exist; create it with npm run migrate (or set RELAY_CREATE_SLOT=true for local development)`);
+        throw new SlotMissingError(
+          `replication slot ${o.slot} does not exist; create it with npm run migrate (or set RELAY_CREATE_SLOT=true for local development)`,
+        );
       }
       try {
         await client.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [o.slot]);
@@ -234,9 +264,14 @@ export async function ensureSlot(o: WalSourceOptions): Promise<SlotInfo> {
     const row = rows[0];
     if (!row) throw new Error(`slot ${o.slot} could not be read`);
     if (row.database !== row.here || row.plugin !== 'pgoutput') {
-      throw new Error(`slot ${o.slot} belongs to database ${row.database} with plugin ${row.plugin}; choose another RELAY_SLOT_PREFIX`);
+      throw new Error(
+        `slot ${o.slot} belongs to database ${row.database} with plugin ${row.plugin}; choose another RELAY_SLOT_PREFIX`,
+      );
     }
-    if (row.wal_status === 'lost') throw new SlotLostError(`replication slot ${o.slot} is lost (WAL removed past max_slot_wal_keep_size); see the README's recovery steps`);
+    if (row.wal_status === 'lost')
+      throw new SlotLostError(
+        `replication slot ${o.slot} is lost (WAL removed past max_slot_wal_keep_size); see the README's recovery steps`,
+      );
     if (row.lsn === null) throw new Error(`slot ${o.slot} has no confirmed position`);
     return { confirmed: parseLsn(row.lsn), walSenderTimeoutMs: Number(row.timeout) };
   } finally {
@@ -251,7 +286,10 @@ export async function ensureSlot(o: WalSourceOptions): Promise<SlotInfo> {
 async function endWithin(client: pg.Client, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const ended = await Promise.race([
-    client.end().then(() => true, () => true),
+    client.end().then(
+      () => true,
+      () => true,
+    ),
     new Promise<false>((r) => (timer = setTimeout(() => r(false), ms))),
   ]);
   clearTimeout(timer);

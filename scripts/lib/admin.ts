@@ -6,7 +6,13 @@ import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
 import { z } from 'zod';
 import { BaseEnv, parseEnv } from '@saga/common/config';
-import { DATABASE_OWNERS, SERVICES, isServiceName, type DatabaseOwner, type ServiceName } from '@saga/common/service-names';
+import {
+  DATABASE_OWNERS,
+  SERVICES,
+  isServiceName,
+  type DatabaseOwner,
+  type ServiceName,
+} from '@saga/common/service-names';
 
 /**
  * Operations tooling, not library code: roles, ALTER SYSTEM, server restarts, grants. Only setup, migrate, the
@@ -17,11 +23,14 @@ export { DATABASE_OWNERS, SERVICES, type DatabaseOwner, type ServiceName };
 
 /** `order` is a reserved word in SQL: its database is `orders`; every other service's is its name. */
 const defaultDatabase = (s: DatabaseOwner) => (s === 'order' ? 'orders' : s);
-const envName = <S extends string>(service: DatabaseOwner, suffix: S) => `${service.toUpperCase() as Uppercase<DatabaseOwner>}_${suffix}` as const;
+const envName = <S extends string>(service: DatabaseOwner, suffix: S) =>
+  `${service.toUpperCase() as Uppercase<DatabaseOwner>}_${suffix}` as const;
 
 /** One variable per database owner (the services and the monitor), `<NAME>_<suffix>`. */
 function perService<S extends string, T extends z.ZodType>(suffix: S, make: (s: DatabaseOwner) => T) {
-  return Object.fromEntries(DATABASE_OWNERS.map((s) => [envName(s, suffix), make(s)])) as { [K in DatabaseOwner as `${Uppercase<K>}_${S}`]: T };
+  return Object.fromEntries(DATABASE_OWNERS.map((s) => [envName(s, suffix), make(s)])) as {
+    [K in DatabaseOwner as `${Uppercase<K>}_${S}`]: T;
+  };
 }
 
 const ident = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier');
@@ -53,7 +62,8 @@ export type Layout = {
 };
 
 export function layoutOf(c: AdminConfig): Layout {
-  const each = <T>(f: (s: DatabaseOwner) => T) => Object.fromEntries(DATABASE_OWNERS.map((s) => [s, f(s)])) as Record<DatabaseOwner, T>;
+  const each = <T>(f: (s: DatabaseOwner) => T) =>
+    Object.fromEntries(DATABASE_OWNERS.map((s) => [s, f(s)])) as Record<DatabaseOwner, T>;
   return {
     servers: each((s) => c[envName(s, 'PG_ADMIN_URL')] ?? c.PG_ADMIN_URL),
     databases: each((s) => c[envName(s, 'DB_NAME')]),
@@ -101,7 +111,10 @@ async function ensureLogicalReplicationOn(c: AdminConfig, adminUrl: string, say:
   const changed = await withClient(adminUrl, async (client) => {
     const out: string[] = [];
     for (const [name, ok] of Object.entries(wanted)) {
-      const { rows } = await client.query<{ setting: string; pending_restart: boolean }>('SELECT setting, pending_restart FROM pg_settings WHERE name = $1', [name]);
+      const { rows } = await client.query<{ setting: string; pending_restart: boolean }>(
+        'SELECT setting, pending_restart FROM pg_settings WHERE name = $1',
+        [name],
+      );
       if (!ok(rows[0]!.setting)) {
         await client.query(`ALTER SYSTEM SET ${name} = ${lit(target[name]!)}`);
         out.push(`${name}: ${rows[0]!.setting} -> ${target[name]}`);
@@ -114,7 +127,11 @@ async function ensureLogicalReplicationOn(c: AdminConfig, adminUrl: string, say:
     return;
   }
   say(`postgres: set ${changed.join(', ')} (ALTER SYSTEM); a restart is needed`);
-  const dataDir = await withClient(adminUrl, async (client) => (await client.query<{ d: string }>('SELECT current_setting($1) AS d', ['data_directory'])).rows[0]!.d);
+  const dataDir = await withClient(
+    adminUrl,
+    async (client) =>
+      (await client.query<{ d: string }>('SELECT current_setting($1) AS d', ['data_directory'])).rows[0]!.d,
+  );
   const restart = restartCommand(c, adminUrl, dataDir);
   if (!restart) {
     throw new Error(
@@ -127,7 +144,10 @@ async function ensureLogicalReplicationOn(c: AdminConfig, adminUrl: string, say:
   const deadline = Date.now() + 60_000;
   for (;;) {
     try {
-      const level = await withClient(adminUrl, async (client) => (await client.query<{ w: string }>("SELECT current_setting('wal_level') AS w")).rows[0]!.w);
+      const level = await withClient(
+        adminUrl,
+        async (client) => (await client.query<{ w: string }>("SELECT current_setting('wal_level') AS w")).rows[0]!.w,
+      );
       if (level !== 'logical') throw new Error(`wal_level is still ${level} after the restart`);
       say('postgres: restarted, wal_level=logical');
       return;
@@ -144,17 +164,26 @@ function restartCommand(c: AdminConfig, adminUrl: string, dataDir: string): stri
   const local = ['127.0.0.1', 'localhost', '::1', '[::1]', ''].includes(host);
   // Debian layout: /var/lib/postgresql/<version>/<cluster>
   const m = /\/postgresql\/([^/]+)\/([^/]+)\/?$/.exec(dataDir);
-  if (local && m && existsSync('/usr/bin/pg_ctlcluster')) return ['pg_ctlcluster', '--skip-systemctl-redirect', m[1]!, m[2]!, 'restart'];
+  if (local && m && existsSync('/usr/bin/pg_ctlcluster'))
+    return ['pg_ctlcluster', '--skip-systemctl-redirect', m[1]!, m[2]!, 'restart'];
   return undefined;
 }
 
 /** Roles and databases, least privilege: each service role can connect to its own database only. */
 export async function ensureRolesAndDatabases(c: AdminConfig, say: (m: string) => void): Promise<void> {
   const layout = layoutOf(c);
-  const ensureRole = async (client: pg.Client, role: string, replication: boolean, password: string | undefined, where: string) => {
+  const ensureRole = async (
+    client: pg.Client,
+    role: string,
+    replication: boolean,
+    password: string | undefined,
+    where: string,
+  ) => {
     const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
     if (!rowCount) {
-      await client.query(`CREATE ROLE ${q(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE ${replication ? 'REPLICATION' : 'NOREPLICATION'}`);
+      await client.query(
+        `CREATE ROLE ${q(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE ${replication ? 'REPLICATION' : 'NOREPLICATION'}`,
+      );
       say(`postgres${where}: created role ${role}${replication ? ' (REPLICATION)' : ''}`);
     }
     if (password) await client.query(`ALTER ROLE ${q(role)} PASSWORD ${lit(password)}`);

@@ -8,7 +8,13 @@ export const ALERTS_FILE = 'observability/prometheus/alerts.yml';
 /** The same rules as a prometheus-operator PrometheusRule, generated from ALERTS_FILE. */
 export const PROMETHEUS_RULE_FILE = 'observability/k8s/prometheus-rule.yaml';
 
-export type AlertRule = { alert: string; expr: string; for?: string; labels: Record<string, string>; annotations: Record<string, string> };
+export type AlertRule = {
+  alert: string;
+  expr: string;
+  for?: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+};
 export type RuleGroup = { name: string; rules: AlertRule[] };
 
 export function readAlertGroups(text = readFileSync(path.join(ROOT, ALERTS_FILE), 'utf8')): RuleGroup[] {
@@ -23,7 +29,10 @@ export function prometheusRuleOf(groups: RuleGroup[]): string {
   const rule = {
     apiVersion: 'monitoring.coreos.com/v1',
     kind: 'PrometheusRule',
-    metadata: { name: 'saga-alerts', labels: { 'app.kubernetes.io/name': 'saga-alerts', 'app.kubernetes.io/component': 'monitoring' } },
+    metadata: {
+      name: 'saga-alerts',
+      labels: { 'app.kubernetes.io/name': 'saga-alerts', 'app.kubernetes.io/component': 'monitoring' },
+    },
     spec: { groups },
   };
   return `# Generated from ${ALERTS_FILE} by npm run observability:rules: edit that file, then run it.\n${YAML.stringify(rule, { lineWidth: 0 })}`;

@@ -17,7 +17,12 @@ export function nodeSupported(version = process.versions.node): boolean {
 export function checkNode(version = process.versions.node): Check {
   return nodeSupported(version)
     ? { name: 'node', ok: true, detail: `Node ${version}` }
-    : { name: 'node', ok: false, detail: `Node ${version} is not supported`, fix: 'install Node 22 or 24 LTS (20.19+ also works)' };
+    : {
+        name: 'node',
+        ok: false,
+        detail: `Node ${version} is not supported`,
+        fix: 'install Node 22 or 24 LTS (20.19+ also works)',
+      };
 }
 
 const redact = (url: string) => url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
@@ -29,10 +34,14 @@ export async function checkPostgres(adminUrl: string, opts: { walLevelRequired?:
   try {
     await client.connect();
   } catch (err) {
-    return [{
-      name: `postgres ${where}`, ok: false, detail: `not reachable: ${(err as Error).message}`,
-      fix: 'start PostgreSQL (Debian: pg_ctlcluster 15 main start) or point PG_ADMIN_URL at a running server with a passwordless or given superuser',
-    }];
+    return [
+      {
+        name: `postgres ${where}`,
+        ok: false,
+        detail: `not reachable: ${(err as Error).message}`,
+        fix: 'start PostgreSQL (Debian: pg_ctlcluster 15 main start) or point PG_ADMIN_URL at a running server with a passwordless or given superuser',
+      },
+    ];
   }
   try {
     const { rows } = await client.query<{ v: string; super: boolean; wal: string; slots: string; used: string }>(
@@ -45,15 +54,28 @@ export async function checkPostgres(adminUrl: string, opts: { walLevelRequired?:
     const checks: Check[] = [
       version >= 140000
         ? { name: `postgres ${where}`, ok: true, detail: `PostgreSQL ${Math.floor(version / 10000)} reachable` }
-        : { name: `postgres ${where}`, ok: false, detail: `PostgreSQL ${r.v} is too old`, fix: 'use PostgreSQL 14 or later (pgoutput logical replication)' },
+        : {
+            name: `postgres ${where}`,
+            ok: false,
+            detail: `PostgreSQL ${r.v} is too old`,
+            fix: 'use PostgreSQL 14 or later (pgoutput logical replication)',
+          },
       r.super
         ? { name: 'postgres privileges', ok: true, detail: 'connected as a superuser' }
-        : { name: 'postgres privileges', ok: false, detail: 'PG_ADMIN_URL is not a superuser', fix: 'setup creates roles and databases and runs ALTER SYSTEM: give it a superuser URL in PG_ADMIN_URL' },
+        : {
+            name: 'postgres privileges',
+            ok: false,
+            detail: 'PG_ADMIN_URL is not a superuser',
+            fix: 'setup creates roles and databases and runs ALTER SYSTEM: give it a superuser URL in PG_ADMIN_URL',
+          },
     ];
-    if (r.wal === 'logical') checks.push({ name: 'wal_level', ok: true, detail: `logical; replication slots ${r.used} of ${r.slots} in use` });
+    if (r.wal === 'logical')
+      checks.push({ name: 'wal_level', ok: true, detail: `logical; replication slots ${r.used} of ${r.slots} in use` });
     else if (opts.walLevelRequired !== false) {
       checks.push({
-        name: 'wal_level', ok: false, detail: `wal_level is ${r.wal}, the relay needs logical`,
+        name: 'wal_level',
+        ok: false,
+        detail: `wal_level is ${r.wal}, the relay needs logical`,
         fix: 'npm run setup (ALTER SYSTEM, then restarts a local Debian cluster; elsewhere set PG_RESTART_COMMAND or restart PostgreSQL yourself)',
       });
     }
@@ -69,7 +91,10 @@ export async function checkPostgres(adminUrl: string, opts: { walLevelRequired?:
  * down is a warning for the operator, not a stop, but it is named.
  */
 export async function checkRabbitmq(url: string): Promise<Check> {
-  const addresses = url.split(',').map((a) => a.trim()).filter(Boolean);
+  const addresses = url
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
   const where = addresses.map(redact).join(', ');
   const down: string[] = [];
   let version: string | undefined;
@@ -86,13 +111,25 @@ export async function checkRabbitmq(url: string): Promise<Check> {
   }
   if (version === undefined) {
     return {
-      name: `rabbitmq ${where}`, ok: false, detail: `not reachable: ${down.join('; ')}`,
+      name: `rabbitmq ${where}`,
+      ok: false,
+      detail: `not reachable: ${down.join('; ')}`,
       fix: 'start RabbitMQ (rabbitmq-server -detached) or set RABBITMQ_URL (user:password@host:port)',
     };
   }
   const [major = 0, minor = 0] = version.split('.').map(Number);
-  if (major < 3 || (major === 3 && minor < 8)) return { name: `rabbitmq ${where}`, ok: false, detail: `RabbitMQ ${version} is too old`, fix: 'use RabbitMQ 3.8 or later (quorum queues)' };
-  return { name: `rabbitmq ${where}`, ok: true, detail: `RabbitMQ ${version} reachable${down.length ? `; not reachable: ${down.join('; ')}` : ''}` };
+  if (major < 3 || (major === 3 && minor < 8))
+    return {
+      name: `rabbitmq ${where}`,
+      ok: false,
+      detail: `RabbitMQ ${version} is too old`,
+      fix: 'use RabbitMQ 3.8 or later (quorum queues)',
+    };
+  return {
+    name: `rabbitmq ${where}`,
+    ok: true,
+    detail: `RabbitMQ ${version} reachable${down.length ? `; not reachable: ${down.join('; ')}` : ''}`,
+  };
 }
 
 /** rabbitmqctl on PATH and allowed to talk to the node (reads the Erlang cookie: root or the rabbitmq user). */
@@ -103,7 +140,15 @@ export function checkRabbitmqctl(why: string): Check {
   } catch (err) {
     const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
     return {
-      name: 'rabbitmqctl', ok: false, detail: missing ? 'not on PATH' : `fails: ${String((err as { stderr?: unknown }).stderr ?? (err as Error).message).trim().split('\n')[0]}`,
+      name: 'rabbitmqctl',
+      ok: false,
+      detail: missing
+        ? 'not on PATH'
+        : `fails: ${
+            String((err as { stderr?: unknown }).stderr ?? (err as Error).message)
+              .trim()
+              .split('\n')[0]
+          }`,
       fix: `${why}: install the RabbitMQ server package (its CLI) and run as root or the rabbitmq user${missing ? '' : ' (the Erlang cookie must be readable)'}`,
     };
   }
@@ -111,5 +156,7 @@ export function checkRabbitmqctl(why: string): Check {
 
 /** One line per check; what to fix under each failure. */
 export function formatChecks(checks: Check[]): string {
-  return checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'}  ${c.name}: ${c.detail}${c.ok || !c.fix ? '' : `\n        fix: ${c.fix}`}`).join('\n');
+  return checks
+    .map((c) => `${c.ok ? 'ok  ' : 'FAIL'}  ${c.name}: ${c.detail}${c.ok || !c.fix ? '' : `\n        fix: ${c.fix}`}`)
+    .join('\n');
 }

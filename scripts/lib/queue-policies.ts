@@ -8,15 +8,23 @@ import { execFileSync } from 'node:child_process';
 import { vhostOf } from '@saga/common/broker';
 import { queuePolicies } from '@saga/common/operator-queues';
 
-export async function applyQueuePolicies(c: { RABBITMQ_URL: string; EVENTS_EXCHANGE: string; RABBITMQ_MANAGEMENT_URL?: string }, say: (m: string) => void): Promise<void> {
+export async function applyQueuePolicies(
+  c: { RABBITMQ_URL: string; EVENTS_EXCHANGE: string; RABBITMQ_MANAGEMENT_URL?: string },
+  say: (m: string) => void,
+): Promise<void> {
   const vhost = vhostOf(c.RABBITMQ_URL);
   for (const p of queuePolicies(c.EVENTS_EXCHANGE)) {
     if (c.RABBITMQ_MANAGEMENT_URL) {
       const base = new URL(c.RABBITMQ_MANAGEMENT_URL);
-      const auth = Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString('base64');
+      const auth = Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString(
+        'base64',
+      );
       base.username = '';
       base.password = '';
-      const url = new URL(`api/policies/${encodeURIComponent(vhost)}/${encodeURIComponent(p.name)}`, base.href.endsWith('/') ? base.href : `${base.href}/`);
+      const url = new URL(
+        `api/policies/${encodeURIComponent(vhost)}/${encodeURIComponent(p.name)}`,
+        base.href.endsWith('/') ? base.href : `${base.href}/`,
+      );
       const res = await fetch(url, {
         method: 'PUT',
         headers: { 'content-type': 'application/json', authorization: `Basic ${auth}` },
@@ -25,10 +33,32 @@ export async function applyQueuePolicies(c: { RABBITMQ_URL: string; EVENTS_EXCHA
       if (!res.ok) throw new Error(`management API ${res.status} setting policy ${p.name}: ${await res.text()}`);
     } else {
       try {
-        execFileSync('rabbitmqctl', ['-q', 'set_policy', '-p', vhost, '--apply-to', 'queues', '--priority', '10', p.name, p.pattern, JSON.stringify(p.definition)], { stdio: 'pipe' });
+        execFileSync(
+          'rabbitmqctl',
+          [
+            '-q',
+            'set_policy',
+            '-p',
+            vhost,
+            '--apply-to',
+            'queues',
+            '--priority',
+            '10',
+            p.name,
+            p.pattern,
+            JSON.stringify(p.definition),
+          ],
+          { stdio: 'pipe' },
+        );
       } catch (err) {
-        const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'rabbitmqctl is not on PATH' : String((err as { stderr?: unknown }).stderr ?? err).trim();
-        throw new Error(`cannot set the queue-bound policy ${p.name} (${why}): set RABBITMQ_MANAGEMENT_URL (management plugin) or run setup where rabbitmqctl works`, { cause: err });
+        const why =
+          (err as NodeJS.ErrnoException).code === 'ENOENT'
+            ? 'rabbitmqctl is not on PATH'
+            : String((err as { stderr?: unknown }).stderr ?? err).trim();
+        throw new Error(
+          `cannot set the queue-bound policy ${p.name} (${why}): set RABBITMQ_MANAGEMENT_URL (management plugin) or run setup where rabbitmqctl works`,
+          { cause: err },
+        );
       }
     }
     say(`rabbitmq: policy ${p.name} on ${p.pattern}: ${JSON.stringify(p.definition)}`);

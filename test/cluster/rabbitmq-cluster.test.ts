@@ -24,7 +24,11 @@ import { waitUntil } from '../support/wait';
 let cluster: RabbitCluster;
 let env: TestEnv;
 let stack: Stack;
-const urls = () => ({ order: stack.services.order.url, inventory: stack.services.inventory.url, payment: stack.services.payment.url });
+const urls = () => ({
+  order: stack.services.order.url,
+  inventory: stack.services.inventory.url,
+  payment: stack.services.payment.url,
+});
 const saga = sagaClient(urls);
 const SINK = 'cluster-test.sink';
 let relayPort: number;
@@ -33,23 +37,31 @@ const report: string[] = [];
 /** The nodes the relay's sources publish to now, from their latest `streaming` log lines. */
 function relayNodes(relay: Running): ClusterNode[] {
   const latest = new Map<string, string>();
-  for (const l of relay.logs) if (l.msg === 'streaming' && typeof l.broker === 'string') latest.set(String(l.source), l.broker);
+  for (const l of relay.logs)
+    if (l.msg === 'streaming' && typeof l.broker === 'string') latest.set(String(l.source), l.broker);
   return [...new Set([...latest.values()].map((b) => cluster.nodeOfPort(Number(new URL(b).port))!))];
 }
 /** The relay's confirms so far: how many, how many took over 250 ms (waiting out an election), how many refused. */
 async function relayConfirms() {
   const base = `http://127.0.0.1:${relayPort}`;
   const count = await metricValue(base, 'relay_publish_confirm_seconds_count');
-  return { count, slow: count - (await metricValue(base, 'relay_publish_confirm_seconds_bucket', { le: '0.25' })), nacks: await metricValue(base, 'relay_nacks_total') };
+  return {
+    count,
+    slow: count - (await metricValue(base, 'relay_publish_confirm_seconds_bucket', { le: '0.25' })),
+    nacks: await metricValue(base, 'relay_nacks_total'),
+  };
 }
 const streamingCount = (relay: Running) => relay.logs.filter((l) => l.msg === 'streaming').length;
 
 async function waitAllMembersOnline() {
-  await waitUntil(async () => (await cluster.queues(env.vhost)).every((q) => q.online.length === cluster.nodes.length), {
-    timeoutMs: 120_000,
-    intervalMs: 500,
-    message: 'every queue member online',
-  });
+  await waitUntil(
+    async () => (await cluster.queues(env.vhost)).every((q) => q.online.length === cluster.nodes.length),
+    {
+      timeoutMs: 120_000,
+      intervalMs: 500,
+      message: 'every queue member online',
+    },
+  );
 }
 
 /**
@@ -66,9 +78,12 @@ function steadyOrders(perSecond: number, sku: string, rich: string, poor: string
     const customer = n++ % 10 === 9 ? poor : rich;
     const p: Promise<void> = saga
       .placeEventually(customer, [{ sku, quantity: customer === poor ? 2 : 1 }])
-      .then((id) => {
-        latest = id;
-      }, (err: unknown) => void errors.push(err))
+      .then(
+        (id) => {
+          latest = id;
+        },
+        (err: unknown) => void errors.push(err),
+      )
       .finally(() => inFlight.delete(p));
     inFlight.add(p);
   }, 1000 / perSecond);
@@ -112,7 +127,11 @@ beforeAll(async () => {
   // third: connections (and the leaders of the queues each declares) spread over the cluster, as in production.
   const from = (i: number) => ({ RABBITMQ_URL: cluster.urls(env.vhost, i) });
   relayPort = await freePort();
-  stack = await startStack(env, { relay: { RELAY_RETRY_MAX_MS: '1000', RELAY_PORT: String(relayPort) }, inventory: from(1), payment: from(2) });
+  stack = await startStack(env, {
+    relay: { RELAY_RETRY_MAX_MS: '1000', RELAY_PORT: String(relayPort) },
+    inventory: from(1),
+    payment: from(2),
+  });
 }, 300_000);
 
 afterAll(async () => {
@@ -129,13 +148,17 @@ describe('a three-node RabbitMQ cluster', () => {
     const expected = [...SERVICES.map(consumerQueueOf), SINK];
     expect(queues.map((q) => q.name)).toEqual(expect.arrayContaining(expected));
     for (const q of queues) {
-      expect({ name: q.name, type: q.type, members: q.members.length }).toEqual({ name: q.name, type: 'quorum', members: 3 });
+      expect({ name: q.name, type: q.type, members: q.members.length }).toEqual({
+        name: q.name,
+        type: 'quorum',
+        members: 3,
+      });
     }
     // Each component starts with the first address of its list: the relay on node 1.
     expect(relayNodes(stack.relay)).toEqual([cluster.nodes[0]]);
   });
 
-  it('keeps every order and every event while the relay\'s node, then a queue leader\'s node, is killed', async () => {
+  it("keeps every order and every event while the relay's node, then a queue leader's node, is killed", async () => {
     const sku = await saga.product(100_000, 100, 'cluster');
     const rich = await saga.account(100_000_000);
     const poor = await saga.account(150);
@@ -149,20 +172,37 @@ describe('a three-node RabbitMQ cluster', () => {
       // the order outbox, and the node dies once the relay reports messages in flight for that source.
       const [relayNode] = relayNodes(stack.relay);
       const before = streamingCount(stack.relay);
-      const backlog = writeOutbox(env.adminUrl('order'), { rows: 20_000, maxTxnSize: 1_000, aggregates: 100, prefix: 'backlog' });
-      const inFlightAtKill = await waitUntil(() => metricValue(`http://127.0.0.1:${relayPort}`, 'relay_in_flight_messages', { source: 'order' }), {
-        timeoutMs: 60_000,
-        intervalMs: 10,
-        message: 'relay publishes awaiting confirms',
+      const backlog = writeOutbox(env.adminUrl('order'), {
+        rows: 20_000,
+        maxTxnSize: 1_000,
+        aggregates: 100,
+        prefix: 'backlog',
       });
+      const inFlightAtKill = await waitUntil(
+        () => metricValue(`http://127.0.0.1:${relayPort}`, 'relay_in_flight_messages', { source: 'order' }),
+        {
+          timeoutMs: 60_000,
+          intervalMs: 10,
+          message: 'relay publishes awaiting confirms',
+        },
+      );
       const killed1 = Date.now();
       await cluster.kill(relayNode!);
       await backlog;
-      await waitUntil(() => streamingCount(stack.relay) >= before + 3, { timeoutMs: 60_000, message: 'relay streaming again' });
+      await waitUntil(() => streamingCount(stack.relay) >= before + 3, {
+        timeoutMs: 60_000,
+        message: 'relay streaming again',
+      });
       const relayBack = Date.now() - killed1;
       expect(relayNodes(stack.relay)).not.toContain(relayNode);
       const moving1 = await progressAfter(stream, killed1, 'the relay node was killed');
-      report.push(`relay's node ${relayNode!.name} killed with ${inFlightAtKill} order-source messages awaiting confirms: relay publishing again after ${relayBack} ms (to ${relayNodes(stack.relay).map((n) => n.name).join(', ')}), a new order final ${moving1} ms after the kill`);
+      report.push(
+        `relay's node ${relayNode!.name} killed with ${inFlightAtKill} order-source messages awaiting confirms: relay publishing again after ${relayBack} ms (to ${relayNodes(
+          stack.relay,
+        )
+          .map((n) => n.name)
+          .join(', ')}), a new order final ${moving1} ms after the kill`,
+      );
       await cluster.start(relayNode!);
       await waitAllMembersOnline();
 
@@ -176,13 +216,18 @@ describe('a three-node RabbitMQ cluster', () => {
       const confirmsBefore = await relayConfirms();
       const killed2 = Date.now();
       await cluster.kill(leaderNode);
-      const newLeader = await waitUntil(async () => {
-        const q = (await cluster.queues(env.vhost)).find((x) => x.name === target.name);
-        return q && q.leader !== leaderNode.name && q.online.includes(q.leader) ? q.leader : undefined;
-      }, { timeoutMs: 60_000, intervalMs: 200, message: `${target.name} has a new leader` });
+      const newLeader = await waitUntil(
+        async () => {
+          const q = (await cluster.queues(env.vhost)).find((x) => x.name === target.name);
+          return q && q.leader !== leaderNode.name && q.online.includes(q.leader) ? q.leader : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 200, message: `${target.name} has a new leader` },
+      );
       const elected = Date.now() - killed2;
       const moving2 = await progressAfter(stream, killed2, 'the leader node was killed');
-      const relayThere = relayNow.includes(leaderNode.name) ? 'the relay was connected to it too' : 'the relay was not connected to it';
+      const relayThere = relayNow.includes(leaderNode.name)
+        ? 'the relay was connected to it too'
+        : 'the relay was not connected to it';
       const confirms = await relayConfirms();
       report.push(
         `${target.name} leader ${leaderNode.name} killed (${relayThere}): ${newLeader} leads after ${elected} ms (measured by polling), a new order final ${moving2} ms after the kill; ` +
@@ -213,16 +258,20 @@ describe('a three-node RabbitMQ cluster', () => {
     const sink = await collect(cluster.url(cluster.nodes[0]!, env.vhost), env.exchange, { queue: SINK });
     try {
       const seen = new Set<string>();
-      await waitUntil(() => {
-        for (const m of sink.messages) seen.add(m.id!);
-        return [...outboxIds].every((id) => seen.has(id));
-      }, { timeoutMs: 120_000, message: `every one of ${outboxIds.size} outbox events in the sink` });
+      await waitUntil(
+        () => {
+          for (const m of sink.messages) seen.add(m.id!);
+          return [...outboxIds].every((id) => seen.has(id));
+        },
+        { timeoutMs: 120_000, message: `every one of ${outboxIds.size} outbox events in the sink` },
+      );
       await sink.drained();
       for (const m of sink.messages) seen.add(m.id!);
       const republished = sink.messages.length - seen.size;
 
       let duplicates = 0;
-      for (const s of SERVICES) duplicates += await metricValue(stack.services[s].url, 'consumer_messages_total', { outcome: 'duplicate' });
+      for (const s of SERVICES)
+        duplicates += await metricValue(stack.services[s].url, 'consumer_messages_total', { outcome: 'duplicate' });
       const confirmed = views.filter((v) => v.status === 'CONFIRMED').length;
       report.push(
         `${views.length} orders final (${confirmed} confirmed), ${outboxIds.size} outbox rows (20,000 of them the backlog), all in the broker; ` +

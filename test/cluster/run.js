@@ -11,10 +11,14 @@ const path = require('node:path');
 const dir = mkdtempSync(path.join(tmpdir(), 'test-cluster-'));
 const out = path.join(dir, 'results.json');
 const jest = require.resolve('jest/bin/jest');
-const r = spawnSync(process.execPath, [jest, '-c', 'jest.cluster.config.js', '--runInBand', '--json', `--outputFile=${out}`, ...process.argv.slice(2)], {
-  cwd: path.resolve(__dirname, '../..'),
-  stdio: 'inherit',
-});
+const r = spawnSync(
+  process.execPath,
+  [jest, '-c', 'jest.cluster.config.js', '--runInBand', '--json', `--outputFile=${out}`, ...process.argv.slice(2)],
+  {
+    cwd: path.resolve(__dirname, '../..'),
+    stdio: 'inherit',
+  },
+);
 let status = r.status ?? 1;
 try {
   const res = JSON.parse(readFileSync(out, 'utf8'));

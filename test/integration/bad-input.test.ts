@@ -65,14 +65,22 @@ describe('HTTP bad input (property-based)', () => {
     const before = await count('order', 'orders');
     const mutated = fc.oneof(
       anyValue,
-      fc.record({ field: fc.constantFrom('customerId', 'items', 'extra'), value: anyValue }).map(({ field, value }) => ({ ...validOrder, [field]: value })),
-      fc.record({ field: fc.constantFrom('sku', 'quantity', 'extra'), value: anyValue }).map(({ field, value }) => ({ ...validOrder, items: [{ ...validOrder.items[0], [field]: value }] })),
-      fc.integer({ min: 51, max: 80 }).map((n) => ({ ...validOrder, items: Array.from({ length: n }, () => validOrder.items[0]) })),
+      fc
+        .record({ field: fc.constantFrom('customerId', 'items', 'extra'), value: anyValue })
+        .map(({ field, value }) => ({ ...validOrder, [field]: value })),
+      fc
+        .record({ field: fc.constantFrom('sku', 'quantity', 'extra'), value: anyValue })
+        .map(({ field, value }) => ({ ...validOrder, items: [{ ...validOrder.items[0], [field]: value }] })),
+      fc
+        .integer({ min: 51, max: 80 })
+        .map((n) => ({ ...validOrder, items: Array.from({ length: n }, () => validOrder.items[0]) })),
     );
     await fc.assert(
       fc.asyncProperty(mutated, async (body) => {
         fc.pre(!PlaceOrderBody.safeParse(body).success);
-        const r = await http('POST', `${url('order')}/orders`, JSON.stringify(body), { 'content-type': 'application/json' });
+        const r = await http('POST', `${url('order')}/orders`, JSON.stringify(body), {
+          'content-type': 'application/json',
+        });
         expectClientError(r, [400]);
       }),
       { numRuns: 150 },
@@ -90,11 +98,17 @@ describe('HTTP bad input (property-based)', () => {
           isJson = false;
         }
         fc.pre(!isJson);
-        expectClientError(await http('POST', `${url('order')}/orders`, text, { 'content-type': 'application/json' }), [400]);
+        expectClientError(
+          await http('POST', `${url('order')}/orders`, text, { 'content-type': 'application/json' }),
+          [400],
+        );
       }),
       { numRuns: 100 },
     );
-    expectClientError(await http('POST', `${url('order')}/orders`, JSON.stringify(validOrder), { 'content-type': 'text/plain' }), [415]);
+    expectClientError(
+      await http('POST', `${url('order')}/orders`, JSON.stringify(validOrder), { 'content-type': 'text/plain' }),
+      [415],
+    );
     const huge = { ...validOrder, customerId: 'x'.repeat(200_000) };
     expectClientError(await http('POST', `${url('order')}/orders`, huge), [413]);
   });
@@ -103,10 +117,13 @@ describe('HTTP bad input (property-based)', () => {
     await fc.assert(
       // '.' and '..' are not ids a client can send: URL parsing resolves them as dot segments (even
       // written %2E), so '/orders/.' is the list '/orders/' and '/orders/..' is '/'.
-      fc.asyncProperty(fc.string({ minLength: 1, maxLength: 80 }).filter((id) => id !== '.' && id !== '..'), async (id) => {
-        const r = await http('GET', `${url('order')}/orders/${encodeURIComponent(id)}`);
-        expectClientError(r, [400, 404]);
-      }),
+      fc.asyncProperty(
+        fc.string({ minLength: 1, maxLength: 80 }).filter((id) => id !== '.' && id !== '..'),
+        async (id) => {
+          const r = await http('GET', `${url('order')}/orders/${encodeURIComponent(id)}`);
+          expectClientError(r, [400, 404]);
+        },
+      ),
       { numRuns: 100 },
     );
     const r = await http<Problem>('GET', `${url('order')}/orders?limit=0&status=LOST`);
@@ -127,17 +144,42 @@ describe('HTTP bad input (property-based)', () => {
         fc.oneof(anyValue, fc.record({ balanceCents: anyValue })),
         async (productBody, accountBody) => {
           fc.pre(!PutProductBody.safeParse(productBody).success);
-          expectClientError(await http('PUT', `${url('inventory')}/products/p-${randomUUID()}`, JSON.stringify(productBody), { 'content-type': 'application/json' }), [400]);
+          expectClientError(
+            await http('PUT', `${url('inventory')}/products/p-${randomUUID()}`, JSON.stringify(productBody), {
+              'content-type': 'application/json',
+            }),
+            [400],
+          );
           const b = accountBody as { balanceCents?: unknown };
-          fc.pre(!(typeof b === 'object' && b !== null && Number.isSafeInteger(b.balanceCents) && (b.balanceCents as number) >= 0 && Object.keys(b).length === 1));
-          expectClientError(await http('PUT', `${url('payment')}/accounts/c-${randomUUID()}`, JSON.stringify(accountBody), { 'content-type': 'application/json' }), [400]);
+          fc.pre(
+            !(
+              typeof b === 'object' &&
+              b !== null &&
+              Number.isSafeInteger(b.balanceCents) &&
+              (b.balanceCents as number) >= 0 &&
+              Object.keys(b).length === 1
+            ),
+          );
+          expectClientError(
+            await http('PUT', `${url('payment')}/accounts/c-${randomUUID()}`, JSON.stringify(accountBody), {
+              'content-type': 'application/json',
+            }),
+            [400],
+          );
         },
       ),
       { numRuns: 150 },
     );
     expect(await count('inventory', 'products')).toBe(products);
     expect(await count('payment', 'accounts')).toBe(accounts);
-    expectClientError(await http('PUT', `${url('inventory')}/products/${encodeURIComponent('bad sku!')}`, { name: 'n', priceCents: 1, stock: 1 }), [400]);
+    expectClientError(
+      await http('PUT', `${url('inventory')}/products/${encodeURIComponent('bad sku!')}`, {
+        name: 'n',
+        priceCents: 1,
+        stock: 1,
+      }),
+      [400],
+    );
   });
 
   it('answers with security headers, no x-powered-by, and 404 for unknown routes', async () => {
@@ -158,10 +200,17 @@ describe('bad messages', () => {
     const before = await metricValue(url('payment'), 'consumer_messages_total', { outcome: 'ignored' });
     const conn = await amqp.connect(env.rabbitUrl);
     const ch = await conn.createConfirmChannel();
-    ch.sendToQueue('payment.events', Buffer.from('{"version":1,"data":{}}'), { messageId: randomUUID(), type: 'SomethingNew', persistent: true });
+    ch.sendToQueue('payment.events', Buffer.from('{"version":1,"data":{}}'), {
+      messageId: randomUUID(),
+      type: 'SomethingNew',
+      persistent: true,
+    });
     await ch.waitForConfirms();
     await conn.close();
-    await waitUntil(async () => (await metricValue(url('payment'), 'consumer_messages_total', { outcome: 'ignored' })) > before, { message: 'ignored counted' });
+    await waitUntil(
+      async () => (await metricValue(url('payment'), 'consumer_messages_total', { outcome: 'ignored' })) > before,
+      { message: 'ignored counted' },
+    );
     const sku = await saga.product(5, 100);
     const c = await saga.account(1000);
     expect((await saga.finalOrder(await saga.place(c, [{ sku, quantity: 1 }]))).status).toBe('CONFIRMED');
@@ -180,7 +229,9 @@ describe('bad messages', () => {
     try {
       orderId = await saga.place(c, [{ sku, quantity: 2 }]);
       const dead = await collect(env.rabbitUrl, env.exchange, { queue: dlq });
-      const msg = await waitUntil(() => dead.messages.find((m) => m.correlationId === orderId), { message: 'poison in the DLQ' });
+      const msg = await waitUntil(() => dead.messages.find((m) => m.correlationId === orderId), {
+        message: 'poison in the DLQ',
+      });
       expect(msg.headers['x-dead-letter-reason']).toBe('retries-exhausted');
       expect(String(msg.headers['x-dead-letter-error'])).toMatch(/permission denied|Failed query/);
       expect(msg.headers['x-attempt']).toBe(2);

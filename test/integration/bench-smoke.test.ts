@@ -15,9 +15,24 @@ describe('npm run bench --smoke', () => {
       expect(files).toHaveLength(1);
       const result = JSON.parse(readFileSync(path.join(out, files[0]!), 'utf8'));
       expect(result.smoke).toBe(true);
-      expect(Object.keys(result.results).sort()).toEqual(['latency', 'memory', 'peer', 'plans', 'saga', 'tail', 'throughput', 'writers']);
+      expect(Object.keys(result.results).sort()).toEqual([
+        'latency',
+        'memory',
+        'peer',
+        'plans',
+        'saga',
+        'tail',
+        'throughput',
+        'writers',
+      ]);
       // The plan-cache comparison: each table size measured on both connections, the last one after ANALYZE.
-      const plans = result.results.plans as { orders: number; analyzed: boolean; customMs: number; genericMs: number; generic: { genericPlans: number } }[];
+      const plans = result.results.plans as {
+        orders: number;
+        analyzed: boolean;
+        customMs: number;
+        genericMs: number;
+        generic: { genericPlans: number };
+      }[];
       expect(plans.map((r) => r.analyzed)).toEqual([false, false, true]);
       for (const r of plans) expect(r.customMs > 0 && r.genericMs > 0 && r.orders >= 500).toBe(true);
       expect(plans[0]!.generic.genericPlans).toBeGreaterThan(0);
@@ -39,12 +54,28 @@ describe('npm run bench --smoke', () => {
       expect(saga.commitCeilingTps).toBeGreaterThan(0);
       // The off-path components ran at the default lower priority, and the result says so.
       expect(saga.offPathNice).toBe(10);
-      const closed = Object.values(saga.closed) as { orders: number; ratioToCommitCeiling: number; cpuMsPerOrder: Record<string, number>; statementsPerOrder: Record<string, number> }[];
+      const closed = Object.values(saga.closed) as {
+        orders: number;
+        ratioToCommitCeiling: number;
+        cpuMsPerOrder: Record<string, number>;
+        statementsPerOrder: Record<string, number>;
+      }[];
       expect(closed.length).toBeGreaterThan(0);
       for (const c of closed) {
         expect(c.orders).toBeGreaterThan(0);
         expect(c.ratioToCommitCeiling).toBeGreaterThan(0);
-        for (const k of ['order', 'inventory', 'payment', 'relay', 'postgres', 'rabbitmq', 'stack', 'benchClient', 'machine']) expect(Number.isFinite(c.cpuMsPerOrder[k])).toBe(true);
+        for (const k of [
+          'order',
+          'inventory',
+          'payment',
+          'relay',
+          'postgres',
+          'rabbitmq',
+          'stack',
+          'benchClient',
+          'machine',
+        ])
+          expect(Number.isFinite(c.cpuMsPerOrder[k])).toBe(true);
         expect(c.cpuMsPerOrder.machine).toBeGreaterThan(0);
         expect(c.cpuMsPerOrder.order).toBeGreaterThan(0);
         for (const s of ['order', 'inventory', 'payment']) expect(c.statementsPerOrder[s]).toBeGreaterThan(0);
@@ -55,8 +86,11 @@ describe('npm run bench --smoke', () => {
       const perService = saga.byServers['per-service'];
       expect(perService.invariants).toContain('held');
       expect(perService.commitCeilingTps).toBeGreaterThan(0);
-      for (const c of Object.values(perService.closed) as { orders: number; cpuMsPerOrder: Record<string, number> }[]) expect(c.orders > 0 && (c.cpuMsPerOrder.postgres ?? 0) > 0).toBe(true);
-      expect(result.table.some((r: { section: string }) => r.section === '4. saga (per-service PostgreSQL)')).toBe(true);
+      for (const c of Object.values(perService.closed) as { orders: number; cpuMsPerOrder: Record<string, number> }[])
+        expect(c.orders > 0 && (c.cpuMsPerOrder.postgres ?? 0) > 0).toBe(true);
+      expect(result.table.some((r: { section: string }) => r.section === '4. saga (per-service PostgreSQL)')).toBe(
+        true,
+      );
       expect(saga.open.scheduled).toBeGreaterThan(0);
       expect(saga.open.final).toBeGreaterThan(0);
       expect(Number.isFinite(saga.open.placeToFinalMs.p99)).toBe(true);

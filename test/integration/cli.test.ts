@@ -7,12 +7,20 @@ import path from 'node:path';
 import { COMPONENTS } from '../../scripts/cli';
 import { ROOT } from '../support/process';
 
-const nowhere = { RABBITMQ_URL: 'amqp://guest:guest@127.0.0.1:1', DATABASE_URL: 'postgres://x@127.0.0.1:1/x', PG_ADMIN_URL: 'postgres://x@127.0.0.1:1/x', RELAY_SOURCES: 'order=postgres://x@127.0.0.1:1/x' };
+const nowhere = {
+  RABBITMQ_URL: 'amqp://guest:guest@127.0.0.1:1',
+  DATABASE_URL: 'postgres://x@127.0.0.1:1/x',
+  PG_ADMIN_URL: 'postgres://x@127.0.0.1:1/x',
+  RELAY_SOURCES: 'order=postgres://x@127.0.0.1:1/x',
+};
 
 function saga(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/cli.ts'), ...args], { cwd: ROOT, env: { PATH: process.env.PATH!, ...nowhere }, timeout: 60_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', path.join(ROOT, 'scripts/cli.ts'), ...args],
+      { cwd: ROOT, env: { PATH: process.env.PATH!, ...nowhere }, timeout: 60_000 },
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
     );
   });
 }

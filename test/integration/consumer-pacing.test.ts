@@ -35,7 +35,14 @@ function publish(name: string): void {
   const orderId = randomUUID();
   names.set(orderId, name);
   const m = encodeOutboxRow(
-    { id: randomUUID(), aggregatetype: 'order', aggregateid: orderId, type: 'OrderConfirmed', payload: { version: 1, data: { orderId, customerId: 'c-pacing', totalCents: 100 } }, headers: { correlationId: orderId } },
+    {
+      id: randomUUID(),
+      aggregatetype: 'order',
+      aggregateid: orderId,
+      type: 'OrderConfirmed',
+      payload: { version: 1, data: { orderId, customerId: 'c-pacing', totalCents: 100 } },
+      headers: { correlationId: orderId },
+    },
     'order',
     'outbox',
   );
@@ -70,17 +77,24 @@ describe('consumer batch pacing', () => {
       // After a quiet spell: applied at once, alone.
       publish('a');
       await ch.waitForConfirms();
-      await waitUntil(() => batches.length === 1, { message: 'the lone message applied without waiting for the interval' });
+      await waitUntil(() => batches.length === 1, {
+        message: 'the lone message applied without waiting for the interval',
+      });
 
       // b and c reach the consumer and are gathered: the interval has not passed since a's batch.
-      const delivered = () => waitUntil(async () => (await ch.checkQueue(QUEUE)).messageCount === 0, { message: 'delivered to the consumer' });
+      const delivered = () =>
+        waitUntil(async () => (await ch.checkQueue(QUEUE)).messageCount === 0, {
+          message: 'delivered to the consumer',
+        });
       for (const n of ['b', 'c']) publish(n);
       await ch.waitForConfirms();
       await delivered();
       // d, e and f fill the batch of five, which starts at once (with no pacing, b and c would have gone alone).
       for (const n of ['d', 'e', 'f']) publish(n);
       await ch.waitForConfirms();
-      await waitUntil(() => batches.length >= 2, { message: 'the full batch applied without waiting for the interval' });
+      await waitUntil(() => batches.length >= 2, {
+        message: 'the full batch applied without waiting for the interval',
+      });
       expect(batches[1]).toEqual(['b', 'c', 'd', 'e', 'f']);
 
       // g and h wait for the interval; stopping applies them as one batch and acknowledges everything.

@@ -38,10 +38,17 @@ async function scansAsTheTableGrows(pool: pg.Pool): Promise<string> {
   try {
     const mode = (await c.query<{ plan_cache_mode: string }>('SHOW plan_cache_mode')).rows[0]!.plan_cache_mode;
     await c.query("LOAD 'auto_explain'");
-    await c.query("SET auto_explain.log_min_duration = 0; SET auto_explain.log_level = 'notice'; SET client_min_messages = 'notice'");
+    await c.query(
+      "SET auto_explain.log_min_duration = 0; SET auto_explain.log_level = 'notice'; SET client_min_messages = 'notice'",
+    );
     const run = (ids: string[]) =>
-      c.query({ name: 'grow.update', text: 'UPDATE grows g SET n = g.n + 1 FROM unnest($1::uuid[]) AS v(id) WHERE g.id = v.id', values: [ids] });
-    const some = async () => (await c.query<{ id: string }>('SELECT id FROM grows ORDER BY random() LIMIT 5')).rows.map((r) => r.id);
+      c.query({
+        name: 'grow.update',
+        text: 'UPDATE grows g SET n = g.n + 1 FROM unnest($1::uuid[]) AS v(id) WHERE g.id = v.id',
+        values: [ids],
+      });
+    const some = async () =>
+      (await c.query<{ id: string }>('SELECT id FROM grows ORDER BY random() LIMIT 5')).rows.map((r) => r.id);
     const scan = async () => {
       plans.length = 0;
       await run(await some());

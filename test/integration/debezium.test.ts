@@ -40,7 +40,12 @@ const saga = sagaClient(() => ({ order: url('order'), inventory: url('inventory'
 
 /** The outbox row a relay message was made from (the relay adds the aggregate and source headers to the row's). */
 function rowOf(msg: ConsumeMessage): { source: string; row: OutboxRow } {
-  const { [HEADER.aggregateType]: aggregatetype, [HEADER.aggregateId]: aggregateid, [HEADER.source]: source, ...rowHeaders } = msg.properties.headers as Record<string, unknown>;
+  const {
+    [HEADER.aggregateType]: aggregatetype,
+    [HEADER.aggregateId]: aggregateid,
+    [HEADER.source]: source,
+    ...rowHeaders
+  } = msg.properties.headers as Record<string, unknown>;
   return {
     source: String(source),
     row: {
@@ -74,12 +79,15 @@ beforeAll(async () => {
     // Twice: at-least-once delivery, and the inbox must apply it once.
     ch.publish(env.exchange, m.routingKey, m.content, m.options);
     ch.publish(env.exchange, m.routingKey, m.content, m.options);
-    ch.waitForConfirms().then(() => {
-      bridged++;
-      ch.ack(msg);
-    }, () => {
-      if (!bridgeClosing) ch.nack(msg);
-    });
+    ch.waitForConfirms().then(
+      () => {
+        bridged++;
+        ch.ack(msg);
+      },
+      () => {
+        if (!bridgeClosing) ch.nack(msg);
+      },
+    );
   });
 });
 afterAll(async () => {
@@ -98,10 +106,18 @@ describe('the saga on Debezium-shaped messages', () => {
     const rich = await saga.account(100_000);
     const poor = await saga.account(100);
     const duplicatesBefore = await metricValue(url('inventory'), 'consumer_messages_total', { outcome: 'duplicate' });
-    const [ok, declined] = await Promise.all([saga.place(rich, [{ sku, quantity: 2 }]), saga.place(poor, [{ sku, quantity: 1 }])]);
+    const [ok, declined] = await Promise.all([
+      saga.place(rich, [{ sku, quantity: 2 }]),
+      saga.place(poor, [{ sku, quantity: 1 }]),
+    ]);
     const [okView, declinedView] = await Promise.all([saga.finalOrder(ok), saga.finalOrder(declined)]);
     expect(okView).toMatchObject({ status: 'CONFIRMED', totalCents: 1400 });
-    expect(okView.history.map((h) => h.type)).toEqual(['OrderPlaced', 'StockReserved', 'PaymentAuthorized', 'OrderConfirmed']);
+    expect(okView.history.map((h) => h.type)).toEqual([
+      'OrderPlaced',
+      'StockReserved',
+      'PaymentAuthorized',
+      'OrderConfirmed',
+    ]);
     expect(declinedView).toMatchObject({ status: 'CANCELLED', reason: 'PAYMENT_DECLINED' });
     // Stock sold for the first, released for the second; balances add up; no event applied twice.
     await saga.expectInvariants();
@@ -109,8 +125,13 @@ describe('the saga on Debezium-shaped messages', () => {
 
     // What the services consumed was Debezium's shape only: no AMQP message id or type, the id in a header.
     // Five events per order, each sent twice.
-    const ofOrders = () => sink.messages.filter((m) => [ok, declined].includes(String(m.headers[DEBEZIUM_HEADER.aggregateId] ?? '').replaceAll('"', '')));
-    const mine = await waitUntil(() => (ofOrders().length >= 2 * 5 * 2 ? ofOrders() : undefined), { message: 'every event of both orders on saga.events' });
+    const ofOrders = () =>
+      sink.messages.filter((m) =>
+        [ok, declined].includes(String(m.headers[DEBEZIUM_HEADER.aggregateId] ?? '').replaceAll('"', '')),
+      );
+    const mine = await waitUntil(() => (ofOrders().length >= 2 * 5 * 2 ? ofOrders() : undefined), {
+      message: 'every event of both orders on saga.events',
+    });
     for (const m of mine) {
       expect(m.id).toBeUndefined();
       expect(m.type).toBeUndefined();
@@ -118,7 +139,12 @@ describe('the saga on Debezium-shaped messages', () => {
       expect(m.headers[DEBEZIUM_HEADER.id]).toMatch(/^"[0-9a-f-]{36}"$/);
     }
     // Inventory saw each of its messages twice (OrderPlaced and OrderConfirmed or OrderCancelled per order).
-    await waitUntil(async () => (await metricValue(url('inventory'), 'consumer_messages_total', { outcome: 'duplicate' })) - duplicatesBefore >= 4, { message: 'inventory counted the duplicates' });
+    await waitUntil(
+      async () =>
+        (await metricValue(url('inventory'), 'consumer_messages_total', { outcome: 'duplicate' })) - duplicatesBefore >=
+        4,
+      { message: 'inventory counted the duplicates' },
+    );
     expect(bridged).toBeGreaterThan(0);
   });
 });
@@ -130,23 +156,34 @@ describe('schema evolution', () => {
     const v1 = { orderId: randomUUID(), customerId: 'c', items: [{ sku, quantity: 1 }] };
     const v2 = { orderId: randomUUID(), customerId: 'c', lines: [{ sku, quantity: 1 }] };
     const ch = await bridgeConn.createConfirmChannel();
-    for (const [version, data] of [[1, v1], [2, v2]] as const) {
+    for (const [version, data] of [
+      [1, v1],
+      [2, v2],
+    ] as const) {
       ch.publish(env.exchange, 'order.OrderPlaced', Buffer.from(JSON.stringify({ version, data })), {
         messageId: randomUUID(),
         type: 'OrderPlaced',
         correlationId: data.orderId,
         contentType: 'application/json',
         persistent: true,
-        headers: { correlationId: data.orderId, causationId: null, [HEADER.aggregateType]: 'order', [HEADER.aggregateId]: data.orderId },
+        headers: {
+          correlationId: data.orderId,
+          causationId: null,
+          [HEADER.aggregateType]: 'order',
+          [HEADER.aggregateId]: data.orderId,
+        },
       });
     }
     await ch.waitForConfirms();
     await ch.close();
     const orderIds: string[] = [v1.orderId, v2.orderId];
-    const rejected = await waitUntil(() => {
-      const r = capture.messages.filter((m) => m.type === 'StockRejected' && orderIds.includes(m.correlationId!));
-      return r.length === 2 ? r : undefined;
-    }, { message: 'StockRejected for both versions' });
+    const rejected = await waitUntil(
+      () => {
+        const r = capture.messages.filter((m) => m.type === 'StockRejected' && orderIds.includes(m.correlationId!));
+        return r.length === 2 ? r : undefined;
+      },
+      { message: 'StockRejected for both versions' },
+    );
     for (const r of rejected) expect(r.body).toMatchObject({ version: 1, data: { reason: 'UNKNOWN_PRODUCT', sku } });
   });
 });

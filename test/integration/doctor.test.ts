@@ -19,16 +19,27 @@ describe('prerequisites', () => {
 
   it('says what to fix when PostgreSQL or RabbitMQ cannot be reached', async () => {
     const pgChecks = await checkPostgres('postgres://postgres@127.0.0.1:1/postgres');
-    expect(pgChecks).toEqual([expect.objectContaining({ ok: false, fix: expect.stringContaining('start PostgreSQL') })]);
+    expect(pgChecks).toEqual([
+      expect.objectContaining({ ok: false, fix: expect.stringContaining('start PostgreSQL') }),
+    ]);
     const mq = await checkRabbitmq('amqp://guest:guest@127.0.0.1:1');
     expect(mq).toMatchObject({ ok: false, fix: expect.stringContaining('start RabbitMQ') });
-    expect(formatChecks([mq])).toMatch(/^FAIL {2}rabbitmq amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1: not reachable.*\n {8}fix: start RabbitMQ/);
+    expect(formatChecks([mq])).toMatch(
+      /^FAIL {2}rabbitmq amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1: not reachable.*\n {8}fix: start RabbitMQ/,
+    );
   });
 
   it('npm run doctor exits 1 and prints the fix when the database server is missing', async () => {
     const r = await new Promise<{ code: number | null; out: string }>((resolve) =>
-      execFile(process.execPath, ['--import', 'tsx', 'scripts/doctor.ts'], { cwd: ROOT, env: { PATH: process.env.PATH!, PG_ADMIN_URL: 'postgres://postgres@127.0.0.1:1/postgres' }, timeout: 60_000 }, (err, stdout) =>
-        resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, out: stdout }),
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', 'scripts/doctor.ts'],
+        {
+          cwd: ROOT,
+          env: { PATH: process.env.PATH!, PG_ADMIN_URL: 'postgres://postgres@127.0.0.1:1/postgres' },
+          timeout: 60_000,
+        },
+        (err, stdout) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, out: stdout }),
       ),
     );
     expect(r.out).toMatch(/FAIL {2}postgres postgres:\/\/postgres@127\.0\.0\.1:1\/postgres: not reachable/);

@@ -33,7 +33,15 @@ type SagaView = {
   durationMs: number | null;
   stuck: boolean;
   waitingFor: { service: string; step: string; events: string[] } | null;
-  events: { type: string; service: string; messageId: string; causationId: string | null; traceparent: string | null; at: string; hopMs: number | null }[];
+  events: {
+    type: string;
+    service: string;
+    messageId: string;
+    causationId: string | null;
+    traceparent: string | null;
+    at: string;
+    hopMs: number | null;
+  }[];
 };
 
 let env: TestEnv;
@@ -73,7 +81,13 @@ describe('the saga monitor', () => {
     const id = await saga.place(customer, [{ sku, quantity: 2 }]);
     await saga.finalOrder(id);
     const s = await sagaWhen(id, 'CONFIRMED', 5);
-    expect(s.events.map((e) => e.type)).toEqual(['OrderPlaced', 'StockReserved', 'PaymentAuthorized', 'OrderConfirmed', 'StockCommitted']);
+    expect(s.events.map((e) => e.type)).toEqual([
+      'OrderPlaced',
+      'StockReserved',
+      'PaymentAuthorized',
+      'OrderConfirmed',
+      'StockCommitted',
+    ]);
     expect(s.events.map((e) => e.service)).toEqual(['order', 'inventory', 'payment', 'order', 'inventory']);
     // Each event after the first names the one before as its cause, and its hop is the time between them.
     s.events.slice(1).forEach((e, i) => {
@@ -84,7 +98,9 @@ describe('the saga monitor', () => {
     expect(s.durationMs).toBe(Date.parse(s.finishedAt!) - Date.parse(s.startedAt!));
     expect(s.durationMs!).toBeGreaterThanOrEqual(0);
     expect(s).toMatchObject({ status: 'CONFIRMED', reason: null, stuck: false, settled: true, waitingFor: null });
-    expect(await metricValue(monitor.url, 'saga_duration_seconds_count', { outcome: 'confirmed' })).toBeGreaterThanOrEqual(1);
+    expect(
+      await metricValue(monitor.url, 'saga_duration_seconds_count', { outcome: 'confirmed' }),
+    ).toBeGreaterThanOrEqual(1);
   });
 
   it('shows a compensated saga with its reason, and leaves no catalogue event unroutable', async () => {
@@ -94,8 +110,16 @@ describe('the saga monitor', () => {
     expect((await saga.finalOrder(id)).status).toBe('CANCELLED');
     const s = await sagaWhen(id, 'CANCELLED', 5);
     expect(s).toMatchObject({ reason: 'PAYMENT_DECLINED', settled: true, waitingFor: null });
-    expect(s.events.map((e) => e.type)).toEqual(['OrderPlaced', 'StockReserved', 'PaymentDeclined', 'OrderCancelled', 'StockReleased']);
-    expect(await metricValue(monitor.url, 'saga_duration_seconds_count', { outcome: 'cancelled' })).toBeGreaterThanOrEqual(1);
+    expect(s.events.map((e) => e.type)).toEqual([
+      'OrderPlaced',
+      'StockReserved',
+      'PaymentDeclined',
+      'OrderCancelled',
+      'StockReleased',
+    ]);
+    expect(
+      await metricValue(monitor.url, 'saga_duration_seconds_count', { outcome: 'cancelled' }),
+    ).toBeGreaterThanOrEqual(1);
     // StockCommitted and StockReleased had no consumer before the monitor: they piled up in the unroutable queue.
     const conn = await amqp.connect(env.rabbitUrl);
     try {
@@ -113,14 +137,19 @@ describe('the saga monitor', () => {
       const customer = await saga.account(10_000);
       const id = await saga.place(customer, [{ sku, quantity: 1 }]);
       const before = await sagaWhen(id, 'CONFIRMED', 5);
-      const placed = await waitUntil(() => sink.messages.find((m) => m.aggregateId === id), { message: 'OrderPlaced captured' });
+      const placed = await waitUntil(() => sink.messages.find((m) => m.aggregateId === id), {
+        message: 'OrderPlaced captured',
+      });
       const duplicates = await metricValue(monitor.url, 'consumer_messages_total', { outcome: 'duplicate' });
       const conn = await amqp.connect(env.rabbitUrl);
       const ch = await conn.createConfirmChannel();
       ch.publish(env.exchange, placed.routingKey, placed.raw.content, placed.raw.properties);
       await ch.waitForConfirms();
       await conn.close();
-      await waitUntil(async () => (await metricValue(monitor.url, 'consumer_messages_total', { outcome: 'duplicate' })) > duplicates, { message: 'duplicate seen' });
+      await waitUntil(
+        async () => (await metricValue(monitor.url, 'consumer_messages_total', { outcome: 'duplicate' })) > duplicates,
+        { message: 'duplicate seen' },
+      );
       // Nothing of the saga changed: not its events, not its summary (seq, times, duration).
       expect((await sagaOf(id)).body).toEqual(before);
     } finally {
@@ -134,7 +163,10 @@ describe('the saga monitor', () => {
     await stack.services.payment.proc.kill('SIGTERM');
     const id = await saga.place(customer, [{ sku, quantity: 1 }]);
     const stuck = await waitUntil(
-      async () => (await http<{ sagas: (SagaView & { deadLetters: unknown[] })[] }>('GET', `${monitor.url}/sagas?state=stuck`)).body.sagas.find((s) => s.orderId === id),
+      async () =>
+        (
+          await http<{ sagas: (SagaView & { deadLetters: unknown[] })[] }>('GET', `${monitor.url}/sagas?state=stuck`)
+        ).body.sagas.find((s) => s.orderId === id),
       { timeoutMs: 30_000, message: 'saga listed as stuck' },
     );
     expect(stuck.waitingFor).toMatchObject({ service: 'payment', events: ['PaymentAuthorized', 'PaymentDeclined'] });
@@ -143,23 +175,33 @@ describe('the saga monitor', () => {
     // on the stuck saga, with the queue it waits in and why.
     const conn = await amqp.connect(env.rabbitUrl);
     const ch = await conn.createConfirmChannel();
-    ch.publish(env.exchange, 'inventory.StockReserved', Buffer.from(JSON.stringify({ version: 1, data: { orderId: id } })), {
-      messageId: randomUUID(),
-      type: 'StockReserved',
-      correlationId: id,
-      contentType: 'application/json',
-      headers: { [HEADER.aggregateType]: 'inventory', [HEADER.aggregateId]: id, causationId: null },
-    });
+    ch.publish(
+      env.exchange,
+      'inventory.StockReserved',
+      Buffer.from(JSON.stringify({ version: 1, data: { orderId: id } })),
+      {
+        messageId: randomUUID(),
+        type: 'StockReserved',
+        correlationId: id,
+        contentType: 'application/json',
+        headers: { [HEADER.aggregateType]: 'inventory', [HEADER.aggregateId]: id, causationId: null },
+      },
+    );
     await ch.waitForConfirms();
     await conn.close();
     const reported = await waitUntil(
       async () =>
-        (await http<{ sagas: (SagaView & { deadLetters: { queue: string; type: string; reason: string }[] })[] }>('GET', `${monitor.url}/sagas?state=stuck`)).body.sagas.find(
-          (s) => s.orderId === id && s.deadLetters.length > 0,
-        ),
+        (
+          await http<{ sagas: (SagaView & { deadLetters: { queue: string; type: string; reason: string }[] })[] }>(
+            'GET',
+            `${monitor.url}/sagas?state=stuck`,
+          )
+        ).body.sagas.find((s) => s.orderId === id && s.deadLetters.length > 0),
       { message: 'dead-letter report on the stuck saga' },
     );
-    expect(reported.deadLetters).toContainEqual(expect.objectContaining({ queue: 'monitor.events.dlq', type: 'StockReserved', reason: 'invalid' }));
+    expect(reported.deadLetters).toContainEqual(
+      expect.objectContaining({ queue: 'monitor.events.dlq', type: 'StockReserved', reason: 'invalid' }),
+    );
     expect(await metricValue(monitor.url, 'sagas_stuck')).toBeGreaterThanOrEqual(1);
     expect(await metricValue(monitor.url, 'saga_oldest_pending_seconds')).toBeGreaterThanOrEqual(STUCK_AFTER_MS / 1000);
     const pending = (await http<{ sagas: SagaView[] }>('GET', `${monitor.url}/sagas?state=pending`)).body.sagas;
@@ -174,7 +216,10 @@ describe('the saga monitor', () => {
     const page1 = await http<{ sagas: { seq: number }[]; next: number | null }>('GET', `${monitor.url}/sagas?limit=2`);
     expect(page1.body.sagas).toHaveLength(2);
     expect(page1.body.next).toBe(page1.body.sagas[1]!.seq);
-    const page2 = await http<{ sagas: { seq: number }[] }>('GET', `${monitor.url}/sagas?limit=2&after=${page1.body.next}`);
+    const page2 = await http<{ sagas: { seq: number }[] }>(
+      'GET',
+      `${monitor.url}/sagas?limit=2&after=${page1.body.next}`,
+    );
     expect(page2.body.sagas[0]!.seq).toBeLessThan(page1.body.next!);
     const all = await http<{ sagas: { seq: number }[]; next: number | null }>('GET', `${monitor.url}/sagas?limit=500`);
     expect(all.body.next).toBeNull(); // fewer than a page: no next page
@@ -191,7 +236,14 @@ describe('the saga monitor', () => {
     expect(existsSync('/usr/bin/chromium')).toBe(true); // .ci/run installs Debian's chromium
     const browser: Browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+      ],
     });
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
@@ -203,14 +255,12 @@ describe('the saga monitor', () => {
       await row.waitFor({ timeout: 30_000 });
       await row.click();
       await page.locator(`#saga[data-order-id="${id}"][data-status="CONFIRMED"]`).waitFor({ timeout: 30_000 });
-      await page.waitForFunction('document.querySelectorAll("#waterfall .event").length === 5', undefined, { timeout: 30_000 });
-      expect(await page.locator('#waterfall .event').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-type')))).toEqual([
-        'OrderPlaced',
-        'StockReserved',
-        'PaymentAuthorized',
-        'OrderConfirmed',
-        'StockCommitted',
-      ]);
+      await page.waitForFunction('document.querySelectorAll("#waterfall .event").length === 5', undefined, {
+        timeout: 30_000,
+      });
+      expect(
+        await page.locator('#waterfall .event').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-type'))),
+      ).toEqual(['OrderPlaced', 'StockReserved', 'PaymentAuthorized', 'OrderConfirmed', 'StockCommitted']);
       expect(Number(await page.locator('#n-confirmed').textContent())).toBeGreaterThanOrEqual(1);
       const dir = path.join(ROOT, 'test-output');
       mkdirSync(dir, { recursive: true });
@@ -242,14 +292,29 @@ describe("the monitor's write path", () => {
         ({
           type,
           data: { orderId },
-          envelope: { id: randomUUID(), aggregateType: type === 'OrderPlaced' ? 'order' : 'inventory', aggregateId: orderId, type, payload: { version: 1, data: {} }, headers: { correlationId: orderId, causationId } },
+          envelope: {
+            id: randomUUID(),
+            aggregateType: type === 'OrderPlaced' ? 'order' : 'inventory',
+            aggregateId: orderId,
+            type,
+            payload: { version: 1, data: {} },
+            headers: { correlationId: orderId, causationId },
+          },
           log: pino({ level: 'silent' }),
         }) as unknown as Incoming;
       const orders = Array.from({ length: 30 }, () => randomUUID());
       // Each saga's two events in two concurrent transactions: without the per-saga lock, each would summarize only
       // what it saw and the last to commit would win with one event.
-      await Promise.all(orders.flatMap((o) => [handler.apply([event(o, 'OrderPlaced', null)]), handler.apply([event(o, 'StockReserved', 'x')])]));
-      const { rows } = await pool.query<{ events: number; waiting_service: string }>('SELECT events, waiting_service FROM sagas WHERE order_id = ANY($1)', [orders]);
+      await Promise.all(
+        orders.flatMap((o) => [
+          handler.apply([event(o, 'OrderPlaced', null)]),
+          handler.apply([event(o, 'StockReserved', 'x')]),
+        ]),
+      );
+      const { rows } = await pool.query<{ events: number; waiting_service: string }>(
+        'SELECT events, waiting_service FROM sagas WHERE order_id = ANY($1)',
+        [orders],
+      );
       expect(rows).toHaveLength(orders.length);
       expect(rows.every((r) => r.events === 2 && r.waiting_service === 'payment')).toBe(true);
     } finally {

@@ -15,38 +15,63 @@ import { createTestEnv, type TestEnv } from '../support/env';
 import { metricValue } from '../support/metrics';
 import { HTTP_PORT_VAR, interpolate, isComponent, loadCompose, renderKustomize } from '../support/packaging';
 import { killAll, ROOT } from '../support/process';
-import { addExposition, checkAgainstExported, dashboardQueries, emptyExported, parsePromQL, readDashboard, ruleQueries, type FailureOnly } from '../support/promql';
+import {
+  addExposition,
+  checkAgainstExported,
+  dashboardQueries,
+  emptyExported,
+  parsePromQL,
+  readDashboard,
+  ruleQueries,
+  type FailureOnly,
+} from '../support/promql';
 import { sagaClient } from '../support/saga';
 import { startMonitor, startStack, type ServiceProc, type Stack } from '../support/stack';
 import { waitUntil } from '../support/wait';
 
-type ComposeService = { image?: string; command?: string[]; environment?: Record<string, string>; ports?: string[]; volumes?: string[] };
+type ComposeService = {
+  image?: string;
+  command?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  volumes?: string[];
+};
 const compose = loadCompose().services as Record<string, ComposeService>;
 /** Job names the rules select on (up{job=...}), every value a job matcher accepts. */
 const jobsInRules = (): string[] =>
   ruleQueries(readAlertGroups()).flatMap((q) =>
-    parsePromQL(q).selectors.flatMap((s) => s.matchers.filter((m) => m.label === 'job').flatMap((m) => (m.op === '=~' ? m.value.split('|') : [m.value]))),
+    parsePromQL(q).selectors.flatMap((s) =>
+      s.matchers.filter((m) => m.label === 'job').flatMap((m) => (m.op === '=~' ? m.value.split('|') : [m.value])),
+    ),
   );
 /** Where a Compose service mounts `hostDir` (relative to the repository), if it does. */
-const mountOf = (svc: ComposeService, hostDir: string) => svc.volumes?.map((v) => v.split(':')).find(([src]) => path.normalize(src!) === path.normalize(`./${hostDir}`))?.[1];
+const mountOf = (svc: ComposeService, hostDir: string) =>
+  svc.volumes?.map((v) => v.split(':')).find(([src]) => path.normalize(src!) === path.normalize(`./${hostDir}`))?.[1];
 
 /** Prometheus's own checker: PROMTOOL, else on PATH (.ci/run installs it from Debian's prometheus package). */
 const promtool = (...args: string[]) => {
   try {
     return execFileSync(process.env.PROMTOOL ?? 'promtool', args, { cwd: ROOT, encoding: 'utf8', stdio: 'pipe' });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('promtool not found: see the README prerequisites (or set PROMTOOL=/path/to/promtool)', { cause: err });
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new Error('promtool not found: see the README prerequisites (or set PROMTOOL=/path/to/promtool)', {
+        cause: err,
+      });
     throw err;
   }
 };
 
 describe('promtool (Prometheus itself)', () => {
-  it('accepts the Compose profile\'s configuration and the rules, and each alert fires on what it describes, not on the healthy case beside it', () => {
+  it("accepts the Compose profile's configuration and the rules, and each alert fires on what it describes, not on the healthy case beside it", () => {
     expect(promtool('check', 'config', 'observability/prometheus/prometheus.yml')).toContain('SUCCESS');
     expect(promtool('test', 'rules', 'observability/prometheus/alerts.test.yml')).toContain('SUCCESS');
     // Every alert has a unit test.
     const tests = readFileSync(path.join(ROOT, 'observability/prometheus/alerts.test.yml'), 'utf8');
-    expect(readAlertGroups().flatMap((g) => g.rules.map((r) => r.alert)).filter((a) => !tests.includes(`alertname: ${a}`))).toEqual([]);
+    expect(
+      readAlertGroups()
+        .flatMap((g) => g.rules.map((r) => r.alert))
+        .filter((a) => !tests.includes(`alertname: ${a}`)),
+    ).toEqual([]);
   });
 
   it('fails a rule file whose alert would fire on the healthy case (unlimited safe WAL, -1)', () => {
@@ -54,7 +79,10 @@ describe('promtool (Prometheus itself)', () => {
     try {
       const rules = readFileSync(path.join(ROOT, 'observability/prometheus/alerts.yml'), 'utf8');
       writeFileSync(path.join(dir, 'alerts.yml'), rules.replace('relay_slot_safe_wal_bytes >= 0 and ', ''));
-      writeFileSync(path.join(dir, 'alerts.test.yml'), readFileSync(path.join(ROOT, 'observability/prometheus/alerts.test.yml')));
+      writeFileSync(
+        path.join(dir, 'alerts.test.yml'),
+        readFileSync(path.join(ROOT, 'observability/prometheus/alerts.test.yml')),
+      );
       expect(() => promtool('test', 'rules', path.join(dir, 'alerts.test.yml'))).toThrow(/RelaySafeWalLow/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -70,11 +98,18 @@ describe('the observability profile of docker-compose.yml', () => {
 
   it('scrapes every component that serves /metrics, as a job named after it, at its Compose name and port', () => {
     const expected = Object.entries(compose)
-      .filter(([, svc]) => isComponent(svc.command?.[0]) && HTTP_PORT_VAR[svc.command![0] as keyof typeof HTTP_PORT_VAR])
-      .map(([name, svc]) => ({ job: svc.command![0]!, target: `${name}:${interpolate(String(svc.environment![HTTP_PORT_VAR[svc.command![0] as keyof typeof HTTP_PORT_VAR]!]))}` }))
+      .filter(
+        ([, svc]) => isComponent(svc.command?.[0]) && HTTP_PORT_VAR[svc.command![0] as keyof typeof HTTP_PORT_VAR],
+      )
+      .map(([name, svc]) => ({
+        job: svc.command![0]!,
+        target: `${name}:${interpolate(String(svc.environment![HTTP_PORT_VAR[svc.command![0] as keyof typeof HTTP_PORT_VAR]!]))}`,
+      }))
       .sort((a, b) => a.job.localeCompare(b.job));
     expect(expected.map((e) => e.job)).toEqual(['inventory', 'monitor', 'order', 'payment', 'relay']);
-    const scraped = prometheus.scrape_configs.map((c) => ({ job: c.job_name, target: c.static_configs.flatMap((s) => s.targets).join() })).sort((a, b) => a.job.localeCompare(b.job));
+    const scraped = prometheus.scrape_configs
+      .map((c) => ({ job: c.job_name, target: c.static_configs.flatMap((s) => s.targets).join() }))
+      .sort((a, b) => a.job.localeCompare(b.job));
     expect(scraped).toEqual(expected);
     // The rules' jobs are those.
     expect([...new Set(jobsInRules())].filter((j) => !expected.some((e) => e.job === j))).toEqual([]);
@@ -84,27 +119,41 @@ describe('the observability profile of docker-compose.yml', () => {
     const promDir = mountOf(compose.prometheus!, 'observability/prometheus');
     expect(promDir).toBe('/etc/prometheus');
     expect(compose.prometheus!.command).toContain(`--config.file=${promDir}/prometheus.yml`);
-    for (const f of prometheus.rule_files) expect(existsSync(path.join(ROOT, 'observability/prometheus', f))).toBe(true);
+    for (const f of prometheus.rule_files)
+      expect(existsSync(path.join(ROOT, 'observability/prometheus', f))).toBe(true);
     expect(prometheus.rule_files).toContain('alerts.yml');
 
     const provisioning = mountOf(compose.grafana!, 'observability/grafana/provisioning');
     const dashboards = mountOf(compose.grafana!, 'observability/grafana/dashboards');
     expect(provisioning).toBe('/etc/grafana/provisioning');
-    const provider = YAML.parse(readFileSync(path.join(ROOT, 'observability/grafana/provisioning/dashboards/saga.yml'), 'utf8')) as { providers: { options: { path: string } }[] };
+    const provider = YAML.parse(
+      readFileSync(path.join(ROOT, 'observability/grafana/provisioning/dashboards/saga.yml'), 'utf8'),
+    ) as { providers: { options: { path: string } }[] };
     expect(provider.providers[0]!.options.path).toBe(dashboards);
     const home = compose.grafana!.environment!.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH!;
-    expect(home.startsWith(`${dashboards}/`) && existsSync(path.join(ROOT, 'observability/grafana/dashboards', path.basename(home)))).toBe(true);
-    const datasource = YAML.parse(readFileSync(path.join(ROOT, 'observability/grafana/provisioning/datasources/prometheus.yml'), 'utf8')) as { datasources: { url: string }[] };
+    expect(
+      home.startsWith(`${dashboards}/`) &&
+        existsSync(path.join(ROOT, 'observability/grafana/dashboards', path.basename(home))),
+    ).toBe(true);
+    const datasource = YAML.parse(
+      readFileSync(path.join(ROOT, 'observability/grafana/provisioning/datasources/prometheus.yml'), 'utf8'),
+    ) as { datasources: { url: string }[] };
     expect(datasource.datasources[0]!.url).toBe(`http://prometheus:${compose.prometheus!.ports![0]!.split(':').pop()}`);
   });
 });
 
 it('on Kubernetes the PodMonitor names jobs after app.kubernetes.io/name, and every job of the rules is a workload of that name', () => {
-  const [podMonitor] = renderKustomize(path.join(ROOT, 'observability/k8s')).filter((o) => o.kind === 'PodMonitor') as unknown as { spec: { jobLabel: string; selector: { matchLabels: Record<string, string> } } }[];
+  const [podMonitor] = renderKustomize(path.join(ROOT, 'observability/k8s')).filter(
+    (o) => o.kind === 'PodMonitor',
+  ) as unknown as { spec: { jobLabel: string; selector: { matchLabels: Record<string, string> } } }[];
   expect(podMonitor!.spec.jobLabel).toBe('app.kubernetes.io/name');
   const workloads = renderKustomize(path.join(ROOT, 'k8s/overlays/dev')).filter((o) => o.kind === 'Deployment');
-  const podLabels = workloads.map((o) => (o.spec as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels);
-  const selected = podLabels.filter((l) => Object.entries(podMonitor!.spec.selector.matchLabels).every(([k, v]) => l[k] === v)).map((l) => l['app.kubernetes.io/name']);
+  const podLabels = workloads.map(
+    (o) => (o.spec as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels,
+  );
+  const selected = podLabels
+    .filter((l) => Object.entries(podMonitor!.spec.selector.matchLabels).every(([k, v]) => l[k] === v))
+    .map((l) => l['app.kubernetes.io/name']);
   expect(selected.sort()).toEqual(['inventory', 'monitor', 'order', 'payment', 'relay']);
   expect([...new Set(jobsInRules())].filter((j) => !selected.includes(j))).toEqual([]);
 });
@@ -140,11 +189,21 @@ describe('every metric the alerts and the dashboard use, on the running processe
     expect((await saga.finalOrder(cancelled)).status).toBe('CANCELLED');
     // Series that appear later: the monitor's durations as it applies the final events, and the relay's operator
     // queue gauge, which reads each queue's depth every 15 s (the dead-letter queues exist once the services ran).
-    await waitUntil(async () => (await metricValue(monitor.url, 'saga_duration_seconds_count', { outcome: 'cancelled' })) >= 1 && (await metricValue(monitor.url, 'saga_duration_seconds_count', { outcome: 'confirmed' })) >= 1, {
-      timeoutMs: 30_000,
-      message: 'the monitor saw both sagas finish',
-    });
-    const relayQueues = async () => (addExposition(emptyExported(), await (await fetch(`${relayUrl}/metrics`)).text()).samples.get('saga_operator_queue_messages') ?? []).map((l) => l.queue);
+    await waitUntil(
+      async () =>
+        (await metricValue(monitor.url, 'saga_duration_seconds_count', { outcome: 'cancelled' })) >= 1 &&
+        (await metricValue(monitor.url, 'saga_duration_seconds_count', { outcome: 'confirmed' })) >= 1,
+      {
+        timeoutMs: 30_000,
+        message: 'the monitor saw both sagas finish',
+      },
+    );
+    const relayQueues = async () =>
+      (
+        addExposition(emptyExported(), await (await fetch(`${relayUrl}/metrics`)).text()).samples.get(
+          'saga_operator_queue_messages',
+        ) ?? []
+      ).map((l) => l.queue);
     await waitUntil(async () => (await relayQueues()).some((q) => q?.endsWith('.events.dlq')), {
       timeoutMs: 40_000,
       intervalMs: 500,
@@ -152,7 +211,8 @@ describe('every metric the alerts and the dashboard use, on the running processe
     });
 
     const exported = emptyExported();
-    for (const u of [relayUrl, url('order'), url('inventory'), url('payment'), monitor.url]) addExposition(exported, await (await fetch(`${u}/metrics`)).text());
+    for (const u of [relayUrl, url('order'), url('inventory'), url('payment'), monitor.url])
+      addExposition(exported, await (await fetch(`${u}/metrics`)).text());
     // Dead-lettering happens only when something fails: check the value against the consumer's code instead.
     const consumerSource = readFileSync(path.join(ROOT, 'packages/common/src/consumer.ts'), 'utf8');
     const failureOnly: FailureOnly = { consumer_messages_total: { outcome: ['dead_lettered'] } };
@@ -162,7 +222,9 @@ describe('every metric the alerts and the dashboard use, on the running processe
     expect(queries.length).toBeGreaterThan(25);
     expect(queries.flatMap((q) => checkAgainstExported(q, exported, failureOnly))).toEqual([]);
     // Every metric used has samples in this run, so the labels and values of every selector were checked too.
-    const used = new Set(queries.flatMap((q) => parsePromQL(q).selectors.map((s) => s.metric)).filter((m) => m !== 'up'));
+    const used = new Set(
+      queries.flatMap((q) => parsePromQL(q).selectors.map((s) => s.metric)).filter((m) => m !== 'up'),
+    );
     expect([...used].filter((m) => !(exported.samples.get(m) ?? []).length)).toEqual([]);
   });
 });

@@ -30,7 +30,9 @@ async function rows(n: number, hoursAgo: number): Promise<string[]> {
   );
   return out.map((r) => r.id);
 }
-const present = async (ids: string[]) => (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE id = ANY($1::uuid[])', [ids])).rows[0]!.n;
+const present = async (ids: string[]) =>
+  (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE id = ANY($1::uuid[])', [ids])).rows[0]!
+    .n;
 
 describe('outbox retention', () => {
   it('keeps a row after the transaction that wrote it (no purge trigger any more)', async () => {
@@ -57,7 +59,9 @@ describe('outbox retention', () => {
   it('pruning publishes nothing: the publication carries inserts only', async () => {
     const admin = new pg.Client({ connectionString: env.adminUrl('order') });
     await admin.connect();
-    const { rows } = await admin.query("SELECT pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = 'outbox_pub'");
+    const { rows } = await admin.query(
+      "SELECT pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = 'outbox_pub'",
+    );
     await admin.end();
     expect(rows).toEqual([{ pubinsert: true, pubupdate: false, pubdelete: false, pubtruncate: false }]);
   });
@@ -75,7 +79,10 @@ describe('outbox retention', () => {
     const old = await rows(5, 30);
     const young = await rows(2, 20);
     const order = await startService(env, 'order', { OUTBOX_RETENTION_HOURS: '24', OUTBOX_PRUNE_EVERY_MS: '100' });
-    await waitUntil(async () => (await present(old)) === 0, { message: 'the service pruned its old outbox rows', timeoutMs: 20_000 });
+    await waitUntil(async () => (await present(old)) === 0, {
+      message: 'the service pruned its old outbox rows',
+      timeoutMs: 20_000,
+    });
     expect(await present(young)).toBe(2);
     await order.proc.waitForLog((l) => l.msg === 'pruned old outbox rows' && Number(l.pruned) >= 5);
     expect((await order.proc.kill('SIGTERM')).code).toBe(0);

@@ -12,8 +12,18 @@ import { createOpsRouter } from '@saga/common/ops';
 import { DATABASE_OWNERS, SERVICES } from '@saga/common/service-names';
 import { COMPONENTS } from '../../scripts/cli';
 import {
-  checkK8sConsistency, copiesOfStage, hasKubectl, interpolate, KUBERNETES_VERSION, loadCompose, renderKustomize,
-  SUPPORTED_NODE_LTS, validateCompose, validateDockerfile, validateK8sSchemas, type K8sObject,
+  checkK8sConsistency,
+  copiesOfStage,
+  hasKubectl,
+  interpolate,
+  KUBERNETES_VERSION,
+  loadCompose,
+  renderKustomize,
+  SUPPORTED_NODE_LTS,
+  validateCompose,
+  validateDockerfile,
+  validateK8sSchemas,
+  type K8sObject,
 } from '../support/packaging';
 import { ROOT } from '../support/process';
 
@@ -37,27 +47,65 @@ describe('docker-compose.yml', () => {
   const doc = loadCompose();
   it('is valid against the Compose Specification and consistent with the code', () => {
     expect(validateCompose(doc)).toEqual([]);
-    const services = doc.services as Record<string, { depends_on?: Record<string, { condition: string }>; command?: string[] }>;
-    expect(Object.keys(services).sort()).toEqual(['grafana', 'inventory', 'jaeger', 'migrate', 'monitor', 'order', 'payment', 'postgres-inventory', 'postgres-monitor', 'postgres-order', 'postgres-payment', 'prometheus', 'rabbitmq', 'relay', 'seed', 'setup']);
+    const services = doc.services as Record<
+      string,
+      { depends_on?: Record<string, { condition: string }>; command?: string[] }
+    >;
+    expect(Object.keys(services).sort()).toEqual([
+      'grafana',
+      'inventory',
+      'jaeger',
+      'migrate',
+      'monitor',
+      'order',
+      'payment',
+      'postgres-inventory',
+      'postgres-monitor',
+      'postgres-order',
+      'postgres-payment',
+      'prometheus',
+      'rabbitmq',
+      'relay',
+      'seed',
+      'setup',
+    ]);
     // The demo's catalogue comes after the services are healthy, as npm start adds it.
-    expect(services.seed!.depends_on).toEqual({ order: { condition: 'service_healthy' }, inventory: { condition: 'service_healthy' }, payment: { condition: 'service_healthy' } });
+    expect(services.seed!.depends_on).toEqual({
+      order: { condition: 'service_healthy' },
+      inventory: { condition: 'service_healthy' },
+      payment: { condition: 'service_healthy' },
+    });
     expect(services.migrate!.depends_on).toEqual({ setup: { condition: 'service_completed_successfully' } });
     // Tracing: every long-running component takes the OTLP endpoint (empty: off), and Jaeger receives it in the profile.
-    const envOf = (name: string) => (doc.services as Record<string, { environment?: Record<string, string>; profiles?: string[] }>)[name]!;
-    for (const c of ['relay', 'order', 'inventory', 'payment', 'monitor']) expect(envOf(c).environment).toHaveProperty('OTEL_EXPORTER_OTLP_ENDPOINT');
+    const envOf = (name: string) =>
+      (doc.services as Record<string, { environment?: Record<string, string>; profiles?: string[] }>)[name]!;
+    for (const c of ['relay', 'order', 'inventory', 'payment', 'monitor'])
+      expect(envOf(c).environment).toHaveProperty('OTEL_EXPORTER_OTLP_ENDPOINT');
     // Prometheus, Jaeger and Grafana only with --profile observability; everything else by default.
-    expect(Object.keys(services).filter((s) => (services[s] as { profiles?: string[] }).profiles)).toEqual(['prometheus', 'jaeger', 'grafana']);
-    for (const s of ['prometheus', 'jaeger', 'grafana']) expect((services[s] as { profiles?: string[] }).profiles).toEqual(['observability']);
+    expect(Object.keys(services).filter((s) => (services[s] as { profiles?: string[] }).profiles)).toEqual([
+      'prometheus',
+      'jaeger',
+      'grafana',
+    ]);
+    for (const s of ['prometheus', 'jaeger', 'grafana'])
+      expect((services[s] as { profiles?: string[] }).profiles).toEqual(['observability']);
     for (const s of ['order', 'inventory', 'payment', 'monitor', 'relay']) {
-      expect(services[s]!.depends_on).toEqual({ rabbitmq: { condition: 'service_healthy' }, migrate: { condition: 'service_completed_successfully' } });
+      expect(services[s]!.depends_on).toEqual({
+        rabbitmq: { condition: 'service_healthy' },
+        migrate: { condition: 'service_completed_successfully' },
+      });
     }
   });
   it('runs every service PostgreSQL with wal_level=logical, a server per database owner that setup and migrate are given', () => {
-    const services = doc.services as Record<string, { command: string[]; environment: Record<string, string>; depends_on: Record<string, unknown> }>;
+    const services = doc.services as Record<
+      string,
+      { command: string[]; environment: Record<string, string>; depends_on: Record<string, unknown> }
+    >;
     for (const s of SERVICES) expect(services[`postgres-${s}`]!.command.join(' ')).toContain('wal_level=logical');
     for (const s of DATABASE_OWNERS) {
       expect(services.setup!.depends_on).toHaveProperty(`postgres-${s}`);
-      for (const job of ['setup', 'migrate']) expect(services[job]!.environment[`${s.toUpperCase()}_PG_ADMIN_URL`]).toContain(`@postgres-${s}:5432/`);
+      for (const job of ['setup', 'migrate'])
+        expect(services[job]!.environment[`${s.toUpperCase()}_PG_ADMIN_URL`]).toContain(`@postgres-${s}:5432/`);
       // The owner connects with the password setup gave its role, to its own server.
       const password = `\${${s.toUpperCase()}_DB_PASSWORD:-${s}-dev-password}`;
       expect(services.setup!.environment[`${s.toUpperCase()}_DB_PASSWORD`]).toBe(password);
@@ -71,15 +119,33 @@ describe('docker-compose.yml', () => {
       return validateCompose(d);
     };
     expect(bad((d) => (d.services.order.depends_onn = d.services.order.depends_on)).join()).toContain('depends_onn');
-    expect(bad((d) => (d.services.order.depends_on.postgress = { condition: 'service_healthy' })).join()).toContain('undefined service postgress');
-    expect(bad((d) => (d.services.order.environment.PORT = '9000')).join()).toContain('PORT=9000 is not among its ports');
-    expect(bad((d) => (d.services.payment.environment.PAYMENT_LIMIT = '5')).join()).toContain('PAYMENT_LIMIT is not read by payment');
-    expect(bad((d) => delete d.services.relay.environment.RELAY_SOURCES).join()).toContain('RELAY_SOURCES must be set for relay');
+    expect(bad((d) => (d.services.order.depends_on.postgress = { condition: 'service_healthy' })).join()).toContain(
+      'undefined service postgress',
+    );
+    expect(bad((d) => (d.services.order.environment.PORT = '9000')).join()).toContain(
+      'PORT=9000 is not among its ports',
+    );
+    expect(bad((d) => (d.services.payment.environment.PAYMENT_LIMIT = '5')).join()).toContain(
+      'PAYMENT_LIMIT is not read by payment',
+    );
+    expect(bad((d) => delete d.services.relay.environment.RELAY_SOURCES).join()).toContain(
+      'RELAY_SOURCES must be set for relay',
+    );
     expect(bad((d) => (d.services.relay.command = ['rellay'])).join()).toContain('not a component of the image');
-    expect(bad((d) => (d.services.order.healthcheck.test = ['CMD', 'true'])).join()).toContain('healthcheck does not probe port 8000');
-    expect(bad((d) => (d.services.relay.healthcheck.test = ['CMD', 'node', '-e', "fetch('http://127.0.0.1:8010/healthz')"])).join()).toContain('relay: healthcheck does not call /readyz');
-    expect(bad((d) => (d.services.monitor.ports = ['8000:8000'])).join()).toContain('compose monitor: PORT=8003 is not among its ports');
-    expect(bad((d) => delete d.services.migrate.environment.MONITOR_PG_ADMIN_URL).join()).toContain('MONITOR_PG_ADMIN_URL must be set for migrate');
+    expect(bad((d) => (d.services.order.healthcheck.test = ['CMD', 'true'])).join()).toContain(
+      'healthcheck does not probe port 8000',
+    );
+    expect(
+      bad(
+        (d) => (d.services.relay.healthcheck.test = ['CMD', 'node', '-e', "fetch('http://127.0.0.1:8010/healthz')"]),
+      ).join(),
+    ).toContain('relay: healthcheck does not call /readyz');
+    expect(bad((d) => (d.services.monitor.ports = ['8000:8000'])).join()).toContain(
+      'compose monitor: PORT=8003 is not among its ports',
+    );
+    expect(bad((d) => delete d.services.migrate.environment.MONITOR_PG_ADMIN_URL).join()).toContain(
+      'MONITOR_PG_ADMIN_URL must be set for migrate',
+    );
   });
 });
 
@@ -93,41 +159,125 @@ describe(`k8s (kustomize), strictly against Kubernetes ${KUBERNETES_VERSION}`, (
 
   itWithKubectl('renders the dev overlay into valid objects, no unknown field anywhere', () => {
     const kinds = objects.map((o) => o.kind);
-    for (const k of ['Deployment', 'StatefulSet', 'Service', 'Job', 'ConfigMap', 'Secret', 'PodDisruptionBudget', 'NetworkPolicy', 'Namespace']) expect(kinds).toContain(k);
+    for (const k of [
+      'Deployment',
+      'StatefulSet',
+      'Service',
+      'Job',
+      'ConfigMap',
+      'Secret',
+      'PodDisruptionBudget',
+      'NetworkPolicy',
+      'Namespace',
+    ])
+      expect(kinds).toContain(k);
     expect(validateK8sSchemas(objects)).toEqual([]);
   });
 
-  itWithKubectl('is consistent with the code: recommended labels on every object, components, variables, ports, probes, security, network', () => {
-    expect(checkK8sConsistency(objects, servedPaths)).toEqual([]);
-    const deployments = objects.filter((o) => o.kind === 'Deployment').map((o) => o.metadata.name).sort();
-    expect(deployments).toEqual(['inventory', 'monitor', 'order', 'payment', 'relay']);
-    const relay = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'relay')!;
-    expect(relay.spec).toMatchObject({ replicas: 1, strategy: { type: 'Recreate' } });
-    const pg = objects.filter((o) => o.kind === 'StatefulSet' && o.metadata.name.startsWith('postgres-'));
-    expect(pg.map((s) => s.metadata.name).sort()).toEqual(DATABASE_OWNERS.map((s) => `postgres-${s}`).sort());
-    for (const s of SERVICES) expect(JSON.stringify(pg.find((p) => p.metadata.name === `postgres-${s}`))).toContain('wal_level=logical');
-  });
+  itWithKubectl(
+    'is consistent with the code: recommended labels on every object, components, variables, ports, probes, security, network',
+    () => {
+      expect(checkK8sConsistency(objects, servedPaths)).toEqual([]);
+      const deployments = objects
+        .filter((o) => o.kind === 'Deployment')
+        .map((o) => o.metadata.name)
+        .sort();
+      expect(deployments).toEqual(['inventory', 'monitor', 'order', 'payment', 'relay']);
+      const relay = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'relay')!;
+      expect(relay.spec).toMatchObject({ replicas: 1, strategy: { type: 'Recreate' } });
+      const pg = objects.filter((o) => o.kind === 'StatefulSet' && o.metadata.name.startsWith('postgres-'));
+      expect(pg.map((s) => s.metadata.name).sort()).toEqual(DATABASE_OWNERS.map((s) => `postgres-${s}`).sort());
+      for (const s of SERVICES)
+        expect(JSON.stringify(pg.find((p) => p.metadata.name === `postgres-${s}`))).toContain('wal_level=logical');
+    },
+  );
 
-  itWithKubectl('fails on a misspelt field, a wrong type, a wrong port, a bad probe path or an unknown variable', () => {
-    const mutated = (mutate: (objs: any[]) => void) => {
-      const o = clone(objects);
-      mutate(o);
-      return o;
-    };
-    const order = (objs: any[]) => objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'order').spec.template.spec.containers[0];
-    expect(validateK8sSchemas(mutated((o) => (order(o).readinessProbes = order(o).readinessProbe))).join()).toContain('unknown field "readinessProbes"');
-    expect(validateK8sSchemas(mutated((o) => (o.find((x: any) => x.kind === 'Deployment').spec.replicas = '2'))).join()).toContain('expected number');
-    expect(checkK8sConsistency(mutated((o) => (order(o).ports[0].containerPort = 9000)), servedPaths).join()).toContain('containerPort 9000 does not match PORT=8000');
-    expect(checkK8sConsistency(mutated((o) => (order(o).readinessProbe.httpGet.path = '/ready')), servedPaths).join()).toContain('/ready is not served');
-    expect(checkK8sConsistency(mutated((o) => order(o).env.push({ name: 'DATABSE_URL', value: 'x' })), servedPaths).join()).toContain('DATABSE_URL is not read by order');
-    expect(checkK8sConsistency(mutated((o) => (order(o).securityContext.readOnlyRootFilesystem = false)), servedPaths).join()).toContain('read-only root');
-    expect(checkK8sConsistency(mutated((o) => (order(o).args = ['ordr'])), servedPaths).join()).toContain('not a component');
-    expect(checkK8sConsistency(mutated((o) => delete o.find((x: any) => x.kind === 'Service').metadata.labels['app.kubernetes.io/instance']), servedPaths).join()).toMatch(/Service\/\S+: missing labels app.kubernetes.io\/instance/);
-    const policy = (objs: any[], name: string) => objs.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === name).spec;
-    expect(checkK8sConsistency(mutated((o) => (policy(o, 'monitor').egress[0].to[0].podSelector.matchLabels['app.kubernetes.io/name'] = 'postgres-order')), servedPaths).join()).toContain('NetworkPolicy/monitor: egress to postgres-order, rabbitmq');
-    expect(checkK8sConsistency(mutated((o) => policy(o, 'postgres-monitor').ingress[0].from.push({ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'relay' } } })), servedPaths).join()).toContain('NetworkPolicy/postgres-monitor: ingress from monitor, relay, saga-migrate');
-    expect(checkK8sConsistency(mutated((o) => delete o.find((x: any) => x.kind === 'Secret' && x.metadata.name.startsWith('saga-admin')).data.MONITOR_PG_ADMIN_URL), servedPaths).join()).toContain('MONITOR_PG_ADMIN_URL must be set for setup');
-  });
+  itWithKubectl(
+    'fails on a misspelt field, a wrong type, a wrong port, a bad probe path or an unknown variable',
+    () => {
+      const mutated = (mutate: (objs: any[]) => void) => {
+        const o = clone(objects);
+        mutate(o);
+        return o;
+      };
+      const order = (objs: any[]) =>
+        objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'order').spec.template.spec.containers[0];
+      expect(validateK8sSchemas(mutated((o) => (order(o).readinessProbes = order(o).readinessProbe))).join()).toContain(
+        'unknown field "readinessProbes"',
+      );
+      expect(
+        validateK8sSchemas(mutated((o) => (o.find((x: any) => x.kind === 'Deployment').spec.replicas = '2'))).join(),
+      ).toContain('expected number');
+      expect(
+        checkK8sConsistency(
+          mutated((o) => (order(o).ports[0].containerPort = 9000)),
+          servedPaths,
+        ).join(),
+      ).toContain('containerPort 9000 does not match PORT=8000');
+      expect(
+        checkK8sConsistency(
+          mutated((o) => (order(o).readinessProbe.httpGet.path = '/ready')),
+          servedPaths,
+        ).join(),
+      ).toContain('/ready is not served');
+      expect(
+        checkK8sConsistency(
+          mutated((o) => order(o).env.push({ name: 'DATABSE_URL', value: 'x' })),
+          servedPaths,
+        ).join(),
+      ).toContain('DATABSE_URL is not read by order');
+      expect(
+        checkK8sConsistency(
+          mutated((o) => (order(o).securityContext.readOnlyRootFilesystem = false)),
+          servedPaths,
+        ).join(),
+      ).toContain('read-only root');
+      expect(
+        checkK8sConsistency(
+          mutated((o) => (order(o).args = ['ordr'])),
+          servedPaths,
+        ).join(),
+      ).toContain('not a component');
+      expect(
+        checkK8sConsistency(
+          mutated((o) => delete o.find((x: any) => x.kind === 'Service').metadata.labels['app.kubernetes.io/instance']),
+          servedPaths,
+        ).join(),
+      ).toMatch(/Service\/\S+: missing labels app.kubernetes.io\/instance/);
+      const policy = (objs: any[], name: string) =>
+        objs.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === name).spec;
+      expect(
+        checkK8sConsistency(
+          mutated(
+            (o) =>
+              (policy(o, 'monitor').egress[0].to[0].podSelector.matchLabels['app.kubernetes.io/name'] =
+                'postgres-order'),
+          ),
+          servedPaths,
+        ).join(),
+      ).toContain('NetworkPolicy/monitor: egress to postgres-order, rabbitmq');
+      expect(
+        checkK8sConsistency(
+          mutated((o) =>
+            policy(o, 'postgres-monitor').ingress[0].from.push({
+              podSelector: { matchLabels: { 'app.kubernetes.io/name': 'relay' } },
+            }),
+          ),
+          servedPaths,
+        ).join(),
+      ).toContain('NetworkPolicy/postgres-monitor: ingress from monitor, relay, saga-migrate');
+      expect(
+        checkK8sConsistency(
+          mutated(
+            (o) =>
+              delete o.find((x: any) => x.kind === 'Secret' && x.metadata.name.startsWith('saga-admin')).data
+                .MONITOR_PG_ADMIN_URL,
+          ),
+          servedPaths,
+        ).join(),
+      ).toContain('MONITOR_PG_ADMIN_URL must be set for setup');
+    },
+  );
 });
 
 describe('Dockerfile', () => {
@@ -137,14 +287,29 @@ describe('Dockerfile', () => {
   });
   it('fails when the final stage runs as root, a COPY source is missing, the base is not slim, not a supported LTS or not pinned, or a label is missing', () => {
     expect(validateDockerfile(text.replace('USER node', 'USER root')).join()).toContain('non-root USER');
-    expect(validateDockerfile(text.replace('COPY scripts scripts', 'COPY scriptz scripts')).join()).toContain('COPY scriptz does not exist');
-    expect(validateDockerfile(text.replace('COPY services/monitor/src services/monitor/src\n', '')).join()).toContain('stage build does not COPY services/monitor/src');
-    expect(validateDockerfile(text.replaceAll('COPY services/monitor/package.json services/monitor/\n', '')).join()).toContain('stage run does not COPY services/monitor/package.json');
-    expect(validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim AS run/, 'node:24.11 AS run')).join()).toContain('not an official Node slim');
-    expect(validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim AS run/, 'node:20.19-bookworm-slim AS run')).join()).toContain('not a supported Node LTS');
-    expect(validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim AS run/, 'node:24-bookworm-slim AS run')).join()).toContain('does not pin a minor');
-    expect(validateDockerfile(text.replace('org.opencontainers.image.version=', 'org.opencontainers.image.versio=')).join()).toContain('lacks the OCI label org.opencontainers.image.version');
-    for (const lts of SUPPORTED_NODE_LTS) expect(validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim/g, `node:${lts}.1-bookworm-slim`))).toEqual([]);
+    expect(validateDockerfile(text.replace('COPY scripts scripts', 'COPY scriptz scripts')).join()).toContain(
+      'COPY scriptz does not exist',
+    );
+    expect(validateDockerfile(text.replace('COPY services/monitor/src services/monitor/src\n', '')).join()).toContain(
+      'stage build does not COPY services/monitor/src',
+    );
+    expect(
+      validateDockerfile(text.replaceAll('COPY services/monitor/package.json services/monitor/\n', '')).join(),
+    ).toContain('stage run does not COPY services/monitor/package.json');
+    expect(validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim AS run/, 'node:24.11 AS run')).join()).toContain(
+      'not an official Node slim',
+    );
+    expect(
+      validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim AS run/, 'node:20.19-bookworm-slim AS run')).join(),
+    ).toContain('not a supported Node LTS');
+    expect(
+      validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim AS run/, 'node:24-bookworm-slim AS run')).join(),
+    ).toContain('does not pin a minor');
+    expect(
+      validateDockerfile(text.replace('org.opencontainers.image.version=', 'org.opencontainers.image.versio=')).join(),
+    ).toContain('lacks the OCI label org.opencontainers.image.version');
+    for (const lts of SUPPORTED_NODE_LTS)
+      expect(validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim/g, `node:${lts}.1-bookworm-slim`))).toEqual([]);
   });
 
   it('its steps work without a container engine: a production install runs every component of the bundle', () => {
@@ -157,14 +322,33 @@ describe('Dockerfile', () => {
         cpSync(path.join(ROOT, src), path.join(dir, src), { recursive: true });
       }
       cpSync(path.join(ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true });
-      execFileSync('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], { cwd: dir, stdio: 'pipe', timeout: 300_000 });
+      execFileSync('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
+        cwd: dir,
+        stdio: 'pipe',
+        timeout: 300_000,
+      });
       const run = (args: string[], env: Record<string, string> = {}) =>
-        execFileSync(process.execPath, ['dist/saga.js', ...args], { cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH!, ...env } });
+        execFileSync(process.execPath, ['dist/saga.js', ...args], {
+          cwd: dir,
+          encoding: 'utf8',
+          env: { PATH: process.env.PATH!, ...env },
+        });
       expect(run(['--help'])).toContain('relay');
       // Every package the bundle requires resolves in the production install.
       const bundle = readFileSync(path.join(dir, 'dist/saga.js'), 'utf8');
-      const requires = [...new Set([...bundle.matchAll(/require\("([^"./][^"]*)"\)/g)].map((m) => m[1]!))].filter((r) => !r.startsWith('node:'));
-      expect(requires).toEqual(expect.arrayContaining(['amqplib', 'pg', 'pg-logical-replication', 'express', 'drizzle-orm/node-postgres', 'zod']));
+      const requires = [...new Set([...bundle.matchAll(/require\("([^"./][^"]*)"\)/g)].map((m) => m[1]!))].filter(
+        (r) => !r.startsWith('node:'),
+      );
+      expect(requires).toEqual(
+        expect.arrayContaining([
+          'amqplib',
+          'pg',
+          'pg-logical-replication',
+          'express',
+          'drizzle-orm/node-postgres',
+          'zod',
+        ]),
+      );
       const missing = requires.filter((r) => {
         try {
           execFileSync(process.execPath, ['-e', `require.resolve(${JSON.stringify(r)})`], { cwd: dir, stdio: 'pipe' });
@@ -175,12 +359,17 @@ describe('Dockerfile', () => {
       });
       expect(missing).toEqual([]);
       // Each component accepts the configuration docker-compose gives it.
-      const services = loadCompose().services as Record<string, { command?: string[]; environment?: Record<string, string> }>;
+      const services = loadCompose().services as Record<
+        string,
+        { command?: string[]; environment?: Record<string, string> }
+      >;
       const checked: string[] = [];
       for (const svc of Object.values(services)) {
         const component = svc.command?.[0];
         if (!component || !(component in COMPONENTS)) continue;
-        const env = Object.fromEntries(Object.entries(svc.environment ?? {}).map(([k, v]) => [k, interpolate(String(v))]));
+        const env = Object.fromEntries(
+          Object.entries(svc.environment ?? {}).map(([k, v]) => [k, interpolate(String(v))]),
+        );
         expect(run(['check-config', component], env)).toContain(`${component}: configuration ok`);
         checked.push(component);
       }

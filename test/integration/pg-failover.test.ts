@@ -11,7 +11,13 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { SERVICES, type ServiceName } from '@saga/common/service-names';
 import { ensureRelaySlots } from '../../cdc-relay/src/slots';
-import { ensureRolesAndDatabases, layoutOf, loadAdminConfig, migrateAll, urlForDatabase } from '../../scripts/lib/admin';
+import {
+  ensureRolesAndDatabases,
+  layoutOf,
+  loadAdminConfig,
+  migrateAll,
+  urlForDatabase,
+} from '../../scripts/lib/admin';
 import { collect } from '../support/amqp';
 import { rabbitmqctl, type TestEnv } from '../support/env';
 import { metricValue } from '../support/metrics';
@@ -38,7 +44,11 @@ beforeAll(async () => {
   await ensureRolesAndDatabases(admin, quiet);
   await migrateAll(admin, quiet);
   const layout = layoutOf(admin);
-  const databases = { order: layout.databases.order, inventory: layout.databases.inventory, payment: layout.databases.payment };
+  const databases = {
+    order: layout.databases.order,
+    inventory: layout.databases.inventory,
+    payment: layout.databases.payment,
+  };
   await ensureRelaySlots(sourcesAs(adminUrl, databases), SLOT_PREFIX, quiet);
 
   const id = `tfailover_${randomBytes(3).toString('hex')}`;
@@ -109,13 +119,18 @@ describe('PostgreSQL failover to a physical standby', () => {
     const sink = await collect(env.rabbitUrl, env.exchange);
     stack = await startStack(env, { relay: { RELAY_REPLICATION_TIMEOUT_MS: '5000' } });
     const s = stack;
-    const urls = () => ({ order: s.services.order.url, inventory: s.services.inventory.url, payment: s.services.payment.url });
+    const urls = () => ({
+      order: s.services.order.url,
+      inventory: s.services.inventory.url,
+      payment: s.services.payment.url,
+    });
     const saga = sagaClient(urls);
     const sku = await saga.product(1000, 100);
     const rich = await saga.account(1_000_000);
     const poor = await saga.account(150);
     const place = async (n: number) => {
-      for (let i = 0; i < n; i++) await saga.placeEventually(i % 5 === 4 ? poor : rich, [{ sku, quantity: i % 5 === 4 ? 2 : 1 }]);
+      for (let i = 0; i < n; i++)
+        await saga.placeEventually(i % 5 === 4 ? poor : rich, [{ sku, quantity: i % 5 === 4 ? 2 : 1 }]);
     };
 
     // Before: orders flow normally.
@@ -137,10 +152,16 @@ describe('PostgreSQL failover to a physical standby', () => {
 
     // The relay reconnects to the promoted server, finds its slots missing, and neither creates them nor skips:
     // an error per source, relay_slot_missing 1, not ready.
-    await waitUntil(() => SERVICES.every((src) => stack!.relay.logs.some((l) => l.source === src && String(l.msg).startsWith('replication slot disappeared'))), {
-      timeoutMs: 30_000,
-      message: 'relay reports every slot missing',
-    });
+    await waitUntil(
+      () =>
+        SERVICES.every((src) =>
+          stack!.relay.logs.some((l) => l.source === src && String(l.msg).startsWith('replication slot disappeared')),
+        ),
+      {
+        timeoutMs: 30_000,
+        message: 'relay reports every slot missing',
+      },
+    );
     for (const src of SERVICES) expect(await metricValue(relayBase, 'relay_slot_missing', { source: src })).toBe(1);
     expect((await fetch(`${relayBase}/readyz`)).status).toBe(503);
     expect(await query(pair.standby.url(), 'SELECT slot_name FROM pg_replication_slots')).toEqual([]);
@@ -159,19 +180,42 @@ describe('PostgreSQL failover to a physical standby', () => {
     }
     // Reconciling before the slot exists would leave the rows written between the reconcile and the slot's creation
     // to nobody: the command refuses.
-    const early = startProcess('cdc-relay/src/main.ts', { ...env.env, RELAY_PORT: '0' }, ['reconcile', '--source', 'order', '--since', since.order!.toISOString()]);
+    const early = startProcess('cdc-relay/src/main.ts', { ...env.env, RELAY_PORT: '0' }, [
+      'reconcile',
+      '--source',
+      'order',
+      '--since',
+      since.order!.toISOString(),
+    ]);
     expect((await early.exited).code).not.toBe(0);
     expect(early.output()).toContain('does not exist on this server: create it first');
     // Step 2: create the slots (npm run migrate does this); the relay streams again on its next retry.
-    await ensureRelaySlots(sourcesAs(`postgres://postgres@127.0.0.1:${proxy.port}/postgres`, env.databases), SLOT_PREFIX, () => undefined);
-    await waitUntil(async () => (await fetch(`${relayBase}/readyz`)).status === 200, { timeoutMs: 30_000, message: 'relay ready again' });
+    await ensureRelaySlots(
+      sourcesAs(`postgres://postgres@127.0.0.1:${proxy.port}/postgres`, env.databases),
+      SLOT_PREFIX,
+      () => undefined,
+    );
+    await waitUntil(async () => (await fetch(`${relayBase}/readyz`)).status === 200, {
+      timeoutMs: 30_000,
+      message: 'relay ready again',
+    });
     // Nothing streams what was written while no slot existed: without the reconcile these orders would wait forever.
-    await waitUntil(() => sink.messages.some((m) => m.type === 'StockReserved' || m.type === 'OrderPlaced'), { message: 'sink receiving' });
-    expect(sink.messages.filter((m) => m.type === 'OrderPlaced' && withoutSlot.includes(m.correlationId ?? ''))).toEqual([]);
+    await waitUntil(() => sink.messages.some((m) => m.type === 'StockReserved' || m.type === 'OrderPlaced'), {
+      message: 'sink receiving',
+    });
+    expect(
+      sink.messages.filter((m) => m.type === 'OrderPlaced' && withoutSlot.includes(m.correlationId ?? '')),
+    ).toEqual([]);
     // Step 3: reconcile every source from its time.
     const reports: Record<string, { rows: number; published: number; refused: number; invalid: number }> = {};
     for (const src of SERVICES) {
-      const p = startProcess('cdc-relay/src/main.ts', { ...env.env, RELAY_PORT: '0' }, ['reconcile', '--source', src, '--since', since[src]!.toISOString()]);
+      const p = startProcess('cdc-relay/src/main.ts', { ...env.env, RELAY_PORT: '0' }, [
+        'reconcile',
+        '--source',
+        src,
+        '--since',
+        since[src]!.toISOString(),
+      ]);
       const { code } = await p.exited;
       const report = p.logs.find((l) => l.msg === 'reconciled') as (typeof reports)[string] | undefined;
       expect({ src, code, report: report !== undefined }).toEqual({ src, code: 0, report: true });
@@ -185,16 +229,23 @@ describe('PostgreSQL failover to a physical standby', () => {
     const views = await saga.expectInvariants(60_000);
     expect(views).toHaveLength(30);
     // The orders placed while the relay was behind, and while no slot existed, went through the whole saga.
-    for (const id of [...behind, ...withoutSlot]) expect(views.find((v) => v.orderId === id)?.history.length).toBeGreaterThan(1);
+    for (const id of [...behind, ...withoutSlot])
+      expect(views.find((v) => v.orderId === id)?.history.length).toBeGreaterThan(1);
 
     // Zero loss: every outbox row of the promoted server (each a committed event, before and after the failover)
     // reached the broker at least once.
     const written: string[] = [];
-    for (const src of SERVICES) written.push(...(await query<{ id: string }>(env.adminUrl(src), 'SELECT id::text AS id FROM outbox')).map((r) => r.id));
-    await waitUntil(() => {
-      const got = new Set(sink.messages.map((m) => m.id));
-      return written.every((id) => got.has(id));
-    }, { timeoutMs: 30_000, message: 'every outbox row delivered' }).catch(() => undefined);
+    for (const src of SERVICES)
+      written.push(
+        ...(await query<{ id: string }>(env.adminUrl(src), 'SELECT id::text AS id FROM outbox')).map((r) => r.id),
+      );
+    await waitUntil(
+      () => {
+        const got = new Set(sink.messages.map((m) => m.id));
+        return written.every((id) => got.has(id));
+      },
+      { timeoutMs: 30_000, message: 'every outbox row delivered' },
+    ).catch(() => undefined);
     const received = new Set(sink.messages.map((m) => m.id));
     const missing = written.filter((id) => !received.has(id));
     expect(missing).toEqual([]);
@@ -202,7 +253,18 @@ describe('PostgreSQL failover to a physical standby', () => {
     // A republished copy is the same message as the relay's: id, routing key, properties, headers and body bytes.
     const wire = (m: (typeof sink.messages)[number]) => {
       const { messageId, type, correlationId, timestamp, contentType, appId, headers, deliveryMode } = m.raw.properties;
-      return { routingKey: m.routingKey, body: m.raw.content.toString('base64'), messageId, type, correlationId, timestamp, contentType, appId, headers, deliveryMode };
+      return {
+        routingKey: m.routingKey,
+        body: m.raw.content.toString('base64'),
+        messageId,
+        type,
+        correlationId,
+        timestamp,
+        contentType,
+        appId,
+        headers,
+        deliveryMode,
+      };
     };
     const firstCopy = new Map<string, ReturnType<typeof wire>>();
     let compared = 0;
@@ -218,7 +280,12 @@ describe('PostgreSQL failover to a physical standby', () => {
     expect(duplicates).toBeGreaterThan(0);
     const republished = Object.values(reports).reduce((n, r) => n + r.published, 0);
     // What retention costs in space: the average outbox row (tuple data, without the page and index overhead).
-    const bytes = (await query<{ bytes: number }>(env.adminUrl('order'), 'SELECT avg(pg_column_size(o.*))::int AS bytes FROM outbox o'))[0]!.bytes;
+    const bytes = (
+      await query<{ bytes: number }>(
+        env.adminUrl('order'),
+        'SELECT avg(pg_column_size(o.*))::int AS bytes FROM outbox o',
+      )
+    )[0]!.bytes;
     console.log(
       `pg failover: ${views.length} orders (${behind.length} placed while the relay was behind, ${withoutSlot.length} while no slot existed), ` +
         `${written.length} events written, ${received.size} delivered, 0 lost, ${duplicates} duplicates ` +

@@ -16,7 +16,11 @@ import { waitUntil } from '../support/wait';
 
 let env: TestEnv;
 let stack: Stack;
-const urls = () => ({ order: stack.services.order.url, inventory: stack.services.inventory.url, payment: stack.services.payment.url });
+const urls = () => ({
+  order: stack.services.order.url,
+  inventory: stack.services.inventory.url,
+  payment: stack.services.payment.url,
+});
 const saga = sagaClient(urls);
 const report: string[] = [];
 
@@ -33,24 +37,33 @@ async function burst(n: number, during: (progress: () => number) => Promise<stri
 
 async function duplicatesSuppressed() {
   let n = 0;
-  for (const s of SERVICES) n += await metricValue(stack.services[s].url, 'consumer_messages_total', { outcome: 'duplicate' }).catch(() => 0);
+  for (const s of SERVICES)
+    n += await metricValue(stack.services[s].url, 'consumer_messages_total', { outcome: 'duplicate' }).catch(() => 0);
   return n;
 }
 
 async function finish(name: string, faults: string) {
   const views = await saga.expectInvariants(120_000);
   const confirmed = views.filter((v) => v.status === 'CONFIRMED').length;
-  report.push(`${name}: ${views.length} orders final so far (${confirmed} confirmed), faults: ${faults}, duplicates suppressed: ${await duplicatesSuppressed()}, lost: 0`);
+  report.push(
+    `${name}: ${views.length} orders final so far (${confirmed} confirmed), faults: ${faults}, duplicates suppressed: ${await duplicatesSuppressed()}, lost: 0`,
+  );
 }
 
 beforeAll(async () => {
   env = await createTestEnv('rel');
-  stack = await startStack(env, { relay: { RELAY_RETRY_MAX_MS: '1000' }, order: { CONSUMER_RETRY_BASE_MS: '50' }, inventory: { CONSUMER_RETRY_BASE_MS: '50' }, payment: { CONSUMER_RETRY_BASE_MS: '50' } });
+  stack = await startStack(env, {
+    relay: { RELAY_RETRY_MAX_MS: '1000' },
+    order: { CONSUMER_RETRY_BASE_MS: '50' },
+    inventory: { CONSUMER_RETRY_BASE_MS: '50' },
+    payment: { CONSUMER_RETRY_BASE_MS: '50' },
+  });
 });
 afterEach(() => {
   // A process that died on its own is a finding: show why.
   for (const p of [stack.relay, ...SERVICES.map((s) => stack.services[s].proc)]) {
-    if (p.child.exitCode !== null || p.child.signalCode !== null) console.log(`process exited (${p.child.exitCode ?? p.child.signalCode}):\n${p.output().slice(-3000)}`);
+    if (p.child.exitCode !== null || p.child.signalCode !== null)
+      console.log(`process exited (${p.child.exitCode ?? p.child.signalCode}):\n${p.output().slice(-3000)}`);
   }
 });
 afterAll(async () => {
@@ -89,7 +102,8 @@ describe('faults', () => {
     const parked = async () => {
       let n = 0;
       for (const s of SERVICES) {
-        for (const outcome of ['retried', 'dead_lettered']) n += await metricValue(stack.services[s].url, 'consumer_messages_total', { outcome }).catch(() => 0);
+        for (const outcome of ['retried', 'dead_lettered'])
+          n += await metricValue(stack.services[s].url, 'consumer_messages_total', { outcome }).catch(() => 0);
       }
       return n;
     };
@@ -110,7 +124,10 @@ describe('faults', () => {
       return 'PostgreSQL stopped and started';
     });
     expect(seen503).toEqual([503]);
-    await waitUntil(() => stack.relay.logs.filter((l) => l.msg === 'streaming').length >= 6, { timeoutMs: 60_000, message: 'relay streaming again' });
+    await waitUntil(() => stack.relay.logs.filter((l) => l.msg === 'streaming').length >= 6, {
+      timeoutMs: 60_000,
+      message: 'relay streaming again',
+    });
     await finish('database restart', faults);
     expect(await parked()).toBe(parkedBefore);
   });
@@ -165,31 +182,50 @@ describe('faults', () => {
     await admin.connect();
     try {
       const metric = (name: string) => metricValue('http://127.0.0.1:18311', name, { source: 'order' });
-      await waitUntil(async () => (await admin.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [`${env.slotPrefix}_stuck_order`])).rowCount === 1, { message: 'slot created' });
+      await waitUntil(
+        async () =>
+          (
+            await admin.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [
+              `${env.slotPrefix}_stuck_order`,
+            ])
+          ).rowCount === 1,
+        { message: 'slot created' },
+      );
       await writeOutbox(env.serviceUrl('order'), { rows: 4000, prefix: 'wal' });
-      const retained = await waitUntil(async () => {
-        const v = await metric('relay_slot_retained_wal_bytes');
-        return v > 1_000_000 ? v : undefined;
-      }, { message: 'retained WAL in the metrics' });
+      const retained = await waitUntil(
+        async () => {
+          const v = await metric('relay_slot_retained_wal_bytes');
+          return v > 1_000_000 ? v : undefined;
+        },
+        { message: 'retained WAL in the metrics' },
+      );
       expect(await metric('relay_replication_lag_bytes')).toBeGreaterThan(1_000_000);
       expect(await metric('relay_slot_safe_wal_bytes')).toBe(-1); // unlimited: the server's default
       await admin.query("ALTER SYSTEM SET max_slot_wal_keep_size = '1GB'");
       await admin.query('SELECT pg_reload_conf()');
       try {
-        const safe = await waitUntil(async () => {
-          const v = await metric('relay_slot_safe_wal_bytes');
-          return v > 0 ? v : undefined;
-        }, { message: 'safe WAL size reported' });
+        const safe = await waitUntil(
+          async () => {
+            const v = await metric('relay_slot_safe_wal_bytes');
+            return v > 0 ? v : undefined;
+          },
+          { message: 'safe WAL size reported' },
+        );
         // What can still be written before the slot is lost: about the setting (PostgreSQL counts from the last
         // removed segment, plus the one in progress), shrinking as WAL is written while the relay stays away.
         expect(safe).toBeLessThanOrEqual(1024 ** 3 + 2 * 16 * 1024 ** 2);
         await writeOutbox(env.serviceUrl('order'), { rows: 4000, prefix: 'wal2' });
-        const later = await waitUntil(async () => {
-          const v = await metric('relay_slot_safe_wal_bytes');
-          return v < safe ? v : undefined;
-        }, { message: 'safe WAL size shrinking' });
+        const later = await waitUntil(
+          async () => {
+            const v = await metric('relay_slot_safe_wal_bytes');
+            return v < safe ? v : undefined;
+          },
+          { message: 'safe WAL size shrinking' },
+        );
         expect(safe - later).toBeGreaterThan(1_000_000);
-        report.push(`relay down long: ${retained} bytes of WAL retained, ${safe} bytes left under max_slot_wal_keep_size=1GB`);
+        report.push(
+          `relay down long: ${retained} bytes of WAL retained, ${safe} bytes left under max_slot_wal_keep_size=1GB`,
+        );
       } finally {
         await admin.query('ALTER SYSTEM RESET max_slot_wal_keep_size');
         await admin.query('SELECT pg_reload_conf()');

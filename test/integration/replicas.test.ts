@@ -35,7 +35,8 @@ beforeAll(async () => {
   const standby = startRelayProc(env);
   await standby.waitForLog((l) => l.msg === 'slot is streamed by another relay; standing by', 30_000);
   relays = [active, standby];
-  for (const s of SERVICES) replicas[s] = await Promise.all([startService(env, s, serviceExtra), startService(env, s, serviceExtra)]);
+  for (const s of SERVICES)
+    replicas[s] = await Promise.all([startService(env, s, serviceExtra), startService(env, s, serviceExtra)]);
 });
 afterAll(async () => {
   await killAll();
@@ -59,7 +60,9 @@ describe('two replicas of each service and two relays under load', () => {
     const views = await saga.expectInvariants(120_000);
     expect(views).toHaveLength(n);
     expect(views.filter((v) => v.status === 'CONFIRMED').length).toBeGreaterThan(0);
-    expect(views.filter((v) => v.reason === 'OUT_OF_STOCK' || v.reason === 'PAYMENT_DECLINED').length).toBeGreaterThan(0);
+    expect(views.filter((v) => v.reason === 'OUT_OF_STOCK' || v.reason === 'PAYMENT_DECLINED').length).toBeGreaterThan(
+      0,
+    );
 
     // Batching was in play: the surviving replicas applied more messages than they ran batches.
     let messages = 0;

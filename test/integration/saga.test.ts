@@ -48,7 +48,10 @@ describe('the order saga', () => {
     const a = await product(10, 1500);
     const b = await product(5, 250);
     const c = await account(50_000);
-    const id = await place(c, [{ sku: a, quantity: 2 }, { sku: b, quantity: 1 }]);
+    const id = await place(c, [
+      { sku: a, quantity: 2 },
+      { sku: b, quantity: 1 },
+    ]);
     const v = await finalOrder(id);
     expect(v).toMatchObject({
       orderId: id,
@@ -56,20 +59,32 @@ describe('the order saga', () => {
       status: 'CONFIRMED',
       reason: null,
       totalCents: 3250,
-      items: [{ sku: a, quantity: 2, priceCents: 1500 }, { sku: b, quantity: 1, priceCents: 250 }],
+      items: [
+        { sku: a, quantity: 2, priceCents: 1500 },
+        { sku: b, quantity: 1, priceCents: 250 },
+      ],
     });
     expect(types(v)).toEqual(['OrderPlaced', 'StockReserved', 'PaymentAuthorized', 'OrderConfirmed']);
     expect(await getBalance(c)).toBe(50_000 - 3250);
     await waitUntil(async () => (await getProduct(a)).reserved === 0);
     expect(await getProduct(a)).toMatchObject({ available: 8, reserved: 0 });
-    const payments = await http<{ payments: { status: string; amountCents: number }[] }>('GET', `${url('payment')}/payments?orderId=${id}`);
+    const payments = await http<{ payments: { status: string; amountCents: number }[] }>(
+      'GET',
+      `${url('payment')}/payments?orderId=${id}`,
+    );
     expect(payments.body.payments).toMatchObject([{ status: 'AUTHORIZED', amountCents: 3250 }]);
     // Every event of the saga carries the order id as correlation id and names its cause.
     const mine = await waitUntil(() => {
       const m = sink.messages.filter((x) => x.correlationId === id);
       return m.some((x) => x.type === 'StockCommitted') ? m : undefined;
     });
-    expect(mine.map((m) => m.type).sort()).toEqual(['OrderConfirmed', 'OrderPlaced', 'PaymentAuthorized', 'StockCommitted', 'StockReserved']);
+    expect(mine.map((m) => m.type).sort()).toEqual([
+      'OrderConfirmed',
+      'OrderPlaced',
+      'PaymentAuthorized',
+      'StockCommitted',
+      'StockReserved',
+    ]);
     const placedMsg = mine.find((m) => m.type === 'OrderPlaced')!;
     expect(placedMsg.headers.causationId).toBeNull();
     expect(mine.find((m) => m.type === 'StockReserved')!.headers.causationId).toBe(placedMsg.id);
@@ -81,13 +96,22 @@ describe('the order saga', () => {
     expect(new Set(contexts.map((c) => c?.spanId)).size).toBe(mine.length);
   });
 
-  it('cancels OUT_OF_STOCK and leaves the other lines\' stock alone', async () => {
+  it("cancels OUT_OF_STOCK and leaves the other lines' stock alone", async () => {
     const a = await product(10, 100);
     const b = await product(3, 100);
     const c = await account(100_000);
-    const v = await finalOrder(await place(c, [{ sku: a, quantity: 1 }, { sku: b, quantity: 4 }]));
+    const v = await finalOrder(
+      await place(c, [
+        { sku: a, quantity: 1 },
+        { sku: b, quantity: 4 },
+      ]),
+    );
     expect(v).toMatchObject({ status: 'CANCELLED', reason: 'OUT_OF_STOCK', totalCents: null });
-    expect(v.history).toMatchObject([{ type: 'OrderPlaced' }, { type: 'StockRejected', reason: 'OUT_OF_STOCK' }, { type: 'OrderCancelled', reason: 'OUT_OF_STOCK' }]);
+    expect(v.history).toMatchObject([
+      { type: 'OrderPlaced' },
+      { type: 'StockRejected', reason: 'OUT_OF_STOCK' },
+      { type: 'OrderCancelled', reason: 'OUT_OF_STOCK' },
+    ]);
     expect(await getProduct(a)).toMatchObject({ available: 10, reserved: 0 });
     expect(await getProduct(b)).toMatchObject({ available: 3, reserved: 0 });
     expect(await getBalance(c)).toBe(100_000);
@@ -96,7 +120,12 @@ describe('the order saga', () => {
   it('cancels UNKNOWN_PRODUCT', async () => {
     const a = await product(10, 100);
     const c = await account(100_000);
-    const v = await finalOrder(await place(c, [{ sku: a, quantity: 1 }, { sku: uniq('missing'), quantity: 1 }]));
+    const v = await finalOrder(
+      await place(c, [
+        { sku: a, quantity: 1 },
+        { sku: uniq('missing'), quantity: 1 },
+      ]),
+    );
     expect(v).toMatchObject({ status: 'CANCELLED', reason: 'UNKNOWN_PRODUCT' });
     expect(types(v)).toEqual(['OrderPlaced', 'StockRejected', 'OrderCancelled']);
     expect(await getProduct(a)).toMatchObject({ available: 10, reserved: 0 });
@@ -119,14 +148,21 @@ describe('the order saga', () => {
     await waitUntil(async () => (await getProduct(a)).available === 100, { message: 'stock released' });
     expect(await getProduct(a)).toMatchObject({ available: 100, reserved: 0 });
     expect(await getBalance(c)).toBe(balance);
-    await waitUntil(() => sink.messages.some((m) => m.correlationId === v.orderId && m.type === 'StockReleased'), { message: 'StockReleased' });
+    await waitUntil(() => sink.messages.some((m) => m.correlationId === v.orderId && m.type === 'StockReleased'), {
+      message: 'StockReleased',
+    });
   });
 
   it('cancels UNKNOWN_CUSTOMER when payment finds no account', async () => {
     const a = await product(10, 100);
     const v = await finalOrder(await place(uniq('nobody'), [{ sku: a, quantity: 1 }]));
     expect(v).toMatchObject({ status: 'CANCELLED', reason: 'UNKNOWN_CUSTOMER' });
-    expect(v.history).toMatchObject([{ type: 'OrderPlaced' }, { type: 'StockReserved' }, { type: 'PaymentDeclined', reason: 'UNKNOWN_CUSTOMER' }, { type: 'OrderCancelled' }]);
+    expect(v.history).toMatchObject([
+      { type: 'OrderPlaced' },
+      { type: 'StockReserved' },
+      { type: 'PaymentDeclined', reason: 'UNKNOWN_CUSTOMER' },
+      { type: 'OrderCancelled' },
+    ]);
     await waitUntil(async () => (await getProduct(a)).available === 10, { message: 'stock released' });
   });
 
@@ -135,10 +171,20 @@ describe('the order saga', () => {
     const c = await account(100_000);
     const key = uniq('key');
     const first = await place(c, [{ sku: a, quantity: 1 }], { 'Idempotency-Key': key });
-    const again = await http<{ orderId: string }>('POST', `${url('order')}/orders`, { customerId: c, items: [{ sku: a, quantity: 1 }] }, { 'Idempotency-Key': key });
+    const again = await http<{ orderId: string }>(
+      'POST',
+      `${url('order')}/orders`,
+      { customerId: c, items: [{ sku: a, quantity: 1 }] },
+      { 'Idempotency-Key': key },
+    );
     expect(again.status).toBe(202);
     expect(again.body.orderId).toBe(first);
-    const other = await http<{ error: string }>('POST', `${url('order')}/orders`, { customerId: c, items: [{ sku: a, quantity: 2 }] }, { 'Idempotency-Key': key });
+    const other = await http<{ error: string }>(
+      'POST',
+      `${url('order')}/orders`,
+      { customerId: c, items: [{ sku: a, quantity: 2 }] },
+      { 'Idempotency-Key': key },
+    );
     expect(other.status).toBe(409);
     await finalOrder(first);
     const list = await http<{ orders: { customerId: string }[] }>('GET', `${url('order')}/orders?limit=100`);
@@ -155,19 +201,36 @@ describe('the order saga', () => {
     const poorOrder = await finalOrder(await place(poor, [{ sku: a, quantity: 1 }]));
     expect(poorOrder.reason).toBe('PAYMENT_DECLINED');
     const ids = new Set([ok.orderId, rejected.orderId, poorOrder.orderId]);
-    const originals = await waitUntil(() => {
-      const m = sink.messages.filter((x) => ids.has(x.correlationId!));
-      const t = new Set(m.map((x) => x.type));
-      return ['StockCommitted', 'StockReleased', 'PaymentDeclined', 'StockRejected'].every((x) => t.has(x)) ? m : undefined;
-    }, { message: 'every event type of the three orders' });
+    const originals = await waitUntil(
+      () => {
+        const m = sink.messages.filter((x) => ids.has(x.correlationId!));
+        const t = new Set(m.map((x) => x.type));
+        return ['StockCommitted', 'StockReleased', 'PaymentDeclined', 'StockRejected'].every((x) => t.has(x))
+          ? m
+          : undefined;
+      },
+      { message: 'every event type of the three orders' },
+    );
     const handledBy: Record<string, ('order' | 'inventory' | 'payment')[]> = {
-      OrderPlaced: ['inventory'], OrderConfirmed: ['inventory'], OrderCancelled: ['inventory'],
-      StockReserved: ['order', 'payment'], StockRejected: ['order'], PaymentAuthorized: ['order'], PaymentDeclined: ['order'],
+      OrderPlaced: ['inventory'],
+      OrderConfirmed: ['inventory'],
+      OrderCancelled: ['inventory'],
+      StockReserved: ['order', 'payment'],
+      StockRejected: ['order'],
+      PaymentAuthorized: ['order'],
+      PaymentDeclined: ['order'],
     };
     const expectedDupes = { order: 0, inventory: 0, payment: 0 };
     for (const m of originals) for (const s of handledBy[m.type!] ?? []) expectedDupes[s]++;
     expect(new Set(originals.map((m) => m.type)).size).toBeGreaterThanOrEqual(9);
-    const before = Object.fromEntries(await Promise.all((['order', 'inventory', 'payment'] as const).map(async (s) => [s, await metricValue(url(s), 'consumer_messages_total', { outcome: 'duplicate' })])));
+    const before = Object.fromEntries(
+      await Promise.all(
+        (['order', 'inventory', 'payment'] as const).map(async (s) => [
+          s,
+          await metricValue(url(s), 'consumer_messages_total', { outcome: 'duplicate' }),
+        ]),
+      ),
+    );
     const snapshot = async () => ({
       orders: await Promise.all([...ids].map(async (id) => (await http('GET', `${url('order')}/orders/${id}`)).body)),
       stock: await getProduct(a),
@@ -177,11 +240,17 @@ describe('the order saga', () => {
     const state = await snapshot();
     const conn = await amqp.connect(env.rabbitUrl);
     const ch = await conn.createConfirmChannel();
-    for (const m of originals) ch.publish(env.exchange, m.routingKey, m.raw.content, m.raw.properties as amqp.Options.Publish);
+    for (const m of originals)
+      ch.publish(env.exchange, m.routingKey, m.raw.content, m.raw.properties as amqp.Options.Publish);
     await ch.waitForConfirms();
     await conn.close();
     for (const s of ['order', 'inventory', 'payment'] as const) {
-      await waitUntil(async () => (await metricValue(url(s), 'consumer_messages_total', { outcome: 'duplicate' })) - before[s]! >= expectedDupes[s], { message: `${s} saw the duplicates` });
+      await waitUntil(
+        async () =>
+          (await metricValue(url(s), 'consumer_messages_total', { outcome: 'duplicate' })) - before[s]! >=
+          expectedDupes[s],
+        { message: `${s} saw the duplicates` },
+      );
     }
     const after = await snapshot();
     expect(after).toEqual({ ...state, messages: state.messages + originals.length });
@@ -192,10 +261,22 @@ describe('the order saga', () => {
     const ch = await conn.createConfirmChannel();
     const bad = [
       { service: 'inventory', type: 'OrderPlaced', body: 'not json {', reason: 'body is not valid JSON' },
-      { service: 'payment', type: 'StockReserved', body: JSON.stringify({ version: 1, data: { orderId: randomUUID() } }), reason: 'customerId' },
-      { service: 'order', type: 'PaymentDeclined', body: JSON.stringify({ version: 7, data: {} }), reason: 'unknown event PaymentDeclined v7' },
+      {
+        service: 'payment',
+        type: 'StockReserved',
+        body: JSON.stringify({ version: 1, data: { orderId: randomUUID() } }),
+        reason: 'customerId',
+      },
+      {
+        service: 'order',
+        type: 'PaymentDeclined',
+        body: JSON.stringify({ version: 7, data: {} }),
+        reason: 'unknown event PaymentDeclined v7',
+      },
     ] as const;
-    const dlqs = await Promise.all(bad.map((b) => collect(env.rabbitUrl, env.exchange, { queue: consumerQueueNames(`${b.service}.events`).dlq })));
+    const dlqs = await Promise.all(
+      bad.map((b) => collect(env.rabbitUrl, env.exchange, { queue: consumerQueueNames(`${b.service}.events`).dlq })),
+    );
     for (const b of bad) {
       ch.sendToQueue(`${b.service}.events`, Buffer.from(b.body), {
         messageId: randomUUID(),
@@ -242,19 +323,25 @@ describe('the order saga', () => {
            ('inventory.events', $1, 'OrderPlaced', now() - interval '169 hours'), ('inventory.events', $2, 'OrderPlaced', now() - interval '167 hours')`,
         [old, recent],
       );
-      const left = async () => (await admin.query('SELECT message_id FROM inbox WHERE message_id = ANY($1)', [[old, recent]])).rows.map((r) => r.message_id);
+      const left = async () =>
+        (await admin.query('SELECT message_id FROM inbox WHERE message_id = ANY($1)', [[old, recent]])).rows.map(
+          (r) => r.message_id,
+        );
       // Messages flow: the inventory consumer prunes what is older than the default retention (168 hours).
-      await waitUntil(async () => {
-        await finalOrder(await place(await account(10_000), [{ sku: await product(5, 100), quantity: 1 }]));
-        return !(await left()).includes(old);
-      }, { message: 'the old inbox row pruned', timeoutMs: 30_000 });
+      await waitUntil(
+        async () => {
+          await finalOrder(await place(await account(10_000), [{ sku: await product(5, 100), quantity: 1 }]));
+          return !(await left()).includes(old);
+        },
+        { message: 'the old inbox row pruned', timeoutMs: 30_000 },
+      );
       expect(await left()).toEqual([recent]);
     } finally {
       await admin.end();
     }
   });
 
-  it('streams an order\'s history as server-sent events and ends when it is final', async () => {
+  it("streams an order's history as server-sent events and ends when it is final", async () => {
     const a = await product(10, 100);
     const c = await account(10_000);
     const id = await place(c, [{ sku: a, quantity: 1 }]);
@@ -275,18 +362,26 @@ describe('the HTTP contract', () => {
     expect(await conformanceProblems(recorded)).toEqual([]);
     // The check can fail: an undocumented status, and a body the schema refuses.
     const placed = recorded.find((x) => x.status === 202)!;
-    expect(await conformanceProblems([{ ...placed, status: 418 }, { ...placed, body: { orderId: 'not-a-uuid' } }])).toHaveLength(2);
+    expect(
+      await conformanceProblems([
+        { ...placed, status: 418 },
+        { ...placed, body: { orderId: 'not-a-uuid' } },
+      ]),
+    ).toHaveLength(2);
   });
 
   it('serves each document as a page to read, with no script and nothing from elsewhere', async () => {
     for (const s of ['order', 'inventory', 'payment'] as const) {
-      const doc = (await (await fetch(`${url(s)}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+      const doc = (await (await fetch(`${url(s)}/openapi.json`)).json()) as {
+        paths: Record<string, Record<string, unknown>>;
+      };
       const res = await fetch(`${url(s)}/docs`);
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toMatch(/^text\/html/);
       expect(res.headers.get('content-security-policy')).toContain("script-src 'self'");
       const html = await res.text();
-      for (const [path, methods] of Object.entries(doc.paths)) for (const m of Object.keys(methods)) expect(html).toContain(`<code>${m.toUpperCase()} ${path}</code>`);
+      for (const [path, methods] of Object.entries(doc.paths))
+        for (const m of Object.keys(methods)) expect(html).toContain(`<code>${m.toUpperCase()} ${path}</code>`);
       expect(html).not.toMatch(/<script|src="http/);
     }
   });

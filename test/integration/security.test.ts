@@ -48,20 +48,33 @@ describe('database roles', () => {
   it('service roles cannot change the schema or replicate', async () => {
     expect(await as(env.serviceUrl('order'), 'CREATE TABLE sneaky (id int)')).toEqual({ ok: false, code: '42501' });
     expect(await as(env.serviceUrl('order'), 'DROP TABLE orders')).toEqual({ ok: false, code: '42501' });
-    expect(await as(env.serviceUrl('payment'), "SELECT pg_create_logical_replication_slot('x_sneaky', 'pgoutput')")).toEqual({ ok: false, code: '42501' });
+    expect(
+      await as(env.serviceUrl('payment'), "SELECT pg_create_logical_replication_slot('x_sneaky', 'pgoutput')"),
+    ).toEqual({ ok: false, code: '42501' });
   });
 
   it('the relay role reads outbox tables and nothing else, and writes nothing', async () => {
     expect(await as(env.relayUrl('order'), 'SELECT count(*) FROM outbox')).toEqual({ ok: true });
     expect(await as(env.relayUrl('order'), 'SELECT count(*) FROM orders')).toEqual({ ok: false, code: '42501' });
     expect(await as(env.relayUrl('payment'), 'SELECT count(*) FROM accounts')).toEqual({ ok: false, code: '42501' });
-    expect(await as(env.relayUrl('inventory'), "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers) VALUES (gen_random_uuid(), 'a', 'b', 'c', '{}', '{}')")).toEqual({ ok: false, code: '42501' });
+    expect(
+      await as(
+        env.relayUrl('inventory'),
+        "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers) VALUES (gen_random_uuid(), 'a', 'b', 'c', '{}', '{}')",
+      ),
+    ).toEqual({ ok: false, code: '42501' });
   });
 
   it('no role used at run time is a superuser; only the relay may replicate', async () => {
     const c = new pg.Client({ connectionString: ADMIN_URL });
     await c.connect();
-    const { rows } = await c.query<{ rolname: string; rolsuper: boolean; rolreplication: boolean; rolcreatedb: boolean; rolcreaterole: boolean }>(
+    const { rows } = await c.query<{
+      rolname: string;
+      rolsuper: boolean;
+      rolreplication: boolean;
+      rolcreatedb: boolean;
+      rolcreaterole: boolean;
+    }>(
       "SELECT rolname, rolsuper, rolreplication, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname IN ('order_svc','inventory_svc','payment_svc','relay') ORDER BY 1",
     );
     await c.end();
@@ -101,13 +114,19 @@ describe('secrets', () => {
         payment: { ...secretEnv, DATABASE_URL: withPassword(env.serviceUrl('payment')) },
       });
       const s = stack;
-      const saga = sagaClient(() => ({ order: s.services.order.url, inventory: s.services.inventory.url, payment: s.services.payment.url }));
+      const saga = sagaClient(() => ({
+        order: s.services.order.url,
+        inventory: s.services.inventory.url,
+        payment: s.services.payment.url,
+      }));
       const sku = await saga.product(5, 100);
       const c = await saga.account(1000);
       await saga.finalOrder(await saga.place(c, [{ sku, quantity: 1 }]));
       // Errors get logged too: drop every broker connection and wait for the processes to say so and recover.
       expect(closeConnections(env.vhost, '')).toBeGreaterThanOrEqual(4);
-      await waitUntil(() => s.relay.logs.some((l) => l.msg === 'session ended with an error'), { message: 'relay logged the failure' });
+      await waitUntil(() => s.relay.logs.some((l) => l.msg === 'session ended with an error'), {
+        message: 'relay logged the failure',
+      });
       await saga.finalOrder(await saga.place(c, [{ sku, quantity: 1 }]), 60_000);
       const all = [s.relay, ...SERVICES.map((x) => s.services[x].proc)].map((p) => p.output()).join('\n');
       expect(all.length).toBeGreaterThan(2000);

@@ -24,7 +24,13 @@ const freePort = () =>
 
 describe('npm start', () => {
   it('one Ctrl-C stops the services, then the relay, cleanly, exit 0', async () => {
-    const [order, inventory, payment, relay, monitorPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+    const [order, inventory, payment, relay, monitorPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
       cwd: ROOT,
       // Its own process group, as a shell gives a foreground job: the SIGINT below goes to the whole group.
@@ -51,8 +57,14 @@ describe('npm start', () => {
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
-      await waitUntil(() => out.includes('start    | ready:'), { timeoutMs: 90_000, message: `npm start ready; output:\n${out.slice(-3000)}` });
-      const jsonLines = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { component?: string });
+      await waitUntil(() => out.includes('start    | ready:'), {
+        timeoutMs: 90_000,
+        message: `npm start ready; output:\n${out.slice(-3000)}`,
+      });
+      const jsonLines = out
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { component?: string });
       expect(jsonLines.some((l) => l.component === 'order')).toBe(true);
       expect(jsonLines.some((l) => l.component === 'monitor')).toBe(true);
       process.kill(-child.pid!, 'SIGINT');

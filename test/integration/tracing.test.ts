@@ -15,7 +15,15 @@ import { sagaClient } from '../support/saga';
 import { startStack, type Stack } from '../support/stack';
 import { waitUntil } from '../support/wait';
 
-type Span = { service: string; traceId: string; spanId: string; parentSpanId: string; name: string; kind: number; links: { traceId: string; spanId: string }[] };
+type Span = {
+  service: string;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+  kind: number;
+  links: { traceId: string; spanId: string }[];
+};
 // OTLP span kinds (opentelemetry-proto trace.proto).
 const KIND: Record<number, string> = { 1: 'INTERNAL', 2: 'SERVER', 3: 'CLIENT', 4: 'PRODUCER', 5: 'CONSUMER' };
 const TRACED = ['order', 'inventory', 'payment', 'cdc-relay'];
@@ -25,10 +33,15 @@ let stack: Stack;
 let receiver: Server;
 let sink: Awaited<ReturnType<typeof collect>>;
 const spans: Span[] = [];
-const saga = sagaClient(() => ({ order: stack.services.order.url, inventory: stack.services.inventory.url, payment: stack.services.payment.url }));
+const saga = sagaClient(() => ({
+  order: stack.services.order.url,
+  inventory: stack.services.inventory.url,
+  payment: stack.services.payment.url,
+}));
 
 /** OTLP/JSON ids are hex; base64 (the protobuf JSON mapping) is accepted too. */
-const hex = (id: unknown) => (typeof id !== 'string' || id === '' ? '' : /^[0-9a-f]+$/.test(id) ? id : Buffer.from(id, 'base64').toString('hex'));
+const hex = (id: unknown) =>
+  typeof id !== 'string' || id === '' ? '' : /^[0-9a-f]+$/.test(id) ? id : Buffer.from(id, 'base64').toString('hex');
 
 /** A minimal OTLP/HTTP trace receiver: POST /v1/traces with an ExportTraceServiceRequest in JSON. */
 function startReceiver(): Promise<Server> {
@@ -38,8 +51,17 @@ function startReceiver(): Promise<Server> {
     req.on('end', () => {
       if (req.method !== 'POST' || req.url !== '/v1/traces') return void res.writeHead(404).end();
       type Attr = { key: string; value: { stringValue?: string } };
-      type Raw = { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; links?: { traceId: string; spanId: string }[] };
-      const request = JSON.parse(body) as { resourceSpans: { resource: { attributes: Attr[] }; scopeSpans: { spans: Raw[] }[] }[] };
+      type Raw = {
+        traceId: string;
+        spanId: string;
+        parentSpanId?: string;
+        name: string;
+        kind: number;
+        links?: { traceId: string; spanId: string }[];
+      };
+      const request = JSON.parse(body) as {
+        resourceSpans: { resource: { attributes: Attr[] }; scopeSpans: { spans: Raw[] }[] }[];
+      };
       for (const rs of request.resourceSpans) {
         const service = rs.resource.attributes.find((a) => a.key === 'service.name')?.value.stringValue ?? '?';
         for (const ss of rs.scopeSpans) {
@@ -67,7 +89,9 @@ function tree(traceId: string, rootParent: string): string[] {
   const mine = spans.filter((s) => s.traceId === traceId && TRACED.includes(s.service));
   const lines: string[] = [];
   const walk = (parent: string, depth: number) => {
-    const children = mine.filter((s) => s.parentSpanId === parent).sort((a, b) => `${a.service} ${a.name}`.localeCompare(`${b.service} ${b.name}`));
+    const children = mine
+      .filter((s) => s.parentSpanId === parent)
+      .sort((a, b) => `${a.service} ${a.name}`.localeCompare(`${b.service} ${b.name}`));
     for (const c of children) {
       lines.push(`${'  '.repeat(depth)}${c.service} ${KIND[c.kind]} ${c.name}`);
       walk(c.spanId, depth + 1);
@@ -116,7 +140,9 @@ describe('tracing across the saga', () => {
     const caller = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331' };
     const sku = await saga.product(5, 700);
     const customer = await saga.account(10_000);
-    const orderId = await saga.place(customer, [{ sku, quantity: 1 }], { traceparent: `00-${caller.traceId}-${caller.spanId}-01` });
+    const orderId = await saga.place(customer, [{ sku, quantity: 1 }], {
+      traceparent: `00-${caller.traceId}-${caller.spanId}-01`,
+    });
     expect((await saga.finalOrder(orderId)).status).toBe('CONFIRMED');
 
     // Every event of the order carries the caller's trace id, each with the context of the step that caused it.
@@ -128,10 +154,13 @@ describe('tracing across the saga', () => {
     expect(contexts.map((c) => c?.traceId)).toEqual(events.map(() => caller.traceId));
     expect(new Set(contexts.map((c) => c?.spanId)).size).toBe(events.length);
 
-    const lines = await waitUntil(() => {
-      const t = tree(caller.traceId, caller.spanId);
-      return t.length >= CONFIRMED_TREE.length ? t : undefined;
-    }, { message: 'the spans of the order', timeoutMs: 20_000 }).catch(() => tree(caller.traceId, caller.spanId));
+    const lines = await waitUntil(
+      () => {
+        const t = tree(caller.traceId, caller.spanId);
+        return t.length >= CONFIRMED_TREE.length ? t : undefined;
+      },
+      { message: 'the spans of the order', timeoutMs: 20_000 },
+    ).catch(() => tree(caller.traceId, caller.spanId));
     expect(lines).toEqual(CONFIRMED_TREE);
 
     // Each event's traceparent names the span that produced it, and the relay's publish span links to that span.
@@ -139,14 +168,18 @@ describe('tracing across the saga', () => {
     for (const [i, m] of events.entries()) {
       const cause = events.find((e) => e.id === m.headers[HEADER.causationId]);
       expect(byId.get(contexts[i]!.spanId)?.name).toBe(cause ? `process ${cause.type}` : 'POST /orders');
-      const publish = spans.find((s) => s.service === 'cdc-relay' && s.name === `publish ${m.type}` && s.traceId === caller.traceId);
+      const publish = spans.find(
+        (s) => s.service === 'cdc-relay' && s.name === `publish ${m.type}` && s.traceId === caller.traceId,
+      );
       expect(publish?.parentSpanId).toBe(contexts[i]!.spanId);
       expect(publish?.links).toEqual([{ traceId: caller.traceId, spanId: contexts[i]!.spanId }]);
     }
 
     // Log lines of the request carry its trace and span ids.
     const placed = stack.services.order.proc.logs.find((l) => l.msg === 'order placed' && l.orderId === orderId);
-    const server = spans.find((s) => s.service === 'order' && s.name === 'POST /orders' && s.traceId === caller.traceId)!;
+    const server = spans.find(
+      (s) => s.service === 'order' && s.name === 'POST /orders' && s.traceId === caller.traceId,
+    )!;
     expect(placed).toMatchObject({ trace_id: caller.traceId, span_id: server.spanId });
   });
 

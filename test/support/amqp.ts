@@ -61,7 +61,8 @@ export async function collect(rabbitUrl: string, exchange: string, opts: { queue
      * Resolves once the queue holds nothing more for this sink. The check is a round trip on the consuming channel:
      * deliveries the broker sent before its answer have been received when the answer arrives.
      */
-    drained: () => waitUntil(async () => (await ch.checkQueue(queue!)).messageCount === 0, { message: 'sink queue drained' }),
+    drained: () =>
+      waitUntil(async () => (await ch.checkQueue(queue!)).messageCount === 0, { message: 'sink queue drained' }),
     async close() {
       await conn.close().catch(() => undefined);
     },

@@ -28,7 +28,14 @@ export function debeziumConfig(service: ServiceName): Map<string, string> {
 }
 
 /** An outbox row as pgoutput delivers it to Debezium: jsonb columns as PostgreSQL's text. */
-export type OutboxRow = { id: string; aggregatetype: string; aggregateid: string; type: string; payload: string; headers: string };
+export type OutboxRow = {
+  id: string;
+  aggregatetype: string;
+  aggregateid: string;
+  type: string;
+  payload: string;
+  headers: string;
+};
 
 export type DebeziumFormat = {
   /** `debezium.format.header`: json (default) or jsonbytearray. */
@@ -62,11 +69,23 @@ function header(value: string, format: DebeziumFormat, semantic?: string): strin
  * (e.g. `order.$1`, routing by `type`): the router's RegexRouter matches `route.topic.regex` (default
  * `(?<routedByValue>.*)`) against the routed column and replaces, as Java's Matcher does (and JavaScript's replace).
  */
-export function debeziumMessage(row: OutboxRow, routeReplacement: string, format: DebeziumFormat = {}): { routingKey: string; content: Buffer; options: Options.Publish } {
+export function debeziumMessage(
+  row: OutboxRow,
+  routeReplacement: string,
+  format: DebeziumFormat = {},
+): { routingKey: string; content: Buffer; options: Options.Publish } {
   const f: DebeziumFormat = { header: 'json', headerSchemas: false, value: 'simplestring', ...format };
-  const value = f.value === 'simplestring' ? row.payload : f.value === 'json' ? JSON.stringify(row.payload) : JSON.stringify(JSON.parse(row.payload));
+  const value =
+    f.value === 'simplestring'
+      ? row.payload
+      : f.value === 'json'
+        ? JSON.stringify(row.payload)
+        : JSON.stringify(JSON.parse(row.payload));
   return {
-    routingKey: row.type.replace(/^(?<routedByValue>.*)$/, routeReplacement.replace('${routedByValue}', '$<routedByValue>')),
+    routingKey: row.type.replace(
+      /^(?<routedByValue>.*)$/,
+      routeReplacement.replace('${routedByValue}', '$<routedByValue>'),
+    ),
     content: Buffer.from(value),
     options: {
       deliveryMode: 2,

@@ -1,7 +1,16 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { ensureRolesAndDatabases, layoutOf, loadAdminConfig, migrateAll, SERVICES, urlForDatabase, type AdminConfig, type ServiceName } from '../../scripts/lib/admin';
+import {
+  ensureRolesAndDatabases,
+  layoutOf,
+  loadAdminConfig,
+  migrateAll,
+  SERVICES,
+  urlForDatabase,
+  type AdminConfig,
+  type ServiceName,
+} from '../../scripts/lib/admin';
 
 export const ADMIN_URL = process.env.PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const RABBIT = new URL(process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
@@ -61,7 +70,11 @@ const machineBroker: TestBroker = {
  * `servers`: a superuser URL per service whose database lives on a server of its own (as docker-compose and k8s
  * deploy them); the others, and the monitor's, are on the machine's server (PG_ADMIN_URL).
  */
-export async function createTestEnv(label: string, broker: TestBroker = machineBroker, servers: Partial<Record<ServiceName, string>> = {}): Promise<TestEnv> {
+export async function createTestEnv(
+  label: string,
+  broker: TestBroker = machineBroker,
+  servers: Partial<Record<ServiceName, string>> = {},
+): Promise<TestEnv> {
   const id = `t${label.replace(/[^a-z0-9]/g, '').slice(0, 12)}_${randomBytes(3).toString('hex')}`;
   const admin = loadAdminConfig({
     PG_ADMIN_URL: ADMIN_URL,
@@ -122,7 +135,8 @@ export async function createTestEnv(label: string, broker: TestBroker = machineB
     async close() {
       // Every server is tried, and the vhost removed, even when one of them fails; the first failure is raised after.
       const failures: unknown[] = [];
-      for (const server of new Set([ADMIN_URL, ...Object.values(serverOf)])) await dropEnvFrom(server, id, Object.values(databases)).catch((err: unknown) => failures.push(err));
+      for (const server of new Set([ADMIN_URL, ...Object.values(serverOf)]))
+        await dropEnvFrom(server, id, Object.values(databases)).catch((err: unknown) => failures.push(err));
       try {
         await broker.deleteVhost(vhost);
       } catch {
@@ -138,17 +152,27 @@ async function dropEnvFrom(server: string, id: string, databases: string[]): Pro
   const client = new pg.Client({ connectionString: server });
   await client.connect();
   try {
-    await client.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name LIKE $1 AND active_pid IS NOT NULL`, [`${id}%`]);
+    await client.query(
+      `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name LIKE $1 AND active_pid IS NOT NULL`,
+      [`${id}%`],
+    );
     for (let i = 0; i < 50; i++) {
-      const { rows } = await client.query<{ slot_name: string; active: boolean }>('SELECT slot_name, active FROM pg_replication_slots WHERE slot_name LIKE $1', [`${id}%`]);
+      const { rows } = await client.query<{ slot_name: string; active: boolean }>(
+        'SELECT slot_name, active FROM pg_replication_slots WHERE slot_name LIKE $1',
+        [`${id}%`],
+      );
       if (rows.length === 0) break;
       for (const r of rows) {
         if (!r.active) await client.query('SELECT pg_drop_replication_slot($1)', [r.slot_name]).catch(() => undefined);
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    const { rows: extra } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${id}\\_%`]);
-    for (const db of new Set([...databases, ...extra.map((r) => r.datname)])) await client.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
+    const { rows: extra } = await client.query<{ datname: string }>(
+      'SELECT datname FROM pg_database WHERE datname LIKE $1',
+      [`${id}\\_%`],
+    );
+    for (const db of new Set([...databases, ...extra.map((r) => r.datname)]))
+      await client.query(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
   } finally {
     await client.end();
   }

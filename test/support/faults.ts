@@ -7,15 +7,22 @@ import { waitUntil } from './wait';
 /** Stop or start the local PostgreSQL server (Debian cluster), as an operator or a crash would. */
 export async function postgres(action: 'stop' | 'start'): Promise<void> {
   const version = readdirSync('/etc/postgresql')[0]!;
-  execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', action, ...(action === 'stop' ? ['-m', 'fast'] : [])], { stdio: 'ignore' });
+  execFileSync(
+    'pg_ctlcluster',
+    ['--skip-systemctl-redirect', version, 'main', action, ...(action === 'stop' ? ['-m', 'fast'] : [])],
+    { stdio: 'ignore' },
+  );
   if (action === 'start') {
-    await waitUntil(async () => {
-      const c = new pg.Client({ connectionString: ADMIN_URL });
-      c.on('error', () => undefined);
-      await c.connect();
-      await c.end();
-      return true;
-    }, { timeoutMs: 60_000, message: 'postgres accepting connections' });
+    await waitUntil(
+      async () => {
+        const c = new pg.Client({ connectionString: ADMIN_URL });
+        c.on('error', () => undefined);
+        await c.connect();
+        await c.end();
+        return true;
+      },
+      { timeoutMs: 60_000, message: 'postgres accepting connections' },
+    );
   }
 }
 

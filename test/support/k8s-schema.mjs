@@ -42,12 +42,16 @@ function check(value, type, path) {
   }
 }
 
-const input = JSON.parse(await new Promise((resolve) => {
-  let s = '';
-  process.stdin.on('data', (c) => (s += c)).on('end', () => resolve(s));
-}));
+const input = JSON.parse(
+  await new Promise((resolve) => {
+    let s = '';
+    process.stdin.on('data', (c) => (s += c)).on('end', () => resolve(s));
+  }),
+);
 for (const obj of input) {
-  const version = String(obj.apiVersion ?? '').split('/').pop();
+  const version = String(obj.apiVersion ?? '')
+    .split('/')
+    .pop();
   const type = `${version.charAt(0).toUpperCase()}${version.slice(1)}${obj.kind}`;
   const name = `${obj.kind}/${obj.metadata?.name ?? '?'}`;
   if (!models[type]) {

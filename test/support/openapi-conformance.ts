@@ -14,7 +14,13 @@ export type Exchange = { method: string; url: string; status: number; contentTyp
 /** Every exchange `http()` made in this test file, in order. */
 export const recorded: Exchange[] = [];
 
-type Doc = { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: unknown }> }> }>>; components: { schemas: Record<string, unknown> } };
+type Doc = {
+  paths: Record<
+    string,
+    Record<string, { responses: Record<string, { content?: Record<string, { schema: unknown }> }> }>
+  >;
+  components: { schemas: Record<string, unknown> };
+};
 
 /** The problems of `exchanges` against their services' documents; empty when all conform. */
 export async function conformanceProblems(exchanges: readonly Exchange[]): Promise<string[]> {
@@ -37,7 +43,8 @@ export async function conformanceProblems(exchanges: readonly Exchange[]): Promi
     const op = template ? doc.paths[template]![x.method.toLowerCase()] : undefined;
     if (!op) {
       const isProblem = x.contentType.startsWith('application/problem+json');
-      if (x.status !== 404 || !isProblem) problems.push(`${what}: no documented operation (and not the unknown-route 404 problem)`);
+      if (x.status !== 404 || !isProblem)
+        problems.push(`${what}: no documented operation (and not the unknown-route 404 problem)`);
       continue;
     }
     const response = op.responses[String(x.status)];
@@ -57,13 +64,17 @@ export async function conformanceProblems(exchanges: readonly Exchange[]): Promi
       validate = ajv.compile(refsTo(media.schema, schemaId(u)) as object);
       validators.set(key, validate);
     }
-    if (!validate(x.body)) problems.push(`${what}: body does not match the schema: ${ajv.errorsText(validate.errors)} in ${JSON.stringify(x.body).slice(0, 300)}`);
+    if (!validate(x.body))
+      problems.push(
+        `${what}: body does not match the schema: ${ajv.errorsText(validate.errors)} in ${JSON.stringify(x.body).slice(0, 300)}`,
+      );
   }
   return problems;
 }
 
 /** `/orders/{orderId}` -> a regex matching one path segment per parameter. */
-const pathRegex = (template: string) => new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\\?\{[^}]+\\?\}/g, '[^/]+')}$`);
+const pathRegex = (template: string) =>
+  new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\\?\{[^}]+\\?\}/g, '[^/]+')}$`);
 
 /** The id under which a service's component schemas are registered (one per port: one per service process). */
 const schemaId = (u: URL) => `https://openapi.test/${u.port}.json`;

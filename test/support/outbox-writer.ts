@@ -10,7 +10,15 @@ export type Written = { id: string; aggregateId: string; seq: number };
  */
 export async function writeOutbox(
   url: string,
-  opts: { rows: number; maxTxnSize?: number; aggregates?: number; deleteShare?: number; rollbackEvery?: number; prefix?: string; random?: () => number },
+  opts: {
+    rows: number;
+    maxTxnSize?: number;
+    aggregates?: number;
+    deleteShare?: number;
+    rollbackEvery?: number;
+    prefix?: string;
+    random?: () => number;
+  },
 ): Promise<Written[]> {
   const random = opts.random ?? Math.random;
   const client = new pg.Client({ connectionString: url });
@@ -36,10 +44,18 @@ export async function writeOutbox(
         batch.push(w);
         const n = values.length;
         tuples.push(`($${n + 1}, 'test', $${n + 2}, 'Tested', $${n + 3}, $${n + 4})`);
-        values.push(w.id, aggregateId, JSON.stringify({ version: 1, data: { seq, aggregateId } }), JSON.stringify({ correlationId: aggregateId, causationId: null }));
+        values.push(
+          w.id,
+          aggregateId,
+          JSON.stringify({ version: 1, data: { seq, aggregateId } }),
+          JSON.stringify({ correlationId: aggregateId, causationId: null }),
+        );
       }
       await client.query('BEGIN');
-      await client.query(`INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers) VALUES ${tuples.join(', ')}`, values);
+      await client.query(
+        `INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers) VALUES ${tuples.join(', ')}`,
+        values,
+      );
       const toDelete = batch.filter(() => random() < (opts.deleteShare ?? 0)).map((w) => w.id);
       if (toDelete.length) await client.query('DELETE FROM outbox WHERE id = ANY($1::uuid[])', [toDelete]);
       if (rollback) {

@@ -54,9 +54,16 @@ export const MUST_SET: Record<Component, string[][]> = {
   doctor: [],
   dlq: [['RABBITMQ_URL']],
 };
-export const HTTP_PORT_VAR: Partial<Record<Component, string>> = { order: 'PORT', inventory: 'PORT', payment: 'PORT', monitor: 'PORT', relay: 'RELAY_PORT' };
+export const HTTP_PORT_VAR: Partial<Record<Component, string>> = {
+  order: 'PORT',
+  inventory: 'PORT',
+  payment: 'PORT',
+  monitor: 'PORT',
+  relay: 'RELAY_PORT',
+};
 
-export const isComponent = (c: unknown): c is Component => typeof c === 'string' && Object.prototype.hasOwnProperty.call(COMPONENTS, c);
+export const isComponent = (c: unknown): c is Component =>
+  typeof c === 'string' && Object.prototype.hasOwnProperty.call(COMPONENTS, c);
 
 /** Environment consistency for one container: every name known to the component, every must-set name set. */
 export function checkEnv(where: string, component: Component, names: string[]): string[] {
@@ -67,12 +74,16 @@ export function checkEnv(where: string, component: Component, names: string[]): 
   const tracing = (n: string) => n.startsWith('OTEL_') && HTTP_PORT_VAR[component] !== undefined;
   for (const n of set) if (!known.has(n) && !tracing(n)) errors.push(`${where}: ${n} is not read by ${component}`);
   for (const alternatives of MUST_SET[component]) {
-    if (!alternatives.some((a) => set.has(a))) errors.push(`${where}: ${alternatives.join(' or ')} must be set for ${component}`);
+    if (!alternatives.some((a) => set.has(a)))
+      errors.push(`${where}: ${alternatives.join(' or ')} must be set for ${component}`);
   }
   // With a server per database owner, one left out would be looked for on PG_ADMIN_URL's default (127.0.0.1).
   if (component === 'setup' || component === 'migrate') {
     const perOwner = DATABASE_OWNERS.map((s) => `${s.toUpperCase()}_PG_ADMIN_URL`);
-    if (perOwner.some((n) => set.has(n))) for (const n of perOwner) if (!set.has(n) && !set.has('PG_ADMIN_URL')) errors.push(`${where}: ${n} must be set for ${component} (the others are)`);
+    if (perOwner.some((n) => set.has(n)))
+      for (const n of perOwner)
+        if (!set.has(n) && !set.has('PG_ADMIN_URL'))
+          errors.push(`${where}: ${n} must be set for ${component} (the others are)`);
   }
   return errors;
 }
@@ -94,11 +105,15 @@ export function validateCompose(doc: Record<string, unknown>): string[] {
   const schema = JSON.parse(readFileSync(path.join(ROOT, 'node_modules/dclint/schemas/compose.schema.json'), 'utf8'));
   const validate = ajv.compile(schema);
   const errors: string[] = [];
-  if (!validate(doc)) errors.push(...(validate.errors ?? []).map((e) => `compose${e.instancePath}: ${e.message} ${JSON.stringify(e.params)}`));
+  if (!validate(doc))
+    errors.push(
+      ...(validate.errors ?? []).map((e) => `compose${e.instancePath}: ${e.message} ${JSON.stringify(e.params)}`),
+    );
   const services = (doc.services ?? {}) as Record<string, Record<string, unknown>>;
   for (const [name, svc] of Object.entries(services)) {
     const deps = Array.isArray(svc.depends_on) ? svc.depends_on : Object.keys((svc.depends_on as object) ?? {});
-    for (const d of deps) if (!services[d as string]) errors.push(`compose: ${name} depends on undefined service ${String(d)}`);
+    for (const d of deps)
+      if (!services[d as string]) errors.push(`compose: ${name} depends on undefined service ${String(d)}`);
     if (svc.image !== `${IMAGE}:local` && svc.build === undefined) continue;
     const command = (svc.command as string[] | undefined)?.[0];
     if (!isComponent(command)) {
@@ -111,10 +126,13 @@ export function validateCompose(doc: Record<string, unknown>): string[] {
     if (portVar) {
       const port = interpolate(String(env[portVar] ?? ''));
       const published = ((svc.ports ?? []) as string[]).map((p) => String(p).split(':').pop());
-      if (!published.includes(port)) errors.push(`compose ${name}: ${portVar}=${port} is not among its ports ${published.join(',')}`);
+      if (!published.includes(port))
+        errors.push(`compose ${name}: ${portVar}=${port} is not among its ports ${published.join(',')}`);
       const probe = JSON.stringify((svc.healthcheck as { test?: unknown } | undefined)?.test ?? '');
-      if (!probe.includes(`127.0.0.1:${port}/`)) errors.push(`compose ${name}: healthcheck does not probe port ${port}`);
-      if (!/\/readyz/.test(probe)) errors.push(`compose ${name}: healthcheck does not call /readyz (others wait on it: ready, not just alive)`);
+      if (!probe.includes(`127.0.0.1:${port}/`))
+        errors.push(`compose ${name}: healthcheck does not probe port ${port}`);
+      if (!/\/readyz/.test(probe))
+        errors.push(`compose ${name}: healthcheck does not call /readyz (others wait on it: ready, not just alive)`);
     }
   }
   return errors;
@@ -130,12 +148,18 @@ export function hasKubectl(): boolean {
 
 export function renderKustomize(dir: string): K8sObject[] {
   const out = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  return YAML.parseAllDocuments(out).map((d) => d.toJSON() as K8sObject).filter(Boolean);
+  return YAML.parseAllDocuments(out)
+    .map((d) => d.toJSON() as K8sObject)
+    .filter(Boolean);
 }
 
 /** Strict field and type check of every object against the Kubernetes models (unknown field = error). */
 export function validateK8sSchemas(objects: K8sObject[]): string[] {
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'test/support/k8s-schema.mjs')], { input: JSON.stringify(objects), encoding: 'utf8', cwd: ROOT });
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'test/support/k8s-schema.mjs')], {
+    input: JSON.stringify(objects),
+    encoding: 'utf8',
+    cwd: ROOT,
+  });
   if (r.status !== 0) return [`k8s schema validator failed: ${r.stderr}`];
   return JSON.parse(r.stdout) as string[];
 }
@@ -150,7 +174,11 @@ type Container = {
   readinessProbe?: { httpGet?: { path: string; port: string | number } };
   livenessProbe?: { httpGet?: { path: string; port: string | number } };
   resources?: { requests?: object; limits?: object };
-  securityContext?: { readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean; capabilities?: { drop?: string[] } };
+  securityContext?: {
+    readOnlyRootFilesystem?: boolean;
+    allowPrivilegeEscalation?: boolean;
+    capabilities?: { drop?: string[] };
+  };
 };
 type PodSpec = { containers: Container[]; initContainers?: Container[]; securityContext?: { runAsNonRoot?: boolean } };
 
@@ -160,7 +188,9 @@ export function podSpecOf(o: K8sObject): PodSpec | undefined {
 }
 
 /** The recommended labels every object carries (kubernetes.io/docs/concepts/overview/working-with-objects/common-labels). */
-export const K8S_LABELS = ['name', 'instance', 'version', 'component', 'part-of', 'managed-by'].map((k) => `app.kubernetes.io/${k}`);
+export const K8S_LABELS = ['name', 'instance', 'version', 'component', 'part-of', 'managed-by'].map(
+  (k) => `app.kubernetes.io/${k}`,
+);
 
 /** Labels, commands, environment, ports, probes, security and resources of every workload, and who may reach whom. */
 export function checkK8sConsistency(objects: K8sObject[], servedPaths: string[]): string[] {
@@ -186,7 +216,11 @@ export function checkK8sConsistency(objects: K8sObject[], servedPaths: string[])
       const cw = `${where} ${c.name}`;
       if (!c.resources?.requests || !c.resources?.limits) errors.push(`${cw}: resources need requests and limits`);
       const sc = c.securityContext;
-      if (sc?.readOnlyRootFilesystem !== true || sc?.allowPrivilegeEscalation !== false || !sc?.capabilities?.drop?.includes('ALL')) {
+      if (
+        sc?.readOnlyRootFilesystem !== true ||
+        sc?.allowPrivilegeEscalation !== false ||
+        !sc?.capabilities?.drop?.includes('ALL')
+      ) {
         errors.push(`${cw}: securityContext must be read-only root, no privilege escalation, drop ALL`);
       }
       if (!c.image.startsWith(IMAGE)) continue;
@@ -207,17 +241,23 @@ export function checkK8sConsistency(objects: K8sObject[], servedPaths: string[])
       if (portVar) {
         const value = (c.env as { name: string; value?: string }[] | undefined)?.find((e) => e.name === portVar)?.value;
         const http = c.ports?.find((p) => p.name === 'http');
-        if (!http || String(http.containerPort) !== value) errors.push(`${cw}: containerPort ${http?.containerPort} does not match ${portVar}=${value}`);
-        for (const [kind, probe] of [['readiness', c.readinessProbe], ['liveness', c.livenessProbe]] as const) {
+        if (!http || String(http.containerPort) !== value)
+          errors.push(`${cw}: containerPort ${http?.containerPort} does not match ${portVar}=${value}`);
+        for (const [kind, probe] of [
+          ['readiness', c.readinessProbe],
+          ['liveness', c.livenessProbe],
+        ] as const) {
           const get = probe?.httpGet;
           if (!get) {
             errors.push(`${cw}: no ${kind} probe`);
             continue;
           }
           if (!servedPaths.includes(get.path)) errors.push(`${cw}: ${kind} probe path ${get.path} is not served`);
-          if (get.port !== 'http' && get.port !== http?.containerPort) errors.push(`${cw}: ${kind} probe port ${get.port} is not the http port`);
+          if (get.port !== 'http' && get.port !== http?.containerPort)
+            errors.push(`${cw}: ${kind} probe port ${get.port} is not the http port`);
         }
-        if (c.readinessProbe?.httpGet?.path !== '/readyz' || c.livenessProbe?.httpGet?.path !== '/healthz') errors.push(`${cw}: readiness must be /readyz, liveness /healthz`);
+        if (c.readinessProbe?.httpGet?.path !== '/readyz' || c.livenessProbe?.httpGet?.path !== '/healthz')
+          errors.push(`${cw}: readiness must be /readyz, liveness /healthz`);
       }
     }
   }
@@ -225,12 +265,17 @@ export function checkK8sConsistency(objects: K8sObject[], servedPaths: string[])
   for (const svc of objects.filter((o) => o.kind === 'Service')) {
     const spec = svc.spec as { selector?: Record<string, string>; ports: { targetPort?: string | number }[] };
     const pods = objects.filter((o) => {
-      const labels = (o.spec as { template?: { metadata?: { labels?: Record<string, string> } } })?.template?.metadata?.labels ?? {};
+      const labels =
+        (o.spec as { template?: { metadata?: { labels?: Record<string, string> } } })?.template?.metadata?.labels ?? {};
       return podSpecOf(o) && Object.entries(spec.selector ?? {}).every(([k, v]) => labels[k] === v);
     });
     if (pods.length === 0) errors.push(`Service/${svc.metadata.name}: selects no workload`);
     for (const p of spec.ports) {
-      const ok = pods.some((o) => podSpecOf(o)!.containers.some((c) => (c.ports ?? []).some((cp) => cp.name === p.targetPort || cp.containerPort === p.targetPort)));
+      const ok = pods.some((o) =>
+        podSpecOf(o)!.containers.some((c) =>
+          (c.ports ?? []).some((cp) => cp.name === p.targetPort || cp.containerPort === p.targetPort),
+        ),
+      );
       if (!ok) errors.push(`Service/${svc.metadata.name}: targetPort ${String(p.targetPort)} is not a container port`);
     }
   }
@@ -241,17 +286,34 @@ export function checkK8sConsistency(objects: K8sObject[], servedPaths: string[])
       errors.push(`NetworkPolicy/${s} is missing`);
       continue;
     }
-    const egress = (np.spec as { egress?: { to?: { podSelector?: { matchLabels?: Record<string, string> } }[] }[] }).egress ?? [];
-    const targets = egress.flatMap((e) => (e.to ?? []).map((t) => t.podSelector?.matchLabels?.['app.kubernetes.io/name'])).sort();
-    if (JSON.stringify(targets) !== JSON.stringify([`postgres-${s}`, 'rabbitmq'].sort())) errors.push(`NetworkPolicy/${s}: egress to ${targets.join(', ')}`);
+    const egress =
+      (np.spec as { egress?: { to?: { podSelector?: { matchLabels?: Record<string, string> } }[] }[] }).egress ?? [];
+    const targets = egress
+      .flatMap((e) => (e.to ?? []).map((t) => t.podSelector?.matchLabels?.['app.kubernetes.io/name']))
+      .sort();
+    if (JSON.stringify(targets) !== JSON.stringify([`postgres-${s}`, 'rabbitmq'].sort()))
+      errors.push(`NetworkPolicy/${s}: egress to ${targets.join(', ')}`);
     // Its database is reached by its owner and the migrate Job, and by the relay only where there is an outbox.
     const db = objects.find((o) => o.kind === 'NetworkPolicy' && o.metadata.name === `postgres-${s}`);
-    const ingress = (db?.spec as { ingress?: { from?: { podSelector?: { matchLabels?: Record<string, string> } }[] }[] } | undefined)?.ingress ?? [];
-    const from = ingress.flatMap((i) => (i.from ?? []).map((f) => f.podSelector?.matchLabels?.['app.kubernetes.io/name'])).sort();
+    const ingress =
+      (db?.spec as { ingress?: { from?: { podSelector?: { matchLabels?: Record<string, string> } }[] }[] } | undefined)
+        ?.ingress ?? [];
+    const from = ingress
+      .flatMap((i) => (i.from ?? []).map((f) => f.podSelector?.matchLabels?.['app.kubernetes.io/name']))
+      .sort();
     const expected = [s, 'saga-migrate', ...(isServiceName(s) ? ['relay'] : [])].sort();
-    if (JSON.stringify(from) !== JSON.stringify(expected)) errors.push(`NetworkPolicy/postgres-${s}: ingress from ${from.join(', ')}, expected ${expected.join(', ')}`);
+    if (JSON.stringify(from) !== JSON.stringify(expected))
+      errors.push(`NetworkPolicy/postgres-${s}: ingress from ${from.join(', ')}, expected ${expected.join(', ')}`);
   }
-  if (!objects.some((o) => o.kind === 'NetworkPolicy' && (o.spec as { podSelector?: object }).podSelector && Object.keys((o.spec as { podSelector: object }).podSelector).length === 0 && o.metadata.name === 'default-deny')) {
+  if (
+    !objects.some(
+      (o) =>
+        o.kind === 'NetworkPolicy' &&
+        (o.spec as { podSelector?: object }).podSelector &&
+        Object.keys((o.spec as { podSelector: object }).podSelector).length === 0 &&
+        o.metadata.name === 'default-deny',
+    )
+  ) {
     errors.push('NetworkPolicy/default-deny is missing');
   }
   return errors;
@@ -260,13 +322,20 @@ export function checkK8sConsistency(objects: K8sObject[], servedPaths: string[])
 // ---------------------------------------------------------------- Dockerfile
 
 export function dockerignored(): string[] {
-  return readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  return readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
 }
 
 /** Node LTS lines the image may use: active or maintenance LTS in November 2026 (22 until April 2027, 24 until April 2028, 26). */
 export const SUPPORTED_NODE_LTS = [22, 24, 26];
 /** OCI labels the final image carries. */
-export const OCI_LABELS = ['org.opencontainers.image.title', 'org.opencontainers.image.description', 'org.opencontainers.image.version'];
+export const OCI_LABELS = [
+  'org.opencontainers.image.title',
+  'org.opencontainers.image.description',
+  'org.opencontainers.image.version',
+];
 
 /**
  * Multi-stage, official slim bases of a supported Node LTS with the minor pinned, OCI labels, non-root final
@@ -281,28 +350,42 @@ export function validateDockerfile(text: string): string[] {
     const ref = `${f.getImageName()}:${f.getImageTag() ?? ''}`;
     const m = /^node:(\d+)(\.\d+)?(\.\d+)?-([\w]+-)?slim$/.exec(ref);
     if (!m) errors.push(`Dockerfile: base ${ref} is not an official Node slim image`);
-    else if (!SUPPORTED_NODE_LTS.includes(Number(m[1]))) errors.push(`Dockerfile: base ${ref} is not a supported Node LTS (${SUPPORTED_NODE_LTS.join(', ')})`);
+    else if (!SUPPORTED_NODE_LTS.includes(Number(m[1])))
+      errors.push(`Dockerfile: base ${ref} is not a supported Node LTS (${SUPPORTED_NODE_LTS.join(', ')})`);
     else if (!m[2]) errors.push(`Dockerfile: base ${ref} does not pin a minor version`);
   }
   const instructions = df.getInstructions();
   const lastFrom = instructions.lastIndexOf(froms[froms.length - 1]!);
-  const finalUsers = instructions.slice(lastFrom).filter((i) => i.getKeyword() === 'USER').map((i) => i.getArgumentsContent());
-  if (finalUsers.length === 0 || ['root', '0'].includes(finalUsers[finalUsers.length - 1] ?? '')) errors.push('Dockerfile: the final stage must run as a non-root USER');
+  const finalUsers = instructions
+    .slice(lastFrom)
+    .filter((i) => i.getKeyword() === 'USER')
+    .map((i) => i.getArgumentsContent());
+  if (finalUsers.length === 0 || ['root', '0'].includes(finalUsers[finalUsers.length - 1] ?? ''))
+    errors.push('Dockerfile: the final stage must run as a non-root USER');
   const ignored = dockerignored();
   for (const i of instructions.filter((x) => x.getKeyword() === 'COPY')) {
     const args = i.getArguments().map((a) => a.getValue());
     if (fromFlag(i)) continue;
     for (const src of args.slice(0, -1).filter((a) => !a.startsWith('--'))) {
       if (!existsSync(path.join(ROOT, src))) errors.push(`Dockerfile: COPY ${src} does not exist`);
-      if (ignored.some((p) => p === src || src.startsWith(`${p}/`))) errors.push(`Dockerfile: COPY ${src} is excluded by .dockerignore`);
+      if (ignored.some((p) => p === src || src.startsWith(`${p}/`)))
+        errors.push(`Dockerfile: COPY ${src} is excluded by .dockerignore`);
     }
   }
-  const labels = instructions.slice(lastFrom).filter((i) => i.getKeyword() === 'LABEL').map((i) => i.getArgumentsContent() ?? '').join(' ');
-  for (const l of OCI_LABELS) if (!labels.includes(`${l}=`)) errors.push(`Dockerfile: the final stage lacks the OCI label ${l}`);
+  const labels = instructions
+    .slice(lastFrom)
+    .filter((i) => i.getKeyword() === 'LABEL')
+    .map((i) => i.getArgumentsContent() ?? '')
+    .join(' ');
+  for (const l of OCI_LABELS)
+    if (!labels.includes(`${l}=`)) errors.push(`Dockerfile: the final stage lacks the OCI label ${l}`);
   // npm ci needs every workspace's package.json (the lockfile lists them all), and the bundle every workspace's src.
   for (const ws of workspaces()) {
-    for (const stage of ['build', 'run']) if (!copiesOfStage(text, stage).includes(`${ws}/package.json`)) errors.push(`Dockerfile: stage ${stage} does not COPY ${ws}/package.json`);
-    if (!copiesOfStage(text, 'build').includes(`${ws}/src`)) errors.push(`Dockerfile: stage build does not COPY ${ws}/src`);
+    for (const stage of ['build', 'run'])
+      if (!copiesOfStage(text, stage).includes(`${ws}/package.json`))
+        errors.push(`Dockerfile: stage ${stage} does not COPY ${ws}/package.json`);
+    if (!copiesOfStage(text, 'build').includes(`${ws}/src`))
+      errors.push(`Dockerfile: stage build does not COPY ${ws}/src`);
   }
   const entry = instructions.find((i) => i.getKeyword() === 'ENTRYPOINT')?.getArgumentsContent() ?? '';
   if (!entry.includes('dist/saga.js')) errors.push('Dockerfile: ENTRYPOINT must run dist/saga.js');
@@ -311,10 +394,13 @@ export function validateDockerfile(text: string): string[] {
 
 /** The workspace directories of the root package.json (`services/*` and the like expanded). */
 export function workspaces(): string[] {
-  const globs = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { workspaces: string[] }).workspaces;
+  const globs = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { workspaces: string[] })
+    .workspaces;
   return globs.flatMap((g) =>
     g.endsWith('/*')
-      ? readdirSync(path.join(ROOT, g.slice(0, -2)), { withFileTypes: true }).filter((d) => d.isDirectory() && existsSync(path.join(ROOT, g.slice(0, -2), d.name, 'package.json'))).map((d) => `${g.slice(0, -2)}/${d.name}`)
+      ? readdirSync(path.join(ROOT, g.slice(0, -2)), { withFileTypes: true })
+          .filter((d) => d.isDirectory() && existsSync(path.join(ROOT, g.slice(0, -2), d.name, 'package.json')))
+          .map((d) => `${g.slice(0, -2)}/${d.name}`)
       : [g],
   );
 }
@@ -337,5 +423,10 @@ export function copiesOfStage(text: string, stage: string): string[] {
   return instructions
     .slice(start, end)
     .filter((x) => x.getKeyword() === 'COPY' && !fromFlag(x))
-    .flatMap((x) => x.getArguments().map((a) => a.getValue()).slice(0, -1));
+    .flatMap((x) =>
+      x
+        .getArguments()
+        .map((a) => a.getValue())
+        .slice(0, -1),
+    );
 }

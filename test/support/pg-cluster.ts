@@ -14,7 +14,9 @@ import { waitUntil } from './wait';
 /** The server binaries: PG_BIN_DIR, else those of the machine's Debian cluster version. */
 export function pgBinDir(): string {
   if (process.env.PG_BIN_DIR) return process.env.PG_BIN_DIR;
-  const versions = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a)) : [];
+  const versions = existsSync('/usr/lib/postgresql')
+    ? readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a))
+    : [];
   const dir = versions.map((v) => `/usr/lib/postgresql/${v}/bin`).find((d) => existsSync(path.join(d, 'initdb')));
   if (!dir) throw new Error('no PostgreSQL server binaries found: install postgresql (Debian) or set PG_BIN_DIR');
   return dir;
@@ -33,7 +35,10 @@ const asRoot = process.getuid?.() === 0;
 function run(bin: string, args: string[]): string {
   const file = path.join(pgBinDir(), bin);
   return asRoot
-    ? execFileSync('runuser', ['-u', 'postgres', '--', file, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+    ? execFileSync('runuser', ['-u', 'postgres', '--', file, ...args], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
     : execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
@@ -79,7 +84,12 @@ export type PgServer = {
 /** A temporary directory for servers, owned by the user the server binaries run as. */
 function serversDir(): string {
   const base = mkdtempSync(path.join(os.tmpdir(), DIR_PREFIX));
-  if (asRoot) chownSync(base, Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })));
+  if (asRoot)
+    chownSync(
+      base,
+      Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })),
+      Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })),
+    );
   return base;
 }
 
@@ -92,29 +102,40 @@ function pgServer(base: string, name: string, port: number, settings: string[]):
     dataDir,
     url: (database = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${database}`,
     async start() {
-      const opts = [`-c port=${port}`, "-c listen_addresses='127.0.0.1'", `-c unix_socket_directories='${base}'`, ...settings].join(' ');
+      const opts = [
+        `-c port=${port}`,
+        "-c listen_addresses='127.0.0.1'",
+        `-c unix_socket_directories='${base}'`,
+        ...settings,
+      ].join(' ');
       run('pg_ctl', ['start', '-w', '-t', '60', '-D', dataDir, '-l', path.join(base, `${name}.log`), '-o', opts]);
-      await waitUntil(async () => {
-        const c = new pg.Client({ connectionString: s.url() });
-        c.on('error', () => undefined);
-        await c.connect();
-        await c.end();
-        return true;
-      }, { timeoutMs: 30_000, message: `${name} accepting connections` });
+      await waitUntil(
+        async () => {
+          const c = new pg.Client({ connectionString: s.url() });
+          c.on('error', () => undefined);
+          await c.connect();
+          await c.end();
+          return true;
+        },
+        { timeoutMs: 30_000, message: `${name} accepting connections` },
+      );
     },
     stop(mode = 'fast') {
       if (existsSync(path.join(dataDir, 'postmaster.pid'))) run('pg_ctl', ['stop', '-w', '-D', dataDir, '-m', mode]);
     },
     async promote() {
       run('pg_ctl', ['promote', '-w', '-D', dataDir]);
-      await waitUntil(async () => {
-        const c = new pg.Client({ connectionString: s.url() });
-        c.on('error', () => undefined);
-        await c.connect();
-        const { rows } = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
-        await c.end();
-        return rows[0]?.r === false;
-      }, { timeoutMs: 30_000, message: `${name} promoted` });
+      await waitUntil(
+        async () => {
+          const c = new pg.Client({ connectionString: s.url() });
+          c.on('error', () => undefined);
+          await c.connect();
+          const { rows } = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+          await c.end();
+          return rows[0]?.r === false;
+        },
+        { timeoutMs: 30_000, message: `${name} promoted` },
+      );
     },
   };
   return s;
@@ -188,24 +209,52 @@ export type PgPair = { primary: PgServer; standby: PgServer; close: () => void }
 export async function createPrimaryAndStandby(): Promise<PgPair> {
   const base = serversDir();
   // Speed over crash safety of the host (fsync off): the test crashes PostgreSQL, never the machine.
-  const common = ['-c wal_level=logical', '-c max_wal_senders=10', '-c max_replication_slots=10', '-c fsync=off', "-c wal_keep_size='256MB'", '-c max_connections=100'];
+  const common = [
+    '-c wal_level=logical',
+    '-c max_wal_senders=10',
+    '-c max_replication_slots=10',
+    '-c fsync=off',
+    "-c wal_keep_size='256MB'",
+    '-c max_connections=100',
+  ];
   const primary = pgServer(base, 'primary', await freePort(), [...common, "-c synchronous_standby_names='standby1'"]);
   const standby = pgServer(base, 'standby', await freePort(), [...common, '-c hot_standby=on']);
   const servers = [primary, standby];
   try {
     run('initdb', ['-D', primary.dataDir, '-U', 'postgres', '-A', 'trust', '--no-sync']);
     await primary.start();
-    run('pg_basebackup', ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', standby.dataDir, '-R', '-X', 'stream', '--no-sync']);
+    run('pg_basebackup', [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(primary.port),
+      '-U',
+      'postgres',
+      '-D',
+      standby.dataDir,
+      '-R',
+      '-X',
+      'stream',
+      '--no-sync',
+    ]);
     // The standby's name on the primary (synchronous_standby_names); a later primary_conninfo line wins.
-    appendFileSync(path.join(standby.dataDir, 'postgresql.auto.conf'), `primary_conninfo = 'host=127.0.0.1 port=${primary.port} user=postgres application_name=standby1'\n`);
+    appendFileSync(
+      path.join(standby.dataDir, 'postgresql.auto.conf'),
+      `primary_conninfo = 'host=127.0.0.1 port=${primary.port} user=postgres application_name=standby1'\n`,
+    );
     await standby.start();
-    await waitUntil(async () => {
-      const c = new pg.Client({ connectionString: primary.url() });
-      await c.connect();
-      const { rows } = await c.query<{ sync_state: string }>("SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby1'");
-      await c.end();
-      return rows[0]?.sync_state === 'sync';
-    }, { timeoutMs: 30_000, message: 'standby streaming synchronously' });
+    await waitUntil(
+      async () => {
+        const c = new pg.Client({ connectionString: primary.url() });
+        await c.connect();
+        const { rows } = await c.query<{ sync_state: string }>(
+          "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby1'",
+        );
+        await c.end();
+        return rows[0]?.sync_state === 'sync';
+      },
+      { timeoutMs: 30_000, message: 'standby streaming synchronously' },
+    );
   } catch (err) {
     removeServers(base, servers);
     throw err;
@@ -217,7 +266,9 @@ export async function createPrimaryAndStandby(): Promise<PgPair> {
  * A TCP forwarder standing for the address clients use (a virtual IP, a DNS name, HAProxy in front of Patroni):
  * `retarget` sends new connections to another server and cuts the open ones, as a failover does.
  */
-export async function startTcpProxy(target: number): Promise<{ port: number; retarget: (port: number) => void; close: () => Promise<void> }> {
+export async function startTcpProxy(
+  target: number,
+): Promise<{ port: number; retarget: (port: number) => void; close: () => Promise<void> }> {
   let to = target;
   const open = new Set<net.Socket>();
   const server = net.createServer((client) => {

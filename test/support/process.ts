@@ -12,7 +12,10 @@ export type Running = {
   /** Raw output, for failure messages. */
   output: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  waitForLog: (pred: (line: Record<string, unknown>) => boolean, timeoutMs?: number) => Promise<Record<string, unknown>>;
+  waitForLog: (
+    pred: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ) => Promise<Record<string, unknown>>;
   kill: (signal?: NodeJS.Signals) => Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /**
    * Stop keeping what the process prints (it is still read, so the process never blocks on a full pipe). For the
@@ -51,13 +54,22 @@ process.on('exit', () => {
  */
 export const runtime = { node: process.execPath, ownSession: false };
 
-export function startProcess(entry: string, env: Record<string, string>, args: string[] = [], nodeArgs: string[] = []): Running {
-  const child = spawn(runtime.node, [...nodeArgs, ...(entry.endsWith('.ts') ? ['--import', 'tsx'] : []), path.join(ROOT, entry), ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: runtime.ownSession,
-  });
+export function startProcess(
+  entry: string,
+  env: Record<string, string>,
+  args: string[] = [],
+  nodeArgs: string[] = [],
+): Running {
+  const child = spawn(
+    runtime.node,
+    [...nodeArgs, ...(entry.endsWith('.ts') ? ['--import', 'tsx'] : []), path.join(ROOT, entry), ...args],
+    {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: runtime.ownSession,
+    },
+  );
   alive.add(child);
   child.on('exit', () => alive.delete(child));
   const logs: Record<string, unknown>[] = [];
@@ -84,14 +96,17 @@ export function startProcess(entry: string, env: Record<string, string>, args: s
   child.stderr!.on('data', (c: Buffer) => {
     raw += c.toString();
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   return {
     child,
     pid: child.pid!,
     logs,
     output: () => raw,
     exited,
-    waitForLog: (pred, timeoutMs = 30_000) => waitUntil(() => logs.find(pred), { timeoutMs, message: `log line in ${entry}` }),
+    waitForLog: (pred, timeoutMs = 30_000) =>
+      waitUntil(() => logs.find(pred), { timeoutMs, message: `log line in ${entry}` }),
     kill: async (signal = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;

@@ -21,9 +21,15 @@ export type Query = { where: string; expr: string };
 const GRAFANA_INTERVALS: Record<string, string> = { __rate_interval: '5m', __interval: '1m', __range: '1h' };
 
 type Panel = { title?: string; targets?: { expr?: string; refId?: string }[]; panels?: Panel[] };
-export type Dashboard = { uid: string; title: string; panels: Panel[]; templating?: { list: { name: string; type: string }[] } };
+export type Dashboard = {
+  uid: string;
+  title: string;
+  panels: Panel[];
+  templating?: { list: { name: string; type: string }[] };
+};
 
-export const readDashboard = (file = DASHBOARD_FILE): Dashboard => JSON.parse(readFileSync(path.join(ROOT, file), 'utf8')) as Dashboard;
+export const readDashboard = (file = DASHBOARD_FILE): Dashboard =>
+  JSON.parse(readFileSync(path.join(ROOT, file), 'utf8')) as Dashboard;
 
 /** Every panel, those inside rows included. */
 export function panelsOf(d: { panels: Panel[] }): Panel[] {
@@ -31,7 +37,9 @@ export function panelsOf(d: { panels: Panel[] }): Panel[] {
 }
 
 export function dashboardQueries(d: Dashboard): Query[] {
-  return panelsOf(d).flatMap((p) => (p.targets ?? []).map((t) => ({ where: `dashboard panel "${p.title}" ${t.refId}`, expr: t.expr ?? '' })));
+  return panelsOf(d).flatMap((p) =>
+    (p.targets ?? []).map((t) => ({ where: `dashboard panel "${p.title}" ${t.refId}`, expr: t.expr ?? '' })),
+  );
 }
 
 export function ruleQueries(groups = readAlertGroups()): Query[] {
@@ -64,7 +72,8 @@ export function parsePromQL(q: Query): Parsed {
   const text = (n: SyntaxNode) => expr.slice(n.from, n.to);
   tree.iterate({
     enter: (n) => {
-      if (n.type.isError) errors.push(`${q.where}: PromQL syntax error at ${n.from}: ${expr.slice(0, n.from)} >>> ${expr.slice(n.from)}`);
+      if (n.type.isError)
+        errors.push(`${q.where}: PromQL syntax error at ${n.from}: ${expr.slice(0, n.from)} >>> ${expr.slice(n.from)}`);
     },
   });
   const selectorsIn = (node: SyntaxNode): Selector[] => {
@@ -89,7 +98,9 @@ export function parsePromQL(q: Query): Parsed {
   tree.iterate({
     enter: (n) => {
       if (n.name !== 'AggregateExpr') return;
-      const labels = (n.node.getChild('AggregateModifier')?.getChild('GroupingLabels')?.getChildren('LabelName') ?? []).map(text);
+      const labels = (
+        n.node.getChild('AggregateModifier')?.getChild('GroupingLabels')?.getChildren('LabelName') ?? []
+      ).map(text);
       const metrics = [...new Set(selectorsIn(n.node).map((s) => s.metric))];
       if (labels.length) groupings.push({ labels, metrics });
     },
@@ -113,7 +124,8 @@ export function addExposition(into: Exported, text: string): Exported {
     if (type) {
       const [, name, kind] = type;
       into.declared.add(name!);
-      const suffixes = kind === 'histogram' ? ['_bucket', '_sum', '_count'] : kind === 'summary' ? ['_sum', '_count'] : [];
+      const suffixes =
+        kind === 'histogram' ? ['_bucket', '_sum', '_count'] : kind === 'summary' ? ['_sum', '_count'] : [];
       for (const s of suffixes) into.declared.add(`${name}${s}`);
       continue;
     }
@@ -161,7 +173,8 @@ export function checkAgainstExported(q: Query, exported: Exported, failureOnly: 
       }
       if (m.op !== '=' && m.op !== '=~') continue;
       if (failureOnly[s.metric]?.[m.label]?.includes(m.value)) continue;
-      const matches = (v: string | undefined) => v !== undefined && (m.op === '=' ? v === m.value : new RegExp(`^(?:${m.value})$`).test(v));
+      const matches = (v: string | undefined) =>
+        v !== undefined && (m.op === '=' ? v === m.value : new RegExp(`^(?:${m.value})$`).test(v));
       if (!samples.some((l) => matches(l[m.label]))) {
         const seen = [...new Set(samples.map((l) => l[m.label]).filter((v) => v !== undefined))];
         errors.push(`${q.where}: no ${s.metric} series has ${m.label}${m.op}"${m.value}" (values: ${seen.join(', ')})`);
@@ -173,7 +186,8 @@ export function checkAgainstExported(q: Query, exported: Exported, failureOnly: 
     if (withSamples.length === 0) continue;
     for (const l of g.labels) {
       if (TARGET_LABELS.has(l)) continue;
-      if (!withSamples.some((m) => labelsOf(m).has(l))) errors.push(`${q.where}: groups by ${l}, a label none of ${withSamples.join(', ')} has`);
+      if (!withSamples.some((m) => labelsOf(m).has(l)))
+        errors.push(`${q.where}: groups by ${l}, a label none of ${withSamples.join(', ')} has`);
     }
   }
   return errors;

@@ -79,10 +79,18 @@ export async function startRabbitCluster(size = 3): Promise<RabbitCluster> {
   const nodes: ClusterNode[] = [];
   for (let i = 1; i <= size; i++) {
     const dir = path.join(base, `n${i}`);
-    const node: ClusterNode = { name: `${id}-${i}@localhost`, port: await freePort(taken), distPort: await freePort(taken), dir };
+    const node: ClusterNode = {
+      name: `${id}-${i}@localhost`,
+      port: await freePort(taken),
+      distPort: await freePort(taken),
+      dir,
+    };
     mkdirSync(dir, { recursive: true });
     // pause_minority: a node cut off from the majority stops serving instead of diverging (RabbitMQ's advice for 3+ nodes).
-    writeFileSync(path.join(dir, 'rabbitmq.conf'), [`listeners.tcp.1 = 127.0.0.1:${node.port}`, 'cluster_partition_handling = pause_minority', ''].join('\n'));
+    writeFileSync(
+      path.join(dir, 'rabbitmq.conf'),
+      [`listeners.tcp.1 = 127.0.0.1:${node.port}`, 'cluster_partition_handling = pause_minority', ''].join('\n'),
+    );
     writeFileSync(path.join(dir, 'enabled_plugins'), '[].\n');
     // Its own env file: the machine's (/etc/rabbitmq/rabbitmq-env.conf) names the main node.
     writeFileSync(path.join(dir, 'rabbitmq-env.conf'), '');
@@ -90,7 +98,14 @@ export async function startRabbitCluster(size = 3): Promise<RabbitCluster> {
   }
   if (asRoot) {
     const { uid, gid } = userIds('rabbitmq');
-    for (const p of [base, ...nodes.flatMap((n) => [n.dir, ...['rabbitmq.conf', 'enabled_plugins', 'rabbitmq-env.conf'].map((f) => path.join(n.dir, f))])]) chownSync(p, uid, gid);
+    for (const p of [
+      base,
+      ...nodes.flatMap((n) => [
+        n.dir,
+        ...['rabbitmq.conf', 'enabled_plugins', 'rabbitmq-env.conf'].map((f) => path.join(n.dir, f)),
+      ]),
+    ])
+      chownSync(p, uid, gid);
   }
 
   const env = (n: ClusterNode): Record<string, string> => ({
@@ -126,8 +141,16 @@ export async function startRabbitCluster(size = 3): Promise<RabbitCluster> {
   const start = async (n: ClusterNode) => {
     rmSync(path.join(n.dir, 'pid'), { force: true });
     const server = '/usr/lib/rabbitmq/bin/rabbitmq-server';
-    const [cmd, args] = asRoot ? ['runuser', ['-u', 'rabbitmq', '--', 'env', ...Object.entries(env(n)).map(([k, v]) => `${k}=${v}`), server, '-detached']] : [server, ['-detached']];
-    execFileSync(cmd, args as string[], { env: asRoot ? { PATH: env(n).PATH } : { ...process.env, ...env(n) }, stdio: 'ignore' });
+    const [cmd, args] = asRoot
+      ? [
+          'runuser',
+          ['-u', 'rabbitmq', '--', 'env', ...Object.entries(env(n)).map(([k, v]) => `${k}=${v}`), server, '-detached'],
+        ]
+      : [server, ['-detached']];
+    execFileSync(cmd, args as string[], {
+      env: asRoot ? { PATH: env(n).PATH } : { ...process.env, ...env(n) },
+      stdio: 'ignore',
+    });
     // `wait` follows the pid file, then the node's boot, to the end (or fails when the process dies).
     await waitUntil(() => pidOf(n), { timeoutMs: 30_000, message: `${n.name} pid file` });
     await rabbitmqctl(n.name, ['wait', path.join(n.dir, 'pid'), '--timeout', '90']).catch((err: unknown) => {
@@ -141,7 +164,18 @@ export async function startRabbitCluster(size = 3): Promise<RabbitCluster> {
     urls: (vhost, first = 0) => nodes.map((_, i) => cluster.url(nodes[(first + i) % nodes.length]!, vhost)).join(','),
     ctl: (args, node) => rabbitmqctl((node ?? nodes.find((n) => !stopped.has(n)) ?? nodes[0]!).name, args),
     async queues(vhost) {
-      const out = await cluster.ctl(['list_queues', '-p', vhost, 'name', 'type', 'leader', 'members', 'online', '--formatter', 'json']);
+      const out = await cluster.ctl([
+        'list_queues',
+        '-p',
+        vhost,
+        'name',
+        'type',
+        'leader',
+        'members',
+        'online',
+        '--formatter',
+        'json',
+      ]);
       return (JSON.parse(out) as Record<string, unknown>[]).map((q) => ({
         name: String(q.name),
         type: String(q.type),
@@ -210,7 +244,9 @@ export async function startRabbitCluster(size = 3): Promise<RabbitCluster> {
     }
     await waitUntil(
       async () => {
-        const status = JSON.parse(await rabbitmqctl(nodes[0]!.name, ['cluster_status', '--formatter', 'json'])) as { running_nodes?: string[] };
+        const status = JSON.parse(await rabbitmqctl(nodes[0]!.name, ['cluster_status', '--formatter', 'json'])) as {
+          running_nodes?: string[];
+        };
         return nodes.every((n) => status.running_nodes?.includes(n.name));
       },
       { timeoutMs: 60_000, message: 'every node running in the cluster' },
@@ -223,7 +259,9 @@ export async function startRabbitCluster(size = 3): Promise<RabbitCluster> {
 }
 
 function userIds(user: string): { uid: number; gid: number } {
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${user}:`));
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${user}:`));
   if (!line) throw new Error(`no ${user} user: install the rabbitmq-server package`);
   const [, , uid, gid] = line.split(':');
   return { uid: Number(uid), gid: Number(gid) };
@@ -232,7 +270,11 @@ function userIds(user: string): { uid: number; gid: number } {
 function tailOfLog(n: ClusterNode): string {
   try {
     const log = readFileSync(path.join(n.dir, 'log', `${n.name}.log`), 'utf8');
-    return log.split('\n').filter((l) => l.includes('[error]')).slice(0, 5).join('\n');
+    return log
+      .split('\n')
+      .filter((l) => l.includes('[error]'))
+      .slice(0, 5)
+      .join('\n');
   } catch {
     return '(no log)';
   }

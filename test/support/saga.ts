@@ -44,15 +44,25 @@ export function sagaClient(urls: Urls) {
     },
     /** Place an order; answers its id (expects 202). */
     async place(customerId: string, items: { sku: string; quantity: number }[], headers: Record<string, string> = {}) {
-      const r = await http<{ orderId: string; status: string }>('POST', `${urls().order}/orders`, { customerId, items }, headers);
-      if (r.status !== 202 || r.body.status === undefined) throw new Error(`POST /orders: ${r.status} ${JSON.stringify(r.body)}`);
+      const r = await http<{ orderId: string; status: string }>(
+        'POST',
+        `${urls().order}/orders`,
+        { customerId, items },
+        headers,
+      );
+      if (r.status !== 202 || r.body.status === undefined)
+        throw new Error(`POST /orders: ${r.status} ${JSON.stringify(r.body)}`);
       if (!placed.includes(r.body.orderId)) placed.push(r.body.orderId);
       return r.body.orderId;
     },
     /** Place, retrying while the service answers 503 or cannot be reached (a fault is being injected). */
     async placeEventually(customerId: string, items: { sku: string; quantity: number }[], timeoutMs = 60_000) {
       const key = uniq('idem');
-      return waitUntil(() => client.place(customerId, items, { 'Idempotency-Key': key }), { timeoutMs, intervalMs: 200, message: 'order accepted' });
+      return waitUntil(() => client.place(customerId, items, { 'Idempotency-Key': key }), {
+        timeoutMs,
+        intervalMs: 200,
+        message: 'order accepted',
+      });
     },
     /**
      * A burst: `n` orders of one product from `workers` clients at once, every tenth by `poor` (quantity 2, so some
@@ -80,8 +90,10 @@ export function sagaClient(urls: Urls) {
         { timeoutMs, message: `order ${orderId} final` },
       );
     },
-    getProduct: async (sku: string) => (await http<{ available: number; reserved: number }>('GET', `${urls().inventory}/products/${sku}`)).body,
-    getBalance: async (c: string) => (await http<{ balanceCents: number }>('GET', `${urls().payment}/accounts/${c}`)).body.balanceCents,
+    getProduct: async (sku: string) =>
+      (await http<{ available: number; reserved: number }>('GET', `${urls().inventory}/products/${sku}`)).body,
+    getBalance: async (c: string) =>
+      (await http<{ balanceCents: number }>('GET', `${urls().payment}/accounts/${c}`)).body.balanceCents,
 
     /** Throws unless every order placed so far is final and the invariants hold. Answers the final orders. */
     async expectInvariants(timeoutMs = 60_000): Promise<OrderView[]> {
@@ -91,23 +103,31 @@ export function sagaClient(urls: Urls) {
       const spent = new Map<string, number>();
       for (const v of views) {
         const types = v.history.map((h) => h.type);
-        if (new Set(types).size !== types.length) throw new Error(`order ${v.orderId} applied an event twice: ${types.join(', ')}`);
+        if (new Set(types).size !== types.length)
+          throw new Error(`order ${v.orderId} applied an event twice: ${types.join(', ')}`);
         if (v.status !== 'CONFIRMED') continue;
         for (const i of v.items) soldQty.set(i.sku, (soldQty.get(i.sku) ?? 0) + i.quantity);
         spent.set(v.customerId, (spent.get(v.customerId) ?? 0) + (v.totalCents ?? 0));
       }
       for (const [sku, initial] of initialStock) {
         // Reservations settle (sold or released) asynchronously after the order's final state.
-        const p = await waitUntil(async () => {
-          const p = await client.getProduct(sku);
-          return p.reserved === 0 ? p : undefined;
-        }, { timeoutMs, message: `${sku} has nothing reserved` });
+        const p = await waitUntil(
+          async () => {
+            const p = await client.getProduct(sku);
+            return p.reserved === 0 ? p : undefined;
+          },
+          { timeoutMs, message: `${sku} has nothing reserved` },
+        );
         const total = p.available + (soldQty.get(sku) ?? 0);
-        if (total !== initial) throw new Error(`stock of ${sku}: available ${p.available} + sold ${soldQty.get(sku) ?? 0} != initial ${initial}`);
+        if (total !== initial)
+          throw new Error(
+            `stock of ${sku}: available ${p.available} + sold ${soldQty.get(sku) ?? 0} != initial ${initial}`,
+          );
       }
       for (const [c, initial] of initialBalance) {
         const balance = await client.getBalance(c);
-        if (balance + (spent.get(c) ?? 0) !== initial) throw new Error(`balance of ${c}: ${balance} + spent ${spent.get(c) ?? 0} != initial ${initial}`);
+        if (balance + (spent.get(c) ?? 0) !== initial)
+          throw new Error(`balance of ${c}: ${balance} + spent ${spent.get(c) ?? 0} != initial ${initial}`);
       }
       return views;
     },

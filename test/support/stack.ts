@@ -31,9 +31,14 @@ export function serviceEnv(env: TestEnv, s: ServiceName, extra: Record<string, s
 export const bundled = { use: false, file: 'dist/saga.js' };
 /** Extra node flags per component (the profiler: `--cpu-prof`, which NODE_OPTIONS may not carry). */
 export const nodeFlags: { of: (component: string) => string[] } = { of: () => [] };
-const entryOf = (component: string, source: string): [string, string[]] => (bundled.use ? [bundled.file, [component]] : [source, []]);
+const entryOf = (component: string, source: string): [string, string[]] =>
+  bundled.use ? [bundled.file, [component]] : [source, []];
 
-export async function startService(env: TestEnv, s: ServiceName, extra: Record<string, string> = {}): Promise<ServiceProc> {
+export async function startService(
+  env: TestEnv,
+  s: ServiceName,
+  extra: Record<string, string> = {},
+): Promise<ServiceProc> {
   return startDeployable(s, serviceEnv(env, s, extra));
 }
 
@@ -45,27 +50,43 @@ export async function startMonitor(env: TestEnv, extra: Record<string, string> =
 async function startDeployable(name: string, vars: Record<string, string>): Promise<ServiceProc> {
   const [entry, args] = entryOf(name, `services/${name}/src/main.ts`);
   const proc = startProcess(entry, vars, args, nodeFlags.of(name));
-  const started = await proc.waitForLog((l) => l.msg === 'service started' || l.level === 'fatal', 60_000).catch((err) => {
-    throw new Error(`${name} did not start: ${String(err)}\n${proc.output().slice(-2000)}`);
-  });
+  const started = await proc
+    .waitForLog((l) => l.msg === 'service started' || l.level === 'fatal', 60_000)
+    .catch((err) => {
+      throw new Error(`${name} did not start: ${String(err)}\n${proc.output().slice(-2000)}`);
+    });
   if (started.level === 'fatal') throw new Error(`${name} failed to start: ${proc.output().slice(-2000)}`);
   const port = Number(started.port);
   const url = `http://127.0.0.1:${port}`;
-  await waitUntil(async () => (await fetch(`${url}/readyz`)).status === 200, { message: `${name} ready`, timeoutMs: 30_000 });
+  await waitUntil(async () => (await fetch(`${url}/readyz`)).status === 200, {
+    message: `${name} ready`,
+    timeoutMs: 30_000,
+  });
   return { proc, port, url };
 }
 
 export function startRelayProc(env: TestEnv, extra: Record<string, string> = {}): Running {
   const [entry, args] = entryOf('relay', 'cdc-relay/src/main.ts');
-  return startProcess(entry, { ...env.env, RELAY_RETRY_BASE_MS: '50', RELAY_RETRY_MAX_MS: '1000', RELAY_STANDBY_POLL_MS: '200', ...extra }, args, nodeFlags.of('relay'));
+  return startProcess(
+    entry,
+    { ...env.env, RELAY_RETRY_BASE_MS: '50', RELAY_RETRY_MAX_MS: '1000', RELAY_STANDBY_POLL_MS: '200', ...extra },
+    args,
+    nodeFlags.of('relay'),
+  );
 }
 
 export async function waitRelayStreaming(relay: Running): Promise<void> {
-  await waitUntil(() => SERVICES.every((s) => relay.logs.some((l) => l.msg === 'streaming' && l.source === s)), { timeoutMs: 30_000, message: 'relay streaming' });
+  await waitUntil(() => SERVICES.every((s) => relay.logs.some((l) => l.msg === 'streaming' && l.source === s)), {
+    timeoutMs: 30_000,
+    message: 'relay streaming',
+  });
 }
 
 /** The relay and the three services as separate processes, as in production. */
-export async function startStack(env: TestEnv, extra: Partial<Record<ServiceName | 'relay', Record<string, string>>> = {}): Promise<Stack> {
+export async function startStack(
+  env: TestEnv,
+  extra: Partial<Record<ServiceName | 'relay', Record<string, string>>> = {},
+): Promise<Stack> {
   let relay = startRelayProc(env, extra.relay);
   await waitRelayStreaming(relay);
   const entries = await Promise.all(SERVICES.map(async (s) => [s, await startService(env, s, extra[s])] as const));
@@ -92,7 +113,12 @@ export async function startStack(env: TestEnv, extra: Partial<Record<ServiceName
 }
 
 /** JSON over HTTP with the status, for tests and the demo; recorded for the OpenAPI conformance check. */
-export async function http<T = unknown>(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: T }> {
+export async function http<T = unknown>(
+  method: string,
+  url: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: T }> {
   const res = await fetch(url, {
     method,
     headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
@@ -106,6 +132,13 @@ export async function http<T = unknown>(method: string, url: string, body?: unkn
     /* not JSON */
   }
   // Only under jest: the benchmark drives thousands of orders through here and must not keep them.
-  if (process.env.JEST_WORKER_ID !== undefined) recorded.push({ method, url, status: res.status, contentType: res.headers.get('content-type') ?? '', body: parsed });
+  if (process.env.JEST_WORKER_ID !== undefined)
+    recorded.push({
+      method,
+      url,
+      status: res.status,
+      contentType: res.headers.get('content-type') ?? '',
+      body: parsed,
+    });
   return { status: res.status, body: parsed as T };
 }

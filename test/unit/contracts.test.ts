@@ -9,7 +9,14 @@ import { consumedBy, schemaFor } from '@saga/common/contracts';
 import { inventoryHandler } from '../../services/inventory/src/messaging/handlers';
 import { orderHandler } from '../../services/order/src/messaging/handlers';
 import { paymentHandler } from '../../services/payment/src/messaging/handlers';
-import { ASYNCAPI_FILE, asyncApiDocument, generatedFiles, OPENAPI, readRepoFile, withCatalogue } from '../../scripts/lib/contracts';
+import {
+  ASYNCAPI_FILE,
+  asyncApiDocument,
+  generatedFiles,
+  OPENAPI,
+  readRepoFile,
+  withCatalogue,
+} from '../../scripts/lib/contracts';
 
 const asyncApiErrors = async (doc: unknown) => {
   const { diagnostics } = await new Parser().parse(JSON.stringify(doc));
@@ -34,16 +41,24 @@ describe('contract documents', () => {
     expect((await asyncApiErrors(broken)).length).toBeGreaterThan(0);
   }, 30_000);
 
-  it.each(Object.keys(OPENAPI))('the %s OpenAPI document is valid OpenAPI 3.1, and the validator catches a broken one', async (service) => {
-    const result = await validate(structuredClone(OPENAPI[service]) as never);
-    expect('errors' in result ? result.errors : []).toEqual([]);
-    expect(result.valid).toBe(true);
-    // A path parameter that is not required breaks OpenAPI 3.1's own schema.
-    const broken = structuredClone(OPENAPI[service]) as { paths: Record<string, Record<string, { parameters?: { in: string; required: boolean }[] }>> };
-    const pathParam = Object.values(broken.paths).flatMap((p) => Object.values(p)).flatMap((op) => op.parameters ?? []).find((p) => p.in === 'path')!;
-    pathParam.required = false;
-    expect((await validate(broken as never)).valid).toBe(false);
-  });
+  it.each(Object.keys(OPENAPI))(
+    'the %s OpenAPI document is valid OpenAPI 3.1, and the validator catches a broken one',
+    async (service) => {
+      const result = await validate(structuredClone(OPENAPI[service]) as never);
+      expect('errors' in result ? result.errors : []).toEqual([]);
+      expect(result.valid).toBe(true);
+      // A path parameter that is not required breaks OpenAPI 3.1's own schema.
+      const broken = structuredClone(OPENAPI[service]) as {
+        paths: Record<string, Record<string, { parameters?: { in: string; required: boolean }[] }>>;
+      };
+      const pathParam = Object.values(broken.paths)
+        .flatMap((p) => Object.values(p))
+        .flatMap((op) => op.parameters ?? [])
+        .find((p) => p.in === 'path')!;
+      pathParam.required = false;
+      expect((await validate(broken as never)).valid).toBe(false);
+    },
+  );
 });
 
 describe('the API page', () => {
@@ -72,7 +87,9 @@ describe('event catalogue', () => {
     const orderId = '00000000-0000-4000-8000-000000000001';
     const v1 = { orderId, customerId: 'c', items: [{ sku: 's', quantity: 2 }] };
     expect(schemaFor('OrderPlaced', 1).parse(v1)).toEqual(v1);
-    expect(schemaFor('OrderPlaced', 2).parse({ orderId, customerId: 'c', lines: [{ sku: 's', quantity: 2 }] })).toEqual(v1);
+    expect(schemaFor('OrderPlaced', 2).parse({ orderId, customerId: 'c', lines: [{ sku: 's', quantity: 2 }] })).toEqual(
+      v1,
+    );
     expect(() => schemaFor('OrderPlaced', 2).parse(v1)).toThrow();
     expect(() => schemaFor('OrderPlaced', 3)).toThrow('unknown event OrderPlaced v3');
   });

@@ -23,14 +23,20 @@ describe('no dual write', () => {
   });
 
   it('no service source touches the broker API', () => {
-    const offenders = serviceFiles.filter((f) => PUBLISH.test(readFileSync(f, 'utf8'))).map((f) => path.relative(ROOT, f));
+    const offenders = serviceFiles
+      .filter((f) => PUBLISH.test(readFileSync(f, 'utf8')))
+      .map((f) => path.relative(ROOT, f));
     expect(offenders).toEqual([]);
   });
 
   it('the saga monitor consumes but never publishes', () => {
     const monitorFiles = files(path.join(ROOT, 'services', 'monitor', 'src'));
     expect(monitorFiles.length).toBeGreaterThan(5);
-    expect(monitorFiles.filter((f) => /\.(publish|sendToQueue)\s*\(/.test(readFileSync(f, 'utf8'))).map((f) => path.relative(ROOT, f))).toEqual([]);
+    expect(
+      monitorFiles
+        .filter((f) => /\.(publish|sendToQueue)\s*\(/.test(readFileSync(f, 'utf8')))
+        .map((f) => path.relative(ROOT, f)),
+    ).toEqual([]);
   });
 
   it('would notice a service that publishes', () => {
@@ -43,6 +49,8 @@ describe('no dual write', () => {
     const sends = [...src.matchAll(/sendConfirmed\(\s*\w+,\s*([\w.]+)/g)].map((m) => m[1]);
     expect(sends.sort()).toEqual(['names.dlq', 'names.retry']);
     // One publish: the copy of a dead-lettered message for observers (the saga monitor), never an event.
-    expect([...src.matchAll(/\.publish\s*\(\s*([^,]+),/g)].map((m) => m[1]!.trim())).toEqual(['topologyNames(opts.exchange).deadLetterReports']);
+    expect([...src.matchAll(/\.publish\s*\(\s*([^,]+),/g)].map((m) => m[1]!.trim())).toEqual([
+      'topologyNames(opts.exchange).deadLetterReports',
+    ]);
   });
 });

@@ -7,7 +7,16 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { PROMETHEUS_RULE_FILE, prometheusRuleOf, readAlertGroups } from '../../scripts/lib/observability';
-import { addExposition, checkAgainstExported, dashboardQueries, emptyExported, panelsOf, parsePromQL, readDashboard, ruleQueries } from '../support/promql';
+import {
+  addExposition,
+  checkAgainstExported,
+  dashboardQueries,
+  emptyExported,
+  panelsOf,
+  parsePromQL,
+  readDashboard,
+  ruleQueries,
+} from '../support/promql';
 import { ROOT } from '../support/process';
 
 const groups = readAlertGroups();
@@ -52,8 +61,11 @@ describe('the Grafana dashboard', () => {
   it('has unique panel ids, a data source variable and a query in every panel that is not a row', () => {
     const panels = panelsOf(dashboard);
     expect(new Set(panels.map((p) => (p as { id: number }).id)).size).toBe(panels.length);
-    expect(dashboard.templating?.list).toContainEqual(expect.objectContaining({ name: 'datasource', type: 'datasource' }));
-    for (const p of panels.filter((x) => (x as { type: string }).type !== 'row')) expect(p.targets?.length).toBeGreaterThan(0);
+    expect(dashboard.templating?.list).toContainEqual(
+      expect.objectContaining({ name: 'datasource', type: 'datasource' }),
+    );
+    for (const p of panels.filter((x) => (x as { type: string }).type !== 'row'))
+      expect(p.targets?.length).toBeGreaterThan(0);
   });
 
   it('parses as PromQL once Grafana has replaced its interval variables', () => {
@@ -63,10 +75,19 @@ describe('the Grafana dashboard', () => {
   it('shows orders, saga durations, stuck sagas, relay lag and WAL, operator queues and consumer outcomes', () => {
     const used = new Set(queries.flatMap((q) => parsePromQL(q).selectors.map((s) => s.metric)));
     for (const m of [
-      'consumer_messages_total', 'saga_duration_seconds_count', 'saga_duration_seconds_bucket', 'sagas_stuck', 'saga_oldest_pending_seconds',
-      'relay_streaming', 'relay_replication_lag_seconds', 'relay_replication_lag_bytes', 'relay_slot_retained_wal_bytes', 'relay_slot_safe_wal_bytes',
+      'consumer_messages_total',
+      'saga_duration_seconds_count',
+      'saga_duration_seconds_bucket',
+      'sagas_stuck',
+      'saga_oldest_pending_seconds',
+      'relay_streaming',
+      'relay_replication_lag_seconds',
+      'relay_replication_lag_bytes',
+      'relay_slot_retained_wal_bytes',
+      'relay_slot_safe_wal_bytes',
       'saga_operator_queue_messages',
-    ]) expect([m, used.has(m)]).toEqual([m, true]);
+    ])
+      expect([m, used.has(m)]).toEqual([m, true]);
   });
 });
 
@@ -82,18 +103,29 @@ describe('checking queries against what processes export', () => {
       '# TYPE relay_slot_lost gauge',
     ].join('\n'),
   );
-  const check = (expr: string) => checkAgainstExported({ where: 'q', expr }, exported, { relay_streaming: { source: ['payment'] } });
+  const check = (expr: string) =>
+    checkAgainstExported({ where: 'q', expr }, exported, { relay_streaming: { source: ['payment'] } });
 
   it('accepts what is exported, histogram series, target labels, failure-only values and metrics without samples yet', () => {
     expect(check('max by (source) (relay_streaming{source=~"ord.*", job="relay"}) == 0')).toEqual([]);
-    expect(check('histogram_quantile(0.99, sum by (le, outcome) (rate(saga_duration_seconds_bucket{outcome="confirmed"}[5m])))')).toEqual([]);
-    expect(check('relay_streaming{source="payment"} + on() group_left relay_slot_lost{source="x"} + absent(up{job="relay"})')).toEqual([]);
+    expect(
+      check(
+        'histogram_quantile(0.99, sum by (le, outcome) (rate(saga_duration_seconds_bucket{outcome="confirmed"}[5m])))',
+      ),
+    ).toEqual([]);
+    expect(
+      check(
+        'relay_streaming{source="payment"} + on() group_left relay_slot_lost{source="x"} + absent(up{job="relay"})',
+      ),
+    ).toEqual([]);
   });
 
   it('names a metric nobody exports, a missing label, a value no series has, a bad grouping and a syntax error', () => {
     expect(check('relay_streamin == 0')).toEqual(['q: relay_streamin is not exported by any component']);
     expect(check('relay_streaming{slot="x"}').join()).toContain('relay_streaming has no label slot');
-    expect(check('relay_streaming{source="ordr"}').join()).toContain('no relay_streaming series has source="ordr" (values: order)');
+    expect(check('relay_streaming{source="ordr"}').join()).toContain(
+      'no relay_streaming series has source="ordr" (values: order)',
+    );
     expect(check('sum by (queue) (relay_streaming)').join()).toContain('groups by queue');
     expect(check('sum(rate(relay_streaming[5m])').join()).toContain('PromQL syntax error');
     expect(check('rate(relay_streaming[$__rate_interval]) + $oops').join()).toContain('unknown variable $oops');

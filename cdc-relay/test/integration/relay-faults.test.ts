@@ -34,7 +34,10 @@ const uniq = (msgs: Received[]) => new Set(msgs.map((m) => m.id)).size;
 /** `p`, or a rejection after `ms`: a wait that must not hang the test. */
 const withDeadline = <T>(p: Promise<T>, ms: number): Promise<T> => {
   let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms))),
+  ]).finally(() => clearTimeout(timer));
 };
 
 async function admin<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
@@ -64,35 +67,51 @@ describe('relay faults', () => {
     const prefix = `${env.slotPrefix}_m`;
     const relay = startRelay({ RELAY_SLOT_PREFIX: prefix, RELAY_CREATE_SLOT: 'false', RELAY_PORT: '18321' });
     const base = 'http://127.0.0.1:18321';
-    await relay.waitForLog((l) => l.msg === 'replication slot is missing; not creating it (RELAY_CREATE_SLOT is off)' && l.source === 'order');
+    await relay.waitForLog(
+      (l) =>
+        l.msg === 'replication slot is missing; not creating it (RELAY_CREATE_SLOT is off)' && l.source === 'order',
+    );
     expect(await waitUntil(() => metricValue(base, 'relay_slot_missing', { source: 'order' }).catch(() => 0))).toBe(1);
     expect((await fetch(`${base}/readyz`)).status).toBe(503);
     expect(await admin('SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE $1', [`${prefix}%`])).toHaveLength(0);
 
     // What npm run migrate does (as the administrator): the relay picks the slots up on its next try.
     const said: string[] = [];
-    await ensureRelaySlots(SERVICES.map((s) => ({ name: s, url: env.adminUrl(s) })), prefix, (m) => said.push(m));
+    await ensureRelaySlots(
+      SERVICES.map((s) => ({ name: s, url: env.adminUrl(s) })),
+      prefix,
+      (m) => said.push(m),
+    );
     expect(said.filter((m) => m.includes('created replication slot'))).toHaveLength(3);
     await waitRelayStreaming(relay);
     expect(await metricValue(base, 'relay_slot_missing', { source: 'order' })).toBe(0);
     const sink = await collect(env.rabbitUrl, env.exchange);
     const first = await writeOutbox(env.serviceUrl('order'), { rows: 20, prefix: 'sm-a' });
-    await waitUntil(() => uniq(mine(sink.messages, 'sm-a')) >= first.length, { message: 'rows through the migrate-made slot' });
+    await waitUntil(() => uniq(mine(sink.messages, 'sm-a')) >= first.length, {
+      message: 'rows through the migrate-made slot',
+    });
 
     // The slot disappears (an operator, a failover without slots): it must not come back at the current position.
     const slot = `${prefix}_order`;
-    await waitUntil(async () => {
-      await admin('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL', [slot]);
-      try {
-        await admin('SELECT pg_drop_replication_slot($1)', [slot]);
-        return true;
-      } catch {
-        return false; // the relay reconnected in between; try again
-      }
-    }, { message: 'slot dropped' });
+    await waitUntil(
+      async () => {
+        await admin(
+          'SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL',
+          [slot],
+        );
+        try {
+          await admin('SELECT pg_drop_replication_slot($1)', [slot]);
+          return true;
+        } catch {
+          return false; // the relay reconnected in between; try again
+        }
+      },
+      { message: 'slot dropped' },
+    );
     // A slot this relay streamed before is reported as lost (it may not be recreated by anyone but the operator),
     // with the commit time to reconcile from.
-    const disappeared = () => relay.logs.filter((l) => String(l.msg).startsWith('replication slot disappeared') && l.source === 'order');
+    const disappeared = () =>
+      relay.logs.filter((l) => String(l.msg).startsWith('replication slot disappeared') && l.source === 'order');
     await waitUntil(() => disappeared().length >= 2, { message: 'missing slot reported again' });
     expect(Date.parse(String(disappeared()[0]!.lastAcknowledgedCommitTime))).toBeGreaterThan(Date.now() - 120_000);
     expect(await admin('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot])).toHaveLength(0);
@@ -110,13 +129,23 @@ describe('relay faults', () => {
     viaProxy.port = String(proxy.port);
     const sources = SERVICES.map((s) => `${s}=${s === 'order' ? viaProxy.toString() : env.relayUrl(s)}`).join(',');
     const prefix = `${env.slotPrefix}_p`;
-    const relay = startRelay({ RELAY_SOURCES: sources, RELAY_SLOT_PREFIX: prefix, RELAY_REPLICATION_TIMEOUT_MS: String(TIMEOUT_MS), RELAY_PORT: '18322' });
+    const relay = startRelay({
+      RELAY_SOURCES: sources,
+      RELAY_SLOT_PREFIX: prefix,
+      RELAY_REPLICATION_TIMEOUT_MS: String(TIMEOUT_MS),
+      RELAY_PORT: '18322',
+    });
     const base = 'http://127.0.0.1:18322';
     // Every HTTP call has a deadline: a relay endpoint that hangs on the dead link fails the test here, not jest.
     const get = (path: string) => fetch(`${base}${path}`, { signal: AbortSignal.timeout(8_000) });
-    const orderReady = async () => ((await (await get('/readyz')).json()) as { checks: Record<string, boolean> }).checks['source:order'];
+    const orderReady = async () =>
+      ((await (await get('/readyz')).json()) as { checks: Record<string, boolean> }).checks['source:order'];
     const walsender = async () =>
-      (await admin<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [`${prefix}_order`]))[0]?.pid ?? null;
+      (
+        await admin<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [
+          `${prefix}_order`,
+        ])
+      )[0]?.pid ?? null;
     const streamingLogs = () => relay.logs.filter((l) => l.msg === 'streaming' && l.source === 'order').length;
     await waitRelayStreaming(relay);
     const sink = await collect(env.rabbitUrl, env.exchange);
@@ -130,15 +159,27 @@ describe('relay faults', () => {
     const cut = Date.now();
     // Rows written during the partition (and while the relay retries through the dead link).
     const during = await writeOutbox(env.serviceUrl('order'), { rows: 30, prefix: 'hb-b' });
-    await waitUntil(async () => (await orderReady()) === false, { message: 'readiness false', timeoutMs: 2 * TIMEOUT_MS, intervalMs: 25 });
+    await waitUntil(async () => (await orderReady()) === false, {
+      message: 'readiness false',
+      timeoutMs: 2 * TIMEOUT_MS,
+      intervalMs: 25,
+    });
     const notReadyAfterMs = Date.now() - cut;
     // Silence is taken for dead after the timeout, at the tick granularity (a quarter of it), not much later.
     expect(notReadyAfterMs).toBeGreaterThanOrEqual(TIMEOUT_MS - 100);
     expect(notReadyAfterMs).toBeLessThan(TIMEOUT_MS * 2);
-    const silent = await relay.waitForLog((l) => l.msg === 'session ended with an error' && l.source === 'order' && /silent for/.test(JSON.stringify(l.err)), 5_000);
+    const silent = await relay.waitForLog(
+      (l) =>
+        l.msg === 'session ended with an error' && l.source === 'order' && /silent for/.test(JSON.stringify(l.err)),
+      5_000,
+    );
     expect(silent).toBeDefined();
     // /metrics answers although one source sits behind the dead link (its slot gauges are read with a deadline).
-    expect(await waitUntil(() => withDeadline(metricValue(base, 'relay_replication_timeouts_total', { source: 'order' }), 8_000))).toBeGreaterThanOrEqual(1);
+    expect(
+      await waitUntil(() =>
+        withDeadline(metricValue(base, 'relay_replication_timeouts_total', { source: 'order' }), 8_000),
+      ),
+    ).toBeGreaterThanOrEqual(1);
     expect((await get('/readyz')).status).toBe(503);
     const more = await writeOutbox(env.serviceUrl('order'), { rows: 20, prefix: 'hb-b' });
     expect(uniq(mine(sink.messages, 'hb-b'))).toBe(0);
@@ -154,9 +195,14 @@ describe('relay faults', () => {
     await waitUntil(async () => (await orderReady()) === true, { message: 'ready again', timeoutMs: 5_000 });
     // None lost: every row written during the partition arrives (at least once; duplicates are the consumers' to drop).
     const written = [...before, ...during, ...more];
-    await waitUntil(() => written.every((w) => sink.messages.some((m) => m.id === w.id)), { message: 'every row written before and during the partition', timeoutMs: 15_000 });
+    await waitUntil(() => written.every((w) => sink.messages.some((m) => m.id === w.id)), {
+      message: 'every row written before and during the partition',
+      timeoutMs: 15_000,
+    });
     const after = await writeOutbox(env.serviceUrl('order'), { rows: 10, prefix: 'hb-c' });
-    await waitUntil(() => after.every((w) => sink.messages.some((m) => m.id === w.id)), { message: 'rows after the partition' });
+    await waitUntil(() => after.every((w) => sink.messages.some((m) => m.id === w.id)), {
+      message: 'rows after the partition',
+    });
     await sink.close();
 
     // Stop on a dead link: SIGTERM while the connection is half-open again ends the process cleanly and in time.
@@ -183,7 +229,13 @@ describe('relay faults', () => {
     });
     await relay.waitForLog((l) => l.msg === 'streaming');
     const sink = await collect(env.rabbitUrl, env.exchange, { bindingKey: 'big.#' });
-    const slotLsn = async () => (await admin<{ l: string }>('SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1', [`${prefix}_order`]))[0]!.l;
+    const slotLsn = async () =>
+      (
+        await admin<{ l: string }>(
+          'SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1',
+          [`${prefix}_order`],
+        )
+      )[0]!.l;
     const c = new pg.Client({ connectionString: env.serviceUrl('order') });
     await c.connect();
     await c.query('BEGIN');
@@ -220,7 +272,9 @@ describe('relay faults', () => {
     const parse = (l: string) => BigInt(`0x${l.split('/')[0]}`) * 2n ** 32n + BigInt(`0x${l.split('/')[1]}`);
     await waitUntil(async () => parse(await slotLsn()) > parse(end[0]!.l), { message: 'slot past the transaction' });
     expect(maxRssKb).toBeLessThan(400_000);
-    console.log(`relay: one transaction of ${ROWS} rows through a slow broker in ${seconds.toFixed(1)} s, relay max RSS ${Math.round(maxRssKb / 1024)} MB`);
+    console.log(
+      `relay: one transaction of ${ROWS} rows through a slow broker in ${seconds.toFixed(1)} s, relay max RSS ${Math.round(maxRssKb / 1024)} MB`,
+    );
     await sink.close();
   });
 });

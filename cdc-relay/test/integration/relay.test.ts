@@ -58,10 +58,22 @@ function expectPerAggregateOrder(received: Received[]) {
   }
 }
 
-async function writeAll(prefix: string, rows: number, seed: number, extra: { deleteShare?: number; rollbackEvery?: number } = {}) {
+async function writeAll(
+  prefix: string,
+  rows: number,
+  seed: number,
+  extra: { deleteShare?: number; rollbackEvery?: number } = {},
+) {
   const parts = await Promise.all(
     SERVICES.map((s, i) =>
-      writeOutbox(env.serviceUrl(s), { rows, prefix: `${prefix}${s}`, maxTxnSize: 25, aggregates: 7, random: seeded(seed + i), ...extra }),
+      writeOutbox(env.serviceUrl(s), {
+        rows,
+        prefix: `${prefix}${s}`,
+        maxTxnSize: 25,
+        aggregates: 7,
+        random: seeded(seed + i),
+        ...extra,
+      }),
     ),
   );
   return parts.flat();
@@ -73,7 +85,9 @@ describe('cdc relay', () => {
     const relay = startRelay();
     await streamingAll(relay);
     const written = await writeAll('a-', 400, 1, { deleteShare: 0.3, rollbackEvery: 5 });
-    await waitUntil(() => new Set(mine(sink.messages, 'a-').map((m) => m.id)).size >= written.length, { message: 'all rows delivered' });
+    await waitUntil(() => new Set(mine(sink.messages, 'a-').map((m) => m.id)).size >= written.length, {
+      message: 'all rows delivered',
+    });
     const got = mine(sink.messages, 'a-');
     expectAllOnce(got, written);
     expect(got).toHaveLength(written.length); // no duplicates without a crash
@@ -82,7 +96,11 @@ describe('cdc relay', () => {
     expect(sample.routingKey).toBe('test.Tested');
     expect(sample.type).toBe('Tested');
     expect(sample.correlationId).toBe(sample.aggregateId);
-    expect(sample.headers).toMatchObject({ correlationId: sample.aggregateId, causationId: null, [HEADER.aggregateType]: 'test' });
+    expect(sample.headers).toMatchObject({
+      correlationId: sample.aggregateId,
+      causationId: null,
+      [HEADER.aggregateType]: 'test',
+    });
     expect(SERVICES.every((s) => got.some((m) => m.source === s))).toBe(true);
     await sink.close();
   });
@@ -99,8 +117,13 @@ describe('cdc relay', () => {
     );
     await c.end();
     const after = await writeAll('inv-', 5, 7);
-    await waitUntil(() => mine(sink.messages, 'inv-').length >= after.length, { message: 'rows after the invalid one' });
-    const bad = await waitUntil(() => invalid.messages.find((m) => (m.body as { row?: { aggregateid?: string } }).row?.aggregateid === 'inv-1'), { message: 'invalid row kept' });
+    await waitUntil(() => mine(sink.messages, 'inv-').length >= after.length, {
+      message: 'rows after the invalid one',
+    });
+    const bad = await waitUntil(
+      () => invalid.messages.find((m) => (m.body as { row?: { aggregateid?: string } }).row?.aggregateid === 'inv-1'),
+      { message: 'invalid row kept' },
+    );
     expect(bad.headers[HEADER.invalidReason]).toBe('type is missing or not a routing word');
     expectAllOnce(mine(sink.messages, 'inv-'), after);
     await invalid.close();
@@ -112,7 +135,10 @@ describe('cdc relay', () => {
     const c = new pg.Client({ connectionString: env.adminUrl('order') });
     await c.connect();
     try {
-      for (const r of rows) await c.query(`INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers, created_at) VALUES ${r}`);
+      for (const r of rows)
+        await c.query(
+          `INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers, created_at) VALUES ${r}`,
+        );
     } finally {
       await c.end();
     }
@@ -127,20 +153,58 @@ describe('cdc relay', () => {
     await streamingAll(relay);
     const ok = `'{"version":1,"data":{}}'`;
     const rows: [string, string, RegExp][] = [
-      ['enc-rk', `(gen_random_uuid(), '${'a'.repeat(100)}', 'enc-rk', '${'T'.repeat(199)}', ${ok}, '{"correlationId":"x"}', now())`, /routing key is over 255 bytes/],
-      ['enc-corr', `(gen_random_uuid(), 'test', 'enc-corr', 'Tested', ${ok}, '{"correlationId":"${'é'.repeat(130)}"}', now())`, /correlationId is over 255 bytes/],
-      ['enc-int', `(gen_random_uuid(), 'test', 'enc-int', 'Tested', ${ok}, '{"correlationId":"x","n":-100000000000000000000}', now())`, /does not fit an AMQP integer/],
-      ['enc-bang', `(gen_random_uuid(), 'test', 'enc-bang', 'Tested', ${ok}, '{"correlationId":"x","t":{"!":"timestamp","value":-1}}', now())`, /'!' key/],
-      ['enc-key', `(gen_random_uuid(), 'test', 'enc-key', 'Tested', ${ok}, '{"correlationId":"x","${'k'.repeat(256)}":1}', now())`, /key over 255 bytes/],
-      ['enc-table', `(gen_random_uuid(), 'test', 'enc-table', 'Tested', ${ok}, '{"correlationId":"x","big":"${'x'.repeat(70_000)}"}', now())`, /headers encode to about/],
-      ['enc-1969', `(gen_random_uuid(), 'test', 'enc-1969', 'Tested', ${ok}, '{"correlationId":"x"}', '1969-07-20T20:17:00Z')`, /before 1970/],
-      ['enc-big', `(gen_random_uuid(), 'test', 'enc-big', 'Tested', '{"version":1,"data":"${'x'.repeat(100_000)}"}', '{"correlationId":"x"}', now())`, /over the broker's limit of 65536/],
+      [
+        'enc-rk',
+        `(gen_random_uuid(), '${'a'.repeat(100)}', 'enc-rk', '${'T'.repeat(199)}', ${ok}, '{"correlationId":"x"}', now())`,
+        /routing key is over 255 bytes/,
+      ],
+      [
+        'enc-corr',
+        `(gen_random_uuid(), 'test', 'enc-corr', 'Tested', ${ok}, '{"correlationId":"${'é'.repeat(130)}"}', now())`,
+        /correlationId is over 255 bytes/,
+      ],
+      [
+        'enc-int',
+        `(gen_random_uuid(), 'test', 'enc-int', 'Tested', ${ok}, '{"correlationId":"x","n":-100000000000000000000}', now())`,
+        /does not fit an AMQP integer/,
+      ],
+      [
+        'enc-bang',
+        `(gen_random_uuid(), 'test', 'enc-bang', 'Tested', ${ok}, '{"correlationId":"x","t":{"!":"timestamp","value":-1}}', now())`,
+        /'!' key/,
+      ],
+      [
+        'enc-key',
+        `(gen_random_uuid(), 'test', 'enc-key', 'Tested', ${ok}, '{"correlationId":"x","${'k'.repeat(256)}":1}', now())`,
+        /key over 255 bytes/,
+      ],
+      [
+        'enc-table',
+        `(gen_random_uuid(), 'test', 'enc-table', 'Tested', ${ok}, '{"correlationId":"x","big":"${'x'.repeat(70_000)}"}', now())`,
+        /headers encode to about/,
+      ],
+      [
+        'enc-1969',
+        `(gen_random_uuid(), 'test', 'enc-1969', 'Tested', ${ok}, '{"correlationId":"x"}', '1969-07-20T20:17:00Z')`,
+        /before 1970/,
+      ],
+      [
+        'enc-big',
+        `(gen_random_uuid(), 'test', 'enc-big', 'Tested', '{"version":1,"data":"${'x'.repeat(100_000)}"}', '{"correlationId":"x"}', now())`,
+        /over the broker's limit of 65536/,
+      ],
     ];
     await insertRaw(rows.map(([, sql]) => sql));
     const after = await writeAll('enc-after-', 5, 81);
-    await waitUntil(() => mine(sink.messages, 'enc-after-').length >= after.length, { message: 'rows after the bad ones', timeoutMs: 20_000 });
+    await waitUntil(() => mine(sink.messages, 'enc-after-').length >= after.length, {
+      message: 'rows after the bad ones',
+      timeoutMs: 20_000,
+    });
     for (const [aggregateId, , reason] of rows) {
-      const kept = await waitUntil(() => invalidOf(invalid, aggregateId), { message: `${aggregateId} kept in the invalid queue`, timeoutMs: 10_000 });
+      const kept = await waitUntil(() => invalidOf(invalid, aggregateId), {
+        message: `${aggregateId} kept in the invalid queue`,
+        timeoutMs: 10_000,
+      });
       expect(String(kept.headers[HEADER.invalidReason])).toMatch(reason);
       expect(kept.source).toBe('order');
     }
@@ -168,8 +232,13 @@ describe('cdc relay', () => {
     await c.end();
     await relay.waitForLog((l) => l.msg === 'broker returned a message as unroutable; it counts as not stored', 20_000);
     // The next session re-declares the alternate exchange; the returned event then lands in the unroutable queue.
-    const unroutable = await collect(env.rabbitUrl, env.exchange, { queue: topologyNames(env.exchange).unroutableQueue });
-    await waitUntil(() => unroutable.messages.some((m) => m.id === rows[0]!.id), { message: 'returned event stored after the restart', timeoutMs: 20_000 });
+    const unroutable = await collect(env.rabbitUrl, env.exchange, {
+      queue: topologyNames(env.exchange).unroutableQueue,
+    });
+    await waitUntil(() => unroutable.messages.some((m) => m.id === rows[0]!.id), {
+      message: 'returned event stored after the restart',
+      timeoutMs: 20_000,
+    });
     expect(relay.logs.some((l) => l.msg === 'session ended with an error')).toBe(true);
     const after = await writeAll('ret-after-', 3, 91);
     await waitUntil(() => mine(sink.messages, 'ret-after-').length >= after.length, { message: 'stream goes on' });
@@ -188,7 +257,10 @@ describe('cdc relay', () => {
     await insertRaw([`(gen_random_uuid(), 'test', 'inv4-1', 'not a word', '{"version":1}', '{}', now())`]);
     await relay.waitForLog((l) => l.msg === 'broker returned a message as unroutable; it counts as not stored', 20_000);
     const invalid = await collect(env.rabbitUrl, env.exchange, { queue: names.invalidQueue });
-    await waitUntil(() => invalidOf(invalid, 'inv4-1'), { message: 'invalid row kept after the restart', timeoutMs: 20_000 });
+    await waitUntil(() => invalidOf(invalid, 'inv4-1'), {
+      message: 'invalid row kept after the restart',
+      timeoutMs: 20_000,
+    });
     await invalid.close();
   });
 
@@ -204,22 +276,33 @@ describe('cdc relay', () => {
     const beforeRestart = mine(sink.messages, 'k-').length;
     startRelay(); // the relay after the crash; killAll stops it after this file
     const written = await writing;
-    await waitUntil(() => new Set(mine(sink.messages, 'k-').map((m) => m.id)).size >= written.length, { message: 'all rows after restart', timeoutMs: 60_000 });
+    await waitUntil(() => new Set(mine(sink.messages, 'k-').map((m) => m.id)).size >= written.length, {
+      message: 'all rows after restart',
+      timeoutMs: 60_000,
+    });
     const got = mine(sink.messages, 'k-');
     expectAllOnce(got, written);
     expectPerAggregateOrder(got);
     // Duplicates are exactly a tail of what the killed relay published, per source, redelivered in order.
     let duplicates = 0;
     for (const s of SERVICES) {
-      const first = got.slice(0, beforeRestart).filter((m) => m.source === s).map((m) => m.id);
-      const second = got.slice(beforeRestart).filter((m) => m.source === s).map((m) => m.id);
+      const first = got
+        .slice(0, beforeRestart)
+        .filter((m) => m.source === s)
+        .map((m) => m.id);
+      const second = got
+        .slice(beforeRestart)
+        .filter((m) => m.source === s)
+        .map((m) => m.id);
       const firstSet = new Set(first);
       const repeated = second.filter((id) => firstSet.has(id));
       duplicates += repeated.length;
       expect(second.slice(0, repeated.length)).toEqual(repeated);
       expect(repeated).toEqual(first.slice(first.length - repeated.length));
     }
-    console.log(`relay SIGKILL: ${written.length} rows, ${beforeRestart} delivered before the kill, ${duplicates} redelivered (unacknowledged tail), 0 lost`);
+    console.log(
+      `relay SIGKILL: ${written.length} rows, ${beforeRestart} delivered before the kill, ${duplicates} redelivered (unacknowledged tail), 0 lost`,
+    );
     await sink.close();
   });
 
@@ -231,9 +314,15 @@ describe('cdc relay', () => {
     await waitUntil(() => mine(sink.messages, 'c-').length >= 300, { message: 'stream under way', timeoutMs: 60_000 });
     expect(closeConnections(env.vhost, 'cdc-relay')).toBe(3);
     await waitUntil(() => mine(sink.messages, 'c-').length >= 1500, { message: 'stream goes on', timeoutMs: 60_000 });
-    await waitUntil(() => closeConnections(env.vhost, 'cdc-relay') === 3, { message: 'second close', timeoutMs: 30_000 });
+    await waitUntil(() => closeConnections(env.vhost, 'cdc-relay') === 3, {
+      message: 'second close',
+      timeoutMs: 30_000,
+    });
     const written = await writing;
-    await waitUntil(() => new Set(mine(sink.messages, 'c-').map((m) => m.id)).size >= written.length, { message: 'all rows', timeoutMs: 60_000 });
+    await waitUntil(() => new Set(mine(sink.messages, 'c-').map((m) => m.id)).size >= written.length, {
+      message: 'all rows',
+      timeoutMs: 60_000,
+    });
     expectAllOnce(mine(sink.messages, 'c-'), written);
     expectPerAggregateOrder(mine(sink.messages, 'c-'));
     expect(relay.logs.filter((l) => l.msg === 'session ended with an error').length).toBeGreaterThanOrEqual(3);
@@ -246,7 +335,9 @@ describe('cdc relay', () => {
       for (const s of SERVICES) {
         const c = new pg.Client({ connectionString: env.adminUrl(s) });
         await c.connect();
-        const { rows } = await c.query<{ seq_scan: string; idx_scan: string | null }>("SELECT seq_scan, idx_scan FROM pg_stat_user_tables WHERE relname = 'outbox'");
+        const { rows } = await c.query<{ seq_scan: string; idx_scan: string | null }>(
+          "SELECT seq_scan, idx_scan FROM pg_stat_user_tables WHERE relname = 'outbox'",
+        );
         await c.end();
         out[s] = { seq: Number(rows[0]!.seq_scan), idx: Number(rows[0]!.idx_scan ?? 0) };
       }
@@ -254,19 +345,24 @@ describe('cdc relay', () => {
     };
     /** Statistics once every writer's backend flushed them: two reads a little apart agree. */
     const settled = () =>
-      waitUntil(async () => {
-        const a = await stats();
-        await new Promise((r) => setTimeout(r, 300));
-        const b = await stats();
-        return JSON.stringify(a) === JSON.stringify(b) ? b : undefined;
-      }, { message: 'table statistics settled' });
+      waitUntil(
+        async () => {
+          const a = await stats();
+          await new Promise((r) => setTimeout(r, 300));
+          const b = await stats();
+          return JSON.stringify(a) === JSON.stringify(b) ? b : undefined;
+        },
+        { message: 'table statistics settled' },
+      );
     const sink = await collect(env.rabbitUrl, env.exchange);
     // The rows are written first, then the relay streams them from the slot: whatever moves the counters from here
     // on is the relay.
     const relay = startRelay();
     await streamingAll(relay);
     expect((await relay.kill('SIGTERM')).code).toBe(0);
-    const written = await Promise.all(SERVICES.map((s) => writeOutbox(env.serviceUrl(s), { rows: 300, prefix: `p-${s}`, maxTxnSize: 10 })));
+    const written = await Promise.all(
+      SERVICES.map((s) => writeOutbox(env.serviceUrl(s), { rows: 300, prefix: `p-${s}`, maxTxnSize: 10 })),
+    );
     const before = await settled();
     const again = startRelay();
     await streamingAll(again);
@@ -291,14 +387,18 @@ describe('cdc relay', () => {
     await b.waitForLog((l) => l.msg === 'slot is streamed by another relay; standing by');
     expect(b.logs.some((l) => l.msg === 'streaming')).toBe(false);
     const first = await writeAll('s-', 200, 31);
-    await waitUntil(() => mine(sink.messages, 's-').length >= first.length, { message: 'first batch via the active relay' });
+    await waitUntil(() => mine(sink.messages, 's-').length >= first.length, {
+      message: 'first batch via the active relay',
+    });
     await a.kill('SIGKILL');
     const killedAt = Date.now();
     await streamingAll(b);
     const takeoverMs = Date.now() - killedAt;
     expect(takeoverMs).toBeLessThan(10_000);
     const second = await writeAll('s2-', 200, 41);
-    await waitUntil(() => mine(sink.messages, 's2-').length >= second.length, { message: 'second batch via the standby' });
+    await waitUntil(() => mine(sink.messages, 's2-').length >= second.length, {
+      message: 'second batch via the standby',
+    });
     expectAllOnce(mine(sink.messages, 's-'), first);
     expectAllOnce(mine(sink.messages, 's2-'), second);
     console.log(`relay standby took over in ${takeoverMs} ms`);
@@ -329,7 +429,10 @@ describe('cdc relay', () => {
       const r = await fetch('http://127.0.0.1:18310/readyz');
       return r.status === 200 ? r.json() : undefined;
     });
-    expect(ready).toMatchObject({ status: 'ready', checks: { 'source:order': true, 'source:inventory': true, 'source:payment': true } });
+    expect(ready).toMatchObject({
+      status: 'ready',
+      checks: { 'source:order': true, 'source:inventory': true, 'source:payment': true },
+    });
     // The first scrape already has every slot gauge with a value: each awaits the scrape's read of the slot rows
     // (a gauge that did not would show nothing here, and later the previous scrape's figures).
     const first = await (await fetch('http://127.0.0.1:18310/metrics')).text();
@@ -339,15 +442,25 @@ describe('cdc relay', () => {
     await writeAll('m-', 10, 71);
     const text = await waitUntil(async () => {
       const t = await (await fetch('http://127.0.0.1:18310/metrics')).text();
-      return /relay_messages_published_total\{source="order",component="cdc-relay"\} ([1-9]\d*)/.test(t) ? t : undefined;
+      return /relay_messages_published_total\{source="order",component="cdc-relay"\} ([1-9]\d*)/.test(t)
+        ? t
+        : undefined;
     });
-    for (const name of ['relay_publish_confirm_seconds_bucket', 'relay_replication_lag_bytes', 'relay_reconnects_total', 'relay_nacks_total', 'relay_slot_retained_wal_bytes']) {
+    for (const name of [
+      'relay_publish_confirm_seconds_bucket',
+      'relay_replication_lag_bytes',
+      'relay_reconnects_total',
+      'relay_nacks_total',
+      'relay_slot_retained_wal_bytes',
+    ]) {
       expect(text).toContain(name);
     }
     expect(text).toMatch(/relay_replication_lag_bytes\{source="payment",slot="[a-z0-9_]+",component="cdc-relay"\} \d+/);
     // The lag in seconds, per streamed source: just after a small burst the relay is at most a few seconds behind.
     for (const source of ['order', 'inventory', 'payment']) {
-      const seconds = new RegExp(`relay_replication_lag_seconds\\{source="${source}",component="cdc-relay"\\} (\\S+)`).exec(text)?.[1];
+      const seconds = new RegExp(
+        `relay_replication_lag_seconds\\{source="${source}",component="cdc-relay"\\} (\\S+)`,
+      ).exec(text)?.[1];
       expect(seconds).toBeDefined();
       expect(Number(seconds)).toBeGreaterThanOrEqual(0);
       expect(Number(seconds)).toBeLessThan(10);

@@ -24,8 +24,26 @@ export const row = (extra: Record<string, unknown> = {}) => ({
   created_at: new Date('2026-01-01T00:00:00Z'),
   ...extra,
 });
-export const relation = { tag: 'relation' as const, relationOid: 1, schema: 'public', name: 'outbox', replicaIdentity: 'default' as const, columns: [], keyColumns: [] };
+export const relation = {
+  tag: 'relation' as const,
+  relationOid: 1,
+  schema: 'public',
+  name: 'outbox',
+  replicaIdentity: 'default' as const,
+  columns: [],
+  keyColumns: [],
+};
 export const begin = (): WalMessage => ({ tag: 'begin', commitLsn: null, commitTime: 0n, xid: 1 });
-export const insert = (r: Record<string, unknown> = row(), table = 'outbox'): WalMessage => ({ tag: 'insert', relation: { ...relation, name: table }, new: r });
+export const insert = (r: Record<string, unknown> = row(), table = 'outbox'): WalMessage => ({
+  tag: 'insert',
+  relation: { ...relation, name: table },
+  new: r,
+});
 /** A commit ending at `end`, committed at `timeUs` (microseconds since the Unix epoch, as the parser gives it). */
-export const commit = (end: bigint, timeUs = 0n): WalMessage => ({ tag: 'commit', flags: 0, commitLsn: null, commitEndLsn: formatLsn(end), commitTime: timeUs });
+export const commit = (end: bigint, timeUs = 0n): WalMessage => ({
+  tag: 'commit',
+  flags: 0,
+  commitLsn: null,
+  commitEndLsn: formatLsn(end),
+  commitTime: timeUs,
+});

@@ -23,10 +23,20 @@ function setup(maxInFlight = 2) {
   // The WAL stream as the liveness tick sees it: what it was told, and a silence the test sets.
   const updates: { lsn: bigint; ping: boolean }[] = [];
   let silentMs = 0;
-  const stream = { acknowledge: (lsn: bigint, ping = false) => void updates.push({ lsn, ping }), silentForMs: () => silentMs };
-  return { pipe, stream, updates, failures, settles, walPaused: () => paused, silence: (ms: number) => (silentMs = ms) };
+  const stream = {
+    acknowledge: (lsn: bigint, ping = false) => void updates.push({ lsn, ping }),
+    silentForMs: () => silentMs,
+  };
+  return {
+    pipe,
+    stream,
+    updates,
+    failures,
+    settles,
+    walPaused: () => paused,
+    silence: (ms: number) => (silentMs = ms),
+  };
 }
-
 
 describe('defect 5: liveness of the replication connection', () => {
   it('while reading is paused for backpressure, every tick still sends a status update, and silence does not count', () => {

@@ -27,7 +27,15 @@ const COLUMNS: [string, number][] = [
 ];
 const OID = 16400;
 const relationMsg = (oid = OID) =>
-  Buffer.concat([u8(0x52), i32(oid), cstr('public'), cstr('outbox'), u8(0x64), i16(COLUMNS.length), ...COLUMNS.map(([n, t], i) => Buffer.concat([u8(i === 0 ? 1 : 0), cstr(n), i32(t), i32(-1)]))]);
+  Buffer.concat([
+    u8(0x52),
+    i32(oid),
+    cstr('public'),
+    cstr('outbox'),
+    u8(0x64),
+    i16(COLUMNS.length),
+    ...COLUMNS.map(([n, t], i) => Buffer.concat([u8(i === 0 ? 1 : 0), cstr(n), i32(t), i32(-1)])),
+  ]);
 type Cell = string | null | { binary: Buffer };
 const cell = (v: Cell) => {
   if (v === null) return u8(0x6e);
@@ -35,7 +43,8 @@ const cell = (v: Cell) => {
   const b = Buffer.from(v);
   return Buffer.concat([u8(0x74), i32(b.length), b]);
 };
-const insertMsg = (cells: Cell[], oid = OID) => Buffer.concat([u8(0x49), i32(oid), u8(0x4e), i16(cells.length), ...cells.map(cell)]);
+const insertMsg = (cells: Cell[], oid = OID) =>
+  Buffer.concat([u8(0x49), i32(oid), u8(0x4e), i16(cells.length), ...cells.map(cell)]);
 const cells = (over: Partial<Record<string, Cell>> = {}): Cell[] => {
   const base: Record<string, Cell> = {
     id: '0b7d6f2e-8d0c-4a8e-9f67-0d0c2b3a4e5f',
@@ -76,7 +85,10 @@ function both(...msgs: Buffer[]): [Pgoutput.Message, Pgoutput.Message] {
   return [a, b];
 }
 const JSONB = new Set(['payload', 'headers', 'only']);
-const textOf = (row: Record<string, unknown>) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, Buffer.isBuffer(v) && JSONB.has(k) ? v.toString('utf8') : v]));
+const textOf = (row: Record<string, unknown>) =>
+  Object.fromEntries(
+    Object.entries(row).map(([k, v]) => [k, Buffer.isBuffer(v) && JSONB.has(k) ? v.toString('utf8') : v]),
+  );
 
 describe('relay pgoutput decoding', () => {
   it('decodes an insert as the library does, with jsonb columns as the bytes of their text', () => {
@@ -92,7 +104,10 @@ describe('relay pgoutput decoding', () => {
   });
 
   it('decodes nulls, binary values and a shorter tuple as the library does', () => {
-    const [ours, lib] = both(relationMsg(), insertMsg(cells({ headers: null, aggregateid: { binary: Buffer.from([1, 2, 3]) } }).slice(0, 7)));
+    const [ours, lib] = both(
+      relationMsg(),
+      insertMsg(cells({ headers: null, aggregateid: { binary: Buffer.from([1, 2, 3]) } }).slice(0, 7)),
+    );
     expect(textOf((ours as Pgoutput.MessageInsert).new)).toEqual({ ...(lib as Pgoutput.MessageInsert).new });
   });
 
@@ -123,7 +138,15 @@ describe('relay pgoutput decoding', () => {
   });
 
   it('leaves text it does not recognize to the column parser', () => {
-    for (const text of ['2026-11-27T13:04:34+00', '2026-11-27 13:04:34', '2026-11-27 13:04:34.+00', '2026-11-27 13:04:34+0', '2026-11-27 13:04:34+00:0', 'x026-11-27 13:04:34+00', '2026-11-27 13:04:34 BC+00']) {
+    for (const text of [
+      '2026-11-27T13:04:34+00',
+      '2026-11-27 13:04:34',
+      '2026-11-27 13:04:34.+00',
+      '2026-11-27 13:04:34+0',
+      '2026-11-27 13:04:34+00:0',
+      'x026-11-27 13:04:34+00',
+      '2026-11-27 13:04:34 BC+00',
+    ]) {
       const b = Buffer.from(text);
       expect([text, parseTimestamptz(b, 0, b.length)]).toEqual([text, undefined]);
     }
@@ -131,7 +154,12 @@ describe('relay pgoutput decoding', () => {
 
   it('turns a malformed insert into an undecodable message, never an exception', () => {
     const good = insertMsg(cells());
-    for (const bad of [good.subarray(0, 20), good.subarray(0, good.length - 1), Buffer.concat([good.subarray(0, 8), u8(0x7a)]), insertMsg(cells().concat(['extra']))]) {
+    for (const bad of [
+      good.subarray(0, 20),
+      good.subarray(0, good.length - 1),
+      Buffer.concat([good.subarray(0, 8), u8(0x7a)]),
+      insertMsg(cells().concat(['extra'])),
+    ]) {
       const [ours] = both(relationMsg(), bad);
       expect(ours.tag).toBe('undecodable');
     }
@@ -145,7 +173,18 @@ describe('relay pgoutput decoding', () => {
   it('follows a relation described again (a schema change) with its new columns', () => {
     const ours = new RelayPgoutputPlugin(opts);
     ours.parse(relationMsg());
-    const changed = Buffer.concat([u8(0x52), i32(OID), cstr('public'), cstr('outbox'), u8(0x64), i16(1), u8(1), cstr('only'), i32(3802), i32(-1)]);
+    const changed = Buffer.concat([
+      u8(0x52),
+      i32(OID),
+      cstr('public'),
+      cstr('outbox'),
+      u8(0x64),
+      i16(1),
+      u8(1),
+      cstr('only'),
+      i32(3802),
+      i32(-1),
+    ]);
     ours.parse(changed);
     const m = ours.parse(insertMsg(['{"a": 1}'])) as Pgoutput.MessageInsert;
     expect(textOf(m.new)).toEqual({ only: '{"a": 1}' });
@@ -181,7 +220,22 @@ describe('relay pgoutput decoding', () => {
   it('follows a relation described again with a column changing type (jsonb to text, timestamptz to text)', () => {
     const ours = new RelayPgoutputPlugin(opts);
     ours.parse(relationMsg());
-    const retyped = Buffer.concat([u8(0x52), i32(OID), cstr('public'), cstr('outbox'), u8(0x64), i16(2), u8(1), cstr('payload'), i32(25), i32(-1), u8(0), cstr('created_at'), i32(25), i32(-1)]);
+    const retyped = Buffer.concat([
+      u8(0x52),
+      i32(OID),
+      cstr('public'),
+      cstr('outbox'),
+      u8(0x64),
+      i16(2),
+      u8(1),
+      cstr('payload'),
+      i32(25),
+      i32(-1),
+      u8(0),
+      cstr('created_at'),
+      i32(25),
+      i32(-1),
+    ]);
     ours.parse(retyped);
     const m = ours.parse(insertMsg(['{"a": 1}', '2026-11-27 13:04:34+00'])) as Pgoutput.MessageInsert;
     expect(m.new).toEqual({ payload: '{"a": 1}', created_at: '2026-11-27 13:04:34+00' });

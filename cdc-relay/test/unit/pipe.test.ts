@@ -3,9 +3,17 @@ import type { Options } from 'amqplib';
 import { createRelayPipe, type PublisherPort, type Settled } from '../../src/pipe';
 import { begin, commit, insert, row, pipeFixture } from '../support/wal-fixtures';
 
-type Sent = { exchange: string; routingKey: string; content: Buffer; options: Options.Publish; settle: (s: Settled) => void };
+type Sent = {
+  exchange: string;
+  routingKey: string;
+  content: Buffer;
+  options: Options.Publish;
+  settle: (s: Settled) => void;
+};
 
-function fakes(opts: { maxInFlight?: number; acked?: bigint; throwOn?: (routingKey: string) => Error | undefined } = {}) {
+function fakes(
+  opts: { maxInFlight?: number; acked?: bigint; throwOn?: (routingKey: string) => Error | undefined } = {},
+) {
   const acks: bigint[] = [];
   const sent: Sent[] = [];
   const failures: Error[] = [];
@@ -98,13 +106,21 @@ describe('relay pipe', () => {
 
   describe('defect 1: a row the AMQP encoder or the broker cannot take goes to the invalid queue and the stream goes on', () => {
     it('sends a row whose publish the client refuses to encode to the invalid queue, with the reason', () => {
-      const f = fakes({ throwOn: (rk) => (rk === 'order.OrderPlaced' ? new TypeError("Field 'x' is the wrong type") : undefined) });
+      const f = fakes({
+        throwOn: (rk) => (rk === 'order.OrderPlaced' ? new TypeError("Field 'x' is the wrong type") : undefined),
+      });
       const bad = row();
       txn(f, 100n, bad);
       expect(f.failures).toEqual([]);
       expect(f.sent).toHaveLength(1);
-      expect(f.sent[0]).toMatchObject({ exchange: '', routingKey: 'saga.events.invalid', options: { mandatory: true, messageId: bad.id } });
-      expect(String(f.sent[0]!.options.headers!['x-invalid-reason'])).toContain("the AMQP client cannot encode it: Field 'x' is the wrong type");
+      expect(f.sent[0]).toMatchObject({
+        exchange: '',
+        routingKey: 'saga.events.invalid',
+        options: { mandatory: true, messageId: bad.id },
+      });
+      expect(String(f.sent[0]!.options.headers!['x-invalid-reason'])).toContain(
+        "the AMQP client cannot encode it: Field 'x' is the wrong type",
+      );
       f.sent[0]!.settle('confirmed');
       f.pipe.flushAck();
       expect(f.acks).toEqual([100n]);
@@ -202,8 +218,12 @@ describe('relay pipe', () => {
   describe('defect 8: a message the parser cannot decode ends the session, not the process', () => {
     it('fails the session on an undecodable message', () => {
       const f = fakes();
-      expect(() => f.pipe.onMessage({ tag: 'undecodable', error: new Error('unknown pgoutput message') })).not.toThrow();
-      expect(f.failures.map((e) => e.message)).toEqual(['replication message could not be decoded: unknown pgoutput message']);
+      expect(() =>
+        f.pipe.onMessage({ tag: 'undecodable', error: new Error('unknown pgoutput message') }),
+      ).not.toThrow();
+      expect(f.failures.map((e) => e.message)).toEqual([
+        'replication message could not be decoded: unknown pgoutput message',
+      ]);
     });
   });
 

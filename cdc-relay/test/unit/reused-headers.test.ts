@@ -1,19 +1,24 @@
 /** The publisher's reused header table: what amqplib encodes is what the message's own headers encode. */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { encodeOutboxRow } from '@saga/common/envelope';
 import { reusedHeaders } from '../../src/publisher';
 
+/** A module inside amqplib's package, by path (it is not in amqplib's exports map). */
+const load = createRequire(__filename);
+const amqplibInternal = (file: string): unknown => load(join(dirname(load.resolve('amqplib')), file));
+
 // amqplib's frame encoder (not a public API): reached by path, only in tests, to compare the bytes it writes.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const defs = require(require('node:path').join(require('node:path').dirname(require.resolve('amqplib')), 'lib/defs.js')) as {
+const defs = amqplibInternal('lib/defs.js') as {
   encodeProperties: (id: number, channel: number, size: number, fields: Record<string, unknown>) => Buffer;
   BasicProperties: number;
 };
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const Args = require(require('node:path').join(require('node:path').dirname(require.resolve('amqplib')), 'lib/api_args.js')) as {
+const Args = amqplibInternal('lib/api_args.js') as {
   publish: (exchange: string, routingKey: string, options: Record<string, unknown>) => Record<string, unknown>;
 };
 /** The content header frame amqplib's publish writes for these headers. */
-const frame = (headers: Record<string, unknown>) => defs.encodeProperties(defs.BasicProperties, 1, 10, Args.publish('x', 'k', { messageId: 'm', headers }));
+const frame = (headers: Record<string, unknown>) =>
+  defs.encodeProperties(defs.BasicProperties, 1, 10, Args.publish('x', 'k', { messageId: 'm', headers }));
 
 describe('reused header table', () => {
   it('encodes each message exactly as its own headers, across changing values and changing name lists', () => {
@@ -23,8 +28,24 @@ describe('reused header table', () => {
       { correlationId: 'c2', causationId: 'e1', 'x-aggregate-id': 'o2' },
       { correlationId: 'c3', traceparent: '00-aa-bb-01', 'x-aggregate-id': 'o3' },
       { causationId: 'e2', correlationId: 'c4', 'x-aggregate-id': 'o4' },
-      { correlationId: 'c5', causationId: null, 'x-aggregate-id': 'o5', n: 7, nested: { a: [1, 'b'] }, t: true, u: undefined },
-      { correlationId: 'c6', causationId: null, 'x-aggregate-id': 'o6', n: 8, nested: { a: [] }, t: false, u: undefined },
+      {
+        correlationId: 'c5',
+        causationId: null,
+        'x-aggregate-id': 'o5',
+        n: 7,
+        nested: { a: [1, 'b'] },
+        t: true,
+        u: undefined,
+      },
+      {
+        correlationId: 'c6',
+        causationId: null,
+        'x-aggregate-id': 'o6',
+        n: 8,
+        nested: { a: [] },
+        t: false,
+        u: undefined,
+      },
       {},
       { correlationId: 'c7', causationId: null, 'x-aggregate-id': 'o7' },
     ];
@@ -49,7 +70,15 @@ describe('reused header table', () => {
   it('passes a __proto__ header or a table that is not a plain object through as it is', () => {
     const reuse = reusedHeaders();
     const m = encodeOutboxRow(
-      { id: '00000000-0000-4000-8000-000000000001', aggregatetype: 'order', aggregateid: 'o1', type: 'OrderPlaced', payload: '{"a": 1}', headers: '{"correlationId": "o1", "__proto__": {"x": 1}}', created_at: new Date() },
+      {
+        id: '00000000-0000-4000-8000-000000000001',
+        aggregatetype: 'order',
+        aggregateid: 'o1',
+        type: 'OrderPlaced',
+        payload: '{"a": 1}',
+        headers: '{"correlationId": "o1", "__proto__": {"x": 1}}',
+        created_at: new Date(),
+      },
       'order',
       'outbox',
     );

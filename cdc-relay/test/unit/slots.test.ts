@@ -8,8 +8,12 @@ describe('relay slot creation', () => {
   });
 
   it('creates a failover slot (not temporary, no two-phase) from PostgreSQL 17', () => {
-    expect(createSlotStatement(170000)).toBe("SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, false, true)");
-    expect(createSlotStatement(180001)).toBe("SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, false, true)");
+    expect(createSlotStatement(170000)).toBe(
+      "SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, false, true)",
+    );
+    expect(createSlotStatement(180001)).toBe(
+      "SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, false, true)",
+    );
   });
 
   it('warns from PostgreSQL 17 when synchronized_standby_slots names no standby slot, and only then', () => {

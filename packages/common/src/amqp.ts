@@ -57,7 +57,13 @@ export async function assertConsumerTopology(
   await ch.assertQueue(names.retry, {
     durable: true,
     // at-least-once: an expired message leaves only once the work queue has it (quorum queues drop it otherwise).
-    arguments: { ...quorum, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': names.queue, 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish' },
+    arguments: {
+      ...quorum,
+      'x-dead-letter-exchange': '',
+      'x-dead-letter-routing-key': names.queue,
+      'x-dead-letter-strategy': 'at-least-once',
+      'x-overflow': 'reject-publish',
+    },
   });
   await ch.assertQueue(names.queue, {
     durable: true,
@@ -81,7 +87,9 @@ export function sendConfirmed(
   options: Options.Publish,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
-    ch.sendToQueue(queue, content, options, (err) => (err ? reject(err instanceof Error ? err : new Error('message nacked by broker')) : resolve()));
+    ch.sendToQueue(queue, content, options, (err) =>
+      err ? reject(err instanceof Error ? err : new Error('message nacked by broker')) : resolve(),
+    );
   });
 }
 

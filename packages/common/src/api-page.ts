@@ -22,13 +22,33 @@ export function apiPage(doc: Json): string {
   for (const [path, methods] of Object.entries(paths)) {
     for (const [method, op] of Object.entries(methods)) {
       const id = esc(String(op.operationId));
-      toc.push(`<li><a href="#${id}"><code>${method.toUpperCase()} ${esc(path)}</code></a> ${esc(String(op.summary ?? ''))}</li>`);
-      const params = (op.parameters ?? []) as { name: string; in: string; required?: boolean; description?: string; schema?: unknown }[];
+      toc.push(
+        `<li><a href="#${id}"><code>${method.toUpperCase()} ${esc(path)}</code></a> ${esc(String(op.summary ?? ''))}</li>`,
+      );
+      const params = (op.parameters ?? []) as {
+        name: string;
+        in: string;
+        required?: boolean;
+        description?: string;
+        schema?: unknown;
+      }[];
       const paramRows = params
-        .map((p) => `<tr><td><code>${esc(p.name)}</code></td><td>${p.in}</td><td>${p.required ? 'yes' : 'no'}</td><td><code>${esc(JSON.stringify(p.schema ?? {}))}</code></td><td>${esc(p.description ?? '')}</td></tr>`)
+        .map(
+          (p) =>
+            `<tr><td><code>${esc(p.name)}</code></td><td>${p.in}</td><td>${p.required ? 'yes' : 'no'}</td><td><code>${esc(JSON.stringify(p.schema ?? {}))}</code></td><td>${esc(p.description ?? '')}</td></tr>`,
+        )
         .join('');
       const body = (op.requestBody as { content?: Record<string, { schema: unknown }> } | undefined)?.content;
-      const responses = Object.entries((op.responses ?? {}) as Record<string, { description: string; content?: Record<string, { schema?: unknown }>; headers?: Record<string, { description?: string }> }>)
+      const responses = Object.entries(
+        (op.responses ?? {}) as Record<
+          string,
+          {
+            description: string;
+            content?: Record<string, { schema?: unknown }>;
+            headers?: Record<string, { description?: string }>;
+          }
+        >,
+      )
         .map(([status, r]) => {
           const content = Object.entries(r.content ?? {});
           const headers = Object.keys(r.headers ?? {}).filter((h) => h !== 'x-request-id');
@@ -41,12 +61,20 @@ export function apiPage(doc: Json): string {
 <h3><code>${method.toUpperCase()} ${esc(path)}</code></h3>
 <p>${esc(String(op.summary ?? ''))}</p>${op.description ? `<p>${esc(String(op.description))}</p>` : ''}
 ${paramRows ? `<table><tr><th>parameter</th><th>in</th><th>required</th><th>schema</th><th></th></tr>${paramRows}</table>` : ''}
-${body ? Object.entries(body).map(([type, m]) => `<h4>request body <code>${esc(type)}</code></h4>${schemaHtml(m.schema)}`).join('') : ''}
+${
+  body
+    ? Object.entries(body)
+        .map(([type, m]) => `<h4>request body <code>${esc(type)}</code></h4>${schemaHtml(m.schema)}`)
+        .join('')
+    : ''
+}
 <h4>responses</h4><ul>${responses}</ul>
 </section>`);
     }
   }
-  const components = Object.entries(schemas).map(([name, s]) => `<section id="schema-${esc(name)}"><h3>${esc(name)}</h3>${schemaHtml(s)}</section>`);
+  const components = Object.entries(schemas).map(
+    ([name, s]) => `<section id="schema-${esc(name)}"><h3>${esc(name)}</h3>${schemaHtml(s)}</section>`,
+  );
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(info.title)} API</title>
 <style>body{font:14px/1.45 system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem}pre{background:#f5f5f5;padding:.5rem;overflow:auto;max-height:24rem}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .4rem;text-align:left;vertical-align:top}section{border-top:1px solid #ccc;margin-top:1rem}</style>

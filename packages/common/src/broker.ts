@@ -77,7 +77,10 @@ export type BrokerConnector = {
  * One connector per long-lived connection (a consumer, a relay source's publisher): each keeps its own place in the
  * list. `open` is amqplib's connect (a parameter for the unit tests only).
  */
-export function brokerConnector(url: string, open: (address: string, options: Record<string, unknown>) => Promise<ChannelModel> = (a, o) => amqp.connect(a, o)): BrokerConnector {
+export function brokerConnector(
+  url: string,
+  open: (address: string, options: Record<string, unknown>) => Promise<ChannelModel> = (a, o) => amqp.connect(a, o),
+): BrokerConnector {
   const addresses = brokerAddresses(url);
   if (addresses.length === 0) throw new Error('RABBITMQ_URL names no broker');
   let start = 0;
@@ -87,7 +90,10 @@ export function brokerConnector(url: string, open: (address: string, options: Re
       // amqplib's socket options (clientProperties, timeout, …), the same for every node.
       // Always bounded: a node that accepts TCP but never answers the AMQP handshake (a frozen VM, a proxy) would
       // otherwise hang the session in connect forever; with another node to try, the bound is shorter.
-      const socketOptions = { timeout: addresses.length > 1 ? CONNECT_TIMEOUT_MS : SINGLE_CONNECT_TIMEOUT_MS, ...options };
+      const socketOptions = {
+        timeout: addresses.length > 1 ? CONNECT_TIMEOUT_MS : SINGLE_CONNECT_TIMEOUT_MS,
+        ...options,
+      };
       const failures: string[] = [];
       let last: unknown;
       for (let i = 0; i < addresses.length; i++) {
@@ -111,7 +117,8 @@ export function brokerConnector(url: string, open: (address: string, options: Re
 }
 
 /** One connection for a short-lived tool (setup, dlq, doctor): the first node that accepts. */
-export const connectBroker = (url: string, options?: Record<string, unknown>): Promise<BrokerConnection> => brokerConnector(url).connect(options);
+export const connectBroker = (url: string, options?: Record<string, unknown>): Promise<BrokerConnection> =>
+  brokerConnector(url).connect(options);
 
 /** The vhost the URL(s) name ('/' when there is none); every address of a cluster names the same one. */
 export function vhostOf(url: string): string {

@@ -22,7 +22,10 @@ export function decideArgs(args: readonly string[], accepts?: (args: string[]) =
   if (!accepts && args.length === 0) return { action: 'run' };
   const verdict = accepts?.([...args]) ?? false;
   if (verdict === true) return { action: 'run' };
-  return { action: 'refuse', message: typeof verdict === 'string' ? verdict : `unknown argument${args.length > 1 ? 's' : ''}: ${args.join(' ')}` };
+  return {
+    action: 'refuse',
+    message: typeof verdict === 'string' ? verdict : `unknown argument${args.length > 1 ? 's' : ''}: ${args.join(' ')}`,
+  };
 }
 
 /** The help text: usage, summary, details, and each environment variable with its default. */
@@ -35,7 +38,9 @@ export function formatUsage(u: ComponentUsage): string {
     const width = Math.max(...Object.keys(shape).map((k) => k.length));
     for (const [key, type] of Object.entries(shape)) {
       const def = defaultOf(type);
-      lines.push(`  ${key.padEnd(width)}  ${def === undefined ? '(optional or required, no default)' : `default ${def}`}`);
+      lines.push(
+        `  ${key.padEnd(width)}  ${def === undefined ? '(optional or required, no default)' : `default ${def}`}`,
+      );
     }
   }
   return lines.join('\n');

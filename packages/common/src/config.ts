@@ -15,10 +15,15 @@ export class ConfigError extends Error {
  * Parse the environment once, at start-up, and fail fast naming each variable.
  * Every long-running component calls this from its `loadConfig`.
  */
-export function parseEnv<S extends z.ZodObject>(schema: S, env: Record<string, string | undefined>): Readonly<z.infer<S>> {
+export function parseEnv<S extends z.ZodObject>(
+  schema: S,
+  env: Record<string, string | undefined>,
+): Readonly<z.infer<S>> {
   const result = schema.safeParse(withSecretFiles(env, Object.keys(schema.shape), (p) => readFileSync(p, 'utf8')));
   if (!result.success) {
-    throw new ConfigError(result.error.issues.map((i) => ({ variable: i.path.join('.') || '(env)', message: i.message })));
+    throw new ConfigError(
+      result.error.issues.map((i) => ({ variable: i.path.join('.') || '(env)', message: i.message })),
+    );
   }
   return Object.freeze(result.data);
 }

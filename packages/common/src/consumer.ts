@@ -1,6 +1,14 @@
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { isEventType, routingKeyOf, schemaFor, type Envelope, type EventData, type EventType, type DomainEvent } from './contracts';
+import {
+  isEventType,
+  routingKeyOf,
+  schemaFor,
+  type Envelope,
+  type EventData,
+  type EventType,
+  type DomainEvent,
+} from './contracts';
 import { declaredType, messageIdentity } from './debezium';
 import { DEAD_LETTER_HEADER as DLH, decodeMessage } from './envelope';
 import { assertConsumerTopology, coalesceWrites, consumerQueueNames, sendConfirmed, topologyNames } from './amqp';
@@ -10,7 +18,15 @@ import { isConnectionError } from './pg';
 import type pg from 'pg';
 import { reconnectLoop, retryDelay } from './lifecycle';
 import type { Logger } from './logger';
-import { inboxClaim, outboxInsert, pruneInbox, withTransaction, type OutboxEntry, type SqlClient, type SqlPart } from './outbox';
+import {
+  inboxClaim,
+  outboxInsert,
+  pruneInbox,
+  withTransaction,
+  type OutboxEntry,
+  type SqlClient,
+  type SqlPart,
+} from './outbox';
 import { startSpan, tracingOn, type TraceSpan } from './tracing';
 
 export type Outcome = 'applied' | 'duplicate';
@@ -20,7 +36,9 @@ export type Outcome = 'applied' | 'duplicate';
  * that handles it (a child of the message's own): the events it causes carry it, so each step of a saga has its
  * own parent span in the order's one trace. `log` carries its trace_id and span_id.
  */
-export type Incoming = { [T in EventType]: { type: T; data: EventData<T>; envelope: Envelope; log: Logger; traceparent: string } }[EventType];
+export type Incoming = {
+  [T in EventType]: { type: T; data: EventData<T>; envelope: Envelope; log: Logger; traceparent: string };
+}[EventType];
 
 /**
  * What a service does with its messages. `apply` receives messages in delivery order and applies them in one
@@ -67,14 +85,17 @@ class DatabaseUnavailableError extends Error {
   }
 }
 
-
 /** A step of one service over a batch: load the state the messages touch, decide and evolve, save. */
 export type BatchStep<S> = {
   /**
    * One statement that runs `inbox` (claims the messages; RETURNING message_id names the new ones) and loads, locked,
    * the state every message of the batch touches. Answers the claimed ids and the state.
    */
-  load: (client: SqlClient, inbox: SqlPart, messages: readonly Incoming[]) => Promise<{ claimed: readonly string[]; state: S }>;
+  load: (
+    client: SqlClient,
+    inbox: SqlPart,
+    messages: readonly Incoming[],
+  ) => Promise<{ claimed: readonly string[]; state: S }>;
   /** Pure: the events `message` leads to and the state after them (decide, then evolve). */
   apply: (state: S, message: Incoming) => { state: S; events: DomainEvent[] };
   /** One statement that saves what changed from `before` to `after` and runs `outbox`. */
@@ -87,7 +108,13 @@ export type BatchStep<S> = {
  * save the state with the outbox rows of every event; COMMIT. A message claimed before (or twice in the batch)
  * changes nothing and answers 'duplicate'. While messages flow, inbox rows older than the retention are pruned.
  */
-export function batchHandler<S>(pool: pg.Pool, consumer: string, types: readonly EventType[], step: BatchStep<S>, retention: InboxRetention = {}): BatchHandler {
+export function batchHandler<S>(
+  pool: pg.Pool,
+  consumer: string,
+  types: readonly EventType[],
+  step: BatchStep<S>,
+  retention: InboxRetention = {},
+): BatchHandler {
   const retentionHours = retention.retentionHours ?? 168;
   const pruneEveryMs = retention.pruneEveryMs ?? 60_000;
   let lastPrune = 0;
@@ -113,7 +140,10 @@ export function batchHandler<S>(pool: pg.Pool, consumer: string, types: readonly
 
   function applyInOneTransaction(messages: Incoming[]): Promise<Outcome[]> {
     return withTransaction(pool, async (client) => {
-      const inbox = inboxClaim(consumer, messages.map((m) => ({ id: m.envelope.id, type: m.type })));
+      const inbox = inboxClaim(
+        consumer,
+        messages.map((m) => ({ id: m.envelope.id, type: m.type })),
+      );
       const { claimed, state: before } = await step.load(client, inbox, messages);
       const fresh = new Set(claimed);
       const outcomes: Outcome[] = [];
@@ -126,7 +156,14 @@ export function batchHandler<S>(pool: pg.Pool, consumer: string, types: readonly
         }
         const next = step.apply(state, m);
         state = next.state;
-        entries.push({ events: next.events, meta: { correlationId: m.envelope.headers.correlationId, causationId: m.envelope.id, traceparent: m.traceparent } });
+        entries.push({
+          events: next.events,
+          meta: {
+            correlationId: m.envelope.headers.correlationId,
+            causationId: m.envelope.id,
+            traceparent: m.traceparent,
+          },
+        });
         outcomes.push('applied');
       }
       if (entries.length > 0) await step.save(client, before, state, outboxInsert(entries));
@@ -201,7 +238,12 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   /** Set while the pump gathers a batch: called when a full batch is buffered. */
   let onFull: (() => void) | undefined;
 
-  async function deadLetter(channel: ConfirmChannel, msg: ConsumeMessage, reason: string, detail: string): Promise<void> {
+  async function deadLetter(
+    channel: ConfirmChannel,
+    msg: ConsumeMessage,
+    reason: string,
+    detail: string,
+  ): Promise<void> {
     const options = {
       ...msg.properties,
       persistent: true,
@@ -222,7 +264,13 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   }
 
   /** Store a message that failed in the retry queue (backoff) or, when it never can succeed, the dead-letter queue. */
-  async function settleFailure(channel: ConfirmChannel, msg: ConsumeMessage, err: unknown, mlog: Logger, span?: TraceSpan): Promise<void> {
+  async function settleFailure(
+    channel: ConfirmChannel,
+    msg: ConsumeMessage,
+    err: unknown,
+    mlog: Logger,
+    span?: TraceSpan,
+  ): Promise<void> {
     const type = typeLabel(declaredType(msg.properties));
     const disposition = classifyError(err);
     const attempt = Number((msg.properties.headers ?? {})[DLH.attempt] ?? 0) + 1;
@@ -239,7 +287,11 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         ...msg.properties,
         persistent: true,
         expiration: String(wait),
-        headers: { ...(msg.properties.headers ?? {}), [DLH.attempt]: attempt, [DLH.lastError]: errorMessage(err).slice(0, 500) },
+        headers: {
+          ...(msg.properties.headers ?? {}),
+          [DLH.attempt]: attempt,
+          [DLH.lastError]: errorMessage(err).slice(0, 500),
+        },
       });
       messages.inc({ queue, type, outcome: 'retried' });
       span?.end(errorMessage(err), { 'saga.outcome': 'retried' });
@@ -257,7 +309,10 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
    * Decode and validate; an event type this consumer does not handle is settled at once (forward compatibility).
    * A valid message gets its span here, a child of the context it carries.
    */
-  async function screen(channel: ConfirmChannel, msg: ConsumeMessage): Promise<{ incoming: Incoming; span: TraceSpan } | undefined> {
+  async function screen(
+    channel: ConfirmChannel,
+    msg: ConsumeMessage,
+  ): Promise<{ incoming: Incoming; span: TraceSpan } | undefined> {
     const declared = declaredType(msg.properties);
     if (typeof declared === 'string' && declared.length > 0 && !handled.has(declared)) {
       messageLog(msg).warn('ignoring event type this consumer does not handle');
@@ -266,7 +321,8 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     }
     try {
       const envelope = decodeMessage(msg);
-      if (!isEventType(envelope.type) || !handled.has(envelope.type)) throw new InvalidMessageError(`unknown event type ${envelope.type}`);
+      if (!isEventType(envelope.type) || !handled.has(envelope.type))
+        throw new InvalidMessageError(`unknown event type ${envelope.type}`);
       const data = schemaFor(envelope.type, envelope.payload.version).parse(envelope.payload.data);
       const span = startSpan(`process ${envelope.type}`, {
         parent: envelope.headers.traceparent,
@@ -275,7 +331,10 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       });
       // One child logger per message (hot path): its identity and its span's ids together.
       const mlog = log.child({ ...identity(msg), ...span.logFields });
-      return { incoming: { type: envelope.type, data, envelope, log: mlog, traceparent: span.traceparent } as Incoming, span };
+      return {
+        incoming: { type: envelope.type, data, envelope, log: mlog, traceparent: span.traceparent } as Incoming,
+        span,
+      };
     } catch (err) {
       await settleFailure(channel, msg, err, messageLog(msg));
       return undefined;
@@ -301,7 +360,10 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     end();
   }
 
-  async function applyValid(channel: ConfirmChannel, valid: { msg: ConsumeMessage; incoming: Incoming; span: TraceSpan }[]): Promise<void> {
+  async function applyValid(
+    channel: ConfirmChannel,
+    valid: { msg: ConsumeMessage; incoming: Incoming; span: TraceSpan }[],
+  ): Promise<void> {
     if (valid.length > 0) {
       try {
         const outcomes = await handler.apply(valid.map((v) => v.incoming));
@@ -314,7 +376,8 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         // The database is unreachable: no message is at fault, so none may spend an attempt (a restart of
         // PostgreSQL would otherwise drain the queue into the dead-letter queue). Leave the batch unsettled.
         if (isConnectionError(batchErr)) throw new DatabaseUnavailableError(batchErr);
-        if (valid.length > 1) log.warn({ err: batchErr, size: valid.length }, 'batch failed; applying its messages one by one');
+        if (valid.length > 1)
+          log.warn({ err: batchErr, size: valid.length }, 'batch failed; applying its messages one by one');
         for (const v of valid) {
           try {
             if (valid.length === 1) throw batchErr;
@@ -417,7 +480,12 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       buffer = buffer.filter((b) => b.channel !== channel);
       if (!abort.signal.aborted) void closeConnection(link);
     });
-    await assertConsumerTopology(channel, { exchange: opts.exchange, queue, routingKeys, deliveryLimit: maxAttempts * 4 });
+    await assertConsumerTopology(channel, {
+      exchange: opts.exchange,
+      queue,
+      routingKeys,
+      deliveryLimit: maxAttempts * 4,
+    });
     await channel.prefetch(prefetch);
     const reply = await channel.consume(queue, (msg) => onMessage(channel, msg), { noAck: false });
     consumerTag = reply.consumerTag;

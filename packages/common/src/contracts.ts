@@ -97,7 +97,9 @@ export const EventCatalog = {
 
 /** The event types `service` consumes, in catalogue order: its queue's bindings. */
 export function consumedBy(service: Participant): EventType[] {
-  return (Object.keys(EventCatalog) as EventType[]).filter((t) => (EventCatalog[t].consumers as readonly string[]).includes(service));
+  return (Object.keys(EventCatalog) as EventType[]).filter((t) =>
+    (EventCatalog[t].consumers as readonly string[]).includes(service),
+  );
 }
 
 type Catalog = typeof EventCatalog;
@@ -109,7 +111,10 @@ export type DomainEvent = { [T in EventType]: { type: T; data: EventData<T> } }[
 export const CURRENT_VERSION = 1 as const;
 
 export class UnknownEventError extends Error {
-  constructor(readonly eventType: string, readonly version: number) {
+  constructor(
+    readonly eventType: string,
+    readonly version: number,
+  ) {
     super(`unknown event ${eventType} v${version}`);
     this.name = 'UnknownEventError';
   }

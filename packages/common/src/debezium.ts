@@ -38,7 +38,12 @@ type Properties = { messageId?: unknown; type?: unknown; correlationId?: unknown
  */
 export function isDebeziumShaped(properties: Properties): boolean {
   const h = properties.headers as Record<string, unknown> | undefined;
-  return (properties.messageId === undefined || properties.messageId === null) && h !== undefined && h !== null && h[DEBEZIUM_HEADER.id] !== undefined;
+  return (
+    (properties.messageId === undefined || properties.messageId === null) &&
+    h !== undefined &&
+    h !== null &&
+    h[DEBEZIUM_HEADER.id] !== undefined
+  );
 }
 
 /** The event type a message declares before it is decoded: the AMQP `type`, or Debezium's `type` header. */
@@ -49,12 +54,14 @@ export function declaredType(properties: Properties): unknown {
 
 /** Id, type and correlation id of a message as sent by either publisher, before it is decoded (for logs and metrics). */
 export function messageIdentity(properties: Properties): { messageId: unknown; type: unknown; correlationId: unknown } {
-  if (!isDebeziumShaped(properties)) return { messageId: properties.messageId, type: properties.type, correlationId: properties.correlationId };
+  if (!isDebeziumShaped(properties))
+    return { messageId: properties.messageId, type: properties.type, correlationId: properties.correlationId };
   const h = properties.headers as Record<string, unknown>;
   const outbox = headerValue(h[DEBEZIUM_HEADER.outboxHeaders]);
   let correlationId: unknown;
   try {
-    correlationId = typeof outbox === 'string' ? (JSON.parse(outbox) as { correlationId?: unknown }).correlationId : undefined;
+    correlationId =
+      typeof outbox === 'string' ? (JSON.parse(outbox) as { correlationId?: unknown }).correlationId : undefined;
   } catch {
     correlationId = undefined;
   }
@@ -66,7 +73,10 @@ export function messageIdentity(properties: Properties): { messageId: unknown; t
  * their headers, the outbox `headers` column spread into the AMQP headers (as the relay does), the body as the
  * payload's JSON text. Values that do not decode are left out, so the envelope check names what is missing.
  */
-export function fromDebezium<P extends Properties>(msg: { content: Buffer; properties: P }): { content: Buffer; properties: P } {
+export function fromDebezium<P extends Properties>(msg: {
+  content: Buffer;
+  properties: P;
+}): { content: Buffer; properties: P } {
   const h = (msg.properties.headers ?? {}) as Record<string, unknown>;
   const outbox = jsonObject(headerValue(h[DEBEZIUM_HEADER.outboxHeaders])) ?? {};
   const text = (v: unknown) => {

@@ -69,7 +69,12 @@ const INT64_MAX = 2 ** 63;
  * JSON text PostgreSQL sent, as a string or as its bytes (the relay's stream), and is then the body as is, never
  * parsed and serialized again; `headers` likewise, parsed once.
  */
-export function encodeOutboxRow(row: Record<string, unknown>, source: string, table: string, limits: EncodeLimits = DEFAULT_LIMITS): EncodedMessage {
+export function encodeOutboxRow(
+  row: Record<string, unknown>,
+  source: string,
+  table: string,
+  limits: EncodeLimits = DEFAULT_LIMITS,
+): EncodedMessage {
   const headers = parseObject(row.headers);
   const id = typeof row.id === 'string' ? row.id : undefined;
   let reason = invalidReason(row, id, headers);
@@ -79,9 +84,15 @@ export function encodeOutboxRow(row: Record<string, unknown>, source: string, ta
   let routingKey = '';
   if (!reason) {
     const created = row.created_at;
-    const ms = created instanceof Date ? created.getTime() : created === undefined || created === null ? Date.now() : Date.parse(String(created));
+    const ms =
+      created instanceof Date
+        ? created.getTime()
+        : created === undefined || created === null
+          ? Date.now()
+          : Date.parse(String(created));
     timestamp = Math.floor(ms / 1000);
-    if (!(timestamp >= 0 && timestamp < 2 ** 53)) reason = 'created_at is before 1970 or not a time (AMQP timestamps are unsigned)';
+    if (!(timestamp >= 0 && timestamp < 2 ** 53))
+      reason = 'created_at is before 1970 or not a time (AMQP timestamps are unsigned)';
   }
   if (!reason) {
     amqpHeaders = withAggregateHeaders(headers, row.aggregatetype, row.aggregateid, source);
@@ -90,7 +101,8 @@ export function encodeOutboxRow(row: Record<string, unknown>, source: string, ta
   }
   if (!reason) {
     content = payloadBytes(row.payload);
-    if (content.length > limits.maxBodyBytes) reason = `payload is ${content.length} bytes, over the broker's limit of ${limits.maxBodyBytes}`;
+    if (content.length > limits.maxBodyBytes)
+      reason = `payload is ${content.length} bytes, over the broker's limit of ${limits.maxBodyBytes}`;
   }
   if (reason) return encodeInvalid(row, source, table, reason, limits);
   return {
@@ -115,10 +127,19 @@ export function encodeOutboxRow(row: Record<string, unknown>, source: string, ta
  * The invalid queue's copy of a row that cannot be an event: the row as JSON in the body (what fits), only
  * properties and headers known to encode, the reason in `x-invalid-reason`. Mandatory: it must be stored.
  */
-export function encodeInvalid(row: Record<string, unknown>, source: string, table: string, reason: string, limits: EncodeLimits = DEFAULT_LIMITS): EncodedMessage & { ok: false } {
+export function encodeInvalid(
+  row: Record<string, unknown>,
+  source: string,
+  table: string,
+  reason: string,
+  limits: EncodeLimits = DEFAULT_LIMITS,
+): EncodedMessage & { ok: false } {
   const id = typeof row.id === 'string' && UUID.test(row.id) ? row.id : randomUUID();
   const shortOr = (v: unknown) => (typeof v === 'string' && Buffer.byteLength(v) <= SHORTSTR ? v : undefined);
-  const created = row.created_at instanceof Date && !Number.isNaN(row.created_at.getTime()) ? row.created_at.toISOString() : row.created_at;
+  const created =
+    row.created_at instanceof Date && !Number.isNaN(row.created_at.getTime())
+      ? row.created_at.toISOString()
+      : row.created_at;
   // jsonb columns may come as the bytes of their JSON text (the relay's stream): carried as that text.
   const asText: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(row)) asText[k] = Buffer.isBuffer(v) ? v.toString('utf8') : v;
@@ -127,7 +148,7 @@ export function encodeInvalid(row: Record<string, unknown>, source: string, tabl
     // Carry what can be carried: every column cut to 1 KiB, with its full size.
     const cut: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(asText)) {
-      const text = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+      const text = typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v));
       cut[k] = text.length > 1024 ? { truncated: text.slice(0, 1024), bytes: Buffer.byteLength(text) } : v;
     }
     content = Buffer.from(JSON.stringify({ row: cut, source, table, reason }));
@@ -207,14 +228,20 @@ function parseObject(v: unknown): Record<string, unknown> | undefined {
   return isPlainObject(v) ? (v as Record<string, unknown>) : undefined;
 }
 
-function invalidReason(row: Record<string, unknown>, id: string | undefined, headers: Record<string, unknown> | undefined): string | undefined {
+function invalidReason(
+  row: Record<string, unknown>,
+  id: string | undefined,
+  headers: Record<string, unknown> | undefined,
+): string | undefined {
   if (!id || !UUID.test(id)) return 'id is not a uuid';
-  if (typeof row.aggregatetype !== 'string' || !WORD.test(row.aggregatetype)) return 'aggregatetype is missing or not a routing word';
+  if (typeof row.aggregatetype !== 'string' || !WORD.test(row.aggregatetype))
+    return 'aggregatetype is missing or not a routing word';
   if (typeof row.type !== 'string' || !WORD.test(row.type)) return 'type is missing or not a routing word';
   if (typeof row.aggregateid !== 'string' || row.aggregateid.length === 0) return 'aggregateid is missing';
   const p = row.payload;
   // jsonb text from PostgreSQL is normalized: an object starts with '{'.
-  if (Buffer.isBuffer(p) ? p[0] !== 0x7b : typeof p === 'string' ? !p.startsWith('{') : !isPlainObject(p)) return 'payload is not a JSON object';
+  if (Buffer.isBuffer(p) ? p[0] !== 0x7b : typeof p === 'string' ? !p.startsWith('{') : !isPlainObject(p))
+    return 'payload is not a JSON object';
   if (row.headers !== null && row.headers !== undefined && !headers) return 'headers is not a JSON object';
   return undefined;
 }
@@ -225,11 +252,22 @@ function invalidReason(row: Record<string, unknown>, id: string | undefined, hea
  * this codec. A `__proto__` key (JSON.parse makes it an own property) would set the copy's prototype if assigned:
  * that rare row takes the spread.
  */
-function withAggregateHeaders(headers: Record<string, unknown> | undefined, aggregateType: unknown, aggregateId: unknown, source: string): Record<string, unknown> {
+function withAggregateHeaders(
+  headers: Record<string, unknown> | undefined,
+  aggregateType: unknown,
+  aggregateId: unknown,
+  source: string,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (headers) {
     for (const k in headers) {
-      if (k === '__proto__') return { ...headers, [HEADER.aggregateType]: aggregateType, [HEADER.aggregateId]: aggregateId, [HEADER.source]: source };
+      if (k === '__proto__')
+        return {
+          ...headers,
+          [HEADER.aggregateType]: aggregateType,
+          [HEADER.aggregateId]: aggregateId,
+          [HEADER.source]: source,
+        };
       if (Object.hasOwn(headers, k)) out[k] = headers[k];
     }
   }
@@ -291,7 +329,8 @@ function tableProblemWalk(headers: Record<string, unknown>, maxBytes: number): s
         if (!Number.isFinite(v)) return `${path} is not a finite number`;
         // amqplib sends a number at or above 2^63 as a double, a fraction under 2^50 as a double, anything else as a
         // signed 64-bit integer through BigInt, which throws below -2^63 and on a fraction.
-        if (v < INT64_MAX && (Number.isInteger(v) ? v < INT64_MIN : Math.abs(v) >= 2 ** 50)) return `${path} does not fit an AMQP integer or double`;
+        if (v < INT64_MAX && (Number.isInteger(v) ? v < INT64_MIN : Math.abs(v) >= 2 ** 50))
+          return `${path} does not fit an AMQP integer or double`;
         size += 9;
         return undefined;
       case 'undefined':

@@ -20,7 +20,8 @@ export type Disposition = 'retry' | 'dead-letter';
  * backoff, a bounded number of times, then dead-lettered.
  */
 export function classifyError(err: unknown): Disposition {
-  if (err instanceof ZodError || err instanceof InvalidMessageError || err instanceof UnknownEventError) return 'dead-letter';
+  if (err instanceof ZodError || err instanceof InvalidMessageError || err instanceof UnknownEventError)
+    return 'dead-letter';
   if (err instanceof SyntaxError) return 'dead-letter';
   // 22xxx data exception, 23xxx integrity violation: the same input fails the same way every time.
   if (/^(22|23)/.test(pgCode(err) ?? '')) return 'dead-letter';

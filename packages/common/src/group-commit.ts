@@ -6,7 +6,11 @@
  * another connection. When a group fails, its items are written one at a time, so one bad item (a unique
  * violation, say) fails only its own caller and every other item is written exactly as if it had been alone.
  */
-export function createGroupCommit<T, R>(write: (items: T[]) => Promise<R[]>, maxBatch = 64, maxInFlight = 1): (item: T) => Promise<R> {
+export function createGroupCommit<T, R>(
+  write: (items: T[]) => Promise<R[]>,
+  maxBatch = 64,
+  maxInFlight = 1,
+): (item: T) => Promise<R> {
   let queue: { item: T; resolve: (r: R) => void; reject: (err: unknown) => void }[] = [];
   let inFlight = 0;
 

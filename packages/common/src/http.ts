@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler, type Response } from 'express';
+import express, {
+  type ErrorRequestHandler,
+  type Express,
+  type Request,
+  type RequestHandler,
+  type Response,
+} from 'express';
 import helmet from 'helmet';
 import { Histogram, type Registry } from 'prom-client';
 import { ZodError, type z } from 'zod';
@@ -31,12 +37,19 @@ export function sendProblem(res: Response, p: Problem): void {
 
 /** Parse `value` with `schema`, throwing a ZodError labelled with where it came from (body, params, query). */
 export class RequestValidationError extends Error {
-  constructor(readonly where: string, readonly zodError: ZodError) {
+  constructor(
+    readonly where: string,
+    readonly zodError: ZodError,
+  ) {
     super(`invalid request ${where}`);
     this.name = 'RequestValidationError';
   }
 }
-export function parseRequest<S extends z.ZodType>(schema: S, value: unknown, where: 'body' | 'params' | 'query' | 'headers'): z.infer<S> {
+export function parseRequest<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  where: 'body' | 'params' | 'query' | 'headers',
+): z.infer<S> {
   const result = schema.safeParse(value);
   if (!result.success) throw new RequestValidationError(where, result.error);
   return result.data;
@@ -76,9 +89,16 @@ export function createHttpApp(log: Logger, registry: Registry, bodyLimit = '64kb
   app.use(requestContext);
   const json = express.json({ limit: bodyLimit, strict: true, type: 'application/json' });
   app.use((req, res, next) => {
-    const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0' || req.headers['transfer-encoding'] !== undefined;
+    const hasBody =
+      (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') ||
+      req.headers['transfer-encoding'] !== undefined;
     if (hasBody && ['POST', 'PUT', 'PATCH'].includes(req.method) && !req.is('application/json')) {
-      sendProblem(res, problem(415, 'the request body must be application/json', at(req), { errors: [{ path: 'headers.content-type', message: 'must be application/json' }] }));
+      sendProblem(
+        res,
+        problem(415, 'the request body must be application/json', at(req), {
+          errors: [{ path: 'headers.content-type', message: 'must be application/json' }],
+        }),
+      );
       return;
     }
     json(req, res, next);
@@ -127,23 +147,45 @@ export function securityHeaders(): RequestHandler {
  */
 export function finishHttpApp(app: Express): void {
   app.use((req, res) => {
-    sendProblem(res, problem(404, `no route for ${req.method} ${req.path}`, at(req), { errors: [{ path: 'url', message: 'no such route' }] }));
+    sendProblem(
+      res,
+      problem(404, `no route for ${req.method} ${req.path}`, at(req), {
+        errors: [{ path: 'url', message: 'no such route' }],
+      }),
+    );
   });
   const invalid = (req: Request, errors: ProblemFieldError[], detail = 'the request has invalid fields') =>
     problem(400, detail, at(req), { type: PROBLEM_TYPE.validation, title: 'Invalid request', errors });
   const errorMiddleware: ErrorRequestHandler = (err, req, res, _next) => {
     const log = req.log;
-    if (err instanceof RequestValidationError) return sendProblem(res, invalid(req, fieldErrors(err.zodError, err.where), `invalid request ${err.where}`));
+    if (err instanceof RequestValidationError)
+      return sendProblem(res, invalid(req, fieldErrors(err.zodError, err.where), `invalid request ${err.where}`));
     if (err instanceof ZodError) return sendProblem(res, invalid(req, fieldErrors(err)));
     if (err instanceof DomainError) {
-      const type = err.status === 404 ? PROBLEM_TYPE.notFound : err.status === 409 ? PROBLEM_TYPE.conflict : PROBLEM_TYPE.blank;
+      const type =
+        err.status === 404 ? PROBLEM_TYPE.notFound : err.status === 409 ? PROBLEM_TYPE.conflict : PROBLEM_TYPE.blank;
       return sendProblem(res, problem(err.status, err.message, at(req), { type }));
     }
     const type = (err as { type?: string }).type;
-    if (type === 'entity.too.large') return sendProblem(res, problem(413, 'the request body is over the size limit', at(req), { errors: [{ path: 'body', message: 'too large' }] }));
-    if (type === 'entity.parse.failed') return sendProblem(res, invalid(req, [{ path: 'body', message: 'body is not valid JSON' }], 'the body is not valid JSON'));
+    if (type === 'entity.too.large')
+      return sendProblem(
+        res,
+        problem(413, 'the request body is over the size limit', at(req), {
+          errors: [{ path: 'body', message: 'too large' }],
+        }),
+      );
+    if (type === 'entity.parse.failed')
+      return sendProblem(
+        res,
+        invalid(req, [{ path: 'body', message: 'body is not valid JSON' }], 'the body is not valid JSON'),
+      );
     if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
-      return sendProblem(res, problem(415, 'unsupported content encoding or charset', at(req), { errors: [{ path: 'headers.content-type', message: 'unsupported encoding or charset' }] }));
+      return sendProblem(
+        res,
+        problem(415, 'unsupported content encoding or charset', at(req), {
+          errors: [{ path: 'headers.content-type', message: 'unsupported encoding or charset' }],
+        }),
+      );
     }
     if (typeof (err as { status?: unknown }).status === 'number' && (err as { status: number }).status < 500) {
       return sendProblem(res, problem((err as { status: number }).status, 'the request could not be read', at(req)));
@@ -151,7 +193,13 @@ export function finishHttpApp(app: Express): void {
     if (isConnectionError(err) || isPgError(err, '57P01', '57P02', '57P03', '53300')) {
       log?.warn({ err }, 'dependency unavailable');
       res.setHeader('Retry-After', '1');
-      return sendProblem(res, problem(503, 'a dependency is unavailable, try again', at(req), { type: PROBLEM_TYPE.unavailable, title: 'Service Unavailable' }));
+      return sendProblem(
+        res,
+        problem(503, 'a dependency is unavailable, try again', at(req), {
+          type: PROBLEM_TYPE.unavailable,
+          title: 'Service Unavailable',
+        }),
+      );
     }
     log?.error({ err }, 'unhandled error');
     sendProblem(res, problem(500, 'internal error', at(req)));

@@ -11,14 +11,22 @@ export type { Logger };
  * Credentials never reach a log line: connection strings are redacted.
  */
 export function createLogger(component: string, level = 'info', flushMs = 0): Logger {
-  return pino({
-    level,
-    base: { component },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-    serializers: { err: serializeError },
-    redact: { paths: ['*.password', '*.connectionString', 'password', 'connectionString', 'url', '*.url'], censor: '[redacted]' },
-  }, pino.destination(flushMs > 0 ? { dest: 1, sync: false, minLength: 4096, periodicFlush: flushMs } : { dest: 1, sync: false }));
+  return pino(
+    {
+      level,
+      base: { component },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      serializers: { err: serializeError },
+      redact: {
+        paths: ['*.password', '*.connectionString', 'password', 'connectionString', 'url', '*.url'],
+        censor: '[redacted]',
+      },
+    },
+    pino.destination(
+      flushMs > 0 ? { dest: 1, sync: false, minLength: 4096, periodicFlush: flushMs } : { dest: 1, sync: false },
+    ),
+  );
 }
 
 /**

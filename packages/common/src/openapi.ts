@@ -40,7 +40,11 @@ export type ApiOperation = {
   noDatabase?: boolean;
 };
 
-const REQUEST_ID = { description: 'Id of this request (the one sent in x-request-id when valid, else generated), in every log line about it', schema: { type: 'string' } };
+const REQUEST_ID = {
+  description:
+    'Id of this request (the one sent in x-request-id when valid, else generated), in every log line about it',
+  schema: { type: 'string' },
+};
 
 /** Headers every operation accepts: W3C Trace Context and a request id. */
 const COMMON_HEADERS = [
@@ -48,14 +52,26 @@ const COMMON_HEADERS = [
     name: 'traceparent',
     in: 'header',
     required: false,
-    description: 'W3C Trace Context (https://www.w3.org/TR/trace-context/): the request continues this trace, and the events it causes carry it',
+    description:
+      'W3C Trace Context (https://www.w3.org/TR/trace-context/): the request continues this trace, and the events it causes carry it',
     schema: { type: 'string', pattern: '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-.*)?$' },
   },
-  { name: 'x-request-id', in: 'header', required: false, description: 'Your id for this request (1-128 of letters, digits, _ . : -), echoed back', schema: { type: 'string' } },
+  {
+    name: 'x-request-id',
+    in: 'header',
+    required: false,
+    description: 'Your id for this request (1-128 of letters, digits, _ . : -), echoed back',
+    schema: { type: 'string' },
+  },
 ];
 
 const Readiness = z
-  .object({ status: z.enum(['ready', 'not ready']), checks: z.record(z.string(), z.boolean()).meta({ description: 'Each dependency (database, broker) and whether it answers' }) })
+  .object({
+    status: z.enum(['ready', 'not ready']),
+    checks: z
+      .record(z.string(), z.boolean())
+      .meta({ description: 'Each dependency (database, broker) and whether it answers' }),
+  })
   .meta({ id: 'Readiness' });
 
 /** What every process serves beside its own routes (createOpsRouter, and this document). */
@@ -94,7 +110,10 @@ const OPS_OPERATIONS: ApiOperation[] = [
     summary: 'Readiness: the database and the broker answer, and the process is not shutting down',
     tags: ['operations'],
     noDatabase: true,
-    responses: { 200: { description: 'Ready', schema: Readiness }, 503: { description: 'Not ready: the failing checks are false', schema: Readiness } },
+    responses: {
+      200: { description: 'Ready', schema: Readiness },
+      503: { description: 'Not ready: the failing checks are false', schema: Readiness },
+    },
   },
   {
     method: 'get',
@@ -103,7 +122,13 @@ const OPS_OPERATIONS: ApiOperation[] = [
     summary: 'Prometheus metrics',
     tags: ['operations'],
     noDatabase: true,
-    responses: { 200: { description: 'Prometheus text exposition format', contentType: 'text/plain', rawSchema: { type: 'string' } } },
+    responses: {
+      200: {
+        description: 'Prometheus text exposition format',
+        contentType: 'text/plain',
+        rawSchema: { type: 'string' },
+      },
+    },
   },
 ];
 
@@ -111,12 +136,20 @@ const OPS_OPERATIONS: ApiOperation[] = [
 export const openApiPath = (expressPath: string) => expressPath.replace(/:([A-Za-z_]\w*)/g, '{$1}');
 
 /** The OpenAPI 3.1 document of a service's operations, with the error answers every operation can give. */
-export function openApiDocument(info: { title: string; version: string; description: string; port: number }, operations: readonly ApiOperation[]): Json {
+export function openApiDocument(
+  info: { title: string; version: string; description: string; port: number },
+  operations: readonly ApiOperation[],
+): Json {
   const components: Record<string, Json> = {};
   const schemaOf = (schema: z.ZodType, io: 'input' | 'output') => convert(schema, io, components);
   const problem = (description: string, retry = false) => ({
     description,
-    headers: { 'x-request-id': REQUEST_ID, ...(retry ? { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } } : {}) },
+    headers: {
+      'x-request-id': REQUEST_ID,
+      ...(retry
+        ? { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } }
+        : {}),
+    },
     content: { [PROBLEM_CONTENT_TYPE]: { schema: schemaOf(Problem, 'output') } },
   });
   const paths: Record<string, Record<string, Json>> = {};
@@ -133,16 +166,25 @@ export function openApiDocument(info: { title: string; version: string; descript
       responses[status] = {
         description: r.description,
         headers: { 'x-request-id': REQUEST_ID, ...(r.headers ?? {}) },
-        ...(body ? { content: { [r.contentType ?? 'application/json']: { schema: body, ...(r.extensions ?? {}) } } } : {}),
+        ...(body
+          ? { content: { [r.contentType ?? 'application/json']: { schema: body, ...(r.extensions ?? {}) } } }
+          : {}),
       };
     }
     const takesInput = op.params || op.query || op.headers || op.body;
-    if (takesInput && !responses[400]) responses[400] = problem('Invalid input: `errors` names each field (type urn:saga:problem:validation); nothing was written');
+    if (takesInput && !responses[400])
+      responses[400] = problem(
+        'Invalid input: `errors` names each field (type urn:saga:problem:validation); nothing was written',
+      );
     if (op.body) {
       responses[413] ??= problem('The body is over the size limit (HTTP_BODY_LIMIT)');
       responses[415] ??= problem('The body is not application/json');
     }
-    if (!op.noDatabase) responses[503] ??= problem('The database is unreachable (type urn:saga:problem:unavailable); retry after Retry-After seconds', true);
+    if (!op.noDatabase)
+      responses[503] ??= problem(
+        'The database is unreachable (type urn:saga:problem:unavailable); retry after Retry-After seconds',
+        true,
+      );
     responses[500] ??= problem('Unexpected error; no detail is disclosed');
     for (const [status, r] of Object.entries(op.responses)) {
       // A documented error status answers a problem object unless the operation says otherwise.
@@ -156,7 +198,9 @@ export function openApiDocument(info: { title: string; version: string; descript
       ...(op.description ? { description: op.description } : {}),
       ...(op.tags ? { tags: op.tags } : {}),
       ...(parameters.length ? { parameters } : {}),
-      ...(op.body ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(op.body, 'input') } } } } : {}),
+      ...(op.body
+        ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(op.body, 'input') } } } }
+        : {}),
       responses,
     };
   }
@@ -169,7 +213,11 @@ export function openApiDocument(info: { title: string; version: string; descript
   };
 }
 
-function parametersOf(schema: z.ZodObject | undefined, where: 'path' | 'query' | 'header', schemaOf: (s: z.ZodType, io: 'input' | 'output') => Json): Json[] {
+function parametersOf(
+  schema: z.ZodObject | undefined,
+  where: 'path' | 'query' | 'header',
+  schemaOf: (s: z.ZodType, io: 'input' | 'output') => Json,
+): Json[] {
   if (!schema) return [];
   const json = schemaOf(schema, 'input');
   const properties = (json.properties ?? {}) as Record<string, Json>;
@@ -187,13 +235,15 @@ function parametersOf(schema: z.ZodObject | undefined, where: 'path' | 'query' |
 }
 
 /** `idempotency-key` -> `Idempotency-Key` (express lowercases header names; the document shows the usual spelling). */
-const headerName = (name: string) => name.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
+const headerName = (name: string) =>
+  name.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
 
 /** zod -> JSON Schema 2020-12, its `$defs` moved to the document's components. */
 function convert(schema: z.ZodType, io: 'input' | 'output', components: Record<string, Json>): Json {
   const json = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Json;
   const { $schema: _dialect, $defs, ...rest } = json;
-  for (const [name, def] of Object.entries(($defs ?? {}) as Record<string, Json>)) components[name] = refsToComponents(def) as Json;
+  for (const [name, def] of Object.entries(($defs ?? {}) as Record<string, Json>))
+    components[name] = refsToComponents(def) as Json;
   return refsToComponents(rest) as Json;
 }
 
@@ -202,7 +252,8 @@ function refsToComponents(v: unknown): unknown {
   if (v === null || typeof v !== 'object') return v;
   const out: Json = {};
   for (const [k, x] of Object.entries(v)) {
-    out[k] = k === '$ref' && typeof x === 'string' ? x.replace('#/$defs/', '#/components/schemas/') : refsToComponents(x);
+    out[k] =
+      k === '$ref' && typeof x === 'string' ? x.replace('#/$defs/', '#/components/schemas/') : refsToComponents(x);
   }
   return out;
 }

@@ -24,11 +24,17 @@ export const QUEUE_BOUNDS = {
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** The policies setup applies to the broker's vhost: name, queue-name pattern, definition. */
-export function queuePolicies(exchange: string): { name: string; pattern: string; definition: Record<string, string | number> }[] {
+export function queuePolicies(
+  exchange: string,
+): { name: string; pattern: string; definition: Record<string, string | number> }[] {
   const t = topologyNames(exchange);
   return [
     { name: 'saga-unroutable-bound', pattern: `^${escape(t.unroutableQueue)}$`, definition: QUEUE_BOUNDS.unroutable },
-    { name: 'saga-operator-queue-bound', pattern: `^(${escape(t.invalidQueue)}|.+\\.events\\.dlq)$`, definition: QUEUE_BOUNDS.operator },
+    {
+      name: 'saga-operator-queue-bound',
+      pattern: `^(${escape(t.invalidQueue)}|.+\\.events\\.dlq)$`,
+      definition: QUEUE_BOUNDS.operator,
+    },
   ];
 }
 
@@ -42,11 +48,29 @@ export function operatorQueues(exchange: string, services: readonly DatabaseOwne
  * `saga_operator_queue_messages{queue}`, and its bound into `saga_operator_queue_max_length{queue}`.
  * A queue that does not exist yet is left out; a lost connection is opened again at the next tick.
  */
-export function startQueueDepthGauge(opts: { url: string; queues: readonly string[]; registry: Registry; log: Logger; intervalMs?: number; exchange: string }) {
-  const depth = new Gauge({ name: 'saga_operator_queue_messages', help: 'Messages waiting in an operator queue (unroutable, invalid, dead-letter): alert when above 0 (invalid, dlq) or growing', labelNames: ['queue'] as const, registers: [opts.registry] });
-  const bound = new Gauge({ name: 'saga_operator_queue_max_length', help: 'The length past which an operator queue drops its oldest message (setup\'s policy)', labelNames: ['queue'] as const, registers: [opts.registry] });
+export function startQueueDepthGauge(opts: {
+  url: string;
+  queues: readonly string[];
+  registry: Registry;
+  log: Logger;
+  intervalMs?: number;
+  exchange: string;
+}) {
+  const depth = new Gauge({
+    name: 'saga_operator_queue_messages',
+    help: 'Messages waiting in an operator queue (unroutable, invalid, dead-letter): alert when above 0 (invalid, dlq) or growing',
+    labelNames: ['queue'] as const,
+    registers: [opts.registry],
+  });
+  const bound = new Gauge({
+    name: 'saga_operator_queue_max_length',
+    help: "The length past which an operator queue drops its oldest message (setup's policy)",
+    labelNames: ['queue'] as const,
+    registers: [opts.registry],
+  });
   const unroutable = topologyNames(opts.exchange).unroutableQueue;
-  for (const q of opts.queues) bound.set({ queue: q }, (q === unroutable ? QUEUE_BOUNDS.unroutable : QUEUE_BOUNDS.operator)['max-length']);
+  for (const q of opts.queues)
+    bound.set({ queue: q }, (q === unroutable ? QUEUE_BOUNDS.unroutable : QUEUE_BOUNDS.operator)['max-length']);
   const broker = brokerConnector(opts.url);
   let conn: amqp.ChannelModel | undefined;
   let stopped = false;

@@ -16,7 +16,11 @@ export type ReadinessCheck = () => Promise<Record<string, boolean>>;
  * `/healthz` (the process is alive and its event loop turns), `/readyz` (every dependency answers, else 503 with
  * the failing ones named) and `/metrics` (Prometheus text format).
  */
-export function createOpsRouter(registry: Registry, readiness: ReadinessCheck, isShuttingDown: () => boolean = () => false): Router {
+export function createOpsRouter(
+  registry: Registry,
+  readiness: ReadinessCheck,
+  isShuttingDown: () => boolean = () => false,
+): Router {
   const router = express.Router();
   router.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -40,7 +44,11 @@ export function createOpsRouter(registry: Registry, readiness: ReadinessCheck, i
 }
 
 /** Listen and resolve once bound; `close` stops accepting and waits for in-flight requests. */
-export async function listen(app: Express, port: number, host = '0.0.0.0'): Promise<{ server: Server; close: () => Promise<void> }> {
+export async function listen(
+  app: Express,
+  port: number,
+  host = '0.0.0.0',
+): Promise<{ server: Server; close: () => Promise<void> }> {
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(port, host, () => resolve(s));
     s.once('error', reject);

@@ -23,7 +23,10 @@ export type OutboxRetention = {
 };
 
 /** One round: delete full batches until a batch comes back short or the round's budget is spent. Answers the rows. */
-export async function pruneOutboxRound(c: SqlClient, o: Pick<OutboxRetention, 'retentionHours' | 'batch' | 'maxBatchesPerRound'>): Promise<number> {
+export async function pruneOutboxRound(
+  c: SqlClient,
+  o: Pick<OutboxRetention, 'retentionHours' | 'batch' | 'maxBatchesPerRound'>,
+): Promise<number> {
   const batch = o.batch ?? 5000;
   let total = 0;
   for (let i = 0; i < (o.maxBatchesPerRound ?? 20); i++) {

@@ -36,9 +36,14 @@ export const inbox = pgTable(
     consumer: text('consumer').notNull(),
     messageId: text('message_id').notNull(),
     eventType: text('event_type').notNull(),
-    processedAt: timestamp('processed_at', { withTimezone: true }).notNull().default(sql`now()`),
+    processedAt: timestamp('processed_at', { withTimezone: true })
+      .notNull()
+      .default(sql`now()`),
   },
-  (t) => [primaryKey({ columns: [t.consumer, t.messageId] }), index('inbox_processed_idx').on(t.consumer, t.processedAt)],
+  (t) => [
+    primaryKey({ columns: [t.consumer, t.messageId] }),
+    index('inbox_processed_idx').on(t.consumer, t.processedAt),
+  ],
 );
 
 /**
@@ -46,7 +51,12 @@ export const inbox = pgTable(
  * within minutes (an unacknowledged message, a relay's unconfirmed tail), so days of memory are plenty, and without
  * a bound the inbox (and its index, written by every message) grows forever. Answers how many rows went.
  */
-export async function pruneInbox(c: SqlClient, consumer: string, retentionHours: number, limit = 5000): Promise<number> {
+export async function pruneInbox(
+  c: SqlClient,
+  consumer: string,
+  retentionHours: number,
+  limit = 5000,
+): Promise<number> {
   const { rowCount } = await c.query({
     name: 'inbox.prune',
     text: `DELETE FROM inbox WHERE consumer = $1 AND message_id IN (
@@ -106,7 +116,11 @@ export function outboxInsert(entries: readonly OutboxEntry[]): SqlPart {
   for (const { events, meta } of entries) {
     const newId = meta.newId ?? randomUUID;
     // occurredAt: millisecond time of the event for timelines (the AMQP timestamp property holds whole seconds).
-    const headers: EventHeaders = { correlationId: meta.correlationId, causationId: meta.causationId, occurredAt: new Date().toISOString() };
+    const headers: EventHeaders = {
+      correlationId: meta.correlationId,
+      causationId: meta.causationId,
+      occurredAt: new Date().toISOString(),
+    };
     if (meta.traceparent) headers.traceparent = meta.traceparent;
     const headersJson = JSON.stringify(headers);
     for (const e of events) {

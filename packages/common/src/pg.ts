@@ -28,7 +28,15 @@ function hasPgCode(err: unknown, codes: string[]): boolean {
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && (codes.length === 0 || codes.includes(code));
 }
 
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 
 /**
  * The database could not be reached or went away: worth retrying, and for HTTP a 503.
@@ -42,10 +50,16 @@ export function isConnectionError(err: unknown): boolean {
 function isConnectionErrorItself(err: unknown): boolean {
   if (!err || typeof err !== 'object') return false;
   const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' && (CONNECTION_CODES.has(code) || code.startsWith('08') || code.startsWith('57P'))) return true;
+  if (typeof code === 'string' && (CONNECTION_CODES.has(code) || code.startsWith('08') || code.startsWith('57P')))
+    return true;
   const msg = (err as { message?: unknown }).message;
   // pg raises these as plain Errors without a code; the text is pg's own, not the server's.
-  return typeof msg === 'string' && /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect)/.test(msg);
+  return (
+    typeof msg === 'string' &&
+    /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect)/.test(
+      msg,
+    )
+  );
 }
 
 export type PlanCacheMode = 'auto' | 'force_custom_plan';
@@ -64,16 +78,28 @@ export type PlanCacheMode = 'auto' | 'force_custom_plan';
  * would otherwise read itself; an `options` parameter in the connection URL replaces both (node-postgres applies the
  * URL's parameters last).
  */
-export const planCacheOptions = (mode: PlanCacheMode): string => [process.env.PGOPTIONS, `-c plan_cache_mode=${mode}`].filter(Boolean).join(' ');
+export const planCacheOptions = (mode: PlanCacheMode): string =>
+  [process.env.PGOPTIONS, `-c plan_cache_mode=${mode}`].filter(Boolean).join(' ');
 
 /**
  * A pool whose idle-client errors are logged instead of crashing the process (node-postgres docs). With a registry,
  * every statement sent on its connections (BEGIN and COMMIT included) is counted in `db_statements_total`: round
  * trips to the database are what an order costs most, so operators and the benchmark can see them per service.
  */
-export function createPool(connectionString: string, log: Logger, options: pg.PoolConfig = {}, registry?: Registry): pg.Pool {
+export function createPool(
+  connectionString: string,
+  log: Logger,
+  options: pg.PoolConfig = {},
+  registry?: Registry,
+): pg.Pool {
   const pool = new pg.Pool({ connectionString, max: 10, connectionTimeoutMillis: 5000, ...options });
-  const statements = registry && new Counter({ name: 'db_statements_total', help: 'Statements sent to the database (round trips)', registers: [registry] });
+  const statements =
+    registry &&
+    new Counter({
+      name: 'db_statements_total',
+      help: 'Statements sent to the database (round trips)',
+      registers: [registry],
+    });
   pool.on('error', (err) => log.warn({ err }, 'idle database client failed'));
   pool.on('connect', (client) => {
     // A checked-out client whose connection dies between two queries (a transaction awaiting other work) emits

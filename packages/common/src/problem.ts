@@ -25,7 +25,9 @@ export const PROBLEM_TYPE = {
 
 export const ProblemFieldError = z
   .object({
-    path: z.string().meta({ description: 'Where: `body.items.0.quantity`, `query.limit`, `params.sku`, `headers.idempotency-key`' }),
+    path: z
+      .string()
+      .meta({ description: 'Where: `body.items.0.quantity`, `query.limit`, `params.sku`, `headers.idempotency-key`' }),
     message: z.string(),
   })
   .meta({ description: 'One invalid field' });
@@ -33,8 +35,13 @@ export const ProblemFieldError = z
 /** The body of every error answer. `errors` (an extension member) is empty when no single field is at fault. */
 export const Problem = z
   .object({
-    type: z.string().meta({ description: 'Problem type URI: urn:saga:problem:validation, …:not-found, …:conflict, …:unavailable, or about:blank' }),
-    title: z.string().meta({ description: 'Short summary of the problem type (the HTTP status phrase for about:blank)' }),
+    type: z.string().meta({
+      description:
+        'Problem type URI: urn:saga:problem:validation, …:not-found, …:conflict, …:unavailable, or about:blank',
+    }),
+    title: z
+      .string()
+      .meta({ description: 'Short summary of the problem type (the HTTP status phrase for about:blank)' }),
     status: z.number().int().min(400).max(599),
     detail: z.string().meta({ description: 'What went wrong with this request, for a human' }),
     instance: z.string().meta({ description: 'The request path this problem occurred on' }),

@@ -16,8 +16,10 @@ export const MONITOR = 'monitor' as const;
 export const DATABASE_OWNERS = [...SERVICES, MONITOR] as const;
 export type DatabaseOwner = (typeof DATABASE_OWNERS)[number];
 
-export const isServiceName = (s: unknown): s is ServiceName => typeof s === 'string' && (SERVICES as readonly string[]).includes(s);
-export const isDatabaseOwner = (s: unknown): s is DatabaseOwner => typeof s === 'string' && (DATABASE_OWNERS as readonly string[]).includes(s);
+export const isServiceName = (s: unknown): s is ServiceName =>
+  typeof s === 'string' && (SERVICES as readonly string[]).includes(s);
+export const isDatabaseOwner = (s: unknown): s is DatabaseOwner =>
+  typeof s === 'string' && (DATABASE_OWNERS as readonly string[]).includes(s);
 
 /** A component's queue of the events it consumes, which is also its consumer name in its inbox. */
 export const consumerQueueOf = (s: DatabaseOwner) => `${s}.events` as const;

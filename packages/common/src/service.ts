@@ -29,7 +29,10 @@ export const ServiceEnv = BaseEnv.extend({
   OUTBOX_PRUNE_EVERY_MS: z.coerce.number().int().min(10).default(60_000),
   CONSUMER_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
   CONSUMER_RETRY_BASE_MS: z.coerce.number().int().min(1).default(500),
-  HTTP_BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/).default('64kb'),
+  HTTP_BODY_LIMIT: z
+    .string()
+    .regex(/^\d+(b|kb|mb)$/)
+    .default('64kb'),
 });
 
 /** A service's env schema: the shared variables plus PORT and DATABASE_URL with the service's own defaults. */
@@ -70,13 +73,24 @@ export type RunningService = { port: number; stop: () => Promise<void>; log: Log
  * The one composition of a service: pool, HTTP app (routes + ops endpoints), consumer of its own queue.
  * Stopping closes HTTP first (no new work), then the consumer (waits for in-flight messages), then the pool.
  */
-export async function runService<S extends Record<string, unknown>, C extends ServiceConfig>(def: ServiceDefinition<S, C>): Promise<RunningService> {
+export async function runService<S extends Record<string, unknown>, C extends ServiceConfig>(
+  def: ServiceDefinition<S, C>,
+): Promise<RunningService> {
   const { config } = def;
   const log = createLogger(def.name, config.LOG_LEVEL, config.LOG_FLUSH_MS);
   // Before the HTTP server exists: its requests are traced from the first one (only when OTEL_* configure an exporter).
   if (startTracing(def.name, { http: true })) log.info('tracing on: spans exported as OTEL_* configures');
   const registry = createMetricsRegistry(def.name);
-  const pool = createPool(config.DATABASE_URL, log, { max: config.DB_POOL_MAX, application_name: def.name, options: planCacheOptions(config.DB_PLAN_CACHE_MODE) } as pg.PoolConfig, registry);
+  const pool = createPool(
+    config.DATABASE_URL,
+    log,
+    {
+      max: config.DB_POOL_MAX,
+      application_name: def.name,
+      options: planCacheOptions(config.DB_PLAN_CACHE_MODE),
+    } as pg.PoolConfig,
+    registry,
+  );
   const db = drizzle(pool, { schema: def.schema });
   const consumerName = consumerQueueOf(def.name);
   const inbox = { retentionHours: config.INBOX_RETENTION_HOURS, pruneEveryMs: config.INBOX_PRUNE_EVERY_MS };
@@ -118,10 +132,19 @@ export async function runService<S extends Record<string, unknown>, C extends Se
   const extras = def.extras ? await def.extras(ctx) : undefined;
   consumer.start();
   // A component without an outbox table in its schema (the monitor publishes nothing) has nothing to prune.
-  const outboxPruner = 'outbox' in def.schema ? startOutboxPruner(pool, log, { retentionHours: config.OUTBOX_RETENTION_HOURS, everyMs: config.OUTBOX_PRUNE_EVERY_MS }) : undefined;
+  const outboxPruner =
+    'outbox' in def.schema
+      ? startOutboxPruner(pool, log, {
+          retentionHours: config.OUTBOX_RETENTION_HOURS,
+          everyMs: config.OUTBOX_PRUNE_EVERY_MS,
+        })
+      : undefined;
   if (outboxPruner && config.OUTBOX_RETENTION_HOURS >= config.INBOX_RETENTION_HOURS) {
     // A reconcile republishes up to OUTBOX_RETENTION_HOURS of events; a consumer that forgot an id applies it again.
-    log.warn({ outboxRetentionHours: config.OUTBOX_RETENTION_HOURS, inboxRetentionHours: config.INBOX_RETENTION_HOURS }, 'OUTBOX_RETENTION_HOURS should be shorter than INBOX_RETENTION_HOURS');
+    log.warn(
+      { outboxRetentionHours: config.OUTBOX_RETENTION_HOURS, inboxRetentionHours: config.INBOX_RETENTION_HOURS },
+      'OUTBOX_RETENTION_HOURS should be shorter than INBOX_RETENTION_HOURS',
+    );
   }
   log.info({ port, database: redactUrl(config.DATABASE_URL), queue: consumerName }, 'service started');
 

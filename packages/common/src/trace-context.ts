@@ -49,5 +49,7 @@ export const newSpanId = (): string => randomHex(8);
  * it, and a sampler that follows its parent then records nothing for it either.
  */
 export function childContext(parent?: TraceContext, rootFlags = '00'): TraceContext {
-  return parent ? { traceId: parent.traceId, spanId: newSpanId(), flags: parent.flags } : { traceId: newTraceId(), spanId: newSpanId(), flags: rootFlags };
+  return parent
+    ? { traceId: parent.traceId, spanId: newSpanId(), flags: parent.flags }
+    : { traceId: newTraceId(), spanId: newSpanId(), flags: rootFlags };
 }

@@ -6,11 +6,24 @@
  * even loaded, and `startSpan` only makes W3C ids (one slice of a random buffer), so every event still carries its
  * order's trace id at no measurable cost. Only traces are exported: metrics stay on /metrics, logs on stdout.
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type SpanContext, type Tracer } from '@opentelemetry/api';
+import {
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type SpanContext,
+  type Tracer,
+} from '@opentelemetry/api';
 import { childContext, formatTraceparent, parseTraceparent, type TraceContext } from './trace-context';
 
 export type SpanKindName = 'server' | 'producer' | 'consumer' | 'internal';
-const KIND: Record<SpanKindName, SpanKind> = { server: SpanKind.SERVER, producer: SpanKind.PRODUCER, consumer: SpanKind.CONSUMER, internal: SpanKind.INTERNAL };
+const KIND: Record<SpanKindName, SpanKind> = {
+  server: SpanKind.SERVER,
+  producer: SpanKind.PRODUCER,
+  consumer: SpanKind.CONSUMER,
+  internal: SpanKind.INTERNAL,
+};
 
 /** A span, recorded or not: its W3C context is there either way, to be written into the outbox rows it causes. */
 export type TraceSpan = {
@@ -35,7 +48,9 @@ export type SpanOptions = {
 /** Whether the environment turns export on (the standard OpenTelemetry variables). */
 export function tracingConfigured(env: Record<string, string | undefined> = process.env): boolean {
   if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return false;
-  const exporters = env.OTEL_TRACES_EXPORTER?.split(',').map((s) => s.trim()).filter(Boolean);
+  const exporters = env.OTEL_TRACES_EXPORTER?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (exporters && exporters.length > 0) return !exporters.includes('none');
   return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim());
 }
@@ -51,7 +66,10 @@ const OPS_PATH = /^\/(healthz|readyz|metrics)(\?|$)/;
  * `http`: trace incoming HTTP requests (server spans that continue the caller's `traceparent`). Call it before the
  * HTTP server is created. Answers whether tracing is on.
  */
-export function startTracing(service: string, o: { http?: boolean; env?: Record<string, string | undefined> } = {}): boolean {
+export function startTracing(
+  service: string,
+  o: { http?: boolean; env?: Record<string, string | undefined> } = {},
+): boolean {
   if (tracer) return true;
   if (!tracingConfigured(o.env)) return false;
   // Loaded here, not imported: a process without an exporter never loads the SDK.
@@ -59,7 +77,8 @@ export function startTracing(service: string, o: { http?: boolean; env?: Record<
   const { NodeSDK } = require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');
   const instrumentations = [];
   if (o.http) {
-    const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
+    const { HttpInstrumentation } =
+      require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
     instrumentations.push(
       new HttpInstrumentation({
         ignoreIncomingRequestHook: (req) => OPS_PATH.test(req.url ?? ''),
@@ -68,7 +87,12 @@ export function startTracing(service: string, o: { http?: boolean; env?: Record<
       }),
     );
   }
-  const s = new NodeSDK({ serviceName: process.env.OTEL_SERVICE_NAME ?? service, instrumentations, metricReaders: [], logRecordProcessors: [] });
+  const s = new NodeSDK({
+    serviceName: process.env.OTEL_SERVICE_NAME ?? service,
+    instrumentations,
+    metricReaders: [],
+    logRecordProcessors: [],
+  });
   s.start();
   // The instrumentation patches node:http when it is required after start; the server is created later on it.
   require('node:http');
@@ -89,7 +113,10 @@ export async function stopTracing(withinMs = 3000): Promise<void> {
   tracer = undefined;
   if (!s) return;
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([s.shutdown().catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, withinMs)))]);
+  await Promise.race([
+    s.shutdown().catch(() => undefined),
+    new Promise<void>((r) => (timer = setTimeout(r, withinMs))),
+  ]);
   clearTimeout(timer);
 }
 
@@ -109,10 +136,19 @@ export function startSpan(name: string, o: SpanOptions): TraceSpan {
     const context = childContext(parent);
     return { context, traceparent: formatTraceparent(context), logFields: fieldsOf(context), end: NOOP_END };
   }
-  const parentSc: SpanContext | undefined = parent && { traceId: parent.traceId, spanId: parent.spanId, traceFlags: parseInt(parent.flags, 16), isRemote: true };
+  const parentSc: SpanContext | undefined = parent && {
+    traceId: parent.traceId,
+    spanId: parent.spanId,
+    traceFlags: parseInt(parent.flags, 16),
+    isRemote: true,
+  };
   const span = tracer.startSpan(
     name,
-    { kind: KIND[o.kind], attributes: o.attributes, links: o.linkParent && parentSc ? [{ context: parentSc }] : undefined },
+    {
+      kind: KIND[o.kind],
+      attributes: o.attributes,
+      links: o.linkParent && parentSc ? [{ context: parentSc }] : undefined,
+    },
     parentSc ? trace.setSpanContext(ROOT_CONTEXT, parentSc) : ROOT_CONTEXT,
   );
   const sc = span.spanContext();
@@ -137,7 +173,11 @@ export function startSpan(name: string, o: SpanOptions): TraceSpan {
  * context continuing the caller's `traceparent` header (or a new trace). `name` names the recorded span after
  * its route once express matched one.
  */
-export function requestSpan(header: unknown): { context: TraceContext; traceparent: string; name: (method: string, route: string) => void } {
+export function requestSpan(header: unknown): {
+  context: TraceContext;
+  traceparent: string;
+  name: (method: string, route: string) => void;
+} {
   const active = tracer ? trace.getActiveSpan() : undefined;
   const sc = active?.spanContext();
   if (active && sc && trace.isSpanContextValid(sc)) {

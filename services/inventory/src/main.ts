@@ -20,5 +20,9 @@ async function main() {
   onShutdown(service.log, config.SHUTDOWN_TIMEOUT_MS, service.stop);
 }
 
-answerArgs({ name: 'saga inventory', summary: 'the inventory service: products, prices and stock (HTTP :8001); reserves stock for orders', env: InventoryEnv });
+answerArgs({
+  name: 'saga inventory',
+  summary: 'the inventory service: products, prices and stock (HTTP :8001); reserves stock for orders',
+  env: InventoryEnv,
+});
 main().catch((err) => exitOnStartupError(createLogger('inventory'), err));

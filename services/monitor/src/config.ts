@@ -2,7 +2,10 @@ import { z } from 'zod';
 import { parseEnv } from '@saga/common/config';
 import { serviceEnv } from '@saga/common/service';
 
-export const MonitorEnv = serviceEnv({ port: 8003, databaseUrl: 'postgres://monitor_svc@127.0.0.1:5432/monitor' }).extend({
+export const MonitorEnv = serviceEnv({
+  port: 8003,
+  databaseUrl: 'postgres://monitor_svc@127.0.0.1:5432/monitor',
+}).extend({
   /** A saga that is not final and saw no event for this long is stuck (listed, counted by `sagas_stuck`). */
   SAGA_STUCK_AFTER_MS: z.coerce.number().int().min(1).default(30_000),
   /** Settled sagas (with their events) and dead-letter reports are forgotten after this long; unsettled ones stay. */

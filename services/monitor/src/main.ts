@@ -28,8 +28,19 @@ async function main() {
       return monitorHandler(pool, consumer, metrics.committed, inbox);
     },
     extras: async ({ pool, log, registry, consumer }) => {
-      const session = startMonitorBrokerSession({ url: config.RABBITMQ_URL, exchange: config.EVENTS_EXCHANGE, eventsQueue: consumer, pool, log, registry, catchUp });
-      const pruner = startPruner(pool, log, { retentionHours: config.MONITOR_RETENTION_HOURS, everyMs: config.MONITOR_PRUNE_EVERY_MS });
+      const session = startMonitorBrokerSession({
+        url: config.RABBITMQ_URL,
+        exchange: config.EVENTS_EXCHANGE,
+        eventsQueue: consumer,
+        pool,
+        log,
+        registry,
+        catchUp,
+      });
+      const pruner = startPruner(pool, log, {
+        retentionHours: config.MONITOR_RETENTION_HOURS,
+        everyMs: config.MONITOR_PRUNE_EVERY_MS,
+      });
       return {
         async stop() {
           await pruner.stop();
@@ -41,5 +52,10 @@ async function main() {
   onShutdown(service.log, config.SHUTDOWN_TIMEOUT_MS, service.stop);
 }
 
-answerArgs({ name: 'saga monitor', summary: 'the saga monitor (HTTP :8003): every saga event into its own database; timelines, stuck sagas, a page and saga metrics', env: MonitorEnv });
+answerArgs({
+  name: 'saga monitor',
+  summary:
+    'the saga monitor (HTTP :8003): every saga event into its own database; timelines, stuck sagas, a page and saga metrics',
+  env: MonitorEnv,
+});
 main().catch((err) => exitOnStartupError(createLogger('monitor'), err));

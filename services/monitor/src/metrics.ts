@@ -24,7 +24,13 @@ export function createSagaMetrics(registry: Registry, pool: pg.Pool, stuckAfterM
   const read = () =>
     (reading ??= stats(pool, { asOf: catchUp.asOf(), stuckAfterMs })
       .then(
-        (s) => Object.assign(last, { stuck: s.stuck, pending: s.pending, oldestPendingSeconds: s.oldestPendingSeconds, up: 1 }),
+        (s) =>
+          Object.assign(last, {
+            stuck: s.stuck,
+            pending: s.pending,
+            oldestPendingSeconds: s.oldestPendingSeconds,
+            up: 1,
+          }),
         () => Object.assign(last, { up: 0 }),
       )
       .then(() => undefined)
@@ -39,12 +45,26 @@ export function createSagaMetrics(registry: Registry, pool: pg.Pool, stuckAfterM
         this.set(value());
       },
     });
-  gauge('sagas_stuck', 'Sagas not settled with no event for SAGA_STUCK_AFTER_MS (counted up to what the monitor has consumed)', () => last.stuck);
+  gauge(
+    'sagas_stuck',
+    'Sagas not settled with no event for SAGA_STUCK_AFTER_MS (counted up to what the monitor has consumed)',
+    () => last.stuck,
+  );
   gauge('sagas_pending', 'Sagas not settled and not stuck', () => last.pending);
-  gauge('saga_oldest_pending_seconds', 'Age of the oldest saga that is not settled (0 when none is)', () => last.oldestPendingSeconds);
-  gauge('saga_monitor_stats_up', '1 when the last read of the saga gauges from the monitor database succeeded', () => last.up);
-  gauge('saga_monitor_behind', '1 while the monitor has a backlog in its queue (or cannot read its depth): stuck detection then counts only up to the newest event consumed', () =>
-    catchUp.behind() ? 1 : 0,
+  gauge(
+    'saga_oldest_pending_seconds',
+    'Age of the oldest saga that is not settled (0 when none is)',
+    () => last.oldestPendingSeconds,
+  );
+  gauge(
+    'saga_monitor_stats_up',
+    '1 when the last read of the saga gauges from the monitor database succeeded',
+    () => last.up,
+  );
+  gauge(
+    'saga_monitor_behind',
+    '1 while the monitor has a backlog in its queue (or cannot read its depth): stuck detection then counts only up to the newest event consumed',
+    () => (catchUp.behind() ? 1 : 0),
   );
   return {
     committed(c: Committed) {

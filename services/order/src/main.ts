@@ -26,5 +26,9 @@ async function main() {
   onShutdown(service.log, config.SHUTDOWN_TIMEOUT_MS, service.stop);
 }
 
-answerArgs({ name: 'saga order', summary: 'the order service: takes orders (HTTP :8000) and follows each through the saga', env: OrderEnv });
+answerArgs({
+  name: 'saga order',
+  summary: 'the order service: takes orders (HTTP :8000) and follows each through the saga',
+  env: OrderEnv,
+});
 main().catch((err) => exitOnStartupError(createLogger('order'), err));

@@ -20,5 +20,9 @@ async function main() {
   onShutdown(service.log, config.SHUTDOWN_TIMEOUT_MS, service.stop);
 }
 
-answerArgs({ name: 'saga payment', summary: 'the payment service: customer accounts (HTTP :8002); authorizes payments for orders', env: PaymentEnv });
+answerArgs({
+  name: 'saga payment',
+  summary: 'the payment service: customer accounts (HTTP :8002); authorizes payments for orders',
+  env: PaymentEnv,
+});
 main().catch((err) => exitOnStartupError(createLogger('payment'), err));

@@ -1,6 +1,12 @@
 import type { ChannelModel } from 'amqplib';
 import { BaseEnv, ConfigError, parseEnv } from '../../src/config';
-import { brokerAddresses, brokerConnector, CONNECT_TIMEOUT_MS, SINGLE_CONNECT_TIMEOUT_MS, vhostOf } from '../../src/broker';
+import {
+  brokerAddresses,
+  brokerConnector,
+  CONNECT_TIMEOUT_MS,
+  SINGLE_CONNECT_TIMEOUT_MS,
+  vhostOf,
+} from '../../src/broker';
 
 const A = 'amqp://u:secret@rmq-0:5672/v';
 const B = 'amqp://u:secret@rmq-1:5672/v';
@@ -11,7 +17,8 @@ function nodes(down: Set<string>) {
   const tried: { address: string; options: Record<string, unknown> }[] = [];
   const open = async (address: string, options: Record<string, unknown>) => {
     tried.push({ address, options });
-    if (down.has(address)) throw Object.assign(new Error(`connect ECONNREFUSED ${new URL(address).host}`), { code: 'ECONNREFUSED' });
+    if (down.has(address))
+      throw Object.assign(new Error(`connect ECONNREFUSED ${new URL(address).host}`), { code: 'ECONNREFUSED' });
     return {} as ChannelModel;
   };
   return { tried, open, order: () => tried.map((t) => new URL(t.address).hostname) };
@@ -68,9 +75,11 @@ describe('RABBITMQ_URL with several nodes', () => {
     expect(n.tried[0]!.options.clientProperties).toEqual({ connection_name: 'x' });
   });
 
-  it('with a single URL rethrows amqplib\'s own error unchanged', async () => {
+  it("with a single URL rethrows amqplib's own error unchanged", async () => {
     const n = nodes(new Set([A]));
-    const err = await brokerConnector(A, n.open).connect().catch((e: unknown) => e);
+    const err = await brokerConnector(A, n.open)
+      .connect()
+      .catch((e: unknown) => e);
     expect((err as { code?: string }).code).toBe('ECONNREFUSED');
   });
 });

@@ -8,7 +8,10 @@ const Schema = z.object({ DATABASE_URL: z.string().url(), PORT: z.coerce.number(
 
 describe('configuration', () => {
   it('parses and applies defaults', () => {
-    expect(parseEnv(Schema, { DATABASE_URL: 'postgres://a@h/db' })).toEqual({ DATABASE_URL: 'postgres://a@h/db', PORT: 8000 });
+    expect(parseEnv(Schema, { DATABASE_URL: 'postgres://a@h/db' })).toEqual({
+      DATABASE_URL: 'postgres://a@h/db',
+      PORT: 8000,
+    });
   });
   it('names every bad variable', () => {
     try {
@@ -22,8 +25,12 @@ describe('configuration', () => {
   it('reads a secret from the file named by <NAME>_FILE', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'cfg-'));
     writeFileSync(path.join(dir, 'url'), 'postgres://u:secret@h/db\n');
-    expect(parseEnv(Schema, { DATABASE_URL_FILE: path.join(dir, 'url') }).DATABASE_URL).toBe('postgres://u:secret@h/db');
-    expect(parseEnv(Schema, { DATABASE_URL: 'postgres://x@h/d', DATABASE_URL_FILE: path.join(dir, 'url') }).DATABASE_URL).toBe('postgres://x@h/d');
+    expect(parseEnv(Schema, { DATABASE_URL_FILE: path.join(dir, 'url') }).DATABASE_URL).toBe(
+      'postgres://u:secret@h/db',
+    );
+    expect(
+      parseEnv(Schema, { DATABASE_URL: 'postgres://x@h/d', DATABASE_URL_FILE: path.join(dir, 'url') }).DATABASE_URL,
+    ).toBe('postgres://x@h/d');
   });
 });
 
@@ -40,10 +47,7 @@ describe('database URLs', () => {
     'postgresql:///orders?host=/var/run/postgresql',
     'postgresql://order_svc:s3cret@/orders?host=/var/run/postgresql',
     'postgres://u@%2Fvar%2Frun%2Fpostgresql/orders',
-  ])(
-    'accepts %s (TCP or a Unix socket)',
-    (url) => expect(DatabaseUrl.safeParse(url).success).toBe(true),
-  );
+  ])('accepts %s (TCP or a Unix socket)', (url) => expect(DatabaseUrl.safeParse(url).success).toBe(true));
   it.each(['mysql://u@h/db', 'orders', 'postgres://'])('refuses %s with a reason', (url) => {
     const r = DatabaseUrl.safeParse(url);
     expect(r.success).toBe(false);

@@ -6,7 +6,13 @@ import { decodeMessage, encodeOutboxRow } from '../../src/envelope';
 import { DEBEZIUM_HEADER, declaredType, isDebeziumShaped, messageIdentity } from '../../src/debezium';
 import { EventCatalog, routingKeyOf, type EventType } from '../../src/contracts';
 import { SERVICES } from '../../src/service-names';
-import { debeziumConfig, debeziumMessage, jsonbText, type DebeziumFormat, type OutboxRow } from '../../../../test/support/debezium';
+import {
+  debeziumConfig,
+  debeziumMessage,
+  jsonbText,
+  type DebeziumFormat,
+  type OutboxRow,
+} from '../../../../test/support/debezium';
 
 const orderId = '00000000-0000-4000-8000-0000000000aa';
 const row: OutboxRow = {
@@ -16,7 +22,11 @@ const row: OutboxRow = {
   type: 'OrderCancelled',
   // null and an empty string must survive: a payload is never re-inferred from its JSON.
   payload: jsonbText({ version: 1, data: { orderId, reason: 'OUT_OF_STOCK', detail: null } }),
-  headers: jsonbText({ correlationId: orderId, causationId: '00000000-0000-4000-8000-000000000002', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' }),
+  headers: jsonbText({
+    correlationId: orderId,
+    causationId: '00000000-0000-4000-8000-000000000002',
+    traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+  }),
 };
 const expected = {
   id: row.id,
@@ -24,9 +34,14 @@ const expected = {
   aggregateId: orderId,
   type: 'OrderCancelled',
   payload: { version: 1, data: { orderId, reason: 'OUT_OF_STOCK', detail: null } },
-  headers: { correlationId: orderId, causationId: '00000000-0000-4000-8000-000000000002', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
+  headers: {
+    correlationId: orderId,
+    causationId: '00000000-0000-4000-8000-000000000002',
+    traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+  },
 };
-const decode = (m: { content: Buffer; options: object }) => decodeMessage({ content: m.content, properties: m.options as never });
+const decode = (m: { content: Buffer; options: object }) =>
+  decodeMessage({ content: m.content, properties: m.options as never });
 
 describe('Debezium-shaped messages', () => {
   it('routes by the source prefix and the type, as the consumers are bound', () => {
@@ -34,27 +49,40 @@ describe('Debezium-shaped messages', () => {
     expect(debeziumMessage(row, 'order.${routedByValue}').routingKey).toBe('order.OrderCancelled');
   });
 
-  it.each(SERVICES)('docs/debezium/%s routes every event of its database to the key its consumers are bound to', (service) => {
-    const config = debeziumConfig(service);
-    expect(config.get('debezium.sink.rabbitmq.exchange')).toBe('saga.events');
-    expect(config.get('debezium.sink.rabbitmq.routingKeyFromTopicName')).toBe('true');
-    expect(config.get('debezium.source.publication.name')).toBe('outbox_pub');
-    expect(config.get('debezium.transforms.outbox.route.by.field')).toBe('type');
-    // The formats the decoder is tested with above.
-    expect(config.get('debezium.format.value')).toBe('simplestring');
-    expect(config.get('debezium.format.header')).toBe('json');
-    expect(config.get('debezium.format.header.schemas.enable')).toBe('false');
-    const placement = config.get('debezium.transforms.outbox.table.fields.additional.placement')!.split(',');
-    expect(placement.sort()).toEqual(
-      [`aggregateid:header:${DEBEZIUM_HEADER.aggregateId}`, `aggregatetype:header:${DEBEZIUM_HEADER.aggregateType}`, `headers:header:${DEBEZIUM_HEADER.outboxHeaders}`, `type:header:${DEBEZIUM_HEADER.type}`].sort(),
-    );
-    const published = (Object.keys(EventCatalog) as EventType[]).filter((t) => EventCatalog[t].aggregateType === service);
-    expect(published.length).toBeGreaterThan(0);
-    for (const type of published) {
-      const m = debeziumMessage({ ...row, aggregatetype: service, type }, config.get('debezium.transforms.outbox.route.topic.replacement')!);
-      expect(m.routingKey).toBe(routingKeyOf(type));
-    }
-  });
+  it.each(SERVICES)(
+    'docs/debezium/%s routes every event of its database to the key its consumers are bound to',
+    (service) => {
+      const config = debeziumConfig(service);
+      expect(config.get('debezium.sink.rabbitmq.exchange')).toBe('saga.events');
+      expect(config.get('debezium.sink.rabbitmq.routingKeyFromTopicName')).toBe('true');
+      expect(config.get('debezium.source.publication.name')).toBe('outbox_pub');
+      expect(config.get('debezium.transforms.outbox.route.by.field')).toBe('type');
+      // The formats the decoder is tested with above.
+      expect(config.get('debezium.format.value')).toBe('simplestring');
+      expect(config.get('debezium.format.header')).toBe('json');
+      expect(config.get('debezium.format.header.schemas.enable')).toBe('false');
+      const placement = config.get('debezium.transforms.outbox.table.fields.additional.placement')!.split(',');
+      expect(placement.sort()).toEqual(
+        [
+          `aggregateid:header:${DEBEZIUM_HEADER.aggregateId}`,
+          `aggregatetype:header:${DEBEZIUM_HEADER.aggregateType}`,
+          `headers:header:${DEBEZIUM_HEADER.outboxHeaders}`,
+          `type:header:${DEBEZIUM_HEADER.type}`,
+        ].sort(),
+      );
+      const published = (Object.keys(EventCatalog) as EventType[]).filter(
+        (t) => EventCatalog[t].aggregateType === service,
+      );
+      expect(published.length).toBeGreaterThan(0);
+      for (const type of published) {
+        const m = debeziumMessage(
+          { ...row, aggregatetype: service, type },
+          config.get('debezium.transforms.outbox.route.topic.replacement')!,
+        );
+        expect(m.routingKey).toBe(routingKeyOf(type));
+      }
+    },
+  );
 
   it.each<[string, DebeziumFormat]>([
     ['json headers without schemas, simplestring value (docs/debezium)', {}],
@@ -77,7 +105,11 @@ describe('Debezium-shaped messages', () => {
     const m = debeziumMessage(row, 'order.$1');
     expect(messageIdentity(m.options)).toEqual({ messageId: row.id, type: 'OrderCancelled', correlationId: orderId });
     expect(declaredType(m.options)).toBe('OrderCancelled');
-    expect(messageIdentity({ messageId: 'm', type: 't', correlationId: 'c', headers: { id: 'x' } })).toEqual({ messageId: 'm', type: 't', correlationId: 'c' });
+    expect(messageIdentity({ messageId: 'm', type: 't', correlationId: 'c', headers: { id: 'x' } })).toEqual({
+      messageId: 'm',
+      type: 't',
+      correlationId: 'c',
+    });
   });
 
   it('names what is missing when a header did not come', () => {

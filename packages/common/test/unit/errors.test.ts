@@ -16,7 +16,9 @@ describe('classifying consumer failures', () => {
   });
   it('retries what may pass later', () => {
     expect(classifyError(wrapped(pgError('40P01')))).toBe('retry');
-    expect(classifyError(wrapped(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })))).toBe('retry');
+    expect(classifyError(wrapped(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })))).toBe(
+      'retry',
+    );
     expect(classifyError(new Error('something else'))).toBe('retry');
   });
 });

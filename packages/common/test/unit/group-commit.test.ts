@@ -42,13 +42,17 @@ describe('group commit', () => {
     let active = 0;
     let most = 0;
     const gates: (() => void)[] = [];
-    const submit = createGroupCommit(async (items: number[]) => {
-      started.push(items);
-      most = Math.max(most, ++active);
-      await new Promise<void>((r) => gates.push(r));
-      active--;
-      return items;
-    }, 64, 2);
+    const submit = createGroupCommit(
+      async (items: number[]) => {
+        started.push(items);
+        most = Math.max(most, ++active);
+        await new Promise<void>((r) => gates.push(r));
+        active--;
+        return items;
+      },
+      64,
+      2,
+    );
     const first = submit(1);
     const second = submit(2); // a write is in flight: a second one starts with this item alone
     const rest = [3, 4, 5].map(submit); // both in flight: these wait and go together
@@ -64,4 +68,3 @@ describe('group commit', () => {
     expect(most).toBe(2);
   });
 });
-

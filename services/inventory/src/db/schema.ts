@@ -13,21 +13,33 @@ export const products = pgTable(
     available: integer('available').notNull(),
     /** Quantity held by reservations of orders not yet confirmed or cancelled. */
     reserved: integer('reserved').notNull().default(0),
-    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().default(sql`now()`),
+    updatedAt: timestamp('updated_at', { withTimezone: true })
+      .notNull()
+      .default(sql`now()`),
   },
-  (t) => [check('products_available_nonneg', sql`${t.available} >= 0`), check('products_reserved_nonneg', sql`${t.reserved} >= 0`), check('products_price_nonneg', sql`${t.priceCents} >= 0`)],
+  (t) => [
+    check('products_available_nonneg', sql`${t.available} >= 0`),
+    check('products_reserved_nonneg', sql`${t.reserved} >= 0`),
+    check('products_price_nonneg', sql`${t.priceCents} >= 0`),
+  ],
 );
 
 export const reservations = pgTable(
   'reservations',
   {
     orderId: uuid('order_id').notNull(),
-    sku: text('sku').notNull().references(() => products.sku),
+    sku: text('sku')
+      .notNull()
+      .references(() => products.sku),
     quantity: integer('quantity').notNull(),
     priceCents: bigint('price_cents', { mode: 'number' }).notNull(),
     status: text('status', { enum: ['RESERVED', 'RELEASED', 'COMMITTED'] }).notNull(),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().default(sql`now()`),
-    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().default(sql`now()`),
+    createdAt: timestamp('created_at', { withTimezone: true })
+      .notNull()
+      .default(sql`now()`),
+    updatedAt: timestamp('updated_at', { withTimezone: true })
+      .notNull()
+      .default(sql`now()`),
   },
   (t) => [primaryKey({ columns: [t.orderId, t.sku] })],
 );

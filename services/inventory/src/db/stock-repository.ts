@@ -3,14 +3,23 @@ import type { SqlClient, SqlPart, Tx } from '@saga/common/outbox';
 import type { Inventory, Product, Reservation, ReservationStatus } from '../domain/stock';
 import { products } from './schema';
 
-type Loaded = { claimed: string[] | null; reservations: ({ order_id: string; sku: string; quantity: number; price_cents: number; status: ReservationStatus })[]; products: ({ sku: string; price_cents: number; available: number; reserved: number })[] };
+type Loaded = {
+  claimed: string[] | null;
+  reservations: { order_id: string; sku: string; quantity: number; price_cents: number; status: ReservationStatus }[];
+  products: { sku: string; price_cents: number; available: number; reserved: number }[];
+};
 
 /**
  * One statement: claim the messages in the inbox, lock the reservations of `orderIds` and then the products of
  * `skus` and of those reservations, each in key order (concurrent batches touching the same rows then never
  * deadlock).
  */
-export async function loadInventory(c: SqlClient, inbox: SqlPart, orderIds: readonly string[], skus: readonly string[]): Promise<{ claimed: string[]; state: Inventory }> {
+export async function loadInventory(
+  c: SqlClient,
+  inbox: SqlPart,
+  orderIds: readonly string[],
+  skus: readonly string[],
+): Promise<{ claimed: string[]; state: Inventory }> {
   const n = inbox.values.length;
   const { rows } = await c.query<Loaded>({
     name: 'inventory.load',
@@ -30,7 +39,12 @@ export async function loadInventory(c: SqlClient, inbox: SqlPart, orderIds: read
     lines.push({ sku: r.sku, quantity: r.quantity, priceCents: Number(r.price_cents), status: r.status });
     reservations.set(r.order_id, lines);
   }
-  const products = new Map<string, Product>(row.products.map((p) => [p.sku, { sku: p.sku, priceCents: Number(p.price_cents), available: p.available, reserved: p.reserved }]));
+  const products = new Map<string, Product>(
+    row.products.map((p) => [
+      p.sku,
+      { sku: p.sku, priceCents: Number(p.price_cents), available: p.available, reserved: p.reserved },
+    ]),
+  );
   return { claimed: row.claimed ?? [], state: { products, reservations } };
 }
 
@@ -74,12 +88,27 @@ export async function upsertProduct(tx: Tx, p: { sku: string; name: string; pric
   const [row] = await tx
     .insert(products)
     .values({ sku: p.sku, name: p.name, priceCents: p.priceCents, available: p.stock })
-    .onConflictDoUpdate({ target: products.sku, set: { name: p.name, priceCents: p.priceCents, available: p.stock, updatedAt: sql`now()` } })
-    .returning({ sku: products.sku, name: products.name, priceCents: products.priceCents, available: products.available, reserved: products.reserved });
+    .onConflictDoUpdate({
+      target: products.sku,
+      set: { name: p.name, priceCents: p.priceCents, available: p.stock, updatedAt: sql`now()` },
+    })
+    .returning({
+      sku: products.sku,
+      name: products.name,
+      priceCents: products.priceCents,
+      available: products.available,
+      reserved: products.reserved,
+    });
   return row!;
 }
 
-const publicColumns = { sku: products.sku, name: products.name, priceCents: products.priceCents, available: products.available, reserved: products.reserved };
+const publicColumns = {
+  sku: products.sku,
+  name: products.name,
+  priceCents: products.priceCents,
+  available: products.available,
+  reserved: products.reserved,
+};
 
 export async function findProduct(tx: Tx, sku: string) {
   const [row] = await tx.select(publicColumns).from(products).where(eq(products.sku, sku));

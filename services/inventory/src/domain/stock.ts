@@ -17,18 +17,25 @@ export type InventoryCommand =
   | { type: 'ReleaseStock'; orderId: string }
   | { type: 'SellStock'; orderId: string };
 
-export type InventoryEvent = Extract<DomainEvent, { type: 'StockReserved' | 'StockRejected' | 'StockReleased' | 'StockCommitted' }>;
+export type InventoryEvent = Extract<
+  DomainEvent,
+  { type: 'StockReserved' | 'StockRejected' | 'StockReleased' | 'StockCommitted' }
+>;
 
 /** Order lines with the same sku merged, in sku order: the order in which products are locked. */
 export function mergeLines(items: readonly OrderLine[]): OrderLine[] {
   const bySku = new Map<string, number>();
   for (const i of items) bySku.set(i.sku, (bySku.get(i.sku) ?? 0) + i.quantity);
-  return [...bySku.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([sku, quantity]) => ({ sku, quantity }));
+  return [...bySku.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([sku, quantity]) => ({ sku, quantity }));
 }
 
 /** What is still held for an order: only RESERVED lines can be released or sold, once. */
 export function openLines(reservations: readonly Reservation[]): ReservedLine[] {
-  return reservations.filter((r) => r.status === 'RESERVED').map(({ sku, quantity, priceCents }) => ({ sku, quantity, priceCents }));
+  return reservations
+    .filter((r) => r.status === 'RESERVED')
+    .map(({ sku, quantity, priceCents }) => ({ sku, quantity, priceCents }));
 }
 
 /**
@@ -42,14 +49,25 @@ export function decide(state: Inventory, cmd: InventoryCommand): InventoryEvent[
     case 'ReserveStock': {
       if (held.length > 0) return [];
       const lines = mergeLines(cmd.items);
-      const reject = (reason: StockRejectReason, sku: string): InventoryEvent[] => [{ type: 'StockRejected', data: { orderId: cmd.orderId, reason, sku } }];
+      const reject = (reason: StockRejectReason, sku: string): InventoryEvent[] => [
+        { type: 'StockRejected', data: { orderId: cmd.orderId, reason, sku } },
+      ];
       const unknown = lines.find((l) => !state.products.has(l.sku));
       if (unknown) return reject('UNKNOWN_PRODUCT', unknown.sku);
       const short = lines.find((l) => state.products.get(l.sku)!.available < l.quantity);
       if (short) return reject('OUT_OF_STOCK', short.sku);
-      const reserved = lines.map((l) => ({ sku: l.sku, quantity: l.quantity, priceCents: state.products.get(l.sku)!.priceCents }));
+      const reserved = lines.map((l) => ({
+        sku: l.sku,
+        quantity: l.quantity,
+        priceCents: state.products.get(l.sku)!.priceCents,
+      }));
       const totalCents = reserved.reduce((sum, l) => sum + l.quantity * l.priceCents, 0);
-      return [{ type: 'StockReserved', data: { orderId: cmd.orderId, customerId: cmd.customerId, lines: reserved, totalCents } }];
+      return [
+        {
+          type: 'StockReserved',
+          data: { orderId: cmd.orderId, customerId: cmd.customerId, lines: reserved, totalCents },
+        },
+      ];
     }
     case 'ReleaseStock': {
       const lines = openLines(held);
@@ -73,18 +91,33 @@ export function evolve(state: Inventory, e: InventoryEvent): Inventory {
           if (q > p.available) throw new Error(`cannot reserve ${q} of ${p.sku}: ${p.available} available`);
           return { ...p, available: p.available - q, reserved: p.reserved + q };
         }),
-        reservations: withLines(state.reservations, e.data.orderId, e.data.lines.map((l) => ({ ...l, status: 'RESERVED' as const }))),
+        reservations: withLines(
+          state.reservations,
+          e.data.orderId,
+          e.data.lines.map((l) => ({ ...l, status: 'RESERVED' as const })),
+        ),
       };
     case 'StockReleased':
-      return settle(state, e.data.orderId, e.data.lines, 'RELEASED', (p, q) => ({ ...p, available: p.available + q, reserved: Math.max(0, p.reserved - q) }));
+      return settle(state, e.data.orderId, e.data.lines, 'RELEASED', (p, q) => ({
+        ...p,
+        available: p.available + q,
+        reserved: Math.max(0, p.reserved - q),
+      }));
     case 'StockCommitted':
-      return settle(state, e.data.orderId, e.data.lines, 'COMMITTED', (p, q) => ({ ...p, reserved: Math.max(0, p.reserved - q) }));
+      return settle(state, e.data.orderId, e.data.lines, 'COMMITTED', (p, q) => ({
+        ...p,
+        reserved: Math.max(0, p.reserved - q),
+      }));
   }
 }
 
 export const inventoryDecider: Decider<Inventory, InventoryCommand, InventoryEvent> = { decide, evolve };
 
-function moveStock(products: ReadonlyMap<string, Product>, lines: readonly ReservedLine[], move: (p: Product, quantity: number) => Product) {
+function moveStock(
+  products: ReadonlyMap<string, Product>,
+  lines: readonly ReservedLine[],
+  move: (p: Product, quantity: number) => Product,
+) {
   const next = new Map(products);
   for (const l of lines) {
     const p = next.get(l.sku);
@@ -98,11 +131,21 @@ function withLines(reservations: Inventory['reservations'], orderId: string, lin
   return new Map(reservations).set(orderId, lines);
 }
 
-function settle(state: Inventory, orderId: string, lines: readonly ReservedLine[], status: ReservationStatus, move: (p: Product, quantity: number) => Product): Inventory {
+function settle(
+  state: Inventory,
+  orderId: string,
+  lines: readonly ReservedLine[],
+  status: ReservationStatus,
+  move: (p: Product, quantity: number) => Product,
+): Inventory {
   const settled = new Set(lines.map((l) => l.sku));
   const held = state.reservations.get(orderId) ?? [];
   return {
     products: moveStock(state.products, lines, move),
-    reservations: withLines(state.reservations, orderId, held.map((r) => (r.status === 'RESERVED' && settled.has(r.sku) ? { ...r, status } : r))),
+    reservations: withLines(
+      state.reservations,
+      orderId,
+      held.map((r) => (r.status === 'RESERVED' && settled.has(r.sku) ? { ...r, status } : r)),
+    ),
   };
 }

@@ -20,9 +20,16 @@ const ListQuery = z.strictObject({
 
 export const Product = z
   .object({ sku: Sku, name: z.string(), priceCents: Cents, available: z.number().int(), reserved: z.number().int() })
-  .meta({ id: 'Product', description: 'A product: unit price in cents; `available` can be reserved, `reserved` is held by orders in progress' });
+  .meta({
+    id: 'Product',
+    description:
+      'A product: unit price in cents; `available` can be reserved, `reserved` is held by orders in progress',
+  });
 const ProductPage = z
-  .object({ products: z.array(Product), next: Sku.nullable().meta({ description: 'Cursor of the next page (its `after`), null on the last page' }) })
+  .object({
+    products: z.array(Product),
+    next: Sku.nullable().meta({ description: 'Cursor of the next page (its `after`), null on the last page' }),
+  })
   .meta({ id: 'ProductPage', description: 'Products in sku order' });
 
 /** The HTTP contract of the inventory service, for its OpenAPI document. */
@@ -44,7 +51,10 @@ export const inventoryApi: ApiOperation[] = [
     summary: 'One product with its available and reserved stock',
     tags: ['products'],
     params: SkuParams,
-    responses: { 200: { description: 'The product', schema: Product }, 404: { description: 'No product with this sku (type urn:saga:problem:not-found)' } },
+    responses: {
+      200: { description: 'The product', schema: Product },
+      404: { description: 'No product with this sku (type urn:saga:problem:not-found)' },
+    },
   },
   {
     method: 'get',
@@ -58,7 +68,13 @@ export const inventoryApi: ApiOperation[] = [
 ];
 
 export const inventoryOpenApi = openApiDocument(
-  { title: 'inventory', version: '1.0.0', port: 8001, description: 'Products, prices and stock. Stock is reserved, released and sold by the saga\'s events, not over HTTP.' },
+  {
+    title: 'inventory',
+    version: '1.0.0',
+    port: 8001,
+    description:
+      "Products, prices and stock. Stock is reserved, released and sold by the saga's events, not over HTTP.",
+  },
   inventoryApi,
 );
 

@@ -24,17 +24,23 @@ export function toCommand(m: Incoming): InventoryCommand {
  * (compensation), sell on OrderConfirmed; a batch of them in one transaction with its inbox and outbox rows.
  */
 export function inventoryHandler(pool: pg.Pool, consumer: string, retention?: InboxRetention): BatchHandler {
-  return batchHandler(pool, consumer, TYPES, {
-    load: (c, inbox, messages) => {
-      const commands = messages.map(toCommand);
-      const skus = commands.flatMap((cmd) => (cmd.type === 'ReserveStock' ? cmd.items.map((i) => i.sku) : []));
-      return loadInventory(c, inbox, [...new Set(commands.map((cmd) => cmd.orderId))], [...new Set(skus)]);
+  return batchHandler(
+    pool,
+    consumer,
+    TYPES,
+    {
+      load: (c, inbox, messages) => {
+        const commands = messages.map(toCommand);
+        const skus = commands.flatMap((cmd) => (cmd.type === 'ReserveStock' ? cmd.items.map((i) => i.sku) : []));
+        return loadInventory(c, inbox, [...new Set(commands.map((cmd) => cmd.orderId))], [...new Set(skus)]);
+      },
+      apply: (state, m) => {
+        const events = decide(state, toCommand(m));
+        m.log.info({ orderId: m.data.orderId, outcome: events[0]?.type ?? 'nothing to do' }, 'inventory decision');
+        return { state: events.reduce(evolve, state), events };
+      },
+      save: saveInventory,
     },
-    apply: (state, m) => {
-      const events = decide(state, toCommand(m));
-      m.log.info({ orderId: m.data.orderId, outcome: events[0]?.type ?? 'nothing to do' }, 'inventory decision');
-      return { state: events.reduce(evolve, state), events };
-    },
-    save: saveInventory,
-  }, retention);
+    retention,
+  );
 }

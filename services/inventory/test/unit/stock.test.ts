@@ -1,20 +1,54 @@
 import { specFor } from '@saga/common/decider';
-import { inventoryDecider, mergeLines, openLines, type Inventory, type InventoryCommand, type Product } from '../../src/domain/stock';
+import {
+  inventoryDecider,
+  mergeLines,
+  openLines,
+  type Inventory,
+  type InventoryCommand,
+  type Product,
+} from '../../src/domain/stock';
 
 const O = '7f1b1c9e-6a53-4c51-9d4c-2f7c7b0f6a11';
 const spec = specFor(inventoryDecider);
 const stock = (...ps: Partial<Product>[]): Inventory => ({
-  products: new Map(ps.map((p, i) => [p.sku ?? `sku-${i}`, { sku: `sku-${i}`, priceCents: 100, available: 10, reserved: 0, ...p } as Product])),
+  products: new Map(
+    ps.map((p, i) => [
+      p.sku ?? `sku-${i}`,
+      { sku: `sku-${i}`, priceCents: 100, available: 10, reserved: 0, ...p } as Product,
+    ]),
+  ),
   reservations: new Map(),
 });
-const reserve = (...items: [string, number][]): InventoryCommand => ({ type: 'ReserveStock', orderId: O, customerId: 'c1', items: items.map(([sku, quantity]) => ({ sku, quantity })) });
+const reserve = (...items: [string, number][]): InventoryCommand => ({
+  type: 'ReserveStock',
+  orderId: O,
+  customerId: 'c1',
+  items: items.map(([sku, quantity]) => ({ sku, quantity })),
+});
 const reserved = (lines: { sku: string; quantity: number; priceCents: number }[]) =>
-  ({ type: 'StockReserved', data: { orderId: O, customerId: 'c1', lines, totalCents: lines.reduce((s, l) => s + l.quantity * l.priceCents, 0) } }) as const;
+  ({
+    type: 'StockReserved',
+    data: { orderId: O, customerId: 'c1', lines, totalCents: lines.reduce((s, l) => s + l.quantity * l.priceCents, 0) },
+  }) as const;
 
 describe('reserve stock', () => {
   it('reserves every line at the current unit price and totals it', () => {
-    expect(spec.given(stock({ sku: 'a', priceCents: 250 }, { sku: 'b', priceCents: 100 })).when(reserve(['b', 1], ['a', 2])).events).toEqual([
-      { type: 'StockReserved', data: { orderId: O, customerId: 'c1', lines: [{ sku: 'a', quantity: 2, priceCents: 250 }, { sku: 'b', quantity: 1, priceCents: 100 }], totalCents: 600 } },
+    expect(
+      spec.given(stock({ sku: 'a', priceCents: 250 }, { sku: 'b', priceCents: 100 })).when(reserve(['b', 1], ['a', 2]))
+        .events,
+    ).toEqual([
+      {
+        type: 'StockReserved',
+        data: {
+          orderId: O,
+          customerId: 'c1',
+          lines: [
+            { sku: 'a', quantity: 2, priceCents: 250 },
+            { sku: 'b', quantity: 1, priceCents: 100 },
+          ],
+          totalCents: 600,
+        },
+      },
     ]);
   });
 
@@ -32,8 +66,16 @@ describe('reserve stock', () => {
   });
 
   it('counts repeated lines of one sku together', () => {
-    expect(spec.given(stock({ sku: 'a', available: 3 })).when(reserve(['a', 2], ['a', 2])).events[0]!.type).toBe('StockRejected');
-    expect(mergeLines([{ sku: 'b', quantity: 1 }, { sku: 'a', quantity: 2 }, { sku: 'b', quantity: 3 }])).toEqual([
+    expect(spec.given(stock({ sku: 'a', available: 3 })).when(reserve(['a', 2], ['a', 2])).events[0]!.type).toBe(
+      'StockRejected',
+    );
+    expect(
+      mergeLines([
+        { sku: 'b', quantity: 1 },
+        { sku: 'a', quantity: 2 },
+        { sku: 'b', quantity: 3 },
+      ]),
+    ).toEqual([
       { sku: 'a', quantity: 2 },
       { sku: 'b', quantity: 4 },
     ]);
@@ -50,11 +92,19 @@ describe('reserve stock', () => {
   });
 
   it('does not reserve twice for one order', () => {
-    expect(spec.given(stock({ sku: 'a' }), reserved([{ sku: 'a', quantity: 1, priceCents: 100 }])).when(reserve(['a', 1])).events).toEqual([]);
+    expect(
+      spec.given(stock({ sku: 'a' }), reserved([{ sku: 'a', quantity: 1, priceCents: 100 }])).when(reserve(['a', 1]))
+        .events,
+    ).toEqual([]);
   });
 
   it('refuses to evolve a reservation of more than is available (the invariant guard)', () => {
-    expect(() => inventoryDecider.evolve(stock({ sku: 'a', available: 1 }), reserved([{ sku: 'a', quantity: 2, priceCents: 100 }]))).toThrow('cannot reserve 2 of a');
+    expect(() =>
+      inventoryDecider.evolve(
+        stock({ sku: 'a', available: 1 }),
+        reserved([{ sku: 'a', quantity: 2, priceCents: 100 }]),
+      ),
+    ).toThrow('cannot reserve 2 of a');
   });
 });
 

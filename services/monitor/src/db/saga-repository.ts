@@ -96,7 +96,10 @@ export async function loadEvents(c: SqlClient, orderIds: readonly string[]): Pro
 }
 
 /** Write the summaries (one statement). */
-export async function saveSagas(c: SqlClient, sagas: readonly { orderId: string; summary: SagaSummary; events: number }[]): Promise<void> {
+export async function saveSagas(
+  c: SqlClient,
+  sagas: readonly { orderId: string; summary: SagaSummary; events: number }[],
+): Promise<void> {
   if (sagas.length === 0) return;
   const col = <T>(f: (s: (typeof sagas)[number]) => T) => sagas.map(f);
   await c.query({
@@ -126,7 +129,16 @@ export async function saveSagas(c: SqlClient, sagas: readonly { orderId: string;
   });
 }
 
-export type DeadLetterRow = { key: string; messageId: string; queue: string; orderId: string | null; type: string | null; reason: string | null; error: string | null; at: Date };
+export type DeadLetterRow = {
+  key: string;
+  messageId: string;
+  queue: string;
+  orderId: string | null;
+  type: string | null;
+  reason: string | null;
+  error: string | null;
+  at: Date;
+};
 
 /** Record dead-letter reports (one statement); a report seen before (same key) changes nothing. */
 export async function recordDeadLetters(c: SqlClient, rows: readonly DeadLetterRow[]): Promise<number> {
@@ -192,7 +204,9 @@ const toSaga = (r: SagaDbRow, asOf: Date, stuckAfterMs: number): SagaRow => ({
   lastEventAt: r.last_event_at.toISOString(),
   lastEventType: r.last_event_type,
   settled: r.settled,
-  waitingFor: r.waiting_service ? { service: r.waiting_service, step: r.waiting_step ?? '', events: r.waiting_events ?? [] } : null,
+  waitingFor: r.waiting_service
+    ? { service: r.waiting_service, step: r.waiting_step ?? '', events: r.waiting_events ?? [] }
+    : null,
   events: r.events,
   stuck: isStuck({ settled: r.settled, lastEventAt: r.last_event_at }, asOf, stuckAfterMs),
 });
@@ -205,7 +219,10 @@ export type Staleness = { asOf: Date; stuckAfterMs: number };
  * oldest-quiet first (the longest-stuck matter most). `pending`: not settled and not stuck; `stuck`: not settled and
  * quiet for `stuckAfterMs` as of `asOf` (the same rule as isStuck).
  */
-export async function listSagas(pool: pg.Pool, q: { state?: SagaState; limit: number; after?: number } & Staleness): Promise<SagaRow[]> {
+export async function listSagas(
+  pool: pg.Pool,
+  q: { state?: SagaState; limit: number; after?: number } & Staleness,
+): Promise<SagaRow[]> {
   const cutoff = new Date(q.asOf.getTime() - q.stuckAfterMs).toISOString();
   const where: Record<SagaState, string> = {
     pending: `NOT settled AND last_event_at >= $1::timestamptz`,
@@ -224,20 +241,42 @@ export async function listSagas(pool: pg.Pool, q: { state?: SagaState; limit: nu
 }
 
 /** One saga with its events and the dead-letter reports of it, read in one snapshot (they agree with each other). */
-export async function getSaga(pool: pg.Pool, orderId: string, s: Staleness): Promise<{ saga: SagaRow; events: EventRow[]; deadLetters: DeadLetterRow[] } | undefined> {
+export async function getSaga(
+  pool: pg.Pool,
+  orderId: string,
+  s: Staleness,
+): Promise<{ saga: SagaRow; events: EventRow[]; deadLetters: DeadLetterRow[] } | undefined> {
   return withTransaction(pool, async (c) => {
     await c.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const { rows } = await c.query<SagaDbRow>(`SELECT ${SAGA_COLUMNS} FROM sagas WHERE order_id = $1`, [orderId]);
     if (!rows[0]) return undefined;
     const events = await c.query<EventDbRow>(`SELECT ${EVENT_COLUMNS} FROM saga_events WHERE order_id = $1`, [orderId]);
-    const dead = await c.query<{ key: string; message_id: string; queue: string; order_id: string | null; type: string | null; reason: string | null; error: string | null; at: Date }>(
+    const dead = await c.query<{
+      key: string;
+      message_id: string;
+      queue: string;
+      order_id: string | null;
+      type: string | null;
+      reason: string | null;
+      error: string | null;
+      at: Date;
+    }>(
       `SELECT key, message_id, queue, order_id, type, reason, error, at FROM dead_letters WHERE order_id = $1 ORDER BY at`,
       [orderId],
     );
     return {
       saga: toSaga(rows[0], s.asOf, s.stuckAfterMs),
       events: events.rows.map(toEvent),
-      deadLetters: dead.rows.map((r) => ({ key: r.key, messageId: r.message_id, queue: r.queue, orderId: r.order_id, type: r.type, reason: r.reason, error: r.error, at: r.at })),
+      deadLetters: dead.rows.map((r) => ({
+        key: r.key,
+        messageId: r.message_id,
+        queue: r.queue,
+        orderId: r.order_id,
+        type: r.type,
+        reason: r.reason,
+        error: r.error,
+        at: r.at,
+      })),
     };
   });
 }
@@ -246,25 +285,53 @@ export async function getSaga(pool: pg.Pool, orderId: string, s: Staleness): Pro
  * Dead-letter reports that may explain why these sagas wait: those of a message dead-lettered since the saga's last
  * event (an older one was replayed or is not what it waits for).
  */
-export async function deadLettersOf(pool: pg.Pool, sagas: readonly { orderId: string; lastEventAt: string }[]): Promise<Map<string, { queue: string; type: string | null; reason: string | null; at: string }[]>> {
+export async function deadLettersOf(
+  pool: pg.Pool,
+  sagas: readonly { orderId: string; lastEventAt: string }[],
+): Promise<Map<string, { queue: string; type: string | null; reason: string | null; at: string }[]>> {
   const out = new Map<string, { queue: string; type: string | null; reason: string | null; at: string }[]>();
   if (sagas.length === 0) return out;
-  const { rows } = await pool.query<{ order_id: string; queue: string; type: string | null; reason: string | null; at: Date }>(
+  const { rows } = await pool.query<{
+    order_id: string;
+    queue: string;
+    type: string | null;
+    reason: string | null;
+    at: Date;
+  }>(
     `SELECT d.order_id, d.queue, d.type, d.reason, d.at
      FROM unnest($1::text[], $2::timestamptz[]) AS s(order_id, last_event_at)
      JOIN dead_letters d ON d.order_id = s.order_id AND d.at >= s.last_event_at
      ORDER BY d.at`,
     [sagas.map((s) => s.orderId), sagas.map((s) => s.lastEventAt)],
   );
-  for (const r of rows) out.set(r.order_id, [...(out.get(r.order_id) ?? []), { queue: r.queue, type: r.type, reason: r.reason, at: r.at.toISOString() }]);
+  for (const r of rows)
+    out.set(r.order_id, [
+      ...(out.get(r.order_id) ?? []),
+      { queue: r.queue, type: r.type, reason: r.reason, at: r.at.toISOString() },
+    ]);
   return out;
 }
 
 /** What the gauges and the page's counters report: unsettled and stuck sagas, the oldest one's age, recent outcomes. */
-export async function stats(pool: pg.Pool, s: Staleness): Promise<{ pending: number; stuck: number; oldestPendingSeconds: number; confirmedLastHour: number; cancelledLastHour: number }> {
+export async function stats(
+  pool: pg.Pool,
+  s: Staleness,
+): Promise<{
+  pending: number;
+  stuck: number;
+  oldestPendingSeconds: number;
+  confirmedLastHour: number;
+  cancelledLastHour: number;
+}> {
   const cutoff = new Date(s.asOf.getTime() - s.stuckAfterMs).toISOString();
   // Two index-only reads: unsettled sagas (sagas_unsettled_idx) and those finished in the last hour (sagas_finished_idx).
-  const { rows } = await pool.query<{ stuck: string; unsettled: string; oldest: number | null; confirmed: string; cancelled: string }>(
+  const { rows } = await pool.query<{
+    stuck: string;
+    unsettled: string;
+    oldest: number | null;
+    confirmed: string;
+    cancelled: string;
+  }>(
     `SELECT u.stuck, u.unsettled, u.oldest, f.confirmed, f.cancelled
      FROM (SELECT count(*) FILTER (WHERE last_event_at < $1::timestamptz) AS stuck, count(*) AS unsettled,
                   extract(epoch FROM now() - min(coalesce(started_at, last_event_at)))::float8 AS oldest
@@ -287,7 +354,11 @@ export async function stats(pool: pg.Pool, s: Staleness): Promise<{ pending: num
  * Forget settled sagas (and their events) whose last event is older than `retentionHours`, and dead-letter reports as
  * old, at most `limit` sagas per call. Unsettled sagas stay whatever their age: they are what an operator looks for.
  */
-export async function pruneSettled(pool: pg.Pool, retentionHours: number, limit = 2000): Promise<{ sagas: number; deadLetters: number }> {
+export async function pruneSettled(
+  pool: pg.Pool,
+  retentionHours: number,
+  limit = 2000,
+): Promise<{ sagas: number; deadLetters: number }> {
   return withTransaction(pool, async (c) => {
     const { rows } = await c.query<{ n: string }>(
       `WITH gone AS (DELETE FROM sagas WHERE order_id IN (

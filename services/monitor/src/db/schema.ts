@@ -17,7 +17,9 @@ export const sagaEvents = pgTable(
     reason: text('reason'),
     /** When the producer wrote the event (its outbox row), or when the monitor saw it if the producer did not say. */
     occurredAt: timestamp('occurred_at', { withTimezone: true, precision: 3 }).notNull(),
-    observedAt: timestamp('observed_at', { withTimezone: true }).notNull().default(sql`now()`),
+    observedAt: timestamp('observed_at', { withTimezone: true })
+      .notNull()
+      .default(sql`now()`),
   },
   (t) => [index('saga_events_order_idx').on(t.orderId)],
 );
@@ -45,10 +47,14 @@ export const sagas = pgTable(
   (t) => [
     index('sagas_seq_idx').on(t.seq),
     // Stuck detection, the pending gauges and the list of unsettled sagas read only these rows.
-    index('sagas_unsettled_idx').on(t.lastEventAt).where(sql`NOT settled`),
+    index('sagas_unsettled_idx')
+      .on(t.lastEventAt)
+      .where(sql`NOT settled`),
     index('sagas_status_seq_idx').on(t.status, t.seq),
     // Counts of recent outcomes (the page) and retention of settled sagas.
-    index('sagas_settled_last_idx').on(t.lastEventAt).where(sql`settled`),
+    index('sagas_settled_last_idx')
+      .on(t.lastEventAt)
+      .where(sql`settled`),
     index('sagas_finished_idx').on(t.finishedAt),
   ],
 );
@@ -65,7 +71,9 @@ export const deadLetters = pgTable(
     type: text('type'),
     reason: text('reason'),
     error: text('error'),
-    at: timestamp('at', { withTimezone: true }).notNull().default(sql`now()`),
+    at: timestamp('at', { withTimezone: true })
+      .notNull()
+      .default(sql`now()`),
   },
   (t) => [index('dead_letters_order_idx').on(t.orderId), index('dead_letters_at_idx').on(t.at)],
 );

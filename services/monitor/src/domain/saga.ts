@@ -52,15 +52,26 @@ const first = (events: readonly SagaEvent[], type: EventType) => events.find((e)
  */
 export function nextStep(events: readonly SagaEvent[]): Step | undefined {
   if (has(events, 'StockCommitted') || has(events, 'StockReleased')) return undefined;
-  if (has(events, 'OrderConfirmed')) return { service: 'inventory', step: 'turn the reservation into a sale', events: ['StockCommitted'] };
+  if (has(events, 'OrderConfirmed'))
+    return { service: 'inventory', step: 'turn the reservation into a sale', events: ['StockCommitted'] };
   if (has(events, 'OrderCancelled')) {
     // Inventory releases only what it reserved: a saga cancelled for lack of stock has nothing to compensate.
-    return has(events, 'StockReserved') ? { service: 'inventory', step: 'release the reserved stock (compensation)', events: ['StockReleased'] } : undefined;
+    return has(events, 'StockReserved')
+      ? { service: 'inventory', step: 'release the reserved stock (compensation)', events: ['StockReleased'] }
+      : undefined;
   }
-  if (has(events, 'PaymentAuthorized')) return { service: 'order', step: 'confirm the paid order', events: ['OrderConfirmed'] };
-  if (has(events, 'PaymentDeclined') || has(events, 'StockRejected')) return { service: 'order', step: 'cancel the order', events: ['OrderCancelled'] };
-  if (has(events, 'StockReserved')) return { service: 'payment', step: 'authorize or decline the payment', events: ['PaymentAuthorized', 'PaymentDeclined'] };
-  if (has(events, 'OrderPlaced')) return { service: 'inventory', step: 'reserve or reject the stock', events: ['StockReserved', 'StockRejected'] };
+  if (has(events, 'PaymentAuthorized'))
+    return { service: 'order', step: 'confirm the paid order', events: ['OrderConfirmed'] };
+  if (has(events, 'PaymentDeclined') || has(events, 'StockRejected'))
+    return { service: 'order', step: 'cancel the order', events: ['OrderCancelled'] };
+  if (has(events, 'StockReserved'))
+    return {
+      service: 'payment',
+      step: 'authorize or decline the payment',
+      events: ['PaymentAuthorized', 'PaymentDeclined'],
+    };
+  if (has(events, 'OrderPlaced'))
+    return { service: 'inventory', step: 'reserve or reject the stock', events: ['StockReserved', 'StockRejected'] };
   return { service: 'order', step: 'place the order (its OrderPlaced has not arrived)', events: ['OrderPlaced'] };
 }
 
@@ -72,7 +83,12 @@ export function summarize(events: readonly SagaEvent[]): SagaSummary {
   const confirmed = first(sorted, 'OrderConfirmed');
   const cancelled = first(sorted, 'OrderCancelled');
   // Inventory's follow-ups exist only after the order's final event: they imply it even if it has not arrived yet.
-  const status: SagaStatus = confirmed || has(sorted, 'StockCommitted') ? 'CONFIRMED' : cancelled || has(sorted, 'StockReleased') ? 'CANCELLED' : 'PENDING';
+  const status: SagaStatus =
+    confirmed || has(sorted, 'StockCommitted')
+      ? 'CONFIRMED'
+      : cancelled || has(sorted, 'StockReleased')
+        ? 'CANCELLED'
+        : 'PENDING';
   const waitingFor = nextStep(sorted);
   return {
     status,

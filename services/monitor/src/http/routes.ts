@@ -9,9 +9,14 @@ import { timeline } from '../domain/saga';
 import { deadLettersOf, getSaga, listSagas, stats } from '../db/saga-repository';
 import { PAGE_HTML, PAGE_SCRIPT } from './page';
 
-const IdParams = z.object({ orderId: z.string().min(1).max(200).meta({ description: 'The order id (the saga\'s correlation id)' }) });
+const IdParams = z.object({
+  orderId: z.string().min(1).max(200).meta({ description: "The order id (the saga's correlation id)" }),
+});
 const ListQuery = z.strictObject({
-  state: z.enum(['pending', 'stuck', 'confirmed', 'cancelled']).optional().meta({ description: 'pending: not settled and not stuck; stuck: not settled and quiet for SAGA_STUCK_AFTER_MS; confirmed, cancelled: by outcome' }),
+  state: z.enum(['pending', 'stuck', 'confirmed', 'cancelled']).optional().meta({
+    description:
+      'pending: not settled and not stuck; stuck: not settled and quiet for SAGA_STUCK_AFTER_MS; confirmed, cancelled: by outcome',
+  }),
   limit: z.coerce.number().int().min(1).max(500).default(50).meta({ description: 'At most this many sagas' }),
   after: z.coerce.number().int().min(1).optional().meta({ description: 'The `next` of the previous page' }),
 });
@@ -20,11 +25,16 @@ const Step = z
   .object({ service: z.string(), step: z.string(), events: z.array(z.string()) })
   .meta({ id: 'Step', description: 'Who must act next and which events would show it did' });
 const DeadLetterNote = z
-  .object({ queue: z.string(), type: z.string().nullable(), reason: z.string().nullable(), at: z.iso.datetime({ offset: true }) })
+  .object({
+    queue: z.string(),
+    type: z.string().nullable(),
+    reason: z.string().nullable(),
+    at: z.iso.datetime({ offset: true }),
+  })
   .meta({ id: 'DeadLetterNote', description: 'A message of this saga a consumer dead-lettered since its last event' });
 const SagaFields = {
   orderId: z.string(),
-  seq: z.number().int().meta({ description: 'Arrival order (the list\'s keyset)' }),
+  seq: z.number().int().meta({ description: "Arrival order (the list's keyset)" }),
   status: z.enum(['PENDING', 'CONFIRMED', 'CANCELLED']),
   reason: z.string().nullable(),
   startedAt: z.iso.datetime({ offset: true }).nullable(),
@@ -48,14 +58,23 @@ const TimelineEvent = z
     traceparent: z.string().nullable(),
     reason: z.string().nullable(),
     at: z.iso.datetime({ offset: true }),
-    offsetMs: z.number().meta({ description: 'Time from the saga\'s first event' }),
+    offsetMs: z.number().meta({ description: "Time from the saga's first event" }),
     hopMs: z.number().nullable().meta({ description: 'Time from the event that caused it; null for the first' }),
   })
   .meta({ id: 'TimelineEvent' });
 const SagaDetail = z
   .object({
     ...SagaFields,
-    deadLetters: z.array(z.object({ queue: z.string(), messageId: z.string(), type: z.string().nullable(), reason: z.string().nullable(), error: z.string().nullable(), at: z.iso.datetime({ offset: true }) })),
+    deadLetters: z.array(
+      z.object({
+        queue: z.string(),
+        messageId: z.string(),
+        type: z.string().nullable(),
+        reason: z.string().nullable(),
+        error: z.string().nullable(),
+        at: z.iso.datetime({ offset: true }),
+      }),
+    ),
     events: z.array(TimelineEvent).meta({ description: 'In causal order' }),
   })
   .meta({ id: 'SagaDetail' });
@@ -90,7 +109,10 @@ export const monitorApi: ApiOperation[] = [
     summary: 'One saga: its state, what it waits for, and its events as a causal timeline',
     tags: ['sagas'],
     params: IdParams,
-    responses: { 200: { description: 'The saga', schema: SagaDetail }, 404: { description: 'The monitor has seen no event of this order (type urn:saga:problem:not-found)' } },
+    responses: {
+      200: { description: 'The saga', schema: SagaDetail },
+      404: { description: 'The monitor has seen no event of this order (type urn:saga:problem:not-found)' },
+    },
   },
   {
     method: 'get',
@@ -103,7 +125,13 @@ export const monitorApi: ApiOperation[] = [
 ];
 
 export const monitorOpenApi = openApiDocument(
-  { title: 'monitor', version: '1.0.0', port: 8003, description: 'The saga monitor: every event of every saga, timelines, stuck sagas. Read only; an observer that sends no command.' },
+  {
+    title: 'monitor',
+    version: '1.0.0',
+    port: 8003,
+    description:
+      'The saga monitor: every event of every saga, timelines, stuck sagas. Read only; an observer that sends no command.',
+  },
   monitorApi,
 );
 
@@ -123,7 +151,10 @@ export function monitorRoutes(pool: pg.Pool, stuckAfterMs: number, catchUp: Catc
   r.get('/sagas', async (req, res) => {
     const q = parseRequest(ListQuery, req.query, 'query');
     const sagas = await listSagas(pool, { ...q, ...staleness() });
-    const dead = await deadLettersOf(pool, sagas.filter((s) => !s.settled));
+    const dead = await deadLettersOf(
+      pool,
+      sagas.filter((s) => !s.settled),
+    );
     res.json({
       sagas: sagas.map((s) => ({ ...s, deadLetters: dead.get(s.orderId) ?? [] })),
       next: sagas.length === q.limit ? sagas[sagas.length - 1]!.seq : null,
@@ -137,7 +168,14 @@ export function monitorRoutes(pool: pg.Pool, stuckAfterMs: number, catchUp: Catc
     const { saga, events, deadLetters } = found;
     res.json({
       ...saga,
-      deadLetters: deadLetters.map((d) => ({ queue: d.queue, messageId: d.messageId, type: d.type, reason: d.reason, error: d.error, at: d.at.toISOString() })),
+      deadLetters: deadLetters.map((d) => ({
+        queue: d.queue,
+        messageId: d.messageId,
+        type: d.type,
+        reason: d.reason,
+        error: d.error,
+        at: d.at.toISOString(),
+      })),
       events: timeline(events).map((e) => ({
         type: e.type,
         service: e.service,
@@ -157,7 +195,15 @@ export function monitorRoutes(pool: pg.Pool, stuckAfterMs: number, catchUp: Catc
   r.get('/stats', async (_req, res) => {
     if (!cached || Date.now() - cached.at > 2000) {
       const s = staleness();
-      cached = { at: Date.now(), body: stats(pool, s).then((st) => ({ ...st, stuckAfterMs, asOf: s.asOf.toISOString(), behind: catchUp.behind() })) };
+      cached = {
+        at: Date.now(),
+        body: stats(pool, s).then((st) => ({
+          ...st,
+          stuckAfterMs,
+          asOf: s.asOf.toISOString(),
+          behind: catchUp.behind(),
+        })),
+      };
       cached.body.catch(() => (cached = undefined));
     }
     res.json(await cached.body);

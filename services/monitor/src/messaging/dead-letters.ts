@@ -76,7 +76,9 @@ export function startMonitorBrokerSession(opts: {
   let current: { close: () => Promise<void> } | undefined;
 
   async function session(): Promise<void> {
-    const conn = await connector.connect({ clientProperties: { connection_name: `monitor ${DEAD_LETTER_REPORTS_QUEUE}` } });
+    const conn = await connector.connect({
+      clientProperties: { connection_name: `monitor ${DEAD_LETTER_REPORTS_QUEUE}` },
+    });
     current = { close: () => closeConnection(conn) };
     const ended = new Promise<void>((resolve) => conn.on('close', () => resolve()));
     conn.on('error', (err: unknown) => log.warn({ err }, 'broker connection error (monitor session)'));
@@ -120,7 +122,10 @@ export function startMonitorBrokerSession(opts: {
           return;
         } catch (err) {
           if (!isConnectionError(err)) {
-            log.error({ err, messageIds: rows.map((r) => r.messageId) }, 'database refused dead-letter reports; acknowledging them unrecorded');
+            log.error(
+              { err, messageIds: rows.map((r) => r.messageId) },
+              'database refused dead-letter reports; acknowledging them unrecorded',
+            );
             reports.inc({ outcome: 'refused' }, rows.length);
             return;
           }

@@ -28,20 +28,28 @@ export function toEventRow(m: Incoming, receivedAt: Date): EventRow {
   };
 }
 
-const durationOf = (s: SagaSummary) => (s.startedAt && s.finishedAt ? (s.finishedAt.getTime() - s.startedAt.getTime()) / 1000 : undefined);
+const durationOf = (s: SagaSummary) =>
+  s.startedAt && s.finishedAt ? (s.finishedAt.getTime() - s.startedAt.getTime()) / 1000 : undefined;
 
 /**
  * Sagas whose duration is known after these events and was not before (the final event and OrderPlaced can arrive
  * in either order: each saga is observed once, when the later of the two arrives). Pure.
  */
-export function newlyFinished(events: ReadonlyMap<string, readonly EventRow[]>, recorded: ReadonlySet<string>): { finished: Finished[]; summaries: { orderId: string; summary: SagaSummary; events: number }[] } {
+export function newlyFinished(
+  events: ReadonlyMap<string, readonly EventRow[]>,
+  recorded: ReadonlySet<string>,
+): { finished: Finished[]; summaries: { orderId: string; summary: SagaSummary; events: number }[] } {
   const finished: Finished[] = [];
   const summaries: { orderId: string; summary: SagaSummary; events: number }[] = [];
   for (const [orderId, all] of events) {
     const before = all.filter((e) => !recorded.has(e.messageId));
     const summary = summarize(all);
     const duration = durationOf(summary);
-    if (duration !== undefined && summary.status !== 'PENDING' && (before.length === 0 || durationOf(summarize(before)) === undefined)) {
+    if (
+      duration !== undefined &&
+      summary.status !== 'PENDING' &&
+      (before.length === 0 || durationOf(summarize(before)) === undefined)
+    ) {
       finished.push({ orderId, outcome: summary.status, durationSeconds: duration });
     }
     summaries.push({ orderId, summary, events: all.length });
@@ -57,7 +65,12 @@ type State = { events: Map<string, EventRow[]>; recorded: Set<string>; newest: D
  * redeliveries); save rewrites each touched saga's summary from all of its events, so the order in which the
  * services' events arrive does not matter. The monitor decides no events. `onCommitted` runs after the commit.
  */
-export function monitorHandler(pool: pg.Pool, consumer: string, onCommitted: (c: Committed) => void = () => undefined, retention?: InboxRetention): BatchHandler {
+export function monitorHandler(
+  pool: pg.Pool,
+  consumer: string,
+  onCommitted: (c: Committed) => void = () => undefined,
+  retention?: InboxRetention,
+): BatchHandler {
   let pending: Committed | undefined;
   const inner = batchHandler<State>(
     pool,
@@ -67,7 +80,10 @@ export function monitorHandler(pool: pg.Pool, consumer: string, onCommitted: (c:
       load: async (client, inbox, messages) => {
         const now = new Date();
         const rows = messages.map((m) => toEventRow(m, now));
-        await lockSagas(client, rows.map((r) => r.orderId));
+        await lockSagas(
+          client,
+          rows.map((r) => r.orderId),
+        );
         const recorded = new Set(await recordEvents(client, inbox, rows));
         const fresh = rows.filter((r) => recorded.has(r.messageId));
         const newest = fresh.reduce<Date | undefined>((a, r) => (!a || r.at > a ? r.at : a), undefined);

@@ -22,12 +22,31 @@ describe('what the monitor keeps of an event', () => {
     ({
       type: 'OrderCancelled',
       data: { orderId: 'o1', reason: 'OUT_OF_STOCK', detail: null },
-      envelope: { id: 'm1', aggregateType: 'order', aggregateId: 'o1', type: 'OrderCancelled', payload: { version: 1, data: {} }, headers: { correlationId: 'o1', causationId: 'c1', ...headers } },
+      envelope: {
+        id: 'm1',
+        aggregateType: 'order',
+        aggregateId: 'o1',
+        type: 'OrderCancelled',
+        payload: { version: 1, data: {} },
+        headers: { correlationId: 'o1', causationId: 'c1', ...headers },
+      },
     }) as unknown as Incoming;
 
   it("takes the producer's occurredAt, the reason and the causation", () => {
-    const r = toEventRow(incoming({ occurredAt: '2026-11-27T10:00:00.123Z', traceparent: '00-abc-def-01' }), new Date(t0 + 9999));
-    expect(r).toEqual({ messageId: 'm1', orderId: 'o1', type: 'OrderCancelled', service: 'order', causationId: 'c1', traceparent: '00-abc-def-01', reason: 'OUT_OF_STOCK', at: new Date(t0 + 123) });
+    const r = toEventRow(
+      incoming({ occurredAt: '2026-11-27T10:00:00.123Z', traceparent: '00-abc-def-01' }),
+      new Date(t0 + 9999),
+    );
+    expect(r).toEqual({
+      messageId: 'm1',
+      orderId: 'o1',
+      type: 'OrderCancelled',
+      service: 'order',
+      causationId: 'c1',
+      traceparent: '00-abc-def-01',
+      reason: 'OUT_OF_STOCK',
+      at: new Date(t0 + 123),
+    });
   });
 
   it('falls back to the receive time when the producer gives no usable time', () => {
@@ -43,7 +62,9 @@ describe('which sagas finished in a batch', () => {
     // The final event first: no duration yet.
     expect(newlyFinished(new Map([['o1', [confirmed]]]), new Set(['c'])).finished).toEqual([]);
     // Then OrderPlaced: now it is known, and observed.
-    expect(newlyFinished(new Map([['o1', [confirmed, placed]]]), new Set(['p'])).finished).toEqual([{ orderId: 'o1', outcome: 'CONFIRMED', durationSeconds: 0.04 }]);
+    expect(newlyFinished(new Map([['o1', [confirmed, placed]]]), new Set(['p'])).finished).toEqual([
+      { orderId: 'o1', outcome: 'CONFIRMED', durationSeconds: 0.04 },
+    ]);
     // A later follow-up event does not observe it again.
     const committed = row('s', 'StockCommitted', 50, 'c');
     expect(newlyFinished(new Map([['o1', [confirmed, placed, committed]]]), new Set(['s'])).finished).toEqual([]);
@@ -60,7 +81,12 @@ describe('a dead-letter report', () => {
         messageId: 'm9',
         correlationId: 'o7',
         type: 'StockReserved',
-        headers: { 'x-dead-lettered-by': 'payment.events', 'x-dead-letter-reason': 'invalid', 'x-dead-letter-error': 'data.totalCents: expected number', 'x-dead-lettered-at': '2026-11-27T10:00:01.000Z' },
+        headers: {
+          'x-dead-lettered-by': 'payment.events',
+          'x-dead-letter-reason': 'invalid',
+          'x-dead-letter-error': 'data.totalCents: expected number',
+          'x-dead-lettered-at': '2026-11-27T10:00:01.000Z',
+        },
       }),
       new Date(t0),
     );
@@ -77,7 +103,17 @@ describe('a dead-letter report', () => {
   });
 
   it("reads a Debezium-shaped message's id, type and order id from its headers (JSON text, jsonb inside as JSON text)", () => {
-    const r = toDeadLetterRow(msg({ headers: { id: 'd1', type: 'OrderPlaced', 'x-aggregate-id': 'o8', 'x-outbox-headers': JSON.stringify(JSON.stringify({ correlationId: 'o8' })) } }), new Date(t0));
+    const r = toDeadLetterRow(
+      msg({
+        headers: {
+          id: 'd1',
+          type: 'OrderPlaced',
+          'x-aggregate-id': 'o8',
+          'x-outbox-headers': JSON.stringify(JSON.stringify({ correlationId: 'o8' })),
+        },
+      }),
+      new Date(t0),
+    );
     expect(r).toMatchObject({ messageId: 'd1', type: 'OrderPlaced', orderId: 'o8', queue: 'payment.events.dlq' });
   });
 });

@@ -19,13 +19,24 @@ export type OrderView = {
   updatedAt: string;
 };
 
-type LoadedOrder = { id: string; customer_id: string; status: OrderStatus; reason: CancelReason | null; total_cents: number | null; items: OrderItem[] };
+type LoadedOrder = {
+  id: string;
+  customer_id: string;
+  status: OrderStatus;
+  reason: CancelReason | null;
+  total_cents: number | null;
+  items: OrderItem[];
+};
 
 /**
  * One statement: claim the messages in the inbox and lock the orders `ids` (id order, so concurrent batches never
  * deadlock) with their items.
  */
-export async function loadOrders(c: SqlClient, inbox: SqlPart, ids: readonly string[]): Promise<{ claimed: string[]; orders: Map<string, Order> }> {
+export async function loadOrders(
+  c: SqlClient,
+  inbox: SqlPart,
+  ids: readonly string[],
+): Promise<{ claimed: string[]; orders: Map<string, Order> }> {
   const n = inbox.values.length;
   const { rows } = await c.query<{ claimed: string[] | null; orders: LoadedOrder[] }>({
     name: 'order.load',
@@ -41,13 +52,23 @@ export async function loadOrders(c: SqlClient, inbox: SqlPart, ids: readonly str
   const row = rows[0]!;
   const orders = new Map<string, Order>();
   for (const o of row.orders) {
-    orders.set(o.id, { id: o.id, customerId: o.customer_id, status: o.status, reason: o.reason, totalCents: o.total_cents === null ? null : Number(o.total_cents), items: o.items });
+    orders.set(o.id, {
+      id: o.id,
+      customerId: o.customer_id,
+      status: o.status,
+      reason: o.reason,
+      totalCents: o.total_cents === null ? null : Number(o.total_cents),
+      items: o.items,
+    });
   }
   return { claimed: row.claimed ?? [], orders };
 }
 
 /** Orders as a batch left them, and the history lines it recorded (in order). */
-export type OrderBatch = { orders: ReadonlyMap<string, Order>; history: readonly (HistoryEntry & { orderId: string })[] };
+export type OrderBatch = {
+  orders: ReadonlyMap<string, Order>;
+  history: readonly (HistoryEntry & { orderId: string })[];
+};
 
 /**
  * One statement: the order rows and item prices that differ between `before` and `after`, the new history lines,
@@ -72,7 +93,11 @@ export async function saveOrders(c: SqlClient, before: OrderBatch, after: OrderB
     });
   }
   const added = after.history.slice(before.history.length);
-  const h: [string[], string[], (string | null)[]] = [added.map((e) => e.orderId), added.map((e) => e.type), added.map((e) => (e.reason ? JSON.stringify({ reason: e.reason }) : null))];
+  const h: [string[], string[], (string | null)[]] = [
+    added.map((e) => e.orderId),
+    added.map((e) => e.type),
+    added.map((e) => (e.reason ? JSON.stringify({ reason: e.reason }) : null)),
+  ];
   await c.query({
     name: 'order.save',
     text: `WITH o AS (UPDATE orders o SET status = v.status, reason = v.reason, total_cents = v.total, updated_at = now()
@@ -86,7 +111,12 @@ export async function saveOrders(c: SqlClient, before: OrderBatch, after: OrderB
   });
 }
 
-export type NewOrder = { order: Order; history: readonly HistoryEntry[]; events: readonly DomainEvent[]; idempotency?: { key: string; hash: string } };
+export type NewOrder = {
+  order: Order;
+  history: readonly HistoryEntry[];
+  events: readonly DomainEvent[];
+  idempotency?: { key: string; hash: string };
+};
 
 /**
  * Place orders in one statement (its own transaction): the orders, their items and history, and `outbox` (their
@@ -133,25 +163,40 @@ export async function insertOrders(c: SqlClient, placed: readonly NewOrder[], ou
  * `watchOrder` sees its change.
  */
 export async function watchOrder(c: SqlClient, orderId: string, watcher: string): Promise<void> {
-  await c.query({ name: 'order.watch', text: 'INSERT INTO order_watch (order_id, watcher) VALUES ($1, $2) ON CONFLICT DO NOTHING', values: [orderId, watcher] });
+  await c.query({
+    name: 'order.watch',
+    text: 'INSERT INTO order_watch (order_id, watcher) VALUES ($1, $2) ON CONFLICT DO NOTHING',
+    values: [orderId, watcher],
+  });
 }
 
 export async function unwatchOrder(c: SqlClient, orderId: string, watcher: string): Promise<void> {
-  await c.query({ name: 'order.unwatch', text: 'DELETE FROM order_watch WHERE order_id = $1 AND watcher = $2', values: [orderId, watcher] });
+  await c.query({
+    name: 'order.unwatch',
+    text: 'DELETE FROM order_watch WHERE order_id = $1 AND watcher = $2',
+    values: [orderId, watcher],
+  });
 }
 
 /** Watches of a replica that ended without removing them (crash): they would only cost notifications. */
 export async function dropWatches(c: SqlClient, olderThanHours: number): Promise<void> {
-  await c.query("DELETE FROM order_watch WHERE created_at < now() - make_interval(hours => $1)", [olderThanHours]);
+  await c.query('DELETE FROM order_watch WHERE created_at < now() - make_interval(hours => $1)', [olderThanHours]);
 }
 
 /** Wait for any writer holding the order's row (FOR SHARE), so that what is read next includes its change. */
 export async function awaitWriters(c: SqlClient, orderId: string): Promise<void> {
-  await c.query({ name: 'order.await-writers', text: 'SELECT 1 FROM orders WHERE id = $1 FOR SHARE', values: [orderId] });
+  await c.query({
+    name: 'order.await-writers',
+    text: 'SELECT 1 FROM orders WHERE id = $1 FOR SHARE',
+    values: [orderId],
+  });
 }
 
 export async function findByIdempotencyKey(tx: Tx, key: string) {
-  const [row] = await tx.select({ id: orders.id, hash: orders.requestHash, status: orders.status }).from(orders).where(eq(orders.idempotencyKey, key));
+  const [row] = await tx
+    .select({ id: orders.id, hash: orders.requestHash, status: orders.status })
+    .from(orders)
+    .where(eq(orders.idempotencyKey, key));
   return row;
 }
 
@@ -193,12 +238,28 @@ export async function listOrders(tx: Tx, q: { status?: OrderStatus; limit: numbe
   const conditions: SQL[] = [];
   if (q.status) conditions.push(eq(orders.status, q.status));
   if (q.after) {
-    const [cursor] = await tx.select({ createdAt: orders.createdAt, id: orders.id }).from(orders).where(eq(orders.id, q.after));
+    const [cursor] = await tx
+      .select({ createdAt: orders.createdAt, id: orders.id })
+      .from(orders)
+      .where(eq(orders.id, q.after));
     if (!cursor) return undefined;
-    conditions.push(or(lt(orders.createdAt, cursor.createdAt), and(eq(orders.createdAt, cursor.createdAt), lt(orders.id, cursor.id)))!);
+    conditions.push(
+      or(
+        lt(orders.createdAt, cursor.createdAt),
+        and(eq(orders.createdAt, cursor.createdAt), lt(orders.id, cursor.id)),
+      )!,
+    );
   }
   return tx
-    .select({ orderId: orders.id, customerId: orders.customerId, status: orders.status, reason: orders.reason, totalCents: orders.totalCents, createdAt: orders.createdAt, updatedAt: orders.updatedAt })
+    .select({
+      orderId: orders.id,
+      customerId: orders.customerId,
+      status: orders.status,
+      reason: orders.reason,
+      totalCents: orders.totalCents,
+      createdAt: orders.createdAt,
+      updatedAt: orders.updatedAt,
+    })
     .from(orders)
     .where(conditions.length ? and(...conditions) : undefined)
     .orderBy(desc(orders.createdAt), desc(orders.id))

@@ -1,5 +1,17 @@
 import { sql } from 'drizzle-orm';
-import { bigint, bigserial, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import {
+  bigint,
+  bigserial,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
 
 export { inbox, outbox } from '@saga/common/outbox';
 
@@ -13,22 +25,30 @@ export const orders = pgTable(
     totalCents: bigint('total_cents', { mode: 'number' }),
     idempotencyKey: text('idempotency_key'),
     requestHash: text('request_hash'),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().default(sql`now()`),
-    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().default(sql`now()`),
+    createdAt: timestamp('created_at', { withTimezone: true })
+      .notNull()
+      .default(sql`now()`),
+    updatedAt: timestamp('updated_at', { withTimezone: true })
+      .notNull()
+      .default(sql`now()`),
   },
   (t) => [
     index('orders_created_idx').on(t.createdAt.desc(), t.id.desc()),
     index('orders_status_created_idx').on(t.status, t.createdAt.desc(), t.id.desc()),
     // Partial: most orders come without a key, and a full index took an entry for each of them and again for every
     // status change (an update that changes an indexed column writes to every index).
-    uniqueIndex('orders_idempotency_key_unique').on(t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
+    uniqueIndex('orders_idempotency_key_unique')
+      .on(t.idempotencyKey)
+      .where(sql`idempotency_key IS NOT NULL`),
   ],
 );
 
 export const orderItems = pgTable(
   'order_items',
   {
-    orderId: uuid('order_id').notNull().references(() => orders.id),
+    orderId: uuid('order_id')
+      .notNull()
+      .references(() => orders.id),
     lineNo: integer('line_no').notNull(),
     sku: text('sku').notNull(),
     quantity: integer('quantity').notNull(),
@@ -41,10 +61,14 @@ export const orderHistory = pgTable(
   'order_history',
   {
     id: bigserial('id', { mode: 'number' }).notNull(),
-    orderId: uuid('order_id').notNull().references(() => orders.id),
+    orderId: uuid('order_id')
+      .notNull()
+      .references(() => orders.id),
     type: text('type').notNull(),
     detail: jsonb('detail'),
-    at: timestamp('at', { withTimezone: true }).notNull().default(sql`now()`),
+    at: timestamp('at', { withTimezone: true })
+      .notNull()
+      .default(sql`now()`),
   },
   // History is read per order in the order it happened: one index serves that and identifies a line, where a key
   // on id alone plus an (order_id, id) index cost two index entries per line (four lines per order).
@@ -60,7 +84,9 @@ export const orderWatch = pgTable(
   {
     orderId: uuid('order_id').notNull(),
     watcher: uuid('watcher').notNull(),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().default(sql`now()`),
+    createdAt: timestamp('created_at', { withTimezone: true })
+      .notNull()
+      .default(sql`now()`),
   },
   (t) => [primaryKey({ columns: [t.orderId, t.watcher] })],
 );

@@ -16,9 +16,13 @@ export type Order = {
 };
 
 /** What the other services told the order: recorded in its history, and what moves it on. */
-export type OrderFact = Extract<DomainEvent, { type: 'StockReserved' | 'StockRejected' | 'PaymentAuthorized' | 'PaymentDeclined' }>;
+export type OrderFact = Extract<
+  DomainEvent,
+  { type: 'StockReserved' | 'StockRejected' | 'PaymentAuthorized' | 'PaymentDeclined' }
+>;
 /** The order's own events (published) and the facts it recorded. */
-export type OrderEvent = Extract<DomainEvent, { type: 'OrderPlaced' | 'OrderConfirmed' | 'OrderCancelled' }> | OrderFact;
+export type OrderEvent =
+  Extract<DomainEvent, { type: 'OrderPlaced' | 'OrderConfirmed' | 'OrderCancelled' }> | OrderFact;
 export type PlaceOrder = { orderId: string; customerId: string; items: readonly OrderLine[] };
 export type OrderCommand = { type: 'PlaceOrder'; data: PlaceOrder } | { type: 'Record'; fact: OrderFact };
 
@@ -43,16 +47,32 @@ export function decide(order: Order | undefined, cmd: OrderCommand): OrderEvent[
   const { fact } = cmd;
   if (!order) throw new DomainError(`order ${fact.data.orderId} is unknown`, 404, 'not_found');
   if (isFinal(order)) return [fact];
-  const cancel = (reason: CancelReason, detail: string | null): OrderEvent[] => [fact, { type: 'OrderCancelled', data: { orderId: order.id, reason, detail } }];
+  const cancel = (reason: CancelReason, detail: string | null): OrderEvent[] => [
+    fact,
+    { type: 'OrderCancelled', data: { orderId: order.id, reason, detail } },
+  ];
   switch (fact.type) {
     case 'StockReserved':
       return [fact];
     case 'StockRejected':
       return cancel(fact.data.reason, null);
     case 'PaymentDeclined':
-      return cancel(fact.data.reason === 'UNKNOWN_CUSTOMER' ? 'UNKNOWN_CUSTOMER' : 'PAYMENT_DECLINED', fact.data.reason);
+      return cancel(
+        fact.data.reason === 'UNKNOWN_CUSTOMER' ? 'UNKNOWN_CUSTOMER' : 'PAYMENT_DECLINED',
+        fact.data.reason,
+      );
     case 'PaymentAuthorized':
-      return [fact, { type: 'OrderConfirmed', data: { orderId: order.id, customerId: order.customerId, totalCents: order.totalCents ?? fact.data.amountCents } }];
+      return [
+        fact,
+        {
+          type: 'OrderConfirmed',
+          data: {
+            orderId: order.id,
+            customerId: order.customerId,
+            totalCents: order.totalCents ?? fact.data.amountCents,
+          },
+        },
+      ];
   }
 }
 
@@ -60,13 +80,24 @@ export function decide(order: Order | undefined, cmd: OrderCommand): OrderEvent[
 export function evolve(order: Order | undefined, e: OrderEvent): Order | undefined {
   if (e.type === 'OrderPlaced') {
     const { orderId, customerId, items } = e.data;
-    return { id: orderId, customerId, status: 'PENDING', reason: null, totalCents: null, items: items.map((i) => ({ sku: i.sku, quantity: i.quantity, priceCents: null })) };
+    return {
+      id: orderId,
+      customerId,
+      status: 'PENDING',
+      reason: null,
+      totalCents: null,
+      items: items.map((i) => ({ sku: i.sku, quantity: i.quantity, priceCents: null })),
+    };
   }
   if (!order) return order;
   switch (e.type) {
     case 'StockReserved': {
       const price = new Map(e.data.lines.map((l) => [l.sku, l.priceCents]));
-      return { ...order, items: order.items.map((i) => ({ ...i, priceCents: price.get(i.sku) ?? i.priceCents })), totalCents: e.data.totalCents };
+      return {
+        ...order,
+        items: order.items.map((i) => ({ ...i, priceCents: price.get(i.sku) ?? i.priceCents })),
+        totalCents: e.data.totalCents,
+      };
     }
     case 'OrderConfirmed':
       return { ...order, status: 'CONFIRMED', totalCents: e.data.totalCents };

@@ -67,7 +67,9 @@ export function createOrderNotifier(url: string, pool: pg.Pool, log: Logger): Or
       const unsubscribe = async () => {
         set.delete(onChange);
         if (set.size === 0 && subscribers.get(orderId) === set) subscribers.delete(orderId);
-        await unwatchOrder(pool, orderId, watcher).catch((err) => log.warn({ err, orderId }, 'could not remove order watch'));
+        await unwatchOrder(pool, orderId, watcher).catch((err) =>
+          log.warn({ err, orderId }, 'could not remove order watch'),
+        );
       };
       try {
         await watchOrder(pool, orderId, watcher);

@@ -10,7 +10,14 @@ import { isPgError } from '@saga/common/pg';
 import type pg from 'pg';
 import { decide, evolve, historyEntry, published, type Order } from '../domain/order';
 import { createGroupCommit } from '@saga/common/group-commit';
-import { findByIdempotencyKey, getOrderView, insertOrders, listOrders, type NewOrder, type OrderView } from '../db/order-repository';
+import {
+  findByIdempotencyKey,
+  getOrderView,
+  insertOrders,
+  listOrders,
+  type NewOrder,
+  type OrderView,
+} from '../db/order-repository';
 import type { OrderNotifier } from './order-notifier';
 
 export const PlaceOrderBody = z.strictObject({
@@ -25,20 +32,35 @@ const IdempotencyHeaders = z.object({
     .max(200)
     .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces')
     .optional()
-    .meta({ description: 'Retries with the same key and body answer the same order; the same key with another body answers 409' }),
+    .meta({
+      description:
+        'Retries with the same key and body answer the same order; the same key with another body answers 409',
+    }),
 });
 const OrderStatus = z.enum(['PENDING', 'CONFIRMED', 'CANCELLED']);
 const ListQuery = z.strictObject({
   status: OrderStatus.optional().meta({ description: 'Only orders in this status' }),
   limit: z.coerce.number().int().min(1).max(100).default(20).meta({ description: 'Page size' }),
-  after: z.string().uuid().optional().meta({ description: 'The `next` of the previous page: the page starts after this order' }),
+  after: z
+    .string()
+    .uuid()
+    .optional()
+    .meta({ description: 'The `next` of the previous page: the page starts after this order' }),
 });
 
-const OrderAccepted = z
-  .object({ orderId: z.string().uuid(), status: OrderStatus })
-  .meta({ id: 'OrderAccepted', description: 'The order is placed (PENDING); a replay with the same Idempotency-Key answers its current status' });
+const OrderAccepted = z.object({ orderId: z.string().uuid(), status: OrderStatus }).meta({
+  id: 'OrderAccepted',
+  description: 'The order is placed (PENDING); a replay with the same Idempotency-Key answers its current status',
+});
 const HistoryEntry = z
-  .object({ type: z.string().meta({ description: 'The event: OrderPlaced, StockReserved, StockRejected, PaymentAuthorized, PaymentDeclined, OrderConfirmed, OrderCancelled' }), at: z.iso.datetime({ offset: true }), reason: z.string().optional() })
+  .object({
+    type: z.string().meta({
+      description:
+        'The event: OrderPlaced, StockReserved, StockRejected, PaymentAuthorized, PaymentDeclined, OrderConfirmed, OrderCancelled',
+    }),
+    at: z.iso.datetime({ offset: true }),
+    reason: z.string().optional(),
+  })
   .meta({ id: 'HistoryEntry', description: "One step of the order's saga" });
 const OrderViewSchema = z
   .object({
@@ -55,8 +77,22 @@ const OrderViewSchema = z
   .meta({ id: 'Order', description: 'An order, its lines (with the unit price once reserved) and its history' });
 const OrderPage = z
   .object({
-    orders: z.array(OrderViewSchema.pick({ orderId: true, customerId: true, status: true, reason: true, totalCents: true, createdAt: true, updatedAt: true })),
-    next: z.string().uuid().nullable().meta({ description: 'Cursor of the next page (its `after`), null on the last page' }),
+    orders: z.array(
+      OrderViewSchema.pick({
+        orderId: true,
+        customerId: true,
+        status: true,
+        reason: true,
+        totalCents: true,
+        createdAt: true,
+        updatedAt: true,
+      }),
+    ),
+    next: z
+      .string()
+      .uuid()
+      .nullable()
+      .meta({ description: 'Cursor of the next page (its `after`), null on the last page' }),
   })
   .meta({ id: 'OrderPage', description: 'Orders, newest first' });
 
@@ -74,7 +110,12 @@ export const orderApi: ApiOperation[] = [
       202: {
         description: 'Accepted: the order and its OrderPlaced event are written in one transaction',
         schema: OrderAccepted,
-        headers: { Location: { description: 'The order (/orders/{orderId}); absent on an Idempotency-Key replay', schema: { type: 'string' } } },
+        headers: {
+          Location: {
+            description: 'The order (/orders/{orderId}); absent on an Idempotency-Key replay',
+            schema: { type: 'string' },
+          },
+        },
       },
       409: { description: 'The Idempotency-Key was used with a different body (type urn:saga:problem:conflict)' },
     },
@@ -86,7 +127,10 @@ export const orderApi: ApiOperation[] = [
     summary: 'Orders, newest first, a page at a time (keyset pagination: pass `next` as `after`)',
     tags: ['orders'],
     query: ListQuery,
-    responses: { 200: { description: 'A page of orders', schema: OrderPage }, 404: { description: 'The `after` order does not exist (type urn:saga:problem:not-found)' } },
+    responses: {
+      200: { description: 'A page of orders', schema: OrderPage },
+      404: { description: 'The `after` order does not exist (type urn:saga:problem:not-found)' },
+    },
   },
   {
     method: 'get',
@@ -95,17 +139,21 @@ export const orderApi: ApiOperation[] = [
     summary: 'An order with its status, lines and history',
     tags: ['orders'],
     params: IdParams,
-    responses: { 200: { description: 'The order', schema: OrderViewSchema }, 404: { description: 'No such order (type urn:saga:problem:not-found)' } },
+    responses: {
+      200: { description: 'The order', schema: OrderViewSchema },
+      404: { description: 'No such order (type urn:saga:problem:not-found)' },
+    },
   },
   {
     method: 'get',
     path: '/orders/:orderId/events',
     operationId: 'followOrder',
-    summary: 'Server-sent events: every history entry so far, each new one as it commits, then `end` with the final order',
+    summary:
+      'Server-sent events: every history entry so far, each new one as it commits, then `end` with the final order',
     description:
-      'A text/event-stream: one event per history entry (`id` = its position, `event` = its type, `data` = the entry as JSON with the orderId), '
-      + 'comment lines (`: keep-alive`) every SSE_HEARTBEAT_MS, and once the order is CONFIRMED or CANCELLED an `end` event whose data is the '
-      + 'order, after which the stream closes. A replica that shuts down closes the stream; reconnect (EventSource does) and the history is sent again.',
+      'A text/event-stream: one event per history entry (`id` = its position, `event` = its type, `data` = the entry as JSON with the orderId), ' +
+      'comment lines (`: keep-alive`) every SSE_HEARTBEAT_MS, and once the order is CONFIRMED or CANCELLED an `end` event whose data is the ' +
+      'order, after which the stream closes. A replica that shuts down closes the stream; reconnect (EventSource does) and the history is sent again.',
     tags: ['orders'],
     params: IdParams,
     responses: {
@@ -126,7 +174,12 @@ export const orderApi: ApiOperation[] = [
 ];
 
 export const orderOpenApi = openApiDocument(
-  { title: 'order', version: '1.0.0', port: 8000, description: 'Places orders and shows how their saga unfolds. Money in integer cents.' },
+  {
+    title: 'order',
+    version: '1.0.0',
+    port: 8000,
+    description: 'Places orders and shows how their saga unfolds. Money in integer cents.',
+  },
   orderApi,
 );
 
@@ -138,11 +191,20 @@ export function orderRoutes(db: Tx, pool: pg.Pool, notifier: OrderNotifier, hear
   // requests under load, none of them waiting when the service is idle. Two writes may run at once, so a request
   // that arrives just after a write started does not wait for that write's commit before its own starts.
   // Each order's events carry the trace context of the request that placed it, even when requests share a statement.
-  const place = createGroupCommit(async (placed: (NewOrder & { traceparent: string })[]) => {
-    const outbox = outboxInsert(placed.map((p) => ({ events: p.events, meta: { correlationId: p.order.id, causationId: null, traceparent: p.traceparent } })));
-    await insertOrders(pool, placed, outbox);
-    return placed.map(() => undefined);
-  }, 64, 2);
+  const place = createGroupCommit(
+    async (placed: (NewOrder & { traceparent: string })[]) => {
+      const outbox = outboxInsert(
+        placed.map((p) => ({
+          events: p.events,
+          meta: { correlationId: p.order.id, causationId: null, traceparent: p.traceparent },
+        })),
+      );
+      await insertOrders(pool, placed, outbox);
+      return placed.map(() => undefined);
+    },
+    64,
+    2,
+  );
 
   r.post('/orders', async (req, res) => {
     const { 'idempotency-key': key } = parseRequest(IdempotencyHeaders, req.headers, 'headers');
@@ -162,7 +224,13 @@ export function orderRoutes(db: Tx, pool: pg.Pool, notifier: OrderNotifier, hear
       // other requests placed at the same moment).
       const events = decide(undefined, { type: 'PlaceOrder', data: { orderId, ...body } });
       const order = events.reduce<Order | undefined>(evolve, undefined)!;
-      await place({ order, history: events.map(historyEntry), events: published(events), traceparent: req.traceparent, ...(key ? { idempotency: { key, hash } } : {}) });
+      await place({
+        order,
+        history: events.map(historyEntry),
+        events: published(events),
+        traceparent: req.traceparent,
+        ...(key ? { idempotency: { key, hash } } : {}),
+      });
     } catch (err) {
       // Two requests with one key raced: the loser answers like a replay.
       if (key && isPgError(err, '23505')) {
@@ -227,7 +295,12 @@ async function streamOrder(
   onWake: (f: (ending: boolean) => void) => void,
   heartbeatMs: number,
 ): Promise<void> {
-  res.status(200).set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+  res.status(200).set({
+    'Content-Type': 'text/event-stream',
+    'Cache-Control': 'no-cache',
+    Connection: 'keep-alive',
+    'X-Accel-Buffering': 'no',
+  });
   res.flushHeaders();
   let sent = 0;
   let closed = false;

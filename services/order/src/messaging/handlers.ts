@@ -8,26 +8,36 @@ const TYPES = ['StockReserved', 'StockRejected', 'PaymentAuthorized', 'PaymentDe
 
 /** Order's part of the saga: follow stock and payment outcomes to CONFIRMED or CANCELLED, a batch per transaction. */
 export function orderHandler(pool: pg.Pool, consumer: string, retention?: InboxRetention): BatchHandler {
-  return batchHandler<OrderBatch>(pool, consumer, TYPES, {
-    load: async (c, inbox, messages) => {
-      const { claimed, orders } = await loadOrders(c, inbox, [...new Set(messages.map((m) => m.data.orderId))]);
-      return { claimed, state: { orders, history: [] } };
+  return batchHandler<OrderBatch>(
+    pool,
+    consumer,
+    TYPES,
+    {
+      load: async (c, inbox, messages) => {
+        const { claimed, orders } = await loadOrders(c, inbox, [...new Set(messages.map((m) => m.data.orderId))]);
+        return { claimed, state: { orders, history: [] } };
+      },
+      apply: (state, m) => {
+        const fact = toFact(m);
+        const order = state.orders.get(fact.data.orderId);
+        // The order row commits before OrderPlaced can exist, so an event for an unknown order is not ours.
+        if (!order) throw new InvalidMessageError(`order ${fact.data.orderId} is unknown`);
+        const events = decide(order, { type: 'Record', fact });
+        const after = events.reduce<Order | undefined>(evolve, order)!;
+        if (after.status !== order.status)
+          m.log.info({ orderId: order.id, status: after.status, reason: after.reason }, 'order state changed');
+        return {
+          state: {
+            orders: new Map(state.orders).set(order.id, after),
+            history: [...state.history, ...events.map((e) => ({ ...historyEntry(e), orderId: order.id }))],
+          },
+          events: published(events),
+        };
+      },
+      save: saveOrders,
     },
-    apply: (state, m) => {
-      const fact = toFact(m);
-      const order = state.orders.get(fact.data.orderId);
-      // The order row commits before OrderPlaced can exist, so an event for an unknown order is not ours.
-      if (!order) throw new InvalidMessageError(`order ${fact.data.orderId} is unknown`);
-      const events = decide(order, { type: 'Record', fact });
-      const after = events.reduce<Order | undefined>(evolve, order)!;
-      if (after.status !== order.status) m.log.info({ orderId: order.id, status: after.status, reason: after.reason }, 'order state changed');
-      return {
-        state: { orders: new Map(state.orders).set(order.id, after), history: [...state.history, ...events.map((e) => ({ ...historyEntry(e), orderId: order.id }))] },
-        events: published(events),
-      };
-    },
-    save: saveOrders,
-  }, retention);
+    retention,
+  );
 }
 
 function toFact(m: Incoming): OrderFact {

@@ -9,9 +9,18 @@ const accountColumns = { customerId: accounts.customerId, balanceCents: accounts
  * One statement: claim the messages in the inbox, lock the accounts of `customerIds` (key order, so concurrent
  * batches never deadlock) and read which of `orderIds` already have a payment.
  */
-export async function loadPayments(c: SqlClient, inbox: SqlPart, customerIds: readonly string[], orderIds: readonly string[]): Promise<{ claimed: string[]; state: Payments }> {
+export async function loadPayments(
+  c: SqlClient,
+  inbox: SqlPart,
+  customerIds: readonly string[],
+  orderIds: readonly string[],
+): Promise<{ claimed: string[]; state: Payments }> {
   const n = inbox.values.length;
-  const { rows } = await c.query<{ claimed: string[] | null; accounts: { customer_id: string; balance_cents: number }[]; payments: (Omit<PaymentRecord, 'amountCents'> & { amountCents: number | string })[] }>({
+  const { rows } = await c.query<{
+    claimed: string[] | null;
+    accounts: { customer_id: string; balance_cents: number }[];
+    payments: (Omit<PaymentRecord, 'amountCents'> & { amountCents: number | string })[];
+  }>({
     name: 'payment.load',
     text: `WITH claimed AS (${inbox.text(1)}),
       a AS (SELECT customer_id, balance_cents FROM accounts WHERE customer_id = ANY($${n + 1}::text[]) ORDER BY customer_id FOR UPDATE)
@@ -25,7 +34,9 @@ export async function loadPayments(c: SqlClient, inbox: SqlPart, customerIds: re
   return {
     claimed: row.claimed ?? [],
     state: {
-      accounts: new Map(row.accounts.map((a) => [a.customer_id, { customerId: a.customer_id, balanceCents: Number(a.balance_cents) }])),
+      accounts: new Map(
+        row.accounts.map((a) => [a.customer_id, { customerId: a.customer_id, balanceCents: Number(a.balance_cents) }]),
+      ),
       payments: new Map(row.payments.map((p) => [p.orderId, { ...p, amountCents: Number(p.amountCents) }])),
     },
   };
@@ -78,7 +89,11 @@ export async function upsertAccount(tx: Tx, a: Account): Promise<Account> {
 }
 
 export async function listPayments(tx: Tx, filter: { orderId?: string; customerId?: string; limit: number }) {
-  const where = filter.orderId ? eq(payments.orderId, filter.orderId) : filter.customerId ? eq(payments.customerId, filter.customerId) : undefined;
+  const where = filter.orderId
+    ? eq(payments.orderId, filter.orderId)
+    : filter.customerId
+      ? eq(payments.customerId, filter.customerId)
+      : undefined;
   return tx
     .select({
       paymentId: payments.id,

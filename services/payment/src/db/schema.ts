@@ -8,7 +8,9 @@ export const accounts = pgTable(
   {
     customerId: text('customer_id').primaryKey(),
     balanceCents: bigint('balance_cents', { mode: 'number' }).notNull(),
-    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().default(sql`now()`),
+    updatedAt: timestamp('updated_at', { withTimezone: true })
+      .notNull()
+      .default(sql`now()`),
   },
   (t) => [check('accounts_balance_nonneg', sql`${t.balanceCents} >= 0`)],
 );
@@ -22,7 +24,9 @@ export const payments = pgTable(
     amountCents: bigint('amount_cents', { mode: 'number' }).notNull(),
     status: text('status', { enum: ['AUTHORIZED', 'DECLINED'] }).notNull(),
     reason: text('reason'),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().default(sql`now()`),
+    createdAt: timestamp('created_at', { withTimezone: true })
+      .notNull()
+      .default(sql`now()`),
   },
   (t) => [index('payments_customer_idx').on(t.customerId)],
 );

@@ -3,7 +3,14 @@ import type { DeclineReason, DomainEvent } from '@saga/common/contracts';
 
 export type Account = { customerId: string; balanceCents: number };
 export type PaymentStatus = 'AUTHORIZED' | 'DECLINED';
-export type PaymentRecord = { paymentId: string; orderId: string; customerId: string; amountCents: number; status: PaymentStatus; reason: DeclineReason | null };
+export type PaymentRecord = {
+  paymentId: string;
+  orderId: string;
+  customerId: string;
+  amountCents: number;
+  status: PaymentStatus;
+  reason: DeclineReason | null;
+};
 
 /** The accounts involved and the payment already made for each order (one attempt per order). */
 export type Payments = {
@@ -12,7 +19,14 @@ export type Payments = {
 };
 
 /** `limitCents` is the per-payment limit in force; `paymentId` the id the new payment gets. */
-export type AuthorizePayment = { type: 'AuthorizePayment'; orderId: string; customerId: string; amountCents: number; paymentId: string; limitCents: number };
+export type AuthorizePayment = {
+  type: 'AuthorizePayment';
+  orderId: string;
+  customerId: string;
+  amountCents: number;
+  paymentId: string;
+  limitCents: number;
+};
 
 export type PaymentEvent = Extract<DomainEvent, { type: 'PaymentAuthorized' | 'PaymentDeclined' }>;
 
@@ -34,12 +48,19 @@ export function decide(state: Payments, cmd: AuthorizePayment): PaymentEvent[] {
 
 /** An authorization debits the account; either outcome records the order's payment. */
 export function evolve(state: Payments, e: PaymentEvent): Payments {
-  const record: PaymentRecord = { ...e.data, status: e.type === 'PaymentAuthorized' ? 'AUTHORIZED' : 'DECLINED', reason: e.type === 'PaymentDeclined' ? e.data.reason : null };
+  const record: PaymentRecord = {
+    ...e.data,
+    status: e.type === 'PaymentAuthorized' ? 'AUTHORIZED' : 'DECLINED',
+    reason: e.type === 'PaymentDeclined' ? e.data.reason : null,
+  };
   const payments = new Map(state.payments).set(e.data.orderId, record);
   if (e.type === 'PaymentDeclined') return { ...state, payments };
   const account = state.accounts.get(e.data.customerId);
   if (!account) throw new Error(`account ${e.data.customerId} is not loaded`);
-  const accounts = new Map(state.accounts).set(account.customerId, { ...account, balanceCents: account.balanceCents - e.data.amountCents });
+  const accounts = new Map(state.accounts).set(account.customerId, {
+    ...account,
+    balanceCents: account.balanceCents - e.data.amountCents,
+  });
   return { accounts, payments };
 }
 

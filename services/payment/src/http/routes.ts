@@ -15,7 +15,9 @@ const PaymentsQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(100).meta({ description: 'At most this many attempts' }),
 });
 
-export const Account = z.object({ customerId: CustomerId, balanceCents: Cents }).meta({ id: 'Account', description: "A customer's account" });
+export const Account = z
+  .object({ customerId: CustomerId, balanceCents: Cents })
+  .meta({ id: 'Account', description: "A customer's account" });
 const Payment = z
   .object({
     paymentId: z.string().uuid(),
@@ -35,7 +37,7 @@ export const paymentApi: ApiOperation[] = [
     method: 'put',
     path: '/accounts/:customerId',
     operationId: 'putAccount',
-    summary: "Create an account or set its balance (reference data: no event)",
+    summary: 'Create an account or set its balance (reference data: no event)',
     tags: ['accounts'],
     params: CustomerParams,
     body: PutAccountBody,
@@ -48,7 +50,10 @@ export const paymentApi: ApiOperation[] = [
     summary: "A customer's balance",
     tags: ['accounts'],
     params: CustomerParams,
-    responses: { 200: { description: 'The account', schema: Account }, 404: { description: 'No account for this customer (type urn:saga:problem:not-found)' } },
+    responses: {
+      200: { description: 'The account', schema: Account },
+      404: { description: 'No account for this customer (type urn:saga:problem:not-found)' },
+    },
   },
   {
     method: 'get',
@@ -62,7 +67,13 @@ export const paymentApi: ApiOperation[] = [
 ];
 
 export const paymentOpenApi = openApiDocument(
-  { title: 'payment', version: '1.0.0', port: 8002, description: 'Customer accounts and payment attempts. Payments are authorized or declined by the saga (on StockReserved), not over HTTP.' },
+  {
+    title: 'payment',
+    version: '1.0.0',
+    port: 8002,
+    description:
+      'Customer accounts and payment attempts. Payments are authorized or declined by the saga (on StockReserved), not over HTTP.',
+  },
   paymentApi,
 );
 
