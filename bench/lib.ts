@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import amqp, { type ChannelModel } from 'amqplib';
 import pg from 'pg';
-import { assertEventTopology } from '@saga/common/amqp';
+import { assertEventTopology } from '@saga/common/messaging/topology';
 
 export const now = () => performance.timeOrigin + performance.now();
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -10,7 +10,7 @@ import {
   initializeReplicationMessageListener,
   type TransactionalMessage,
 } from 'pg-transactional-outbox';
-import { assertEventTopology } from '@saga/common/amqp';
+import { assertEventTopology } from '@saga/common/messaging/topology';
 
 async function main() {
   const db = new URL(process.env.DATABASE_URL!);

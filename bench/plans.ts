@@ -1,5 +1,5 @@
 /**
- * What DB_PLAN_CACHE_MODE=force_custom_plan (packages/common/src/pg.ts) buys and costs against `auto`, PostgreSQL's
+ * What DB_PLAN_CACHE_MODE=force_custom_plan (packages/common/src/db/pg.ts) buys and costs against `auto`, PostgreSQL's
  * default: the order consumer's own statements (claim the inbox and lock and read the orders, then update them and
  * add history) on one connection planning each run and on one with PostgreSQL's default plan cache, whose
  * statements were first run while the orders table was small (a fresh deployment). Then the table grows and both
@@ -8,9 +8,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { createLogger } from '@saga/common/logger';
-import { inboxClaim, outboxInsert } from '@saga/common/outbox';
-import { createPool, planCacheOptions } from '@saga/common/pg';
+import { createLogger } from '@saga/common/runtime/logger';
+import { inboxClaim } from '@saga/common/db/inbox';
+import { outboxInsert } from '@saga/common/db/outbox';
+import { createPool, planCacheOptions } from '@saga/common/db/pg';
 import { loadOrders, saveOrders } from '../services/order/src/db/order-repository';
 import type { Order } from '../services/order/src/domain/order';
 import type { TestEnv } from '../test/support/env';

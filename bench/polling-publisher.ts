@@ -5,7 +5,7 @@
  */
 import amqp from 'amqplib';
 import pg from 'pg';
-import { assertEventTopology } from '@saga/common/amqp';
+import { assertEventTopology } from '@saga/common/messaging/topology';
 
 async function main() {
   const url = process.env.DATABASE_URL!;

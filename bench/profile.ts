@@ -7,7 +7,7 @@
 import { readdirSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { SERVICES, type ServiceName } from '@saga/common/service-names';
+import { SERVICES, type ServiceName } from '@saga/common/contracts/service-names';
 import { createTestEnv } from '../test/support/env';
 import removeLeftovers from '../test/support/global-setup';
 import { killAll } from '../test/support/process';

@@ -19,8 +19,8 @@ import { copyFileSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 
 import os from 'node:os';
 import path from 'node:path';
 import amqp from 'amqplib';
-import { SERVICES, type ServiceName } from '@saga/common/service-names';
-import { assertEventTopology } from '@saga/common/amqp';
+import { SERVICES, type ServiceName } from '@saga/common/contracts/service-names';
+import { assertEventTopology } from '@saga/common/messaging/topology';
 import { ADMIN_URL, createTestEnv, type TestEnv } from '../test/support/env';
 import { createServers, settingsOf } from '../test/support/pg-cluster';
 import removeLeftovers from '../test/support/global-setup';

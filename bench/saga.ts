@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
-import { SERVICES, type ServiceName } from '@saga/common/service-names';
+import { SERVICES, type ServiceName } from '@saga/common/contracts/service-names';
 import { urlForDatabase } from '../scripts/lib/admin';
 import type { TestEnv } from '../test/support/env';
 import { metricValue } from '../test/support/metrics';

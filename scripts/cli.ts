@@ -6,7 +6,7 @@
  * Components are loaded lazily: only the chosen one runs.
  */
 /* eslint-disable @typescript-eslint/no-require-imports -- lazy loading: only the chosen component's modules load */
-import { DATABASE_OWNERS, type DatabaseOwner } from '@saga/common/service-names';
+import { DATABASE_OWNERS, type DatabaseOwner } from '@saga/common/contracts/service-names';
 
 type ComponentEntry = { what: string; run: () => unknown; config: () => unknown };
 
@@ -50,7 +50,8 @@ export const COMPONENTS = {
   dlq: {
     what: 'inspect, replay and purge dead-lettered and operator queues',
     run: () => require('./dlq'),
-    config: () => require('@saga/common/config').parseEnv(require('@saga/common/config').BaseEnv, process.env),
+    config: () =>
+      require('@saga/common/runtime/config').parseEnv(require('@saga/common/runtime/config').BaseEnv, process.env),
   },
 } satisfies Record<string, ComponentEntry>;
 export type Component = keyof typeof COMPONENTS;

@@ -4,7 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { answerArgs } from '@saga/common/cli-args';
+import { answerArgs } from '@saga/common/runtime/cli-args';
 import { generatedFiles, readRepoFile, ROOT, withCatalogue } from './lib/contracts';
 
 answerArgs({

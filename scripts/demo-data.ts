@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { parseEnv } from '@saga/common/config';
-import { SERVICES, type ServiceName } from '@saga/common/service-names';
+import { parseEnv } from '@saga/common/runtime/config';
+import { SERVICES, type ServiceName } from '@saga/common/contracts/service-names';
 
 /** The demo catalogue (10 of each product, as in the original demo) and accounts. */
 export const DEMO_PRODUCTS = [

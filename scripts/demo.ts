@@ -2,7 +2,7 @@
  * npm run demo (against a running stack): one order that succeeds, one out of stock, one declined; prints each
  * order's timeline as it unfolds, read from the order's server-sent event stream.
  */
-import { answerArgs } from '@saga/common/cli-args';
+import { answerArgs } from '@saga/common/runtime/cli-args';
 import { SeedEnv, urls } from './demo-data';
 
 answerArgs({

@@ -9,12 +9,12 @@
  */
 import type { ConsumeMessage } from 'amqplib';
 import { z } from 'zod';
-import { consumerQueueNames, sendConfirmed, topologyNames } from '@saga/common/amqp';
-import { connectBroker } from '@saga/common/broker';
-import { answerArgs } from '@saga/common/cli-args';
-import { BaseEnv, parseEnv } from '@saga/common/config';
-import { DEAD_LETTER_HEADER as DLH } from '@saga/common/envelope';
-import { DATABASE_OWNERS, consumerQueueOf, isDatabaseOwner } from '@saga/common/service-names';
+import { consumerQueueNames, sendConfirmed, topologyNames } from '@saga/common/messaging/topology';
+import { connectBroker } from '@saga/common/messaging/broker';
+import { answerArgs } from '@saga/common/runtime/cli-args';
+import { BaseEnv, parseEnv } from '@saga/common/runtime/config';
+import { DEAD_LETTER_HEADER as DLH } from '@saga/common/messaging/envelope-codec';
+import { DATABASE_OWNERS, consumerQueueOf, isDatabaseOwner } from '@saga/common/contracts/service-names';
 
 const COMMANDS = ['list', 'show', 'replay', 'purge'] as const;
 const QUEUES = [...DATABASE_OWNERS, 'unroutable', 'invalid'] as const;

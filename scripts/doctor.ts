@@ -5,8 +5,8 @@
  */
 import { createServer } from 'node:net';
 import pg from 'pg';
-import { answerArgs } from '@saga/common/cli-args';
-import { SERVICES } from '@saga/common/service-names';
+import { answerArgs } from '@saga/common/runtime/cli-args';
+import { SERVICES } from '@saga/common/contracts/service-names';
 import { AdminEnv, layoutOf, loadAdminConfig, urlForDatabase } from './lib/admin';
 import {
   checkNode,

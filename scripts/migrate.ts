@@ -1,8 +1,8 @@
 /** npm run migrate: apply every service's committed drizzle migrations, idempotently. */
-import { createLogger } from '@saga/common/logger';
-import { answerArgs } from '@saga/common/cli-args';
-import { parseEnv } from '@saga/common/config';
-import { SERVICES } from '@saga/common/service-names';
+import { createLogger } from '@saga/common/runtime/logger';
+import { answerArgs } from '@saga/common/runtime/cli-args';
+import { parseEnv } from '@saga/common/runtime/config';
+import { SERVICES } from '@saga/common/contracts/service-names';
 import { ensureRelaySlots, SlotEnv } from '../cdc-relay/src/slots';
 import { AdminEnv, layoutOf, loadAdminConfig, migrateAll, urlForDatabase } from './lib/admin';
 

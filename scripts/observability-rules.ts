@@ -4,7 +4,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { answerArgs } from '@saga/common/cli-args';
+import { answerArgs } from '@saga/common/runtime/cli-args';
 import { ALERTS_FILE, PROMETHEUS_RULE_FILE, prometheusRuleOf, readAlertGroups } from './lib/observability';
 
 answerArgs({

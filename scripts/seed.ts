@@ -2,7 +2,7 @@
  * saga seed (one-shot; docker compose runs it): wait until every service is ready, then add the demo catalogue and
  * accounts that are missing, so `npm run demo` gives the same three outcomes as under `npm start`. Idempotent.
  */
-import { answerArgs } from '@saga/common/cli-args';
+import { answerArgs } from '@saga/common/runtime/cli-args';
 import { loadSeedConfig, SeedEnv, seedIfEmpty, urls, waitReady } from './demo-data';
 
 async function main() {

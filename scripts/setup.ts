@@ -2,10 +2,10 @@
  * npm run setup: prepare the PostgreSQL server and the RabbitMQ broker named by the environment, idempotently.
  * Safe to run any number of times; says what it changed.
  */
-import { assertEventTopology } from '@saga/common/amqp';
-import { brokerAddresses, connectBroker } from '@saga/common/broker';
-import { createLogger, redactUrl } from '@saga/common/logger';
-import { answerArgs } from '@saga/common/cli-args';
+import { assertEventTopology } from '@saga/common/messaging/topology';
+import { brokerAddresses, connectBroker } from '@saga/common/messaging/broker';
+import { createLogger, redactUrl } from '@saga/common/runtime/logger';
+import { answerArgs } from '@saga/common/runtime/cli-args';
 import { applyQueuePolicies } from './lib/queue-policies';
 import { AdminEnv, ensureLogicalReplication, ensureRolesAndDatabases, loadAdminConfig } from './lib/admin';
 

@@ -11,8 +11,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { prettyFactory } from 'pino-pretty';
-import { answerArgs } from '@saga/common/cli-args';
-import { DATABASE_OWNERS, MONITOR, SERVICES, type DatabaseOwner } from '@saga/common/service-names';
+import { answerArgs } from '@saga/common/runtime/cli-args';
+import { DATABASE_OWNERS, MONITOR, SERVICES, type DatabaseOwner } from '@saga/common/contracts/service-names';
 import { seedIfEmpty, urls, waitReady } from './demo-data';
 
 const ROOT = path.resolve(__dirname, '..');

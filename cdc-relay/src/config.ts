@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BaseEnv, parseEnv } from '@saga/common/config';
+import { BaseEnv, parseEnv } from '@saga/common/runtime/config';
 
 const SourceList = z
   .string()

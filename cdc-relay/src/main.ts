@@ -1,12 +1,12 @@
 /** The CDC relay: streams every outbox INSERT of each source database to RabbitMQ. `npm run relay`. */
 import express from 'express';
-import { exitOnStartupError, onShutdown } from '@saga/common/lifecycle';
-import { createLogger, redactUrl } from '@saga/common/logger';
-import { createMetricsRegistry, createOpsRouter, listen } from '@saga/common/ops';
-import { answerArgs } from '@saga/common/cli-args';
-import { operatorQueues, startQueueDepthGauge } from '@saga/common/operator-queues';
-import { DATABASE_OWNERS } from '@saga/common/service-names';
-import { startTracing, stopTracing } from '@saga/common/tracing';
+import { exitOnStartupError, onShutdown } from '@saga/common/runtime/lifecycle';
+import { createLogger, redactUrl } from '@saga/common/runtime/logger';
+import { createMetricsRegistry, createOpsRouter, listen } from '@saga/common/runtime/ops';
+import { answerArgs } from '@saga/common/runtime/cli-args';
+import { operatorQueues, startQueueDepthGauge } from '@saga/common/messaging/operator-queues';
+import { DATABASE_OWNERS } from '@saga/common/contracts/service-names';
+import { startTracing, stopTracing } from '@saga/common/runtime/tracing';
 import { loadConfig, RelayEnv } from './config';
 import { runReconcileCommand } from './reconcile-command';
 import { createRelay } from './relay';

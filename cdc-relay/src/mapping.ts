@@ -1,8 +1,8 @@
 /**
- * The relay's view of the envelope codec (`@saga/common/envelope`): an outbox row as an AMQP message. Kept as a
+ * The relay's view of the envelope codec (`@saga/common/messaging/envelope-codec`): an outbox row as an AMQP message. Kept as a
  * name of its own because the bench publishes the very messages the relay would.
  */
-import { encodeOutboxRow, type EncodedMessage, type EncodeLimits } from '@saga/common/envelope';
+import { encodeOutboxRow, type EncodedMessage, type EncodeLimits } from '@saga/common/messaging/envelope-codec';
 
 export type AmqpMessage = EncodedMessage;
 

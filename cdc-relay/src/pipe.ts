@@ -11,8 +11,8 @@
  *   the slot's confirmed position.
  */
 import type { Options } from 'amqplib';
-import type { EncodedMessage } from '@saga/common/envelope';
-import { encodeInvalid } from '@saga/common/envelope';
+import type { EncodedMessage } from '@saga/common/messaging/envelope-codec';
+import { encodeInvalid } from '@saga/common/messaging/envelope-codec';
 import { createLsnTracker, parseLsn, type TxEntry } from './lsn';
 import { createLagClock } from './lag';
 import type { WalMessage } from './wal-source';

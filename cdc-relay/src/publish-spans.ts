@@ -2,8 +2,8 @@
  * The relay's part of a trace: with tracing on, a PRODUCER span per event published, from the publish to the
  * broker's confirm, child of (and linked to) the context the outbox row carries, so it joins the order's trace.
  */
-import { HEADER } from '@saga/common/envelope';
-import { startSpan } from '@saga/common/tracing';
+import { HEADER } from '@saga/common/messaging/envelope-codec';
+import { startSpan } from '@saga/common/runtime/tracing';
 import type { PublisherPort } from './pipe';
 
 /**

@@ -3,9 +3,9 @@
  * message as stored ('confirmed') or not ('refused'); the broker's quirks are handled here, not in the pipe.
  */
 import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
-import { assertEventTopology, coalesceWrites } from '@saga/common/amqp';
-import { closeConnection, type BrokerConnector } from '@saga/common/broker';
-import { DEFAULT_LIMITS, type EncodeLimits } from '@saga/common/envelope';
+import { assertEventTopology, coalesceWrites } from '@saga/common/messaging/topology';
+import { closeConnection, type BrokerConnector } from '@saga/common/messaging/broker';
+import { DEFAULT_LIMITS, type EncodeLimits } from '@saga/common/messaging/envelope-codec';
 import type { PublisherPort, Settled } from './pipe';
 
 export type ConfirmingPublisher = PublisherPort & {

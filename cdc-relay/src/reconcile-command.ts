@@ -1,9 +1,9 @@
 /** `npm run relay -- reconcile --source <name> --since <ISO time> [--until <ISO time>]` (README: PostgreSQL failover). */
 import pg from 'pg';
-import { topologyNames } from '@saga/common/amqp';
-import { brokerConnector } from '@saga/common/broker';
-import { answerArgs } from '@saga/common/cli-args';
-import { createLogger, redactUrl } from '@saga/common/logger';
+import { topologyNames } from '@saga/common/messaging/topology';
+import { brokerConnector } from '@saga/common/messaging/broker';
+import { answerArgs } from '@saga/common/runtime/cli-args';
+import { createLogger, redactUrl } from '@saga/common/runtime/logger';
 import { loadConfig, RelayEnv } from './config';
 import { connectPublisher } from './publisher';
 import { parseReconcileArgs, reconcile } from './reconcile';

@@ -9,8 +9,13 @@
  * cannot change any data; the services' roles may write their tables, and a superuser may do anything.
  */
 import pg from 'pg';
-import { encodeInvalid, encodeOutboxRow, type EncodedMessage, type EncodeLimits } from '@saga/common/envelope';
-import type { Logger } from '@saga/common/logger';
+import {
+  encodeInvalid,
+  encodeOutboxRow,
+  type EncodedMessage,
+  type EncodeLimits,
+} from '@saga/common/messaging/envelope-codec';
+import type { Logger } from '@saga/common/runtime/logger';
 import type { PublisherPort, Settled } from './pipe';
 
 export type ReconcileArgs = { source: string; since: Date; until?: Date };

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { Gauge, type Registry } from 'prom-client';
-import type { Logger } from '@saga/common/logger';
+import type { Logger } from '@saga/common/runtime/logger';
 import type { RelayConfig } from './config';
 import { lagSeconds } from './lag';
 import { createRelayMetrics } from './metrics';

@@ -3,13 +3,13 @@
  * state after any error by the shared reconnect loop (cf. pg-transactional-outbox's logical-replication-listener).
  * Every session starts at the slot's confirmed position, so nothing acknowledged is ever unpublished.
  */
-import { topologyNames } from '@saga/common/amqp';
-import { brokerConnector } from '@saga/common/broker';
-import { encodeOutboxRow } from '@saga/common/envelope';
-import { delay, reconnectLoop } from '@saga/common/lifecycle';
-import type { Logger } from '@saga/common/logger';
-import { isPgError } from '@saga/common/pg';
-import { tracingOn } from '@saga/common/tracing';
+import { topologyNames } from '@saga/common/messaging/topology';
+import { brokerConnector } from '@saga/common/messaging/broker';
+import { encodeOutboxRow } from '@saga/common/messaging/envelope-codec';
+import { delay, reconnectLoop } from '@saga/common/runtime/lifecycle';
+import type { Logger } from '@saga/common/runtime/logger';
+import { isPgError } from '@saga/common/db/pg';
+import { tracingOn } from '@saga/common/runtime/tracing';
 import type { RelayConfig } from './config';
 import { livenessIntervalMs, livenessTick } from './liveness';
 import { formatLsn } from './lsn';

@@ -4,7 +4,7 @@
  */
 import pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
-import { isPgError } from '@saga/common/pg';
+import { isPgError } from '@saga/common/db/pg';
 import { formatLsn, parseLsn } from './lsn';
 
 /** What the stream yields: pgoutput's own messages, or one that could not be decoded (ends the session). */

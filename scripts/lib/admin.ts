@@ -5,14 +5,14 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
 import { z } from 'zod';
-import { BaseEnv, parseEnv } from '@saga/common/config';
+import { BaseEnv, parseEnv } from '@saga/common/runtime/config';
 import {
   DATABASE_OWNERS,
   SERVICES,
   isServiceName,
   type DatabaseOwner,
   type ServiceName,
-} from '@saga/common/service-names';
+} from '@saga/common/contracts/service-names';
 
 /**
  * Operations tooling, not library code: roles, ALTER SYSTEM, server restarts, grants. Only setup, migrate, the

@@ -5,8 +5,8 @@
  * from the next setup.
  */
 import { execFileSync } from 'node:child_process';
-import { vhostOf } from '@saga/common/broker';
-import { queuePolicies } from '@saga/common/operator-queues';
+import { vhostOf } from '@saga/common/messaging/broker';
+import { queuePolicies } from '@saga/common/messaging/operator-queues';
 
 export async function applyQueuePolicies(
   c: { RABBITMQ_URL: string; EVENTS_EXCHANGE: string; RABBITMQ_MANAGEMENT_URL?: string },

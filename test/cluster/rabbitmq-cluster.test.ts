@@ -9,8 +9,8 @@
 import net from 'node:net';
 import amqp from 'amqplib';
 import pg from 'pg';
-import { assertEventTopology } from '@saga/common/amqp';
-import { SERVICES, consumerQueueOf } from '@saga/common/service-names';
+import { assertEventTopology } from '@saga/common/messaging/topology';
+import { SERVICES, consumerQueueOf } from '@saga/common/contracts/service-names';
 import { collect } from '../support/amqp';
 import { createTestEnv, type TestEnv } from '../support/env';
 import { metricValue } from '../support/metrics';

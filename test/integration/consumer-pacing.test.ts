@@ -7,9 +7,9 @@
 import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
 import { Registry } from 'prom-client';
-import { createConsumer, type Consumer, type Incoming } from '@saga/common/consumer';
-import { encodeOutboxRow } from '@saga/common/envelope';
-import { createLogger } from '@saga/common/logger';
+import { createConsumer, type Consumer, type Incoming } from '@saga/common/messaging/consumer';
+import { encodeOutboxRow } from '@saga/common/messaging/envelope-codec';
+import { createLogger } from '@saga/common/runtime/logger';
 import { createTestEnv, type TestEnv } from '../support/env';
 import { waitUntil } from '../support/wait';
 

@@ -1,5 +1,5 @@
 /**
- * DB_PLAN_CACHE_MODE (packages/common/src/pg.ts, planCacheOptions). The write paths are named statements that join
+ * DB_PLAN_CACHE_MODE (packages/common/src/db/pg.ts, planCacheOptions). The write paths are named statements that join
  * an array of keys to a table. With PostgreSQL's default plan cache (`auto`) a plan made while the table was small
  * stays until its statistics change, and without ANALYZE (autovacuum off, as on this machine) every batch then reads
  * the whole table; `force_custom_plan` plans each run for the table's size. The plans are read from auto_explain,
@@ -7,8 +7,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { createLogger } from '@saga/common/logger';
-import { createPool, planCacheOptions } from '@saga/common/pg';
+import { createLogger } from '@saga/common/runtime/logger';
+import { createPool, planCacheOptions } from '@saga/common/db/pg';
 import { urlForDatabase } from '../../scripts/lib/admin';
 import { ADMIN_URL } from '../support/env';
 

@@ -11,10 +11,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import amqp, { type ChannelModel, type ConsumeMessage } from 'amqplib';
-import { assertEventTopology } from '@saga/common/amqp';
-import { DEBEZIUM_HEADER } from '@saga/common/debezium';
-import { HEADER } from '@saga/common/envelope';
-import { isServiceName } from '@saga/common/service-names';
+import { assertEventTopology } from '@saga/common/messaging/topology';
+import { DEBEZIUM_HEADER } from '@saga/common/messaging/debezium';
+import { HEADER } from '@saga/common/messaging/envelope-codec';
+import { isServiceName } from '@saga/common/contracts/service-names';
 import { collect } from '../support/amqp';
 import { debeziumConfig, debeziumMessage, jsonbText, type OutboxRow } from '../support/debezium';
 import { createTestEnv, type TestEnv } from '../support/env';

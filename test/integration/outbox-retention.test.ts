@@ -1,7 +1,7 @@
 /** Outbox retention: rows stay after their transaction and are pruned by age, in batches, with the service's own role. */
 import pg from 'pg';
-import { pruneOutboxRound, startOutboxPruner } from '@saga/common/outbox-retention';
-import { createLogger } from '@saga/common/logger';
+import { pruneOutboxRound, startOutboxPruner } from '@saga/common/db/outbox-retention';
+import { createLogger } from '@saga/common/runtime/logger';
 import { createTestEnv, type TestEnv } from '../support/env';
 import { killAll } from '../support/process';
 import { startService } from '../support/stack';

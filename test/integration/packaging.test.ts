@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import express from 'express';
 import { Registry } from 'prom-client';
-import { createOpsRouter } from '@saga/common/ops';
-import { DATABASE_OWNERS, SERVICES } from '@saga/common/service-names';
+import { createOpsRouter } from '@saga/common/runtime/ops';
+import { DATABASE_OWNERS, SERVICES } from '@saga/common/contracts/service-names';
 import { COMPONENTS } from '../../scripts/cli';
 import {
   checkK8sConsistency,

@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { SERVICES, type ServiceName } from '@saga/common/service-names';
+import { SERVICES, type ServiceName } from '@saga/common/contracts/service-names';
 import { ensureRelaySlots } from '../../cdc-relay/src/slots';
 import {
   ensureRolesAndDatabases,

@@ -4,7 +4,7 @@
  * event applied twice, and the stock and balance invariants hold.
  */
 import pg from 'pg';
-import { SERVICES, type ServiceName } from '@saga/common/service-names';
+import { SERVICES, type ServiceName } from '@saga/common/contracts/service-names';
 import { createTestEnv, type TestEnv } from '../support/env';
 import { postgres, rabbit } from '../support/faults';
 import { metricValue } from '../support/metrics';

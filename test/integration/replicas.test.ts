@@ -4,7 +4,7 @@
  * service are killed with SIGKILL. Every order must end final, no history may show an event applied twice, and
  * stock and balances must add up.
  */
-import { SERVICES, type ServiceName } from '@saga/common/service-names';
+import { SERVICES, type ServiceName } from '@saga/common/contracts/service-names';
 import { createTestEnv, type TestEnv } from '../support/env';
 import { metricValue } from '../support/metrics';
 import { killAll, type Running } from '../support/process';

@@ -7,8 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
 import pg from 'pg';
-import { consumerQueueNames } from '@saga/common/amqp';
-import { parseTraceparent } from '@saga/common/trace-context';
+import { consumerQueueNames } from '@saga/common/messaging/topology';
+import { parseTraceparent } from '@saga/common/runtime/trace-context';
 import { collect, type Received } from '../support/amqp';
 import { createTestEnv, type TestEnv } from '../support/env';
 import { conformanceProblems, recorded } from '../support/openapi-conformance';

@@ -1,7 +1,7 @@
 /** Least privilege for every role, and no secret in any log line. */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { SERVICES } from '@saga/common/service-names';
+import { SERVICES } from '@saga/common/contracts/service-names';
 import { closeConnections } from '../support/amqp';
 import { ADMIN_URL, createTestEnv, rabbitmqctl, type TestEnv } from '../support/env';
 import { killAll } from '../support/process';

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { DATABASE_OWNERS } from '@saga/common/service-names';
+import { DATABASE_OWNERS } from '@saga/common/contracts/service-names';
 import { ADMIN_URL } from '../support/env';
 import { startProcess } from '../support/process';
 

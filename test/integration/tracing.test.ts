@@ -6,8 +6,8 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HEADER } from '@saga/common/envelope';
-import { parseTraceparent } from '@saga/common/trace-context';
+import { HEADER } from '@saga/common/messaging/envelope-codec';
+import { parseTraceparent } from '@saga/common/runtime/trace-context';
 import { collect } from '../support/amqp';
 import { createTestEnv, type TestEnv } from '../support/env';
 import { killAll } from '../support/process';

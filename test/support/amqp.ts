@@ -1,6 +1,6 @@
 import amqp, { type ChannelModel, type ConsumeMessage } from 'amqplib';
-import { assertEventTopology } from '@saga/common/amqp';
-import { HEADER } from '@saga/common/envelope';
+import { assertEventTopology } from '@saga/common/messaging/topology';
+import { HEADER } from '@saga/common/messaging/envelope-codec';
 import { rabbitmqctl } from './env';
 import { waitUntil } from './wait';
 

@@ -14,8 +14,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Options } from 'amqplib';
-import { DEBEZIUM_HEADER } from '@saga/common/debezium';
-import type { ServiceName } from '@saga/common/service-names';
+import { DEBEZIUM_HEADER } from '@saga/common/messaging/debezium';
+import type { ServiceName } from '@saga/common/contracts/service-names';
 
 /** docs/debezium/<service>/application.properties as key -> value (the subset of the format we write there). */
 export function debeziumConfig(service: ServiceName): Map<string, string> {

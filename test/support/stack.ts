@@ -1,4 +1,4 @@
-import { SERVICES, type ServiceName } from '@saga/common/service-names';
+import { SERVICES, type ServiceName } from '@saga/common/contracts/service-names';
 import type { TestEnv } from './env';
 import { recorded } from './openapi-conformance';
 import { startProcess, type Running } from './process';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { decideArgs, formatUsage } from '../../packages/common/src/cli-args';
+import { decideArgs, formatUsage } from '../../packages/common/src/runtime/cli-args';
 
 describe('component arguments', () => {
   it('runs when there are none', () => {

@@ -4,8 +4,8 @@
  */
 import { Parser } from '@asyncapi/parser';
 import { validate } from '@readme/openapi-parser';
-import { apiPage } from '@saga/common/api-page';
-import { consumedBy, schemaFor } from '@saga/common/contracts';
+import { apiPage } from '@saga/common/http/api-page';
+import { consumedBy, schemaFor } from '@saga/common/contracts/catalog';
 import { inventoryHandler } from '../../services/inventory/src/messaging/handlers';
 import { orderHandler } from '../../services/order/src/messaging/handlers';
 import { paymentHandler } from '../../services/payment/src/messaging/handlers';

@@ -45,7 +45,7 @@ describe('no dual write', () => {
   });
 
   it('shared consumer code sends only to its own retry and dead-letter queues, and reports what it dead-letters', () => {
-    const src = readFileSync(path.join(ROOT, 'packages/common/src/consumer.ts'), 'utf8');
+    const src = readFileSync(path.join(ROOT, 'packages/common/src/messaging/consumer.ts'), 'utf8');
     const sends = [...src.matchAll(/sendConfirmed\(\s*\w+,\s*([\w.]+)/g)].map((m) => m[1]);
     expect(sends.sort()).toEqual(['names.dlq', 'names.retry']);
     // One publish: the copy of a dead-lettered message for observers (the saga monitor), never an event.

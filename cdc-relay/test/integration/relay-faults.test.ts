@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import { SERVICES } from '@saga/common/service-names';
+import { SERVICES } from '@saga/common/contracts/service-names';
 import { ensureRelaySlots } from '../../src/slots';
 import { collect, type Received } from '../../../test/support/amqp';
 import { createTestEnv, type TestEnv } from '../../../test/support/env';

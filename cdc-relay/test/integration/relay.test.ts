@@ -4,9 +4,9 @@
  */
 import amqp from 'amqplib';
 import pg from 'pg';
-import { SERVICES, type ServiceName } from '@saga/common/service-names';
-import { topologyNames } from '@saga/common/amqp';
-import { HEADER } from '@saga/common/envelope';
+import { SERVICES, type ServiceName } from '@saga/common/contracts/service-names';
+import { topologyNames } from '@saga/common/messaging/topology';
+import { HEADER } from '@saga/common/messaging/envelope-codec';
 import { closeConnections, collect, type Received } from '../../../test/support/amqp';
 import { createTestEnv, type TestEnv } from '../../../test/support/env';
 import { writeOutbox, seeded, type Written } from '../../../test/support/outbox-writer';

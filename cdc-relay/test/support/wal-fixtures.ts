@@ -1,5 +1,5 @@
 /** pgoutput messages for the relay's unit tests (the shapes pg-logical-replication emits), one definition for all. */
-import { encodeOutboxRow } from '@saga/common/envelope';
+import { encodeOutboxRow } from '@saga/common/messaging/envelope-codec';
 import { formatLsn } from '../../src/lsn';
 import type { WalMessage } from '../../src/wal-source';
 

@@ -1,7 +1,7 @@
 /** The publisher's reused header table: what amqplib encodes is what the message's own headers encode. */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { encodeOutboxRow } from '@saga/common/envelope';
+import { encodeOutboxRow } from '@saga/common/messaging/envelope-codec';
 import { reusedHeaders } from '../../src/publisher';
 
 /** A module inside amqplib's package, by path (it is not in amqplib's exports map). */

@@ -1,5 +1,5 @@
-import { parseEnv } from '@saga/common/config';
-import { serviceEnv } from '@saga/common/service';
+import { parseEnv } from '@saga/common/runtime/config';
+import { serviceEnv } from '@saga/common/runtime/service';
 
 export const InventoryEnv = serviceEnv({
   port: 8001,

@@ -1,8 +1,8 @@
 /** The inventory service: products, prices and stock; reserves stock for orders. `npm run inventory`. */
-import { answerArgs } from '@saga/common/cli-args';
-import { exitOnStartupError, onShutdown } from '@saga/common/lifecycle';
-import { createLogger } from '@saga/common/logger';
-import { runService } from '@saga/common/service';
+import { answerArgs } from '@saga/common/runtime/cli-args';
+import { exitOnStartupError, onShutdown } from '@saga/common/runtime/lifecycle';
+import { createLogger } from '@saga/common/runtime/logger';
+import { runService } from '@saga/common/runtime/service';
 import { InventoryEnv, loadConfig } from './config';
 import * as schema from './db/schema';
 import { inventoryRoutes } from './http/routes';

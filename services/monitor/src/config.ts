@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { parseEnv } from '@saga/common/config';
-import { serviceEnv } from '@saga/common/service';
+import { parseEnv } from '@saga/common/runtime/config';
+import { serviceEnv } from '@saga/common/runtime/service';
 
 export const MonitorEnv = serviceEnv({
   port: 8003,

@@ -2,10 +2,10 @@
  * The saga monitor: consumes every saga event into its own database and serves timelines, stuck sagas, a page and
  * the saga metrics (HTTP :8003). An observer: it sends no commands and no service depends on it. `npm run monitor`.
  */
-import { answerArgs } from '@saga/common/cli-args';
-import { exitOnStartupError, onShutdown } from '@saga/common/lifecycle';
-import { createLogger } from '@saga/common/logger';
-import { runService } from '@saga/common/service';
+import { answerArgs } from '@saga/common/runtime/cli-args';
+import { exitOnStartupError, onShutdown } from '@saga/common/runtime/lifecycle';
+import { createLogger } from '@saga/common/runtime/logger';
+import { runService } from '@saga/common/runtime/service';
 import { createCatchUp } from './catch-up';
 import { MonitorEnv, loadConfig } from './config';
 import { startPruner } from './db/pruner';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { parseEnv } from '@saga/common/config';
-import { serviceEnv } from '@saga/common/service';
+import { parseEnv } from '@saga/common/runtime/config';
+import { serviceEnv } from '@saga/common/runtime/service';
 
 export const OrderEnv = serviceEnv({ port: 8000, databaseUrl: 'postgres://order_svc@127.0.0.1:5432/orders' }).extend({
   /** Keep-alive comment interval on an open order event stream. */

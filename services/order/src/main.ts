@@ -1,8 +1,8 @@
 /** The order service: takes orders and reports their state. `npm run order`. */
-import { answerArgs } from '@saga/common/cli-args';
-import { exitOnStartupError, onShutdown } from '@saga/common/lifecycle';
-import { createLogger } from '@saga/common/logger';
-import { runService } from '@saga/common/service';
+import { answerArgs } from '@saga/common/runtime/cli-args';
+import { exitOnStartupError, onShutdown } from '@saga/common/runtime/lifecycle';
+import { createLogger } from '@saga/common/runtime/logger';
+import { runService } from '@saga/common/runtime/service';
 import { OrderEnv, loadConfig } from './config';
 import * as schema from './db/schema';
 import { createOrderNotifier, type OrderNotifier } from './http/order-notifier';

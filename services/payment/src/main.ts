@@ -1,8 +1,8 @@
 /** The payment service: customer accounts; authorizes payments for orders. `npm run payment`. */
-import { answerArgs } from '@saga/common/cli-args';
-import { exitOnStartupError, onShutdown } from '@saga/common/lifecycle';
-import { createLogger } from '@saga/common/logger';
-import { runService } from '@saga/common/service';
+import { answerArgs } from '@saga/common/runtime/cli-args';
+import { exitOnStartupError, onShutdown } from '@saga/common/runtime/lifecycle';
+import { createLogger } from '@saga/common/runtime/logger';
+import { runService } from '@saga/common/runtime/service';
 import { PaymentEnv, loadConfig } from './config';
 import * as schema from './db/schema';
 import { paymentRoutes } from './http/routes';

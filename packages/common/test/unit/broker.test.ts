@@ -1,12 +1,12 @@
 import type { ChannelModel } from 'amqplib';
-import { BaseEnv, ConfigError, parseEnv } from '../../src/config';
+import { BaseEnv, ConfigError, parseEnv } from '../../src/runtime/config';
 import {
   brokerAddresses,
   brokerConnector,
   CONNECT_TIMEOUT_MS,
   SINGLE_CONNECT_TIMEOUT_MS,
   vhostOf,
-} from '../../src/broker';
+} from '../../src/messaging/broker';
 
 const A = 'amqp://u:secret@rmq-0:5672/v';
 const B = 'amqp://u:secret@rmq-1:5672/v';

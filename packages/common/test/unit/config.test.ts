@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { ConfigError, parseEnv } from '../../src/config';
+import { ConfigError, parseEnv } from '../../src/runtime/config';
 
 const Schema = z.object({ DATABASE_URL: z.string().url(), PORT: z.coerce.number().int().default(8000) });
 
@@ -41,7 +41,7 @@ describe('configuration from files', () => {
 });
 
 describe('database URLs', () => {
-  const { DatabaseUrl } = jest.requireActual<typeof import('../../src/config')>('../../src/config');
+  const { DatabaseUrl } = jest.requireActual<typeof import('../../src/runtime/config')>('../../src/runtime/config');
   it.each([
     'postgres://order_svc@127.0.0.1:5432/orders',
     'postgresql:///orders?host=/var/run/postgresql',

@@ -2,10 +2,10 @@
  * Consumers read Debezium Server's outbox messages (see docs/debezium) as the same envelope as our relay's, in
  * every header and value format Debezium Server can be set to.
  */
-import { decodeMessage, encodeOutboxRow } from '../../src/envelope';
-import { DEBEZIUM_HEADER, declaredType, isDebeziumShaped, messageIdentity } from '../../src/debezium';
-import { EventCatalog, routingKeyOf, type EventType } from '../../src/contracts';
-import { SERVICES } from '../../src/service-names';
+import { decodeMessage, encodeOutboxRow } from '../../src/messaging/envelope-codec';
+import { DEBEZIUM_HEADER, declaredType, isDebeziumShaped, messageIdentity } from '../../src/messaging/debezium';
+import { EventCatalog, routingKeyOf, type EventType } from '../../src/contracts/catalog';
+import { SERVICES } from '../../src/contracts/service-names';
 import {
   debeziumConfig,
   debeziumMessage,

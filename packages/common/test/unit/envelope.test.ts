@@ -4,7 +4,7 @@
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { decodeMessage, encodeOutboxRow, HEADER, type EncodedMessage } from '../../src/envelope';
+import { decodeMessage, encodeOutboxRow, HEADER, type EncodedMessage } from '../../src/messaging/envelope-codec';
 
 /** A module inside amqplib's package, by path (it is not in amqplib's exports map). */
 const load = createRequire(__filename);

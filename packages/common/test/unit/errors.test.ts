@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { UnknownEventError } from '../../src/contracts';
-import { classifyError, InvalidMessageError } from '../../src/errors';
-import { isConnectionError, isPgError } from '../../src/pg';
+import { UnknownEventError } from '../../src/contracts/catalog';
+import { classifyError, InvalidMessageError } from '../../src/messaging/errors';
+import { isConnectionError, isPgError } from '../../src/db/pg';
 
 const pgError = (code: string) => Object.assign(new Error('db says no'), { code });
 /** drizzle wraps driver errors this way (DrizzleQueryError). */

@@ -1,4 +1,4 @@
-import { createGroupCommit } from '../../src/group-commit';
+import { createGroupCommit } from '../../src/db/group-commit';
 
 describe('group commit', () => {
   it('writes what arrives while a write is in flight in one group, in arrival order', async () => {

@@ -1,4 +1,4 @@
-import { redactUrl } from '../../src/logger';
+import { redactUrl } from '../../src/runtime/logger';
 
 describe('redactUrl: no password reaches a log line', () => {
   it.each([

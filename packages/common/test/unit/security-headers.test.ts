@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import helmet from 'helmet';
-import { securityHeaders } from '../../src/http';
+import { securityHeaders } from '../../src/http/app';
 
 /** A response that records what a middleware sets, in order, and whether it called next. */
 function record(mw: (req: Request, res: Response, next: (err?: unknown) => void) => void) {

@@ -1,5 +1,11 @@
-import { childContext, formatTraceparent, newSpanId, newTraceId, parseTraceparent } from '../../src/trace-context';
-import { requestSpan, startSpan, tracingConfigured } from '../../src/tracing';
+import {
+  childContext,
+  formatTraceparent,
+  newSpanId,
+  newTraceId,
+  parseTraceparent,
+} from '../../src/runtime/trace-context';
+import { requestSpan, startSpan, tracingConfigured } from '../../src/runtime/tracing';
 
 const PARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 

@@ -1,7 +1,8 @@
 import { sql } from 'drizzle-orm';
 import { bigint, check, integer, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 
-export { inbox, outbox } from '@saga/common/outbox';
+export { inbox } from '@saga/common/db/inbox';
+export { outbox } from '@saga/common/db/outbox';
 
 export const products = pgTable(
   'products',

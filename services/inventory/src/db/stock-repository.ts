@@ -1,5 +1,5 @@
 import { asc, eq, gt, sql } from 'drizzle-orm';
-import type { SqlClient, SqlPart, Tx } from '@saga/common/outbox';
+import type { SqlClient, SqlPart, Db } from '@saga/common/db/sql';
 import type { Inventory, Product, Reservation, ReservationStatus } from '../domain/stock';
 import { products } from './schema';
 
@@ -84,7 +84,7 @@ export async function saveInventory(c: SqlClient, before: Inventory, after: Inve
   });
 }
 
-export async function upsertProduct(tx: Tx, p: { sku: string; name: string; priceCents: number; stock: number }) {
+export async function upsertProduct(tx: Db, p: { sku: string; name: string; priceCents: number; stock: number }) {
   const [row] = await tx
     .insert(products)
     .values({ sku: p.sku, name: p.name, priceCents: p.priceCents, available: p.stock })
@@ -110,12 +110,12 @@ const publicColumns = {
   reserved: products.reserved,
 };
 
-export async function findProduct(tx: Tx, sku: string) {
+export async function findProduct(tx: Db, sku: string) {
   const [row] = await tx.select(publicColumns).from(products).where(eq(products.sku, sku));
   return row;
 }
 
-export async function listProducts(tx: Tx, limit: number, after?: string) {
+export async function listProducts(tx: Db, limit: number, after?: string) {
   return tx
     .select(publicColumns)
     .from(products)

@@ -1,5 +1,5 @@
-import type { Decider } from '@saga/common/decider';
-import type { DomainEvent, OrderLine, ReservedLine, StockRejectReason } from '@saga/common/contracts';
+import type { Decider } from '@saga/common/domain/decider';
+import type { DomainEvent, OrderLine, ReservedLine, StockRejectReason } from '@saga/common/contracts/catalog';
 
 /** A product as the reservation rules see it. */
 export type Product = { sku: string; priceCents: number; available: number; reserved: number };

@@ -1,10 +1,10 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { Cents, Sku } from '@saga/common/contracts';
-import { notFound } from '@saga/common/errors';
-import { parseRequest } from '@saga/common/http';
-import { apiRoutes, openApiDocument, type ApiOperation } from '@saga/common/openapi';
-import type { Tx } from '@saga/common/outbox';
+import { Cents, Sku } from '@saga/common/contracts/catalog';
+import { notFound } from '@saga/common/messaging/errors';
+import { parseRequest } from '@saga/common/http/app';
+import { apiRoutes, openApiDocument, type ApiOperation } from '@saga/common/http/openapi';
+import type { Db } from '@saga/common/db/sql';
 import { findProduct, listProducts, upsertProduct } from '../db/stock-repository';
 
 export const PutProductBody = z.strictObject({
@@ -79,7 +79,7 @@ export const inventoryOpenApi = openApiDocument(
 );
 
 /** `PUT /products/:sku`, `GET /products/:sku`, `GET /products`. Products are reference data: no event. */
-export function inventoryRoutes(db: Tx): Router {
+export function inventoryRoutes(db: Db): Router {
   const r = Router();
   r.use(apiRoutes(inventoryOpenApi));
   r.put('/products/:sku', async (req, res) => {

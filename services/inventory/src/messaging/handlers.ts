@@ -1,4 +1,4 @@
-import { batchHandler, type BatchHandler, type InboxRetention, type Incoming } from '@saga/common/consumer';
+import { batchHandler, type BatchHandler, type InboxRetention, type Incoming } from '@saga/common/messaging/consumer';
 import type pg from 'pg';
 import { decide, evolve, type InventoryCommand } from '../domain/stock';
 import { loadInventory, saveInventory } from '../db/stock-repository';

@@ -1,4 +1,4 @@
-import { specFor } from '@saga/common/decider';
+import { specFor } from '@saga/common/domain/decider';
 import {
   inventoryDecider,
   mergeLines,

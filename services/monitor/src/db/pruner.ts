@@ -1,5 +1,5 @@
-import { startPeriodic } from '@saga/common/lifecycle';
-import type { Logger } from '@saga/common/logger';
+import { startPeriodic } from '@saga/common/runtime/lifecycle';
+import type { Logger } from '@saga/common/runtime/logger';
 import type pg from 'pg';
 import { pruneSettled } from './saga-repository';
 

@@ -2,8 +2,8 @@
  * The monitor's SQL, hand-written: the write path runs once per batch of events (lock, claim + record, load, save),
  * the read paths serve the API, the page and the gauges, the pruner keeps the tables bounded.
  */
-import type { EventType } from '@saga/common/contracts';
-import { withTransaction, type SqlClient, type SqlPart } from '@saga/common/outbox';
+import type { EventType } from '@saga/common/contracts/catalog';
+import { withTransaction, type SqlClient, type SqlPart } from '@saga/common/db/sql';
 import type pg from 'pg';
 import { isStuck, type SagaEvent, type SagaStatus, type SagaSummary } from '../domain/saga';
 

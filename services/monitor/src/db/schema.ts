@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { bigint, boolean, index, integer, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
 
 // The monitor publishes nothing, so it has an inbox (exactly-once in effect) and no outbox.
-export { inbox } from '@saga/common/outbox';
+export { inbox } from '@saga/common/db/inbox';
 
 /** Every saga event the monitor has seen, once (the inbox dedupes redeliveries). */
 export const sagaEvents = pgTable(

@@ -3,7 +3,7 @@
  * (each service's events reach the monitor through its own relay stream, so a later step can arrive first).
  * Pure: no clock, no I/O; the handler and the HTTP routes pass `now` in.
  */
-import type { EventType } from '@saga/common/contracts';
+import type { EventType } from '@saga/common/contracts/catalog';
 
 export type SagaStatus = 'PENDING' | 'CONFIRMED' | 'CANCELLED';
 

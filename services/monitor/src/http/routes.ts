@@ -1,8 +1,8 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { notFound } from '@saga/common/errors';
-import { parseRequest } from '@saga/common/http';
-import { apiRoutes, openApiDocument, type ApiOperation } from '@saga/common/openapi';
+import { notFound } from '@saga/common/messaging/errors';
+import { parseRequest } from '@saga/common/http/app';
+import { apiRoutes, openApiDocument, type ApiOperation } from '@saga/common/http/openapi';
 import type pg from 'pg';
 import type { CatchUp } from '../catch-up';
 import { timeline } from '../domain/saga';

@@ -1,11 +1,11 @@
 import type { Channel, ConsumeMessage } from 'amqplib';
-import { consumerQueueNames, topologyNames } from '@saga/common/amqp';
-import { brokerConnector, closeConnection } from '@saga/common/broker';
-import { headerValue, messageIdentity } from '@saga/common/debezium';
-import { DEAD_LETTER_HEADER as DLH, HEADER } from '@saga/common/envelope';
-import { backoffDelay, delay, reconnectLoop } from '@saga/common/lifecycle';
-import type { Logger } from '@saga/common/logger';
-import { isConnectionError } from '@saga/common/pg';
+import { consumerQueueNames, topologyNames } from '@saga/common/messaging/topology';
+import { brokerConnector, closeConnection } from '@saga/common/messaging/broker';
+import { headerValue, messageIdentity } from '@saga/common/messaging/debezium';
+import { DEAD_LETTER_HEADER as DLH, HEADER } from '@saga/common/messaging/envelope-codec';
+import { backoffDelay, delay, reconnectLoop } from '@saga/common/runtime/lifecycle';
+import type { Logger } from '@saga/common/runtime/logger';
+import { isConnectionError } from '@saga/common/db/pg';
 import type pg from 'pg';
 import { Counter, type Registry } from 'prom-client';
 import type { CatchUp } from '../catch-up';

@@ -1,5 +1,5 @@
-import { batchHandler, type BatchHandler, type Incoming, type InboxRetention } from '@saga/common/consumer';
-import { EventCatalog, type EventType } from '@saga/common/contracts';
+import { batchHandler, type BatchHandler, type Incoming, type InboxRetention } from '@saga/common/messaging/consumer';
+import { EventCatalog, type EventType } from '@saga/common/contracts/catalog';
 import type pg from 'pg';
 import { summarize, type SagaSummary } from '../domain/saga';
 import { loadEvents, lockSagas, recordEvents, saveSagas, type EventRow } from '../db/saga-repository';

@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, lt, or, type SQL } from 'drizzle-orm';
-import type { CancelReason, DomainEvent } from '@saga/common/contracts';
-import type { SqlClient, SqlPart, Tx } from '@saga/common/outbox';
+import type { CancelReason, DomainEvent } from '@saga/common/contracts/catalog';
+import type { SqlClient, SqlPart, Db } from '@saga/common/db/sql';
 import type { HistoryEntry, Order, OrderItem, OrderStatus } from '../domain/order';
 import { orderHistory, orderItems, orders } from './schema';
 
@@ -192,7 +192,7 @@ export async function awaitWriters(c: SqlClient, orderId: string): Promise<void>
   });
 }
 
-export async function findByIdempotencyKey(tx: Tx, key: string) {
+export async function findByIdempotencyKey(tx: Db, key: string) {
   const [row] = await tx
     .select({ id: orders.id, hash: orders.requestHash, status: orders.status })
     .from(orders)
@@ -200,7 +200,7 @@ export async function findByIdempotencyKey(tx: Tx, key: string) {
   return row;
 }
 
-function loadItems(tx: Tx, orderId: string) {
+function loadItems(tx: Db, orderId: string) {
   return tx
     .select({ sku: orderItems.sku, quantity: orderItems.quantity, priceCents: orderItems.priceCents })
     .from(orderItems)
@@ -208,7 +208,7 @@ function loadItems(tx: Tx, orderId: string) {
     .orderBy(asc(orderItems.lineNo));
 }
 
-export async function getOrderView(tx: Tx, id: string): Promise<OrderView | undefined> {
+export async function getOrderView(tx: Db, id: string): Promise<OrderView | undefined> {
   const [row] = await tx.select().from(orders).where(eq(orders.id, id));
   if (!row) return undefined;
   const items = await loadItems(tx, id);
@@ -234,7 +234,7 @@ export async function getOrderView(tx: Tx, id: string): Promise<OrderView | unde
 }
 
 /** Newest first, keyset-paginated on (created_at, id): `after` is the last order id of the previous page. */
-export async function listOrders(tx: Tx, q: { status?: OrderStatus; limit: number; after?: string }) {
+export async function listOrders(tx: Db, q: { status?: OrderStatus; limit: number; after?: string }) {
   const conditions: SQL[] = [];
   if (q.status) conditions.push(eq(orders.status, q.status));
   if (q.after) {

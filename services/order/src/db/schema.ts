@@ -13,7 +13,8 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 
-export { inbox, outbox } from '@saga/common/outbox';
+export { inbox } from '@saga/common/db/inbox';
+export { outbox } from '@saga/common/db/outbox';
 
 export const orders = pgTable(
   'orders',

@@ -1,6 +1,6 @@
-import type { Decider } from '@saga/common/decider';
-import type { CancelReason, DomainEvent, OrderLine } from '@saga/common/contracts';
-import { DomainError } from '@saga/common/domain-error';
+import type { Decider } from '@saga/common/domain/decider';
+import type { CancelReason, DomainEvent, OrderLine } from '@saga/common/contracts/catalog';
+import { DomainError } from '@saga/common/domain/domain-error';
 
 export type OrderStatus = 'PENDING' | 'CONFIRMED' | 'CANCELLED';
 export type OrderItem = { sku: string; quantity: number; priceCents: number | null };

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { reconnectLoop } from '@saga/common/lifecycle';
-import type { Logger } from '@saga/common/logger';
+import { reconnectLoop } from '@saga/common/runtime/lifecycle';
+import type { Logger } from '@saga/common/runtime/logger';
 import { awaitWriters, dropWatches, ORDER_CHANNEL, unwatchOrder, watchOrder } from '../db/order-repository';
 
 export type OrderNotifier = {

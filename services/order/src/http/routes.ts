@@ -1,15 +1,16 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { CancelReason, Cents, CustomerId, OrderLine, Sku } from '@saga/common/contracts';
-import { conflict, notFound } from '@saga/common/errors';
-import { parseRequest } from '@saga/common/http';
-import { apiRoutes, openApiDocument, type ApiOperation } from '@saga/common/openapi';
-import { outboxInsert, type Tx } from '@saga/common/outbox';
-import { isPgError } from '@saga/common/pg';
+import { CancelReason, Cents, CustomerId, OrderLine, Sku } from '@saga/common/contracts/catalog';
+import { conflict, notFound } from '@saga/common/messaging/errors';
+import { parseRequest } from '@saga/common/http/app';
+import { apiRoutes, openApiDocument, type ApiOperation } from '@saga/common/http/openapi';
+import { outboxInsert } from '@saga/common/db/outbox';
+import { type Db } from '@saga/common/db/sql';
+import { isPgError } from '@saga/common/db/pg';
 import type pg from 'pg';
 import { decide, evolve, historyEntry, published, type Order } from '../domain/order';
-import { createGroupCommit } from '@saga/common/group-commit';
+import { createGroupCommit } from '@saga/common/db/group-commit';
 import {
   findByIdempotencyKey,
   getOrderView,
@@ -184,7 +185,7 @@ export const orderOpenApi = openApiDocument(
 );
 
 /** The order service's HTTP contract: place, read, list, and follow an order. */
-export function orderRoutes(db: Tx, pool: pg.Pool, notifier: OrderNotifier, heartbeatMs: number): Router {
+export function orderRoutes(db: Db, pool: pg.Pool, notifier: OrderNotifier, heartbeatMs: number): Router {
   const r = Router();
   r.use(apiRoutes(orderOpenApi));
   // Orders placed while a write is in flight go out together in the next one: one statement and one commit for many

@@ -1,5 +1,5 @@
-import { batchHandler, type BatchHandler, type InboxRetention, type Incoming } from '@saga/common/consumer';
-import { InvalidMessageError } from '@saga/common/errors';
+import { batchHandler, type BatchHandler, type InboxRetention, type Incoming } from '@saga/common/messaging/consumer';
+import { InvalidMessageError } from '@saga/common/messaging/errors';
 import type pg from 'pg';
 import { decide, evolve, historyEntry, published, type Order, type OrderFact } from '../domain/order';
 import { loadOrders, saveOrders, type OrderBatch } from '../db/order-repository';

@@ -1,4 +1,4 @@
-import { specFor } from '@saga/common/decider';
+import { specFor } from '@saga/common/domain/decider';
 import { historyEntry, orderDecider, published, type OrderEvent, type OrderFact } from '../../src/domain/order';
 
 const id = '7f1b1c9e-6a53-4c51-9d4c-2f7c7b0f6a11';

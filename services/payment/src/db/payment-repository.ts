@@ -1,5 +1,5 @@
 import { desc, eq, sql } from 'drizzle-orm';
-import type { SqlClient, SqlPart, Tx } from '@saga/common/outbox';
+import type { SqlClient, SqlPart, Db } from '@saga/common/db/sql';
 import type { Account, PaymentRecord, Payments } from '../domain/payment';
 import { accounts, payments } from './schema';
 
@@ -74,12 +74,12 @@ export async function savePayments(c: SqlClient, before: Payments, after: Paymen
   });
 }
 
-export async function findAccount(tx: Tx, customerId: string): Promise<Account | undefined> {
+export async function findAccount(tx: Db, customerId: string): Promise<Account | undefined> {
   const [row] = await tx.select(accountColumns).from(accounts).where(eq(accounts.customerId, customerId));
   return row;
 }
 
-export async function upsertAccount(tx: Tx, a: Account): Promise<Account> {
+export async function upsertAccount(tx: Db, a: Account): Promise<Account> {
   const [row] = await tx
     .insert(accounts)
     .values(a)
@@ -88,7 +88,7 @@ export async function upsertAccount(tx: Tx, a: Account): Promise<Account> {
   return row!;
 }
 
-export async function listPayments(tx: Tx, filter: { orderId?: string; customerId?: string; limit: number }) {
+export async function listPayments(tx: Db, filter: { orderId?: string; customerId?: string; limit: number }) {
   const where = filter.orderId
     ? eq(payments.orderId, filter.orderId)
     : filter.customerId

@@ -1,5 +1,5 @@
-import type { Decider } from '@saga/common/decider';
-import type { DeclineReason, DomainEvent } from '@saga/common/contracts';
+import type { Decider } from '@saga/common/domain/decider';
+import type { DeclineReason, DomainEvent } from '@saga/common/contracts/catalog';
 
 export type Account = { customerId: string; balanceCents: number };
 export type PaymentStatus = 'AUTHORIZED' | 'DECLINED';

@@ -1,10 +1,10 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { Cents, CustomerId, DeclineReason } from '@saga/common/contracts';
-import { notFound } from '@saga/common/errors';
-import { parseRequest } from '@saga/common/http';
-import { apiRoutes, openApiDocument, type ApiOperation } from '@saga/common/openapi';
-import type { Tx } from '@saga/common/outbox';
+import { Cents, CustomerId, DeclineReason } from '@saga/common/contracts/catalog';
+import { notFound } from '@saga/common/messaging/errors';
+import { parseRequest } from '@saga/common/http/app';
+import { apiRoutes, openApiDocument, type ApiOperation } from '@saga/common/http/openapi';
+import type { Db } from '@saga/common/db/sql';
 import { findAccount, listPayments, upsertAccount } from '../db/payment-repository';
 
 const PutAccountBody = z.strictObject({ balanceCents: Cents });
@@ -78,7 +78,7 @@ export const paymentOpenApi = openApiDocument(
 );
 
 /** `PUT /accounts/:customerId`, `GET /accounts/:customerId`, `GET /payments?orderId=`. */
-export function paymentRoutes(db: Tx): Router {
+export function paymentRoutes(db: Db): Router {
   const r = Router();
   r.use(apiRoutes(paymentOpenApi));
   r.put('/accounts/:customerId', async (req, res) => {

@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { sql } from 'drizzle-orm';
-import { index, jsonb, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
-import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
-import type pg from 'pg';
-import { CURRENT_VERSION, EventCatalog, schemaFor, type DomainEvent, type EventHeaders } from './contracts';
+import { index, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { CURRENT_VERSION, EventCatalog, schemaFor, type DomainEvent, type EventHeaders } from '../contracts/catalog';
+import type { SqlClient, SqlPart } from './sql';
 
 /**
  * The outbox, with the column names Debezium's Outbox Event Router expects: with the configuration in docs/debezium,
@@ -29,43 +27,6 @@ export const outbox = pgTable(
   (t) => [index('outbox_created_idx').on(t.createdAt)],
 );
 
-/** Ids of messages a consumer has applied: the dedupe half of exactly-once-in-effect. */
-export const inbox = pgTable(
-  'inbox',
-  {
-    consumer: text('consumer').notNull(),
-    messageId: text('message_id').notNull(),
-    eventType: text('event_type').notNull(),
-    processedAt: timestamp('processed_at', { withTimezone: true })
-      .notNull()
-      .default(sql`now()`),
-  },
-  (t) => [
-    primaryKey({ columns: [t.consumer, t.messageId] }),
-    index('inbox_processed_idx').on(t.consumer, t.processedAt),
-  ],
-);
-
-/**
- * Forget what `consumer` applied longer ago than `retentionHours`, at most `limit` rows per call. A broker redelivers
- * within minutes (an unacknowledged message, a relay's unconfirmed tail), so days of memory are plenty, and without
- * a bound the inbox (and its index, written by every message) grows forever. Answers how many rows went.
- */
-export async function pruneInbox(
-  c: SqlClient,
-  consumer: string,
-  retentionHours: number,
-  limit = 5000,
-): Promise<number> {
-  const { rowCount } = await c.query({
-    name: 'inbox.prune',
-    text: `DELETE FROM inbox WHERE consumer = $1 AND message_id IN (
-             SELECT message_id FROM inbox WHERE consumer = $1 AND processed_at < now() - make_interval(hours => $2) LIMIT $3)`,
-    values: [consumer, retentionHours, limit],
-  });
-  return rowCount ?? 0;
-}
-
 /**
  * Delete outbox rows older than `retentionHours`, at most `limit` per call (one short transaction, so pruning never
  * holds locks or bloats WAL in one burst). Answers how many rows went; the caller repeats while a full batch went.
@@ -79,20 +40,6 @@ export async function pruneOutbox(c: SqlClient, retentionHours: number, limit = 
   });
   return rowCount ?? 0;
 }
-
-// Any drizzle database or transaction on node-postgres (the read paths).
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type Tx = PgDatabase<PgQueryResultHKT, any, any>;
-
-/** A node-postgres connection inside a transaction (the write paths: hand-written, prepared statements). */
-export type SqlClient = Pick<pg.ClientBase, 'query'>;
-
-/**
- * Part of one statement: SQL text whose parameters are numbered from `first`, and their values. Statements are
- * assembled from parts so that a step costs one round trip; the text is the same for every call, so a named
- * (prepared) statement can carry it.
- */
-export type SqlPart = { text: (first: number) => string; values: unknown[] };
 
 export type OutboxMeta = {
   /** The order id: every event of one saga shares it. */
@@ -139,40 +86,4 @@ export function outboxInsert(entries: readonly OutboxEntry[]): SqlPart {
        SELECT * FROM unnest($${p}::uuid[], $${p + 1}::text[], $${p + 2}::text[], $${p + 3}::text[], $${p + 4}::jsonb[], $${p + 5}::jsonb[])`,
     values: cols,
   };
-}
-
-/**
- * Claim messages for `consumer` in the inbox (a part of a statement, usually a CTE): `RETURNING message_id` names
- * the ones not seen before; the others must change nothing. Rows are inserted in message-id order so that two
- * transactions claiming overlapping batches lock them in the same order.
- */
-export function inboxClaim(consumer: string, messages: readonly { id: string; type: string }[]): SqlPart {
-  return {
-    text: (p) =>
-      `INSERT INTO inbox (consumer, message_id, event_type)
-       SELECT $${p}, m, t FROM unnest($${p + 1}::text[], $${p + 2}::text[]) AS u(m, t) ORDER BY m
-       ON CONFLICT DO NOTHING RETURNING message_id`,
-    values: [consumer, messages.map((m) => m.id), messages.map((m) => m.type)],
-  };
-}
-
-/** One transaction on one pooled connection; the connection is dropped, not reused, when it failed. */
-export async function withTransaction<R>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<R>): Promise<R> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (err) {
-    try {
-      await client.query('ROLLBACK');
-    } catch (rollbackErr) {
-      broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
-    }
-    throw err;
-  } finally {
-    client.release(broken);
-  }
 }

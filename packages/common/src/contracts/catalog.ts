@@ -1,13 +1,13 @@
 import { z } from 'zod';
-import * as inventory from './contracts/inventory';
-import * as order from './contracts/order';
-import * as payment from './contracts/payment';
-import { routingKeyFor } from './contracts/envelope';
+import * as inventory from './inventory';
+import * as order from './order';
+import * as payment from './payment';
+import { routingKeyFor } from './envelope';
 
-export * from './contracts/envelope';
-export * from './contracts/order';
-export * from './contracts/inventory';
-export * from './contracts/payment';
+export * from './envelope';
+export * from './order';
+export * from './inventory';
+export * from './payment';
 
 /** A service that takes part in the saga (the same names as service-names.ts, which this module does not import). */
 type Participant = 'order' | 'inventory' | 'payment';

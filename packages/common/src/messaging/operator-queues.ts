@@ -5,10 +5,10 @@
  */
 import type amqp from 'amqplib';
 import { Gauge, type Registry } from 'prom-client';
-import { consumerQueueNames, topologyNames } from './amqp';
+import { consumerQueueNames, topologyNames } from './topology';
 import { brokerConnector, closeConnection } from './broker';
-import type { Logger } from './logger';
-import { consumerQueueOf, type DatabaseOwner } from './service-names';
+import type { Logger } from '../runtime/logger';
+import { consumerQueueOf, type DatabaseOwner } from '../contracts/service-names';
 
 /**
  * Bounds, set by policy rather than queue arguments: arguments cannot change on an existing queue (redeclaring

@@ -8,26 +8,20 @@ import {
   type EventData,
   type EventType,
   type DomainEvent,
-} from './contracts';
+} from '../contracts/catalog';
 import { declaredType, messageIdentity } from './debezium';
-import { DEAD_LETTER_HEADER as DLH, decodeMessage } from './envelope';
-import { assertConsumerTopology, coalesceWrites, consumerQueueNames, sendConfirmed, topologyNames } from './amqp';
+import { DEAD_LETTER_HEADER as DLH, decodeMessage } from './envelope-codec';
+import { assertConsumerTopology, coalesceWrites, consumerQueueNames, sendConfirmed, topologyNames } from './topology';
 import { brokerConnector, closeConnection } from './broker';
 import { classifyError, errorMessage, InvalidMessageError } from './errors';
-import { isConnectionError } from './pg';
+import { isConnectionError } from '../db/pg';
 import type pg from 'pg';
-import { reconnectLoop, retryDelay } from './lifecycle';
-import type { Logger } from './logger';
-import {
-  inboxClaim,
-  outboxInsert,
-  pruneInbox,
-  withTransaction,
-  type OutboxEntry,
-  type SqlClient,
-  type SqlPart,
-} from './outbox';
-import { startSpan, tracingOn, type TraceSpan } from './tracing';
+import { reconnectLoop, retryDelay } from '../runtime/lifecycle';
+import type { Logger } from '../runtime/logger';
+import { inboxClaim, pruneInbox } from '../db/inbox';
+import { outboxInsert, type OutboxEntry } from '../db/outbox';
+import { withTransaction, type SqlClient, type SqlPart } from '../db/sql';
+import { startSpan, tracingOn, type TraceSpan } from '../runtime/tracing';
 
 export type Outcome = 'applied' | 'duplicate';
 

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ConsumeMessage, Options } from 'amqplib';
-import { Envelope, routingKeyFor } from './contracts';
+import { Envelope, routingKeyFor } from '../contracts/catalog';
 import { fromDebezium, isDebeziumShaped } from './debezium';
 import { InvalidMessageError } from './errors';
 
@@ -35,7 +35,7 @@ export const DEAD_LETTER_HEADER = {
 } as const;
 
 export const APP_ID = 'cdc-relay';
-export { routingKeyFor } from './contracts';
+export { routingKeyFor } from '../contracts/catalog';
 
 export type EncodeLimits = {
   /** RabbitMQ's `max_message_size` (default 128 MiB): a larger body is refused and closes the channel. */

@@ -9,11 +9,11 @@ import express, {
 import helmet from 'helmet';
 import { Histogram, type Registry } from 'prom-client';
 import { ZodError, type z } from 'zod';
-import { DomainError } from './errors';
-import type { Logger } from './logger';
-import { isConnectionError, isPgError } from './pg';
+import { DomainError } from '../messaging/errors';
+import type { Logger } from '../runtime/logger';
+import { isConnectionError, isPgError } from '../db/pg';
 import { PROBLEM_CONTENT_TYPE, PROBLEM_TYPE, problem, type Problem, type ProblemFieldError } from './problem';
-import { requestSpan } from './tracing';
+import { requestSpan } from '../runtime/tracing';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -212,4 +212,4 @@ function at(req: Request): { instance: string; requestId: string } {
   return { instance: req.path, requestId: req.requestId ?? '' };
 }
 
-export { listen } from './ops';
+export { listen } from '../runtime/ops';

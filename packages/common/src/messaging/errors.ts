@@ -1,8 +1,8 @@
 import { ZodError } from 'zod';
-import { UnknownEventError } from './contracts';
-import { isConnectionError, isPgError, pgCode } from './pg';
+import { UnknownEventError } from '../contracts/catalog';
+import { isConnectionError, isPgError, pgCode } from '../db/pg';
 
-export { conflict, DomainError, notFound } from './domain-error';
+export { conflict, DomainError, notFound } from '../domain/domain-error';
 
 /** A message that can never be processed as it is (bad JSON, missing properties): dead-letter it at once. */
 export class InvalidMessageError extends Error {

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { Counter, type Registry } from 'prom-client';
-import type { Logger } from './logger';
+import type { Logger } from '../runtime/logger';
 
 /**
  * The errors behind `err`: itself and its `cause` chain. drizzle wraps driver errors (DrizzleQueryError with the

@@ -5,9 +5,10 @@
  * max_slot_wal_keep_size loses the relay's position, and `npm run relay -- reconcile` then republishes the window
  * from the table. The window must be longer than the time an operator needs to notice and act.
  */
-import { startPeriodic } from './lifecycle';
-import type { Logger } from './logger';
-import { pruneOutbox, type SqlClient } from './outbox';
+import { startPeriodic } from '../runtime/lifecycle';
+import type { Logger } from '../runtime/logger';
+import { pruneOutbox } from './outbox';
+import { type SqlClient } from './sql';
 
 export type OutboxRetention = {
   retentionHours: number;

@@ -4,15 +4,15 @@ import type pg from 'pg';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { BaseEnv, DatabaseUrl } from './config';
-import { createConsumer, type BatchHandler, type InboxRetention } from './consumer';
-import { createHttpApp, finishHttpApp, listen } from './http';
+import { createConsumer, type BatchHandler, type InboxRetention } from '../messaging/consumer';
+import { createHttpApp, finishHttpApp, listen } from '../http/app';
 import { createLogger, redactUrl, type Logger } from './logger';
 import { createMetricsRegistry, createOpsRouter } from './ops';
-import { startOutboxPruner } from './outbox-retention';
-import { createPool, planCacheOptions } from './pg';
-import { consumerQueueOf } from './service-names';
+import { startOutboxPruner } from '../db/outbox-retention';
+import { createPool, planCacheOptions } from '../db/pg';
+import { consumerQueueOf } from '../contracts/service-names';
 import { startTracing, stopTracing } from './tracing';
-import type { DatabaseOwner } from './service-names';
+import type { DatabaseOwner } from '../contracts/service-names';
 
 /** Variables every service reads; each service adds its own and its defaults. */
 export const ServiceEnv = BaseEnv.extend({

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { BrokerUrl } from './broker';
+import { BrokerUrl } from '../messaging/broker';
 import { withPlaceholderHost } from './logger';
 
 /** Raised when the environment does not describe a runnable process; the message names every bad variable. */
