@@ -1,5 +1,5 @@
 /**
- * npm run contracts: write contracts/asyncapi.yaml, contracts/openapi/<service>.json and the README's event
+ * npm run contracts: write contracts/asyncapi.yaml, contracts/openapi/<service>.json and the event
  * catalogue from the code's contracts. `-- --check` writes nothing and exits 1 when a file is out of date.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -9,13 +9,14 @@ import { generatedFiles, readRepoFile, ROOT, withCatalogue } from './lib/contrac
 
 answerArgs({
   name: 'npm run contracts',
-  summary: 'generate the AsyncAPI and OpenAPI documents and the README event catalogue from the zod contracts',
+  summary:
+    'generate the AsyncAPI and OpenAPI documents and the event catalogue of docs/contracts.md from the zod contracts',
   details: ['--check  write nothing; exit 1 naming each file that differs from what would be generated'],
   accepts: (args) => args.length === 0 || (args.length === 1 && args[0] === '--check'),
 });
 
 const check = process.argv.includes('--check');
-const files = { ...generatedFiles(), 'README.md': withCatalogue(readRepoFile('README.md')) };
+const files = { ...generatedFiles(), 'docs/contracts.md': withCatalogue(readRepoFile('docs/contracts.md')) };
 const stale: string[] = [];
 for (const [path, content] of Object.entries(files)) {
   let current: string | undefined;

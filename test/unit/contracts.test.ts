@@ -29,8 +29,8 @@ describe('contract documents', () => {
     expect(readRepoFile(path)).toBe(generatedFiles()[path]);
   });
 
-  it("the README's event catalogue is the generated table", () => {
-    const readme = readRepoFile('README.md');
+  it('the event catalogue in docs/contracts.md is the generated table', () => {
+    const readme = readRepoFile('docs/contracts.md');
     expect(withCatalogue(readme)).toBe(readme);
   });
 
