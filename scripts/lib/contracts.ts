@@ -16,6 +16,7 @@ import { inventoryOpenApi } from '../../services/inventory/src/http/routes';
 import { orderOpenApi } from '../../services/order/src/http/routes';
 import { paymentOpenApi } from '../../services/payment/src/http/routes';
 import { monitorOpenApi } from '../../services/monitor/src/http/routes';
+import { CONFIGURATION_FILE, configurationPage } from './config-doc';
 
 export const ROOT = join(__dirname, '../..');
 export const ASYNCAPI_FILE = 'contracts/asyncapi.yaml';
@@ -191,6 +192,7 @@ export function generatedFiles(): Record<string, string> {
   const files: Record<string, string> = { [ASYNCAPI_FILE]: asyncApiYaml() };
   for (const [service, doc] of Object.entries(OPENAPI))
     files[openApiFile(service)] = `${JSON.stringify(doc, null, 2)}\n`;
+  files[CONFIGURATION_FILE] = configurationPage();
   return files;
 }
 
