@@ -49,7 +49,7 @@ describe('npm run bench --smoke', () => {
       expect(polled.committed).toBeGreaterThan(0);
       expect(polled.delivered).toBe(polled.committed);
       expect(result.results.saga.invariants).toContain('held');
-      // The saga figures of issue 9 are there and make sense; no timing is asserted (a smoke run is too short).
+      // The saga figures are there and make sense; no timing is asserted (a smoke run is too short).
       const saga = result.results.saga;
       expect(saga.commitCeilingTps).toBeGreaterThan(0);
       // The off-path components ran at the default lower priority, and the result says so.

@@ -54,7 +54,7 @@ const promtool = (...args: string[]) => {
     return execFileSync(process.env.PROMTOOL ?? 'promtool', args, { cwd: ROOT, encoding: 'utf8', stdio: 'pipe' });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-      throw new Error('promtool not found: see the README prerequisites (or set PROMTOOL=/path/to/promtool)', {
+      throw new Error('promtool not found: see the prerequisites in docs/development.md (or set PROMTOOL=/path/to/promtool)', {
         cause: err,
       });
     throw err;

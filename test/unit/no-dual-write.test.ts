@@ -1,5 +1,5 @@
 /**
- * Rule 1: a service never publishes to RabbitMQ itself; its events leave only through the outbox and the relay.
+ * No dual write: a service never publishes to RabbitMQ itself; its events leave only through the outbox and the relay.
  * The only sends in shared consumer code go to the consumer's own retry and dead-letter queues.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';

@@ -92,7 +92,7 @@ describe('envelope codec', () => {
     );
   });
 
-  // Defect 1: each member of the class amqplib's encoder or RabbitMQ refuses. For each, the unguarded message
+  // Each member of the class amqplib's encoder or RabbitMQ refuses. For each, the unguarded message
   // really fails in amqplib (or exceeds a broker limit), the codec answers ok:false with the reason, and the
   // invalid-queue message it makes instead encodes.
   const cases: [string, Record<string, unknown>, RegExp][] = [
