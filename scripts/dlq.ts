@@ -15,6 +15,7 @@ import { answerArgs } from '@saga/common/runtime/cli-args';
 import { BaseEnv, parseEnv } from '@saga/common/runtime/config';
 import { DEAD_LETTER_HEADER as DLH } from '@saga/common/messaging/envelope-codec';
 import { DATABASE_OWNERS, consumerQueueOf, isDatabaseOwner } from '@saga/common/contracts/service-names';
+import { terminalJson, visible } from './lib/terminal-text';
 
 const COMMANDS = ['list', 'show', 'replay', 'purge'] as const;
 const QUEUES = [...DATABASE_OWNERS, 'unroutable', 'invalid'] as const;
@@ -95,7 +96,7 @@ async function main(args: DlqArgs) {
     : args.queue === 'unroutable'
       ? topology.unroutableQueue
       : topology.invalidQueue;
-  const print = (line: unknown) => process.stdout.write(`${typeof line === 'string' ? line : JSON.stringify(line)}\n`);
+  const print = (line: unknown) => process.stdout.write(`${typeof line === 'string' ? line : terminalJson(line)}\n`);
   const conn = await connectBroker(config.RABBITMQ_URL, { clientProperties: { connection_name: 'dlq tool' } });
   conn.on('error', () => undefined); // the failing call rejects too, with the same error
   try {
@@ -129,10 +130,14 @@ async function main(args: DlqArgs) {
           at: h[DLH.at],
           error: h[DLH.error],
         };
-        print(args.json ? row : [row.messageId, row.type, row.reason ?? row.routingKey, row.at, row.error].join('\t'));
+        print(
+          args.json
+            ? row
+            : [row.messageId, row.type, row.reason ?? row.routingKey, row.at, row.error].map(visible).join('\t'),
+        );
       } else if (args.command === 'show') {
         const full = { properties: m.properties, fields: m.fields, body: m.content.toString('utf8') };
-        print(args.json ? full : JSON.stringify(full, null, 2));
+        print(args.json ? full : terminalJson(full, 2));
       } else if (args.command === 'replay') {
         const headers = Object.fromEntries(Object.entries(h).filter(([k]) => !INTERNAL.test(k)));
         const options = { ...m.properties, headers, persistent: true };

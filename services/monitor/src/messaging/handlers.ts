@@ -12,19 +12,39 @@ export type Finished = { orderId: string; outcome: 'CONFIRMED' | 'CANCELLED'; du
 /** What a committed batch changed, for the metrics and the catch-up clock. */
 export type Committed = { finished: Finished[]; newestEventAt: Date | undefined };
 
+/**
+ * How far an event's own `occurredAt` may lie from the moment the monitor received it. A producer's clock may run a
+ * little ahead; an event may wait in the queue for days while the monitor is down. Beyond these, the header is not
+ * believed (one far-future time would otherwise make every pending saga look stuck) and the receipt time is used.
+ */
+export const OCCURRED_AT_BOUNDS = { aheadMs: 5_000, behindMs: 7 * 24 * 3600_000 };
+/** Longest header text the monitor stores (ids and trace contexts are far shorter). */
+export const MAX_HEADER_TEXT = 256;
+
+/** `occurredAt` when it is a time within the bounds around `receivedAt`, else `receivedAt`. Pure. */
+export function eventTime(occurredAt: unknown, receivedAt: Date): Date {
+  if (typeof occurredAt !== 'string') return receivedAt;
+  const t = new Date(occurredAt).getTime();
+  const r = receivedAt.getTime();
+  if (Number.isNaN(t) || t > r + OCCURRED_AT_BOUNDS.aheadMs || t < r - OCCURRED_AT_BOUNDS.behindMs) return receivedAt;
+  return new Date(t);
+}
+
+const capped = (v: unknown): string | null => (typeof v === 'string' ? v.slice(0, MAX_HEADER_TEXT) : null);
+
 /** The fields of an incoming event the monitor keeps. Pure. */
 export function toEventRow(m: Incoming, receivedAt: Date): EventRow {
   const data = m.data as { orderId?: string; reason?: unknown };
-  const occurred = m.envelope.headers.occurredAt ? new Date(m.envelope.headers.occurredAt) : undefined;
+  const { headers } = m.envelope;
   return {
     messageId: m.envelope.id,
     orderId: data.orderId ?? m.envelope.headers.correlationId,
     type: m.type,
     service: m.envelope.aggregateType,
-    causationId: m.envelope.headers.causationId,
-    traceparent: m.envelope.headers.traceparent ?? null,
-    reason: typeof data.reason === 'string' ? data.reason : null,
-    at: occurred && !Number.isNaN(occurred.getTime()) ? occurred : receivedAt,
+    causationId: capped(headers.causationId),
+    traceparent: capped(headers.traceparent),
+    reason: capped(data.reason),
+    at: eventTime(headers.occurredAt, receivedAt),
   };
 }
 

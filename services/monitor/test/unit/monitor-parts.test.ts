@@ -3,7 +3,7 @@ import type { Incoming } from '@saga/common/messaging/consumer';
 import { createCatchUp } from '../../src/catch-up';
 import type { EventRow } from '../../src/db/saga-repository';
 import { toDeadLetterRow } from '../../src/messaging/dead-letters';
-import { newlyFinished, toEventRow } from '../../src/messaging/handlers';
+import { MAX_HEADER_TEXT, newlyFinished, OCCURRED_AT_BOUNDS, toEventRow } from '../../src/messaging/handlers';
 
 const t0 = Date.parse('2026-11-27T10:00:00.000Z');
 const row = (messageId: string, type: EventRow['type'], atMs: number, causationId: string | null = null): EventRow => ({
@@ -52,6 +52,27 @@ describe('what the monitor keeps of an event', () => {
   it('falls back to the receive time when the producer gives no usable time', () => {
     expect(toEventRow(incoming({}), new Date(t0 + 5)).at).toEqual(new Date(t0 + 5));
     expect(toEventRow(incoming({ occurredAt: 'yesterday' }), new Date(t0 + 6)).at).toEqual(new Date(t0 + 6));
+  });
+
+  it('does not believe an occurredAt far from the receive time, so one bad clock cannot make every saga stuck', () => {
+    const received = new Date(t0);
+    const at = (occurredAt: string) => toEventRow(incoming({ occurredAt }), received).at;
+    expect(at('2999-01-01T00:00:00.000Z')).toEqual(received);
+    expect(at('1970-01-01T00:00:00.000Z')).toEqual(received);
+    expect(at(new Date(t0 + OCCURRED_AT_BOUNDS.aheadMs + 1).toISOString())).toEqual(received);
+    expect(at(new Date(t0 + OCCURRED_AT_BOUNDS.aheadMs).toISOString())).toEqual(
+      new Date(t0 + OCCURRED_AT_BOUNDS.aheadMs),
+    );
+    expect(at(new Date(t0 - 3600_000).toISOString())).toEqual(new Date(t0 - 3600_000));
+  });
+
+  it('caps the header text it stores', () => {
+    const r = toEventRow(
+      incoming({ causationId: 'c'.repeat(100_000), traceparent: 't'.repeat(100_000) }),
+      new Date(t0),
+    );
+    expect(r.causationId).toHaveLength(MAX_HEADER_TEXT);
+    expect(r.traceparent).toHaveLength(MAX_HEADER_TEXT);
   });
 });
 
