@@ -1,16 +1,11 @@
 /**
- * npm run bench [-- --smoke] [-- --only=throughput,writers,latency,saga,plans,memory,peer,tail] [-- --baseline-ref=<git ref>] [-- --baseline-outbox-trigger] [-- --saga-servers=shared,per-service] [-- --node=<path>] [-- --baseline-node=<path>]
- * --baseline-ref: the saga section also measures that commit's bundle first, in the same run, and prints both.
- * --node: the components run on that node binary instead of the one running the bench (the container image ships
- * its own Node.js; measure on that version). --baseline-node: the saga baseline runs on that binary, with the
- * --baseline-ref bundle or, without one, this commit's: one run compares two runtimes on the same code.
+ * npm run bench [-- options]: `npm run bench -- --help` lists them; bench/README.md says what each section measures.
  * In the saga section every component runs in a session of its own, so Linux's autogroup scheduling gives each
  * process a CPU share of its own, as a container's cgroup does (otherwise all of them would share the bench's one
  * share, while each PostgreSQL backend has its own). --off-path-nice=N (10 by default): the relay's, inventory's and
  * payment's groups get the CFS weight of nice N (110 at 10, against 1024), as docker-compose.yml weights those
  * containers (cpu_shares 110), so that under contention the POST path (order service, PostgreSQL, RabbitMQ) runs
- * first. 0 gives every component the same weight. --baseline-off-path-nice=M: the baseline's (default: N); with
- * --baseline-ref=HEAD one run compares the two.
+ * first.
  * Every figure is measured in this run, on this machine, next to its baseline (ratio printed). A table on the
  * terminal and a JSON file under bench/results/ (or --out=DIR).
  */
@@ -46,25 +41,31 @@ import {
 } from './lib';
 import { peerBacklog, peerLatency } from './peer';
 import { measurePlans } from './plans';
+import { parseOptions, SECTIONS, UsageError, usage, type Section } from './options';
+import { referenceFileName, referenceOf, resultFileName, toJson, type Row, type Run } from './result-file';
 import { measureSaga, type SagaResult } from './saga';
 
 const args = process.argv.slice(2);
-const SMOKE = args.includes('--smoke');
-const ONLY = args
-  .find((a) => a.startsWith('--only='))
-  ?.slice(7)
-  .split(',');
-const BASELINE_REF = args.find((a) => a.startsWith('--baseline-ref='))?.slice(15);
-const NODE = args.find((a) => a.startsWith('--node='))?.slice(7);
-const BASELINE_NODE = args.find((a) => a.startsWith('--baseline-node='))?.slice(16);
-/** Only lower priority: a process may raise its children's nice value, not lower it below 0 without privileges. */
-const niceArg = (name: string, fallback: number) => {
-  const v = Number(args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback);
-  if (!Number.isInteger(v) || v < 0 || v > 19) throw new Error(`--${name}: expected an integer from 0 to 19`);
-  return v;
-};
-const OFF_PATH_NICE = niceArg('off-path-nice', 10);
-const BASELINE_OFF_PATH_NICE = niceArg('baseline-off-path-nice', OFF_PATH_NICE);
+const OPTS = (() => {
+  try {
+    return parseOptions(args);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`bench: ${err.message} (npm run bench -- --help lists the options)\n`);
+    process.exit(2);
+  }
+})();
+if (OPTS.help) {
+  process.stdout.write(usage());
+  process.exit(0);
+}
+const SMOKE = OPTS.smoke;
+const ONLY = OPTS.only;
+const BASELINE_REF = OPTS.baselineRef;
+const NODE = OPTS.node;
+const BASELINE_NODE = OPTS.baselineNode;
+const OFF_PATH_NICE = OPTS.offPathNice;
+const BASELINE_OFF_PATH_NICE = OPTS.baselineOffPathNice;
 const niceLabel = (n: number) =>
   n ? ` (relay, inventory, payment weighted as nice ${n})` : ' (every component at the same weight)';
 /** The commit a ref names, so that a result file says which code its baseline ran ('HEAD' moves). */
@@ -79,7 +80,8 @@ if (NODE) runtime.node = NODE;
 const STACK_NODE = nodeVersion(runtime.node);
 const BASELINE_NODE_VERSION = BASELINE_NODE ? nodeVersion(BASELINE_NODE) : undefined;
 /** Taken at the start: 'HEAD' may move while the bench runs. */
-const BASELINE_COMMIT = gitCommit(BASELINE_REF ?? 'HEAD');
+const COMMIT = gitCommit('HEAD');
+const BASELINE_COMMIT = BASELINE_REF ? gitCommit(BASELINE_REF) : COMMIT;
 /** What the saga baseline is: a commit, another runtime, or both. */
 const BASELINE_LABEL =
   [
@@ -93,8 +95,8 @@ const BASELINE_LABEL =
  * --baseline-outbox-trigger: the baseline env also gets the statement trigger that deleted each outbox row in the
  * statement that inserted it (before outbox retention), so a baseline ref from that time runs as it did then.
  */
-const BASELINE_OUTBOX_TRIGGER = args.includes('--baseline-outbox-trigger');
-const OUT = args.find((a) => a.startsWith('--out='))?.slice(6) ?? path.resolve(__dirname, 'results');
+const BASELINE_OUTBOX_TRIGGER = OPTS.baselineOutboxTrigger;
+const OUT = OPTS.out ?? path.resolve(__dirname, 'results');
 const P = SMOKE
   ? {
       backlog: 300,
@@ -140,9 +142,8 @@ const P = SMOKE
       tailRows: 20_000,
       tailWindows: [10_000, 5000, 2000, 500],
     };
-const want = (s: string) => !ONLY || ONLY.includes(s);
+const want = (s: Section) => !ONLY || ONLY.includes(s);
 
-type Row = { section: string; what: string; figure: string; baseline: string; ratio: string };
 const rows: Row[] = [];
 const results: Record<string, unknown> = {};
 const fmt = (n: number, d = 0) =>
@@ -585,9 +586,7 @@ function buildBaseline(ref: string): string {
  * server's settings but autovacuum on, as docker-compose and k8s deploy them. On one server every walsender reads the WAL of all
  * three databases, so the per-service figures are the deployment's. The baseline runs on the first topology only.
  */
-const SAGA_SERVERS = (args.find((a) => a.startsWith('--saga-servers='))?.slice(15) ?? 'shared,per-service').split(
-  ',',
-) as ('shared' | 'per-service')[];
+const SAGA_SERVERS = OPTS.sagaServers;
 
 async function sectionSaga() {
   runtime.ownSession = true;
@@ -608,9 +607,6 @@ async function sagaSection() {
     openWaitMs: P.sagaOpenWaitMs,
     ceilingSecs: P.ceilingSecs,
   };
-  for (const t of SAGA_SERVERS)
-    if (t !== 'shared' && t !== 'per-service')
-      throw new Error(`--saga-servers: ${String(t)} is neither shared nor per-service`);
   /** A fresh env on the topology, and what removes it (and the servers it started). */
   const envOn = async (
     label: string,
@@ -873,20 +869,31 @@ async function buildAll() {
   bundled.use = true;
 }
 
+const RUN: Record<Section, () => Promise<void>> = {
+  throughput: sectionThroughput,
+  writers: sectionWriters,
+  latency: sectionLatency,
+  saga: sectionSaga,
+  plans: sectionPlans,
+  memory: sectionMemory,
+  peer: sectionPeer,
+  tail: sectionTail,
+};
+/** The table rows each section added, for its reference file. */
+const rowsOf = new Map<Section, Row[]>();
+
 async function main() {
   await buildAll();
   await removeLeftovers();
   env = await createTestEnv('bench');
   const started = new Date();
   try {
-    if (want('throughput')) await sectionThroughput();
-    if (want('writers')) await sectionWriters();
-    if (want('latency')) await sectionLatency();
-    if (want('saga')) await sectionSaga();
-    if (want('plans')) await sectionPlans();
-    if (want('memory')) await sectionMemory();
-    if (want('peer')) await sectionPeer();
-    if (want('tail')) await sectionTail();
+    for (const section of SECTIONS) {
+      if (!want(section)) continue;
+      const from = rows.length;
+      await RUN[section]();
+      rowsOf.set(section, rows.slice(from));
+    }
   } finally {
     await killAll();
     await env.close();
@@ -907,24 +914,26 @@ async function main() {
       }
     })(),
   };
-  const file = path.join(OUT, `bench-${started.toISOString().replace(/[:.]/g, '-')}${SMOKE ? '-smoke' : ''}.json`);
+  const run: Run = {
+    startedAt: started.toISOString(),
+    smoke: SMOKE,
+    commit: COMMIT,
+    args,
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30) },
+    versions,
+    parameters: P,
+    results,
+    table: rows,
+  };
   mkdirSync(OUT, { recursive: true });
-  writeFileSync(
-    file,
-    JSON.stringify(
-      {
-        startedAt: started.toISOString(),
-        smoke: SMOKE,
-        machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30) },
-        versions,
-        parameters: P,
-        results,
-        table: rows,
-      },
-      null,
-      2,
-    ),
-  );
+  const file = path.join(OUT, resultFileName(started, SMOKE));
+  writeFileSync(file, toJson(run));
+  if (OPTS.reference)
+    for (const [section, sectionRows] of rowsOf) {
+      const ref = path.join(OUT, referenceFileName(section));
+      writeFileSync(ref, toJson(referenceOf(run, section, sectionRows)));
+      console.log(`reference: ${ref}`);
+    }
   console.log(`\nresults: ${file}`);
 }
 

@@ -15,6 +15,9 @@ describe('npm run bench --smoke', () => {
       expect(files).toHaveLength(1);
       const result = JSON.parse(readFileSync(path.join(out, files[0]!), 'utf8'));
       expect(result.smoke).toBe(true);
+      // The run says which code ran and how it was started, so that it can be run again.
+      expect(result.commit).toMatch(/^[0-9a-f]{40}$/);
+      expect(result.args).toEqual(['--smoke', `--out=${out}`]);
       expect(Object.keys(result.results).sort()).toEqual([
         'latency',
         'memory',
