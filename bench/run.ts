@@ -510,7 +510,7 @@ function sagaRows(r: SagaResult, section: string) {
   }
 }
 
-/** Current against baseline, the figures issue 9 sets targets for; ratio = current / baseline. */
+/** Current against baseline, the saga figures the targets are set for; ratio = current / baseline. */
 function sagaComparison(cur: SagaResult, base: SagaResult, ref: string) {
   const section = `4. saga vs ${ref}`;
   const conc = Object.keys(cur.closed)

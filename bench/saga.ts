@@ -1,5 +1,5 @@
 /**
- * The saga end to end, as issue 9 measures it: PostgreSQL's commit ceiling with the stack up and idle, closed
+ * The saga end to end: PostgreSQL's commit ceiling with the stack up and idle, closed
  * loops (all orders final), an open loop on a fixed schedule, CPU per order from /proc and statements per order
  * from the services' own counters. Runs against whichever bundle `bundled.file` names, so that an older commit's
  * bundle can be measured the same way in the same run.
@@ -25,7 +25,7 @@ export type SagaParams = {
   ms: number;
   /** Connections of the closed loops; CPU and statements are measured for each. */
   conc: number[];
-  /** Rates of the open loops, one after the other; the last is the one issue 9 sets targets for. */
+  /** Rates of the open loops, one after the other; the last is the one the targets are set for. */
   openRates: number[];
   /** How long the open loop's orders may take to become final after its schedule ended, before it counts as behind. */
   openWaitMs: number;
@@ -58,7 +58,7 @@ export type ClosedLoop = {
   /** Orders final (confirmed or cancelled) per second, from the first POST to the last final event. */
   finalPerSec: number;
   confirmedPerSec: number;
-  /** orders/s × 6 ÷ PostgreSQL commits/s (same run, stack idle); issue 9 wants ≥ 0.3. */
+  /** orders/s × 6 ÷ PostgreSQL commits/s (same run, stack idle); compared with the commit ceiling of the same run. */
   ratioToCommitCeiling: number;
   postMs: Lat;
   placeToFinalMs: Lat;
@@ -82,7 +82,7 @@ export type OpenLoop = {
   /** Share of the machine's CPU time in use over the same span (1 = every core busy). */
   machineBusy: number;
 };
-/** `opens`: every open loop, in the order run; `open` is the last of them (the rate issue 9 sets targets for). */
+/** `opens`: every open loop, in the order run; `open` is the last of them (the rate the targets are set for). */
 export type SagaResult = {
   commitCeilingTps: number;
   closed: Record<string, ClosedLoop>;
@@ -265,7 +265,7 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
         .then((res) => ({ status: res.status, orderId: (res.body as { orderId?: string } | undefined)?.orderId }));
     };
 
-    // Ceiling first, with the stack started and idle (issue 9: compare with the ceiling of the same run).
+    // Ceiling first, with the stack started and idle (figures are compared with the ceiling of the same run).
     await sleep(1000);
     const commitCeilingTps = await commitCeiling(env, p.ceilingSecs);
     log(`saga: commit ceiling ${commitCeilingTps.toFixed(0)} tps (16 clients, stack idle)`);
