@@ -16,6 +16,8 @@ import { BaseEnv, parseEnv } from '@saga/common/runtime/config';
 import { DEAD_LETTER_HEADER as DLH } from '@saga/common/messaging/envelope-codec';
 import { DATABASE_OWNERS, consumerQueueOf, isDatabaseOwner } from '@saga/common/contracts/service-names';
 import { terminalJson, visible } from './lib/terminal-text';
+import { parseArgs } from 'node:util';
+import { usageError } from '@saga/common/runtime/cli-args';
 
 const COMMANDS = ['list', 'show', 'replay', 'purge'] as const;
 const QUEUES = [...DATABASE_OWNERS, 'unroutable', 'invalid'] as const;
@@ -32,20 +34,29 @@ export type DlqArgs = {
 
 /** Pure: parse the arguments, or say what is wrong. */
 export function parseDlqArgs(argv: readonly string[]): DlqArgs | { error: string } {
-  const flags = { json: false, yes: false, limit: undefined as number | undefined };
-  const positional: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--json') flags.json = true;
-    else if (a === '--yes') flags.yes = true;
-    else if (a === '--limit' || a.startsWith('--limit=')) {
-      const v = a.includes('=') ? a.slice('--limit='.length) : argv[++i];
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) return { error: `--limit needs a positive whole number, got ${String(v)}` };
-      flags.limit = n;
-    } else if (a.startsWith('-')) return { error: `unknown argument ${a}` };
-    else positional.push(a);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: { json: { type: 'boolean' }, yes: { type: 'boolean' }, limit: { type: 'string' } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (err) {
+    return { error: usageError(err) };
   }
+  const flags = {
+    json: parsed.values.json ?? false,
+    yes: parsed.values.yes ?? false,
+    limit: undefined as number | undefined,
+  };
+  if (parsed.values.limit !== undefined) {
+    const n = Number(parsed.values.limit);
+    if (!Number.isInteger(n) || n < 1)
+      return { error: `--limit needs a positive whole number, got ${parsed.values.limit}` };
+    flags.limit = n;
+  }
+  const positional = parsed.positionals;
   const [command, queue, messageId, ...extra] = positional;
   if (!COMMANDS.includes(command as Command)) return { error: `the command is one of ${COMMANDS.join('|')}` };
   if (!(QUEUES as readonly string[]).includes(queue ?? '')) return { error: `the queue is one of ${QUEUES.join('|')}` };

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { decideArgs, formatUsage } from '../../packages/common/src/runtime/cli-args';
+import { parseArgs } from 'node:util';
+import { decideArgs, formatUsage, usageError } from '../../packages/common/src/runtime/cli-args';
 
 describe('component arguments', () => {
   it('runs when there are none', () => {
@@ -32,5 +33,26 @@ describe('component arguments', () => {
     expect(text).toContain('usage: saga x');
     expect(text).toMatch(/PORT\s+default 8000/);
     expect(text).toMatch(/URL\s+\(optional or required, no default\)/);
+  });
+});
+
+describe('argument mistakes found by parseArgs', () => {
+  const refusal = (args: string[]) => {
+    try {
+      parseArgs({ args, options: { json: { type: 'boolean' }, limit: { type: 'string' } }, strict: true });
+    } catch (err) {
+      return usageError(err);
+    }
+    return 'accepted';
+  };
+  it('names the option in the words the tools use', () => {
+    expect(refusal(['--all'])).toBe('unknown argument --all');
+    expect(refusal(['-x'])).toBe('unknown argument -x');
+    expect(refusal(['--limit'])).toContain("'--limit <value>' argument missing");
+    expect(refusal(['stray'])).toBe('unexpected argument');
+    expect(refusal(['--limit', '3'])).toBe('accepted');
+  });
+  it('lets any other error through', () => {
+    expect(() => usageError(new Error('disk on fire'))).toThrow('disk on fire');
   });
 });

@@ -69,3 +69,18 @@ export function answerArgs(u: ComponentUsage, args: readonly string[] = process.
   process.stderr.write(`${u.name}: ${decision.message}\n${ask} for usage\n`);
   process.exit(2);
 }
+
+/**
+ * The message for an argument `node:util` parseArgs refused, in the words the tools use ("unknown argument --x").
+ * parseArgs names the option only in its message text, so that is where the name is read from; the kind of mistake
+ * comes from the error's code.
+ */
+export function usageError(err: unknown): string {
+  const code = (err as { code?: string }).code;
+  const message = err instanceof Error ? err.message : String(err);
+  const option = /'(-{1,2}[^'\s]+)/.exec(message)?.[1];
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option) return `unknown argument ${option}`;
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return message;
+  if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return 'unexpected argument';
+  throw err;
+}
