@@ -10,12 +10,16 @@
  * - after a failure nothing is acknowledged by any path, and nothing more is handled: the next session starts from
  *   the slot's confirmed position.
  */
-import type { Options } from 'amqplib';
 import type { EncodedMessage } from '@saga/common/messaging/envelope-codec';
 import { encodeInvalid } from '@saga/common/messaging/envelope-codec';
 import { createLsnTracker, parseLsn, type TxEntry } from './lsn';
 import { createLagClock } from './lag';
-import type { WalMessage } from './wal-source';
+import { createOutbound, type Outgoing } from './outbound';
+import type { WalMessage } from './pgoutput';
+import { SessionError, type PublisherPort, type Refusal } from './pipe-types';
+
+export { SessionError } from './pipe-types';
+export type { PublisherPort, Refusal, Settled } from './pipe-types';
 
 /** The WAL side, as the pipe needs it. */
 export type WalPort = {
@@ -26,30 +30,13 @@ export type WalPort = {
   acknowledge: (lsn: bigint) => void;
 };
 
-export type Settled = 'confirmed' | 'refused';
-
-/** The broker side, as the pipe needs it. */
-export type PublisherPort = {
-  /**
-   * Send one message. `settled` is called exactly once: 'confirmed' when the broker acknowledged it and did not
-   * return it, 'refused' on a nack, a return or a lost channel. Throws synchronously, having sent nothing, when
-   * the client cannot encode the message.
-   */
-  publish: (
-    exchange: string,
-    routingKey: string,
-    content: Buffer,
-    options: Options.Publish,
-    settled: (s: Settled) => void,
-  ) => void;
-  /** false while the client's write buffer is full. */
-  writable: () => boolean;
-};
+/** The invalid-queue copy of a row the broker refused is cut to this: the refusal may have been for its size. */
+const REFUSED_COPY_LIMITS = { maxBodyBytes: 64 * 1024, maxHeaderBytes: 16 * 1024 };
 
 export type PipeEvents = {
   published?: () => void;
   invalid?: (reason: string, row: Record<string, unknown>) => void;
-  refused?: (messageId: string | undefined) => void;
+  refused?: (messageId: string | undefined, why: Refusal) => void;
   confirmSeconds?: (s: number) => void;
   /**
    * An acknowledgement sent: `lsn`, and the commit time (microseconds since the Unix epoch, the source server's
@@ -68,6 +55,12 @@ export type PipeOptions = {
   exchange: string;
   invalidQueue: string;
   maxInFlight: number;
+  /** In-flight window of the first messages (default maxInFlight; 1 after a failure, growing with the confirms). */
+  startWindow?: number;
+  /** Send one at a time up to the row with this id (the last one sent when a session failed on a refusal). */
+  isolateThrough?: string;
+  /** Backoff of a message the broker nacked, sent again in the session. */
+  retry?: { baseMs: number; capMs: number };
   /** Position the slot already confirmed: nothing at or below it is acknowledged again. */
   acked: bigint;
   /** Called once, with the first failure. */
@@ -75,10 +68,6 @@ export type PipeOptions = {
   events?: PipeEvents;
   now?: () => number;
 };
-
-export class SessionError extends Error {
-  override name = 'SessionError';
-}
 
 export function createRelayPipe(o: PipeOptions) {
   const tracker = createLsnTracker();
@@ -131,55 +120,55 @@ export function createRelayPipe(o: PipeOptions) {
     }
   };
 
-  function send(e: TxEntry, exchange: string, routingKey: string, m: EncodedMessage, invalid: boolean): void {
-    tracker.published(e);
-    const started = now();
-    // The callback keeps only what it needs until the confirm (the id, not the message): thousands of them are
-    // alive at a time, and whatever they hold is copied by every young-generation collection meanwhile.
-    const id = m.options.messageId;
-    o.publisher.publish(exchange, routingKey, m.content, m.options, (s) => {
-      if (failed) return;
-      if (s === 'refused') {
-        ev.refused?.(id);
-        fail(
-          new SessionError(
-            `broker did not store ${invalid ? 'an invalid-queue copy' : 'a message'} (${id ?? 'no id'})`,
-          ),
-        );
-        return;
-      }
-      ev.confirmSeconds?.((now() - started) / 1000);
-      if (!invalid) ev.published?.();
-      tracker.confirmed(e);
+  const outbound = createOutbound({
+    publisher: o.publisher,
+    maxInFlight: o.maxInFlight,
+    startWindow: o.startWindow ?? o.maxInFlight,
+    isolateThrough: o.isolateThrough,
+    retry: o.retry ?? { baseMs: 250, capMs: 10_000 },
+    now,
+    failed: () => failed !== undefined,
+    fail: (err) => fail(err),
+    stored(x) {
+      ev.confirmSeconds?.((now() - x.started!) / 1000);
+      if (!x.invalid) ev.published?.();
+      tracker.confirmed(x.e);
       if (tracker.inFlight() === 0) wake();
       resumeIfRoom();
-    });
-  }
-
-  function toInvalid(e: TxEntry, row: Record<string, unknown>, m: EncodedMessage & { ok: false }): void {
-    ev.invalid?.(m.reason, row);
-    send(e, '', o.invalidQueue, m, true);
-  }
+    },
+    toInvalid(x, reason) {
+      ev.invalid?.(reason, x.row);
+      x.m = encodeInvalid(x.row, o.source, o.table, reason, REFUSED_COPY_LIMITS);
+      x.exchange = '';
+      x.routingKey = o.invalidQueue;
+      x.invalid = true;
+    },
+    refused: (x, why) => ev.refused?.(x.m.options.messageId, why),
+  });
 
   function insert(e: TxEntry, row: Record<string, unknown>): void {
     const m = o.encode(row);
-    if (!m.ok) return toInvalid(e, row, m);
-    try {
-      send(e, o.exchange, m.routingKey, m, false);
-    } catch (err) {
-      // The client refused to encode it (nothing was sent): the row can never be published as it is.
-      tracker.confirmed(e);
-      toInvalid(
-        e,
-        row,
-        encodeInvalid(
-          row,
-          o.source,
-          o.table,
-          `the AMQP client cannot encode it: ${err instanceof Error ? err.message : String(err)}`,
-        ),
-      );
+    tracker.published(e);
+    const x: Outgoing = {
+      e,
+      row,
+      m,
+      exchange: o.exchange,
+      routingKey: '',
+      invalid: false,
+      key: undefined,
+      attempts: 0,
+    };
+    if (m.ok) {
+      x.routingKey = m.routingKey;
+      x.key = aggregateKey(row);
+    } else {
+      ev.invalid?.(m.reason, row);
+      x.exchange = '';
+      x.routingKey = o.invalidQueue;
+      x.invalid = true;
     }
+    outbound.submit(x);
   }
 
   return {
@@ -189,6 +178,8 @@ export function createRelayPipe(o: PipeOptions) {
       try {
         switch (msg.tag) {
           case 'begin':
+            // An open transaction that never commits would hold every later acknowledgement back for good.
+            if (txn) throw new SessionError('begin inside an open transaction');
             txn = tracker.begin();
             break;
           case 'insert':
@@ -234,6 +225,16 @@ export function createRelayPipe(o: PipeOptions) {
     },
 
     flushAck,
+    /**
+     * The session is over: whatever settles from now on is ignored (not counted as a refusal) and nothing more is
+     * acknowledged. Does not report a failure.
+     */
+    close(): void {
+      outbound.close();
+      if (failed) return;
+      failed = new SessionError('session closed');
+      wake();
+    },
     /** Room again in the client's buffer. */
     onWritable: resumeIfRoom,
     fail,
@@ -257,7 +258,13 @@ export function createRelayPipe(o: PipeOptions) {
     streamLagSeconds: (nowMs: number) => clock.streamLagSeconds(nowMs),
     failed: () => failed,
     inFlight: () => tracker.inFlight(),
+    /** The outbound window now (1 while sending one at a time). */
+    window: () => outbound.window(),
     paused: () => paused,
   };
 }
 export type RelayPipe = ReturnType<typeof createRelayPipe>;
+
+/** The aggregate a row's order is kept within: its type and id (strings, as the codec checked). */
+const aggregateKey = (row: Record<string, unknown>) =>
+  `${row.aggregatetype as string}\u0000${row.aggregateid as string}`;

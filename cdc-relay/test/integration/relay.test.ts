@@ -146,7 +146,7 @@ describe('cdc relay', () => {
   const invalidOf = (invalid: { messages: Received[] }, aggregateId: string) =>
     invalid.messages.find((m) => (m.body as { row?: { aggregateid?: string } }).row?.aggregateid === aggregateId);
 
-  it('defect 1: a row the AMQP encoder or the broker cannot take goes to the invalid queue with its reason and the stream goes on', async () => {
+  it('a row the AMQP encoder or the broker cannot take goes to the invalid queue with its reason and the stream goes on', async () => {
     const invalid = await collect(env.rabbitUrl, env.exchange, { queue: topologyNames(env.exchange).invalidQueue });
     const sink = await collect(env.rabbitUrl, env.exchange);
     const relay = startRelay({ RELAY_MAX_MESSAGE_BYTES: '65536' });
@@ -215,7 +215,7 @@ describe('cdc relay', () => {
     await sink.close();
   });
 
-  it('defect 2: a message the broker returns never counts as stored: the session restarts and publishes it again', async () => {
+  it('a message the broker returns never counts as stored: the session restarts and publishes it again', async () => {
     const sink = await collect(env.rabbitUrl, env.exchange, { bindingKey: 'test.#' }); // nothing binds nobody.Listens
     const relay = startRelay();
     await streamingAll(relay);
@@ -246,7 +246,7 @@ describe('cdc relay', () => {
     await sink.close();
   });
 
-  it('defect 4: an invalid-queue copy the broker cannot store fails the session instead of moving on; it is kept after the restart', async () => {
+  it('an invalid-queue copy the broker cannot store fails the session instead of moving on; it is kept after the restart', async () => {
     const names = topologyNames(env.exchange);
     const relay = startRelay();
     await streamingAll(relay);
