@@ -9,6 +9,7 @@ import { loadConfig, RelayEnv, type RelayConfig } from './config';
 import { connectPublisher } from './publisher';
 import { parseReconcileArgs, reconcile, type ReconcileArgs } from './reconcile';
 import { DEFAULT_MARGIN_SECONDS, parseRecoverArgs, recreateSlot } from './recover';
+import { readSlot } from './slots';
 
 const USAGE = {
   name: 'saga relay reconcile',
@@ -146,8 +147,7 @@ async function requireSlot(url: string, slot: string): Promise<void> {
   const client = new pg.Client({ connectionString: url, application_name: 'cdc-relay reconcile (slot check)' });
   await client.connect();
   try {
-    const { rowCount } = await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot]);
-    if (!rowCount)
+    if (!(await readSlot(client, slot)).row)
       throw new Error(
         `replication slot ${slot} does not exist on this server: create it first (npm run migrate), then reconcile, so that every row is either in the window or streamed`,
       );

@@ -6,12 +6,12 @@
 import type { BrokerConnector } from '@saga/common/messaging/broker';
 import { delay } from '@saga/common/runtime/lifecycle';
 import type { Logger } from '@saga/common/runtime/logger';
-import { isPgError } from '@saga/common/db/pg';
 import type { RelayConfig } from './config';
 import { livenessIntervalMs, livenessTick } from './liveness';
 import { formatLsn } from './lsn';
 import type { RelayMetrics } from './metrics';
 import { SessionError, type RelayPipe } from './pipe';
+import { restartDecision } from './restart-policy';
 import { buildPipe } from './session-pipe';
 import { connectPublisher, type ConfirmingPublisher } from './publisher';
 import { ensureSlot, SlotLostError, SlotMissingError, type SlotInfo } from './slots';
@@ -20,8 +20,8 @@ import { openWalStream, withSourceClient, type WalSourceOptions, type WalStream 
 
 export type SourceState = 'starting' | 'streaming' | 'standby' | 'reconnecting' | 'stopped';
 
-/** SQLSTATE 55006 object_in_use: the slot is streamed by another relay (we are the standby). */
-const SLOT_IN_USE = '55006';
+/** Only the kind matters here (55006: the slot is streamed by another relay, we are the standby). */
+const STANDBY_TIMES = { baseMs: 0, capMs: 0, standbyPollMs: 0 };
 
 /** What a source's sessions share: its settings, its ports, and what one session leaves for the next. */
 export type SourceContext = {
@@ -203,7 +203,7 @@ async function startStreaming(ctx: SourceContext, publisher: ConfirmingPublisher
     }
     pipe.close();
     await stream.stop();
-    if (!isPgError(outcome, SLOT_IN_USE) || ctx.stopping())
+    if (restartDecision(outcome, 0, STANDBY_TIMES).kind !== 'standby' || ctx.stopping())
       throw outcome instanceof Error ? outcome : new SessionError('replication stream ended');
     if (!ctx.standbyLogged) ctx.log.info({ slot: ctx.slot }, 'slot is streamed by another relay; standing by');
     ctx.standbyLogged = true;

@@ -4,11 +4,12 @@
  * Every session starts at the slot's confirmed position, so nothing acknowledged is ever unpublished.
  */
 import { brokerConnector } from '@saga/common/messaging/broker';
-import { reconnectLoop } from '@saga/common/runtime/lifecycle';
+import { delay } from '@saga/common/runtime/lifecycle';
 import type { Logger } from '@saga/common/runtime/logger';
 import type { RelayConfig } from './config';
 import type { RelayMetrics } from './metrics';
 import { BrokerRefusalError } from './outbound';
+import { restartDecision } from './restart-policy';
 import { runSession, type SourceContext, type SourceState } from './session';
 import { createMarkerWriter } from './slot-marker';
 
@@ -85,30 +86,32 @@ export function createSource(
   };
 
   async function run(): Promise<void> {
-    await reconnectLoop(
-      async () => {
-        try {
-          await runSession(ctx);
-        } catch (err) {
-          if (stopping) return;
-          // The next session starts small and grows, so a failure that repeats costs a small tail of duplicates; after
-          // a refusal it sends one at a time up to where this one stopped, to find the message refused.
-          ctx.startWindow = 1;
-          if (err instanceof BrokerRefusalError) ctx.isolateThrough = err.frontier;
-          metrics.reconnects.inc(labels);
-          log.warn({ err, slot }, 'session ended with an error');
-        } finally {
-          if (!stopping) ctx.setState('reconnecting');
-        }
-      },
-      {
-        what: `relay source ${source.name}`,
-        log,
-        signal: abort.signal,
-        baseMs: config.RELAY_RETRY_BASE_MS,
-        capMs: config.RELAY_RETRY_MAX_MS,
-      },
-    );
+    const times = {
+      baseMs: config.RELAY_RETRY_BASE_MS,
+      capMs: config.RELAY_RETRY_MAX_MS,
+      standbyPollMs: config.RELAY_STANDBY_POLL_MS,
+    };
+    for (let attempt = 0; !abort.signal.aborted; attempt++) {
+      const started = Date.now();
+      let wait = restartDecision(undefined, attempt, times);
+      try {
+        await runSession(ctx);
+      } catch (err) {
+        if (stopping) break;
+        wait = restartDecision(err, attempt, times);
+        // The next session starts small and grows, so a failure that repeats costs a small tail of duplicates; after
+        // a refusal it sends one at a time up to where this one stopped, to find the message refused.
+        ctx.startWindow = 1;
+        if (err instanceof BrokerRefusalError) ctx.isolateThrough = err.frontier;
+        metrics.reconnects.inc(labels);
+        log.warn({ err, slot, restart: wait.kind, retryInMs: wait.delayMs }, 'session ended with an error');
+      }
+      if (stopping) break;
+      ctx.setState('reconnecting');
+      // A session that ran for a while was healthy: the backoff starts over.
+      if (Date.now() - started > 30_000) attempt = 0;
+      await delay(wait.delayMs, abort.signal);
+    }
     ctx.setState('stopped');
   }
 
