@@ -32,58 +32,16 @@ export function createSource(
   log: Logger,
   metrics: RelayMetrics,
 ): Source {
-  const slot = `${config.RELAY_SLOT_PREFIX}_${source.name}`;
-  const labels = { source: source.name };
-  const appName = `cdc-relay ${source.name}`;
-  const timeoutMs = config.RELAY_REPLICATION_TIMEOUT_MS ?? 60_000;
   let state: SourceState = 'starting';
   let stopping = false;
   const abort = new AbortController();
   let loop: Promise<void> | undefined;
-  // Confirmed messages not yet added to the counter: a prom-client increment per message costs more than the rest
-  // of its bookkeeping in the pipe; the counter is brought up to date every acknowledgement interval and at the end.
-  const publishedCount = metrics.published.labels(labels);
-  let publishedSinceFlush = 0;
-  const ctx: SourceContext = {
-    config,
-    name: source.name,
-    slot,
-    appName,
-    walOptions: {
-      url: source.url,
-      slot,
-      publication: config.RELAY_PUBLICATION,
-      applicationName: appName,
-      timeoutMs,
-      serverTimeoutMs: config.RELAY_REPLICATION_TIMEOUT_MS,
-    },
-    // Its own place in the broker's node list: after a lost connection this source moves to the next node.
-    broker: brokerConnector(config.RABBITMQ_URL),
-    log,
-    metrics,
-    labels,
+  const ctx = sourceContext(config, source, log, metrics, {
     signal: abort.signal,
     stopping: () => stopping,
-    setState: (s) => {
-      state = s;
-      metrics.streaming.set(labels, s === 'streaming' ? 1 : 0);
-    },
-    marker: createMarkerWriter({
-      url: source.url,
-      slot,
-      applicationName: appName,
-      intervalMs: config.RELAY_MARKER_INTERVAL_MS,
-      timeoutMs,
-      log,
-    }),
-    countPublished: () => void publishedSinceFlush++,
-    flushPublished: () => {
-      if (publishedSinceFlush === 0) return;
-      publishedCount.inc(publishedSinceFlush);
-      publishedSinceFlush = 0;
-    },
-    standbyLogged: false,
-  };
+    setState: (s) => (state = s),
+  });
+  const { slot, labels } = ctx;
 
   async function run(): Promise<void> {
     const times = {
@@ -130,5 +88,63 @@ export function createSource(
     },
     state: () => state,
     streamLagSeconds: (nowMs) => (state === 'streaming' ? ctx.pipe?.streamLagSeconds(nowMs) : undefined),
+  };
+}
+
+/** What the sessions of one source share (see SourceContext); `own` is the source's own state. */
+function sourceContext(
+  config: RelayConfig,
+  source: { name: string; url: string },
+  log: Logger,
+  metrics: RelayMetrics,
+  own: { signal: AbortSignal; stopping: () => boolean; setState: (s: SourceState) => void },
+): SourceContext {
+  const slot = `${config.RELAY_SLOT_PREFIX}_${source.name}`;
+  const labels = { source: source.name };
+  const appName = `cdc-relay ${source.name}`;
+  const timeoutMs = config.RELAY_REPLICATION_TIMEOUT_MS ?? 60_000;
+  // Confirmed messages not yet added to the counter: a prom-client increment per message costs more than the rest
+  // of its bookkeeping in the pipe; the counter is brought up to date every acknowledgement interval and at the end.
+  const publishedCount = metrics.published.labels(labels);
+  let publishedSinceFlush = 0;
+  return {
+    config,
+    name: source.name,
+    slot,
+    appName,
+    walOptions: {
+      url: source.url,
+      slot,
+      publication: config.RELAY_PUBLICATION,
+      applicationName: appName,
+      timeoutMs,
+      serverTimeoutMs: config.RELAY_REPLICATION_TIMEOUT_MS,
+    },
+    // Its own place in the broker's node list: after a lost connection this source moves to the next node.
+    broker: brokerConnector(config.RABBITMQ_URL),
+    log,
+    metrics,
+    labels,
+    signal: own.signal,
+    stopping: own.stopping,
+    setState: (s) => {
+      own.setState(s);
+      metrics.streaming.set(labels, s === 'streaming' ? 1 : 0);
+    },
+    marker: createMarkerWriter({
+      url: source.url,
+      slot,
+      applicationName: appName,
+      intervalMs: config.RELAY_MARKER_INTERVAL_MS,
+      timeoutMs,
+      log,
+    }),
+    countPublished: () => void publishedSinceFlush++,
+    flushPublished: () => {
+      if (publishedSinceFlush === 0) return;
+      publishedCount.inc(publishedSinceFlush);
+      publishedSinceFlush = 0;
+    },
+    standbyLogged: false,
   };
 }
