@@ -41,12 +41,16 @@ type Queryable = Pick<pg.ClientBase, 'query'>;
  * else when the slot was first streamed, else when its marker was made (next to the slot's creation). Undefined
  * when there is no marker: the slot never existed here (a first install).
  */
-export async function readMarker(c: Queryable, slot: string): Promise<{ reconcileFrom: Date } | undefined> {
-  const { rows } = await c.query<{ since: Date }>(
-    `SELECT COALESCE(acked_commit_time, first_streamed_at, created_at) AS since FROM ${MARKER_TABLE} WHERE slot_name = $1`,
+export async function readMarker(
+  c: Queryable,
+  slot: string,
+): Promise<{ reconcileFrom: Date; streamed: boolean } | undefined> {
+  const { rows } = await c.query<{ since: Date; streamed: boolean }>(
+    `SELECT COALESCE(acked_commit_time, first_streamed_at, created_at) AS since, first_streamed_at IS NOT NULL AS streamed
+       FROM ${MARKER_TABLE} WHERE slot_name = $1`,
     [slot],
   );
-  return rows[0] && { reconcileFrom: rows[0].since };
+  return rows[0] && { reconcileFrom: rows[0].since, streamed: rows[0].streamed };
 }
 
 /** The slot exists (it was just created, or it is streamed): make sure its marker does. */

@@ -172,7 +172,8 @@ export async function ensureSlot(
     );
   if (row.lsn === null) throw new Error(`slot ${o.slot} has no confirmed position`);
   // A slot made before markers existed (or by hand) gets one now.
-  if (!marker || o.streamed) await ensureMarker(c, o.slot, o.streamed);
+  // A standby checks every poll: nothing is written unless something is to be recorded.
+  if (!marker || (o.streamed && !marker.streamed)) await ensureMarker(c, o.slot, o.streamed);
   const reconcileFrom = marker?.reconcileFrom ?? (await readMarker(c, o.slot))?.reconcileFrom;
   return {
     confirmed: parseLsn(row.lsn),
