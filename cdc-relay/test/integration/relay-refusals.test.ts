@@ -5,7 +5,7 @@
  */
 import amqp from 'amqplib';
 import pg from 'pg';
-import { topologyNames } from '@saga/common/messaging/topology';
+import { assertEventTopology, topologyNames } from '@saga/common/messaging/topology';
 import { HEADER } from '@saga/common/messaging/envelope-codec';
 import { collect, type Received } from '../../../test/support/amqp';
 import { createTestEnv, rabbitmqctl, type TestEnv } from '../../../test/support/env';
@@ -113,6 +113,7 @@ describe('rows the broker refuses', () => {
     // A monitor-like queue that refuses publishes when full (bytes), and an inventory-like queue without a bound.
     const conn = await amqp.connect(env.rabbitUrl);
     const ch = await conn.createChannel();
+    await assertEventTopology(ch, env.exchange);
     const full = `${env.id}.full`;
     const open = `${env.id}.open`;
     await ch.assertQueue(full, { arguments: { 'x-max-length-bytes': 3000, 'x-overflow': 'reject-publish' } });
