@@ -14,7 +14,7 @@ import type { EncodedMessage } from '@saga/common/messaging/envelope-codec';
 import { encodeInvalid } from '@saga/common/messaging/envelope-codec';
 import { createLsnTracker, parseLsn, type TxEntry } from './lsn';
 import { createLagClock } from './lag';
-import { createOutbound, type Outgoing } from './outbound';
+import { createOutbound, type Outbound, type OutboundOptions, type Outgoing } from './outbound';
 import type { WalMessage } from './pgoutput';
 import { SessionError, type PublisherPort, type Refusal } from './pipe-types';
 
@@ -69,72 +69,140 @@ export type PipeOptions = {
   now?: () => number;
 };
 
-export function createRelayPipe(o: PipeOptions) {
-  const tracker = createLsnTracker();
-  const ev = o.events ?? {};
-  const now = o.now ?? (() => performance.now());
-  let acked = o.acked;
-  let txn: TxEntry | undefined;
-  let failed: Error | undefined;
-  let draining = false;
-  let paused = false;
-  let waiters: (() => void)[] = [];
+/** A pipe's state: one per session, changed only by the functions below. */
+type PipeState = {
+  o: PipeOptions;
+  ev: PipeEvents;
+  now: () => number;
+  tracker: ReturnType<typeof createLsnTracker>;
   // Commit ends and times of transactions not acknowledged yet: the stream's lag, and where a reconcile starts.
-  const clock = createLagClock();
+  clock: ReturnType<typeof createLagClock>;
+  outbound: Outbound;
+  acked: bigint;
+  txn: TxEntry | undefined;
+  failed: Error | undefined;
+  draining: boolean;
+  paused: boolean;
+  waiters: (() => void)[];
+};
 
-  const wake = () => {
-    const w = waiters;
-    waiters = [];
-    for (const f of w) f();
+export function createRelayPipe(o: PipeOptions) {
+  const s = {
+    o,
+    ev: o.events ?? {},
+    now: o.now ?? (() => performance.now()),
+    tracker: createLsnTracker(),
+    clock: createLagClock(),
+    acked: o.acked,
+    txn: undefined,
+    failed: undefined,
+    draining: false,
+    paused: false,
+    waiters: [],
+  } as Omit<PipeState, 'outbound'> as PipeState;
+  s.outbound = createOutbound(outboundOptions(s));
+  return {
+    /** Handle one decoded WAL message. Never throws: a broken rule fails the session. */
+    onMessage: (msg: WalMessage) => onMessage(s, msg),
+    /**
+     * A server keepalive at `walEnd`. With nothing open and nothing awaiting a confirm, the slot may move past WAL
+     * of other tables (so a quiet outbox does not make the server keep WAL); never mid-transaction, never after a
+     * failure, never while draining.
+     */
+    onKeepalive(walEnd: bigint, shouldRespond: boolean): void {
+      if (s.failed) return;
+      flushAck(s);
+      if (!s.draining && s.txn === undefined && s.tracker.idle() && walEnd > s.acked) return sendAck(s, walEnd);
+      if (shouldRespond) o.wal.acknowledge(s.acked);
+    },
+    flushAck: () => flushAck(s),
+    /**
+     * The session is over: whatever settles from now on is ignored (not counted as a refusal) and nothing more is
+     * acknowledged. Does not report a failure.
+     */
+    close(): void {
+      s.outbound.close();
+      if (s.failed) return;
+      s.failed = new SessionError('session closed');
+      wake(s);
+    },
+    /** Room again in the client's buffer. */
+    onWritable: () => resumeIfRoom(s),
+    fail: (err: Error) => fail(s, err),
+    /** Stop handling messages; wait until every published message settled, a failure, or the deadline; acknowledge. */
+    drain: (deadlineMs: number) => drain(s, deadlineMs),
+    acked: () => s.acked,
+    /** Commit time (µs since the epoch) of the last acknowledged transaction this session saw, if any. */
+    ackedCommitTimeUs: () => s.clock.ackedCommitUs(),
+    /** The stream's view of the lag (lag.ts): since the commit of the oldest transaction not acknowledged. */
+    streamLagSeconds: (nowMs: number) => s.clock.streamLagSeconds(nowMs),
+    failed: () => s.failed,
+    inFlight: () => s.tracker.inFlight(),
+    /** The outbound window now (1 while sending one at a time). */
+    window: () => s.outbound.window(),
+    paused: () => s.paused,
   };
-  const fail = (err: Error) => {
-    if (failed) return;
-    failed = err;
-    wake();
-    o.onFail(err);
-  };
+}
+export type RelayPipe = ReturnType<typeof createRelayPipe>;
 
-  const sendAck = (lsn: bigint) => {
-    acked = lsn;
-    clock.acknowledged(lsn);
-    o.wal.acknowledge(lsn);
-    ev.acknowledged?.(lsn, clock.ackedCommitUs());
-  };
-  /** Acknowledge what the tracker allows; never after a failure. */
-  const flushAck = () => {
-    if (failed) return;
-    const a = tracker.ackable();
-    if (a !== undefined && a > acked) sendAck(a);
-  };
+function wake(s: PipeState): void {
+  const w = s.waiters;
+  s.waiters = [];
+  for (const f of w) f();
+}
 
-  const pauseIfFull = () => {
-    if (!paused && (!o.publisher.writable() || tracker.inFlight() >= o.maxInFlight)) {
-      paused = true;
-      o.wal.pause();
-    }
-  };
-  const resumeIfRoom = () => {
-    if (paused && !failed && o.publisher.writable() && tracker.inFlight() < Math.max(1, o.maxInFlight / 2)) {
-      paused = false;
-      o.wal.resume();
-    }
-  };
+function fail(s: PipeState, err: Error): void {
+  if (s.failed) return;
+  s.failed = err;
+  wake(s);
+  s.o.onFail(err);
+}
 
-  const outbound = createOutbound({
+function sendAck(s: PipeState, lsn: bigint): void {
+  s.acked = lsn;
+  s.clock.acknowledged(lsn);
+  s.o.wal.acknowledge(lsn);
+  s.ev.acknowledged?.(lsn, s.clock.ackedCommitUs());
+}
+
+/** Acknowledge what the tracker allows; never after a failure. */
+function flushAck(s: PipeState): void {
+  if (s.failed) return;
+  const a = s.tracker.ackable();
+  if (a !== undefined && a > s.acked) sendAck(s, a);
+}
+
+function pauseIfFull(s: PipeState): void {
+  if (!s.paused && (!s.o.publisher.writable() || s.tracker.inFlight() >= s.o.maxInFlight)) {
+    s.paused = true;
+    s.o.wal.pause();
+  }
+}
+
+function resumeIfRoom(s: PipeState): void {
+  if (s.paused && !s.failed && s.o.publisher.writable() && s.tracker.inFlight() < Math.max(1, s.o.maxInFlight / 2)) {
+    s.paused = false;
+    s.o.wal.resume();
+  }
+}
+
+function outboundOptions(s: PipeState): OutboundOptions {
+  const { o, ev } = s;
+  return {
     publisher: o.publisher,
     maxInFlight: o.maxInFlight,
     startWindow: o.startWindow ?? o.maxInFlight,
     isolateThrough: o.isolateThrough,
     retry: o.retry ?? { baseMs: 250, capMs: 10_000 },
-    now,
-    failed: () => failed !== undefined,
-    fail: (err) => fail(err),
+    now: s.now,
+    failed: () => s.failed !== undefined,
+    fail: (err) => fail(s, err),
     stored(x) {
-      ev.confirmSeconds?.((now() - x.started!) / 1000);
+      ev.confirmSeconds?.((s.now() - x.started!) / 1000);
       if (!x.invalid) ev.published?.();
-      tracker.confirmed(x.e);
-      if (tracker.inFlight() === 0) wake();
-      resumeIfRoom();
+      s.tracker.confirmed(x.e);
+      if (s.tracker.inFlight() === 0) wake(s);
+      resumeIfRoom(s);
     },
     toInvalid(x, reason) {
       ev.invalid?.(reason, x.row);
@@ -144,126 +212,72 @@ export function createRelayPipe(o: PipeOptions) {
       x.invalid = true;
     },
     refused: (x, why) => ev.refused?.(x.m.options.messageId, why),
-  });
-
-  function insert(e: TxEntry, row: Record<string, unknown>): void {
-    const m = o.encode(row);
-    tracker.published(e);
-    const x: Outgoing = {
-      e,
-      row,
-      m,
-      exchange: o.exchange,
-      routingKey: '',
-      invalid: false,
-      key: undefined,
-      attempts: 0,
-    };
-    if (m.ok) {
-      x.routingKey = m.routingKey;
-      x.key = aggregateKey(row);
-    } else {
-      ev.invalid?.(m.reason, row);
-      x.exchange = '';
-      x.routingKey = o.invalidQueue;
-      x.invalid = true;
-    }
-    outbound.submit(x);
-  }
-
-  return {
-    /** Handle one decoded WAL message. Never throws: a broken rule fails the session. */
-    onMessage(msg: WalMessage): void {
-      if (failed || draining) return;
-      try {
-        switch (msg.tag) {
-          case 'begin':
-            // An open transaction that never commits would hold every later acknowledgement back for good.
-            if (txn) throw new SessionError('begin inside an open transaction');
-            txn = tracker.begin();
-            break;
-          case 'insert':
-            if (msg.relation.name !== o.table) break;
-            // An entry opened here would never see its commit and would hold acknowledgements back for good.
-            if (!txn) throw new SessionError('insert outside a transaction');
-            insert(txn, msg.new);
-            pauseIfFull();
-            break;
-          case 'commit': {
-            // Acknowledge with the commit's end: the LSN of other messages is unreliable.
-            if (!txn) throw new SessionError('commit outside a transaction');
-            if (!msg.commitEndLsn) throw new SessionError('commit without an end position');
-            const end = parseLsn(msg.commitEndLsn);
-            tracker.commit(txn, end);
-            clock.committed(end, BigInt(msg.commitTime as bigint));
-            txn = undefined;
-            break;
-          }
-          case 'undecodable':
-            throw new SessionError(`replication message could not be decoded: ${msg.error.message}`);
-          default:
-            break;
-        }
-      } catch (err) {
-        fail(err instanceof Error ? err : new Error(String(err)));
-      }
-    },
-
-    /**
-     * A server keepalive at `walEnd`. With nothing open and nothing awaiting a confirm, the slot may move past WAL
-     * of other tables (so a quiet outbox does not make the server keep WAL); never mid-transaction, never after a
-     * failure, never while draining.
-     */
-    onKeepalive(walEnd: bigint, shouldRespond: boolean): void {
-      if (failed) return;
-      flushAck();
-      if (!draining && txn === undefined && tracker.idle() && walEnd > acked) {
-        sendAck(walEnd);
-        return;
-      }
-      if (shouldRespond) o.wal.acknowledge(acked);
-    },
-
-    flushAck,
-    /**
-     * The session is over: whatever settles from now on is ignored (not counted as a refusal) and nothing more is
-     * acknowledged. Does not report a failure.
-     */
-    close(): void {
-      outbound.close();
-      if (failed) return;
-      failed = new SessionError('session closed');
-      wake();
-    },
-    /** Room again in the client's buffer. */
-    onWritable: resumeIfRoom,
-    fail,
-
-    /** Stop handling messages; wait until every published message settled, a failure, or the deadline; acknowledge. */
-    async drain(deadlineMs: number): Promise<void> {
-      draining = true;
-      while (!failed && tracker.inFlight() > 0 && Date.now() < deadlineMs) {
-        await new Promise<void>((resolve) => {
-          waiters.push(resolve);
-          setTimeout(resolve, 100).unref?.();
-        });
-      }
-      flushAck();
-    },
-
-    acked: () => acked,
-    /** Commit time (µs since the epoch) of the last acknowledged transaction this session saw, if any. */
-    ackedCommitTimeUs: () => clock.ackedCommitUs(),
-    /** The stream's view of the lag (lag.ts): since the commit of the oldest transaction not acknowledged. */
-    streamLagSeconds: (nowMs: number) => clock.streamLagSeconds(nowMs),
-    failed: () => failed,
-    inFlight: () => tracker.inFlight(),
-    /** The outbound window now (1 while sending one at a time). */
-    window: () => outbound.window(),
-    paused: () => paused,
   };
 }
-export type RelayPipe = ReturnType<typeof createRelayPipe>;
+
+function insert(s: PipeState, e: TxEntry, row: Record<string, unknown>): void {
+  const { o } = s;
+  const m = o.encode(row);
+  s.tracker.published(e);
+  const x: Outgoing = { e, row, m, exchange: o.exchange, routingKey: '', invalid: false, key: undefined, attempts: 0 };
+  if (m.ok) {
+    x.routingKey = m.routingKey;
+    x.key = aggregateKey(row);
+  } else {
+    s.ev.invalid?.(m.reason, row);
+    x.exchange = '';
+    x.routingKey = o.invalidQueue;
+    x.invalid = true;
+  }
+  s.outbound.submit(x);
+}
+
+function onMessage(s: PipeState, msg: WalMessage): void {
+  if (s.failed || s.draining) return;
+  try {
+    switch (msg.tag) {
+      case 'begin':
+        // An open transaction that never commits would hold every later acknowledgement back for good.
+        if (s.txn) throw new SessionError('begin inside an open transaction');
+        s.txn = s.tracker.begin();
+        break;
+      case 'insert':
+        if (msg.relation.name !== s.o.table) break;
+        // An entry opened here would never see its commit and would hold acknowledgements back for good.
+        if (!s.txn) throw new SessionError('insert outside a transaction');
+        insert(s, s.txn, msg.new);
+        pauseIfFull(s);
+        break;
+      case 'commit': {
+        // Acknowledge with the commit's end: the LSN of other messages is unreliable.
+        if (!s.txn) throw new SessionError('commit outside a transaction');
+        if (!msg.commitEndLsn) throw new SessionError('commit without an end position');
+        const end = parseLsn(msg.commitEndLsn);
+        s.tracker.commit(s.txn, end);
+        s.clock.committed(end, BigInt(msg.commitTime as bigint));
+        s.txn = undefined;
+        break;
+      }
+      case 'undecodable':
+        throw new SessionError(`replication message could not be decoded: ${msg.error.message}`);
+      default:
+        break;
+    }
+  } catch (err) {
+    fail(s, err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
+async function drain(s: PipeState, deadlineMs: number): Promise<void> {
+  s.draining = true;
+  while (!s.failed && s.tracker.inFlight() > 0 && Date.now() < deadlineMs) {
+    await new Promise<void>((resolve) => {
+      s.waiters.push(resolve);
+      setTimeout(resolve, 100).unref?.();
+    });
+  }
+  flushAck(s);
+}
 
 /** The aggregate a row's order is kept within: its type and id (strings, as the codec checked). */
 const aggregateKey = (row: Record<string, unknown>) =>
