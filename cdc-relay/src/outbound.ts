@@ -67,120 +67,137 @@ export type OutboundOptions = {
   failed: () => boolean;
 };
 
+/** The outbound side's state: one per session, changed only by the functions below. */
+type OutboundState = {
+  o: OutboundOptions;
+  window: number;
+  isolateThrough: string | undefined;
+  /** Published and not settled. */
+  sent: number;
+  lastSentRow: string | undefined;
+  ready: Outgoing[];
+  head: number;
+  /** Aggregates with a message in the broker's hands or ready to go, and the messages waiting behind it. */
+  busy: Map<string, Outgoing[]>;
+  timers: Set<NodeJS.Timeout>;
+};
+
 export function createOutbound(o: OutboundOptions) {
-  let window = Math.max(1, Math.min(o.startWindow, o.maxInFlight));
-  let isolateThrough = o.isolateThrough;
-  let sent = 0;
-  let lastSentRow: string | undefined;
-  let ready: Outgoing[] = [];
-  let head = 0;
-  // Aggregates with a message in the broker's hands or ready to go, and the messages waiting behind it.
-  const busy = new Map<string, Outgoing[]>();
-  const timers = new Set<NodeJS.Timeout>();
-
-  const rowId = (x: Outgoing) => (typeof x.row.id === 'string' ? x.row.id : undefined);
-  const limit = () => (isolateThrough === undefined ? window : 1);
-
-  function pump(): void {
-    while (head < ready.length && sent < limit() && !o.failed()) send(ready[head++]!);
-    if (head === ready.length) {
-      ready = [];
-      head = 0;
-    } else if (head > 1024) {
-      ready = ready.slice(head);
-      head = 0;
-    }
-  }
-
-  function send(x: Outgoing): void {
-    sent++;
-    x.started ??= o.now();
-    lastSentRow = rowId(x) ?? lastSentRow;
-    try {
-      o.publisher.publish(x.exchange, x.routingKey, x.m.content, x.m.options, (s, why) => settle(x, s, why));
-    } catch (err) {
-      // The client refused to encode it (nothing was sent): the row can never be published as it is.
-      sent--;
-      if (x.invalid) return o.fail(err instanceof Error ? err : new Error(String(err)));
-      o.toInvalid(x, `the AMQP client cannot encode it: ${err instanceof Error ? err.message : String(err)}`);
-      send(x);
-    }
-  }
-
-  function settle(x: Outgoing, s: Settled, why?: Refusal): void {
-    if (o.failed()) return;
-    sent--;
-    if (s === 'abandoned') return o.fail(new SessionError('broker connection lost before the confirm'));
-    if (s === 'confirmed') {
-      o.stored(x);
-      if (rowId(x) === isolateThrough) isolateThrough = undefined;
-      if (window < o.maxInFlight) window++;
-      release(x);
-      return pump();
-    }
-    refusedBy(x, why ?? { text: 'refused' });
-  }
-
-  function refusedBy(x: Outgoing, why: Refusal): void {
-    o.refused(x, why);
-    const permanent = why.code !== undefined && DIVERTED_REPLY_CODES.has(why.code);
-    if (permanent && !x.invalid && isolateThrough !== undefined && sent === 0) {
-      if (rowId(x) === isolateThrough) isolateThrough = undefined;
-      o.toInvalid(x, `the broker refused it: ${why.text}`);
-      send(x);
-      return;
-    }
-    if (permanent && !x.invalid)
-      return o.fail(
-        new BrokerRefusalError(`broker refused a message (${why.text}); sending one at a time`, why, lastSentRow),
-      );
-    if (why.code === undefined && why.text === 'nacked') return retryLater(x);
-    o.fail(
-      new SessionError(
-        `broker did not store ${x.invalid ? 'an invalid-queue copy' : 'a message'} (${x.m.options.messageId ?? 'no id'}): ${why.text}`,
-      ),
-    );
-  }
-
-  function retryLater(x: Outgoing): void {
-    const wait = Math.min(o.retry.capMs, o.retry.baseMs * 2 ** Math.min(x.attempts++, 20));
-    // Fewer in flight while the broker refuses: the window grows again with the confirms.
-    window = Math.max(1, Math.floor(window / 2));
-    const t = setTimeout(() => {
-      timers.delete(t);
-      if (o.failed()) return;
-      send(x);
-    }, wait);
-    timers.add(t);
-  }
-
-  function release(x: Outgoing): void {
-    if (x.key === undefined) return;
-    const next = busy.get(x.key)?.shift();
-    if (next) ready.push(next);
-    else busy.delete(x.key);
-  }
-
+  const s: OutboundState = {
+    o,
+    window: Math.max(1, Math.min(o.startWindow, o.maxInFlight)),
+    isolateThrough: o.isolateThrough,
+    sent: 0,
+    lastSentRow: undefined,
+    ready: [],
+    head: 0,
+    busy: new Map(),
+    timers: new Set(),
+  };
   return {
     /** Queue `x` to go as soon as its aggregate and the window allow. */
     submit(x: Outgoing): void {
       if (x.key !== undefined) {
-        const behind = busy.get(x.key);
+        const behind = s.busy.get(x.key);
         if (behind) return void behind.push(x);
-        busy.set(x.key, []);
+        s.busy.set(x.key, []);
       }
-      ready.push(x);
-      pump();
+      s.ready.push(x);
+      pump(s);
     },
     /** Published and not settled. */
-    sent: () => sent,
+    sent: () => s.sent,
     /** No message held back (for ordering, the window, or a retry). */
-    idle: () => sent === 0 && head === ready.length && busy.size === 0 && timers.size === 0,
-    window: () => limit(),
+    idle: () => s.sent === 0 && s.head === s.ready.length && s.busy.size === 0 && s.timers.size === 0,
+    window: () => limit(s),
     close(): void {
-      for (const t of timers) clearTimeout(t);
-      timers.clear();
+      for (const t of s.timers) clearTimeout(t);
+      s.timers.clear();
     },
   };
 }
 export type Outbound = ReturnType<typeof createOutbound>;
+
+const rowId = (x: Outgoing) => (typeof x.row.id === 'string' ? x.row.id : undefined);
+const limit = (s: OutboundState) => (s.isolateThrough === undefined ? s.window : 1);
+
+function pump(s: OutboundState): void {
+  while (s.head < s.ready.length && s.sent < limit(s) && !s.o.failed()) send(s, s.ready[s.head++]!);
+  if (s.head === s.ready.length) {
+    s.ready = [];
+    s.head = 0;
+  } else if (s.head > 1024) {
+    s.ready = s.ready.slice(s.head);
+    s.head = 0;
+  }
+}
+
+function send(s: OutboundState, x: Outgoing): void {
+  const { o } = s;
+  s.sent++;
+  x.started ??= o.now();
+  s.lastSentRow = rowId(x) ?? s.lastSentRow;
+  try {
+    o.publisher.publish(x.exchange, x.routingKey, x.m.content, x.m.options, (st, why) => settle(s, x, st, why));
+  } catch (err) {
+    // The client refused to encode it (nothing was sent): the row can never be published as it is.
+    s.sent--;
+    if (x.invalid) return o.fail(err instanceof Error ? err : new Error(String(err)));
+    o.toInvalid(x, `the AMQP client cannot encode it: ${err instanceof Error ? err.message : String(err)}`);
+    send(s, x);
+  }
+}
+
+function settle(s: OutboundState, x: Outgoing, st: Settled, why?: Refusal): void {
+  const { o } = s;
+  if (o.failed()) return;
+  s.sent--;
+  if (st === 'abandoned') return o.fail(new SessionError('broker connection lost before the confirm'));
+  if (st === 'confirmed') {
+    o.stored(x);
+    if (rowId(x) === s.isolateThrough) s.isolateThrough = undefined;
+    if (s.window < o.maxInFlight) s.window++;
+    release(s, x);
+    return pump(s);
+  }
+  refusedBy(s, x, why ?? { text: 'refused' });
+}
+
+function refusedBy(s: OutboundState, x: Outgoing, why: Refusal): void {
+  const { o } = s;
+  o.refused(x, why);
+  const permanent = why.code !== undefined && DIVERTED_REPLY_CODES.has(why.code);
+  if (permanent && !x.invalid && s.isolateThrough !== undefined && s.sent === 0) {
+    if (rowId(x) === s.isolateThrough) s.isolateThrough = undefined;
+    o.toInvalid(x, `the broker refused it: ${why.text}`);
+    return send(s, x);
+  }
+  if (permanent && !x.invalid)
+    return o.fail(
+      new BrokerRefusalError(`broker refused a message (${why.text}); sending one at a time`, why, s.lastSentRow),
+    );
+  if (why.code === undefined && why.text === 'nacked') return retryLater(s, x);
+  o.fail(
+    new SessionError(
+      `broker did not store ${x.invalid ? 'an invalid-queue copy' : 'a message'} (${x.m.options.messageId ?? 'no id'}): ${why.text}`,
+    ),
+  );
+}
+
+function retryLater(s: OutboundState, x: Outgoing): void {
+  const wait = Math.min(s.o.retry.capMs, s.o.retry.baseMs * 2 ** Math.min(x.attempts++, 20));
+  // Fewer in flight while the broker refuses: the window grows again with the confirms.
+  s.window = Math.max(1, Math.floor(s.window / 2));
+  const t = setTimeout(() => {
+    s.timers.delete(t);
+    if (!s.o.failed()) send(s, x);
+  }, wait);
+  s.timers.add(t);
+}
+
+function release(s: OutboundState, x: Outgoing): void {
+  if (x.key === undefined) return;
+  const next = s.busy.get(x.key)?.shift();
+  if (next) s.ready.push(next);
+  else s.busy.delete(x.key);
+}
