@@ -76,6 +76,16 @@ export const RelayEnv = BaseEnv.extend({
    * link frees the slot as soon as the relay gives up on it. Also bounds connecting, slot queries and /metrics' reads.
    */
   RELAY_REPLICATION_TIMEOUT_MS: z.coerce.number().int().min(100).optional(),
+  /**
+   * How often the slot marker in the source database is brought up to the last acknowledged commit (at most one
+   * UPDATE per interval, only when it moved): after a lost slot, recovery reconciles from it.
+   */
+  RELAY_MARKER_INTERVAL_MS: z.coerce.number().int().min(100).default(5_000),
+  /**
+   * The services' outbox retention (their OUTBOX_RETENTION_HOURS; keep the two equal): `recover` refuses a window that
+   * starts before it, because rows older than that may be pruned already.
+   */
+  OUTBOX_RETENTION_HOURS: z.coerce.number().int().min(1).default(24),
   /** TCP keepalive idle time of the replication connection. */
   RELAY_TCP_KEEPALIVE_MS: z.coerce.number().int().min(100).default(10_000),
 });

@@ -8,7 +8,7 @@ import { operatorQueues, startQueueDepthGauge } from '@saga/common/messaging/ope
 import { DATABASE_OWNERS } from '@saga/common/contracts/service-names';
 import { startTracing, stopTracing } from '@saga/common/runtime/tracing';
 import { loadConfig, RelayEnv } from './config';
-import { runReconcileCommand } from './reconcile-command';
+import { runReconcileCommand, runRecoverCommand } from './reconcile-command';
 import { createRelay } from './relay';
 
 async function main() {
@@ -50,6 +50,8 @@ async function main() {
 
 if (process.argv[2] === 'reconcile') {
   runReconcileCommand(process.argv.slice(3)).catch((err) => exitOnStartupError(createLogger('cdc-relay'), err));
+} else if (process.argv[2] === 'recover') {
+  runRecoverCommand(process.argv.slice(3)).catch((err) => exitOnStartupError(createLogger('cdc-relay'), err));
 } else {
   answerArgs({
     name: 'saga relay',
@@ -57,6 +59,7 @@ if (process.argv[2] === 'reconcile') {
       'the CDC relay: streams every outbox INSERT of each source database to RabbitMQ (health and metrics on RELAY_PORT)',
     details: [
       'reconcile --help: republish the outbox rows of a time window (after a database failover or a lost slot)',
+      'recover --help: create a lost replication slot again and republish what it missed (docs/failover.md)',
     ],
     env: RelayEnv,
   });

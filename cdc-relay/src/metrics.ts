@@ -6,6 +6,11 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
  * previous scrape read.
  */
 export function createRelayMetrics(registry: Registry, readSlots?: () => Promise<void>) {
+  return { ...streamMetrics(registry), ...slotMetrics(registry, readSlots) };
+}
+
+/** What the stream counts: messages, refusals, sessions. */
+function streamMetrics(registry: Registry) {
   const registers = [registry];
   return {
     published: new Counter({
@@ -44,6 +49,13 @@ export function createRelayMetrics(registry: Registry, readSlots?: () => Promise
       labelNames: ['source'] as const,
       registers,
     }),
+  };
+}
+
+/** The slot's state, the stream's state, and the position acknowledged to the slot. */
+function slotMetrics(registry: Registry, readSlots?: () => Promise<void>) {
+  const registers = [registry];
+  return {
     slotMissing: new Gauge({
       name: 'relay_slot_missing',
       help: '1 while the source slot does not exist and may not be created here: RELAY_CREATE_SLOT is off, or this relay streamed it before (failover, dropped slot); see the README',

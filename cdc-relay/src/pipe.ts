@@ -10,12 +10,16 @@
  * - after a failure nothing is acknowledged by any path, and nothing more is handled: the next session starts from
  *   the slot's confirmed position.
  */
-import type { Options } from 'amqplib';
 import type { EncodedMessage } from '@saga/common/messaging/envelope-codec';
 import { encodeInvalid } from '@saga/common/messaging/envelope-codec';
 import { createLsnTracker, parseLsn, type TxEntry } from './lsn';
 import { createLagClock } from './lag';
-import type { WalMessage } from './wal-source';
+import { createOutbound, type Outbound, type OutboundOptions, type Outgoing } from './outbound';
+import type { WalMessage } from './pgoutput';
+import { SessionError, type PublisherPort, type Refusal } from './pipe-types';
+
+export { SessionError } from './pipe-types';
+export type { PublisherPort, Refusal, Settled } from './pipe-types';
 
 /** The WAL side, as the pipe needs it. */
 export type WalPort = {
@@ -26,30 +30,13 @@ export type WalPort = {
   acknowledge: (lsn: bigint) => void;
 };
 
-export type Settled = 'confirmed' | 'refused';
-
-/** The broker side, as the pipe needs it. */
-export type PublisherPort = {
-  /**
-   * Send one message. `settled` is called exactly once: 'confirmed' when the broker acknowledged it and did not
-   * return it, 'refused' on a nack, a return or a lost channel. Throws synchronously, having sent nothing, when
-   * the client cannot encode the message.
-   */
-  publish: (
-    exchange: string,
-    routingKey: string,
-    content: Buffer,
-    options: Options.Publish,
-    settled: (s: Settled) => void,
-  ) => void;
-  /** false while the client's write buffer is full. */
-  writable: () => boolean;
-};
+/** The invalid-queue copy of a row the broker refused is cut to this: the refusal may have been for its size. */
+const REFUSED_COPY_LIMITS = { maxBodyBytes: 64 * 1024, maxHeaderBytes: 16 * 1024 };
 
 export type PipeEvents = {
   published?: () => void;
   invalid?: (reason: string, row: Record<string, unknown>) => void;
-  refused?: (messageId: string | undefined) => void;
+  refused?: (messageId: string | undefined, why: Refusal) => void;
   confirmSeconds?: (s: number) => void;
   /**
    * An acknowledgement sent: `lsn`, and the commit time (microseconds since the Unix epoch, the source server's
@@ -68,6 +55,12 @@ export type PipeOptions = {
   exchange: string;
   invalidQueue: string;
   maxInFlight: number;
+  /** In-flight window of the first messages (default maxInFlight; 1 after a failure, growing with the confirms). */
+  startWindow?: number;
+  /** Send one at a time up to the row with this id (the last one sent when a session failed on a refusal). */
+  isolateThrough?: string;
+  /** Backoff of a message the broker nacked, sent again in the session. */
+  retry?: { baseMs: number; capMs: number };
   /** Position the slot already confirmed: nothing at or below it is acknowledged again. */
   acked: bigint;
   /** Called once, with the first failure. */
@@ -76,188 +69,216 @@ export type PipeOptions = {
   now?: () => number;
 };
 
-export class SessionError extends Error {
-  override name = 'SessionError';
-}
+/** A pipe's state: one per session, changed only by the functions below. */
+type PipeState = {
+  o: PipeOptions;
+  ev: PipeEvents;
+  now: () => number;
+  tracker: ReturnType<typeof createLsnTracker>;
+  // Commit ends and times of transactions not acknowledged yet: the stream's lag, and where a reconcile starts.
+  clock: ReturnType<typeof createLagClock>;
+  outbound: Outbound;
+  acked: bigint;
+  txn: TxEntry | undefined;
+  failed: Error | undefined;
+  draining: boolean;
+  paused: boolean;
+  waiters: (() => void)[];
+};
 
 export function createRelayPipe(o: PipeOptions) {
-  const tracker = createLsnTracker();
-  const ev = o.events ?? {};
-  const now = o.now ?? (() => performance.now());
-  let acked = o.acked;
-  let txn: TxEntry | undefined;
-  let failed: Error | undefined;
-  let draining = false;
-  let paused = false;
-  let waiters: (() => void)[] = [];
-  // Commit ends and times of transactions not acknowledged yet: the stream's lag, and where a reconcile starts.
-  const clock = createLagClock();
-
-  const wake = () => {
-    const w = waiters;
-    waiters = [];
-    for (const f of w) f();
-  };
-  const fail = (err: Error) => {
-    if (failed) return;
-    failed = err;
-    wake();
-    o.onFail(err);
-  };
-
-  const sendAck = (lsn: bigint) => {
-    acked = lsn;
-    clock.acknowledged(lsn);
-    o.wal.acknowledge(lsn);
-    ev.acknowledged?.(lsn, clock.ackedCommitUs());
-  };
-  /** Acknowledge what the tracker allows; never after a failure. */
-  const flushAck = () => {
-    if (failed) return;
-    const a = tracker.ackable();
-    if (a !== undefined && a > acked) sendAck(a);
-  };
-
-  const pauseIfFull = () => {
-    if (!paused && (!o.publisher.writable() || tracker.inFlight() >= o.maxInFlight)) {
-      paused = true;
-      o.wal.pause();
-    }
-  };
-  const resumeIfRoom = () => {
-    if (paused && !failed && o.publisher.writable() && tracker.inFlight() < Math.max(1, o.maxInFlight / 2)) {
-      paused = false;
-      o.wal.resume();
-    }
-  };
-
-  function send(e: TxEntry, exchange: string, routingKey: string, m: EncodedMessage, invalid: boolean): void {
-    tracker.published(e);
-    const started = now();
-    // The callback keeps only what it needs until the confirm (the id, not the message): thousands of them are
-    // alive at a time, and whatever they hold is copied by every young-generation collection meanwhile.
-    const id = m.options.messageId;
-    o.publisher.publish(exchange, routingKey, m.content, m.options, (s) => {
-      if (failed) return;
-      if (s === 'refused') {
-        ev.refused?.(id);
-        fail(
-          new SessionError(
-            `broker did not store ${invalid ? 'an invalid-queue copy' : 'a message'} (${id ?? 'no id'})`,
-          ),
-        );
-        return;
-      }
-      ev.confirmSeconds?.((now() - started) / 1000);
-      if (!invalid) ev.published?.();
-      tracker.confirmed(e);
-      if (tracker.inFlight() === 0) wake();
-      resumeIfRoom();
-    });
-  }
-
-  function toInvalid(e: TxEntry, row: Record<string, unknown>, m: EncodedMessage & { ok: false }): void {
-    ev.invalid?.(m.reason, row);
-    send(e, '', o.invalidQueue, m, true);
-  }
-
-  function insert(e: TxEntry, row: Record<string, unknown>): void {
-    const m = o.encode(row);
-    if (!m.ok) return toInvalid(e, row, m);
-    try {
-      send(e, o.exchange, m.routingKey, m, false);
-    } catch (err) {
-      // The client refused to encode it (nothing was sent): the row can never be published as it is.
-      tracker.confirmed(e);
-      toInvalid(
-        e,
-        row,
-        encodeInvalid(
-          row,
-          o.source,
-          o.table,
-          `the AMQP client cannot encode it: ${err instanceof Error ? err.message : String(err)}`,
-        ),
-      );
-    }
-  }
-
+  const s = {
+    o,
+    ev: o.events ?? {},
+    now: o.now ?? (() => performance.now()),
+    tracker: createLsnTracker(),
+    clock: createLagClock(),
+    acked: o.acked,
+    txn: undefined,
+    failed: undefined,
+    draining: false,
+    paused: false,
+    waiters: [],
+  } as Omit<PipeState, 'outbound'> as PipeState;
+  s.outbound = createOutbound(outboundOptions(s));
   return {
     /** Handle one decoded WAL message. Never throws: a broken rule fails the session. */
-    onMessage(msg: WalMessage): void {
-      if (failed || draining) return;
-      try {
-        switch (msg.tag) {
-          case 'begin':
-            txn = tracker.begin();
-            break;
-          case 'insert':
-            if (msg.relation.name !== o.table) break;
-            // An entry opened here would never see its commit and would hold acknowledgements back for good.
-            if (!txn) throw new SessionError('insert outside a transaction');
-            insert(txn, msg.new);
-            pauseIfFull();
-            break;
-          case 'commit': {
-            // Acknowledge with the commit's end: the LSN of other messages is unreliable.
-            if (!txn) throw new SessionError('commit outside a transaction');
-            if (!msg.commitEndLsn) throw new SessionError('commit without an end position');
-            const end = parseLsn(msg.commitEndLsn);
-            tracker.commit(txn, end);
-            clock.committed(end, BigInt(msg.commitTime as bigint));
-            txn = undefined;
-            break;
-          }
-          case 'undecodable':
-            throw new SessionError(`replication message could not be decoded: ${msg.error.message}`);
-          default:
-            break;
-        }
-      } catch (err) {
-        fail(err instanceof Error ? err : new Error(String(err)));
-      }
-    },
-
+    onMessage: (msg: WalMessage) => onMessage(s, msg),
     /**
      * A server keepalive at `walEnd`. With nothing open and nothing awaiting a confirm, the slot may move past WAL
      * of other tables (so a quiet outbox does not make the server keep WAL); never mid-transaction, never after a
      * failure, never while draining.
      */
     onKeepalive(walEnd: bigint, shouldRespond: boolean): void {
-      if (failed) return;
-      flushAck();
-      if (!draining && txn === undefined && tracker.idle() && walEnd > acked) {
-        sendAck(walEnd);
-        return;
-      }
-      if (shouldRespond) o.wal.acknowledge(acked);
+      if (s.failed) return;
+      flushAck(s);
+      if (!s.draining && s.txn === undefined && s.tracker.idle() && walEnd > s.acked) return sendAck(s, walEnd);
+      if (shouldRespond) o.wal.acknowledge(s.acked);
     },
-
-    flushAck,
+    flushAck: () => flushAck(s),
+    /**
+     * The session is over: whatever settles from now on is ignored (not counted as a refusal) and nothing more is
+     * acknowledged. Does not report a failure.
+     */
+    close(): void {
+      s.outbound.close();
+      if (s.failed) return;
+      s.failed = new SessionError('session closed');
+      wake(s);
+    },
     /** Room again in the client's buffer. */
-    onWritable: resumeIfRoom,
-    fail,
-
+    onWritable: () => resumeIfRoom(s),
+    fail: (err: Error) => fail(s, err),
     /** Stop handling messages; wait until every published message settled, a failure, or the deadline; acknowledge. */
-    async drain(deadlineMs: number): Promise<void> {
-      draining = true;
-      while (!failed && tracker.inFlight() > 0 && Date.now() < deadlineMs) {
-        await new Promise<void>((resolve) => {
-          waiters.push(resolve);
-          setTimeout(resolve, 100).unref?.();
-        });
-      }
-      flushAck();
-    },
-
-    acked: () => acked,
+    drain: (deadlineMs: number) => drain(s, deadlineMs),
+    acked: () => s.acked,
     /** Commit time (µs since the epoch) of the last acknowledged transaction this session saw, if any. */
-    ackedCommitTimeUs: () => clock.ackedCommitUs(),
+    ackedCommitTimeUs: () => s.clock.ackedCommitUs(),
     /** The stream's view of the lag (lag.ts): since the commit of the oldest transaction not acknowledged. */
-    streamLagSeconds: (nowMs: number) => clock.streamLagSeconds(nowMs),
-    failed: () => failed,
-    inFlight: () => tracker.inFlight(),
-    paused: () => paused,
+    streamLagSeconds: (nowMs: number) => s.clock.streamLagSeconds(nowMs),
+    failed: () => s.failed,
+    inFlight: () => s.tracker.inFlight(),
+    /** The outbound window now (1 while sending one at a time). */
+    window: () => s.outbound.window(),
+    paused: () => s.paused,
   };
 }
 export type RelayPipe = ReturnType<typeof createRelayPipe>;
+
+function wake(s: PipeState): void {
+  const w = s.waiters;
+  s.waiters = [];
+  for (const f of w) f();
+}
+
+function fail(s: PipeState, err: Error): void {
+  if (s.failed) return;
+  s.failed = err;
+  wake(s);
+  s.o.onFail(err);
+}
+
+function sendAck(s: PipeState, lsn: bigint): void {
+  s.acked = lsn;
+  s.clock.acknowledged(lsn);
+  s.o.wal.acknowledge(lsn);
+  s.ev.acknowledged?.(lsn, s.clock.ackedCommitUs());
+}
+
+/** Acknowledge what the tracker allows; never after a failure. */
+function flushAck(s: PipeState): void {
+  if (s.failed) return;
+  const a = s.tracker.ackable();
+  if (a !== undefined && a > s.acked) sendAck(s, a);
+}
+
+function pauseIfFull(s: PipeState): void {
+  if (!s.paused && (!s.o.publisher.writable() || s.tracker.inFlight() >= s.o.maxInFlight)) {
+    s.paused = true;
+    s.o.wal.pause();
+  }
+}
+
+function resumeIfRoom(s: PipeState): void {
+  if (s.paused && !s.failed && s.o.publisher.writable() && s.tracker.inFlight() < Math.max(1, s.o.maxInFlight / 2)) {
+    s.paused = false;
+    s.o.wal.resume();
+  }
+}
+
+function outboundOptions(s: PipeState): OutboundOptions {
+  const { o, ev } = s;
+  return {
+    publisher: o.publisher,
+    maxInFlight: o.maxInFlight,
+    startWindow: o.startWindow ?? o.maxInFlight,
+    isolateThrough: o.isolateThrough,
+    retry: o.retry ?? { baseMs: 250, capMs: 10_000 },
+    now: s.now,
+    failed: () => s.failed !== undefined,
+    fail: (err) => fail(s, err),
+    stored(x) {
+      ev.confirmSeconds?.((s.now() - x.started!) / 1000);
+      if (!x.invalid) ev.published?.();
+      s.tracker.confirmed(x.e);
+      if (s.tracker.inFlight() === 0) wake(s);
+      resumeIfRoom(s);
+    },
+    toInvalid(x, reason) {
+      ev.invalid?.(reason, x.row);
+      x.m = encodeInvalid(x.row, o.source, o.table, reason, REFUSED_COPY_LIMITS);
+      x.exchange = '';
+      x.routingKey = o.invalidQueue;
+      x.invalid = true;
+    },
+    refused: (x, why) => ev.refused?.(x.m.options.messageId, why),
+  };
+}
+
+function insert(s: PipeState, e: TxEntry, row: Record<string, unknown>): void {
+  const { o } = s;
+  const m = o.encode(row);
+  s.tracker.published(e);
+  const x: Outgoing = { e, row, m, exchange: o.exchange, routingKey: '', invalid: false, key: undefined, attempts: 0 };
+  if (m.ok) {
+    x.routingKey = m.routingKey;
+    x.key = aggregateKey(row);
+  } else {
+    s.ev.invalid?.(m.reason, row);
+    x.exchange = '';
+    x.routingKey = o.invalidQueue;
+    x.invalid = true;
+  }
+  s.outbound.submit(x);
+}
+
+function onMessage(s: PipeState, msg: WalMessage): void {
+  if (s.failed || s.draining) return;
+  try {
+    switch (msg.tag) {
+      case 'begin':
+        // An open transaction that never commits would hold every later acknowledgement back for good.
+        if (s.txn) throw new SessionError('begin inside an open transaction');
+        s.txn = s.tracker.begin();
+        break;
+      case 'insert':
+        if (msg.relation.name !== s.o.table) break;
+        // An entry opened here would never see its commit and would hold acknowledgements back for good.
+        if (!s.txn) throw new SessionError('insert outside a transaction');
+        insert(s, s.txn, msg.new);
+        pauseIfFull(s);
+        break;
+      case 'commit': {
+        // Acknowledge with the commit's end: the LSN of other messages is unreliable.
+        if (!s.txn) throw new SessionError('commit outside a transaction');
+        if (!msg.commitEndLsn) throw new SessionError('commit without an end position');
+        const end = parseLsn(msg.commitEndLsn);
+        s.tracker.commit(s.txn, end);
+        s.clock.committed(end, BigInt(msg.commitTime as bigint));
+        s.txn = undefined;
+        break;
+      }
+      case 'undecodable':
+        throw new SessionError(`replication message could not be decoded: ${msg.error.message}`);
+      default:
+        break;
+    }
+  } catch (err) {
+    fail(s, err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
+async function drain(s: PipeState, deadlineMs: number): Promise<void> {
+  s.draining = true;
+  while (!s.failed && s.tracker.inFlight() > 0 && Date.now() < deadlineMs) {
+    await new Promise<void>((resolve) => {
+      s.waiters.push(resolve);
+      setTimeout(resolve, 100).unref?.();
+    });
+  }
+  flushAck(s);
+}
+
+/** The aggregate a row's order is kept within: its type and id (strings, as the codec checked). */
+const aggregateKey = (row: Record<string, unknown>) =>
+  `${row.aggregatetype as string}\u0000${row.aggregateid as string}`;

@@ -32,9 +32,9 @@ export function withPublishSpans(inner: PublisherPort, source: string): Publishe
         },
       });
       try {
-        inner.publish(exchange, routingKey, content, options, (s) => {
+        inner.publish(exchange, routingKey, content, options, (s, why) => {
           span.end(s === 'refused' ? 'the broker did not store the message' : undefined);
-          settled(s);
+          settled(s, why);
         });
       } catch (err) {
         // Nothing was sent; the pipe sends the row to the invalid queue instead.

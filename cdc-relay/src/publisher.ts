@@ -2,16 +2,16 @@
  * The confirming publisher: one broker connection and confirm channel per relay session. `publish` settles each
  * message as stored ('confirmed') or not ('refused'); the broker's quirks are handled here, not in the pipe.
  */
-import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
+import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { assertEventTopology, coalesceWrites } from '@saga/common/messaging/topology';
 import { closeConnection, type BrokerConnector } from '@saga/common/messaging/broker';
 import { DEFAULT_LIMITS, type EncodeLimits } from '@saga/common/messaging/envelope-codec';
-import type { PublisherPort, Settled } from './pipe';
+import type { PublisherPort, Refusal, Settled } from './pipe';
 
 export type ConfirmingPublisher = PublisherPort & {
   /** What the broker accepts on this connection (frame size negotiated at connect). */
   limits: EncodeLimits;
-  /** `fn` runs whenever the client's write buffer has room again. */
+  /** `fn` runs whenever the client's write buffer has room again (one listener: a later call replaces it). */
   onWritable: (fn: () => void) => void;
   /** Rejects when the connection or channel is lost. */
   lost: Promise<never>;
@@ -36,82 +36,122 @@ export async function connectPublisher(o: {
   let reject!: (err: Error) => void;
   const lost = new Promise<never>((_, r) => (reject = r));
   lost.catch(() => undefined);
+  let closed = false;
   conn.on('error', () => undefined); // the close event that follows ends the session
-  conn.on('close', () => reject(new Error('broker connection closed')));
-  let ch: ConfirmChannel;
+  conn.on('close', () => {
+    closed = true;
+    reject(new Error('broker connection closed'));
+  });
+  let writable = true;
+  let onDrain: (() => void) | undefined;
+  // RabbitMQ sends basic.return and then basic.ack for a mandatory message it could not route, and amqplib reports
+  // that ack as success: a returned message is remembered here and its confirm turned into a refusal. The return
+  // always arrives before its ack on the channel.
+  const returned = new Map<string, number>();
+  let current: ReturnType<typeof channelState> | undefined;
+  // While a channel the broker closed is replaced, publishes wait here (in order).
+  let waiting: (() => void)[] | undefined;
+  const open = async () => {
+    const ch = await conn.createConfirmChannel();
+    const state = channelState(ch);
+    ch.on('return', (msg: { properties: { messageId?: string } }) => {
+      const id = msg.properties.messageId ?? '';
+      returned.set(id, (returned.get(id) ?? 0) + 1);
+      o.onReturned?.(msg.properties.messageId);
+    });
+    ch.on('drain', () => {
+      writable = true;
+      onDrain?.();
+    });
+    ch.on('close', () => {
+      // A refusal of the broker's (406, 403) leaves the connection up: the channel is replaced, and the pipe decides
+      // what the refusal means. Any other close ends the session.
+      if (state.refusedBy && !closed) return void reopen();
+      reject(new Error('broker channel closed'));
+    });
+    return state;
+  };
+  const reopen = async () => {
+    waiting = [];
+    try {
+      current = await open();
+    } catch (err) {
+      return reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    const w = waiting;
+    waiting = undefined;
+    for (const f of w) f();
+  };
   try {
-    ch = await conn.createConfirmChannel();
-    ch.on('error', () => undefined);
-    ch.on('close', () => reject(new Error('broker channel closed')));
-    await assertEventTopology(ch, o.exchange);
+    current = await open();
+    await assertEventTopology(current.ch, o.exchange);
   } catch (err) {
     await closeConnection(conn);
     throw err;
   }
 
-  // RabbitMQ sends basic.return and then basic.ack for a mandatory message it could not route, and amqplib reports
-  // that ack as success: a returned message is remembered here and its confirm turned into a refusal. The return
-  // always arrives before its ack on the channel.
-  const returned = new Map<string, number>();
-  ch.on('return', (msg: { properties: { messageId?: string } }) => {
-    const id = msg.properties.messageId ?? '';
-    returned.set(id, (returned.get(id) ?? 0) + 1);
-    o.onReturned?.(msg.properties.messageId);
-  });
-  let writable = true;
-  const drainListeners: (() => void)[] = [];
-  ch.on('drain', () => {
-    writable = true;
-    for (const f of drainListeners) f();
-  });
-  let closed = false;
-  conn.on('close', () => {
-    closed = true;
-  });
-
   const frameMax = frameMaxOf(conn);
   const headersFor = reusedHeaders();
+  const publish: ConfirmingPublisher['publish'] = (exchange, routingKey, content, options, settled) => {
+    if (closed) return void queueMicrotask(() => settled('abandoned'));
+    if (waiting) return void waiting.push(() => publish(exchange, routingKey, content, options, settled));
+    const state = current!;
+    const messageId = options.messageId ?? '';
+    let opts = options;
+    if (options.headers) {
+      opts = Object.assign({}, options);
+      opts.headers = headersFor(options.headers as Record<string, unknown>);
+    }
+    const ok = state.ch.publish(exchange, routingKey, content, opts, (err: unknown) => {
+      // amqplib settles the unconfirmed with an error both for a nack and when the channel closes (before the close
+      // event reaches this publisher): decided a microtask later, when a close has been seen.
+      if (err) return queueMicrotask(() => settled(...state.verdict(closed)));
+      if (returned.size > 0) {
+        const n = returned.get(messageId);
+        if (n !== undefined) {
+          if (n > 1) returned.set(messageId, n - 1);
+          else returned.delete(messageId);
+          return settled('refused', { text: 'returned as unroutable' });
+        }
+      }
+      settled('confirmed');
+    });
+    if (!ok) writable = false;
+  };
   return {
     limits: { maxBodyBytes: o.maxBodyBytes, maxHeaderBytes: Math.min(DEFAULT_LIMITS.maxHeaderBytes, frameMax - 1024) },
-    publish(
-      exchange: string,
-      routingKey: string,
-      content: Buffer,
-      options: Options.Publish,
-      settled: (s: Settled) => void,
-    ) {
-      if (closed) {
-        queueMicrotask(() => settled('refused'));
-        return;
-      }
-      const messageId = options.messageId ?? '';
-      let opts = options;
-      if (options.headers) {
-        opts = Object.assign({}, options);
-        opts.headers = headersFor(options.headers as Record<string, unknown>);
-      }
-      const ok = ch.publish(exchange, routingKey, content, opts, (err: unknown) => {
-        if (err) return settled('refused');
-        if (returned.size > 0) {
-          const n = returned.get(messageId);
-          if (n !== undefined) {
-            if (n > 1) returned.set(messageId, n - 1);
-            else returned.delete(messageId);
-            return settled('refused');
-          }
-        }
-        settled('confirmed');
-      });
-      if (!ok) writable = false;
-    },
+    publish,
     writable: () => writable,
-    onWritable: (fn) => drainListeners.push(fn),
+    onWritable: (fn) => (onDrain = fn),
     lost,
     broker: conn.brokerAddress,
     async close() {
       await closeConnection(conn);
     },
   };
+}
+
+/**
+ * One confirm channel and why it closed. A channel the broker closed for a reason of its own (406, 403...) refused
+ * the publishes it leaves unconfirmed; one closed with the connection, or by us, leaves them abandoned: nobody knows,
+ * and nobody refused them. A publish that fails while its channel stays open was nacked.
+ */
+function channelState(ch: ConfirmChannel) {
+  const state = {
+    ch,
+    closed: false,
+    refusedBy: undefined as Refusal | undefined,
+    verdict(connectionClosed: boolean): [Settled, Refusal?] {
+      if (state.refusedBy) return ['refused', state.refusedBy];
+      if (state.closed || connectionClosed) return ['abandoned'];
+      return ['refused', { text: 'nacked' }];
+    },
+  };
+  ch.on('error', (err: { code?: number; message?: string }) => {
+    if (typeof err.code === 'number') state.refusedBy = { code: err.code, text: String(err.message) };
+  });
+  ch.on('close', () => (state.closed = true));
+  return state;
 }
 
 /**

@@ -4,9 +4,12 @@ import { topologyNames } from '@saga/common/messaging/topology';
 import { brokerConnector } from '@saga/common/messaging/broker';
 import { answerArgs } from '@saga/common/runtime/cli-args';
 import { createLogger, redactUrl } from '@saga/common/runtime/logger';
-import { loadConfig, RelayEnv } from './config';
+import type { Logger } from '@saga/common/runtime/logger';
+import { loadConfig, RelayEnv, type RelayConfig } from './config';
 import { connectPublisher } from './publisher';
-import { parseReconcileArgs, reconcile } from './reconcile';
+import { parseReconcileArgs, reconcile, type ReconcileArgs } from './reconcile';
+import { DEFAULT_MARGIN_SECONDS, parseRecoverArgs, recreateSlot } from './recover';
+import { readSlot } from './slots';
 
 const USAGE = {
   name: 'saga relay reconcile',
@@ -23,13 +26,6 @@ const USAGE = {
 };
 
 export async function runReconcileCommand(args: string[]): Promise<void> {
-  const sourceNames = () => {
-    try {
-      return loadConfig().RELAY_SOURCES.map((s) => s.name);
-    } catch {
-      return [];
-    }
-  };
   answerArgs(
     {
       ...USAGE,
@@ -49,6 +45,16 @@ export async function runReconcileCommand(args: string[]): Promise<void> {
   if (typeof parsed === 'string') throw new Error(parsed);
   const source = config.RELAY_SOURCES.find((s) => s.name === parsed.source)!;
   await requireSlot(source.url, `${config.RELAY_SLOT_PREFIX}_${source.name}`);
+  await republish(config, source, parsed, log);
+}
+
+/** Republish a window of one source's outbox; exit code 0 when the broker stored every message, else 1. */
+async function republish(
+  config: RelayConfig,
+  source: { name: string; url: string },
+  window: ReconcileArgs,
+  log: Logger,
+): Promise<void> {
   const publisher = await connectPublisher({
     broker: brokerConnector(config.RABBITMQ_URL),
     name: `cdc-relay reconcile ${source.name}`,
@@ -59,11 +65,11 @@ export async function runReconcileCommand(args: string[]): Promise<void> {
   });
   try {
     log.info(
-      { source: source.name, database: redactUrl(source.url), since: parsed.since, until: parsed.until ?? 'now' },
+      { source: source.name, database: redactUrl(source.url), since: window.since, until: window.until ?? 'now' },
       'reconcile started',
     );
     const report = await reconcile({
-      ...parsed,
+      ...window,
       url: source.url,
       table: config.RELAY_OUTBOX_TABLE,
       exchange: config.EVENTS_EXCHANGE,
@@ -78,6 +84,61 @@ export async function runReconcileCommand(args: string[]): Promise<void> {
   }
 }
 
+const RECOVER_USAGE = {
+  name: 'saga relay recover',
+  summary:
+    "recover a lost replication slot: create it again, then republish the outbox rows from the slot marker's last acknowledged commit time (docs/failover.md)",
+  details: [
+    `arguments: --source <name from RELAY_SOURCES> [--margin-seconds <n>, default ${DEFAULT_MARGIN_SECONDS}: how far before the marker's time to start]`,
+    'from a checkout: npm run relay -- recover --source order',
+    'refuses (exit 1, nothing changed) when the slot exists and is usable, when no marker says it existed, or when',
+    'OUTBOX_RETENTION_HOURS no longer covers the window; exit 0 when the broker confirmed every message',
+  ],
+  env: RelayEnv,
+};
+
+export async function runRecoverCommand(args: string[]): Promise<void> {
+  answerArgs({ ...RECOVER_USAGE, accepts: (a) => checked(parseRecoverArgs(a, sourceNames())) }, args);
+  const config = loadConfig();
+  const log = createLogger('cdc-relay', config.LOG_LEVEL);
+  const parsed = parseRecoverArgs(
+    args,
+    config.RELAY_SOURCES.map((s) => s.name),
+  );
+  if (typeof parsed === 'string') throw new Error(parsed);
+  const source = config.RELAY_SOURCES.find((s) => s.name === parsed.source)!;
+  const slot = `${config.RELAY_SLOT_PREFIX}_${source.name}`;
+  const client = new pg.Client({ connectionString: source.url, application_name: 'cdc-relay recover' });
+  await client.connect();
+  let since: Date;
+  try {
+    const done = await recreateSlot(client, {
+      slot,
+      marginSeconds: parsed.marginSeconds,
+      retentionHours: config.OUTBOX_RETENTION_HOURS,
+    });
+    since = done.since;
+    log.warn({ slot, since, droppedLostSlot: done.dropped }, 'replication slot created again; reconciling');
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  await republish(config, source, { source: source.name, since }, log);
+  if (process.exitCode === 1)
+    log.error(
+      { again: `npm run relay -- reconcile --source ${source.name} --since ${since.toISOString()}` },
+      'some messages were not stored: the slot is back, run the reconcile again for the same window',
+    );
+}
+
+function sourceNames(): string[] {
+  try {
+    return loadConfig().RELAY_SOURCES.map((s) => s.name);
+  } catch {
+    return [];
+  }
+}
+const checked = (r: object | string) => (typeof r === 'string' ? r : true);
+
 /**
  * Rows written while no slot exists are only in the table: a reconcile run before the slot is back would leave those
  * written between its end and the slot's creation unpublished by anyone. So the slot must exist first.
@@ -86,8 +147,7 @@ async function requireSlot(url: string, slot: string): Promise<void> {
   const client = new pg.Client({ connectionString: url, application_name: 'cdc-relay reconcile (slot check)' });
   await client.connect();
   try {
-    const { rowCount } = await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot]);
-    if (!rowCount)
+    if (!(await readSlot(client, slot)).row)
       throw new Error(
         `replication slot ${slot} does not exist on this server: create it first (npm run migrate), then reconcile, so that every row is either in the window or streamed`,
       );

@@ -13,6 +13,7 @@ import {
   type DatabaseOwner,
   type ServiceName,
 } from '@saga/common/contracts/service-names';
+import { markerDdl } from '../../cdc-relay/src/slot-marker';
 
 /**
  * Operations tooling, not library code: roles, ALTER SYSTEM, server restarts, grants. Only setup, migrate, the
@@ -230,7 +231,11 @@ export async function migrateAll(c: AdminConfig, say: (m: string) => void): Prom
       const role = q(layout.roles[s]);
       await pool.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`);
       await pool.query(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${role}`);
-      if (isServiceName(s)) await pool.query(`GRANT SELECT ON outbox TO ${q(layout.relayRole)}`);
+      if (isServiceName(s)) {
+        await pool.query(`GRANT SELECT ON outbox TO ${q(layout.relayRole)}`);
+        // The relay's slot marker: the relay role reads and updates it (see cdc-relay/src/slot-marker.ts).
+        for (const statement of markerDdl(layout.relayRole)) await pool.query(statement);
+      }
       say(`migrate: ${s} (${layout.databases[s]}): ${after - before} applied, ${after} in all`);
     } finally {
       await pool.end();

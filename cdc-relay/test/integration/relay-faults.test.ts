@@ -63,7 +63,7 @@ afterAll(async () => {
 });
 
 describe('relay faults', () => {
-  it('defect 6: without RELAY_CREATE_SLOT a missing slot is reported (log, metric, not ready), never created; migrate creates it; a dropped slot is not recreated', async () => {
+  it('without RELAY_CREATE_SLOT a missing slot is reported (log, metric, not ready), never created; migrate creates it; a dropped slot is not recreated', async () => {
     const prefix = `${env.slotPrefix}_m`;
     const relay = startRelay({ RELAY_SLOT_PREFIX: prefix, RELAY_CREATE_SLOT: 'false', RELAY_PORT: '18321' });
     const base = 'http://127.0.0.1:18321';
@@ -121,7 +121,7 @@ describe('relay faults', () => {
     await sink.close();
   });
 
-  it('defect 5: a half-open replication link (no data, no keepalive) is detected within the timeout, readiness goes false, the relay reconnects through the link when it is back, no row is lost, and it still stops on a dead link', async () => {
+  it('a half-open replication link (no data, no keepalive) is detected within the timeout, readiness goes false, the relay reconnects through the link when it is back, no row is lost, and it still stops on a dead link', async () => {
     const TIMEOUT_MS = 1500;
     const target = new URL(env.relayUrl('order'));
     const proxy = await proxyTo({ host: target.hostname, port: Number(target.port || 5432) });
@@ -236,12 +236,14 @@ describe('relay faults', () => {
           [`${prefix}_order`],
         )
       )[0]!.l;
+    // Every row its own aggregate (as orders are): the relay keeps at most one message per aggregate in flight, and
+    // the window under test must fill.
     const c = new pg.Client({ connectionString: env.serviceUrl('order') });
     await c.connect();
     await c.query('BEGIN');
     await c.query(
       `INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers)
-       SELECT gen_random_uuid(), 'big', 'big-' || (i % 100), 'Row', jsonb_build_object('version', 1, 'data', jsonb_build_object('i', i)), '{"correlationId":"big"}'
+       SELECT gen_random_uuid(), 'big', 'big-' || i, 'Row', jsonb_build_object('version', 1, 'data', jsonb_build_object('i', i)), '{"correlationId":"big"}'
          FROM generate_series(1, $1::int) i`,
       [ROWS],
     );

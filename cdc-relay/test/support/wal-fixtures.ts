@@ -1,7 +1,7 @@
 /** pgoutput messages for the relay's unit tests (the shapes pg-logical-replication emits), one definition for all. */
 import { encodeOutboxRow } from '@saga/common/messaging/envelope-codec';
 import { formatLsn } from '../../src/lsn';
-import type { WalMessage } from '../../src/wal-source';
+import type { WalMessage } from '../../src/pgoutput';
 
 /** The pipe's options that name the source, its table and the broker's names, as the unit tests use them. */
 export const pipeFixture = {
@@ -13,11 +13,11 @@ export const pipeFixture = {
 };
 
 let n = 0;
-/** An outbox row as pgoutput decodes it, with a fresh id; `extra` overrides columns. */
+/** An outbox row as pgoutput decodes it, with a fresh id and aggregate of its own; `extra` overrides columns. */
 export const row = (extra: Record<string, unknown> = {}) => ({
   id: `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`,
   aggregatetype: 'order',
-  aggregateid: 'o1',
+  aggregateid: `o${n}`,
   type: 'OrderPlaced',
   payload: '{"version": 1, "data": {}}',
   headers: '{"correlationId": "o1", "causationId": null}',

@@ -38,7 +38,7 @@ function setup(maxInFlight = 2) {
   };
 }
 
-describe('defect 5: liveness of the replication connection', () => {
+describe('liveness of the replication connection', () => {
   it('while reading is paused for backpressure, every tick still sends a status update, and silence does not count', () => {
     const f = setup(2);
     // A transaction larger than the in-flight window: reading pauses at the window.

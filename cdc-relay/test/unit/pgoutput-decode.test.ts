@@ -1,7 +1,7 @@
 /** The relay's pgoutput decoding against the library's: same rows, jsonb as its bytes, timestamptz as pg parses it. */
 import pg from 'pg';
 import { PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
-import { parseTimestamptz, RelayPgoutputPlugin } from '../../src/wal-source';
+import { parseTimestamptz, RelayPgoutputPlugin } from '../../src/pgoutput';
 
 const u8 = (n: number) => Buffer.from([n]);
 const i16 = (n: number) => {

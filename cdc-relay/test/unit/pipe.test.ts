@@ -104,7 +104,7 @@ describe('relay pipe', () => {
     expect(f.sent).toHaveLength(0);
   });
 
-  describe('defect 1: a row the AMQP encoder or the broker cannot take goes to the invalid queue and the stream goes on', () => {
+  describe('a row the AMQP encoder cannot take goes to the invalid queue and the stream goes on', () => {
     it('sends a row whose publish the client refuses to encode to the invalid queue, with the reason', () => {
       const f = fakes({
         throwOn: (rk) => (rk === 'order.OrderPlaced' ? new TypeError("Field 'x' is the wrong type") : undefined),
@@ -134,7 +134,7 @@ describe('relay pipe', () => {
     });
   });
 
-  describe('defect 2: a returned message never counts as confirmed', () => {
+  describe('a returned message never counts as confirmed', () => {
     it('fails the session and acknowledges nothing when a message is refused, also while draining', async () => {
       const f = fakes();
       txn(f, 100n, row());
@@ -148,7 +148,7 @@ describe('relay pipe', () => {
     });
   });
 
-  describe('defect 3: after a failure nothing is acknowledged by any path', () => {
+  describe('after a failure nothing is acknowledged by any path', () => {
     it('keepalives, the ack timer and late confirms acknowledge nothing once the session failed', () => {
       const f = fakes();
       txn(f, 100n, row());
@@ -183,7 +183,7 @@ describe('relay pipe', () => {
     });
   });
 
-  describe('defect 4: the invalid queue publish is mandatory and must be stored', () => {
+  describe('the invalid-queue copy is mandatory and must be stored', () => {
     it('fails the session when the invalid-queue copy is refused (returned or nacked)', () => {
       const f = fakes();
       txn(f, 100n, row({ id: 'not-a-uuid' }));
@@ -195,27 +195,7 @@ describe('relay pipe', () => {
     });
   });
 
-  describe('defect 7: order after a nack in the middle of the stream', () => {
-    it('a refused message holds the slot before its transaction although a later one was stored: the next session sends both again, in WAL order', () => {
-      const f = fakes();
-      txn(f, 100n, row({ aggregateid: 'o1' })); // m1
-      txn(f, 200n, row({ aggregateid: 'o1' })); // m2, same aggregate
-      f.sent[1]!.settle('confirmed'); // the queue had room again for m2 (reject-publish overflow)...
-      f.sent[0]!.settle('refused'); // ...after refusing m1
-      f.pipe.flushAck();
-      f.pipe.onKeepalive(300n, true);
-      // Nothing past m1 is acknowledged: the slot restarts at or before m1, so m1 then m2 are published again. A
-      // consumer of o1 has seen m2 once already, before m1: per-aggregate order holds on the redelivery, not on the
-      // first delivery, and consumers dedupe m2's second copy by message id.
-      expect(f.acks).toEqual([]);
-      expect(f.failures).toHaveLength(1);
-      // No message after the refusal is published in this session.
-      txn(f, 400n, row());
-      expect(f.sent).toHaveLength(2);
-    });
-  });
-
-  describe('defect 8: a message the parser cannot decode ends the session, not the process', () => {
+  describe('a message the parser cannot decode ends the session, not the process', () => {
     it('fails the session on an undecodable message', () => {
       const f = fakes();
       expect(() =>

@@ -1,6 +1,6 @@
 import { slotGauges } from '../../src/relay';
 
-describe('slot gauges (defect 6)', () => {
+describe('slot gauges', () => {
   it('reports a lost slot as lost with no safe WAL left, not as unlimited', () => {
     expect(slotGauges({ lag: '10', retained: null, safe: null, wal_status: 'lost' })).toEqual({
       lag: 10,

@@ -140,19 +140,7 @@ export function encodeInvalid(
     row.created_at instanceof Date && !Number.isNaN(row.created_at.getTime())
       ? row.created_at.toISOString()
       : row.created_at;
-  // jsonb columns may come as the bytes of their JSON text (the relay's stream): carried as that text.
-  const asText: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(row)) asText[k] = Buffer.isBuffer(v) ? v.toString('utf8') : v;
-  let content = Buffer.from(JSON.stringify({ row: { ...asText, created_at: created }, source, table, reason }));
-  if (content.length > limits.maxBodyBytes) {
-    // Carry what can be carried: every column cut to 1 KiB, with its full size.
-    const cut: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(asText)) {
-      const text = typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v));
-      cut[k] = text.length > 1024 ? { truncated: text.slice(0, 1024), bytes: Buffer.byteLength(text) } : v;
-    }
-    content = Buffer.from(JSON.stringify({ row: cut, source, table, reason }));
-  }
+  const content = invalidBody(row, created, source, table, reason, limits.maxBodyBytes);
   return {
     ok: false,
     reason,
@@ -172,6 +160,53 @@ export function encodeInvalid(
       },
     },
   };
+}
+
+/** What a column costs in the invalid copy's JSON, about, without serializing it: bytes, or string length × 3. */
+function roughSize(v: unknown): number {
+  if (Buffer.isBuffer(v)) return v.length;
+  if (typeof v === 'string') return v.length * 3;
+  if (v instanceof Date) return 32;
+  if (v === null || v === undefined || typeof v !== 'object') return 32;
+  return Infinity; // a parsed object: its size is unknown until serialized, so it goes the cut way
+}
+
+/**
+ * The invalid copy's body: the row as JSON, or, when that could be over `maxBytes`, every column cut to 1 KiB with
+ * its full size. A large column is cut before it is turned into text (a Buffer is sliced, a string too), so a row of
+ * hundreds of megabytes is never serialized whole only to be cut.
+ */
+function invalidBody(
+  row: Record<string, unknown>,
+  created: unknown,
+  source: string,
+  table: string,
+  reason: string,
+  maxBytes: number,
+): Buffer {
+  let size = 0;
+  for (const v of Object.values(row)) size += roughSize(v);
+  if (size <= maxBytes / 2) {
+    // jsonb columns may come as the bytes of their JSON text (the relay's stream): carried as that text.
+    const asText: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(row)) asText[k] = Buffer.isBuffer(v) ? v.toString('utf8') : v;
+    const whole = Buffer.from(JSON.stringify({ row: { ...asText, created_at: created }, source, table, reason }));
+    if (whole.length <= maxBytes) return whole;
+  }
+  const cut: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row)) {
+    const bytes = Buffer.isBuffer(v) ? v.length : typeof v === 'string' ? Buffer.byteLength(v) : undefined;
+    if (bytes !== undefined && bytes > 1024) {
+      const head = Buffer.isBuffer(v) ? v.subarray(0, 1024).toString('utf8') : (v as string).slice(0, 1024);
+      cut[k] = { truncated: head, bytes };
+    } else if (bytes !== undefined) cut[k] = Buffer.isBuffer(v) ? v.toString('utf8') : v;
+    else {
+      const text = JSON.stringify(v) ?? String(v);
+      cut[k] = text.length > 1024 ? { truncated: text.slice(0, 1024), bytes: Buffer.byteLength(text) } : v;
+    }
+  }
+  if (created !== row.created_at) cut.created_at = created;
+  return Buffer.from(JSON.stringify({ row: cut, source, table, reason }));
 }
 
 /**
@@ -277,8 +312,19 @@ function withAggregateHeaders(
   return out;
 }
 
+/**
+ * Header names RabbitMQ gives routing meaning (sender-selected distribution): an array sends copies to more routing
+ * keys, anything else makes the broker close the channel (406), which amqplib's encoder does not foresee.
+ */
+const ROUTING_HEADERS = ['CC', 'BCC'];
+
 /** Short-string properties: amqplib throws on a non-string or on more than 255 bytes. */
 function propertyProblem(routingKey: string, headers: Record<string, unknown> | undefined): string | undefined {
+  if (headers) {
+    for (const name of ROUTING_HEADERS)
+      if (Object.hasOwn(headers, name))
+        return `headers.${name} is not allowed: RabbitMQ routes by it (sender-selected distribution)`;
+  }
   const correlationId = headers?.correlationId;
   if (correlationId !== undefined && correlationId !== null) {
     if (typeof correlationId !== 'string') return 'headers.correlationId is not a string';

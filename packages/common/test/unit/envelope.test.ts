@@ -4,7 +4,13 @@
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { decodeMessage, encodeOutboxRow, HEADER, type EncodedMessage } from '../../src/messaging/envelope-codec';
+import {
+  decodeMessage,
+  encodeInvalid,
+  encodeOutboxRow,
+  HEADER,
+  type EncodedMessage,
+} from '../../src/messaging/envelope-codec';
 
 /** A module inside amqplib's package, by path (it is not in amqplib's exports map). */
 const load = createRequire(__filename);
@@ -267,5 +273,33 @@ describe('envelope codec', () => {
       maxHeaderBytes: 3072,
     });
     expect(over).toMatchObject({ ok: false });
+  });
+
+  it.each([
+    ['CC as a string', { CC: 'audit.copy' }],
+    ['CC as an array', { CC: ['audit.copy'] }],
+    ['BCC', { BCC: ['hidden.copy'] }],
+  ])('refuses a header RabbitMQ routes by (%s): the broker would close the channel or copy the event', (_n, h) => {
+    const m = encodeOutboxRow(withHeaders({ correlationId: 'o1', ...h }), 'order', 'outbox');
+    expect(m.ok).toBe(false);
+    expect(m.ok === false && m.reason).toMatch(/^headers\.B?CC is not allowed/);
+    expect(() => amqpEncode('', 'saga.events.invalid', m)).not.toThrow();
+  });
+
+  it('cuts an oversized row for the invalid queue without turning the large column into text whole', () => {
+    const payload = Buffer.alloc(5_000_000, 'x');
+    const toString = jest.spyOn(Buffer.prototype, 'toString');
+    try {
+      const m = encodeInvalid(good({ payload }), 'order', 'outbox', 'too large', {
+        maxBodyBytes: 65_536,
+        maxHeaderBytes: 1024,
+      });
+      expect(m.content.length).toBeLessThan(65_536);
+      expect(JSON.parse(m.content.toString()).row.payload).toEqual({ truncated: 'x'.repeat(1024), bytes: 5_000_000 });
+      const converted = toString.mock.contexts.map((b) => (b as Buffer).length);
+      expect(Math.max(...converted)).toBeLessThan(100_000);
+    } finally {
+      toString.mockRestore();
+    }
   });
 });

@@ -1,0 +1,203 @@
+/**
+ * The pipe's outbound side: which message goes to the broker when, and what a refusal means. Pure over the publisher
+ * port, tested with a fake broker.
+ *
+ * - Per-aggregate order: a message is not published while an earlier message of its aggregate is unconfirmed. A
+ *   consumer queue that refuses the first (a nack) while another queue stored it would otherwise get the second
+ *   first: the first is sent again only after the refusal, and fan-out makes every queue see that order.
+ * - A window of messages in flight: after a failure a session starts with a window of one that grows by one per
+ *   confirm (doubling per round trip) up to the maximum, so a failure repeating costs a small tail of duplicates.
+ * - A nack (a full queue, a queue without a leader) is transient: the message is sent again after a backoff, in the
+ *   session, holding back only its own aggregate. A transaction larger than the gap between two refusals still
+ *   completes, which a restart of the session would never let it.
+ * - A refusal the broker closes the channel for (406 PRECONDITION_FAILED, 403 ACCESS_REFUSED) is about that message
+ *   and will not change: while the message is alone in flight (`isolateThrough`, after a session failed on one), it
+ *   is diverted to the invalid queue with the broker's reply code and text, and the stream goes on. With more in
+ *   flight the culprit is unknown (a classic queue confirms after its fsync, so earlier messages may be unconfirmed
+ *   too): the session fails naming the last message sent, and the next one sends everything up to it alone.
+ */
+import type { EncodedMessage } from '@saga/common/messaging/envelope-codec';
+import type { TxEntry } from './lsn';
+import { SessionError, type PublisherPort, type Refusal, type Settled } from './pipe-types';
+
+/** Reply codes of a channel the broker closes because of one message, for good: that message is diverted. */
+export const DIVERTED_REPLY_CODES: ReadonlySet<number> = new Set([403, 406]);
+
+export class BrokerRefusalError extends SessionError {
+  override name = 'BrokerRefusalError';
+  constructor(
+    message: string,
+    readonly refusal: Refusal,
+    /** Row id of the last message sent when the broker refused: the next session sends up to it one at a time. */
+    readonly frontier: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+export type Outgoing = {
+  e: TxEntry;
+  row: Record<string, unknown>;
+  exchange: string;
+  routingKey: string;
+  m: EncodedMessage;
+  /** A copy for the invalid queue, not an event. */
+  invalid: boolean;
+  /** The aggregate whose order it keeps; undefined for none. */
+  key: string | undefined;
+  attempts: number;
+  started?: number;
+};
+
+export type OutboundOptions = {
+  publisher: PublisherPort;
+  maxInFlight: number;
+  /** Window of the first messages: 1 after a failure, else maxInFlight. */
+  startWindow: number;
+  /** Send messages one at a time until the row with this id is settled (see BrokerRefusalError). */
+  isolateThrough?: string;
+  retry: { baseMs: number; capMs: number };
+  now: () => number;
+  /** Stored: confirmed by the broker, and not returned. */
+  stored: (x: Outgoing) => void;
+  /** Turn `x` into its invalid-queue copy for `reason` (in place: it keeps its transaction and aggregate). */
+  toInvalid: (x: Outgoing, reason: string) => void;
+  refused: (x: Outgoing, why: Refusal) => void;
+  fail: (err: Error) => void;
+  failed: () => boolean;
+};
+
+/** The outbound side's state: one per session, changed only by the functions below. */
+type OutboundState = {
+  o: OutboundOptions;
+  window: number;
+  isolateThrough: string | undefined;
+  /** Published and not settled. */
+  sent: number;
+  lastSentRow: string | undefined;
+  ready: Outgoing[];
+  head: number;
+  /** Aggregates with a message in the broker's hands or ready to go, and the messages waiting behind it. */
+  busy: Map<string, Outgoing[]>;
+  timers: Set<NodeJS.Timeout>;
+};
+
+export function createOutbound(o: OutboundOptions) {
+  const s: OutboundState = {
+    o,
+    window: Math.max(1, Math.min(o.startWindow, o.maxInFlight)),
+    isolateThrough: o.isolateThrough,
+    sent: 0,
+    lastSentRow: undefined,
+    ready: [],
+    head: 0,
+    busy: new Map(),
+    timers: new Set(),
+  };
+  return {
+    /** Queue `x` to go as soon as its aggregate and the window allow. */
+    submit(x: Outgoing): void {
+      if (x.key !== undefined) {
+        const behind = s.busy.get(x.key);
+        if (behind) return void behind.push(x);
+        s.busy.set(x.key, []);
+      }
+      s.ready.push(x);
+      pump(s);
+    },
+    /** Published and not settled. */
+    sent: () => s.sent,
+    /** No message held back (for ordering, the window, or a retry). */
+    idle: () => s.sent === 0 && s.head === s.ready.length && s.busy.size === 0 && s.timers.size === 0,
+    window: () => limit(s),
+    close(): void {
+      for (const t of s.timers) clearTimeout(t);
+      s.timers.clear();
+    },
+  };
+}
+export type Outbound = ReturnType<typeof createOutbound>;
+
+const rowId = (x: Outgoing) => (typeof x.row.id === 'string' ? x.row.id : undefined);
+const limit = (s: OutboundState) => (s.isolateThrough === undefined ? s.window : 1);
+
+function pump(s: OutboundState): void {
+  while (s.head < s.ready.length && s.sent < limit(s) && !s.o.failed()) send(s, s.ready[s.head++]!);
+  if (s.head === s.ready.length) {
+    s.ready = [];
+    s.head = 0;
+  } else if (s.head > 1024) {
+    s.ready = s.ready.slice(s.head);
+    s.head = 0;
+  }
+}
+
+function send(s: OutboundState, x: Outgoing): void {
+  const { o } = s;
+  s.sent++;
+  x.started ??= o.now();
+  s.lastSentRow = rowId(x) ?? s.lastSentRow;
+  try {
+    o.publisher.publish(x.exchange, x.routingKey, x.m.content, x.m.options, (st, why) => settle(s, x, st, why));
+  } catch (err) {
+    // The client refused to encode it (nothing was sent): the row can never be published as it is.
+    s.sent--;
+    if (x.invalid) return o.fail(err instanceof Error ? err : new Error(String(err)));
+    o.toInvalid(x, `the AMQP client cannot encode it: ${err instanceof Error ? err.message : String(err)}`);
+    send(s, x);
+  }
+}
+
+function settle(s: OutboundState, x: Outgoing, st: Settled, why?: Refusal): void {
+  const { o } = s;
+  if (o.failed()) return;
+  s.sent--;
+  if (st === 'abandoned') return o.fail(new SessionError('broker connection lost before the confirm'));
+  if (st === 'confirmed') {
+    o.stored(x);
+    if (rowId(x) === s.isolateThrough) s.isolateThrough = undefined;
+    if (s.window < o.maxInFlight) s.window++;
+    release(s, x);
+    return pump(s);
+  }
+  refusedBy(s, x, why ?? { text: 'refused' });
+}
+
+function refusedBy(s: OutboundState, x: Outgoing, why: Refusal): void {
+  const { o } = s;
+  o.refused(x, why);
+  const permanent = why.code !== undefined && DIVERTED_REPLY_CODES.has(why.code);
+  if (permanent && !x.invalid && s.isolateThrough !== undefined && s.sent === 0) {
+    if (rowId(x) === s.isolateThrough) s.isolateThrough = undefined;
+    o.toInvalid(x, `the broker refused it: ${why.text}`);
+    return send(s, x);
+  }
+  if (permanent && !x.invalid)
+    return o.fail(
+      new BrokerRefusalError(`broker refused a message (${why.text}); sending one at a time`, why, s.lastSentRow),
+    );
+  if (why.code === undefined && why.text === 'nacked') return retryLater(s, x);
+  o.fail(
+    new SessionError(
+      `broker did not store ${x.invalid ? 'an invalid-queue copy' : 'a message'} (${x.m.options.messageId ?? 'no id'}): ${why.text}`,
+    ),
+  );
+}
+
+function retryLater(s: OutboundState, x: Outgoing): void {
+  const wait = Math.min(s.o.retry.capMs, s.o.retry.baseMs * 2 ** Math.min(x.attempts++, 20));
+  // Fewer in flight while the broker refuses: the window grows again with the confirms.
+  s.window = Math.max(1, Math.floor(s.window / 2));
+  const t = setTimeout(() => {
+    s.timers.delete(t);
+    if (!s.o.failed()) send(s, x);
+  }, wait);
+  s.timers.add(t);
+}
+
+function release(s: OutboundState, x: Outgoing): void {
+  if (x.key === undefined) return;
+  const next = s.busy.get(x.key)?.shift();
+  if (next) s.ready.push(next);
+  else s.busy.delete(x.key);
+}

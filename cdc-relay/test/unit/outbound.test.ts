@@ -1,0 +1,210 @@
+/**
+ * What goes to the broker when, and what a refusal means: per-aggregate order, the window after a failure, a nack sent
+ * again in the session, a refusal the broker closes the channel for diverted to the invalid queue. The real pipe, a
+ * fake WAL and a fake broker.
+ */
+import type { Options } from 'amqplib';
+import { BrokerRefusalError } from '../../src/outbound';
+import { createRelayPipe, type PipeOptions, type PublisherPort, type Refusal, type Settled } from '../../src/pipe';
+import { begin, commit, insert, row, pipeFixture } from '../support/wal-fixtures';
+
+type Sent = {
+  routingKey: string;
+  content: Buffer;
+  options: Options.Publish;
+  settle: (s: Settled, why?: Refusal) => void;
+};
+
+function fakes(opts: Partial<PipeOptions> = {}) {
+  const acks: bigint[] = [];
+  const sent: Sent[] = [];
+  const failures: Error[] = [];
+  const refused: Refusal[] = [];
+  const publisher: PublisherPort = {
+    publish: (_exchange, routingKey, content, options, settle) => sent.push({ routingKey, content, options, settle }),
+    writable: () => true,
+  };
+  const pipe = createRelayPipe({
+    wal: { pause: () => undefined, resume: () => undefined, acknowledge: (l) => acks.push(l) },
+    publisher,
+    ...pipeFixture,
+    maxInFlight: 100,
+    acked: 0n,
+    onFail: (e) => failures.push(e),
+    retry: { baseMs: 10, capMs: 10 },
+    events: { refused: (_id, why) => refused.push(why) },
+    ...opts,
+  });
+  const idOf = (s: Sent) => s.options.messageId;
+  return { pipe, acks, sent, failures, refused, idOf };
+}
+
+const txn = (f: ReturnType<typeof fakes>, end: bigint, ...rows: Record<string, unknown>[]) => {
+  f.pipe.onMessage(begin());
+  for (const r of rows) f.pipe.onMessage(insert(r));
+  f.pipe.onMessage(commit(end));
+};
+const NACK: Refusal = { text: 'nacked' };
+const CC_REFUSAL: Refusal = {
+  code: 406,
+  text: 'Channel closed by server: 406 (PRECONDITION-FAILED) with message "PRECONDITION_FAILED - invalid arg \'CC\' for message"',
+};
+
+afterEach(() => jest.useRealTimers());
+
+describe('per-aggregate order with fan-out', () => {
+  it('never publishes a message of an aggregate while an earlier one of it is unconfirmed, so a queue that refused the first never gets the second before it', () => {
+    jest.useFakeTimers();
+    const f = fakes();
+    const placed = row({ aggregateid: 'order-1', type: 'OrderPlaced' });
+    const other = row({ aggregateid: 'order-2' });
+    const cancelled = row({ aggregateid: 'order-1', type: 'OrderCancelled' });
+    txn(f, 100n, placed);
+    txn(f, 200n, other, cancelled);
+    // OrderCancelled waits; another aggregate does not.
+    expect(f.sent.map(f.idOf)).toEqual([placed.id, other.id]);
+    // A full monitor queue refuses OrderPlaced (inventory's queue stored it): it is sent again, still before
+    // OrderCancelled.
+    f.sent[0]!.settle('refused', NACK);
+    f.sent[1]!.settle('confirmed');
+    expect(f.sent.map(f.idOf)).toEqual([placed.id, other.id]);
+    jest.advanceTimersByTime(10);
+    expect(f.sent.map(f.idOf)).toEqual([placed.id, other.id, placed.id]);
+    f.sent[2]!.settle('confirmed');
+    expect(f.sent.map(f.idOf)).toEqual([placed.id, other.id, placed.id, cancelled.id]);
+    f.sent[3]!.settle('confirmed');
+    f.pipe.flushAck();
+    expect(f.acks).toEqual([200n]);
+    expect(f.failures).toEqual([]);
+    expect(f.refused).toEqual([NACK]);
+  });
+});
+
+describe('a nack', () => {
+  it('does not end the session: a transaction larger than the gap between refusals is still acknowledged, each refused message sent once more', () => {
+    jest.useFakeTimers();
+    const f = fakes();
+    const rows = Array.from({ length: 50 }, () => row());
+    txn(f, 100n, ...rows);
+    const nacked = new Set<string>();
+    for (let i = 0; i < f.sent.length; i++) {
+      const s = f.sent[i]!;
+      if (i % 10 === 0 && !nacked.has(String(f.idOf(s)))) {
+        nacked.add(String(f.idOf(s)));
+        s.settle('refused', NACK);
+      } else s.settle('confirmed');
+      if (i === f.sent.length - 1) jest.advanceTimersByTime(10);
+    }
+    f.pipe.flushAck();
+    expect(f.failures).toEqual([]);
+    expect(f.acks).toEqual([100n]);
+    // The duplicate tail while one queue keeps refusing: one extra publish per refusal, nothing else again.
+    expect(f.sent).toHaveLength(50 + nacked.size);
+  });
+});
+
+describe('the window after a failure', () => {
+  it('starts at one and grows by one per confirm, doubling per round trip, up to the maximum', () => {
+    const f = fakes({ startWindow: 1, maxInFlight: 8 });
+    txn(f, 100n, ...Array.from({ length: 20 }, () => row()));
+    const rounds: number[] = [];
+    for (let settled = 0; settled < 20;) {
+      const open = f.sent.slice(settled);
+      rounds.push(open.length);
+      for (const s of open) s.settle('confirmed');
+      settled += open.length;
+    }
+    expect(rounds).toEqual([1, 2, 4, 8, 5]);
+  });
+});
+
+describe('a refusal the broker closes the channel for', () => {
+  it('with more than one message in flight fails the session naming the last message sent', () => {
+    const f = fakes();
+    const rows = [row(), row(), row()];
+    txn(f, 100n, ...rows);
+    f.sent[0]!.settle('refused', CC_REFUSAL);
+    expect(f.failures).toHaveLength(1);
+    expect(f.failures[0]).toBeInstanceOf(BrokerRefusalError);
+    expect((f.failures[0] as BrokerRefusalError).frontier).toBe(rows[2]!.id);
+  });
+
+  it.each([
+    ['406 (a CC header)', CC_REFUSAL],
+    ['403 (no write permission for the routing key)', { code: 403, text: 'ACCESS_REFUSED - write access denied' }],
+  ])(
+    'sending one at a time, diverts the refused row (%s) to the invalid queue with the reply code and text, and goes on',
+    (_name, refusal) => {
+      const rows = [row(), row(), row(), row()];
+      const f = fakes({ startWindow: 1, isolateThrough: rows[2]!.id as string });
+      txn(f, 100n, ...rows);
+      expect(f.sent).toHaveLength(1);
+      f.sent[0]!.settle('confirmed');
+      f.sent[1]!.settle('refused', refusal);
+      expect(f.sent[2]).toMatchObject({ routingKey: 'saga.events.invalid', options: { messageId: rows[1]!.id } });
+      expect(String(f.sent[2]!.options.headers!['x-invalid-reason'])).toBe(`the broker refused it: ${refusal.text}`);
+      f.sent[2]!.settle('confirmed');
+      expect(f.sent.map(f.idOf).slice(3)).toEqual([rows[2]!.id]);
+      f.sent[3]!.settle('confirmed');
+      // Past the refused session's last message: the window grows again.
+      expect(f.sent.map(f.idOf).slice(4)).toEqual([rows[3]!.id]);
+      f.sent[4]!.settle('confirmed');
+      f.pipe.flushAck();
+      expect(f.acks).toEqual([100n]);
+      expect(f.failures).toEqual([]);
+    },
+  );
+
+  it('of another kind (404) is not diverted: the session fails', () => {
+    const r = row();
+    const f = fakes({ startWindow: 1, isolateThrough: r.id });
+    txn(f, 100n, r);
+    f.sent[0]!.settle('refused', { code: 404, text: "NOT_FOUND - no exchange 'saga.events'" });
+    expect(f.failures).toHaveLength(1);
+    expect(f.sent).toHaveLength(1);
+  });
+
+  it('for its size diverts a copy cut to fit, without the whole row', () => {
+    const big = row({ payload: `{"version":1,"data":"${'x'.repeat(1_000_000)}"}` });
+    const f = fakes({ startWindow: 1, isolateThrough: big.id });
+    txn(f, 100n, big);
+    f.sent[0]!.settle('refused', {
+      code: 406,
+      text: 'PRECONDITION_FAILED - message size 1000030 is larger than max size 16777216',
+    });
+    expect(f.sent[1]!.routingKey).toBe('saga.events.invalid');
+    expect(f.sent[1]!.content.length).toBeLessThan(64 * 1024);
+    expect(JSON.parse(f.sent[1]!.content.toString()).row.payload.bytes).toBe(Buffer.byteLength(big.payload));
+  });
+});
+
+describe('what is not a refusal', () => {
+  it('a publish abandoned with the connection fails the session without counting as a broker refusal', () => {
+    const f = fakes();
+    txn(f, 100n, row());
+    f.sent[0]!.settle('abandoned');
+    expect(f.failures.map((e) => e.message)).toEqual(['broker connection lost before the confirm']);
+    expect(f.refused).toEqual([]);
+  });
+
+  it('after the session closed (a stream error, or a stop past the drain deadline), later settles are ignored', () => {
+    const f = fakes();
+    txn(f, 100n, row());
+    f.pipe.close();
+    f.sent[0]!.settle('refused', NACK);
+    expect(f.refused).toEqual([]);
+    expect(f.failures).toEqual([]);
+    f.pipe.flushAck();
+    expect(f.acks).toEqual([]);
+  });
+});
+
+describe('stream rules', () => {
+  it('a begin inside an open transaction fails the session (it would hold every later acknowledgement back)', () => {
+    const f = fakes();
+    f.pipe.onMessage(begin());
+    f.pipe.onMessage(insert(row()));
+    f.pipe.onMessage(begin());
+    expect(f.failures.map((e) => e.message)).toEqual(['begin inside an open transaction']);
+  });
+});
