@@ -106,6 +106,11 @@ const ROWS: Row[] = [
   },
   { vars: ['RELAY_ACK_INTERVAL_MS'], meaning: 'how often the confirmed position is reported to PostgreSQL' },
   { vars: ['RELAY_RETRY_BASE_MS', 'RELAY_RETRY_MAX_MS'], meaning: 'reconnect backoff (capped exponential, jittered)' },
+  {
+    vars: ['RELAY_MARKER_INTERVAL_MS'],
+    meaning:
+      'how often the slot marker in the source database records the acknowledged position and commit time (only when it moved): the point a recovery reconciles from (docs/relay.md)',
+  },
   { vars: ['RELAY_STANDBY_POLL_MS'], meaning: 'how often a standby retries a slot held by another relay' },
   {
     vars: ['RELAY_CREATE_SLOT'],
