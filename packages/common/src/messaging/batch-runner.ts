@@ -34,9 +34,19 @@ export type BatchRunnerOptions = {
   log: Logger;
   metrics: ConsumerMetrics;
   policy: FailurePolicy;
+  /**
+   * The database is unavailable while applying a batch of `channel` (`tries` holds so far): resolve when the batch
+   * should be tried again, reject to give it up. Holding keeps the messages unacknowledged on their channel, so they
+   * spend neither an attempt nor one of the broker's deliveries (a closed channel would return them, and the quorum
+   * queue counts every return against its delivery limit).
+   */
+  hold: (channel: ConsumerChannel, err: unknown, tries: number) => Promise<void>;
+  /** A held batch went through: the database answers again. */
+  released: () => void;
 };
 
-type Valid = { msg: ConsumeMessage; incoming: Incoming; span: TraceSpan };
+/** A valid message of a batch; `settled` once it is applied or parked, so a batch tried again skips it. */
+type Valid = { msg: ConsumeMessage; incoming: Incoming; span: TraceSpan; settled?: boolean };
 
 export type BatchRunner = {
   /**
@@ -143,6 +153,7 @@ export function createBatchRunner(opts: BatchRunnerOptions): BatchRunner {
   }
 
   const applied = (v: Valid, outcome: string) => {
+    v.settled = true;
     metrics.messages.inc({ queue, type: v.incoming.type, outcome });
     v.span.end(undefined, { 'saga.outcome': outcome });
   };
@@ -159,13 +170,32 @@ export function createBatchRunner(opts: BatchRunnerOptions): BatchRunner {
       if (valid.length > 1)
         log.warn({ err: batchErr, size: valid.length }, 'batch failed; applying its messages one by one');
       for (const v of valid) {
+        if (v.settled) continue;
         try {
           if (valid.length === 1) throw batchErr;
           const [outcome] = await handler.apply([v.incoming]);
           applied(v, outcome ?? 'applied');
         } catch (err) {
           await settleFailure(channel, v.msg, err, v.incoming.log, v.span);
+          v.settled = true;
         }
+      }
+    }
+  }
+
+  /** Apply the valid messages; while the database is unavailable, hold what is not settled and try again. */
+  async function applyHolding(channel: ConsumerChannel, valid: Valid[]): Promise<void> {
+    for (let tries = 0; ; tries++) {
+      try {
+        await applyValid(
+          channel,
+          valid.filter((v) => !v.settled),
+        );
+        if (tries > 0) opts.released();
+        return;
+      } catch (err) {
+        if (!(err instanceof DatabaseUnavailableError)) throw err;
+        await opts.hold(channel, err.cause, tries);
       }
     }
   }
@@ -180,7 +210,7 @@ export function createBatchRunner(opts: BatchRunnerOptions): BatchRunner {
         if (screened) valid.push(screened);
       }
       try {
-        await applyValid(channel, valid);
+        await applyHolding(channel, valid);
       } finally {
         // A span still open was not settled (the batch goes back to the queue); ending twice is a no-op.
         for (const v of valid) v.span.end('not settled: returned to the queue');

@@ -5,10 +5,10 @@
  */
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { routingKeyOf, type EventType } from '../contracts/catalog';
-import { reconnectLoop } from '../runtime/lifecycle';
+import { backoffDelay, delay, reconnectLoop } from '../runtime/lifecycle';
 import type { Logger } from '../runtime/logger';
 import { brokerConnector, closeConnection } from './broker';
-import type { BatchRunner } from './batch-runner';
+import type { BatchRunner, BatchRunnerOptions, ConsumerChannel } from './batch-runner';
 import { createPump } from './consumer-pump';
 import { assertConsumerTopology, coalesceWrites } from './topology';
 
@@ -22,7 +22,10 @@ export type ConsumerSessionOptions = {
   maxBatch: number;
   batchIntervalMs: number;
   deliveryLimit: number;
-  runner: BatchRunner;
+  /** What the session hands each batch to; `hold` and `released` are the session's (see BatchRunnerOptions). */
+  runner: (ports: Pick<BatchRunnerOptions, 'hold' | 'released'>) => BatchRunner;
+  /** Longest wait between two tries of a batch held while the database is unavailable. */
+  holdCapMs?: number;
 };
 
 export function createConsumerSession(opts: ConsumerSessionOptions) {
@@ -38,12 +41,30 @@ export function createConsumerSession(opts: ConsumerSessionOptions) {
   let loop: Promise<void> | undefined;
   /** The connection of each channel, to close it when a batch on the channel cannot be settled. */
   const connOf = new WeakMap<ConfirmChannel, ChannelModel>();
+  /** Channels that closed: a batch held on one of them is given up (the broker returns its messages). */
+  const closedChannels = new WeakSet<ConsumerChannel>();
+  /** A batch is held: the database is unavailable. */
+  let holding = false;
+
+  const runner = opts.runner({
+    async hold(channel, err, tries) {
+      if (!holding) log.warn({ err, queue }, 'database unavailable: holding the batch unacknowledged until it answers');
+      holding = true;
+      await delay(backoffDelay(tries, 200, opts.holdCapMs ?? 5_000), abort.signal);
+      if (abort.signal.aborted || closedChannels.has(channel))
+        throw new Error('gave up a held batch: the consumer is stopping or its channel closed');
+    },
+    released() {
+      holding = false;
+      log.info({ queue }, 'database answers again: held batch applied');
+    },
+  });
 
   const pump = createPump<ConfirmChannel, ConsumeMessage>(
     {
-      runBatch: (channel, batch) => opts.runner.run(channel, batch),
+      runBatch: (channel, batch) => runner.run(channel, batch),
       abandon(channel, err, size) {
-        // Not settled (the database is unreachable, or a retry or dead-letter send failed). Closing the channel
+        // Not settled (a retry or dead-letter send failed, or a held batch was given up). Closing the channel
         // returns every unacknowledged message to the queue; the session reconnects after a backoff and the inbox
         // drops what was already applied.
         log.warn({ err, size }, 'could not settle batch; returning it to the queue and reconnecting');
@@ -80,6 +101,7 @@ export function createConsumerSession(opts: ConsumerSessionOptions) {
     channel.on('error', (err: unknown) => log.warn({ err }, 'broker channel error'));
     channel.on('close', () => {
       ready = false;
+      closedChannels.add(channel);
       // Unsettled messages of a closed channel come back from the broker; drop them here.
       pump.drop(channel);
       if (!abort.signal.aborted) void closeConnection(link);
@@ -124,6 +146,6 @@ export function createConsumerSession(opts: ConsumerSessionOptions) {
       await closeConnection(conn, 5_000);
       await loop;
     },
-    isReady: () => ready,
+    isReady: () => ready && !holding,
   };
 }

@@ -50,14 +50,8 @@ export type Consumer = { start: () => void; stop: () => Promise<void>; isReady: 
 export function createConsumer(opts: ConsumerOptions): Consumer {
   const prefetch = opts.prefetch ?? 64;
   const maxAttempts = opts.maxAttempts ?? 5;
-  const runner = createBatchRunner({
-    queue: opts.queue,
-    exchange: opts.exchange,
-    handler: opts.handler,
-    log: opts.log,
-    metrics: createConsumerMetrics(opts.registry),
-    policy: { maxAttempts, retryBaseMs: opts.retryBaseMs ?? 500 },
-  });
+  const metrics = createConsumerMetrics(opts.registry);
+  const policy = { maxAttempts, retryBaseMs: opts.retryBaseMs ?? 500 };
   return createConsumerSession({
     url: opts.url,
     exchange: opts.exchange,
@@ -68,6 +62,15 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     maxBatch: Math.min(opts.maxBatch ?? prefetch, prefetch),
     batchIntervalMs: opts.batchIntervalMs ?? 0,
     deliveryLimit: maxAttempts * 4,
-    runner,
+    runner: (ports) =>
+      createBatchRunner({
+        queue: opts.queue,
+        exchange: opts.exchange,
+        handler: opts.handler,
+        log: opts.log,
+        metrics,
+        policy,
+        ...ports,
+      }),
   });
 }
