@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import pg from 'pg';
 import { answerArgs } from '@saga/common/runtime/cli-args';
 import { SERVICES } from '@saga/common/contracts/service-names';
+import { SQLSTATE } from '@saga/common/db/sqlstate';
 import { AdminEnv, layoutOf, loadAdminConfig, urlForDatabase } from './lib/admin';
 import {
   checkNode,
@@ -48,7 +49,7 @@ async function checkDatabases(): Promise<Check[]> {
     } catch (err) {
       // Not an error: npm start runs setup and migrate first.
       const code = (err as { code?: string }).code;
-      if (code === '3D000' || code === '42P01')
+      if (code === SQLSTATE.INVALID_CATALOG_NAME || code === SQLSTATE.UNDEFINED_TABLE)
         out.push({
           name: `database ${layout.databases[s]}`,
           ok: true,

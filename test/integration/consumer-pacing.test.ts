@@ -7,7 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
 import { Registry } from 'prom-client';
-import { createConsumer, type Consumer, type Incoming } from '@saga/common/messaging/consumer';
+import { createConsumer, type Consumer } from '@saga/common/messaging/consumer';
+import type { Incoming } from '@saga/common/messaging/batch-handler';
 import { encodeOutboxRow } from '@saga/common/messaging/envelope-codec';
 import { createLogger } from '@saga/common/runtime/logger';
 import { createTestEnv, type TestEnv } from '../support/env';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import amqp from 'amqplib';
 import pg from 'pg';
 import pino from 'pino';
-import type { Incoming } from '@saga/common/messaging/consumer';
+import type { Incoming } from '@saga/common/messaging/batch-handler';
 import { chromium, type Browser } from 'playwright-core';
 import { topologyNames } from '@saga/common/messaging/topology';
 import { HEADER } from '@saga/common/messaging/envelope-codec';

@@ -45,7 +45,12 @@ describe('no dual write', () => {
   });
 
   it('shared consumer code sends only to its own retry and dead-letter queues, and reports what it dead-letters', () => {
-    const src = readFileSync(path.join(ROOT, 'packages/common/src/messaging/consumer.ts'), 'utf8');
+    // Every part of the consumer (session, pump, batch runner, parking of failed messages).
+    const dir = path.join(ROOT, 'packages/common/src/messaging');
+    const src = readdirSync(dir)
+      .filter((f) => /^(consumer|batch-|failure-|parking)/.test(f))
+      .map((f) => readFileSync(path.join(dir, f), 'utf8'))
+      .join('\n');
     const sends = [...src.matchAll(/sendConfirmed\(\s*\w+,\s*([\w.]+)/g)].map((m) => m[1]);
     expect(sends.sort()).toEqual(['names.dlq', 'names.retry']);
     // One publish: the copy of a dead-lettered message for observers (the saga monitor), never an event.

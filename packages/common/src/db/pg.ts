@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../runtime/logger';
+import { SQLSTATE } from './sqlstate';
 
 /**
  * The errors behind `err`: itself and its `cause` chain. drizzle wraps driver errors (DrizzleQueryError with the
@@ -50,7 +51,10 @@ export function isConnectionError(err: unknown): boolean {
 function isConnectionErrorItself(err: unknown): boolean {
   if (!err || typeof err !== 'object') return false;
   const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' && (CONNECTION_CODES.has(code) || code.startsWith('08') || code.startsWith('57P')))
+  if (
+    typeof code === 'string' &&
+    (CONNECTION_CODES.has(code) || code.startsWith(SQLSTATE.CONNECTION_EXCEPTION_CLASS) || code.startsWith('57P'))
+  )
     return true;
   const msg = (err as { message?: unknown }).message;
   // pg raises these as plain Errors without a code; the text is pg's own, not the server's.

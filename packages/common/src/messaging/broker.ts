@@ -12,6 +12,7 @@
  */
 import amqp, { type ChannelModel } from 'amqplib';
 import { z } from 'zod';
+import { settleWithin } from '../runtime/settle';
 
 /**
  * A node that does not answer within this time is skipped for the next one. Only with several addresses: a single
@@ -134,12 +135,7 @@ export function vhostOf(url: string): string {
  */
 export async function closeConnection(conn: ChannelModel | undefined, ms = 1_000): Promise<void> {
   if (!conn) return;
-  let timer: NodeJS.Timeout | undefined;
-  const waited = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms);
-    conn.once('close', () => resolve());
-  });
-  await Promise.race([conn.close().catch(() => undefined), waited]);
-  clearTimeout(timer);
+  const closed = new Promise<void>((resolve) => conn.once('close', () => resolve()));
+  await settleWithin(Promise.race([conn.close(), closed]), ms, 'broker connection close').catch(() => undefined);
   (conn as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.();
 }

@@ -1,6 +1,7 @@
 import { ZodError } from 'zod';
 import { UnknownEventError } from '../contracts/catalog';
 import { isConnectionError, isPgError, pgCode } from '../db/pg';
+import { SQLSTATE } from '../db/sqlstate';
 
 export { conflict, DomainError, notFound } from '../domain/domain-error';
 
@@ -24,8 +25,11 @@ export function classifyError(err: unknown): Disposition {
     return 'dead-letter';
   if (err instanceof SyntaxError) return 'dead-letter';
   // 22xxx data exception, 23xxx integrity violation: the same input fails the same way every time.
-  if (/^(22|23)/.test(pgCode(err) ?? '')) return 'dead-letter';
-  if (isPgError(err, '40001', '40P01') || isConnectionError(err)) return 'retry';
+  const code = pgCode(err) ?? '';
+  if (code.startsWith(SQLSTATE.DATA_EXCEPTION_CLASS) || code.startsWith(SQLSTATE.INTEGRITY_CONSTRAINT_VIOLATION_CLASS))
+    return 'dead-letter';
+  if (isPgError(err, SQLSTATE.SERIALIZATION_FAILURE, SQLSTATE.DEADLOCK_DETECTED) || isConnectionError(err))
+    return 'retry';
   return 'retry';
 }
 

@@ -6,6 +6,7 @@
  * even loaded, and `startSpan` only makes W3C ids (one slice of a random buffer), so every event still carries its
  * order's trace id at no measurable cost. Only traces are exported: metrics stay on /metrics, logs on stdout.
  */
+import { settleWithin } from './settle';
 import {
   ROOT_CONTEXT,
   SpanKind,
@@ -112,12 +113,7 @@ export async function stopTracing(withinMs = 3000): Promise<void> {
   sdk = undefined;
   tracer = undefined;
   if (!s) return;
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    s.shutdown().catch(() => undefined),
-    new Promise<void>((r) => (timer = setTimeout(r, withinMs))),
-  ]);
-  clearTimeout(timer);
+  await settleWithin(s.shutdown(), withinMs, 'tracing shutdown').catch(() => undefined);
 }
 
 export const tracingOn = (): boolean => tracer !== undefined;

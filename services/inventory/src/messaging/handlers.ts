@@ -1,4 +1,9 @@
-import { batchHandler, type BatchHandler, type InboxRetention, type Incoming } from '@saga/common/messaging/consumer';
+import {
+  batchHandler,
+  type BatchHandler,
+  type InboxRetention,
+  type Incoming,
+} from '@saga/common/messaging/batch-handler';
 import type pg from 'pg';
 import { decide, evolve, type InventoryCommand } from '../domain/stock';
 import { loadInventory, saveInventory } from '../db/stock-repository';

@@ -1,4 +1,9 @@
-import { batchHandler, type BatchHandler, type Incoming, type InboxRetention } from '@saga/common/messaging/consumer';
+import {
+  batchHandler,
+  type BatchHandler,
+  type Incoming,
+  type InboxRetention,
+} from '@saga/common/messaging/batch-handler';
 import { EventCatalog, type EventType } from '@saga/common/contracts/catalog';
 import type pg from 'pg';
 import { summarize, type SagaSummary } from '../domain/saga';

@@ -1,5 +1,5 @@
 import type { ConsumeMessage } from 'amqplib';
-import type { Incoming } from '@saga/common/messaging/consumer';
+import type { Incoming } from '@saga/common/messaging/batch-handler';
 import { createCatchUp } from '../../src/catch-up';
 import type { EventRow } from '../../src/db/saga-repository';
 import { toDeadLetterRow } from '../../src/messaging/dead-letters';

@@ -1,4 +1,9 @@
-import { batchHandler, type BatchHandler, type InboxRetention, type Incoming } from '@saga/common/messaging/consumer';
+import {
+  batchHandler,
+  type BatchHandler,
+  type InboxRetention,
+  type Incoming,
+} from '@saga/common/messaging/batch-handler';
 import { InvalidMessageError } from '@saga/common/messaging/errors';
 import type pg from 'pg';
 import { decide, evolve, historyEntry, published, type Order, type OrderFact } from '../domain/order';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { batchHandler, type BatchHandler, type InboxRetention } from '@saga/common/messaging/consumer';
+import { batchHandler, type BatchHandler, type InboxRetention } from '@saga/common/messaging/batch-handler';
 import type pg from 'pg';
 import { decide, evolve } from '../domain/payment';
 import { loadPayments, savePayments } from '../db/payment-repository';

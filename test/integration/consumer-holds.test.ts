@@ -1,0 +1,85 @@
+/**
+ * A consumer whose database is unavailable holds its messages: it spends none of their attempts and none of the
+ * broker's deliveries, goes not ready, and applies every message once the database answers again. The database link
+ * goes through a TCP proxy of the test's own, so the shared PostgreSQL is never stopped.
+ */
+import amqp from 'amqplib';
+import { consumerQueueNames, assertConsumerTopology } from '@saga/common/messaging/topology';
+import { routingKeyOf } from '@saga/common/contracts/catalog';
+import { createTestEnv, type TestEnv } from '../support/env';
+import {
+  appliedCount,
+  INVENTORY_QUEUE,
+  inventoryConsumer,
+  publishOrderConfirmed,
+  queueDepth,
+} from '../support/consumer-harness';
+import { startTcpProxy, throughProxy, type TcpProxy } from '../support/tcp-proxy';
+import { waitUntil } from '../support/wait';
+
+/**
+ * How long the database stays unreachable. A consumer that returns a failed batch to the queue (closing its channel)
+ * spends one delivery of each message per reconnect; with the delivery limit below (4) and the reconnect backoff
+ * (200 ms doubling, with jitter), five returns take a few seconds, so 15 s is ample for the broker to dead-letter
+ * the backlog of such a consumer. A production outage is longer (minutes): a holding consumer waits out any length.
+ */
+const OUTAGE_MS = Number(process.env.CONSUMER_OUTAGE_MS ?? 15_000);
+const DELIVERY_LIMIT = 4;
+const BACKLOG = 100;
+
+let env: TestEnv;
+let conn: amqp.ChannelModel;
+let ch: amqp.ConfirmChannel;
+let proxy: TcpProxy;
+const names = consumerQueueNames(INVENTORY_QUEUE);
+
+beforeAll(async () => {
+  env = await createTestEnv('dbhold');
+  conn = await amqp.connect(env.rabbitUrl);
+  ch = await conn.createConfirmChannel();
+  const pgUrl = new URL(env.serviceUrl('inventory'));
+  proxy = await startTcpProxy({ host: pgUrl.hostname, port: Number(pgUrl.port || 5432) });
+  // The queues exist first with a small delivery limit, so that a consumer that spends deliveries shows it fast.
+  await assertConsumerTopology(ch, {
+    exchange: env.exchange,
+    queue: INVENTORY_QUEUE,
+    routingKeys: [routingKeyOf('OrderConfirmed')],
+    deliveryLimit: DELIVERY_LIMIT,
+  });
+});
+afterAll(async () => {
+  await conn?.close().catch(() => undefined);
+  await proxy?.close();
+  await env?.close();
+});
+
+describe('consumer during a database outage', () => {
+  it('holds a backlog through an outage: none dead-lettered or retried, all applied once it is back', async () => {
+    const c = inventoryConsumer(env, throughProxy(env.serviceUrl('inventory'), proxy), {
+      maxAttempts: DELIVERY_LIMIT / 4,
+    });
+    c.consumer.start();
+    try {
+      await waitUntil(() => c.consumer.isReady(), { message: 'consuming' });
+      proxy.cut();
+      const ids = Array.from({ length: BACKLOG }, () => publishOrderConfirmed(ch, env.exchange));
+      await ch.waitForConfirms();
+      await waitUntil(() => !c.consumer.isReady(), { message: 'not ready while the database is unreachable' });
+      // The fault itself lasts OUTAGE_MS: this is the length of the outage, not a wait for a condition.
+      await new Promise((r) => setTimeout(r, OUTAGE_MS));
+      expect(await queueDepth(ch, names.dlq)).toBe(0);
+      expect(await queueDepth(ch, names.retry)).toBe(0);
+      proxy.restore();
+      await waitUntil(async () => (await appliedCount(env, ids)) === BACKLOG, {
+        timeoutMs: 60_000,
+        message: `all ${BACKLOG} applied after the outage`,
+      });
+      await waitUntil(() => c.consumer.isReady(), { message: 'ready again' });
+      expect(await queueDepth(ch, names.dlq)).toBe(0);
+      expect(await queueDepth(ch, names.retry)).toBe(0);
+      await waitUntil(async () => (await queueDepth(ch, INVENTORY_QUEUE)) === 0, { message: 'queue drained' });
+    } finally {
+      await c.stop();
+    }
+  });
+});

@@ -1,0 +1,91 @@
+/**
+ * What the consumer's integration tests share: events published as the relay publishes them, a real service batch
+ * handler (inventory's) on a pool of the test's choosing, and what the database and the broker hold afterwards.
+ */
+import { randomUUID } from 'node:crypto';
+import type amqp from 'amqplib';
+import pg from 'pg';
+import { Registry } from 'prom-client';
+import { createConsumer, type ConsumerOptions } from '@saga/common/messaging/consumer';
+import { encodeOutboxRow } from '@saga/common/messaging/envelope-codec';
+import { createLogger, type Logger } from '@saga/common/runtime/logger';
+import { createPool } from '@saga/common/db/pg';
+import { inventoryHandler } from '../../services/inventory/src/messaging/handlers';
+import type { TestEnv } from './env';
+
+export const INVENTORY_QUEUE = 'inventory.events';
+
+/** An OrderConfirmed event for a new order, as the relay publishes it. Answers its message id. */
+export function publishOrderConfirmed(
+  ch: amqp.Channel,
+  exchange: string,
+  extra: { headers?: Record<string, unknown> } = {},
+): string {
+  const orderId = randomUUID();
+  const id = randomUUID();
+  const m = encodeOutboxRow(
+    {
+      id,
+      aggregatetype: 'order',
+      aggregateid: orderId,
+      type: 'OrderConfirmed',
+      payload: { version: 1, data: { orderId, customerId: 'c-consumer-test', totalCents: 100 } },
+      headers: { correlationId: orderId },
+    },
+    'order',
+    'outbox',
+  );
+  if (!m.ok) throw new Error(m.reason);
+  ch.publish(exchange, m.routingKey, m.content, { ...m.options, headers: { ...m.options.headers, ...extra.headers } });
+  return id;
+}
+
+/** The inventory service's consumer on `databaseUrl` (its own pool), with the test's settings. */
+export function inventoryConsumer(
+  env: TestEnv,
+  databaseUrl: string,
+  opts: Partial<ConsumerOptions> & { poolOptions?: pg.PoolConfig } = {},
+) {
+  const log: Logger = createLogger('consumer-test', process.env.TEST_LOG_LEVEL ?? 'warn');
+  const pool = createPool(databaseUrl, log, { max: 4, connectionTimeoutMillis: 2000, ...opts.poolOptions });
+  const consumer = createConsumer({
+    url: env.rabbitUrl,
+    exchange: env.exchange,
+    queue: INVENTORY_QUEUE,
+    handler: inventoryHandler(pool, INVENTORY_QUEUE),
+    log,
+    registry: new Registry(),
+    prefetch: 64,
+    maxBatch: 64,
+    batchIntervalMs: 0,
+    retryBaseMs: 50,
+    ...opts,
+  });
+  return {
+    consumer,
+    pool,
+    async stop() {
+      await consumer.stop();
+      await pool.end();
+    },
+  };
+}
+
+/** How many of `ids` the inbox of inventory's consumer holds (applied). */
+export async function appliedCount(env: TestEnv, ids: readonly string[]): Promise<number> {
+  const c = new pg.Client({ connectionString: env.adminUrl('inventory') });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ n: string }>(
+      'SELECT count(*) AS n FROM inbox WHERE consumer = $1 AND message_id = ANY($2::text[])',
+      [INVENTORY_QUEUE, ids],
+    );
+    return Number(rows[0]!.n);
+  } finally {
+    await c.end();
+  }
+}
+
+export async function queueDepth(ch: amqp.Channel, queue: string): Promise<number> {
+  return (await ch.checkQueue(queue)).messageCount;
+}
