@@ -16,9 +16,9 @@ async function main() {
     name: 'order',
     config,
     schema,
-    routes: ({ db, pool, log }) => {
+    routes: ({ pool, log }) => {
       notifier = createOrderNotifier(config.DATABASE_URL, pool, log);
-      return orderRoutes(db, pool, notifier, config.SSE_HEARTBEAT_MS);
+      return orderRoutes(pool, notifier, log, config.SSE_HEARTBEAT_MS);
     },
     handler: ({ pool, consumer, inbox }) => orderHandler(pool, consumer, inbox),
     extras: async () => ({ stop: async () => notifier?.stop() }),

@@ -1,16 +1,38 @@
+/** The queue of a group commit is full: the item was not accepted (nothing of it was written). */
+export class QueueFullError extends Error {
+  constructor(readonly queued: number) {
+    super(`group commit queue is full (${queued} waiting)`);
+    this.name = 'QueueFullError';
+  }
+}
+
+export type GroupCommitOptions = {
+  /** At most this many items wait for a write; one more is refused with QueueFullError (load shedding). */
+  maxQueued?: number;
+  /**
+   * Whether a group that failed with `err` is written again one item at a time (so one bad item fails only its own
+   * caller). A transient error (a lost connection) fails every item of the group instead: writing them one by one
+   * would meet the same error as many times.
+   */
+  isolate?: (err: unknown) => boolean;
+};
+
 /**
  * Group commit inside one process: what callers submit while a write is in flight is written together by the next
  * one (at most `maxBatch` at a time), so a busy service pays one statement and one commit for many requests and an
  * idle one adds no delay. Up to `maxInFlight` writes run at once: with one, a caller who arrives just after a write
  * started waits for it to finish before its own starts (two commits' time); with two, its group starts at once on
- * another connection. When a group fails, its items are written one at a time, so one bad item (a unique
- * violation, say) fails only its own caller and every other item is written exactly as if it had been alone.
+ * another connection. When a group fails and `isolate` says so, its items are written one at a time, so one bad item
+ * fails only its own caller and every other item is written exactly as if it had been alone.
  */
 export function createGroupCommit<T, R>(
   write: (items: T[]) => Promise<R[]>,
   maxBatch = 64,
   maxInFlight = 1,
+  opts: GroupCommitOptions = {},
 ): (item: T) => Promise<R> {
+  const maxQueued = opts.maxQueued ?? Number.POSITIVE_INFINITY;
+  const isolate = opts.isolate ?? (() => true);
   let queue: { item: T; resolve: (r: R) => void; reject: (err: unknown) => void }[] = [];
   let inFlight = 0;
 
@@ -24,7 +46,7 @@ export function createGroupCommit<T, R>(
           const results = await write(group.map((g) => g.item));
           group.forEach((g, i) => g.resolve(results[i]!));
         } catch (err) {
-          if (group.length === 1) group[0]!.reject(err);
+          if (group.length === 1 || !isolate(err)) for (const g of group) g.reject(err);
           else
             for (const g of group) {
               try {
@@ -43,6 +65,7 @@ export function createGroupCommit<T, R>(
 
   return (item) =>
     new Promise<R>((resolve, reject) => {
+      if (queue.length >= maxQueued) return reject(new QueueFullError(queue.length));
       queue.push({ item, resolve, reject });
       if (inFlight < maxInFlight) void flush();
     });

@@ -56,9 +56,11 @@ export type OutboxEntry = { events: readonly DomainEvent[]; meta: OutboxMeta };
 /**
  * The outbox rows of `entries` as one INSERT (a part of a statement, usually a CTE). Each event is validated
  * against its contract first: a bad event fails the producing transaction instead of a consumer three hops later.
- * With no events it inserts nothing, so a statement keeps one shape whatever the batch decided.
+ * With no events it inserts nothing, so a statement keeps one shape whatever the batch decided. `onlyAggregatesIn`,
+ * an SQL expression giving text ids (a subquery of a CTE), keeps the rows of those aggregates only: the statement
+ * writes the events of what it actually inserted.
  */
-export function outboxInsert(entries: readonly OutboxEntry[]): SqlPart {
+export function outboxInsert(entries: readonly OutboxEntry[], onlyAggregatesIn?: string): SqlPart {
   const cols: [string[], string[], string[], string[], string[], string[]] = [[], [], [], [], [], []];
   for (const { events, meta } of entries) {
     const newId = meta.newId ?? randomUUID;
@@ -83,7 +85,8 @@ export function outboxInsert(entries: readonly OutboxEntry[]): SqlPart {
   return {
     text: (p) =>
       `INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers)
-       SELECT * FROM unnest($${p}::uuid[], $${p + 1}::text[], $${p + 2}::text[], $${p + 3}::text[], $${p + 4}::jsonb[], $${p + 5}::jsonb[])`,
+       SELECT * FROM unnest($${p}::uuid[], $${p + 1}::text[], $${p + 2}::text[], $${p + 3}::text[], $${p + 4}::jsonb[], $${p + 5}::jsonb[])
+         AS u(id, aggregatetype, aggregateid, type, payload, headers)${onlyAggregatesIn ? ` WHERE u.aggregateid IN (${onlyAggregatesIn})` : ''}`,
     values: cols,
   };
 }

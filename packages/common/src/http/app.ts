@@ -11,9 +11,10 @@ import { Histogram, type Registry } from 'prom-client';
 import { ZodError, type z } from 'zod';
 import { DomainError } from '../messaging/errors';
 import type { Logger } from '../runtime/logger';
-import { isConnectionError, isPgError } from '../db/pg';
+import { isConnectionError, isPgError, pgCode } from '../db/pg';
 import { PROBLEM_CONTENT_TYPE, PROBLEM_TYPE, problem, type Problem, type ProblemFieldError } from './problem';
 import { requestSpan } from '../runtime/tracing';
+import { HttpProblemError } from './http-error';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -161,6 +162,13 @@ export function finishHttpApp(app: Express): void {
     if (err instanceof RequestValidationError)
       return sendProblem(res, invalid(req, fieldErrors(err.zodError, err.where), `invalid request ${err.where}`));
     if (err instanceof ZodError) return sendProblem(res, invalid(req, fieldErrors(err)));
+    if (err instanceof HttpProblemError) {
+      for (const [name, value] of Object.entries(err.opts.headers ?? {})) res.setHeader(name, value);
+      return sendProblem(
+        res,
+        problem(err.status, err.message, at(req), { type: err.opts.type, title: err.opts.title }),
+      );
+    }
     if (err instanceof DomainError) {
       const type =
         err.status === 404 ? PROBLEM_TYPE.notFound : err.status === 409 ? PROBLEM_TYPE.conflict : PROBLEM_TYPE.blank;
@@ -189,6 +197,12 @@ export function finishHttpApp(app: Express): void {
     }
     if (typeof (err as { status?: unknown }).status === 'number' && (err as { status: number }).status < 500) {
       return sendProblem(res, problem((err as { status: number }).status, 'the request could not be read', at(req)));
+    }
+    // Data exceptions (class 22: a NUL or a malformed character in text, a number out of range) are the request's
+    // fault whatever let it through validation: the text schema should have refused it first.
+    if (pgCode(err)?.startsWith('22')) {
+      log?.warn({ err }, 'data exception from the database: the request schema let bad input through');
+      return sendProblem(res, invalid(req, [{ path: 'body', message: 'a value the database cannot store' }]));
     }
     if (isConnectionError(err) || isPgError(err, '57P01', '57P02', '57P03', '53300')) {
       log?.warn({ err }, 'dependency unavailable');

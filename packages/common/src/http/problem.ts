@@ -18,8 +18,18 @@ export const PROBLEM_TYPE = {
   notFound: 'urn:saga:problem:not-found',
   /** The request conflicts with the resource's state (e.g. an Idempotency-Key reused with another body). */
   conflict: 'urn:saga:problem:conflict',
-  /** A dependency (database) is unreachable; retry after `Retry-After` seconds. */
+  /** A dependency (database) is unreachable, or the service is full; retry after `Retry-After` seconds. */
   unavailable: 'urn:saga:problem:unavailable',
+  /**
+   * The database went away while the order was written: it may or may not be placed. Not to be retried blindly:
+   * `Location` names the order, whose GET answers 404 until it exists.
+   */
+  outcomeUnknown: 'urn:saga:problem:outcome-unknown',
+  /** No valid bearer token (401), or the token's subject may not do this (403). */
+  unauthorized: 'urn:saga:problem:unauthorized',
+  forbidden: 'urn:saga:problem:forbidden',
+  /** Too many requests from this caller; retry after `Retry-After` seconds. */
+  rateLimited: 'urn:saga:problem:rate-limited',
   blank: 'about:blank',
 } as const;
 
@@ -54,11 +64,14 @@ export type ProblemFieldError = z.infer<typeof ProblemFieldError>;
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
   404: 'Not Found',
   409: 'Conflict',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
+  429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };

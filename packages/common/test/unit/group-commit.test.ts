@@ -1,4 +1,4 @@
-import { createGroupCommit } from '../../src/db/group-commit';
+import { createGroupCommit, QueueFullError } from '../../src/db/group-commit';
 
 describe('group commit', () => {
   it('writes what arrives while a write is in flight in one group, in arrival order', async () => {
@@ -66,5 +66,46 @@ describe('group commit', () => {
     while (gates.length > 0) gates.shift()!();
     expect(await Promise.all([second, ...rest])).toEqual([2, 3, 4, 5]);
     expect(most).toBe(2);
+  });
+});
+
+describe('group commit under pressure', () => {
+  it('refuses an item when maxQueued wait already, and writes every item it accepted', async () => {
+    const written: number[] = [];
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const submit = createGroupCommit(
+      async (items: number[]) => {
+        await gate;
+        written.push(...items);
+        return items;
+      },
+      64,
+      1,
+      { maxQueued: 2 },
+    );
+    const accepted = [1, 2, 3].map(submit); // 1 is being written, 2 and 3 wait
+    await expect(submit(4)).rejects.toBeInstanceOf(QueueFullError);
+    open();
+    expect(await Promise.all(accepted)).toEqual([1, 2, 3]);
+    expect(written).toEqual([1, 2, 3]);
+  });
+
+  it('fails the whole group, without writing items one by one, when isolate says the error is not theirs', async () => {
+    const writes: number[][] = [];
+    const submit = createGroupCommit(
+      async (items: number[]) => {
+        writes.push(items);
+        await new Promise((r) => setImmediate(r));
+        if (items.length > 1) throw new Error('connection lost');
+        return items;
+      },
+      64,
+      1,
+      { isolate: () => false },
+    );
+    const settled = await Promise.allSettled([1, 2, 3].map(submit));
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'rejected']);
+    expect(writes).toEqual([[1], [2, 3]]);
   });
 });

@@ -1,8 +1,7 @@
-import { and, asc, desc, eq, lt, or, type SQL } from 'drizzle-orm';
 import type { CancelReason, DomainEvent } from '@saga/common/contracts/catalog';
-import type { SqlClient, SqlPart, Db } from '@saga/common/db/sql';
+import type { SqlClient, SqlPart } from '@saga/common/db/sql';
+import { outboxInsert, type OutboxEntry } from '@saga/common/db/outbox';
 import type { HistoryEntry, Order, OrderItem, OrderStatus } from '../domain/order';
-import { orderHistory, orderItems, orders } from './schema';
 
 /** Channel on which every committed change of an order is announced (payload: the order id), in its transaction. */
 export const ORDER_CHANNEL = 'order_events';
@@ -120,10 +119,17 @@ export type NewOrder = {
 
 /**
  * Place orders in one statement (its own transaction): the orders, their items and history, and `outbox` (their
- * OrderPlaced rows). Nobody can follow an order before it exists, so there is nothing to notify. A unique
- * violation (an Idempotency-Key used twice) fails the whole statement.
+ * OrderPlaced rows), and answers the ids it inserted. An order whose id or (customer, Idempotency-Key) is taken
+ * is skipped with its lines and events (ON CONFLICT DO NOTHING), so one such order never fails the others; the
+ * caller tells which it was (findPlaced). Rows go in key order, so two statements that hold the same keys in
+ * another order wait for each other instead of deadlocking. Nobody can follow an order before it exists, so there
+ * is nothing to notify.
  */
-export async function insertOrders(c: SqlClient, placed: readonly NewOrder[], outbox: SqlPart): Promise<void> {
+export async function insertOrders(
+  c: SqlClient,
+  placed: readonly NewOrder[],
+  outbox: OutboxEntry[],
+): Promise<Set<string>> {
   const o: [string[], string[], string[], (string | null)[], (string | null)[]] = [[], [], [], [], []];
   const items: [string[], number[], string[], number[]] = [[], [], [], []];
   const h: [string[], string[], (string | null)[]] = [[], [], []];
@@ -145,16 +151,48 @@ export async function insertOrders(c: SqlClient, placed: readonly NewOrder[], ou
       h[2].push(e.reason ? JSON.stringify({ reason: e.reason }) : null);
     }
   }
-  await c.query({
+  const events = outboxInsert(outbox, 'SELECT id::text FROM o');
+  const { rows } = await c.query<{ id: string }>({
     name: 'order.insert',
     text: `WITH o AS (INSERT INTO orders (id, customer_id, status, idempotency_key, request_hash)
-             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])),
-           i AS (INSERT INTO order_items (order_id, line_no, sku, quantity) SELECT * FROM unnest($6::uuid[], $7::int[], $8::text[], $9::int[])),
-           h AS (INSERT INTO order_history (order_id, type, detail) SELECT * FROM unnest($10::uuid[], $11::text[], $12::jsonb[])),
-           x AS (${outbox.text(13)})
-         SELECT 1`,
-    values: [...o, ...items, ...h, ...outbox.values],
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) AS v(id, customer_id, status, k, h)
+             ORDER BY v.customer_id, v.k, v.id
+             ON CONFLICT DO NOTHING RETURNING id),
+           i AS (INSERT INTO order_items (order_id, line_no, sku, quantity)
+             SELECT x.* FROM unnest($6::uuid[], $7::int[], $8::text[], $9::int[]) AS x(order_id, line_no, sku, quantity)
+             WHERE x.order_id IN (SELECT id FROM o)),
+           h AS (INSERT INTO order_history (order_id, type, detail)
+             SELECT x.* FROM unnest($10::uuid[], $11::text[], $12::jsonb[]) AS x(order_id, type, detail)
+             WHERE x.order_id IN (SELECT id FROM o)),
+           x AS (${events.text(13)})
+         SELECT id FROM o`,
+    values: [...o, ...items, ...h, ...events.values],
   });
+  return new Set(rows.map((r) => r.id));
+}
+
+export type PlacedOrder = {
+  id: string;
+  customerId: string;
+  key: string | null;
+  hash: string | null;
+  status: OrderStatus;
+};
+
+/** The orders that hold any of `ids`, or any of the (customer, Idempotency-Key) pairs of `keys`. */
+export async function findPlaced(
+  c: SqlClient,
+  ids: readonly string[],
+  keys: readonly { customerId: string; key: string }[],
+): Promise<PlacedOrder[]> {
+  const { rows } = await c.query<PlacedOrder>({
+    name: 'order.find-placed',
+    text: `SELECT id, customer_id AS "customerId", idempotency_key AS key, request_hash AS hash, status FROM orders
+           WHERE id = ANY($1::uuid[])
+              OR (customer_id, idempotency_key) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
+    values: [ids, keys.map((k) => k.customerId), keys.map((k) => k.key)],
+  });
+  return rows;
 }
 
 /**
@@ -192,76 +230,85 @@ export async function awaitWriters(c: SqlClient, orderId: string): Promise<void>
   });
 }
 
-export async function findByIdempotencyKey(tx: Db, key: string) {
-  const [row] = await tx
-    .select({ id: orders.id, hash: orders.requestHash, status: orders.status })
-    .from(orders)
-    .where(eq(orders.idempotencyKey, key));
-  return row;
-}
+type ViewRow = {
+  id: string;
+  customer_id: string;
+  status: OrderStatus;
+  reason: CancelReason | null;
+  total_cents: string | null;
+  created_at: Date;
+  updated_at: Date;
+  items: OrderView['items'];
+  history: { type: string; at: string; reason: string | null }[];
+};
 
-function loadItems(tx: Db, orderId: string) {
-  return tx
-    .select({ sku: orderItems.sku, quantity: orderItems.quantity, priceCents: orderItems.priceCents })
-    .from(orderItems)
-    .where(eq(orderItems.orderId, orderId))
-    .orderBy(asc(orderItems.lineNo));
-}
-
-export async function getOrderView(tx: Db, id: string): Promise<OrderView | undefined> {
-  const [row] = await tx.select().from(orders).where(eq(orders.id, id));
+/**
+ * The order with its lines and history, in one statement so that all three come from one snapshot (a status never
+ * disagrees with the history beside it). `customerId` scopes the read: another customer's order is not found.
+ */
+export async function getOrderView(c: SqlClient, id: string, customerId?: string): Promise<OrderView | undefined> {
+  const { rows } = await c.query<ViewRow>({
+    name: 'order.view',
+    text: `SELECT o.id, o.customer_id, o.status, o.reason, o.total_cents, o.created_at, o.updated_at,
+             coalesce((SELECT json_agg(json_build_object('sku', i.sku, 'quantity', i.quantity, 'priceCents', i.price_cents)
+                ORDER BY i.line_no) FROM order_items i WHERE i.order_id = o.id), '[]') AS items,
+             coalesce((SELECT json_agg(json_build_object('type', h.type, 'at', h.at, 'reason', h.detail->>'reason')
+                ORDER BY h.id) FROM order_history h WHERE h.order_id = o.id), '[]') AS history
+           FROM orders o WHERE o.id = $1 AND ($2::text IS NULL OR o.customer_id = $2)`,
+    values: [id, customerId ?? null],
+  });
+  const row = rows[0];
   if (!row) return undefined;
-  const items = await loadItems(tx, id);
-  const history = await tx
-    .select({ type: orderHistory.type, at: orderHistory.at, detail: orderHistory.detail })
-    .from(orderHistory)
-    .where(eq(orderHistory.orderId, id))
-    .orderBy(asc(orderHistory.id));
   return {
     orderId: row.id,
-    customerId: row.customerId,
+    customerId: row.customer_id,
     status: row.status,
-    reason: row.reason as CancelReason | null,
-    totalCents: row.totalCents,
-    items,
-    history: history.map((h) => {
-      const reason = (h.detail as { reason?: string } | null)?.reason;
-      return { type: h.type, at: h.at.toISOString(), ...(reason ? { reason } : {}) };
-    }),
-    createdAt: row.createdAt.toISOString(),
-    updatedAt: row.updatedAt.toISOString(),
+    reason: row.reason,
+    totalCents: row.total_cents === null ? null : Number(row.total_cents),
+    items: row.items,
+    history: row.history.map((h) => ({
+      type: h.type,
+      at: new Date(h.at).toISOString(),
+      ...(h.reason ? { reason: h.reason } : {}),
+    })),
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
   };
 }
 
-/** Newest first, keyset-paginated on (created_at, id): `after` is the last order id of the previous page. */
-export async function listOrders(tx: Db, q: { status?: OrderStatus; limit: number; after?: string }) {
-  const conditions: SQL[] = [];
-  if (q.status) conditions.push(eq(orders.status, q.status));
-  if (q.after) {
-    const [cursor] = await tx
-      .select({ createdAt: orders.createdAt, id: orders.id })
-      .from(orders)
-      .where(eq(orders.id, q.after));
-    if (!cursor) return undefined;
-    conditions.push(
-      or(
-        lt(orders.createdAt, cursor.createdAt),
-        and(eq(orders.createdAt, cursor.createdAt), lt(orders.id, cursor.id)),
-      )!,
-    );
+export type OrderSummary = Omit<OrderView, 'items' | 'history'>;
+
+/**
+ * Newest first, keyset-paginated on (created_at, id): `after` is the last order id of the previous page. The
+ * cursor's created_at is compared in SQL: it has microseconds a JavaScript Date would drop, and the orders of one
+ * group commit share it. Answers undefined when `after` is no order (of this customer).
+ */
+export async function listOrders(
+  c: SqlClient,
+  q: { status?: OrderStatus; limit: number; after?: string; customerId?: string },
+): Promise<OrderSummary[] | undefined> {
+  const { rows } = await c.query<Omit<ViewRow, 'items' | 'history'>>({
+    name: 'order.list',
+    text: `SELECT id, customer_id, status, reason, total_cents, created_at, updated_at FROM orders
+           WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR customer_id = $2)
+             AND ($3::uuid IS NULL OR (created_at, id) < (SELECT created_at, id FROM orders WHERE id = $3))
+           ORDER BY created_at DESC, id DESC LIMIT $4`,
+    values: [q.status ?? null, q.customerId ?? null, q.after ?? null, q.limit],
+  });
+  if (rows.length === 0 && q.after) {
+    const cursor = await c.query('SELECT 1 FROM orders WHERE id = $1 AND ($2::text IS NULL OR customer_id = $2)', [
+      q.after,
+      q.customerId ?? null,
+    ]);
+    if (cursor.rowCount === 0) return undefined;
   }
-  return tx
-    .select({
-      orderId: orders.id,
-      customerId: orders.customerId,
-      status: orders.status,
-      reason: orders.reason,
-      totalCents: orders.totalCents,
-      createdAt: orders.createdAt,
-      updatedAt: orders.updatedAt,
-    })
-    .from(orders)
-    .where(conditions.length ? and(...conditions) : undefined)
-    .orderBy(desc(orders.createdAt), desc(orders.id))
-    .limit(q.limit);
+  return rows.map((r) => ({
+    orderId: r.id,
+    customerId: r.customer_id,
+    status: r.status,
+    reason: r.reason,
+    totalCents: r.total_cents === null ? null : Number(r.total_cents),
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
+  }));
 }

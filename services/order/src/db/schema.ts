@@ -36,10 +36,11 @@ export const orders = pgTable(
   (t) => [
     index('orders_created_idx').on(t.createdAt.desc(), t.id.desc()),
     index('orders_status_created_idx').on(t.status, t.createdAt.desc(), t.id.desc()),
+    // A key is the customer's own: two customers who both count their requests from 1 must not meet.
     // Partial: most orders come without a key, and a full index took an entry for each of them and again for every
     // status change (an update that changes an indexed column writes to every index).
-    uniqueIndex('orders_idempotency_key_unique')
-      .on(t.idempotencyKey)
+    uniqueIndex('orders_customer_idempotency_key_unique')
+      .on(t.customerId, t.idempotencyKey)
       .where(sql`idempotency_key IS NOT NULL`),
   ],
 );

@@ -58,7 +58,9 @@ export function createOrderNotifier(url: string, pool: pg.Pool, log: Logger): Or
   dropWatches(pool, STALE_WATCH_HOURS).catch((err) => log.warn({ err }, 'could not drop stale order watches'));
 
   return {
-    async subscribe(orderId, onChange) {
+    async subscribe(id, onChange) {
+      // Notifications spell the id as PostgreSQL prints a uuid: in lower case.
+      const orderId = id.toLowerCase();
       let set = subscribers.get(orderId);
       if (!set) subscribers.set(orderId, (set = new Set()));
       set.add(onChange);

@@ -2,30 +2,29 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { CancelReason, Cents, CustomerId, OrderLine, Sku } from '@saga/common/contracts/catalog';
-import { conflict, notFound } from '@saga/common/messaging/errors';
+import { notFound } from '@saga/common/domain/domain-error';
 import { parseRequest } from '@saga/common/http/app';
 import { apiRoutes, openApiDocument, type ApiOperation } from '@saga/common/http/openapi';
-import { outboxInsert } from '@saga/common/db/outbox';
-import { type Db } from '@saga/common/db/sql';
-import { isPgError } from '@saga/common/db/pg';
 import type pg from 'pg';
 import { decide, evolve, historyEntry, published, type Order } from '../domain/order';
-import { createGroupCommit } from '@saga/common/db/group-commit';
-import {
-  findByIdempotencyKey,
-  getOrderView,
-  insertOrders,
-  listOrders,
-  type NewOrder,
-  type OrderView,
-} from '../db/order-repository';
+import { QueueFullError } from '@saga/common/db/group-commit';
+import { HttpProblemError, unavailable } from '@saga/common/http/http-error';
+import { PROBLEM_TYPE } from '@saga/common/http/problem';
+import type { Logger } from '@saga/common/runtime/logger';
+import { getOrderView, listOrders, type OrderView } from '../db/order-repository';
+import { createOrderPlacement, OutcomeUnknownError } from './order-placement';
 import type { OrderNotifier } from './order-notifier';
 
 export const PlaceOrderBody = z.strictObject({
   customerId: CustomerId,
   items: z.array(OrderLine.strict()).min(1).max(50),
 });
-const IdParams = z.object({ orderId: z.string().uuid() });
+/** Order ids in any case name one order; the database, and the notifications it sends, spell them in lower case. */
+const OrderId = z
+  .string()
+  .uuid()
+  .transform((id) => id.toLowerCase());
+const IdParams = z.object({ orderId: OrderId });
 const IdempotencyHeaders = z.object({
   'idempotency-key': z
     .string()
@@ -42,11 +41,7 @@ const OrderStatus = z.enum(['PENDING', 'CONFIRMED', 'CANCELLED']);
 const ListQuery = z.strictObject({
   status: OrderStatus.optional().meta({ description: 'Only orders in this status' }),
   limit: z.coerce.number().int().min(1).max(100).default(20).meta({ description: 'Page size' }),
-  after: z
-    .string()
-    .uuid()
-    .optional()
-    .meta({ description: 'The `next` of the previous page: the page starts after this order' }),
+  after: OrderId.optional().meta({ description: 'The `next` of the previous page: the page starts after this order' }),
 });
 
 const OrderAccepted = z.object({ orderId: z.string().uuid(), status: OrderStatus }).meta({
@@ -185,78 +180,49 @@ export const orderOpenApi = openApiDocument(
 );
 
 /** The order service's HTTP contract: place, read, list, and follow an order. */
-export function orderRoutes(db: Db, pool: pg.Pool, notifier: OrderNotifier, heartbeatMs: number): Router {
+export function orderRoutes(pool: pg.Pool, notifier: OrderNotifier, log: Logger, heartbeatMs: number): Router {
   const r = Router();
   r.use(apiRoutes(orderOpenApi));
   // Orders placed while a write is in flight go out together in the next one: one statement and one commit for many
-  // requests under load, none of them waiting when the service is idle. Two writes may run at once, so a request
-  // that arrives just after a write started does not wait for that write's commit before its own starts.
-  // Each order's events carry the trace context of the request that placed it, even when requests share a statement.
-  const place = createGroupCommit(
-    async (placed: (NewOrder & { traceparent: string })[]) => {
-      const outbox = outboxInsert(
-        placed.map((p) => ({
-          events: p.events,
-          meta: { correlationId: p.order.id, causationId: null, traceparent: p.traceparent },
-        })),
-      );
-      await insertOrders(pool, placed, outbox);
-      return placed.map(() => undefined);
-    },
-    64,
-    2,
-  );
+  // requests under load, none of them waiting when the service is idle. Each order's events carry the trace
+  // context of the request that placed it, even when requests share a statement.
+  const placement = createOrderPlacement(pool, log);
 
   r.post('/orders', async (req, res) => {
     const { 'idempotency-key': key } = parseRequest(IdempotencyHeaders, req.headers, 'headers');
     const body = parseRequest(PlaceOrderBody, req.body, 'body');
     const hash = createHash('sha256').update(JSON.stringify(body)).digest('hex');
-    const replay = async () => {
-      const existing = key ? await findByIdempotencyKey(db, key) : undefined;
-      if (!existing) return undefined;
-      if (existing.hash !== hash) throw conflict('Idempotency-Key was used with a different request body');
-      return { orderId: existing.id, status: existing.status };
-    };
-    const earlier = await replay();
-    if (earlier) return void res.status(202).json(earlier);
     const orderId = randomUUID();
-    try {
-      // One local transaction: the order, its items and history, the OrderPlaced outbox row (with the orders of
-      // other requests placed at the same moment).
-      const events = decide(undefined, { type: 'PlaceOrder', data: { orderId, ...body } });
-      const order = events.reduce<Order | undefined>(evolve, undefined)!;
-      await place({
+    // The order, its items and history, and the OrderPlaced outbox row, in one local transaction (with the orders
+    // of other requests placed at the same moment).
+    const events = decide(undefined, { type: 'PlaceOrder', data: { orderId, ...body } });
+    const order = events.reduce<Order | undefined>(evolve, undefined)!;
+    const placed = await placement
+      .place({
         order,
         history: events.map(historyEntry),
         events: published(events),
         traceparent: req.traceparent,
         ...(key ? { idempotency: { key, hash } } : {}),
+      })
+      .catch((err: unknown) => {
+        throw placementProblem(err);
       });
-    } catch (err) {
-      // Two requests with one key raced: the loser answers like a replay.
-      if (key && isPgError(err, '23505')) {
-        const winner = await replay();
-        if (winner) return void res.status(202).json(winner);
-      }
-      throw err;
-    }
+    if (!placed.created) return void res.status(202).json({ orderId: placed.orderId, status: placed.status });
     req.log.info({ correlationId: orderId, orderId, items: body.items.length }, 'order placed');
-    res.status(202).setHeader('Location', `/orders/${orderId}`).json({ orderId, status: 'PENDING' });
+    res.status(202).setHeader('Location', `/orders/${orderId}`).json({ orderId, status: placed.status });
   });
 
   r.get('/orders', async (req, res) => {
     const q = parseRequest(ListQuery, req.query, 'query');
-    const rows = await listOrders(db, q);
+    const rows = await listOrders(pool, q);
     if (!rows) throw notFound('order', q.after!);
-    res.json({
-      orders: rows.map((o) => ({ ...o, createdAt: o.createdAt.toISOString(), updatedAt: o.updatedAt.toISOString() })),
-      next: rows.length === q.limit ? rows[rows.length - 1]!.orderId : null,
-    });
+    res.json({ orders: rows, next: rows.length === q.limit ? rows[rows.length - 1]!.orderId : null });
   });
 
   r.get('/orders/:orderId', async (req, res) => {
     const { orderId } = parseRequest(IdParams, req.params, 'params');
-    const view = await getOrderView(db, orderId);
+    const view = await getOrderView(pool, orderId);
     if (!view) throw notFound('order', orderId);
     res.json(view);
   });
@@ -269,13 +235,13 @@ export function orderRoutes(db: Db, pool: pg.Pool, notifier: OrderNotifier, hear
     let wake: (ending: boolean) => void = (ending) => (missed = (missed ?? false) || ending);
     const unsubscribe = await notifier.subscribe(orderId, (ending) => wake(ending));
     try {
-      const first = await getOrderView(db, orderId);
+      const first = await getOrderView(pool, orderId);
       if (!first) throw notFound('order', orderId);
       const listen = (f: (ending: boolean) => void) => {
         wake = f;
         if (missed !== undefined) f(missed);
       };
-      await streamOrder(req, res, first, () => getOrderView(db, orderId), listen, heartbeatMs);
+      await streamOrder(req, res, first, () => getOrderView(pool, orderId), listen, heartbeatMs);
     } finally {
       await unsubscribe();
     }
@@ -351,4 +317,17 @@ async function streamOrder(
       });
     });
   });
+}
+
+/** What a client is told when its order could not be placed for a reason of the service's. */
+function placementProblem(err: unknown): unknown {
+  if (err instanceof QueueFullError) return unavailable('too many orders are waiting to be written, try again');
+  if (!(err instanceof OutcomeUnknownError)) return err;
+  // With its Idempotency-Key a retry answers the order if it was placed; without one a retry could place it twice.
+  if (err.keyed) return unavailable('the database is unavailable, try again with the same Idempotency-Key');
+  return new HttpProblemError(
+    500,
+    `the database went away while order ${err.orderId} was written: it may be placed; GET its Location before placing it again`,
+    { type: PROBLEM_TYPE.outcomeUnknown, title: 'Outcome Unknown', headers: { Location: `/orders/${err.orderId}` } },
+  );
 }

@@ -1,0 +1,2 @@
+DROP INDEX "orders_idempotency_key_unique";--> statement-breakpoint
+CREATE UNIQUE INDEX "orders_customer_idempotency_key_unique" ON "orders" USING btree ("customer_id","idempotency_key") WHERE idempotency_key IS NOT NULL;

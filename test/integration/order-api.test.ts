@@ -1,0 +1,246 @@
+/**
+ * The order API alone (no relay, no other service): listing, reading, following and placing orders against real
+ * PostgreSQL and RabbitMQ. Orders stay PENDING unless a test publishes the event that moves them on.
+ */
+import { randomUUID } from 'node:crypto';
+import amqp from 'amqplib';
+import pg from 'pg';
+import { encodeOutboxRow } from '@saga/common/messaging/envelope-codec';
+import { createLogger } from '@saga/common/runtime/logger';
+import type { SqlClient } from '@saga/common/db/sql';
+import { decide, evolve, historyEntry, published, type Order } from '../../services/order/src/domain/order';
+import { insertOrders } from '../../services/order/src/db/order-repository';
+import { createOrderPlacement, type Placement } from '../../services/order/src/http/order-placement';
+import { createTestEnv, type TestEnv } from '../support/env';
+import { killAll } from '../support/process';
+import { uniq } from '../support/saga';
+import { http, startService, type ServiceProc } from '../support/stack';
+import { waitUntil } from '../support/wait';
+
+let env: TestEnv;
+let order: ServiceProc;
+let admin: pg.Client;
+
+beforeAll(async () => {
+  env = await createTestEnv('oapi');
+  order = await startService(env, 'order');
+  admin = new pg.Client({ connectionString: env.adminUrl('order') });
+  await admin.connect();
+});
+afterAll(async () => {
+  await admin?.end();
+  await order?.proc.kill('SIGTERM');
+  await killAll();
+  await env?.close();
+});
+
+type Page = { orders: { orderId: string; customerId: string }[]; next: string | null };
+const items = [{ sku: 'sku-1', quantity: 1 }];
+
+async function place(customerId: string, headers: Record<string, string> = {}) {
+  return http<{ orderId: string; status: string }>('POST', `${order.url}/orders`, { customerId, items }, headers);
+}
+
+/** Publish an event to the saga's exchange as the relay would, from the outbox row that carried it. */
+async function publish(type: string, aggregateType: string, data: Record<string, unknown> & { orderId: string }) {
+  const m = encodeOutboxRow(
+    {
+      id: randomUUID(),
+      aggregatetype: aggregateType,
+      aggregateid: data.orderId,
+      type,
+      payload: { version: 1, data },
+      headers: { correlationId: data.orderId, causationId: null },
+    },
+    aggregateType,
+    'outbox',
+  );
+  if (!m.ok) throw new Error(m.reason);
+  const conn = await amqp.connect(env.rabbitUrl);
+  const ch = await conn.createConfirmChannel();
+  ch.publish(env.exchange, m.routingKey, m.content, m.options);
+  await ch.waitForConfirms();
+  await conn.close();
+}
+
+describe('listing orders', () => {
+  it('lists every order exactly once when pages are walked over equal creation times', async () => {
+    const customer = uniq('cust');
+    // Group commit gives every order of a group the same created_at (its transaction's start), microseconds included.
+    await admin.query(
+      `INSERT INTO orders (id, customer_id, status, created_at, updated_at)
+       SELECT gen_random_uuid(), $1, 'PENDING', '2030-01-01T00:00:00.123456Z', '2030-01-01T00:00:00.123456Z'
+       FROM generate_series(1, 60)`,
+      [customer],
+    );
+    const seen: string[] = [];
+    let after: string | null = null;
+    for (let pages = 0; pages < 20; pages++) {
+      const r: { status: number; body: Page } = await http<Page>(
+        'GET',
+        `${order.url}/orders?limit=20${after ? `&after=${after}` : ''}`,
+      );
+      expect(r.status).toBe(200);
+      seen.push(...r.body.orders.filter((o) => o.customerId === customer).map((o) => o.orderId));
+      after = r.body.next;
+      if (!after) break;
+    }
+    expect(seen).toHaveLength(60);
+    expect(new Set(seen).size).toBe(60);
+  });
+});
+
+describe('reading an order', () => {
+  it('answers a status that agrees with the history it answers with', async () => {
+    const placed = await place(uniq('cust'));
+    expect(placed.status).toBe(202);
+    const id = placed.body.orderId;
+    // A writer holds order_items while it cancels the order: a read of the order that starts before the writer
+    // commits and ends after it must see either none of the change or all of it.
+    await admin.query('BEGIN');
+    await admin.query('LOCK TABLE order_items IN ACCESS EXCLUSIVE MODE');
+    const read = http<{ status: string; history: { type: string }[] }>('GET', `${order.url}/orders/${id}`);
+    await waitUntil(async () => (await lockWaiters()) > 0, { message: 'the read waits for the writer' });
+    await admin.query("UPDATE orders SET status = 'CANCELLED', reason = 'OUT_OF_STOCK' WHERE id = $1", [id]);
+    await admin.query("INSERT INTO order_history (order_id, type) VALUES ($1, 'OrderCancelled')", [id]);
+    await admin.query('COMMIT');
+    const view = (await read).body;
+    const cancelled = view.history.some((h) => h.type === 'OrderCancelled');
+    expect({ status: view.status, cancelled }).toEqual({ status: cancelled ? 'CANCELLED' : 'PENDING', cancelled });
+  });
+});
+
+async function lockWaiters(): Promise<number> {
+  const c = new pg.Client({ connectionString: env.adminUrl('order') });
+  await c.connect();
+  try {
+    const { rows } = await c.query(
+      "SELECT 1 FROM pg_stat_activity WHERE usename = 'order_svc' AND wait_event_type = 'Lock'",
+    );
+    return rows.length;
+  } finally {
+    await c.end();
+  }
+}
+
+describe('following an order', () => {
+  it('ends the stream of an order named in upper case once the order is final', async () => {
+    const placed = await place(uniq('cust'));
+    const id = placed.body.orderId;
+    const abort = AbortSignal.timeout(15_000);
+    const res = await fetch(`${order.url}/orders/${id.toUpperCase()}/events`, { signal: abort });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    let text = '';
+    const readUntil = async (pattern: RegExp) => {
+      while (!pattern.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += Buffer.from(value).toString('utf8');
+      }
+    };
+    await readUntil(/event: OrderPlaced\n/);
+    await publish('StockRejected', 'inventory', { orderId: id, reason: 'OUT_OF_STOCK', sku: 'sku-1' });
+    await readUntil(/event: end\n/);
+    expect([...text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1])).toEqual([
+      'OrderPlaced',
+      'StockRejected',
+      'OrderCancelled',
+      'end',
+    ]);
+  });
+});
+
+describe('placing orders', () => {
+  it('keeps Idempotency-Keys of different customers apart', async () => {
+    const [a, b] = [uniq('cust'), uniq('cust')];
+    const first = await place(a, { 'Idempotency-Key': '1' });
+    const second = await place(b, { 'Idempotency-Key': '1' });
+    expect([first.status, second.status]).toEqual([202, 202]);
+    expect(second.body.orderId).not.toBe(first.body.orderId);
+    const again = await place(b, { 'Idempotency-Key': '1' });
+    expect(again.body.orderId).toBe(second.body.orderId);
+  });
+});
+
+/** What POST /orders queues for the group commit. */
+function placement(customerId: string, key?: string, hash = 'h'): Placement {
+  const events = decide(undefined, { type: 'PlaceOrder', data: { orderId: randomUUID(), customerId, items } });
+  return {
+    order: events.reduce<Order | undefined>(evolve, undefined)!,
+    history: events.map(historyEntry),
+    events: published(events),
+    traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+    ...(key ? { idempotency: { key, hash } } : {}),
+  };
+}
+
+describe('placing orders in groups', () => {
+  let pool: pg.Pool;
+  const log = createLogger('order-api-test', 'silent');
+  beforeAll(() => {
+    pool = new pg.Pool({ connectionString: env.serviceUrl('order'), max: 4 });
+  });
+  afterAll(async () => {
+    await pool?.end();
+  });
+  const countOf = async (sql: string, values: unknown[]) =>
+    Number((await admin.query<{ n: string }>(`SELECT count(*) AS n FROM ${sql}`, values)).rows[0]!.n);
+
+  it('answers a committed order as placed when the connection drops after the commit', async () => {
+    let drops = 1;
+    // The statement commits, then the client hears nothing more: as when the connection breaks at that moment.
+    const flaky: SqlClient = {
+      query: (async (q: { name?: string }, values?: unknown[]) => {
+        const result = await pool.query(q as pg.QueryConfig, values);
+        if (q.name === 'order.insert' && drops-- > 0) throw new Error('Connection terminated unexpectedly');
+        return result;
+      }) as SqlClient['query'],
+    };
+    const place = createOrderPlacement(flaky, log, { retryDelayMs: 10 });
+    const customer = uniq('cust');
+    const group = [placement(customer), placement(customer, 'k1'), placement(customer)];
+    const answers = await Promise.all(group.map((p) => place.place(p)));
+    expect(answers).toEqual(group.map((p) => ({ orderId: p.order.id, status: 'PENDING', created: true })));
+    expect(await countOf('orders WHERE customer_id = $1', [customer])).toBe(3);
+    expect(await countOf("outbox WHERE payload->'data'->>'customerId' = $1", [customer])).toBe(3);
+  });
+
+  it('writes a group in one statement when some of its orders replay an Idempotency-Key', async () => {
+    const customer = uniq('cust');
+    const first = await createOrderPlacement(pool, log).place(placement(customer, 'k1', 'same'));
+    let inserts = 0;
+    const counting: SqlClient = {
+      query: ((q: { name?: string }, values?: unknown[]) => {
+        if (q.name === 'order.insert') inserts++;
+        return pool.query(q as pg.QueryConfig, values);
+      }) as SqlClient['query'],
+    };
+    const place = createOrderPlacement(counting, log, { maxInFlight: 1 });
+    const group = [placement(customer), placement(customer, 'k1', 'same'), placement(customer, 'k1', 'other')];
+    const settled = await Promise.allSettled(group.map((p) => place.place(p)));
+    // The first goes alone (nothing was in flight), the other two together.
+    expect(inserts).toBe(2);
+    expect(settled[0]).toMatchObject({ status: 'fulfilled', value: { created: true } });
+    expect(settled[1]).toMatchObject({ status: 'fulfilled', value: { orderId: first.orderId, created: false } });
+    expect(settled[2]).toMatchObject({ status: 'rejected', reason: { status: 409 } });
+    expect(await countOf('orders WHERE customer_id = $1', [customer])).toBe(2);
+  });
+
+  it('never deadlocks two groups that hold the same keys in opposite order', async () => {
+    for (let round = 0; round < 20; round++) {
+      const customer = uniq('cust');
+      const [a, b] = [placement(customer, 'a'), placement(customer, 'b')];
+      const [a2, b2] = [placement(customer, 'a'), placement(customer, 'b')];
+      const outbox = (ps: Placement[]) =>
+        ps.map((p) => ({ events: p.events, meta: { correlationId: p.order.id, causationId: null } }));
+      const results = await Promise.allSettled([
+        insertOrders(pool, [a, b], outbox([a, b])),
+        insertOrders(pool, [b2, a2], outbox([b2, a2])),
+      ]);
+      // A deadlock would fail one of the two with SQLSTATE 40P01 after deadlock_timeout.
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
+      expect(await countOf('orders WHERE customer_id = $1', [customer])).toBe(2);
+    }
+  });
+});
