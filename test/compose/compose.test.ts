@@ -6,7 +6,17 @@
 import path from 'node:path';
 import { waitUntil } from '../support/wait';
 import { ROOT } from '../support/process';
-import { APP_IMAGE, baseImages, buildCommand, defineStack, npmCafile, sh, type Inspect, type Stack } from './stack';
+import {
+  APP_IMAGE,
+  baseImages,
+  buildCommand,
+  defaultServices,
+  defineStack,
+  npmCafile,
+  sh,
+  type Inspect,
+  type Stack,
+} from './stack';
 
 const ONE_SHOTS = ['setup', 'migrate', 'seed'];
 const figures: string[] = [];
@@ -37,8 +47,7 @@ function stackReady(): boolean {
     ONE_SHOTS.includes(s)
       ? c?.State.Status === 'exited' && c.State.ExitCode === 0
       : c?.State.Health?.Status === 'healthy';
-  const services = stack.compose(['config', '--services'], 30_000).out.split('\n').filter(Boolean);
-  return services.every((s) => done(s, cs.get(s)));
+  return Object.keys(defaultServices()).every((s) => done(s, cs.get(s)));
 }
 
 const url = (port: number, p: string) => `http://127.0.0.1:${port}${p}`;

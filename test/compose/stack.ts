@@ -60,13 +60,20 @@ export function buildCommand(): { cmd: string; env: Record<string, string> } {
   );
 }
 
+type ComposeService = { image?: string; profiles?: string[] };
+
+/** The services `up` starts without a profile, by name. */
+export function defaultServices(): Record<string, ComposeService> {
+  const doc = YAML.parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+    services: Record<string, ComposeService>;
+  };
+  return Object.fromEntries(Object.entries(doc.services).filter(([, s]) => !s.profiles));
+}
+
 /** The images docker-compose.yml (default profile) and the Dockerfile name, other than the app's own. */
 export function baseImages(): string[] {
-  const doc = YAML.parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
-    services: Record<string, { image?: string; profiles?: string[] }>;
-  };
-  const fromCompose = Object.values(doc.services)
-    .filter((s) => !s.profiles && s.image && s.image !== APP_IMAGE)
+  const fromCompose = Object.values(defaultServices())
+    .filter((s) => s.image && s.image !== APP_IMAGE)
     .map((s) => s.image!);
   const fromDockerfile = [...readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8').matchAll(/^FROM\s+(\S+)/gm)].map(
     (m) => m[1]!,
