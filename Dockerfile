@@ -1,6 +1,9 @@
-# syntax=docker/dockerfile:1.7
 # One image for every component; the command chooses it: order, inventory, payment, monitor, relay, setup, migrate, dlq.
 #   docker build -t saga .        docker run --rm saga --help        docker run --rm saga check-config relay
+# Behind a proxy or private registry whose CA npm must trust, hand the CA bundle in as a BuildKit secret (never a
+# layer of the image): DOCKER_BUILDKIT=1 docker build --secret id=npm_ca,src="$(npm config get cafile)" -t saga .
+# No `# syntax=` line: the Dockerfile frontend built into BuildKit does RUN --mount, and fetching another needs a
+# registry.
 
 # ---- build: all dependencies, TypeScript bundled into dist/saga.js ----
 # Node 24 LTS (maintained until April 2028), minor pinned: bump it deliberately.
@@ -13,7 +16,9 @@ COPY services/inventory/package.json services/inventory/
 COPY services/payment/package.json services/payment/
 COPY services/monitor/package.json services/monitor/
 COPY cdc-relay/package.json cdc-relay/
-RUN npm ci --no-audit --no-fund
+RUN --mount=type=secret,id=npm_ca \
+    if [ -s /run/secrets/npm_ca ]; then export NPM_CONFIG_CAFILE=/run/secrets/npm_ca; fi; \
+    npm ci --no-audit --no-fund
 COPY packages/common/src packages/common/src
 COPY services/order/src services/order/src
 COPY services/inventory/src services/inventory/src
@@ -40,7 +45,9 @@ COPY services/inventory/package.json services/inventory/
 COPY services/payment/package.json services/payment/
 COPY services/monitor/package.json services/monitor/
 COPY cdc-relay/package.json cdc-relay/
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN --mount=type=secret,id=npm_ca \
+    if [ -s /run/secrets/npm_ca ]; then export NPM_CONFIG_CAFILE=/run/secrets/npm_ca; fi; \
+    npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist dist
 COPY migrations migrations
 # The node image's unprivileged user (uid 1000); k8s runs it with a read-only root filesystem.

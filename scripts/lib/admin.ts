@@ -6,6 +6,7 @@ import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
 import { z } from 'zod';
 import { BaseEnv, parseEnv } from '@saga/common/runtime/config';
+import { redactUrl } from '@saga/common/runtime/logger';
 import {
   DATABASE_OWNERS,
   SERVICES,
@@ -94,40 +95,105 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
 const q = pg.escapeIdentifier;
 const lit = pg.escapeLiteral;
 
-/** wal_level=logical on every server that holds a service database. */
-export async function ensureLogicalReplication(c: AdminConfig, say: (m: string) => void): Promise<void> {
-  const servers = layoutOf(c).servers;
-  // Only where an outbox is streamed from: the monitor's database needs no logical decoding.
-  for (const server of new Set(SERVICES.map((s) => servers[s]))) await ensureLogicalReplicationOn(c, server, say);
+/**
+ * Replication capacity of a server that `databases` service databases are streamed from, counted per use:
+ * - the relay: one logical slot per database, and its walsender;
+ * - a relay that restarts (or a second replica waiting for the slot) connects while the old walsender has not yet
+ *   noticed its peer is gone (up to wal_sender_timeout, 60 s): one more walsender per database, no slot;
+ * - two physical standbys (a failover pair, or a standby and a replica being rebuilt): a slot and a walsender each;
+ * - pg_basebackup building a standby: a temporary slot and a walsender;
+ * - a reconcile (`relay reconcile`) reads the outbox table and needs only the relay's slot, counted above;
+ * - a margin of 4 of each for an operator's inspection slot (pg_recvlogical, a Debezium trial) and mistakes.
+ * One database (docker-compose, k8s): 8 slots, 9 walsenders.
+ */
+export function replicationCapacity(databases: number): { max_replication_slots: number; max_wal_senders: number } {
+  const standbys = 2;
+  const baseBackup = 1;
+  const margin = 4;
+  return {
+    max_replication_slots: databases + standbys + baseBackup + margin,
+    max_wal_senders: 2 * databases + standbys + baseBackup + margin,
+  };
 }
 
-/** wal_level=logical and enough slots/senders; restarts the server only when a setting actually changed. */
-async function ensureLogicalReplicationOn(c: AdminConfig, adminUrl: string, say: (m: string) => void): Promise<void> {
-  const wanted: Record<string, (v: string) => boolean> = {
-    wal_level: (v) => v === 'logical',
-    max_replication_slots: (v) => Number(v) >= 20,
-    max_wal_senders: (v) => Number(v) >= 20,
-  };
-  const target: Record<string, string> = { wal_level: 'logical', max_replication_slots: '20', max_wal_senders: '20' };
-  const changed = await withClient(adminUrl, async (client) => {
-    const out: string[] = [];
-    for (const [name, ok] of Object.entries(wanted)) {
-      const { rows } = await client.query<{ setting: string; pending_restart: boolean }>(
-        'SELECT setting, pending_restart FROM pg_settings WHERE name = $1',
-        [name],
-      );
-      if (!ok(rows[0]!.setting)) {
-        await client.query(`ALTER SYSTEM SET ${name} = ${lit(target[name]!)}`);
-        out.push(`${name}: ${rows[0]!.setting} -> ${target[name]}`);
-      }
+/**
+ * Every database on one server is the development layout (npm start, the integration tests): there every test file
+ * makes its own databases and slots, and a killed run's slots stay until the next run's global setup removes them.
+ */
+export const SHARED_SERVER_MINIMUM = 20;
+
+/** wal_level=logical and the replication capacity on every server that holds a service database. */
+export async function ensureLogicalReplication(c: AdminConfig, say: (m: string) => void): Promise<void> {
+  const servers = layoutOf(c).servers;
+  const shared = new Set(Object.values(servers)).size === 1;
+  // Only where an outbox is streamed from: the monitor's database needs no logical decoding.
+  for (const server of new Set(SERVICES.map((s) => servers[s]))) {
+    const databases = SERVICES.filter((s) => servers[s] === server).length;
+    const need = replicationCapacity(databases);
+    if (shared) {
+      need.max_replication_slots = Math.max(need.max_replication_slots, SHARED_SERVER_MINIMUM);
+      need.max_wal_senders = Math.max(need.max_wal_senders, SHARED_SERVER_MINIMUM);
+    }
+    await ensureLogicalReplicationOn(c, server, need, say);
+  }
+}
+
+/** Where a server's command-line settings are set, for an error that must say it. */
+export const WHERE_TO_SET =
+  "the server's command line: docker-compose.yml (the postgres services' command), k8s/base/postgres.yaml (the StatefulSets' args), or a managed service's parameter group";
+
+type Shortfall = { name: string; setting: string; source: string; target: string };
+
+async function shortfalls(adminUrl: string, need: Record<string, number>): Promise<Shortfall[]> {
+  return withClient(adminUrl, async (client) => {
+    const { rows } = await client.query<{ name: string; setting: string; source: string }>(
+      "SELECT name, setting, source FROM pg_settings WHERE name IN ('wal_level', 'max_replication_slots', 'max_wal_senders')",
+    );
+    const out: Shortfall[] = [];
+    for (const r of rows) {
+      if (r.name === 'wal_level') {
+        if (r.setting !== 'logical') out.push({ ...r, target: 'logical' });
+      } else if (Number(r.setting) < need[r.name]!) out.push({ ...r, target: String(need[r.name]) });
     }
     return out;
   });
-  if (changed.length === 0) {
-    say('postgres: wal_level=logical already');
+}
+
+const describeShortfall = (f: Shortfall) =>
+  `${f.name} is ${f.setting}, needs ${f.target === 'logical' ? '' : 'at least '}${f.target}`;
+
+/**
+ * wal_level=logical and enough slots/senders; restarts the server only when a setting actually changed. A setting
+ * given on the server's command line (`-c`, as in containers) beats ALTER SYSTEM, and a server in another container
+ * cannot be restarted from here: both end in an error that says what to set, to what, and where.
+ */
+async function ensureLogicalReplicationOn(
+  c: AdminConfig,
+  adminUrl: string,
+  need: { max_replication_slots: number; max_wal_senders: number },
+  say: (m: string) => void,
+): Promise<void> {
+  const where = redactUrl(adminUrl);
+  const missing = await shortfalls(adminUrl, need);
+  if (missing.length === 0) {
+    say(
+      `postgres ${where}: wal_level=logical, max_replication_slots >= ${need.max_replication_slots}, max_wal_senders >= ${need.max_wal_senders} already`,
+    );
     return;
   }
-  say(`postgres: set ${changed.join(', ')} (ALTER SYSTEM); a restart is needed`);
+  const onCommandLine = missing.filter((f) => f.source === 'command line');
+  if (onCommandLine.length) {
+    throw new Error(
+      `PostgreSQL at ${where}: ${missing.map(describeShortfall).join('; ')}. ` +
+        `${onCommandLine.map((f) => f.name).join(', ')} ${onCommandLine.length > 1 ? 'are' : 'is'} set on the server's command line, which ALTER SYSTEM cannot override: ` +
+        `start the server with ${missing.map((f) => `-c ${f.name}=${f.target}`).join(' ')} (in ${WHERE_TO_SET}), then run setup again.`,
+    );
+  }
+  await withClient(adminUrl, async (client) => {
+    for (const f of missing) await client.query(`ALTER SYSTEM SET ${f.name} = ${lit(f.target)}`);
+  });
+  const changed = missing.map((f) => `${f.name}: ${f.setting} -> ${f.target}`);
+  say(`postgres ${where}: set ${changed.join(', ')} (ALTER SYSTEM); a restart is needed`);
   const dataDir = await withClient(
     adminUrl,
     async (client) =>
@@ -136,21 +202,19 @@ async function ensureLogicalReplicationOn(c: AdminConfig, adminUrl: string, say:
   const restart = restartCommand(c, adminUrl, dataDir);
   if (!restart) {
     throw new Error(
-      `PostgreSQL must be restarted for ${changed.join(', ')} to take effect, and setup cannot do it here. ` +
-        `Restart the server (e.g. "pg_ctl restart -D ${dataDir}" or your platform's restart), or set PG_RESTART_COMMAND, then run "npm run setup" again.`,
+      `PostgreSQL at ${where}: ${missing.map(describeShortfall).join('; ')}. Setup wrote ${missing.map((f) => `${f.name}=${f.target}`).join(', ')} with ALTER SYSTEM, ` +
+        `which takes effect only after a restart, and setup cannot restart this server. Restart it (e.g. "pg_ctl restart -D ${dataDir}" or your platform's restart) ` +
+        `or set PG_RESTART_COMMAND; where it runs in a container or as a managed service, set ${missing.map((f) => `${f.name}=${f.target}`).join(' ')} in ${WHERE_TO_SET}. Then run "npm run setup" again.`,
     );
   }
-  say(`postgres: restarting with: ${restart.join(' ')}`);
+  say(`postgres ${where}: restarting with: ${restart.join(' ')}`);
   execFileSync(restart[0]!, restart.slice(1), { stdio: 'inherit' });
   const deadline = Date.now() + 60_000;
   for (;;) {
     try {
-      const level = await withClient(
-        adminUrl,
-        async (client) => (await client.query<{ w: string }>("SELECT current_setting('wal_level') AS w")).rows[0]!.w,
-      );
-      if (level !== 'logical') throw new Error(`wal_level is still ${level} after the restart`);
-      say('postgres: restarted, wal_level=logical');
+      const still = await shortfalls(adminUrl, need);
+      if (still.length) throw new Error(`after the restart: ${still.map(describeShortfall).join('; ')}`);
+      say(`postgres ${where}: restarted, ${changed.join(', ')}`);
       return;
     } catch (err) {
       if (Date.now() > deadline) throw err;
