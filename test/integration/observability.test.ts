@@ -54,9 +54,12 @@ const promtool = (...args: string[]) => {
     return execFileSync(process.env.PROMTOOL ?? 'promtool', args, { cwd: ROOT, encoding: 'utf8', stdio: 'pipe' });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-      throw new Error('promtool not found: see the prerequisites in docs/development.md (or set PROMTOOL=/path/to/promtool)', {
-        cause: err,
-      });
+      throw new Error(
+        'promtool not found: see the prerequisites in docs/development.md (or set PROMTOOL=/path/to/promtool)',
+        {
+          cause: err,
+        },
+      );
     throw err;
   }
 };
