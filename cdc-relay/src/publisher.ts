@@ -7,6 +7,7 @@ import { assertEventTopology, coalesceWrites } from '@saga/common/messaging/topo
 import { closeConnection, type BrokerConnector } from '@saga/common/messaging/broker';
 import { DEFAULT_LIMITS, type EncodeLimits } from '@saga/common/messaging/envelope-codec';
 import type { PublisherPort, Refusal, Settled } from './pipe';
+import { amqpFrameMax } from '@saga/common/runtime/library-internals';
 
 export type ConfirmingPublisher = PublisherPort & {
   /** What the broker accepts on this connection (frame size negotiated at connect). */
@@ -21,8 +22,7 @@ export type ConfirmingPublisher = PublisherPort & {
 };
 
 /** The negotiated frame_max of an amqplib connection (a content header frame must fit in one frame). */
-const frameMaxOf = (conn: ChannelModel): number =>
-  (conn as unknown as { connection?: { frameMax?: number } }).connection?.frameMax ?? 131072;
+const frameMaxOf = (conn: ChannelModel): number => amqpFrameMax(conn) ?? 131072;
 
 export async function connectPublisher(o: {
   broker: BrokerConnector;

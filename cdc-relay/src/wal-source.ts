@@ -6,6 +6,7 @@ import pg from 'pg';
 import { LogicalReplicationService } from 'pg-logical-replication';
 import { formatLsn, parseLsn } from './lsn';
 import { RelayPgoutputPlugin, type WalMessage } from './pgoutput';
+import { pgClientSocket, replicationSocket } from '@saga/common/runtime/library-internals';
 
 export type { WalMessage } from './pgoutput';
 
@@ -21,7 +22,7 @@ type Socket = {
  * half-open connection (`end()` waits for a goodbye that never comes).
  */
 function socketOf(svc: LogicalReplicationService): Socket | undefined {
-  return (svc as unknown as { _connection?: { stream?: Socket } })._connection?.stream;
+  return replicationSocket(svc);
 }
 
 export type WalSourceOptions = {
@@ -69,7 +70,7 @@ async function endWithin(client: pg.Client, ms: number): Promise<void> {
     new Promise<false>((r) => (timer = setTimeout(() => r(false), ms))),
   ]);
   clearTimeout(timer);
-  if (!ended) (client as unknown as { connection?: { stream?: Socket } }).connection?.stream?.destroy();
+  if (!ended) pgClientSocket(client)?.destroy();
 }
 
 export type WalStream = {

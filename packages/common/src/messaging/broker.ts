@@ -13,6 +13,7 @@
 import amqp, { type ChannelModel } from 'amqplib';
 import { z } from 'zod';
 import { settleWithin } from '../runtime/settle';
+import { amqpSocket } from '../runtime/library-internals';
 
 /**
  * A node that does not answer within this time is skipped for the next one. Only with several addresses: a single
@@ -137,5 +138,5 @@ export async function closeConnection(conn: ChannelModel | undefined, ms = 1_000
   if (!conn) return;
   const closed = new Promise<void>((resolve) => conn.once('close', () => resolve()));
   await settleWithin(Promise.race([conn.close(), closed]), ms, 'broker connection close').catch(() => undefined);
-  (conn as unknown as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream?.destroy?.();
+  amqpSocket(conn)?.destroy();
 }

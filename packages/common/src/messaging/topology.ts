@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { Channel, ChannelModel, Options } from 'amqplib';
+import { amqpSocket } from '../runtime/library-internals';
 
 /** Names derived from the events exchange; one definition for the relay, the services and the tests. */
 export function topologyNames(exchange: string) {
@@ -98,10 +99,10 @@ export function sendConfirmed(
  * frame. amqplib writes each frame (a publish, an ack) to the socket as it comes; under load a process sends
  * hundreds per turn, and on a virtual machine each system call costs more than the frame. The socket is corked
  * on the first write of a turn and uncorked on the next tick, so nothing waits longer than the current turn.
- * Reaches amqplib's socket (`connection.stream`, not part of its typed API) in this one place.
+ * Reaches amqplib's socket through runtime/library-internals.
  */
 export function coalesceWrites(model: ChannelModel): void {
-  const stream = (model as unknown as { connection?: { stream?: Writable } }).connection?.stream;
+  const stream = amqpSocket(model);
   if (!stream || typeof stream.cork !== 'function') return;
   const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
   let corked = false;
