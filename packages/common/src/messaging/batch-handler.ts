@@ -42,7 +42,10 @@ export type BatchStep<S> = {
     inbox: SqlPart,
     messages: readonly Incoming[],
   ) => Promise<{ claimed: readonly string[]; state: S }>;
-  /** Pure: the events `message` leads to and the state after them (decide, then evolve). */
+  /**
+   * The events `message` leads to and the state after them: the service's `toCommand`, then its pure decide and
+   * evolve. Runs inside the batch's transaction; it may log, and must do no I/O.
+   */
   apply: (state: S, message: Incoming) => { state: S; events: DomainEvent[] };
   /** One statement that saves what changed from `before` to `after` and runs `outbox`. */
   save: (client: SqlClient, before: S, after: S, outbox: SqlPart) => Promise<void>;

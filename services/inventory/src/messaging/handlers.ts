@@ -4,13 +4,14 @@ import {
   type InboxRetention,
   type Incoming,
 } from '@saga/common/messaging/batch-handler';
+import { InvalidMessageError } from '@saga/common/messaging/errors';
 import type pg from 'pg';
 import { decide, evolve, type InventoryCommand } from '../domain/stock';
 import { loadInventory, saveInventory } from '../db/stock-repository';
 
 const TYPES = ['OrderPlaced', 'OrderCancelled', 'OrderConfirmed'] as const;
 
-/** What each event the inventory consumes asks of it. */
+/** What each event the inventory consumes asks of it. Pure; a type it does not consume is an invalid message. */
 export function toCommand(m: Incoming): InventoryCommand {
   switch (m.type) {
     case 'OrderPlaced':
@@ -20,7 +21,7 @@ export function toCommand(m: Incoming): InventoryCommand {
     case 'OrderConfirmed':
       return { type: 'SellStock', orderId: m.data.orderId };
     default:
-      throw new Error(`inventory does not handle ${m.type}`);
+      throw new InvalidMessageError(`inventory does not handle ${m.type}`);
   }
 }
 

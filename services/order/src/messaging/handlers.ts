@@ -6,7 +6,15 @@ import {
 } from '@saga/common/messaging/batch-handler';
 import { InvalidMessageError } from '@saga/common/messaging/errors';
 import type pg from 'pg';
-import { decide, evolve, historyEntry, published, type Order, type OrderFact } from '../domain/order';
+import {
+  decide,
+  evolve,
+  historyEntry,
+  published,
+  type Order,
+  type OrderCommand,
+  type OrderFact,
+} from '../domain/order';
 import { loadOrders, saveOrders, type OrderBatch } from '../db/order-repository';
 
 const TYPES = ['StockReserved', 'StockRejected', 'PaymentAuthorized', 'PaymentDeclined'] as const;
@@ -23,11 +31,11 @@ export function orderHandler(pool: pg.Pool, consumer: string, retention?: InboxR
         return { claimed, state: { orders, history: [] } };
       },
       apply: (state, m) => {
-        const fact = toFact(m);
-        const order = state.orders.get(fact.data.orderId);
+        const command = toCommand(m);
+        const order = state.orders.get(command.fact.data.orderId);
         // The order row commits before OrderPlaced can exist, so an event for an unknown order is not ours.
-        if (!order) throw new InvalidMessageError(`order ${fact.data.orderId} is unknown`);
-        const events = decide(order, { type: 'Record', fact });
+        if (!order) throw new InvalidMessageError(`order ${command.fact.data.orderId} is unknown`);
+        const events = decide(order, command);
         const after = events.reduce<Order | undefined>(evolve, order)!;
         if (after.status !== order.status)
           m.log.info({ orderId: order.id, status: after.status, reason: after.reason }, 'order state changed');
@@ -45,7 +53,8 @@ export function orderHandler(pool: pg.Pool, consumer: string, retention?: InboxR
   );
 }
 
-function toFact(m: Incoming): OrderFact {
+/** What each event the order service consumes asks of it. Pure; a type it does not consume is an invalid message. */
+export function toCommand(m: Incoming): Extract<OrderCommand, { type: 'Record' }> {
   if (!(TYPES as readonly string[]).includes(m.type)) throw new InvalidMessageError(`order does not handle ${m.type}`);
-  return { type: m.type, data: m.data } as OrderFact;
+  return { type: 'Record', fact: { type: m.type, data: m.data } as OrderFact };
 }

@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { batchHandler, type BatchHandler, type InboxRetention } from '@saga/common/messaging/batch-handler';
+import {
+  batchHandler,
+  type BatchHandler,
+  type InboxRetention,
+  type Incoming,
+} from '@saga/common/messaging/batch-handler';
 import type pg from 'pg';
-import { decide, evolve } from '../domain/payment';
+import { InvalidMessageError } from '@saga/common/messaging/errors';
+import { decide, evolve, type AuthorizePayment } from '../domain/payment';
 import { loadPayments, savePayments } from '../db/payment-repository';
 
 /** Payment's part of the saga: on StockReserved, authorize (and debit) or decline the order's total; a batch per transaction. */
@@ -24,18 +30,10 @@ export function paymentHandler(
         ]);
       },
       apply: (state, m) => {
-        if (m.type !== 'StockReserved') throw new Error(`payment does not handle ${m.type}`);
-        const { orderId, customerId, totalCents } = m.data;
-        const events = decide(state, {
-          type: 'AuthorizePayment',
-          orderId,
-          customerId,
-          amountCents: totalCents,
-          paymentId: newId(),
-          limitCents,
-        });
+        const command = toCommand(m, newId(), limitCents);
+        const events = decide(state, command);
         m.log.info(
-          { orderId, outcome: events[0]?.type ?? 'already paid', amountCents: totalCents },
+          { orderId: command.orderId, outcome: events[0]?.type ?? 'already paid', amountCents: command.amountCents },
           'payment decision',
         );
         return { state: events.reduce(evolve, state), events };
@@ -44,4 +42,14 @@ export function paymentHandler(
     },
     retention,
   );
+}
+
+/**
+ * What each event the payment service consumes asks of it. Pure: the new payment's id and the limit are passed in;
+ * a type it does not consume is an invalid message.
+ */
+export function toCommand(m: Incoming, paymentId: string, limitCents: number): AuthorizePayment {
+  if (m.type !== 'StockReserved') throw new InvalidMessageError(`payment does not handle ${m.type}`);
+  const { orderId, customerId, totalCents } = m.data;
+  return { type: 'AuthorizePayment', orderId, customerId, amountCents: totalCents, paymentId, limitCents };
 }
