@@ -176,7 +176,7 @@ describe('docker-compose.yml on a real Docker Engine', () => {
     const ids = await Promise.all(placed);
     note(`load: ${total} orders in ${((Date.now() - t0) / 1000).toFixed(1)} s, relay killed and started again`);
     await waitUntil(() => stack.containers().get('relay')?.State.Health?.Status === 'healthy', {
-      timeoutMs: 90_000,
+      timeoutMs: 240_000,
       intervalMs: 1000,
       message: 'the relay healthy again',
     });

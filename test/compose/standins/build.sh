@@ -56,8 +56,10 @@ standin() {
   rm -rf "$ctx"
 }
 
+# Cached and pulled images first; then the debootstrap base once, and the stand-ins built side by side (most of a
+# build is waiting on package downloads).
+build=()
 for image in "$@"; do
-  start=$SECONDS
   if have "$image"; then
     if [ -n "$("$docker" image inspect -f '{{index .Config.Labels "saga.standin"}}' "$image" 2>/dev/null)" ]; then
       echo "$image: stand-in (cached)"
@@ -67,7 +69,25 @@ for image in "$@"; do
   elif timeout "${PULL_TIMEOUT:-60}" "$docker" pull -q "$image" >/dev/null 2>&1; then
     echo "$image: pulled"
   else
-    standin "$image"
-    echo "$image: stand-in (built in $((SECONDS - start)) s)"
+    build+=("$image")
   fi
 done
+[ "${#build[@]}" -eq 0 ] && exit 0
+start=$SECONDS
+base
+echo "debootstrap base $base_tag: built in $((SECONDS - start)) s"
+logs="$(mktemp -d)"
+pids=()
+for image in "${build[@]}"; do
+  (
+    s=$SECONDS
+    standin "$image" && echo "$image: stand-in (built in $((SECONDS - s)) s)"
+  ) >"$logs/$(echo "$image" | tr '/:' '__').log" 2>"$logs/$(echo "$image" | tr '/:' '__').err" &
+  pids+=($!)
+done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+cat "$logs"/*.log
+[ "$status" = 0 ] || cat "$logs"/*.err >&2
+rm -rf "$logs"
+exit $status
