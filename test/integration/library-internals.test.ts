@@ -12,14 +12,16 @@ import { ADMIN_URL } from '../support/env';
 const RABBITMQ_URL = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
 describe('library internals', () => {
-  it("amqplib: a connection's socket and negotiated frame size, and cutting the socket closes the connection", async () => {
+  it("amqplib: a connection's socket and negotiated frame size", async () => {
     const conn = await amqp.connect(RABBITMQ_URL);
-    const closed = new Promise<void>((resolve) => conn.once('close', () => resolve()));
     conn.on('error', () => undefined);
-    expect(amqpSocket(conn)).toBeInstanceOf(Socket);
-    expect(amqpFrameMax(conn)).toBeGreaterThanOrEqual(4096);
-    amqpSocket(conn)!.destroy();
-    await closed;
+    try {
+      expect(amqpSocket(conn)).toBeInstanceOf(Socket);
+      expect(amqpSocket(conn)!.destroyed).toBe(false);
+      expect(amqpFrameMax(conn)).toBeGreaterThanOrEqual(4096);
+    } finally {
+      await conn.close();
+    }
   });
 
   it("node-postgres: a client's socket", async () => {
