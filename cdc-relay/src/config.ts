@@ -86,6 +86,13 @@ export const RelayEnv = BaseEnv.extend({
    * starts before it, because rows older than that may be pruned already.
    */
   OUTBOX_RETENTION_HOURS: z.coerce.number().int().min(1).default(24),
+  /**
+   * Never publish a message of an aggregate while an earlier one of it is unconfirmed (true, the default), so a
+   * consumer queue that refuses one event never gets the next event of that aggregate first. The price: one message
+   * per aggregate in flight, so a backlog of few aggregates goes at one per confirm round trip (a classic queue
+   * confirms after its fsync). false pipelines everything; then consumers must tolerate that order after a refusal.
+   */
+  RELAY_ORDER_PER_AGGREGATE: z.enum(['true', 'false']).default('true'),
   /** TCP keepalive idle time of the replication connection. */
   RELAY_TCP_KEEPALIVE_MS: z.coerce.number().int().min(100).default(10_000),
 });

@@ -27,7 +27,7 @@ function streamMetrics(registry: Registry) {
     }),
     nacks: new Counter({
       name: 'relay_nacks_total',
-      help: 'Publishes the broker did not store (nack or return); the stream restarts from the last acknowledged position',
+      help: 'Publishes the broker did not store: a nack (sent again after a backoff), a refusal it closed the channel for (the row goes to the invalid queue), a return (the session restarts)',
       labelNames: ['source'] as const,
       registers,
     }),
@@ -58,7 +58,7 @@ function slotMetrics(registry: Registry, readSlots?: () => Promise<void>) {
   return {
     slotMissing: new Gauge({
       name: 'relay_slot_missing',
-      help: '1 while the source slot does not exist and may not be created here: RELAY_CREATE_SLOT is off, or this relay streamed it before (failover, dropped slot); see the README',
+      help: '1 while the source slot does not exist and may not be created here: RELAY_CREATE_SLOT is off, or its marker says it existed (failover, dropped slot); recover it (docs/relay.md)',
       labelNames: ['source'] as const,
       registers,
     }),

@@ -59,6 +59,8 @@ export type PipeOptions = {
   startWindow?: number;
   /** Send one at a time up to the row with this id (the last one sent when a session failed on a refusal). */
   isolateThrough?: string;
+  /** Hold a message while an earlier one of its aggregate is unconfirmed (default true; see RELAY_ORDER_PER_AGGREGATE). */
+  orderPerAggregate?: boolean;
   /** Backoff of a message the broker nacked, sent again in the session. */
   retry?: { baseMs: number; capMs: number };
   /** Position the slot already confirmed: nothing at or below it is acknowledged again. */
@@ -222,7 +224,7 @@ function insert(s: PipeState, e: TxEntry, row: Record<string, unknown>): void {
   const x: Outgoing = { e, row, m, exchange: o.exchange, routingKey: '', invalid: false, key: undefined, attempts: 0 };
   if (m.ok) {
     x.routingKey = m.routingKey;
-    x.key = aggregateKey(row);
+    if (o.orderPerAggregate !== false) x.key = aggregateKey(row);
   } else {
     s.ev.invalid?.(m.reason, row);
     x.exchange = '';

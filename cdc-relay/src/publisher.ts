@@ -2,7 +2,7 @@
  * The confirming publisher: one broker connection and confirm channel per relay session. `publish` settles each
  * message as stored ('confirmed') or not ('refused'); the broker's quirks are handled here, not in the pipe.
  */
-import type { ChannelModel, ConfirmChannel } from 'amqplib';
+import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
 import { assertEventTopology, coalesceWrites } from '@saga/common/messaging/topology';
 import { closeConnection, type BrokerConnector } from '@saga/common/messaging/broker';
 import { DEFAULT_LIMITS, type EncodeLimits } from '@saga/common/messaging/envelope-codec';
@@ -24,105 +24,71 @@ export type ConfirmingPublisher = PublisherPort & {
 /** The negotiated frame_max of an amqplib connection (a content header frame must fit in one frame). */
 const frameMaxOf = (conn: ChannelModel): number => amqpFrameMax(conn) ?? 131072;
 
-export async function connectPublisher(o: {
+type PublisherOptions = {
   broker: BrokerConnector;
   name: string;
   exchange: string;
   maxBodyBytes: number;
   onReturned?: (messageId: string | undefined) => void;
-}): Promise<ConfirmingPublisher> {
+};
+
+/** A publisher's connection state, changed only by the functions below. */
+type PublisherState = {
+  o: PublisherOptions;
+  conn: ChannelModel;
+  lose: (err: Error) => void;
+  closed: boolean;
+  writable: boolean;
+  onDrain: (() => void) | undefined;
+  /**
+   * RabbitMQ sends basic.return and then basic.ack for a mandatory message it could not route, and amqplib reports
+   * that ack as success: a returned message is remembered here and its confirm turned into a refusal. The return
+   * always arrives before its ack on the channel.
+   */
+  returned: Map<string, number>;
+  current: ChannelState | undefined;
+  /** While a channel the broker closed is replaced, publishes wait here (in order). */
+  waiting: (() => void)[] | undefined;
+  headersFor: (headers: Record<string, unknown>) => Record<string, unknown>;
+};
+
+export async function connectPublisher(o: PublisherOptions): Promise<ConfirmingPublisher> {
   const conn = await o.broker.connect({ clientProperties: { connection_name: o.name } });
   coalesceWrites(conn);
-  let reject!: (err: Error) => void;
-  const lost = new Promise<never>((_, r) => (reject = r));
+  let lose!: (err: Error) => void;
+  const lost = new Promise<never>((_, r) => (lose = r));
   lost.catch(() => undefined);
-  let closed = false;
+  const s: PublisherState = {
+    o,
+    conn,
+    lose,
+    closed: false,
+    writable: true,
+    onDrain: undefined,
+    returned: new Map(),
+    current: undefined,
+    waiting: undefined,
+    headersFor: reusedHeaders(),
+  };
   conn.on('error', () => undefined); // the close event that follows ends the session
   conn.on('close', () => {
-    closed = true;
-    reject(new Error('broker connection closed'));
+    s.closed = true;
+    lose(new Error('broker connection closed'));
   });
-  let writable = true;
-  let onDrain: (() => void) | undefined;
-  // RabbitMQ sends basic.return and then basic.ack for a mandatory message it could not route, and amqplib reports
-  // that ack as success: a returned message is remembered here and its confirm turned into a refusal. The return
-  // always arrives before its ack on the channel.
-  const returned = new Map<string, number>();
-  let current: ReturnType<typeof channelState> | undefined;
-  // While a channel the broker closed is replaced, publishes wait here (in order).
-  let waiting: (() => void)[] | undefined;
-  const open = async () => {
-    const ch = await conn.createConfirmChannel();
-    const state = channelState(ch);
-    ch.on('return', (msg: { properties: { messageId?: string } }) => {
-      const id = msg.properties.messageId ?? '';
-      returned.set(id, (returned.get(id) ?? 0) + 1);
-      o.onReturned?.(msg.properties.messageId);
-    });
-    ch.on('drain', () => {
-      writable = true;
-      onDrain?.();
-    });
-    ch.on('close', () => {
-      // A refusal of the broker's (406, 403) leaves the connection up: the channel is replaced, and the pipe decides
-      // what the refusal means. Any other close ends the session.
-      if (state.refusedBy && !closed) return void reopen();
-      reject(new Error('broker channel closed'));
-    });
-    return state;
-  };
-  const reopen = async () => {
-    waiting = [];
-    try {
-      current = await open();
-    } catch (err) {
-      return reject(err instanceof Error ? err : new Error(String(err)));
-    }
-    const w = waiting;
-    waiting = undefined;
-    for (const f of w) f();
-  };
   try {
-    current = await open();
-    await assertEventTopology(current.ch, o.exchange);
+    s.current = await openChannel(s);
+    await assertEventTopology(s.current.ch, o.exchange);
   } catch (err) {
     await closeConnection(conn);
     throw err;
   }
-
   const frameMax = frameMaxOf(conn);
-  const headersFor = reusedHeaders();
-  const publish: ConfirmingPublisher['publish'] = (exchange, routingKey, content, options, settled) => {
-    if (closed) return void queueMicrotask(() => settled('abandoned'));
-    if (waiting) return void waiting.push(() => publish(exchange, routingKey, content, options, settled));
-    const state = current!;
-    const messageId = options.messageId ?? '';
-    let opts = options;
-    if (options.headers) {
-      opts = Object.assign({}, options);
-      opts.headers = headersFor(options.headers as Record<string, unknown>);
-    }
-    const ok = state.ch.publish(exchange, routingKey, content, opts, (err: unknown) => {
-      // amqplib settles the unconfirmed with an error both for a nack and when the channel closes (before the close
-      // event reaches this publisher): decided a microtask later, when a close has been seen.
-      if (err) return queueMicrotask(() => settled(...state.verdict(closed)));
-      if (returned.size > 0) {
-        const n = returned.get(messageId);
-        if (n !== undefined) {
-          if (n > 1) returned.set(messageId, n - 1);
-          else returned.delete(messageId);
-          return settled('refused', { text: 'returned as unroutable' });
-        }
-      }
-      settled('confirmed');
-    });
-    if (!ok) writable = false;
-  };
   return {
     limits: { maxBodyBytes: o.maxBodyBytes, maxHeaderBytes: Math.min(DEFAULT_LIMITS.maxHeaderBytes, frameMax - 1024) },
-    publish,
-    writable: () => writable,
-    onWritable: (fn) => (onDrain = fn),
+    publish: (exchange, routingKey, content, options, settled) =>
+      publish(s, exchange, routingKey, content, options, settled),
+    writable: () => s.writable,
+    onWritable: (fn) => (s.onDrain = fn),
     lost,
     broker: conn.brokerAddress,
     async close() {
@@ -131,11 +97,80 @@ export async function connectPublisher(o: {
   };
 }
 
+async function openChannel(s: PublisherState): Promise<ChannelState> {
+  const ch = await s.conn.createConfirmChannel();
+  const state = channelState(ch);
+  ch.on('return', (msg: { properties: { messageId?: string } }) => {
+    const id = msg.properties.messageId ?? '';
+    s.returned.set(id, (s.returned.get(id) ?? 0) + 1);
+    s.o.onReturned?.(msg.properties.messageId);
+  });
+  ch.on('drain', () => {
+    s.writable = true;
+    s.onDrain?.();
+  });
+  ch.on('close', () => {
+    // A refusal of the broker's (406, 403) leaves the connection up: the channel is replaced, and the pipe decides
+    // what the refusal means. Any other close ends the session.
+    if (state.refusedBy && !s.closed) return void reopenChannel(s);
+    s.lose(new Error('broker channel closed'));
+  });
+  return state;
+}
+
+async function reopenChannel(s: PublisherState): Promise<void> {
+  s.waiting = [];
+  try {
+    s.current = await openChannel(s);
+  } catch (err) {
+    return s.lose(err instanceof Error ? err : new Error(String(err)));
+  }
+  const w = s.waiting;
+  s.waiting = undefined;
+  for (const f of w) f();
+}
+
+function publish(
+  s: PublisherState,
+  exchange: string,
+  routingKey: string,
+  content: Buffer,
+  options: Options.Publish,
+  settled: (st: Settled, why?: Refusal) => void,
+): void {
+  if (s.closed) return void queueMicrotask(() => settled('abandoned'));
+  if (s.waiting) return void s.waiting.push(() => publish(s, exchange, routingKey, content, options, settled));
+  const state = s.current!;
+  const messageId = options.messageId ?? '';
+  let opts = options;
+  if (options.headers) {
+    opts = Object.assign({}, options);
+    opts.headers = s.headersFor(options.headers as Record<string, unknown>);
+  }
+  const ok = state.ch.publish(exchange, routingKey, content, opts, (err: unknown) => {
+    // amqplib settles the unconfirmed with an error both for a nack and when the channel closes (before the close
+    // event reaches this publisher): decided a microtask later, when a close has been seen.
+    if (err) return queueMicrotask(() => settled(...state.verdict(s.closed)));
+    if (s.returned.size > 0) {
+      const n = s.returned.get(messageId);
+      if (n !== undefined) {
+        if (n > 1) s.returned.set(messageId, n - 1);
+        else s.returned.delete(messageId);
+        return settled('refused', { text: 'returned as unroutable' });
+      }
+    }
+    settled('confirmed');
+  });
+  if (!ok) s.writable = false;
+}
+
 /**
  * One confirm channel and why it closed. A channel the broker closed for a reason of its own (406, 403...) refused
  * the publishes it leaves unconfirmed; one closed with the connection, or by us, leaves them abandoned: nobody knows,
  * and nobody refused them. A publish that fails while its channel stays open was nacked.
  */
+type ChannelState = ReturnType<typeof channelState>;
+
 function channelState(ch: ConfirmChannel) {
   const state = {
     ch,

@@ -100,15 +100,12 @@ type Row = Record<string, unknown> & { at: string };
 /** Republish the window; resolves with the counts once every message is settled. */
 export async function reconcile(o: ReconcileOptions): Promise<ReconcileReport> {
   const started = Date.now();
-  // No upper bound by default: up to the last row the table holds when the read reaches it (the database's clock,
-  // not this host's); rows committed after that are the slot's to stream.
-  const until = o.until;
-  const pageSize = o.pageSize ?? 1000;
-  const window = o.window ?? 1000;
   const report: ReconcileReport = {
     source: o.source,
     since: o.since.toISOString(),
-    until: until?.toISOString() ?? 'end of table',
+    // No upper bound by default: up to the last row the table holds when the read reaches it (the database's clock,
+    // not this host's); rows committed after that are the slot's to stream.
+    until: o.until?.toISOString() ?? 'end of table',
     rows: 0,
     published: 0,
     invalid: 0,
@@ -118,83 +115,93 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileReport> {
   const client = new pg.Client({ connectionString: o.url, application_name: `cdc-relay reconcile ${o.source}` });
   client.on('error', () => undefined);
   await client.connect();
+  const sender = createSender(o, report);
+  const window = o.window ?? 1000;
+  try {
+    for await (const row of windowRows(client, o)) {
+      sender.check();
+      report.rows++;
+      report.first ??= new Date(row.created_at as Date).toISOString();
+      report.last = new Date(row.created_at as Date).toISOString();
+      sender.sendRow(row);
+      if (sender.inFlight() >= window || !o.publisher.writable())
+        await sender.waitFor(() => sender.inFlight() < window / 2 && o.publisher.writable());
+    }
+    await sender.waitFor(() => sender.inFlight() === 0);
+    sender.check();
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  report.seconds = (Date.now() - started) / 1000;
+  return report;
+}
 
+/**
+ * The window's rows in (created_at, id) order, by keyset pages, the cursor kept as the server's text (microseconds:
+ * a JS Date would round to milliseconds and skip or repeat rows at a page boundary); nothing is held open between
+ * pages. payload and headers as JSON text, as the relay streams them, so the message body is the same bytes.
+ */
+async function* windowRows(client: pg.Client, o: ReconcileOptions): AsyncGenerator<Record<string, unknown>> {
+  const pageSize = o.pageSize ?? 1000;
+  let cursor: { at: string; id: string } | undefined;
+  for (;;) {
+    const { rows } = await client.query<Row>(
+      `SELECT id::text AS id, aggregatetype, aggregateid, type, payload::text AS payload, headers::text AS headers,
+              created_at, created_at::text AS at
+         FROM ${pg.escapeIdentifier(o.table)}
+        WHERE created_at >= $1 AND ($2::timestamptz IS NULL OR created_at < $2) AND ($3::timestamptz IS NULL OR (created_at, id) > ($3::timestamptz, $4::uuid))
+        ORDER BY created_at, id LIMIT $5`,
+      [o.since, o.until ?? null, cursor?.at ?? null, cursor?.id ?? null, pageSize],
+    );
+    for (const { at: _at, ...row } of rows) yield row;
+    const last = rows[rows.length - 1];
+    if (!last || rows.length < pageSize) return;
+    cursor = { at: last.at, id: String(last.id) };
+  }
+}
+
+/** Publishes rows as the relay would, counting into `report`; `waitFor` waits on settles (or a lost connection). */
+function createSender(o: ReconcileOptions, report: ReconcileReport) {
   let inFlight = 0;
   let wake: (() => void) | undefined;
-  const settledOne = () => {
-    inFlight--;
-    wake?.();
-  };
-  o.publisher.onWritable(() => wake?.());
   let lost: Error | undefined;
+  o.publisher.onWritable(() => wake?.());
   o.publisher.lost.catch((err: Error) => {
     lost = err;
     wake?.();
   });
-  const waitFor = async (ok: () => boolean) => {
-    while (!ok() && !lost) await new Promise<void>((r) => (wake = r));
-    wake = undefined;
-  };
-
   const send = (m: EncodedMessage, exchange: string, routingKey: string, onStored: () => void) => {
     inFlight++;
     o.publisher.publish(exchange, routingKey, m.content, m.options, (s: Settled) => {
       if (s === 'confirmed') onStored();
       else report.refused++;
-      settledOne();
+      inFlight--;
+      wake?.();
     });
   };
   const sendInvalid = (row: Record<string, unknown>, reason: string) => {
     o.log.warn({ id: row.id, reason }, 'outbox row is not a valid event; sent to the invalid queue');
     send(encodeInvalid(row, o.source, o.table, reason, o.publisher.limits), '', o.invalidQueue, () => report.invalid++);
   };
-
-  try {
-    // Keyset pagination on (created_at, id), the cursor kept as the server's text (microseconds: a JS Date would
-    // round to milliseconds and skip or repeat rows at a page boundary). payload and headers as JSON text, as the
-    // relay streams them, so the message body is the same bytes.
-    let cursor: { at: string; id: string } | undefined;
-    for (;;) {
-      const { rows } = await client.query<Row>(
-        `SELECT id::text AS id, aggregatetype, aggregateid, type, payload::text AS payload, headers::text AS headers,
-                created_at, created_at::text AS at
-           FROM ${pg.escapeIdentifier(o.table)}
-          WHERE created_at >= $1 AND ($2::timestamptz IS NULL OR created_at < $2) AND ($3::timestamptz IS NULL OR (created_at, id) > ($3::timestamptz, $4::uuid))
-          ORDER BY created_at, id LIMIT $5`,
-        [o.since, until ?? null, cursor?.at ?? null, cursor?.id ?? null, pageSize],
-      );
-      for (const row of rows) {
-        if (lost) throw lost;
-        report.rows++;
-        report.first ??= new Date(row.created_at as Date).toISOString();
-        report.last = new Date(row.created_at as Date).toISOString();
-        const { at: _at, ...outboxRow } = row;
-        const m = encodeOutboxRow(outboxRow, o.source, o.table, o.publisher.limits);
-        if (!m.ok) sendInvalid(outboxRow, m.reason);
-        else {
-          try {
-            send(m, o.exchange, m.routingKey, () => report.published++);
-          } catch (err) {
-            // The client could not encode it and sent nothing (the relay does the same).
-            inFlight--;
-            sendInvalid(
-              outboxRow,
-              `the AMQP client cannot encode it: ${err instanceof Error ? err.message : String(err)}`,
-            );
-          }
-        }
-        if (inFlight >= window || !o.publisher.writable())
-          await waitFor(() => inFlight < window / 2 && o.publisher.writable());
+  return {
+    inFlight: () => inFlight,
+    check(): void {
+      if (lost) throw lost;
+    },
+    async waitFor(ok: () => boolean): Promise<void> {
+      while (!ok() && !lost) await new Promise<void>((r) => (wake = r));
+      wake = undefined;
+    },
+    sendRow(row: Record<string, unknown>): void {
+      const m = encodeOutboxRow(row, o.source, o.table, o.publisher.limits);
+      if (!m.ok) return sendInvalid(row, m.reason);
+      try {
+        send(m, o.exchange, m.routingKey, () => report.published++);
+      } catch (err) {
+        // The client could not encode it and sent nothing (the relay does the same).
+        inFlight--;
+        sendInvalid(row, `the AMQP client cannot encode it: ${err instanceof Error ? err.message : String(err)}`);
       }
-      const last = rows[rows.length - 1];
-      if (!last || rows.length < pageSize) break;
-      cursor = { at: last.at, id: String(last.id) };
-    }
-    await waitFor(() => inFlight === 0);
-    if (lost) throw lost;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-  report.seconds = (Date.now() - started) / 1000;
-  return report;
+    },
+  };
 }

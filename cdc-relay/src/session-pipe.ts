@@ -32,6 +32,7 @@ export function buildPipe(
     invalidQueue: topologyNames(config.EVENTS_EXCHANGE).invalidQueue,
     maxInFlight: config.RELAY_MAX_IN_FLIGHT,
     startWindow: ctx.startWindow,
+    orderPerAggregate: config.RELAY_ORDER_PER_AGGREGATE === 'true',
     isolateThrough: ctx.isolateThrough,
     retry: { baseMs: config.RELAY_RETRY_BASE_MS, capMs: config.RELAY_RETRY_MAX_MS },
     acked: info.confirmed,

@@ -13,6 +13,7 @@ import { writeOutbox, seeded, type Written } from '../../../test/support/outbox-
 import { killAll, type Running } from '../../../test/support/process';
 import { startRelayProc, waitRelayStreaming } from '../../../test/support/stack';
 import { waitUntil } from '../../../test/support/wait';
+import { parseLsn } from '../../src/lsn';
 
 let env: TestEnv;
 const running: Running[] = [];
@@ -384,13 +385,34 @@ describe('cdc relay', () => {
     const b = startRelay();
     await b.waitForLog((l) => l.msg === 'slot is streamed by another relay; standing by');
     expect(b.logs.some((l) => l.msg === 'streaming')).toBe(false);
+    const slotLsn = async () => {
+      const c = new pg.Client({ connectionString: env.adminUrl('order') });
+      await c.connect();
+      try {
+        const { rows } = await c.query<{ l: string }>(
+          'SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1',
+          [`${env.slotPrefix}_order`],
+        );
+        return parseLsn(rows[0]!.l);
+      } finally {
+        await c.end();
+      }
+    };
+    const beforeBatch = await slotLsn();
     const first = await writeAll('s-', 200, 31);
     await waitUntil(() => mine(sink.messages, 's-').length >= first.length, {
       message: 'first batch via the active relay',
     });
+    // The active relay acknowledged (part of) the batch: the slot moved after the standby last read it.
+    const moved = await waitUntil(async () => ((await slotLsn()) > beforeBatch ? slotLsn() : undefined), {
+      message: 'slot moved by the active relay',
+    });
     await a.kill('SIGKILL');
     const killedAt = Date.now();
     await streamingAll(b);
+    // The standby reports the slot's position when it became active, not the one it read before waiting.
+    const from = b.logs.find((l) => l.msg === 'streaming' && l.source === 'order')!.from;
+    expect(parseLsn(String(from))).toBeGreaterThanOrEqual(moved);
     const takeoverMs = Date.now() - killedAt;
     expect(takeoverMs).toBeLessThan(10_000);
     const second = await writeAll('s2-', 200, 41);

@@ -80,6 +80,16 @@ describe('per-aggregate order with fan-out', () => {
   });
 });
 
+describe('without per-aggregate order (RELAY_ORDER_PER_AGGREGATE=false)', () => {
+  it('publishes every message of an aggregate at once', () => {
+    const f = fakes({ orderPerAggregate: false });
+    const a = row({ aggregateid: 'order-1' });
+    const b = row({ aggregateid: 'order-1' });
+    txn(f, 100n, a, b);
+    expect(f.sent.map(f.idOf)).toEqual([a.id, b.id]);
+  });
+});
+
 describe('a nack', () => {
   it('does not end the session: a transaction larger than the gap between refusals is still acknowledged, each refused message sent once more', () => {
     jest.useFakeTimers();

@@ -1,4 +1,4 @@
-import { slotGauges } from '../../src/relay';
+import { slotGauges } from '../../src/slot-gauges';
 
 describe('slot gauges', () => {
   it('reports a lost slot as lost with no safe WAL left, not as unlimited', () => {
