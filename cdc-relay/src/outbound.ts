@@ -23,6 +23,18 @@ import { SessionError, type PublisherPort, type Refusal, type Settled } from './
 /** Reply codes of a channel the broker closes because of one message, for good: that message is diverted. */
 export const DIVERTED_REPLY_CODES: ReadonlySet<number> = new Set([403, 406]);
 
+/**
+ * Whether a refusal is about the one message, so that diverting that row is right. A 406 always is (a header or a
+ * size the broker will never take). A 403 is only when it refuses the message's topic (a topic permission): a 403
+ * for the exchange itself refuses every message alike, and diverting would send the whole stream to the invalid
+ * queue; the session fails and retries until an operator restores the permission. AMQP gives both the same reply
+ * code, so the reply text (RabbitMQ's "access to topic ... refused") tells them apart.
+ */
+export function refusesThisMessage(why: Refusal): boolean {
+  if (why.code === undefined || !DIVERTED_REPLY_CODES.has(why.code)) return false;
+  return why.code !== 403 || /access to topic /.test(why.text);
+}
+
 export class BrokerRefusalError extends SessionError {
   override name = 'BrokerRefusalError';
   constructor(
@@ -166,7 +178,7 @@ function settle(s: OutboundState, x: Outgoing, st: Settled, why?: Refusal): void
 function refusedBy(s: OutboundState, x: Outgoing, why: Refusal): void {
   const { o } = s;
   o.refused(x, why);
-  const permanent = why.code !== undefined && DIVERTED_REPLY_CODES.has(why.code);
+  const permanent = refusesThisMessage(why);
   if (permanent && !x.invalid && s.isolateThrough !== undefined && s.sent === 0) {
     if (rowId(x) === s.isolateThrough) s.isolateThrough = undefined;
     o.toInvalid(x, `the broker refused it: ${why.text}`);

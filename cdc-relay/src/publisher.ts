@@ -125,9 +125,16 @@ async function reopenChannel(s: PublisherState): Promise<void> {
   } catch (err) {
     return s.lose(err instanceof Error ? err : new Error(String(err)));
   }
+  // The old channel's full buffer said nothing about the new one; a stale 'not writable' would pause the stream
+  // for good, since only the new channel's 'drain' would clear it.
+  s.writable = true;
   const w = s.waiting;
   s.waiting = undefined;
-  for (const f of w) f();
+  try {
+    for (const f of w) f();
+  } catch (err) {
+    s.lose(err instanceof Error ? err : new Error(String(err)));
+  }
 }
 
 function publish(

@@ -122,10 +122,18 @@ export async function runRecoverCommand(args: string[]): Promise<void> {
   } finally {
     await client.end().catch(() => undefined);
   }
-  await republish(config, source, { source: source.name, since }, log);
+  // From here the slot exists again, so recover would refuse a second run: every way out names the reconcile that
+  // finishes the job.
+  const again = `npm run relay -- reconcile --source ${source.name} --since ${since.toISOString()}`;
+  try {
+    await republish(config, source, { source: source.name, since }, log);
+  } catch (err) {
+    log.error({ err, again }, 'the reconcile failed: the slot is back, run the reconcile for the same window');
+    throw err;
+  }
   if (process.exitCode === 1)
     log.error(
-      { again: `npm run relay -- reconcile --source ${source.name} --since ${since.toISOString()}` },
+      { again },
       'some messages were not stored: the slot is back, run the reconcile again for the same window',
     );
 }

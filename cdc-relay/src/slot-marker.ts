@@ -38,7 +38,8 @@ type Queryable = Pick<pg.ClientBase, 'query'>;
 
 /**
  * When the slot's events were last known to be published: the commit time of the last acknowledged transaction,
- * else when the slot was first streamed, else when its marker was made (next to the slot's creation). Undefined
+ * else when its marker was made (next to the slot's creation). Not when it was first streamed: a relay that streamed
+ * but never acknowledged (the broker down) moved the slot nowhere, so rows from the slot's creation on may be missing. Undefined
  * when there is no marker: the slot never existed here (a first install).
  */
 export async function readMarker(
@@ -46,7 +47,7 @@ export async function readMarker(
   slot: string,
 ): Promise<{ reconcileFrom: Date; streamed: boolean } | undefined> {
   const { rows } = await c.query<{ since: Date; streamed: boolean }>(
-    `SELECT COALESCE(acked_commit_time, first_streamed_at, created_at) AS since, first_streamed_at IS NOT NULL AS streamed
+    `SELECT COALESCE(acked_commit_time, created_at) AS since, first_streamed_at IS NOT NULL AS streamed
        FROM ${MARKER_TABLE} WHERE slot_name = $1`,
     [slot],
   );

@@ -141,7 +141,13 @@ describe('a refusal the broker closes the channel for', () => {
 
   it.each([
     ['406 (a CC header)', CC_REFUSAL],
-    ['403 (no write permission for the routing key)', { code: 403, text: 'ACCESS_REFUSED - write access denied' }],
+    [
+      '403 (no write permission for the routing key)',
+      {
+        code: 403,
+        text: "ACCESS_REFUSED - access to topic 'order.OrderPlaced' in exchange 'saga.events' in vhost '/' refused for user 'relay'",
+      },
+    ],
   ])(
     'sending one at a time, diverts the refused row (%s) to the invalid queue with the reply code and text, and goes on',
     (_name, refusal) => {
@@ -164,6 +170,18 @@ describe('a refusal the broker closes the channel for', () => {
       expect(f.failures).toEqual([]);
     },
   );
+
+  it('for the whole exchange (403 without a topic) is not diverted: the session fails and nothing goes to the invalid queue', () => {
+    const r = row();
+    const f = fakes({ startWindow: 1, isolateThrough: r.id });
+    txn(f, 100n, r);
+    f.sent[0]!.settle('refused', {
+      code: 403,
+      text: "ACCESS_REFUSED - access to exchange 'saga.events' in vhost '/' refused for user 'relay'",
+    });
+    expect(f.failures).toHaveLength(1);
+    expect(f.sent).toHaveLength(1);
+  });
 
   it('of another kind (404) is not diverted: the session fails', () => {
     const r = row();
