@@ -33,6 +33,12 @@ export const ServiceEnv = BaseEnv.extend({
     .string()
     .regex(/^\d+(b|kb|mb)$/)
     .default('64kb'),
+  /** A request must arrive whole within this (server.requestTimeout); it bounds receiving, so streams are not cut. */
+  HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30_000),
+  /** Its headers within this (server.headersTimeout): a slow client cannot hold a socket by trickling them. */
+  HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1000).default(10_000),
+  /** Open connections beyond this are refused (server.maxConnections). */
+  HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(2000),
 });
 
 /** A service's env schema: the shared variables plus PORT and DATABASE_URL with the service's own defaults. */
@@ -127,7 +133,11 @@ export async function runService<S extends Record<string, unknown>, C extends Se
   );
   app.use(def.routes(ctx));
   finishHttpApp(app);
-  const http = await listen(app, config.PORT);
+  const http = await listen(app, config.PORT, '0.0.0.0', {
+    requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
+    headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,
+    maxConnections: config.HTTP_MAX_CONNECTIONS,
+  });
   const port = (http.server.address() as { port: number }).port;
   const extras = def.extras ? await def.extras(ctx) : undefined;
   consumer.start();

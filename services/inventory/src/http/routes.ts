@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { Cents, Sku } from '@saga/common/contracts/catalog';
+import { Text } from '@saga/common/contracts/text';
 import { notFound } from '@saga/common/messaging/errors';
 import { parseRequest } from '@saga/common/http/app';
 import { apiRoutes, openApiDocument, type ApiOperation } from '@saga/common/http/openapi';
@@ -8,7 +9,7 @@ import type { Db } from '@saga/common/db/sql';
 import { findProduct, listProducts, upsertProduct } from '../db/stock-repository';
 
 export const PutProductBody = z.strictObject({
-  name: z.string().trim().min(1).max(200),
+  name: Text(200),
   priceCents: Cents,
   stock: z.number().int().nonnegative().max(1_000_000_000),
 });
