@@ -23,6 +23,7 @@ let env: TestEnv;
 let stack: Stack;
 let monitor: ServiceProc;
 const url = (s: 'order' | 'inventory' | 'payment' | 'monitor') => (s === 'monitor' ? monitor : stack.services[s]).url;
+const admin = (s: 'inventory' | 'payment') => stack.services[s].adminUrl;
 const saga = sagaClient(() => ({ order: url('order'), inventory: url('inventory'), payment: url('payment') }));
 
 async function count(s: 'order' | 'inventory' | 'payment', table: string): Promise<number> {
@@ -157,7 +158,7 @@ describe('HTTP bad input (property-based)', () => {
         async (productBody, accountBody) => {
           fc.pre(!PutProductBody.safeParse(productBody).success);
           expectClientError(
-            await http('PUT', `${url('inventory')}/products/p-${randomUUID()}`, JSON.stringify(productBody), {
+            await http('PUT', `${admin('inventory')}/products/p-${randomUUID()}`, JSON.stringify(productBody), {
               'content-type': 'application/json',
             }),
             [400],
@@ -173,7 +174,7 @@ describe('HTTP bad input (property-based)', () => {
             ),
           );
           expectClientError(
-            await http('PUT', `${url('payment')}/accounts/c-${randomUUID()}`, JSON.stringify(accountBody), {
+            await http('PUT', `${admin('payment')}/accounts/c-${randomUUID()}`, JSON.stringify(accountBody), {
               'content-type': 'application/json',
             }),
             [400],
@@ -185,7 +186,7 @@ describe('HTTP bad input (property-based)', () => {
     expect(await count('inventory', 'products')).toBe(products);
     expect(await count('payment', 'accounts')).toBe(accounts);
     expectClientError(
-      await http('PUT', `${url('inventory')}/products/${encodeURIComponent('bad sku!')}`, {
+      await http('PUT', `${admin('inventory')}/products/${encodeURIComponent('bad sku!')}`, {
         name: 'n',
         priceCents: 1,
         stock: 1,
@@ -240,7 +241,7 @@ const anyText = fc.oneof(
 );
 
 type Target = {
-  component: 'order' | 'inventory' | 'payment' | 'monitor';
+  component: 'order' | 'inventory' | 'payment' | 'monitor' | 'inventory-admin' | 'payment-admin';
   method: string;
   path: (t: string) => string;
   body?: (t: string) => unknown;
@@ -265,20 +266,21 @@ const TARGETS: Target[] = [
   { component: 'order', method: 'GET', path: (t) => `/orders?status=${q(t)}` },
   { component: 'order', method: 'GET', path: (t) => `/orders?limit=${q(t)}` },
   {
-    component: 'inventory',
+    component: 'inventory-admin',
     method: 'PUT',
     path: (t) => `/products/${q(t)}`,
     body: () => ({ name: 'n', priceCents: 1, stock: 1 }),
   },
   {
-    component: 'inventory',
+    component: 'inventory-admin',
     method: 'PUT',
     path: () => `/products/p-${randomUUID()}`,
     body: (t) => ({ name: t, priceCents: 1, stock: 1 }),
   },
   { component: 'inventory', method: 'GET', path: (t) => `/products/${q(t)}` },
-  { component: 'inventory', method: 'GET', path: (t) => `/products?after=${q(t)}` },
-  { component: 'payment', method: 'PUT', path: (t) => `/accounts/${q(t)}`, body: () => ({ balanceCents: 1 }) },
+  { component: 'inventory-admin', method: 'GET', path: (t) => `/products?after=${q(t)}` },
+  { component: 'payment-admin', method: 'PUT', path: (t) => `/accounts/${q(t)}`, body: () => ({ balanceCents: 1 }) },
+  { component: 'payment-admin', method: 'GET', path: (t) => `/payments?customerId=${q(t)}` },
   { component: 'payment', method: 'GET', path: (t) => `/accounts/${q(t)}` },
   { component: 'payment', method: 'GET', path: (t) => `/payments?orderId=${q(t)}` },
   { component: 'payment', method: 'GET', path: (t) => `/payments?customerId=${q(t)}` },
@@ -296,7 +298,13 @@ describe('HTTP text of any kind (property-based)', () => {
           // A path segment of '.' or '..' is resolved away by URL parsing; it names another route.
           fc.pre(text !== '.' && text !== '..');
           const body = target.body ? JSON.stringify(target.body(text)) : undefined;
-          const res = await fetch(`${url(target.component)}${target.path(text)}`, {
+          const base =
+            target.component === 'inventory-admin'
+              ? admin('inventory')
+              : target.component === 'payment-admin'
+                ? admin('payment')
+                : url(target.component);
+          const res = await fetch(`${base}${target.path(text)}`, {
             method: target.method,
             headers: { ...(body ? { 'content-type': 'application/json' } : {}), ...as('c1') },
             body,

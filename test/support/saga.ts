@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { devAuthHeader } from '@saga/common/http/dev-token';
-import { http } from './stack';
+import { adminUrlOf, http } from './stack';
 import { waitUntil } from './wait';
 
 export type OrderView = {
@@ -41,14 +41,18 @@ export function sagaClient(urls: Urls) {
     asOwnerOf: (orderId: string) => as(ownerOf.get(orderId) ?? 'nobody'),
     async product(stock: number, priceCents: number, prefix = 'sku') {
       const sku = uniq(prefix);
-      const r = await http('PUT', `${urls().inventory}/products/${sku}`, { name: `Product ${sku}`, priceCents, stock });
+      const r = await http('PUT', `${adminUrlOf(urls().inventory)}/products/${sku}`, {
+        name: `Product ${sku}`,
+        priceCents,
+        stock,
+      });
       if (r.status !== 200) throw new Error(`PUT product: ${r.status}`);
       initialStock.set(sku, stock);
       return sku;
     },
     async account(balanceCents: number) {
       const customerId = uniq('cust');
-      const r = await http('PUT', `${urls().payment}/accounts/${customerId}`, { balanceCents });
+      const r = await http('PUT', `${adminUrlOf(urls().payment)}/accounts/${customerId}`, { balanceCents });
       if (r.status !== 200) throw new Error(`PUT account: ${r.status}`);
       initialBalance.set(customerId, balanceCents);
       return customerId;
