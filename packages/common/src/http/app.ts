@@ -67,13 +67,16 @@ export function createHttpApp(log: Logger, registry: Registry, bodyLimit = '64kb
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(securityHeaders());
-  const duration = new Histogram({
-    name: 'http_request_duration_seconds',
-    help: 'HTTP request duration by route and status',
-    labelNames: ['method', 'route', 'status'] as const,
-    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [registry],
-  });
+  // One histogram per registry: a service's public and admin listeners share it.
+  const duration =
+    (registry.getSingleMetric('http_request_duration_seconds') as Histogram<'method' | 'route' | 'status'>) ??
+    new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'HTTP request duration by route and status',
+      labelNames: ['method', 'route', 'status'] as const,
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    });
   const requestContext: RequestHandler = (req, res, next) => {
     const header = req.header('x-request-id');
     req.requestId = header && /^[\w.:-]{1,128}$/.test(header) ? header : randomUUID();
