@@ -9,7 +9,7 @@ export function jsonPoster(baseUrl: string, maxSockets: number) {
   const agent = new http.Agent({ keepAlive: true, maxSockets });
   const base = new URL(baseUrl);
   return {
-    post(path: string, body: unknown): Promise<{ status: number; body: unknown }> {
+    post(path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown }> {
       const text = JSON.stringify(body);
       return new Promise((resolve, reject) => {
         const req = http.request(
@@ -19,7 +19,7 @@ export function jsonPoster(baseUrl: string, maxSockets: number) {
             port: base.port,
             path,
             method: 'POST',
-            headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
+            headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
           },
           (res) => {
             let data = '';

@@ -14,7 +14,7 @@ import { SERVICES, type ServiceName } from '@saga/common/contracts/service-names
 import { urlForDatabase } from '../scripts/lib/admin';
 import type { TestEnv } from '../test/support/env';
 import { metricValue } from '../test/support/metrics';
-import { sagaClient } from '../test/support/saga';
+import { as, sagaClient } from '../test/support/saga';
 import { startStack, type Stack } from '../test/support/stack';
 import { waitUntil } from '../test/support/wait';
 import { jsonPoster } from './http-client';
@@ -253,15 +253,19 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
       { noAck: true },
     );
 
+    // One token per customer, minted once: the order API takes the customer from it.
+    const tokens = new Map(customers.map((c) => [c, as(c)]));
     let n = 0;
     const poster = (client = jsonPoster(urls().order, Math.max(...p.conc, 256)));
     const post = (): Promise<{ status: number; orderId?: string }> => {
       const i = n++;
+      const customerId = customers[i % customers.length]!;
       return poster
-        .post('/orders', {
-          customerId: customers[i % customers.length],
-          items: [{ sku: skus[i % skus.length], quantity: 1 + (i % 3) }],
-        })
+        .post(
+          '/orders',
+          { customerId, items: [{ sku: skus[i % skus.length], quantity: 1 + (i % 3) }] },
+          tokens.get(customerId),
+        )
         .then((res) => ({ status: res.status, orderId: (res.body as { orderId?: string } | undefined)?.orderId }));
     };
 

@@ -29,17 +29,26 @@ export const SeedEnv = z.object({
         .default(`http://127.0.0.1:${8000 + i}`),
     ]),
   ) as Record<`${Uppercase<ServiceName>}_URL`, z.ZodDefault<z.ZodString>>),
+  /** The admin listeners of inventory and payment (ADMIN_PORT): the catalogue and the accounts are set there. */
+  INVENTORY_ADMIN_URL: z.string().url().default('http://127.0.0.1:8101'),
+  PAYMENT_ADMIN_URL: z.string().url().default('http://127.0.0.1:8102'),
   /** How long the seed waits for every service to be ready. */
   SEED_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
 });
 export const loadSeedConfig = (env: Record<string, string | undefined> = process.env) => parseEnv(SeedEnv, env);
 
-export const urls = (env: Record<string, string | undefined> = process.env): Record<ServiceName, string> => {
+export type Urls = Record<ServiceName, string> & { inventoryAdmin: string; paymentAdmin: string };
+
+export const urls = (env: Record<string, string | undefined> = process.env): Urls => {
   const c = loadSeedConfig(env);
-  return Object.fromEntries(SERVICES.map((s) => [s, c[`${s.toUpperCase() as Uppercase<ServiceName>}_URL`]])) as Record<
-    ServiceName,
-    string
-  >;
+  return {
+    ...(Object.fromEntries(SERVICES.map((s) => [s, c[`${s.toUpperCase() as Uppercase<ServiceName>}_URL`]])) as Record<
+      ServiceName,
+      string
+    >),
+    inventoryAdmin: c.INVENTORY_ADMIN_URL,
+    paymentAdmin: c.PAYMENT_ADMIN_URL,
+  };
 };
 
 /** Resolves when `url`/readyz answers 2xx; polls until `timeoutMs`. */
@@ -69,13 +78,13 @@ async function put(url: string, body: unknown) {
 export async function seedIfEmpty(u = urls()): Promise<number> {
   let added = 0;
   for (const p of DEMO_PRODUCTS) {
-    if ((await fetch(`${u.inventory}/products/${p.sku}`)).status !== 404) continue;
-    await put(`${u.inventory}/products/${p.sku}`, { name: p.name, priceCents: p.priceCents, stock: p.stock });
+    if ((await fetch(`${u.inventoryAdmin}/products/${p.sku}`)).status !== 404) continue;
+    await put(`${u.inventoryAdmin}/products/${p.sku}`, { name: p.name, priceCents: p.priceCents, stock: p.stock });
     added++;
   }
   for (const a of DEMO_ACCOUNTS) {
-    if ((await fetch(`${u.payment}/accounts/${a.customerId}`)).status !== 404) continue;
-    await put(`${u.payment}/accounts/${a.customerId}`, { balanceCents: a.balanceCents });
+    if ((await fetch(`${u.paymentAdmin}/accounts/${a.customerId}`)).status !== 404) continue;
+    await put(`${u.paymentAdmin}/accounts/${a.customerId}`, { balanceCents: a.balanceCents });
     added++;
   }
   return added;

@@ -2,6 +2,7 @@
  * npm run demo (against a running stack): one order that succeeds, one out of stock, one declined; prints each
  * order's timeline as it unfolds, read from the order's server-sent event stream.
  */
+import { devAuthHeader } from '@saga/common/http/dev-token';
 import { answerArgs } from '@saga/common/runtime/cli-args';
 import { SeedEnv, urls } from './demo-data';
 
@@ -14,9 +15,12 @@ answerArgs({
 const u = urls();
 
 async function follow(label: string, customerId: string, items: { sku: string; quantity: number }[]) {
+  // The order API takes the customer from a bearer token: the demo mints one of the development issuer, which a
+  // service without AUTH_ISSUER (npm start, compose) accepts.
+  const auth = devAuthHeader(customerId);
   const res = await fetch(`${u.order}/orders`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...auth },
     body: JSON.stringify({ customerId, items }),
   });
   // Errors are RFC 9457 problem details: `detail` says what went wrong, `errors` which fields.
@@ -33,7 +37,7 @@ async function follow(label: string, customerId: string, items: { sku: string; q
   const lines: string[] = [
     `${label}: order ${body.orderId} by ${customerId}: ${items.map((i) => `${i.quantity} x ${i.sku}`).join(', ')}`,
   ];
-  const stream = await fetch(`${u.order}/orders/${body.orderId}/events`);
+  const stream = await fetch(`${u.order}/orders/${body.orderId}/events`, { headers: auth });
   const reader = stream.body!.getReader();
   const decoder = new TextDecoder();
   let buf = '';

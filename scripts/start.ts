@@ -143,7 +143,13 @@ async function main() {
   for (const s of SERVICES) {
     const port = new URL(u[s]).port;
     const db = process.env[`${s.toUpperCase()}_DATABASE_URL`];
-    run(s, { ...(port ? { PORT: port } : {}), ...(db ? { DATABASE_URL: db } : {}) });
+    const admin = s === 'inventory' ? u.inventoryAdmin : s === 'payment' ? u.paymentAdmin : undefined;
+    const adminPort = admin ? new URL(admin).port : '';
+    run(s, {
+      ...(port ? { PORT: port } : {}),
+      ...(adminPort ? { ADMIN_PORT: adminPort } : {}),
+      ...(db ? { DATABASE_URL: db } : {}),
+    });
   }
   // The saga monitor (:8003 by default, MONITOR_PORT and MONITOR_DATABASE_URL to change): an observer, so nothing
   // waits for it.

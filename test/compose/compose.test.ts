@@ -17,6 +17,7 @@ import {
   type Inspect,
   type Stack,
 } from './stack';
+import { devAuthHeader } from '@saga/common/http/dev-token';
 
 const ONE_SHOTS = ['setup', 'migrate', 'seed'];
 const figures: string[] = [];
@@ -113,6 +114,8 @@ describe('docker-compose.yml on a real Docker Engine', () => {
         ORDER_URL: url(p.ORDER, ''),
         INVENTORY_URL: url(p.INVENTORY, ''),
         PAYMENT_URL: url(p.PAYMENT, ''),
+        INVENTORY_ADMIN_URL: url(p.INVENTORY_ADMIN, ''),
+        PAYMENT_ADMIN_URL: url(p.PAYMENT_ADMIN, ''),
       },
       timeoutMs: 120_000,
     }).out;
@@ -148,8 +151,9 @@ describe('docker-compose.yml on a real Docker Engine', () => {
       });
       if (!res.ok) throw new Error(`PUT ${u}: ${res.status} ${await res.text()}`);
     };
-    await put(url(p.INVENTORY, `/products/${sku}`), { name: 'Compose load', priceCents: price, stock });
-    await put(url(p.PAYMENT, `/accounts/${customer}`), { balanceCents: balance });
+    // Administration is on the admin listeners (published on loopback only).
+    await put(url(p.INVENTORY_ADMIN, `/products/${sku}`), { name: 'Compose load', priceCents: price, stock });
+    await put(url(p.PAYMENT_ADMIN, `/accounts/${customer}`), { balanceCents: balance });
 
     // 240 orders at 20/s (more than the stock: some are cancelled, which exercises the compensation); the relay is
     // killed after the 60th and started again after the 120th, so orders keep coming while it is down.
@@ -165,7 +169,8 @@ describe('docker-compose.yml on a real Docker Engine', () => {
       placed.push(
         json<{ orderId: string }>(url(p.ORDER, '/orders'), {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          // The stack's order service accepts the development issuer's tokens, as npm run demo uses them.
+          headers: { 'content-type': 'application/json', ...devAuthHeader(customer) },
           body: JSON.stringify({ customerId: customer, items: [{ sku, quantity: 1 }] }),
         }).then((r) => {
           if (r.status !== 202) throw new Error(`POST /orders: ${r.status} ${JSON.stringify(r.body)}`);

@@ -88,10 +88,20 @@ export function npmCafile(): string | undefined {
   return f && f !== 'null' && f !== 'undefined' ? f : undefined;
 }
 
-export type Ports = Record<
-  'ORDER' | 'INVENTORY' | 'PAYMENT' | 'MONITOR' | 'RELAY' | 'RABBITMQ' | 'RABBITMQ_MANAGEMENT',
-  number
->;
+const PORT_NAMES = [
+  'ORDER',
+  'INVENTORY',
+  'PAYMENT',
+  'MONITOR',
+  'ORDER_ADMIN',
+  'INVENTORY_ADMIN',
+  'PAYMENT_ADMIN',
+  'MONITOR_ADMIN',
+  'RELAY',
+  'RABBITMQ',
+  'RABBITMQ_MANAGEMENT',
+] as const;
+export type Ports = Record<(typeof PORT_NAMES)[number], number>;
 
 export type Stack = {
   project: string;
@@ -113,8 +123,7 @@ export type Inspect = {
 export async function defineStack(): Promise<Stack> {
   const project = `sagacompose${randomBytes(3).toString('hex')}`;
   const ports = {} as Ports;
-  for (const k of ['ORDER', 'INVENTORY', 'PAYMENT', 'MONITOR', 'RELAY', 'RABBITMQ', 'RABBITMQ_MANAGEMENT'] as const)
-    ports[k] = await freePort();
+  for (const k of PORT_NAMES) ports[k] = await freePort();
   const env: Record<string, string> = {
     COMPOSE_PROJECT_NAME: project,
     BIND_ADDRESS: '127.0.0.1',

@@ -15,13 +15,15 @@ import { createTestEnv, type TestEnv } from '../support/env';
 import { conformanceProblems, recorded } from '../support/openapi-conformance';
 import { metricValue } from '../support/metrics';
 import { killAll, startProcess } from '../support/process';
-import { sagaClient } from '../support/saga';
-import { http, startStack, type Stack } from '../support/stack';
+import { as, sagaClient } from '../support/saga';
+import { http, startMonitor, startStack, type ServiceProc, type Stack } from '../support/stack';
 import { waitUntil } from '../support/wait';
 
 let env: TestEnv;
 let stack: Stack;
-const url = (s: 'order' | 'inventory' | 'payment') => stack.services[s].url;
+let monitor: ServiceProc;
+const url = (s: 'order' | 'inventory' | 'payment' | 'monitor') => (s === 'monitor' ? monitor : stack.services[s]).url;
+const admin = (s: 'inventory' | 'payment') => stack.services[s].adminUrl;
 const saga = sagaClient(() => ({ order: url('order'), inventory: url('inventory'), payment: url('payment') }));
 
 async function count(s: 'order' | 'inventory' | 'payment', table: string): Promise<number> {
@@ -47,8 +49,10 @@ function expectClientError(r: { status: number; body: unknown }, allowed = [400,
 beforeAll(async () => {
   env = await createTestEnv('bad');
   stack = await startStack(env, { inventory: { CONSUMER_MAX_ATTEMPTS: '3', CONSUMER_RETRY_BASE_MS: '50' } });
+  monitor = await startMonitor(env);
 });
 afterAll(async () => {
+  await monitor?.proc.kill('SIGTERM');
   await stack?.stop();
   await killAll();
   await env?.close();
@@ -80,6 +84,7 @@ describe('HTTP bad input (property-based)', () => {
         fc.pre(!PlaceOrderBody.safeParse(body).success);
         const r = await http('POST', `${url('order')}/orders`, JSON.stringify(body), {
           'content-type': 'application/json',
+          ...as('c1'),
         });
         expectClientError(r, [400]);
       }),
@@ -99,18 +104,21 @@ describe('HTTP bad input (property-based)', () => {
         }
         fc.pre(!isJson);
         expectClientError(
-          await http('POST', `${url('order')}/orders`, text, { 'content-type': 'application/json' }),
+          await http('POST', `${url('order')}/orders`, text, { 'content-type': 'application/json', ...as('c1') }),
           [400],
         );
       }),
       { numRuns: 100 },
     );
     expectClientError(
-      await http('POST', `${url('order')}/orders`, JSON.stringify(validOrder), { 'content-type': 'text/plain' }),
+      await http('POST', `${url('order')}/orders`, JSON.stringify(validOrder), {
+        'content-type': 'text/plain',
+        ...as('c1'),
+      }),
       [415],
     );
     const huge = { ...validOrder, customerId: 'x'.repeat(200_000) };
-    expectClientError(await http('POST', `${url('order')}/orders`, huge), [413]);
+    expectClientError(await http('POST', `${url('order')}/orders`, huge, as('c1')), [413]);
   });
 
   it('bad ids and queries get a 4xx naming the field', async () => {
@@ -120,17 +128,22 @@ describe('HTTP bad input (property-based)', () => {
       fc.asyncProperty(
         fc.string({ minLength: 1, maxLength: 80 }).filter((id) => id !== '.' && id !== '..'),
         async (id) => {
-          const r = await http('GET', `${url('order')}/orders/${encodeURIComponent(id)}`);
+          const r = await http('GET', `${url('order')}/orders/${encodeURIComponent(id)}`, undefined, as('c1'));
           expectClientError(r, [400, 404]);
         },
       ),
       { numRuns: 100 },
     );
-    const r = await http<Problem>('GET', `${url('order')}/orders?limit=0&status=LOST`);
+    const r = await http<Problem>('GET', `${url('order')}/orders?limit=0&status=LOST`, undefined, as('c1'));
     expect(r.status).toBe(400);
     expect(r.body.type).toBe(PROBLEM_TYPE.validation);
     expect(r.body.errors.map((d) => d.path).sort()).toEqual(['query.limit', 'query.status']);
-    const key = await http<Problem>('POST', `${url('order')}/orders`, validOrder, { 'Idempotency-Key': 'has spaces' });
+    const key = await http<Problem>(
+      'POST',
+      `${url('order')}/orders`,
+      validOrder,
+      as('c1', { 'Idempotency-Key': 'has spaces' }),
+    );
     expect(key.status).toBe(400);
     expect(key.body.errors[0]!.path).toBe('headers.idempotency-key');
   });
@@ -145,7 +158,7 @@ describe('HTTP bad input (property-based)', () => {
         async (productBody, accountBody) => {
           fc.pre(!PutProductBody.safeParse(productBody).success);
           expectClientError(
-            await http('PUT', `${url('inventory')}/products/p-${randomUUID()}`, JSON.stringify(productBody), {
+            await http('PUT', `${admin('inventory')}/products/p-${randomUUID()}`, JSON.stringify(productBody), {
               'content-type': 'application/json',
             }),
             [400],
@@ -161,7 +174,7 @@ describe('HTTP bad input (property-based)', () => {
             ),
           );
           expectClientError(
-            await http('PUT', `${url('payment')}/accounts/c-${randomUUID()}`, JSON.stringify(accountBody), {
+            await http('PUT', `${admin('payment')}/accounts/c-${randomUUID()}`, JSON.stringify(accountBody), {
               'content-type': 'application/json',
             }),
             [400],
@@ -173,7 +186,7 @@ describe('HTTP bad input (property-based)', () => {
     expect(await count('inventory', 'products')).toBe(products);
     expect(await count('payment', 'accounts')).toBe(accounts);
     expectClientError(
-      await http('PUT', `${url('inventory')}/products/${encodeURIComponent('bad sku!')}`, {
+      await http('PUT', `${admin('inventory')}/products/${encodeURIComponent('bad sku!')}`, {
         name: 'n',
         priceCents: 1,
         stock: 1,
@@ -193,6 +206,120 @@ describe('HTTP bad input (property-based)', () => {
       expectClientError({ status: res.status, body: await res.json() }, [404]);
     }
   });
+});
+
+/**
+ * Percent-encode every UTF-16 code unit as WTF-8 bytes: a lone surrogate reaches the server as the bytes a careless
+ * encoder would send (encodeURIComponent refuses it, Buffer would send U+FFFD instead).
+ */
+function encodePathSegment(s: string): string {
+  let out = '';
+  for (const ch of s) {
+    if (/^[A-Za-z0-9_~-]$/.test(ch)) {
+      out += ch;
+      continue;
+    }
+    const cp = ch.codePointAt(0)!;
+    const bytes =
+      cp < 0x80
+        ? [cp]
+        : cp < 0x800
+          ? [0xc0 | (cp >> 6), 0x80 | (cp & 63)]
+          : cp < 0x10000
+            ? [0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63)]
+            : [0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 63), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63)];
+    out += bytes.map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+  }
+  return out;
+}
+
+/** Any text at all: full Unicode, lone surrogates and NUL included, plus the cases that broke things before. */
+const anyText = fc.oneof(
+  fc.string({ unit: 'binary', minLength: 1, maxLength: 80 }),
+  fc.string({ unit: 'binary-ascii', minLength: 1, maxLength: 20 }),
+  fc.constantFrom('\u0000', 'a\u0000b', '\ud800', 'x\udc00', '\udfff\ud800', 'sku-\u0000', 'c\ud83d'),
+);
+
+type Target = {
+  component: 'order' | 'inventory' | 'payment' | 'monitor' | 'inventory-admin' | 'payment-admin';
+  method: string;
+  path: (t: string) => string;
+  body?: (t: string) => unknown;
+};
+const q = (t: string) => encodePathSegment(t);
+const TARGETS: Target[] = [
+  {
+    component: 'order',
+    method: 'POST',
+    path: () => '/orders',
+    body: (t) => ({ customerId: t, items: [{ sku: 'sku-1', quantity: 1 }] }),
+  },
+  {
+    component: 'order',
+    method: 'POST',
+    path: () => '/orders',
+    body: (t) => ({ customerId: 'c1', items: [{ sku: t, quantity: 1 }] }),
+  },
+  { component: 'order', method: 'GET', path: (t) => `/orders/${q(t)}` },
+  { component: 'order', method: 'GET', path: (t) => `/orders/${q(t)}/events` },
+  { component: 'order', method: 'GET', path: (t) => `/orders?after=${q(t)}` },
+  { component: 'order', method: 'GET', path: (t) => `/orders?status=${q(t)}` },
+  { component: 'order', method: 'GET', path: (t) => `/orders?limit=${q(t)}` },
+  {
+    component: 'inventory-admin',
+    method: 'PUT',
+    path: (t) => `/products/${q(t)}`,
+    body: () => ({ name: 'n', priceCents: 1, stock: 1 }),
+  },
+  {
+    component: 'inventory-admin',
+    method: 'PUT',
+    path: () => `/products/p-${randomUUID()}`,
+    body: (t) => ({ name: t, priceCents: 1, stock: 1 }),
+  },
+  { component: 'inventory', method: 'GET', path: (t) => `/products/${q(t)}` },
+  { component: 'inventory-admin', method: 'GET', path: (t) => `/products?after=${q(t)}` },
+  { component: 'payment-admin', method: 'PUT', path: (t) => `/accounts/${q(t)}`, body: () => ({ balanceCents: 1 }) },
+  { component: 'payment-admin', method: 'GET', path: (t) => `/payments?customerId=${q(t)}` },
+  { component: 'payment', method: 'GET', path: (t) => `/accounts/${q(t)}` },
+  { component: 'payment', method: 'GET', path: (t) => `/payments?orderId=${q(t)}` },
+  { component: 'payment', method: 'GET', path: (t) => `/payments?customerId=${q(t)}` },
+  { component: 'monitor', method: 'GET', path: (t) => `/sagas/${q(t)}` },
+  { component: 'monitor', method: 'GET', path: (t) => `/sagas?state=${q(t)}` },
+  { component: 'monitor', method: 'GET', path: (t) => `/sagas?after=${q(t)}` },
+];
+
+describe('HTTP text of any kind (property-based)', () => {
+  it.each(TARGETS.map((t) => [`${t.component} ${t.method} ${t.path('{text}')}${t.body ? ' body' : ''}`, t] as const))(
+    '%s: full Unicode, NUL and lone surrogates get a 4xx or a valid answer, never a 5xx',
+    async (_name, target) => {
+      await fc.assert(
+        fc.asyncProperty(anyText, async (text) => {
+          // A path segment of '.' or '..' is resolved away by URL parsing; it names another route.
+          fc.pre(text !== '.' && text !== '..');
+          const body = target.body ? JSON.stringify(target.body(text)) : undefined;
+          const base =
+            target.component === 'inventory-admin'
+              ? admin('inventory')
+              : target.component === 'payment-admin'
+                ? admin('payment')
+                : url(target.component);
+          const res = await fetch(`${base}${target.path(text)}`, {
+            method: target.method,
+            headers: { ...(body ? { 'content-type': 'application/json' } : {}), ...as('c1') },
+            body,
+            signal: AbortSignal.timeout(10_000),
+          });
+          // A valid id of an order being followed opens a stream: it is not an error, so do not wait for its end.
+          if (res.headers.get('content-type')?.startsWith('text/event-stream')) return void (await res.body?.cancel());
+          const parsed: unknown = await res.json();
+          if (res.status < 400) return;
+          expectClientError({ status: res.status, body: parsed }, [400, 403, 404, 409]);
+        }),
+        { numRuns: 40 },
+      );
+    },
+  );
 });
 
 describe('bad messages', () => {
@@ -246,7 +373,9 @@ describe('bad messages', () => {
       await admin.query('GRANT UPDATE ON products TO inventory_svc');
       await admin.end();
     }
-    expect((await http('GET', `${url('order')}/orders/${orderId}`)).body).toMatchObject({ status: 'PENDING' });
+    expect((await http('GET', `${url('order')}/orders/${orderId}`, undefined, as(c))).body).toMatchObject({
+      status: 'PENDING',
+    });
     const run = async (...args: string[]) => {
       const p = startProcess('scripts/dlq.ts', { RABBITMQ_URL: env.rabbitUrl }, args);
       const { code } = await p.exited;

@@ -3,6 +3,7 @@
  * PostgreSQL and RabbitMQ. Orders stay PENDING unless a test publishes the event that moves them on.
  */
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { encodeOutboxRow } from '@saga/common/messaging/envelope-codec';
@@ -13,7 +14,10 @@ import { insertOrders } from '../../services/order/src/db/order-repository';
 import { createOrderPlacement, type Placement } from '../../services/order/src/http/order-placement';
 import { createTestEnv, type TestEnv } from '../support/env';
 import { killAll } from '../support/process';
-import { uniq } from '../support/saga';
+import { as, uniq } from '../support/saga';
+import { mintDevToken } from '@saga/common/http/dev-token';
+import { startProcess } from '../support/process';
+import { serviceEnv } from '../support/stack';
 import { http, startService, type ServiceProc } from '../support/stack';
 import { waitUntil } from '../support/wait';
 
@@ -38,7 +42,12 @@ type Page = { orders: { orderId: string; customerId: string }[]; next: string | 
 const items = [{ sku: 'sku-1', quantity: 1 }];
 
 async function place(customerId: string, headers: Record<string, string> = {}) {
-  return http<{ orderId: string; status: string }>('POST', `${order.url}/orders`, { customerId, items }, headers);
+  return http<{ orderId: string; status: string }>(
+    'POST',
+    `${order.url}/orders`,
+    { customerId, items },
+    as(customerId, headers),
+  );
 }
 
 /** Publish an event to the saga's exchange as the relay would, from the outbox row that carried it. */
@@ -79,9 +88,11 @@ describe('listing orders', () => {
       const r: { status: number; body: Page } = await http<Page>(
         'GET',
         `${order.url}/orders?limit=20${after ? `&after=${after}` : ''}`,
+        undefined,
+        as(customer),
       );
       expect(r.status).toBe(200);
-      seen.push(...r.body.orders.filter((o) => o.customerId === customer).map((o) => o.orderId));
+      seen.push(...r.body.orders.map((o) => o.orderId));
       after = r.body.next;
       if (!after) break;
     }
@@ -92,14 +103,20 @@ describe('listing orders', () => {
 
 describe('reading an order', () => {
   it('answers a status that agrees with the history it answers with', async () => {
-    const placed = await place(uniq('cust'));
+    const customer = uniq('cust');
+    const placed = await place(customer);
     expect(placed.status).toBe(202);
     const id = placed.body.orderId;
     // A writer holds order_items while it cancels the order: a read of the order that starts before the writer
     // commits and ends after it must see either none of the change or all of it.
     await admin.query('BEGIN');
     await admin.query('LOCK TABLE order_items IN ACCESS EXCLUSIVE MODE');
-    const read = http<{ status: string; history: { type: string }[] }>('GET', `${order.url}/orders/${id}`);
+    const read = http<{ status: string; history: { type: string }[] }>(
+      'GET',
+      `${order.url}/orders/${id}`,
+      undefined,
+      as(customer),
+    );
     await waitUntil(async () => (await lockWaiters()) > 0, { message: 'the read waits for the writer' });
     await admin.query("UPDATE orders SET status = 'CANCELLED', reason = 'OUT_OF_STOCK' WHERE id = $1", [id]);
     await admin.query("INSERT INTO order_history (order_id, type) VALUES ($1, 'OrderCancelled')", [id]);
@@ -125,10 +142,11 @@ async function lockWaiters(): Promise<number> {
 
 describe('following an order', () => {
   it('ends the stream of an order named in upper case once the order is final', async () => {
-    const placed = await place(uniq('cust'));
+    const customer = uniq('cust');
+    const placed = await place(customer);
     const id = placed.body.orderId;
     const abort = AbortSignal.timeout(15_000);
-    const res = await fetch(`${order.url}/orders/${id.toUpperCase()}/events`, { signal: abort });
+    const res = await fetch(`${order.url}/orders/${id.toUpperCase()}/events`, { signal: abort, headers: as(customer) });
     expect(res.status).toBe(200);
     const reader = res.body!.getReader();
     let text = '';
@@ -148,6 +166,93 @@ describe('following an order', () => {
       'OrderCancelled',
       'end',
     ]);
+  });
+});
+
+describe('order streams', () => {
+  const watches = async (orderId: string) =>
+    Number((await admin.query('SELECT count(*) AS n FROM order_watch WHERE order_id = $1', [orderId])).rows[0].n);
+  const open = (base: string, customer: string, id: string, signal?: AbortSignal) =>
+    fetch(`${base}/orders/${id}/events`, { headers: as(customer), signal });
+
+  it('shares one watch among the streams of an order, and drops it when the last one closes', async () => {
+    const customer = uniq('cust');
+    const id = (await place(customer)).body.orderId;
+    const aborts = [new AbortController(), new AbortController(), new AbortController()];
+    const streams = await Promise.all(aborts.map((a) => open(order.url, customer, id, a.signal)));
+    expect(streams.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(await watches(id)).toBe(1);
+    for (const a of aborts) a.abort();
+    await waitUntil(async () => (await watches(id)) === 0, { message: 'watch dropped' });
+  });
+
+  it('leaves nothing behind when the client leaves while its stream is being set up', async () => {
+    const limited = await startService(env, 'order', { SSE_MAX_PER_CALLER: '1' });
+    try {
+      const customer = uniq('cust');
+      const id = (await http<{ orderId: string }>('POST', `${limited.url}/orders`, { items }, as(customer))).body
+        .orderId;
+      const abort = new AbortController();
+      await admin.query('BEGIN');
+      await admin.query('LOCK TABLE order_items IN ACCESS EXCLUSIVE MODE');
+      const leaving = open(limited.url, customer, id, abort.signal).catch(() => undefined);
+      await waitUntil(async () => (await lockWaiters()) > 0, { message: 'the stream setup waits' });
+      abort.abort();
+      await leaving;
+      await admin.query('COMMIT');
+      await waitUntil(async () => (await watches(id)) === 0, { message: 'watch dropped' });
+      // Its place is free again: the caller may open its one stream.
+      const again = new AbortController();
+      expect((await open(limited.url, customer, id, again.signal)).status).toBe(200);
+      again.abort();
+    } finally {
+      await admin.query('ROLLBACK').catch(() => undefined);
+      await limited.proc.kill('SIGTERM');
+    }
+  });
+
+  it('ends the stream when the order cannot be read again after a change', async () => {
+    const customer = uniq('cust');
+    const id = (await place(customer)).body.orderId;
+    const res = await open(order.url, customer, id, AbortSignal.timeout(15_000));
+    const reader = res.body!.getReader();
+    await reader.read();
+    await admin.query('REVOKE SELECT ON order_history FROM order_svc');
+    try {
+      await publish('StockRejected', 'inventory', { orderId: id, reason: 'OUT_OF_STOCK', sku: 'sku-1' });
+      for (;;) if ((await reader.read()).done) break; // resolves only when the server ends the stream
+    } finally {
+      await admin.query('GRANT SELECT ON order_history TO order_svc');
+    }
+    await waitUntil(async () => (await watches(id)) === 0, { message: 'watch dropped' });
+  });
+
+  it('refuses streams beyond the per-caller limit with 429 and beyond the replica limit with 503', async () => {
+    const limited = await startService(env, 'order', { SSE_MAX_PER_CALLER: '2', SSE_MAX_STREAMS: '3' });
+    const aborts: AbortController[] = [];
+    try {
+      const [a, b] = [uniq('cust'), uniq('cust')];
+      const idOf = async (c: string) =>
+        (await http<{ orderId: string }>('POST', `${limited.url}/orders`, { items }, as(c))).body.orderId;
+      const [ida, idb] = [await idOf(a), await idOf(b)];
+      const openOne = (c: string, id: string) => {
+        const ab = new AbortController();
+        aborts.push(ab);
+        return open(limited.url, c, id, ab.signal);
+      };
+      expect((await openOne(a, ida)).status).toBe(200);
+      expect((await openOne(a, ida)).status).toBe(200);
+      const third = await openOne(a, ida);
+      expect(third.status).toBe(429);
+      expect(third.headers.get('retry-after')).toBeTruthy();
+      expect((await openOne(b, idb)).status).toBe(200);
+      const full = await openOne(b, idb);
+      expect(full.status).toBe(503);
+      expect(full.headers.get('retry-after')).toBeTruthy();
+    } finally {
+      for (const ab of aborts) ab.abort();
+      await limited.proc.kill('SIGTERM');
+    }
   });
 });
 
@@ -174,6 +279,102 @@ function placement(customerId: string, key?: string, hash = 'h'): Placement {
     ...(key ? { idempotency: { key, hash } } : {}),
   };
 }
+
+describe('callers', () => {
+  const list = (headers: Record<string, string>) => http<Page>('GET', `${order.url}/orders`, undefined, headers);
+
+  it('refuses a request without a valid bearer token with 401', async () => {
+    expect((await list({})).status).toBe(401);
+    expect((await list({ authorization: 'Bearer not-a-jwt' })).status).toBe(401);
+    expect((await list({ authorization: `Bearer ${mintDevToken('c1', { secret: 'x'.repeat(40) })}` })).status).toBe(
+      401,
+    );
+    expect((await list({ authorization: `Bearer ${mintDevToken('c1', { audience: 'someone-else' })}` })).status).toBe(
+      401,
+    );
+    expect(
+      (await list({ authorization: `Bearer ${mintDevToken('c1', { now: Date.now() - 7_200_000 })}` })).status,
+    ).toBe(401);
+    const res = await fetch(`${order.url}/orders`);
+    expect(res.headers.get('www-authenticate')).toMatch(/^Bearer /);
+  });
+
+  it("places orders for the token's customer only, and shows each customer only their own", async () => {
+    const [a, b] = [uniq('cust'), uniq('cust')];
+    const other = await http('POST', `${order.url}/orders`, { customerId: b, items }, as(a));
+    expect(other.status).toBe(403);
+    const mine = await http<{ orderId: string }>('POST', `${order.url}/orders`, { items }, as(a));
+    expect(mine.status).toBe(202);
+    const id = mine.body.orderId;
+    expect((await http('GET', `${order.url}/orders/${id}`, undefined, as(a))).status).toBe(200);
+    expect((await http('GET', `${order.url}/orders/${id}`, undefined, as(b))).status).toBe(404);
+    expect((await fetch(`${order.url}/orders/${id}/events`, { headers: as(b) })).status).toBe(404);
+    expect((await list(as(a))).body.orders.map((o) => o.orderId)).toEqual([id]);
+    expect((await list(as(b))).body.orders).toEqual([]);
+  });
+
+  it('answers 429 with Retry-After once a caller spends its burst, and other callers go on', async () => {
+    const limited = await startService(env, 'order', { ORDER_RATE_BURST: '3', ORDER_RATE_PER_SECOND: '0.1' });
+    try {
+      const [a, b] = [uniq('cust'), uniq('cust')];
+      const post = (c: string) =>
+        fetch(`${limited.url}/orders`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...as(c) },
+          body: JSON.stringify({ items }),
+        });
+      const statuses = [];
+      for (let i = 0; i < 4; i++) statuses.push((await post(a)).status);
+      expect(statuses).toEqual([202, 202, 202, 429]);
+      const refused = await post(a);
+      expect(refused.status).toBe(429);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect((await post(b)).status).toBe(202);
+    } finally {
+      await limited.proc.kill('SIGTERM');
+    }
+  });
+
+  it('refuses to start in production without a real token issuer', async () => {
+    const p = startProcess('services/order/src/main.ts', { ...serviceEnv(env, 'order'), NODE_ENV: 'production' });
+    const { code } = await p.exited;
+    expect(code).not.toBe(0);
+    expect(p.output()).toContain('AUTH_ISSUER');
+  });
+});
+
+describe('connections', () => {
+  it('drops a client that trickles its headers, and refuses connections beyond the cap', async () => {
+    const limited = await startService(env, 'order', {
+      HTTP_HEADERS_TIMEOUT_MS: '1000',
+      HTTP_REQUEST_TIMEOUT_MS: '2000',
+      HTTP_MAX_CONNECTIONS: '2',
+    });
+    const sockets: net.Socket[] = [];
+    const connect = () =>
+      new Promise<{ socket: net.Socket; closed: Promise<string> }>((resolve) => {
+        const socket = net.connect(limited.port, '127.0.0.1', () => resolve({ socket, closed }));
+        let got = '';
+        socket.on('data', (d) => (got += d.toString()));
+        socket.on('error', () => undefined);
+        const closed = new Promise<string>((r) => socket.on('close', () => r(got)));
+        sockets.push(socket);
+      });
+    try {
+      const slow = await connect();
+      slow.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n'); // never finishes its headers
+      expect(await slow.closed).toMatch(/^HTTP\/1\.1 408/);
+      const [a, b] = [await connect(), await connect()];
+      const third = await connect();
+      expect(await third.closed).toBe(''); // closed by the server with no answer
+      a.socket.destroy();
+      b.socket.destroy();
+    } finally {
+      for (const s of sockets) s.destroy();
+      await limited.proc.kill('SIGTERM');
+    }
+  });
+});
 
 describe('placing orders in groups', () => {
   let pool: pg.Pool;

@@ -10,7 +10,7 @@ import { postgres, rabbit } from '../support/faults';
 import { metricValue } from '../support/metrics';
 import { writeOutbox } from '../support/outbox-writer';
 import { killAll, startProcess } from '../support/process';
-import { sagaClient } from '../support/saga';
+import { as, sagaClient } from '../support/saga';
 import { http, startStack, type Stack } from '../support/stack';
 import { waitUntil } from '../support/wait';
 
@@ -112,7 +112,7 @@ describe('faults', () => {
       await waitUntil(() => progress() >= 50, { timeoutMs: 60_000 });
       await postgres('stop');
       try {
-        const down = await http<{ error: string }>('GET', `${urls().order}/orders?limit=1`);
+        const down = await http<{ error: string }>('GET', `${urls().order}/orders?limit=1`, undefined, as('c1'));
         seen503.push(down.status);
         expect(down.status).toBe(503);
         expect(JSON.stringify(down.body)).not.toMatch(/at |ECONNREFUSED|select|postgres/i);

@@ -24,7 +24,9 @@ const freePort = () =>
 
 describe('npm start', () => {
   it('one Ctrl-C stops the services, then the relay, cleanly, exit 0', async () => {
-    const [order, inventory, payment, relay, monitorPort] = [
+    const [order, inventory, payment, relay, monitorPort, inventoryAdmin, paymentAdmin] = [
+      await freePort(),
+      await freePort(),
       await freePort(),
       await freePort(),
       await freePort(),
@@ -50,6 +52,8 @@ describe('npm start', () => {
         ORDER_URL: `http://127.0.0.1:${order}`,
         INVENTORY_URL: `http://127.0.0.1:${inventory}`,
         PAYMENT_URL: `http://127.0.0.1:${payment}`,
+        INVENTORY_ADMIN_URL: `http://127.0.0.1:${inventoryAdmin}`,
+        PAYMENT_ADMIN_URL: `http://127.0.0.1:${paymentAdmin}`,
       },
     });
     let out = '';

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { http } from './stack';
+import { devAuthHeader } from '@saga/common/http/dev-token';
+import { adminUrlOf, http } from './stack';
 import { waitUntil } from './wait';
 
 export type OrderView = {
@@ -16,6 +17,12 @@ export type Urls = () => { order: string; inventory: string; payment: string };
 
 export const uniq = (p: string) => `${p}-${randomUUID().slice(0, 8)}`;
 
+/** Headers of a request to the order API as `customerId` (a token of the development issuer). */
+export const as = (customerId: string, headers: Record<string, string> = {}) => ({
+  ...devAuthHeader(customerId),
+  ...headers,
+});
+
 /**
  * Drives the saga over HTTP and remembers what it set up and placed, to check the invariants at the end:
  * initial stock = available + confirmed quantities (nothing left reserved);
@@ -25,19 +32,27 @@ export function sagaClient(urls: Urls) {
   const initialStock = new Map<string, number>();
   const initialBalance = new Map<string, number>();
   const placed: string[] = [];
+  /** Who placed each order: reads of the order API are the customer's own. */
+  const ownerOf = new Map<string, string>();
 
   const client = {
     placed,
+    /** Headers to read `orderId` as the customer who placed it. */
+    asOwnerOf: (orderId: string) => as(ownerOf.get(orderId) ?? 'nobody'),
     async product(stock: number, priceCents: number, prefix = 'sku') {
       const sku = uniq(prefix);
-      const r = await http('PUT', `${urls().inventory}/products/${sku}`, { name: `Product ${sku}`, priceCents, stock });
+      const r = await http('PUT', `${adminUrlOf(urls().inventory)}/products/${sku}`, {
+        name: `Product ${sku}`,
+        priceCents,
+        stock,
+      });
       if (r.status !== 200) throw new Error(`PUT product: ${r.status}`);
       initialStock.set(sku, stock);
       return sku;
     },
     async account(balanceCents: number) {
       const customerId = uniq('cust');
-      const r = await http('PUT', `${urls().payment}/accounts/${customerId}`, { balanceCents });
+      const r = await http('PUT', `${adminUrlOf(urls().payment)}/accounts/${customerId}`, { balanceCents });
       if (r.status !== 200) throw new Error(`PUT account: ${r.status}`);
       initialBalance.set(customerId, balanceCents);
       return customerId;
@@ -48,11 +63,12 @@ export function sagaClient(urls: Urls) {
         'POST',
         `${urls().order}/orders`,
         { customerId, items },
-        headers,
+        as(customerId, headers),
       );
       if (r.status !== 202 || r.body.status === undefined)
         throw new Error(`POST /orders: ${r.status} ${JSON.stringify(r.body)}`);
       if (!placed.includes(r.body.orderId)) placed.push(r.body.orderId);
+      ownerOf.set(r.body.orderId, customerId);
       return r.body.orderId;
     },
     /** Place, retrying while the service answers 503 or cannot be reached (a fault is being injected). */
@@ -84,7 +100,12 @@ export function sagaClient(urls: Urls) {
     async finalOrder(orderId: string, timeoutMs = 30_000): Promise<OrderView> {
       return waitUntil(
         async () => {
-          const r = await http<OrderView>('GET', `${urls().order}/orders/${orderId}`);
+          const r = await http<OrderView>(
+            'GET',
+            `${urls().order}/orders/${orderId}`,
+            undefined,
+            client.asOwnerOf(orderId),
+          );
           return r.status === 200 && r.body.status !== 'PENDING' ? r.body : undefined;
         },
         { timeoutMs, message: `order ${orderId} final` },

@@ -4,7 +4,15 @@ import { recorded } from './openapi-conformance';
 import { startProcess, type Running } from './process';
 import { waitUntil } from './wait';
 
-export type ServiceProc = { proc: Running; port: number; url: string };
+export type ServiceProc = { proc: Running; port: number; url: string; adminUrl: string };
+
+/** The admin listener of each service started here, by its public URL (product and account set-up goes there). */
+const adminUrls = new Map<string, string>();
+export function adminUrlOf(publicUrl: string): string {
+  const admin = adminUrls.get(new URL(publicUrl).origin);
+  if (!admin) throw new Error(`no admin listener known for ${publicUrl}`);
+  return admin;
+}
 export type Stack = {
   relay: Running;
   services: Record<ServiceName, ServiceProc>;
@@ -18,6 +26,7 @@ export function serviceEnv(env: TestEnv, s: ServiceName, extra: Record<string, s
     EVENTS_EXCHANGE: env.exchange,
     DATABASE_URL: env.serviceUrl(s),
     PORT: '0',
+    ADMIN_PORT: '0',
     CONSUMER_RETRY_BASE_MS: '100',
     LOG_LEVEL: 'info',
     ...extra,
@@ -58,11 +67,13 @@ async function startDeployable(name: string, vars: Record<string, string>): Prom
   if (started.level === 'fatal') throw new Error(`${name} failed to start: ${proc.output().slice(-2000)}`);
   const port = Number(started.port);
   const url = `http://127.0.0.1:${port}`;
+  const adminUrl = `http://127.0.0.1:${Number(started.adminPort)}`;
+  adminUrls.set(url, adminUrl);
   await waitUntil(async () => (await fetch(`${url}/readyz`)).status === 200, {
     message: `${name} ready`,
     timeoutMs: 30_000,
   });
-  return { proc, port, url };
+  return { proc, port, url, adminUrl };
 }
 
 export function startRelayProc(env: TestEnv, extra: Record<string, string> = {}): Running {

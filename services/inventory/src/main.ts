@@ -5,7 +5,7 @@ import { createLogger } from '@saga/common/runtime/logger';
 import { runService } from '@saga/common/runtime/service';
 import { InventoryEnv, loadConfig } from './config';
 import * as schema from './db/schema';
-import { inventoryRoutes } from './http/routes';
+import { inventoryAdminRoutes, inventoryRoutes } from './http/routes';
 import { inventoryHandler } from './messaging/handlers';
 
 async function main() {
@@ -15,6 +15,7 @@ async function main() {
     config,
     schema,
     routes: ({ db }) => inventoryRoutes(db),
+    adminRoutes: ({ db }) => inventoryAdminRoutes(db),
     handler: ({ pool, consumer, inbox }) => inventoryHandler(pool, consumer, inbox),
   });
   onShutdown(service.log, config.SHUTDOWN_TIMEOUT_MS, service.stop);

@@ -1,4 +1,5 @@
 /** The order service: takes orders and reports their state. `npm run order`. */
+import { authenticate, createVerifier } from '@saga/common/http/auth';
 import { answerArgs } from '@saga/common/runtime/cli-args';
 import { exitOnStartupError, onShutdown } from '@saga/common/runtime/lifecycle';
 import { createLogger } from '@saga/common/runtime/logger';
@@ -18,7 +19,16 @@ async function main() {
     schema,
     routes: ({ pool, log }) => {
       notifier = createOrderNotifier(config.DATABASE_URL, pool, log);
-      return orderRoutes(pool, notifier, log, config.SSE_HEARTBEAT_MS);
+      const verifier = createVerifier(config);
+      if (verifier.development)
+        log.warn('no AUTH_ISSUER: accepting tokens of the development issuer (never in production)');
+      return orderRoutes(pool, notifier, log, {
+        authenticate: authenticate(verifier),
+        heartbeatMs: config.SSE_HEARTBEAT_MS,
+        rate: { perSecond: config.ORDER_RATE_PER_SECOND, burst: config.ORDER_RATE_BURST },
+        queueMax: config.ORDER_QUEUE_MAX,
+        streams: { perCaller: config.SSE_MAX_PER_CALLER, total: config.SSE_MAX_STREAMS },
+      });
     },
     handler: ({ pool, consumer, inbox }) => orderHandler(pool, consumer, inbox),
     extras: async () => ({ stop: async () => notifier?.stop() }),

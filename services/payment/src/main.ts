@@ -5,7 +5,7 @@ import { createLogger } from '@saga/common/runtime/logger';
 import { runService } from '@saga/common/runtime/service';
 import { PaymentEnv, loadConfig } from './config';
 import * as schema from './db/schema';
-import { paymentRoutes } from './http/routes';
+import { paymentAdminRoutes, paymentRoutes } from './http/routes';
 import { paymentHandler } from './messaging/handlers';
 
 async function main() {
@@ -15,6 +15,7 @@ async function main() {
     config,
     schema,
     routes: ({ db }) => paymentRoutes(db),
+    adminRoutes: ({ db }) => paymentAdminRoutes(db),
     handler: ({ pool, consumer, inbox }) => paymentHandler(pool, consumer, config.PAYMENT_LIMIT_CENTS, inbox),
   });
   onShutdown(service.log, config.SHUTDOWN_TIMEOUT_MS, service.stop);

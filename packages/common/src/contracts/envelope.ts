@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { Identifier } from './text';
 
 /** Metadata every event carries across services: the order id as correlation id, the causing message's id. */
 export const EventHeaders = z.object({
@@ -28,5 +29,5 @@ export type Envelope = z.infer<typeof Envelope>;
 export const routingKeyFor = (aggregateType: string, type: string) => `${aggregateType}.${type}`;
 
 export const Sku = z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, dash or underscore');
-export const CustomerId = z.string().min(1).max(64);
+export const CustomerId = Identifier(64);
 export const Cents = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);

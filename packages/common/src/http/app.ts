@@ -23,6 +23,8 @@ declare module 'express-serve-static-core' {
     requestId: string;
     /** W3C context of the span this request runs in (continues the caller's `traceparent`); events it causes carry it. */
     traceparent: string;
+    /** Who called, from a verified bearer token; set by `authenticate` (http/auth) where an API requires one. */
+    caller?: { customerId: string };
   }
 }
 
@@ -65,13 +67,16 @@ export function createHttpApp(log: Logger, registry: Registry, bodyLimit = '64kb
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(securityHeaders());
-  const duration = new Histogram({
-    name: 'http_request_duration_seconds',
-    help: 'HTTP request duration by route and status',
-    labelNames: ['method', 'route', 'status'] as const,
-    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [registry],
-  });
+  // One histogram per registry: a service's public and admin listeners share it.
+  const duration =
+    (registry.getSingleMetric('http_request_duration_seconds') as Histogram<'method' | 'route' | 'status'>) ??
+    new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'HTTP request duration by route and status',
+      labelNames: ['method', 'route', 'status'] as const,
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    });
   const requestContext: RequestHandler = (req, res, next) => {
     const header = req.header('x-request-id');
     req.requestId = header && /^[\w.:-]{1,128}$/.test(header) ? header : randomUUID();
@@ -196,7 +201,14 @@ export function finishHttpApp(app: Express): void {
       );
     }
     if (typeof (err as { status?: unknown }).status === 'number' && (err as { status: number }).status < 500) {
-      return sendProblem(res, problem((err as { status: number }).status, 'the request could not be read', at(req)));
+      // Express refuses a path that is not percent-encoded UTF-8 (a lone surrogate's bytes, say) with a URIError.
+      const where = err instanceof URIError ? 'url' : 'request';
+      return sendProblem(
+        res,
+        problem((err as { status: number }).status, 'the request could not be read', at(req), {
+          errors: [{ path: where, message: where === 'url' ? 'not percent-encoded UTF-8' : 'could not be read' }],
+        }),
+      );
     }
     // Data exceptions (class 22: a NUL or a malformed character in text, a number out of range) are the request's
     // fault whatever let it through validation: the text schema should have refused it first.

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import express, { type Express, type Router } from 'express';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 
@@ -48,12 +48,27 @@ export async function listen(
   app: Express,
   port: number,
   host = '0.0.0.0',
+  limits: { requestTimeoutMs?: number; headersTimeoutMs?: number; maxConnections?: number } = {},
 ): Promise<{ server: Server; close: () => Promise<void> }> {
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(port, host, () => resolve(s));
-    s.once('error', reject);
+  const headersTimeout = Math.min(limits.headersTimeoutMs ?? 60_000, limits.requestTimeoutMs ?? 300_000);
+  const server = createServer(
+    {
+      requestTimeout: limits.requestTimeoutMs ?? 300_000,
+      // Node requires headersTimeout <= requestTimeout, and checks both only every connectionsCheckingInterval.
+      headersTimeout,
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(headersTimeout / 4))),
+    },
+    app,
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   server.keepAliveTimeout = 5000;
+  if (limits.maxConnections !== undefined) server.maxConnections = limits.maxConnections;
   return {
     server,
     close: () =>

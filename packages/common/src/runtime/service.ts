@@ -34,12 +34,25 @@ export const ServiceEnv = BaseEnv.extend({
     .string()
     .regex(/^\d+(b|kb|mb)$/)
     .default('64kb'),
+  /** A request must arrive whole within this (server.requestTimeout); it bounds receiving, so streams are not cut. */
+  HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30_000),
+  /** Its headers within this (server.headersTimeout): a slow client cannot hold a socket by trickling them. */
+  HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1000).default(10_000),
+  /** Open connections beyond this are refused (server.maxConnections). */
+  HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(2000),
 });
 
 /** A service's env schema: the shared variables plus PORT and DATABASE_URL with the service's own defaults. */
 export function serviceEnv(defaults: { port: number; databaseUrl: string }) {
   return ServiceEnv.extend({
     PORT: z.coerce.number().int().min(0).max(65535).default(defaults.port),
+    /** The admin listener: /metrics and the service's administration (never exposed to customers). */
+    ADMIN_PORT: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .default(defaults.port + 100),
     DATABASE_URL: DatabaseUrl.default(defaults.databaseUrl),
   });
 }
@@ -62,13 +75,15 @@ export type ServiceDefinition<S extends Record<string, unknown>, C extends Servi
   config: C;
   schema: S;
   routes: (ctx: ServiceContext<S, C>) => Router;
+  /** Administration (reference data, unfiltered lists), served on ADMIN_PORT only. */
+  adminRoutes?: (ctx: ServiceContext<S, C>) => Router;
   /** The service's part of the saga: what it does with each batch of the events it consumes. */
   handler: (ctx: ServiceContext<S, C>) => BatchHandler;
   /** Extra long-running parts (e.g. a LISTEN connection), started after HTTP and stopped before the pool. */
   extras?: (ctx: ServiceContext<S, C>) => Promise<{ stop: () => Promise<void> }>;
 };
 
-export type RunningService = { port: number; stop: () => Promise<void>; log: Logger };
+export type RunningService = { port: number; adminPort: number; stop: () => Promise<void>; log: Logger };
 
 /**
  * The one composition of a service: pool, HTTP app (routes + ops endpoints), consumer of its own queue.
@@ -128,8 +143,21 @@ export async function runService<S extends Record<string, unknown>, C extends Se
   );
   app.use(def.routes(ctx));
   finishHttpApp(app);
-  const http = await listen(app, config.PORT);
+  const limits = {
+    requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
+    headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,
+    maxConnections: config.HTTP_MAX_CONNECTIONS,
+  };
+  const http = await listen(app, config.PORT, '0.0.0.0', limits);
   const port = (http.server.address() as { port: number }).port;
+  // The admin listener: its own port, so that network policy (k8s) or a loopback binding (compose) keeps it from
+  // customers. Metrics and administration only; probes stay on the public port too.
+  const adminApp = createHttpApp(log, registry, config.HTTP_BODY_LIMIT);
+  adminApp.use(createOpsRouter(registry, async () => ({}), () => shuttingDown));
+  if (def.adminRoutes) adminApp.use(def.adminRoutes(ctx));
+  finishHttpApp(adminApp);
+  const admin = await listen(adminApp, config.ADMIN_PORT, '0.0.0.0', limits);
+  const adminPort = (admin.server.address() as { port: number }).port;
   const extras = def.extras ? await def.extras(ctx) : undefined;
   consumer.start();
   // A component without an outbox table in its schema (the monitor publishes nothing) has nothing to prune.
@@ -147,15 +175,17 @@ export async function runService<S extends Record<string, unknown>, C extends Se
       'OUTBOX_RETENTION_HOURS should be shorter than INBOX_RETENTION_HOURS',
     );
   }
-  log.info({ port, database: redactUrl(config.DATABASE_URL), queue: consumerName }, 'service started');
+  log.info({ port, adminPort, database: redactUrl(config.DATABASE_URL), queue: consumerName }, 'service started');
 
   return {
     port,
+    adminPort,
     log,
     async stop() {
       shuttingDown = true;
       await extras?.stop();
       await http.close();
+      await admin.close();
       await consumer.stop();
       await outboxPruner?.stop();
       await pool.end();

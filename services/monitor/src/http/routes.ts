@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
+import { Identifier } from '@saga/common/contracts/text';
 import { notFound } from '@saga/common/messaging/errors';
 import { parseRequest } from '@saga/common/http/app';
 import { apiRoutes, openApiDocument, type ApiOperation } from '@saga/common/http/openapi';
@@ -10,7 +11,7 @@ import { deadLettersOf, getSaga, listSagas, stats } from '../db/saga-repository'
 import { PAGE_HTML, PAGE_SCRIPT } from './page';
 
 const IdParams = z.object({
-  orderId: z.string().min(1).max(200).meta({ description: "The order id (the saga's correlation id)" }),
+  orderId: Identifier(200).meta({ description: "The order id (the saga's correlation id)" }),
 });
 const ListQuery = z.strictObject({
   state: z.enum(['pending', 'stuck', 'confirmed', 'cancelled']).optional().meta({

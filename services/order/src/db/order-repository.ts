@@ -217,8 +217,14 @@ export async function unwatchOrder(c: SqlClient, orderId: string, watcher: strin
 }
 
 /** Watches of a replica that ended without removing them (crash): they would only cost notifications. */
-export async function dropWatches(c: SqlClient, olderThanHours: number): Promise<void> {
-  await c.query('DELETE FROM order_watch WHERE created_at < now() - make_interval(hours => $1)', [olderThanHours]);
+export async function dropWatches(c: SqlClient, olderThanSeconds: number): Promise<void> {
+  await c.query('DELETE FROM order_watch WHERE created_at < now() - make_interval(secs => $1)', [olderThanSeconds]);
+}
+
+/** Mark the watches of live streams as live (their created_at is when they were last known alive). */
+export async function touchWatches(c: SqlClient, watchers: readonly string[]): Promise<void> {
+  if (watchers.length === 0) return;
+  await c.query('UPDATE order_watch SET created_at = now() WHERE watcher = ANY($1::uuid[])', [watchers]);
 }
 
 /** Wait for any writer holding the order's row (FOR SHARE), so that what is read next includes its change. */

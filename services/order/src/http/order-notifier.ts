@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { reconnectLoop } from '@saga/common/runtime/lifecycle';
 import type { Logger } from '@saga/common/runtime/logger';
-import { awaitWriters, dropWatches, ORDER_CHANNEL, unwatchOrder, watchOrder } from '../db/order-repository';
+import {
+  awaitWriters,
+  dropWatches,
+  ORDER_CHANNEL,
+  touchWatches,
+  unwatchOrder,
+  watchOrder,
+} from '../db/order-repository';
 
 export type OrderNotifier = {
   /**
@@ -13,8 +20,12 @@ export type OrderNotifier = {
   stop: () => Promise<void>;
 };
 
-/** Watches older than this are taken for leftovers of a replica that died; an order stream is far shorter. */
-const STALE_WATCH_HOURS = 24;
+/**
+ * Every replica marks the watches of its open streams as alive every WATCH_REFRESH_MS and drops any watch not
+ * marked for STALE_WATCH_SECONDS: the leftovers of a replica that died go within minutes, whenever it happened.
+ */
+const WATCH_REFRESH_MS = 60_000;
+const STALE_WATCH_SECONDS = 300;
 
 /**
  * One LISTEN connection per order replica. A writer of an order sends NOTIFY in its transaction only when the
@@ -55,7 +66,15 @@ export function createOrderNotifier(url: string, pool: pg.Pool, log: Logger): Or
     }
   }
   const loop = reconnectLoop(session, { what: 'order notifier', log, signal: abort.signal, capMs: 5000 });
-  dropWatches(pool, STALE_WATCH_HOURS).catch((err) => log.warn({ err }, 'could not drop stale order watches'));
+  const live = new Set<string>();
+  const upkeep = async () => {
+    await touchWatches(pool, [...live]);
+    await dropWatches(pool, STALE_WATCH_SECONDS);
+  };
+  const keepWatches = () => upkeep().catch((err) => log.warn({ err }, 'could not keep the order watches'));
+  void keepWatches();
+  const refresher = setInterval(keepWatches, WATCH_REFRESH_MS);
+  refresher.unref();
 
   return {
     async subscribe(id, onChange) {
@@ -66,7 +85,9 @@ export function createOrderNotifier(url: string, pool: pg.Pool, log: Logger): Or
       set.add(onChange);
       // A watch row per subscription: two streams of one order on this replica never remove each other's.
       const watcher = randomUUID();
+      live.add(watcher);
       const unsubscribe = async () => {
+        live.delete(watcher);
         set.delete(onChange);
         if (set.size === 0 && subscribers.get(orderId) === set) subscribers.delete(orderId);
         await unwatchOrder(pool, orderId, watcher).catch((err) =>
@@ -83,6 +104,7 @@ export function createOrderNotifier(url: string, pool: pg.Pool, log: Logger): Or
       return unsubscribe;
     },
     async stop() {
+      clearInterval(refresher);
       abort.abort();
       everyone(true);
       await client?.end().catch(() => undefined);

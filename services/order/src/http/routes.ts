@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { Router, type Request, type Response } from 'express';
+import { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
 import { CancelReason, Cents, CustomerId, OrderLine, Sku } from '@saga/common/contracts/catalog';
 import { notFound } from '@saga/common/domain/domain-error';
@@ -8,15 +8,19 @@ import { apiRoutes, openApiDocument, type ApiOperation } from '@saga/common/http
 import type pg from 'pg';
 import { decide, evolve, historyEntry, published, type Order } from '../domain/order';
 import { QueueFullError } from '@saga/common/db/group-commit';
-import { HttpProblemError, unavailable } from '@saga/common/http/http-error';
+import { forbidden, HttpProblemError, rateLimited, unavailable } from '@saga/common/http/http-error';
+import { createRateLimiter } from '@saga/common/http/rate-limit';
 import { PROBLEM_TYPE } from '@saga/common/http/problem';
 import type { Logger } from '@saga/common/runtime/logger';
-import { getOrderView, listOrders, type OrderView } from '../db/order-repository';
+import { getOrderView, listOrders } from '../db/order-repository';
 import { createOrderPlacement, OutcomeUnknownError } from './order-placement';
+import { createOrderStreams, type StreamLimits } from './order-streams';
 import type { OrderNotifier } from './order-notifier';
 
 export const PlaceOrderBody = z.strictObject({
-  customerId: CustomerId,
+  customerId: CustomerId.optional().meta({
+    description: "The bearer token's customer (its subject); another customer's id is refused with 403",
+  }),
   items: z.array(OrderLine.strict()).min(1).max(50),
 });
 /** Order ids in any case name one order; the database, and the notifications it sends, spell them in lower case. */
@@ -92,6 +96,11 @@ const OrderPage = z
   })
   .meta({ id: 'OrderPage', description: 'Orders, newest first' });
 
+const UNAUTHORIZED = {
+  description:
+    'No valid bearer token (type urn:saga:problem:unauthorized): every /orders operation needs `Authorization: Bearer <JWT>` whose subject is the customer',
+};
+
 /** The HTTP contract of the order service, for its OpenAPI document. */
 export const orderApi: ApiOperation[] = [
   {
@@ -113,7 +122,12 @@ export const orderApi: ApiOperation[] = [
           },
         },
       },
+      401: UNAUTHORIZED,
+      403: { description: 'The body names another customer than the bearer token (type urn:saga:problem:forbidden)' },
       409: { description: 'The Idempotency-Key was used with a different body (type urn:saga:problem:conflict)' },
+      429: {
+        description: 'Too many orders from this caller (type urn:saga:problem:rate-limited); retry after Retry-After',
+      },
     },
   },
   {
@@ -125,6 +139,7 @@ export const orderApi: ApiOperation[] = [
     query: ListQuery,
     responses: {
       200: { description: 'A page of orders', schema: OrderPage },
+      401: UNAUTHORIZED,
       404: { description: 'The `after` order does not exist (type urn:saga:problem:not-found)' },
     },
   },
@@ -137,7 +152,8 @@ export const orderApi: ApiOperation[] = [
     params: IdParams,
     responses: {
       200: { description: 'The order', schema: OrderViewSchema },
-      404: { description: 'No such order (type urn:saga:problem:not-found)' },
+      401: UNAUTHORIZED,
+      404: { description: "No such order of the caller's (type urn:saga:problem:not-found)" },
     },
   },
   {
@@ -164,7 +180,9 @@ export const orderApi: ApiOperation[] = [
           },
         },
       },
-      404: { description: 'No such order (type urn:saga:problem:not-found)' },
+      401: UNAUTHORIZED,
+      404: { description: "No such order of the caller's (type urn:saga:problem:not-found)" },
+      429: { description: 'The caller has SSE_MAX_PER_CALLER streams open (type urn:saga:problem:rate-limited)' },
     },
   },
 ];
@@ -179,23 +197,47 @@ export const orderOpenApi = openApiDocument(
   orderApi,
 );
 
-/** The order service's HTTP contract: place, read, list, and follow an order. */
-export function orderRoutes(pool: pg.Pool, notifier: OrderNotifier, log: Logger, heartbeatMs: number): Router {
+export type OrderRouteOptions = {
+  /** Verifies the caller's bearer token (http/auth), setting `req.caller`. */
+  authenticate: RequestHandler;
+  heartbeatMs: number;
+  rate: { perSecond: number; burst: number };
+  /** Orders waiting for a write beyond this are refused (503). */
+  queueMax: number;
+  /** Open event streams per caller (beyond: 429) and on this replica (beyond: 503). */
+  streams: StreamLimits;
+};
+
+const callerOf = (req: Request) => req.caller!.customerId;
+
+/** The order service's HTTP contract: place, read, list, and follow an order, as the caller (a customer). */
+export function orderRoutes(pool: pg.Pool, notifier: OrderNotifier, log: Logger, opts: OrderRouteOptions): Router {
   const r = Router();
+  const heartbeatMs = opts.heartbeatMs;
   r.use(apiRoutes(orderOpenApi));
+  r.use('/orders', opts.authenticate);
+  const limiter = createRateLimiter(opts.rate);
+  const streams = createOrderStreams(notifier, (id) => getOrderView(pool, id), log, opts.streams);
   // Orders placed while a write is in flight go out together in the next one: one statement and one commit for many
   // requests under load, none of them waiting when the service is idle. Each order's events carry the trace
   // context of the request that placed it, even when requests share a statement.
-  const placement = createOrderPlacement(pool, log);
+  const placement = createOrderPlacement(pool, log, { maxQueued: opts.queueMax });
 
   r.post('/orders', async (req, res) => {
     const { 'idempotency-key': key } = parseRequest(IdempotencyHeaders, req.headers, 'headers');
     const body = parseRequest(PlaceOrderBody, req.body, 'body');
-    const hash = createHash('sha256').update(JSON.stringify(body)).digest('hex');
+    const customerId = callerOf(req);
+    if (body.customerId !== undefined && body.customerId !== customerId)
+      throw forbidden('the body names another customer than the bearer token');
+    const wait = limiter.take(customerId);
+    if (wait > 0) throw rateLimited(wait);
+    const hash = createHash('sha256')
+      .update(JSON.stringify({ customerId, items: body.items }))
+      .digest('hex');
     const orderId = randomUUID();
     // The order, its items and history, and the OrderPlaced outbox row, in one local transaction (with the orders
     // of other requests placed at the same moment).
-    const events = decide(undefined, { type: 'PlaceOrder', data: { orderId, ...body } });
+    const events = decide(undefined, { type: 'PlaceOrder', data: { orderId, customerId, items: body.items } });
     const order = events.reduce<Order | undefined>(evolve, undefined)!;
     const placed = await placement
       .place({
@@ -215,108 +257,24 @@ export function orderRoutes(pool: pg.Pool, notifier: OrderNotifier, log: Logger,
 
   r.get('/orders', async (req, res) => {
     const q = parseRequest(ListQuery, req.query, 'query');
-    const rows = await listOrders(pool, q);
+    const rows = await listOrders(pool, { ...q, customerId: callerOf(req) });
     if (!rows) throw notFound('order', q.after!);
     res.json({ orders: rows, next: rows.length === q.limit ? rows[rows.length - 1]!.orderId : null });
   });
 
   r.get('/orders/:orderId', async (req, res) => {
     const { orderId } = parseRequest(IdParams, req.params, 'params');
-    const view = await getOrderView(pool, orderId);
+    const view = await getOrderView(pool, orderId, callerOf(req));
     if (!view) throw notFound('order', orderId);
     res.json(view);
   });
 
   r.get('/orders/:orderId/events', async (req, res) => {
     const { orderId } = parseRequest(IdParams, req.params, 'params');
-    // Subscribe before the first read so that no change between the two is missed; a notification that arrives
-    // while the first view is read is kept and replayed once the stream listens.
-    let missed: boolean | undefined;
-    let wake: (ending: boolean) => void = (ending) => (missed = (missed ?? false) || ending);
-    const unsubscribe = await notifier.subscribe(orderId, (ending) => wake(ending));
-    try {
-      const first = await getOrderView(pool, orderId);
-      if (!first) throw notFound('order', orderId);
-      const listen = (f: (ending: boolean) => void) => {
-        wake = f;
-        if (missed !== undefined) f(missed);
-      };
-      await streamOrder(req, res, first, () => getOrderView(pool, orderId), listen, heartbeatMs);
-    } finally {
-      await unsubscribe();
-    }
+    await streams.serve(req, res, orderId, callerOf(req), heartbeatMs);
   });
 
   return r;
-}
-
-/**
- * Server-sent events: every history entry so far, then each new one as it commits; a final `end` event with the
- * order once it is CONFIRMED or CANCELLED, then the stream closes.
- */
-async function streamOrder(
-  req: Request,
-  res: Response,
-  first: OrderView,
-  load: () => Promise<OrderView | undefined>,
-  onWake: (f: (ending: boolean) => void) => void,
-  heartbeatMs: number,
-): Promise<void> {
-  res.status(200).set({
-    'Content-Type': 'text/event-stream',
-    'Cache-Control': 'no-cache',
-    Connection: 'keep-alive',
-    'X-Accel-Buffering': 'no',
-  });
-  res.flushHeaders();
-  let sent = 0;
-  let closed = false;
-  const send = (view: OrderView) => {
-    for (; sent < view.history.length; sent++) {
-      const h = view.history[sent]!;
-      res.write(`id: ${sent + 1}\nevent: ${h.type}\ndata: ${JSON.stringify({ ...h, orderId: view.orderId })}\n\n`);
-    }
-    if (view.status !== 'PENDING') {
-      res.write(`event: end\ndata: ${JSON.stringify(view)}\n\n`);
-      return true;
-    }
-    return false;
-  };
-  if (send(first)) return void res.end();
-  await new Promise<void>((resolve) => {
-    let pending = false;
-    let running = Promise.resolve();
-    const finish = () => {
-      if (closed) return;
-      closed = true;
-      clearInterval(beat);
-      resolve();
-    };
-    const beat = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs);
-    req.on('close', finish);
-    onWake((ending) => {
-      if (ending && !closed) {
-        // This replica is stopping: the client reconnects (EventSource does) to another one.
-        res.end();
-        finish();
-        return;
-      }
-      if (pending || closed) return;
-      pending = true;
-      running = running.then(async () => {
-        pending = false;
-        try {
-          const view = await load();
-          if (!closed && view && send(view)) {
-            res.end();
-            finish();
-          }
-        } catch (err) {
-          req.log.warn({ err }, 'order stream could not reload the order');
-        }
-      });
-    });
-  });
 }
 
 /** What a client is told when its order could not be placed for a reason of the service's. */
