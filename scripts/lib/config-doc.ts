@@ -79,7 +79,7 @@ const ROWS: Row[] = [
   {
     vars: ['OUTBOX_RETENTION_HOURS'],
     meaning:
-      'how long outbox rows are kept: the window `npm run relay -- reconcile` can republish after a failover or a lost slot. Longer than the time to notice and act; shorter than `INBOX_RETENTION_HOURS`',
+      'how long outbox rows are kept: the window `npm run relay -- reconcile` can republish after a failover or a lost slot. Longer than the time to notice and act; shorter than `INBOX_RETENTION_HOURS`. The relay reads it too (keep them equal): `recover` refuses a window the services no longer keep',
   },
   { vars: ['OUTBOX_PRUNE_EVERY_MS'], meaning: 'how often older outbox rows are deleted, in batches' },
   { vars: ['HTTP_BODY_LIMIT'], meaning: 'larger request bodies get 413' },
@@ -171,6 +171,52 @@ const ROWS: Row[] = [
     vars: ['MONITOR_PORT'],
     meaning: "the monitor's port under `npm start`",
     outside: { usedBy: 'start', default: '`8003`' },
+  },
+  {
+    vars: ['HTTP_REQUEST_TIMEOUT_MS'],
+    meaning: 'a request must arrive whole within this (server.requestTimeout); streams already answering are not cut',
+  },
+  {
+    vars: ['HTTP_HEADERS_TIMEOUT_MS'],
+    meaning: 'its headers within this (server.headersTimeout): a client cannot hold a socket by trickling them',
+  },
+  { vars: ['HTTP_MAX_CONNECTIONS'], meaning: 'open connections beyond this are refused (server.maxConnections)' },
+  {
+    vars: ['ADMIN_PORT'],
+    meaning:
+      'the admin listener: `/metrics`, probes and the administration routes (catalogue, accounts, unfiltered lists); never exposed to customers (docs/security.md)',
+  },
+  {
+    vars: ['AUTH_ISSUER', 'AUTH_AUDIENCE', 'AUTH_JWKS_URL'],
+    meaning:
+      "the identity provider whose bearer tokens the order API accepts: issuer, audience and where its signing keys are. Required with `NODE_ENV=production`; unset elsewhere, the development issuer's tokens are accepted (docs/security.md)",
+  },
+  {
+    vars: ['AUTH_DEV_SECRET'],
+    meaning:
+      "the development issuer's signing key, outside production only (`npm run demo` and the tests mint tokens with it); unset: a well-known development key",
+  },
+  {
+    vars: ['SSE_MAX_PER_CALLER', 'SSE_MAX_STREAMS'],
+    meaning: 'open order event streams per caller (beyond: 429) and in all on one replica (beyond: 503)',
+  },
+  {
+    vars: ['ORDER_RATE_PER_SECOND', 'ORDER_RATE_BURST'],
+    meaning:
+      '`POST /orders` per caller: a token bucket of this burst refilled at this rate (beyond: 429 with Retry-After)',
+  },
+  {
+    vars: ['ORDER_QUEUE_MAX'],
+    meaning: 'orders waiting to be written beyond this are refused with 503 and Retry-After (load shedding)',
+  },
+  {
+    vars: ['RELAY_ORDER_PER_AGGREGATE'],
+    meaning:
+      'never publish a message of an aggregate while an earlier one of it is unconfirmed, so a refused and re-sent event cannot be overtaken by a later one (docs/relay.md)',
+  },
+  {
+    vars: ['INVENTORY_ADMIN_URL', 'PAYMENT_ADMIN_URL'],
+    meaning: "inventory's and payment's admin listeners, where the seed sets the catalogue and the accounts",
   },
   { vars: ['SEED_TIMEOUT_MS'], meaning: 'how long the seed waits for every service to be ready' },
   {
