@@ -9,7 +9,7 @@ import { Registry } from 'prom-client';
 import { createConsumer, type ConsumerOptions } from '@saga/common/messaging/consumer';
 import { encodeOutboxRow } from '@saga/common/messaging/envelope-codec';
 import { createLogger, type Logger } from '@saga/common/runtime/logger';
-import { createPool } from '@saga/common/db/pg';
+import { createPool, poolConfig } from '@saga/common/db/pg';
 import { inventoryHandler } from '../../services/inventory/src/messaging/handlers';
 import type { TestEnv } from './env';
 
@@ -47,7 +47,18 @@ export function inventoryConsumer(
   opts: Partial<ConsumerOptions> & { poolOptions?: pg.PoolConfig } = {},
 ) {
   const log: Logger = createLogger('consumer-test', process.env.TEST_LOG_LEVEL ?? 'warn');
-  const pool = createPool(databaseUrl, log, { max: 4, connectionTimeoutMillis: 2000, ...opts.poolOptions });
+  // A service's pool settings, with deadlines short enough for a test.
+  const pool = createPool(databaseUrl, log, {
+    ...poolConfig({
+      max: 4,
+      applicationName: 'consumer-test',
+      planCacheMode: 'auto',
+      queryTimeoutMs: 2000,
+      keepAliveMs: 1000,
+    }),
+    connectionTimeoutMillis: 2000,
+    ...opts.poolOptions,
+  });
   const consumer = createConsumer({
     url: env.rabbitUrl,
     exchange: env.exchange,
