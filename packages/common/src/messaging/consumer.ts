@@ -32,6 +32,8 @@ export type ConsumerOptions = {
   maxAttempts?: number;
   /** First retry delay; doubles per attempt up to 30 s. */
   retryBaseMs?: number;
+  /** Longest wait for the broker's confirm of a retry or dead-letter copy (a queue without quorum never confirms). */
+  confirmTimeoutMs?: number;
 };
 
 export type Consumer = { start: () => void; stop: () => Promise<void>; isReady: () => boolean };
@@ -70,6 +72,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         log: opts.log,
         metrics,
         policy,
+        confirmTimeoutMs: opts.confirmTimeoutMs ?? 10_000,
         ...ports,
       }),
   });

@@ -3,7 +3,6 @@
  * retry and poison-queue predicates in one place), tested alone in test/unit/failure-policy.test.ts.
  */
 import { retryDelay } from '../runtime/lifecycle';
-import { DEAD_LETTER_HEADER as DLH } from './envelope-codec';
 import { classifyError } from './errors';
 
 export type DeadLetterReason = 'invalid' | 'retries-exhausted';
@@ -25,11 +24,6 @@ export type FailurePolicy = {
   /** First retry delay; doubles per attempt up to 30 s. */
   retryBaseMs: number;
 };
-
-/** The attempts a message has already spent, as its retry header says. */
-export function attemptsSpent(headers: Record<string, unknown> | undefined): number {
-  return Number((headers ?? {})[DLH.attempt] ?? 0);
-}
 
 /** The decision for `err`, raised by the `attempt`-th try of a message (1 for the first). */
 export function decideFailure(err: unknown, attempt: number, policy: FailurePolicy): FailureDecision {

@@ -79,7 +79,18 @@ export async function assertConsumerTopology(
   for (const key of opts.routingKeys) await ch.bindQueue(names.queue, opts.exchange, key);
 }
 
-/** Promise wrapper for a confirm-channel send: resolves on the broker's ack, rejects on nack. */
+/** The client could not encode a message (amqplib throws on a NaN double, a header table too large): nothing sent. */
+export class UnencodableMessageError extends Error {
+  constructor(cause: unknown) {
+    super(`cannot encode the message: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'UnencodableMessageError';
+  }
+}
+
+/**
+ * Promise wrapper for a confirm-channel send: resolves on the broker's ack, rejects on nack, and with an
+ * UnencodableMessageError when the client cannot encode the message.
+ */
 export function sendConfirmed(
   ch: { sendToQueue: (q: string, c: Buffer, o: Options.Publish, cb: (err: unknown) => void) => boolean },
   queue: string,
@@ -87,9 +98,13 @@ export function sendConfirmed(
   options: Options.Publish,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
-    ch.sendToQueue(queue, content, options, (err) =>
-      err ? reject(err instanceof Error ? err : new Error('message nacked by broker')) : resolve(),
-    );
+    try {
+      ch.sendToQueue(queue, content, options, (err) =>
+        err ? reject(err instanceof Error ? err : new Error('message nacked by broker')) : resolve(),
+      );
+    } catch (err) {
+      reject(new UnencodableMessageError(err));
+    }
   });
 }
 

@@ -1,0 +1,98 @@
+/**
+ * A consumer whose links break in the ways networks and operators break them: a database link that goes silent
+ * (half-open: no FIN, no RST), a queue deleted under it. It goes not ready, reconnects, and loses nothing.
+ */
+import amqp from 'amqplib';
+import { consumerQueueNames } from '@saga/common/messaging/topology';
+import { createTestEnv, type TestEnv } from '../support/env';
+import {
+  appliedCount,
+  INVENTORY_QUEUE,
+  inventoryConsumer,
+  publishOrderConfirmed,
+  queueDepth,
+} from '../support/consumer-harness';
+import { startTcpProxy, throughProxy, type TcpProxy } from '../support/tcp-proxy';
+import { waitUntil } from '../support/wait';
+
+let env: TestEnv;
+let conn: amqp.ChannelModel;
+let ch: amqp.ConfirmChannel;
+let proxy: TcpProxy;
+const names = consumerQueueNames(INVENTORY_QUEUE);
+
+beforeAll(async () => {
+  env = await createTestEnv('links');
+  conn = await amqp.connect(env.rabbitUrl);
+  ch = await conn.createConfirmChannel();
+  const pgUrl = new URL(env.serviceUrl('inventory'));
+  proxy = await startTcpProxy({ host: pgUrl.hostname, port: Number(pgUrl.port || 5432) });
+});
+afterAll(async () => {
+  await conn?.close().catch(() => undefined);
+  await proxy?.close();
+  await env?.close();
+});
+
+const publish = async (n: number) => {
+  const ids = Array.from({ length: n }, () => publishOrderConfirmed(ch, env.exchange));
+  await ch.waitForConfirms();
+  return ids;
+};
+
+describe('consumer links', () => {
+  it('a half-open database link: not ready, reconnects, loses nothing', async () => {
+    const c = inventoryConsumer(env, throughProxy(env.serviceUrl('inventory'), proxy));
+    c.consumer.start();
+    try {
+      await waitUntil(() => c.consumer.isReady(), { message: 'consuming' });
+      const before = await publish(10);
+      await waitUntil(async () => (await appliedCount(env, before)) === 10, { message: 'applied before the fault' });
+      const accepted = proxy.accepted();
+      proxy.blackhole();
+      const during = await publish(20);
+      await waitUntil(() => !c.consumer.isReady(), { message: 'not ready on a silent database link' });
+      proxy.restore();
+      await waitUntil(async () => (await appliedCount(env, during)) === 20, {
+        message: 'everything applied over a new connection',
+      });
+      expect(proxy.accepted()).toBeGreaterThan(accepted);
+      await waitUntil(() => c.consumer.isReady(), { message: 'ready again' });
+      expect(await queueDepth(ch, names.dlq)).toBe(0);
+      expect(await queueDepth(ch, names.retry)).toBe(0);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('dead-letters a message whose headers cannot be encoded again as a sanitized copy, and goes on', async () => {
+    const c = inventoryConsumer(env, env.serviceUrl('inventory'));
+    c.consumer.start();
+    try {
+      await waitUntil(() => c.consumer.isReady(), { message: 'consuming' });
+      // amqplib encodes an explicit double NaN, but cannot encode the NaN it decodes (it takes it for an integer).
+      const nan = { '!': 'double', value: Number.NaN };
+      ch.publish(env.exchange, 'order.OrderConfirmed', Buffer.from('{not json'), {
+        messageId: 'nan-headers',
+        type: 'OrderConfirmed',
+        persistent: true,
+        headers: { correlationId: nan, 'x-anything': nan },
+      });
+      const good = await publish(1);
+      await waitUntil(async () => (await queueDepth(ch, names.dlq)) === 1, {
+        timeoutMs: 15_000,
+        message: 'the message in the dead-letter queue',
+      });
+      await waitUntil(async () => (await appliedCount(env, good)) === 1, { message: 'the next message applied' });
+      const parked = await ch.get(names.dlq, { noAck: true });
+      expect(parked && parked.properties.messageId).toBe('nan-headers');
+      const h = (parked as amqp.GetMessage).properties.headers ?? {};
+      expect(h['x-dead-letter-reason']).toBe('invalid');
+      expect(h['x-dead-lettered-by']).toBe(INVENTORY_QUEUE);
+      expect(Object.keys(h)).not.toEqual(expect.arrayContaining(['x-anything']));
+      expect(c.consumer.isReady()).toBe(true);
+    } finally {
+      await c.stop();
+    }
+  });
+});
