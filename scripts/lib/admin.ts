@@ -55,6 +55,8 @@ export const AdminEnv = BaseEnv.extend({
     .string()
     .regex(/^\d+\s*(ms|s|min)?$/, "a PostgreSQL duration such as '15s'")
     .default('15s'),
+  /** Length bound of the saga monitor's queue (setup's policy, drop-head): what the monitor's absence may cost. */
+  MONITOR_QUEUE_MAX_LENGTH: z.coerce.number().int().min(1000).default(100_000),
   /** The broker's management API (http://user:password@host:15672): how setup applies queue policies when set; rabbitmqctl otherwise. */
   RABBITMQ_MANAGEMENT_URL: z.string().url().optional(),
 });
