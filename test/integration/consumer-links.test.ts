@@ -95,4 +95,37 @@ describe('consumer links', () => {
       await c.stop();
     }
   });
+
+  it('a queue deleted under a running consumer: not ready, redeclared, consuming again', async () => {
+    const c = inventoryConsumer(env, env.serviceUrl('inventory'));
+    c.consumer.start();
+    try {
+      await waitUntil(() => c.consumer.isReady(), { message: 'consuming' });
+      await ch.deleteQueue(INVENTORY_QUEUE);
+      await waitUntil(() => !c.consumer.isReady(), { message: 'not ready once the broker cancelled it' });
+      await waitUntil(() => c.consumer.isReady(), { message: 'consuming again' });
+      const ids = await publish(5);
+      await waitUntil(async () => (await appliedCount(env, ids)) === 5, { message: 'applied from the new queue' });
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('a queue that exists with other arguments is used as it is', async () => {
+    await ch.deleteQueue(INVENTORY_QUEUE);
+    // As an earlier version with another CONSUMER_MAX_ATTEMPTS declared it.
+    await ch.assertQueue(INVENTORY_QUEUE, {
+      durable: true,
+      arguments: { 'x-queue-type': 'quorum', 'x-delivery-limit': 7 },
+    });
+    const c = inventoryConsumer(env, env.serviceUrl('inventory'), { maxAttempts: 9 });
+    c.consumer.start();
+    try {
+      await waitUntil(() => c.consumer.isReady(), { message: 'consuming from the existing queue' });
+      const ids = await publish(5);
+      await waitUntil(async () => (await appliedCount(env, ids)) === 5, { message: 'applied' });
+    } finally {
+      await c.stop();
+    }
+  });
 });
