@@ -40,6 +40,31 @@ export function publishOrderConfirmed(
   return id;
 }
 
+/** An order event with `data`, as the relay publishes it. Answers its message id. */
+export function publishOrderEvent(
+  ch: amqp.Channel,
+  exchange: string,
+  type: 'OrderPlaced' | 'OrderCancelled' | 'OrderConfirmed',
+  data: { orderId: string } & Record<string, unknown>,
+): string {
+  const id = randomUUID();
+  const m = encodeOutboxRow(
+    {
+      id,
+      aggregatetype: 'order',
+      aggregateid: data.orderId,
+      type,
+      payload: { version: 1, data },
+      headers: { correlationId: data.orderId },
+    },
+    'order',
+    'outbox',
+  );
+  if (!m.ok) throw new Error(m.reason);
+  ch.publish(exchange, m.routingKey, m.content, m.options);
+  return id;
+}
+
 /** The inventory service's consumer on `databaseUrl` (its own pool), with the test's settings. */
 export function inventoryConsumer(
   env: TestEnv,
