@@ -14,6 +14,7 @@ import {
 } from '../support/consumer-harness';
 import { startTcpProxy, throughProxy, type TcpProxy } from '../support/tcp-proxy';
 import { waitUntil } from '../support/wait';
+import { settleWithin } from '@saga/common/runtime/settle';
 
 let env: TestEnv;
 let conn: amqp.ChannelModel;
@@ -126,6 +127,28 @@ describe('consumer links', () => {
       await waitUntil(async () => (await appliedCount(env, ids)) === 5, { message: 'applied' });
     } finally {
       await c.stop();
+    }
+  });
+
+  it('a stop during a reconnect: the session that connects after it closes without consuming', async () => {
+    const rabbit = new URL(env.rabbitUrl);
+    const amqpProxy = await startTcpProxy({ host: rabbit.hostname, port: Number(rabbit.port || 5672) });
+    const c = inventoryConsumer(env, env.serviceUrl('inventory'), { url: throughProxy(env.rabbitUrl, amqpProxy) });
+    try {
+      c.consumer.start();
+      await waitUntil(() => c.consumer.isReady(), { message: 'consuming' });
+      const before = amqpProxy.accepted();
+      amqpProxy.stall(); // the link is lost; the reconnect's connection waits on a slow network
+      await waitUntil(() => amqpProxy.accepted() > before, { message: 'reconnecting' });
+      const stopping = c.consumer.stop();
+      amqpProxy.restore(); // the reconnect completes after the stop
+      await settleWithin(stopping, 10_000, 'stop during a reconnect');
+      await waitUntil(async () => (await ch.checkQueue(INVENTORY_QUEUE)).consumerCount === 0, {
+        message: 'no consumer left on the queue',
+      });
+    } finally {
+      await c.stop();
+      await amqpProxy.close();
     }
   });
 });

@@ -97,12 +97,14 @@ export function inventoryConsumer(
     retryBaseMs: 50,
     ...opts,
   });
+  let stopped: Promise<void> | undefined;
   return {
     consumer,
     pool,
-    async stop() {
-      await consumer.stop();
-      await pool.end();
+    /** Idempotent: a test may stop the consumer itself and still clean up in `finally`. */
+    stop() {
+      stopped ??= consumer.stop().then(() => pool.end());
+      return stopped;
     },
   };
 }

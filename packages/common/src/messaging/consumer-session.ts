@@ -143,8 +143,11 @@ export function createConsumerSession(opts: ConsumerSessionOptions) {
     const stopped = new Promise<void>((r) => (onAbort = r));
     abort.signal.addEventListener('abort', onAbort, { once: true });
     try {
-      if (!abort.signal.aborted) await consume(s);
-      await Promise.race([s.whenEnded, stopped]);
+      // A stop that came while this session connected: close it without consuming.
+      if (!abort.signal.aborted) {
+        await consume(s);
+        await Promise.race([s.whenEnded, stopped]);
+      }
       if (abort.signal.aborted && !s.ended) await finish(s);
     } finally {
       abort.signal.removeEventListener('abort', onAbort);
