@@ -151,4 +151,49 @@ describe('consumer links', () => {
       await amqpProxy.close();
     }
   });
+
+  it('a batch given up on a silent broker link ends the session: not ready, then reconnected', async () => {
+    const rabbit = new URL(env.rabbitUrl);
+    const amqpProxy = await startTcpProxy({ host: rabbit.hostname, port: Number(rabbit.port || 5672) });
+    let release!: () => void;
+    const entered = new Promise<void>((r) => (release = r));
+    let open!: () => void;
+    let gate: Promise<void> | undefined = new Promise<void>((r) => (open = r));
+    let appliedOnce = 0;
+    const c = inventoryConsumer(env, env.serviceUrl('inventory'), {
+      url: throughProxy(env.rabbitUrl, amqpProxy),
+      confirmTimeoutMs: 1000,
+      handler: {
+        types: ['OrderConfirmed'],
+        apply: async (messages) => {
+          if (gate) {
+            const g = gate;
+            gate = undefined;
+            release();
+            await g;
+            throw new Error('transient'); // its retry copy meets the silent link
+          }
+          appliedOnce += messages.length;
+          return messages.map(() => 'applied' as const);
+        },
+      },
+    });
+    try {
+      c.consumer.start();
+      await waitUntil(() => c.consumer.isReady(), { message: 'consuming' });
+      await publish(1);
+      await entered;
+      amqpProxy.blackhole();
+      open();
+      await waitUntil(() => !c.consumer.isReady(), { message: 'not ready once the batch is given up' });
+      // The network gives up on the silent connection at last: the broker returns its unacknowledged message.
+      amqpProxy.dropDead();
+      amqpProxy.restore();
+      await waitUntil(() => c.consumer.isReady(), { timeoutMs: 60_000, message: 'reconnected' });
+      await waitUntil(() => appliedOnce === 1, { message: 'the message applied after the reconnect' });
+    } finally {
+      await c.stop();
+      await amqpProxy.close();
+    }
+  });
 });

@@ -28,8 +28,10 @@ export async function startTcpProxy(target: { host: string; port: number }) {
     const link: { client: net.Socket; upstream?: net.Socket; dead: boolean } = { client, dead: mode === 'blackhole' };
     links.add(link);
     client.on('close', () => {
+      // A dead link's far side is not told (dropDead() tells it later), so it stays tracked.
+      if (link.dead) return;
       links.delete(link);
-      if (!link.dead) link.upstream?.destroy();
+      link.upstream?.destroy();
     });
     if (link.dead) return; // accepted, and silent
     const upstream = net.connect({ port: target.port, host: target.host, allowHalfOpen: true });
@@ -73,6 +75,15 @@ export async function startTcpProxy(target: { host: string; port: number }) {
     restore() {
       mode = 'forward';
       for (const client of stalled.splice(0)) if (!client.destroyed) connectUpstream(client);
+    },
+    /** Reset the connections a blackhole or a stall made useless, as a network's timeouts finally would. */
+    dropDead() {
+      for (const l of links) {
+        if (!l.dead) continue;
+        links.delete(l);
+        l.client.resetAndDestroy();
+        l.upstream?.resetAndDestroy();
+      }
     },
     /** New connections wait (a slow network); the open ones are reset (the link was lost). */
     stall() {
