@@ -66,6 +66,8 @@ export function createBatchRunner(opts: BatchRunnerOptions): BatchRunner {
   const { log, queue, handler, metrics } = opts;
   const names = consumerQueueNames(queue);
   const handled = new Set<string>(handler.types);
+  /** Messages parked in the retry or dead-letter queue and acknowledged alone. */
+  const parked = new WeakSet<ConsumeMessage>();
 
   /** Send a copy and wait for the broker's confirm, bounded: a queue that cannot confirm must not stall the loop. */
   const send = (channel: ConsumerChannel, to: string, msg: ConsumeMessage, options: Options.Publish, what: string) =>
@@ -108,6 +110,10 @@ export function createBatchRunner(opts: BatchRunnerOptions): BatchRunner {
       mlog.error({ err, attempt: decision.attempt, reason }, 'dead-lettering message');
       await deadLetter(channel, msg, { reason, error: errorMessage(err), attempt: decision.attempt }, mlog);
     }
+    // Acknowledged at once: whatever happens to the rest of its batch (an outage, a lost channel), a parked message
+    // must not come back, or its retry chain would multiply.
+    parked.add(msg);
+    channel.ack(msg);
     metrics.messages.inc({ queue, type, outcome });
     span?.end(errorMessage(err), { 'saga.outcome': outcome });
   }
@@ -233,7 +239,9 @@ export function createBatchRunner(opts: BatchRunnerOptions): BatchRunner {
         for (const v of valid) v.span.end('not settled: returned to the queue');
       }
       // Every message up to the last of this batch is settled (batches run one at a time, in delivery order).
-      channel.ack(batch[batch.length - 1]!, true);
+      // (Parked ones were acknowledged alone: the multiple ack goes to the last message that was not.)
+      const last = batch.findLast((m) => !parked.has(m));
+      if (last) channel.ack(last, true);
       end();
     },
   };
