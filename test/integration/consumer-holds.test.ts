@@ -104,14 +104,17 @@ describe("consumer facing database errors that are the environment's fault", () 
   });
   const db = () => pg.escapeIdentifier(env.databases.inventory);
   const role = () => pg.escapeIdentifier(new URL(env.serviceUrl('inventory')).username);
-  /** A transaction of the test's own holding the inbox locked: the consumer's statements wait behind it. */
-  async function lockInbox() {
+  /**
+   * A transaction of the test's own holding the reservations locked: the consumer's statements wait behind it (the
+   * inbox stays readable for the test's own checks).
+   */
+  async function lockReservations() {
     locker = new pg.Client({ connectionString: env.adminUrl('inventory') });
     await locker.connect();
     await locker.query('BEGIN');
-    await locker.query('LOCK TABLE inbox IN ACCESS EXCLUSIVE MODE');
+    await locker.query('LOCK TABLE reservations IN ACCESS EXCLUSIVE MODE');
   }
-  async function unlockInbox() {
+  async function unlockReservations() {
     await locker?.query('COMMIT');
     await locker?.end();
     locker = undefined;
@@ -146,10 +149,10 @@ describe("consumer facing database errors that are the environment's fault", () 
       'a statement timeout (57014)',
       async () => {
         await admin.query(`ALTER ROLE ${role()} IN DATABASE ${db()} SET statement_timeout = '300ms'`);
-        await lockInbox();
+        await lockReservations();
       },
       async () => {
-        await unlockInbox();
+        await unlockReservations();
         await admin.query(`ALTER ROLE ${role()} IN DATABASE ${db()} RESET statement_timeout`);
       },
     ],
@@ -157,10 +160,10 @@ describe("consumer facing database errors that are the environment's fault", () 
       'a lock timeout (55P03)',
       async () => {
         await admin.query(`ALTER ROLE ${role()} IN DATABASE ${db()} SET lock_timeout = '300ms'`);
-        await lockInbox();
+        await lockReservations();
       },
       async () => {
-        await unlockInbox();
+        await unlockReservations();
         await admin.query(`ALTER ROLE ${role()} IN DATABASE ${db()} RESET lock_timeout`);
       },
     ],

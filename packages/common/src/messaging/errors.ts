@@ -26,7 +26,6 @@ const ENVIRONMENT_CODES: readonly string[] = [
   SQLSTATE.INVALID_CATALOG_NAME, // the database is not there yet
   SQLSTATE.UNDEFINED_TABLE, // migrations not applied yet
   SQLSTATE.UNDEFINED_COLUMN,
-  SQLSTATE.INSUFFICIENT_PRIVILEGE, // a grant missing
   SQLSTATE.LOCK_NOT_AVAILABLE, // lock_timeout
   SQLSTATE.QUERY_CANCELED, // statement_timeout
 ];

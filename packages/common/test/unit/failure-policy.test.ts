@@ -55,7 +55,6 @@ describe('consumer failure policy', () => {
     ['3D000', 'database missing'],
     ['42P01', 'table missing (before migrations)'],
     ['42703', 'column missing (before migrations)'],
-    ['42501', 'privilege missing'],
     ['57014', 'statement timeout'],
     ['55P03', 'lock timeout'],
     ['57P01', 'admin shutdown'],
