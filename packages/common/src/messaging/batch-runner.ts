@@ -108,7 +108,8 @@ export function createBatchRunner(opts: BatchRunnerOptions): BatchRunner {
     if (outcome === 'dead_lettered') {
       const reason = decision.kind === 'retry' ? 'unencodable' : decision.reason;
       mlog.error({ err, attempt: decision.attempt, reason }, 'dead-lettering message');
-      await deadLetter(channel, msg, { reason, error: errorMessage(err), attempt: decision.attempt }, mlog);
+      // x-attempt on the dead-letter copy keeps its earlier meaning: the tries recorded before this one.
+      await deadLetter(channel, msg, { reason, error: errorMessage(err), attempt: decision.attempt - 1 }, mlog);
     }
     // Acknowledged at once: whatever happens to the rest of its batch (an outage, a lost channel), a parked message
     // must not come back, or its retry chain would multiply.
