@@ -48,6 +48,25 @@ export const AdminEnv = BaseEnv.extend({
   /** Command that restarts PostgreSQL when wal_level must change; by default pg_ctlcluster for a local Debian cluster. */
   PG_RESTART_COMMAND: z.string().min(1).optional(),
   MIGRATIONS_DIR: z.string().min(1).default(path.resolve(process.cwd(), 'migrations')),
+  /**
+   * statement_timeout of every service role (ALTER ROLE ... SET): the server ends a statement that runs longer, so a
+   * stuck lock or a runaway plan cannot hold a connection for ever. Shorter than the services' DB_QUERY_TIMEOUT_MS.
+   * A PostgreSQL duration ('15s', '500ms', '2min'); '0' turns it off.
+   */
+  DB_STATEMENT_TIMEOUT: z
+    .string()
+    .regex(/^\d+\s*(ms|s|min)?$/, "a PostgreSQL duration such as '15s'")
+    .default('15s'),
+  /**
+   * idle_in_transaction_session_timeout of every service role: a transaction whose client went silent (a half-open
+   * link mid-transaction) releases its locks after this, instead of blocking the retry of its own batch.
+   */
+  DB_IDLE_IN_TRANSACTION_TIMEOUT: z
+    .string()
+    .regex(/^\d+\s*(ms|s|min)?$/, "a PostgreSQL duration such as '60s'")
+    .default('60s'),
+  /** Length bound of the saga monitor's queue (setup's policy, drop-head): what the monitor's absence may cost. */
+  MONITOR_QUEUE_MAX_LENGTH: z.coerce.number().int().min(1000).default(100_000),
   /** The broker's management API (http://user:password@host:15672): how setup applies queue policies when set; rabbitmqctl otherwise. */
   RABBITMQ_MANAGEMENT_URL: z.string().url().optional(),
 });
@@ -261,6 +280,10 @@ export async function ensureRolesAndDatabases(c: AdminConfig, say: (m: string) =
     const readers = isServiceName(s) ? [q(layout.roles[s]), q(layout.relayRole)] : [q(layout.roles[s])];
     await withClient(layout.servers[s], async (client) => {
       await ensureRole(client, layout.roles[s], false, layout.passwords[s], where);
+      await client.query(`ALTER ROLE ${q(layout.roles[s])} SET statement_timeout = ${lit(c.DB_STATEMENT_TIMEOUT)}`);
+      await client.query(
+        `ALTER ROLE ${q(layout.roles[s])} SET idle_in_transaction_session_timeout = ${lit(c.DB_IDLE_IN_TRANSACTION_TIMEOUT)}`,
+      );
       if (isServiceName(s)) await ensureRole(client, layout.relayRole, true, layout.passwords.relay, where);
       const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [db]);
       if (!rowCount) {

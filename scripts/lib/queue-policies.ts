@@ -9,11 +9,16 @@ import { vhostOf } from '@saga/common/messaging/broker';
 import { queuePolicies } from '@saga/common/messaging/operator-queues';
 
 export async function applyQueuePolicies(
-  c: { RABBITMQ_URL: string; EVENTS_EXCHANGE: string; RABBITMQ_MANAGEMENT_URL?: string },
+  c: {
+    RABBITMQ_URL: string;
+    EVENTS_EXCHANGE: string;
+    RABBITMQ_MANAGEMENT_URL?: string;
+    MONITOR_QUEUE_MAX_LENGTH?: number;
+  },
   say: (m: string) => void,
 ): Promise<void> {
   const vhost = vhostOf(c.RABBITMQ_URL);
-  for (const p of queuePolicies(c.EVENTS_EXCHANGE)) {
+  for (const p of queuePolicies(c.EVENTS_EXCHANGE, c.MONITOR_QUEUE_MAX_LENGTH)) {
     if (c.RABBITMQ_MANAGEMENT_URL) {
       const base = new URL(c.RABBITMQ_MANAGEMENT_URL);
       const auth = Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString(

@@ -49,7 +49,7 @@ describe('operator queue bounds', () => {
         });
       const said: string[] = [];
       await applyQueuePolicies({ RABBITMQ_URL: env.rabbitUrl, EVENTS_EXCHANGE: env.exchange }, (m) => said.push(m));
-      expect(said).toHaveLength(2);
+      expect(said).toHaveLength(3);
 
       const policies = Object.fromEntries(
         // Not trimmed: a queue without a policy is `name<TAB>` and trimming would eat the tab of the last line.

@@ -9,7 +9,7 @@ import { Registry } from 'prom-client';
 import { createConsumer, type ConsumerOptions } from '@saga/common/messaging/consumer';
 import { encodeOutboxRow } from '@saga/common/messaging/envelope-codec';
 import { createLogger, type Logger } from '@saga/common/runtime/logger';
-import { createPool } from '@saga/common/db/pg';
+import { createPool, poolConfig } from '@saga/common/db/pg';
 import { inventoryHandler } from '../../services/inventory/src/messaging/handlers';
 import type { TestEnv } from './env';
 
@@ -40,6 +40,31 @@ export function publishOrderConfirmed(
   return id;
 }
 
+/** An order event with `data`, as the relay publishes it. Answers its message id. */
+export function publishOrderEvent(
+  ch: amqp.Channel,
+  exchange: string,
+  type: 'OrderPlaced' | 'OrderCancelled' | 'OrderConfirmed',
+  data: { orderId: string } & Record<string, unknown>,
+): string {
+  const id = randomUUID();
+  const m = encodeOutboxRow(
+    {
+      id,
+      aggregatetype: 'order',
+      aggregateid: data.orderId,
+      type,
+      payload: { version: 1, data },
+      headers: { correlationId: data.orderId },
+    },
+    'order',
+    'outbox',
+  );
+  if (!m.ok) throw new Error(m.reason);
+  ch.publish(exchange, m.routingKey, m.content, m.options);
+  return id;
+}
+
 /** The inventory service's consumer on `databaseUrl` (its own pool), with the test's settings. */
 export function inventoryConsumer(
   env: TestEnv,
@@ -47,7 +72,18 @@ export function inventoryConsumer(
   opts: Partial<ConsumerOptions> & { poolOptions?: pg.PoolConfig } = {},
 ) {
   const log: Logger = createLogger('consumer-test', process.env.TEST_LOG_LEVEL ?? 'warn');
-  const pool = createPool(databaseUrl, log, { max: 4, connectionTimeoutMillis: 2000, ...opts.poolOptions });
+  // A service's pool settings, with deadlines short enough for a test.
+  const pool = createPool(databaseUrl, log, {
+    ...poolConfig({
+      max: 4,
+      applicationName: 'consumer-test',
+      planCacheMode: 'auto',
+      queryTimeoutMs: 2000,
+      keepAliveMs: 1000,
+    }),
+    connectionTimeoutMillis: 2000,
+    ...opts.poolOptions,
+  });
   const consumer = createConsumer({
     url: env.rabbitUrl,
     exchange: env.exchange,
@@ -61,12 +97,14 @@ export function inventoryConsumer(
     retryBaseMs: 50,
     ...opts,
   });
+  let stopped: Promise<void> | undefined;
   return {
     consumer,
     pool,
-    async stop() {
-      await consumer.stop();
-      await pool.end();
+    /** Idempotent: a test may stop the consumer itself and still clean up in `finally`. */
+    stop() {
+      stopped ??= consumer.stop().then(() => pool.end());
+      return stopped;
     },
   };
 }

@@ -8,18 +8,30 @@ import net from 'node:net';
  * - `restore()`: forward again (blackholed connections stay useless, as after a real partition).
  */
 export async function startTcpProxy(target: { host: string; port: number }) {
-  let mode: 'forward' | 'cut' | 'blackhole' = 'forward';
+  let mode: 'forward' | 'cut' | 'blackhole' | 'stall' = 'forward';
+  /** Connections accepted while stalled: their bytes wait, and flow once `restore()` is called. */
+  const stalled: net.Socket[] = [];
   let accepted = 0;
   const links = new Set<{ client: net.Socket; upstream?: net.Socket; dead: boolean }>();
   const server = net.createServer({ allowHalfOpen: true }, (client) => {
     accepted++;
     client.on('error', () => undefined);
     if (mode === 'cut') return void client.resetAndDestroy();
+    if (mode === 'stall') {
+      client.pause();
+      stalled.push(client);
+      return;
+    }
+    connectUpstream(client);
+  });
+  function connectUpstream(client: net.Socket) {
     const link: { client: net.Socket; upstream?: net.Socket; dead: boolean } = { client, dead: mode === 'blackhole' };
     links.add(link);
     client.on('close', () => {
+      // A dead link's far side is not told (dropDead() tells it later), so it stays tracked.
+      if (link.dead) return;
       links.delete(link);
-      if (!link.dead) link.upstream?.destroy();
+      link.upstream?.destroy();
     });
     if (link.dead) return; // accepted, and silent
     const upstream = net.connect({ port: target.port, host: target.host, allowHalfOpen: true });
@@ -38,7 +50,8 @@ export async function startTcpProxy(target: { host: string; port: number }) {
     };
     forward(client, upstream);
     forward(upstream, client);
-  });
+    client.resume();
+  }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;
   return {
@@ -61,6 +74,25 @@ export async function startTcpProxy(target: { host: string; port: number }) {
     },
     restore() {
       mode = 'forward';
+      for (const client of stalled.splice(0)) if (!client.destroyed) connectUpstream(client);
+    },
+    /** Reset the connections a blackhole or a stall made useless, as a network's timeouts finally would. */
+    dropDead() {
+      for (const l of links) {
+        if (!l.dead) continue;
+        links.delete(l);
+        l.client.resetAndDestroy();
+        l.upstream?.resetAndDestroy();
+      }
+    },
+    /** New connections wait (a slow network); the open ones are reset (the link was lost). */
+    stall() {
+      mode = 'stall';
+      for (const l of links) {
+        l.dead = true;
+        l.client.resetAndDestroy();
+        l.upstream?.resetAndDestroy();
+      }
     },
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

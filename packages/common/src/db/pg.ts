@@ -60,7 +60,7 @@ function isConnectionErrorItself(err: unknown): boolean {
   // pg raises these as plain Errors without a code; the text is pg's own, not the server's.
   return (
     typeof msg === 'string' &&
-    /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect)/.test(
+    /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect|Query read timeout)/.test(
       msg,
     )
   );
@@ -85,6 +85,34 @@ export type PlanCacheMode = 'auto' | 'force_custom_plan';
 export const planCacheOptions = (mode: PlanCacheMode): string =>
   [process.env.PGOPTIONS, `-c plan_cache_mode=${mode}`].filter(Boolean).join(' ');
 
+/** What a service sets on each of its pools. */
+export type PoolSettings = {
+  max: number;
+  applicationName: string;
+  planCacheMode: PlanCacheMode;
+  /** Client-side deadline of each round trip (node-postgres query_timeout). */
+  queryTimeoutMs: number;
+  /** TCP keepalive: the first probe after this much silence. */
+  keepAliveMs: number;
+};
+
+/**
+ * A service pool's configuration. Every round trip has a deadline: on a half-open connection (a peer gone without a
+ * FIN or RST, a NAT or proxy that forgot the flow) a query would otherwise wait for ever, holding a consumer's batch
+ * unacknowledged and a request open. The server's own statement_timeout (set per role by setup) ends slow statements
+ * first; query_timeout catches the link that carries no answer at all. The pool then drops the client.
+ */
+export function poolConfig(s: PoolSettings): pg.PoolConfig {
+  return {
+    max: s.max,
+    application_name: s.applicationName,
+    options: planCacheOptions(s.planCacheMode),
+    query_timeout: s.queryTimeoutMs,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: s.keepAliveMs,
+  } as pg.PoolConfig;
+}
+
 /**
  * A pool whose idle-client errors are logged instead of crashing the process (node-postgres docs). With a registry,
  * every statement sent on its connections (BEGIN and COMMIT included) is counted in `db_statements_total`: round
@@ -97,13 +125,15 @@ export function createPool(
   registry?: Registry,
 ): pg.Pool {
   const pool = new pg.Pool({ connectionString, max: 10, connectionTimeoutMillis: 5000, ...options });
+  // One counter per registry, whatever the number of pools (a service has one for HTTP and one for its consumer).
   const statements =
     registry &&
-    new Counter({
-      name: 'db_statements_total',
-      help: 'Statements sent to the database (round trips)',
-      registers: [registry],
-    });
+    ((registry.getSingleMetric('db_statements_total') as Counter | undefined) ??
+      new Counter({
+        name: 'db_statements_total',
+        help: 'Statements sent to the database (round trips)',
+        registers: [registry],
+      }));
   pool.on('error', (err) => log.warn({ err }, 'idle database client failed'));
   pool.on('connect', (client) => {
     // A checked-out client whose connection dies between two queries (a transaction awaiting other work) emits

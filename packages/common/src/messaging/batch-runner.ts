@@ -4,17 +4,19 @@
  * failed in the retry or dead-letter queue as the failure policy decides, then acknowledge the batch. Works on a
  * narrow channel port, so it is tested with a fake channel.
  */
-import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
+import type { ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import { isEventType, schemaFor } from '../contracts/catalog';
 import type { Logger } from '../runtime/logger';
 import { startSpan, tracingOn, type TraceSpan } from '../runtime/tracing';
 import type { BatchHandler, Incoming } from './batch-handler';
 import { typeLabel, type ConsumerMetrics } from './consumer-metrics';
 import { declaredType, messageIdentity } from './debezium';
-import { DEAD_LETTER_HEADER as DLH, decodeMessage } from './envelope-codec';
+import { decodeMessage } from './envelope-codec';
 import { errorMessage, InvalidMessageError } from './errors';
-import { attemptsSpent, decideFailure, type FailurePolicy } from './failure-policy';
-import { consumerQueueNames, sendConfirmed, topologyNames } from './topology';
+import { decideFailure, type DeadLetterReason, type FailurePolicy } from './failure-policy';
+import { attemptsSpent, deadLetterCopy, retryCopy } from './parking';
+import { consumerQueueNames, sendConfirmed, topologyNames, UnencodableMessageError } from './topology';
+import { settleWithin } from '../runtime/settle';
 
 /** What the runner needs of a confirm channel. */
 export type ConsumerChannel = Pick<ConfirmChannel, 'sendToQueue' | 'publish' | 'ack'>;
@@ -34,6 +36,8 @@ export type BatchRunnerOptions = {
   log: Logger;
   metrics: ConsumerMetrics;
   policy: FailurePolicy;
+  /** Longest wait for the broker's confirm of a retry or dead-letter copy; past it the batch is not settled. */
+  confirmTimeoutMs: number;
   /**
    * The database is unavailable while applying a batch of `channel` (`tries` holds so far): resolve when the batch
    * should be tried again, reject to give it up. Holding keeps the messages unacknowledged on their channel, so they
@@ -46,6 +50,8 @@ export type BatchRunnerOptions = {
 };
 
 /** A valid message of a batch; `settled` once it is applied or parked, so a batch tried again skips it. */
+type DeadLetter = { reason: DeadLetterReason | 'unencodable'; error: string; attempt: number };
+
 type Valid = { msg: ConsumeMessage; incoming: Incoming; span: TraceSpan; settled?: boolean };
 
 export type BatchRunner = {
@@ -60,25 +66,31 @@ export function createBatchRunner(opts: BatchRunnerOptions): BatchRunner {
   const { log, queue, handler, metrics } = opts;
   const names = consumerQueueNames(queue);
   const handled = new Set<string>(handler.types);
+  /** Messages parked in the retry or dead-letter queue and acknowledged alone. */
+  const parked = new WeakSet<ConsumeMessage>();
 
-  async function deadLetter(channel: ConsumerChannel, msg: ConsumeMessage, reason: string, detail: string) {
-    const options = {
-      ...msg.properties,
-      persistent: true,
-      headers: {
-        ...(msg.properties.headers ?? {}),
-        [DLH.reason]: reason,
-        [DLH.error]: detail.slice(0, 1000),
-        [DLH.at]: new Date().toISOString(),
-        [DLH.originalRoutingKey]: msg.fields.routingKey,
-        [DLH.originalExchange]: msg.fields.exchange,
-        [DLH.by]: queue,
-      },
-    };
-    await sendConfirmed(channel, names.dlq, msg.content, options);
+  /** Send a copy and wait for the broker's confirm, bounded: a queue that cannot confirm must not stall the loop. */
+  const send = (channel: ConsumerChannel, to: string, msg: ConsumeMessage, options: Options.Publish, what: string) =>
+    settleWithin(sendConfirmed(channel, to, msg.content, options), opts.confirmTimeoutMs, what);
+
+  async function deadLetter(channel: ConsumerChannel, msg: ConsumeMessage, d: DeadLetter, mlog: Logger) {
+    let options = deadLetterCopy(msg, { ...d, by: queue, at: new Date() });
+    try {
+      await send(channel, names.dlq, msg, options, 'dead-letter copy');
+    } catch (err) {
+      if (!(err instanceof UnencodableMessageError)) throw err;
+      // What the message brought cannot be encoded again: park it bare rather than return it to the queue for ever.
+      mlog.warn({ err }, "dead-letter copy cannot be encoded; parking it without the message's headers");
+      options = deadLetterCopy(msg, { ...d, by: queue, at: new Date() }, true);
+      await send(channel, names.dlq, msg, options, 'dead-letter copy');
+    }
     // A report for observers (the saga monitor says which stuck saga has a message here). Best effort and after the
     // dead-letter queue has the message: a lost report loses no message, and the queue's depth gauge still alerts.
-    channel.publish(topologyNames(opts.exchange).deadLetterReports, names.dlq, msg.content, options, () => undefined);
+    try {
+      channel.publish(topologyNames(opts.exchange).deadLetterReports, names.dlq, msg.content, options, () => undefined);
+    } catch (err) {
+      mlog.warn({ err }, 'could not report a dead-lettered message');
+    }
   }
 
   /** Store a message that failed in the retry queue (backoff) or, when it never can succeed, the dead-letter queue. */
@@ -92,26 +104,38 @@ export function createBatchRunner(opts: BatchRunnerOptions): BatchRunner {
     const type = typeLabel(declaredType(msg.properties));
     const decision = decideFailure(err, attemptsSpent(msg.properties.headers) + 1, opts.policy);
     if (decision.kind === 'hold') throw new DatabaseUnavailableError(err);
-    if (decision.kind === 'dead-letter') {
-      mlog.error({ err, attempt: decision.attempt, reason: decision.reason }, 'dead-lettering message');
-      await deadLetter(channel, msg, decision.reason, errorMessage(err));
-      metrics.messages.inc({ queue, type, outcome: 'dead_lettered' });
-      span?.end(errorMessage(err), { 'saga.outcome': 'dead_lettered' });
-      return;
+    const outcome = decision.kind === 'retry' ? await retry(channel, msg, err, decision, mlog) : 'dead_lettered';
+    if (outcome === 'dead_lettered') {
+      const reason = decision.kind === 'retry' ? 'unencodable' : decision.reason;
+      mlog.error({ err, attempt: decision.attempt, reason }, 'dead-lettering message');
+      // x-attempt on the dead-letter copy keeps its earlier meaning: the tries recorded before this one.
+      await deadLetter(channel, msg, { reason, error: errorMessage(err), attempt: decision.attempt - 1 }, mlog);
     }
+    // Acknowledged at once: whatever happens to the rest of its batch (an outage, a lost channel), a parked message
+    // must not come back, or its retry chain would multiply.
+    parked.add(msg);
+    channel.ack(msg);
+    metrics.messages.inc({ queue, type, outcome });
+    span?.end(errorMessage(err), { 'saga.outcome': outcome });
+  }
+
+  /** Park a copy in the retry queue; a copy that cannot be encoded is dead-lettered instead. */
+  async function retry(
+    channel: ConsumerChannel,
+    msg: ConsumeMessage,
+    err: unknown,
+    decision: { attempt: number; delayMs: number },
+    mlog: Logger,
+  ): Promise<'retried' | 'dead_lettered'> {
     mlog.warn({ err, attempt: decision.attempt, retryInMs: decision.delayMs }, 'handler failed, will retry');
-    await sendConfirmed(channel, names.retry, msg.content, {
-      ...msg.properties,
-      persistent: true,
-      expiration: String(decision.delayMs),
-      headers: {
-        ...(msg.properties.headers ?? {}),
-        [DLH.attempt]: decision.attempt,
-        [DLH.lastError]: errorMessage(err).slice(0, 500),
-      },
-    });
-    metrics.messages.inc({ queue, type, outcome: 'retried' });
-    span?.end(errorMessage(err), { 'saga.outcome': 'retried' });
+    const options = retryCopy(msg, decision.attempt, decision.delayMs, errorMessage(err));
+    try {
+      await send(channel, names.retry, msg, options, 'retry copy');
+      return 'retried';
+    } catch (sendErr) {
+      if (sendErr instanceof UnencodableMessageError) return 'dead_lettered';
+      throw sendErr;
+    }
   }
 
   // Our relay's messages say who they are in AMQP properties, Debezium's in headers.
@@ -216,7 +240,9 @@ export function createBatchRunner(opts: BatchRunnerOptions): BatchRunner {
         for (const v of valid) v.span.end('not settled: returned to the queue');
       }
       // Every message up to the last of this batch is settled (batches run one at a time, in delivery order).
-      channel.ack(batch[batch.length - 1]!, true);
+      // (Parked ones were acknowledged alone: the multiple ack goes to the last message that was not.)
+      const last = batch.findLast((m) => !parked.has(m));
+      if (last) channel.ack(last, true);
       end();
     },
   };

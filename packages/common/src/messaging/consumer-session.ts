@@ -1,16 +1,22 @@
 /**
  * The consumer's AMQP session: connect (the broker's next node after a lost connection), declare the consumer's
  * queues, consume with a bounded prefetch into the batching pump, and start over from a clean state whenever the
- * connection ends.
+ * session ends. Everything a session holds (connection, channel, consumer tag, readiness) is its own: a stop that
+ * arrives during a reconnect acts on the session of the moment, never on one that is gone.
+ *
+ * A session ends in one place (`end`), whatever ended it: the connection closed or failed, the channel closed, the
+ * broker cancelled the consumer (its queue deleted or recreated), a batch could not be settled. `end` does not wait
+ * for amqplib to report the close: after a bounded close destroys the socket, amqplib reports nothing.
  */
-import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
+import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { routingKeyOf, type EventType } from '../contracts/catalog';
 import { backoffDelay, delay, reconnectLoop } from '../runtime/lifecycle';
 import type { Logger } from '../runtime/logger';
-import { brokerConnector, closeConnection } from './broker';
+import { brokerConnector, closeConnection, type BrokerConnection } from './broker';
 import type { BatchRunner, BatchRunnerOptions, ConsumerChannel } from './batch-runner';
 import { createPump } from './consumer-pump';
-import { assertConsumerTopology, coalesceWrites } from './topology';
+import { declareConsumerTopology } from './consumer-topology';
+import { coalesceWrites } from './topology';
 
 export type ConsumerSessionOptions = {
   url: string;
@@ -28,21 +34,26 @@ export type ConsumerSessionOptions = {
   holdCapMs?: number;
 };
 
+type Session = {
+  link: BrokerConnection;
+  channel?: ConfirmChannel;
+  consumerTag?: string;
+  ready: boolean;
+  ended: boolean;
+  end: (why: string) => void;
+  whenEnded: Promise<void>;
+};
+
 export function createConsumerSession(opts: ConsumerSessionOptions) {
   const { log, queue, prefetch, maxBatch } = opts;
   // One place in the broker's node list for this consumer: after a lost connection it moves to the next node.
   const broker = brokerConnector(opts.url);
   const routingKeys = opts.types.map(routingKeyOf);
-  let ready = false;
-  let conn: ChannelModel | undefined;
-  let ch: ConfirmChannel | undefined;
-  let consumerTag: string | undefined;
   const abort = new AbortController();
   let loop: Promise<void> | undefined;
-  /** The connection of each channel, to close it when a batch on the channel cannot be settled. */
-  const connOf = new WeakMap<ConfirmChannel, ChannelModel>();
-  /** Channels that closed: a batch held on one of them is given up (the broker returns its messages). */
-  const closedChannels = new WeakSet<ConsumerChannel>();
+  let current: Session | undefined;
+  /** The session of each channel: a batch that cannot be settled ends it. */
+  const sessionOf = new WeakMap<ConsumerChannel, Session>();
   /** A batch is held: the database is unavailable. */
   let holding = false;
 
@@ -51,7 +62,7 @@ export function createConsumerSession(opts: ConsumerSessionOptions) {
       if (!holding) log.warn({ err, queue }, 'database unavailable: holding the batch unacknowledged until it answers');
       holding = true;
       await delay(backoffDelay(tries, 200, opts.holdCapMs ?? 5_000), abort.signal);
-      if (abort.signal.aborted || closedChannels.has(channel))
+      if (abort.signal.aborted || sessionOf.get(channel)?.ended !== false)
         throw new Error('gave up a held batch: the consumer is stopping or its channel closed');
     },
     released() {
@@ -64,61 +75,106 @@ export function createConsumerSession(opts: ConsumerSessionOptions) {
     {
       runBatch: (channel, batch) => runner.run(channel, batch),
       abandon(channel, err, size) {
-        // Not settled (a retry or dead-letter send failed, or a held batch was given up). Closing the channel
-        // returns every unacknowledged message to the queue; the session reconnects after a backoff and the inbox
-        // drops what was already applied.
+        // Not settled (a retry or dead-letter send failed, or a held batch was given up). Ending the session closes
+        // the connection, which returns every unacknowledged message to the queue; the next session starts clean and
+        // the inbox drops what was already applied.
         log.warn({ err, size }, 'could not settle batch; returning it to the queue and reconnecting');
-        // Closing the whole connection, bounded: on a half-open link amqplib's close never settles, and a pump
-        // awaiting it would never run again (the consumer would look ready and apply nothing).
-        void closeConnection(connOf.get(channel));
+        sessionOf.get(channel)?.end('a batch could not be settled');
       },
     },
     { maxBatch, batchIntervalMs: opts.batchIntervalMs },
   );
 
-  function onMessage(channel: ConfirmChannel, msg: ConsumeMessage | null) {
-    if (!msg) return; // consumer cancelled by the broker (queue deleted): the close handler reconnects
-    pump.push(channel, msg);
+  function open(link: BrokerConnection): Session {
+    let resolve!: () => void;
+    const s: Session = {
+      link,
+      ready: false,
+      ended: false,
+      whenEnded: new Promise<void>((r) => (resolve = r)),
+      end(why) {
+        if (s.ended) return;
+        s.ended = true;
+        s.ready = false;
+        if (s.channel) pump.drop(s.channel);
+        if (!abort.signal.aborted) log.warn({ queue, why }, 'broker session ended; reconnecting');
+        resolve();
+        // Bounded: on a half-open link amqplib's close never settles.
+        void closeConnection(link);
+      },
+    };
+    link.on('close', () => s.end('connection closed'));
+    link.on('error', (err: unknown) => log.warn({ err }, 'broker connection error'));
+    return s;
   }
 
-  async function session(): Promise<void> {
-    const link = await broker.connect({ clientProperties: { connection_name: `consumer ${queue}` } });
-    conn = link;
-    coalesceWrites(conn);
-    const closed = new Promise<void>((resolve) => {
-      conn!.on('close', () => resolve());
-      conn!.on('error', (err: unknown) => log.warn({ err }, 'broker connection error'));
-    });
-    let channel: ConfirmChannel;
-    try {
-      channel = await conn.createConfirmChannel();
-    } catch (err) {
-      await closeConnection(link);
-      throw err;
-    }
-    connOf.set(channel, link);
-    ch = channel;
+  async function consume(s: Session): Promise<void> {
+    const channel = await s.link.createConfirmChannel();
+    s.channel = channel;
+    sessionOf.set(channel, s);
     channel.on('error', (err: unknown) => log.warn({ err }, 'broker channel error'));
-    channel.on('close', () => {
-      ready = false;
-      closedChannels.add(channel);
-      // Unsettled messages of a closed channel come back from the broker; drop them here.
-      pump.drop(channel);
-      if (!abort.signal.aborted) void closeConnection(link);
-    });
-    await assertConsumerTopology(channel, {
+    channel.on('close', () => s.end('channel closed'));
+    await declareConsumerTopology(s.link, {
       exchange: opts.exchange,
       queue,
       routingKeys,
       deliveryLimit: opts.deliveryLimit,
+      log,
     });
     await channel.prefetch(prefetch);
-    const reply = await channel.consume(queue, (msg) => onMessage(channel, msg), { noAck: false });
-    consumerTag = reply.consumerTag;
-    ready = true;
-    log.info({ queue, routingKeys, prefetch, maxBatch, broker: link.brokerAddress }, 'consuming');
-    await closed;
-    ready = false;
+    if (abort.signal.aborted || s.ended) return;
+    const reply = await channel.consume(
+      queue,
+      // null: the broker cancelled the consumer (the queue was deleted or recreated): start over, redeclaring it.
+      (msg) => (msg ? pump.push(channel, msg) : s.end('consumer cancelled by the broker')),
+      { noAck: false },
+    );
+    s.consumerTag = reply.consumerTag;
+    s.ready = !s.ended;
+    log.info({ queue, routingKeys, prefetch, maxBatch, broker: s.link.brokerAddress }, 'consuming');
+  }
+
+  async function session(): Promise<void> {
+    const link = await broker.connect({ clientProperties: { connection_name: `consumer ${queue}` } });
+    const s = open(link);
+    current = s;
+    coalesceWrites(link);
+    let onAbort!: () => void;
+    const stopped = new Promise<void>((r) => (onAbort = r));
+    abort.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      // A stop that came while this session connected: close it without consuming.
+      if (!abort.signal.aborted) {
+        await consume(s);
+        await Promise.race([s.whenEnded, stopped]);
+      }
+      if (abort.signal.aborted && !s.ended) await finish(s);
+    } finally {
+      abort.signal.removeEventListener('abort', onAbort);
+      s.end('session over');
+      if (current === s) current = undefined;
+    }
+  }
+
+  /** A clean stop of a live session: no new deliveries, apply and acknowledge what was delivered, then close. */
+  async function finish(s: Session): Promise<void> {
+    s.ready = false;
+    try {
+      if (s.channel && s.consumerTag) await s.channel.cancel(s.consumerTag);
+    } catch {
+      /* channel already gone */
+    }
+    // Finish what was delivered before the cancel: every buffered message is applied and acknowledged.
+    await pump.drain();
+    try {
+      // A round trip first: the broker has then processed every ack sent before it, so closing returns nothing
+      // that was already handled to the queue.
+      await s.channel?.checkQueue(queue);
+      await s.channel?.close();
+    } catch {
+      /* channel already gone */
+    }
+    await closeConnection(s.link, 5_000);
   }
 
   return {
@@ -127,25 +183,10 @@ export function createConsumerSession(opts: ConsumerSessionOptions) {
     },
     async stop() {
       abort.abort();
-      ready = false;
-      try {
-        if (ch && consumerTag) await ch.cancel(consumerTag);
-      } catch {
-        /* channel already gone */
-      }
-      // Finish what was delivered before the cancel: every buffered message is applied and acknowledged.
-      await pump.drain();
-      try {
-        // A round trip first: the broker has then processed every ack sent before it, so closing returns nothing
-        // that was already handled to the queue.
-        await ch?.checkQueue(queue);
-        await ch?.close();
-      } catch {
-        /* channel already gone */
-      }
-      await closeConnection(conn, 5_000);
       await loop;
+      // A batch of a session that ended before the stop may still be running: it settles or gives up.
+      await pump.drain();
     },
-    isReady: () => ready && !holding,
+    isReady: () => current?.ready === true && !holding,
   };
 }

@@ -32,7 +32,12 @@ export type ConsumerOptions = {
   maxAttempts?: number;
   /** First retry delay; doubles per attempt up to 30 s. */
   retryBaseMs?: number;
+  /** Longest wait for the broker's confirm of a retry or dead-letter copy (a queue without quorum never confirms). */
+  confirmTimeoutMs?: number;
 };
+
+/** The work queue's x-delivery-limit (the value earlier versions derived from the default of 5 attempts). */
+export const DELIVERY_LIMIT = 20;
 
 export type Consumer = { start: () => void; stop: () => Promise<void>; isReady: () => boolean };
 
@@ -61,7 +66,9 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     prefetch,
     maxBatch: Math.min(opts.maxBatch ?? prefetch, prefetch),
     batchIntervalMs: opts.batchIntervalMs ?? 0,
-    deliveryLimit: maxAttempts * 4,
+    // Not derived from maxAttempts: a queue argument cannot change on an existing queue, and the limit only catches
+    // a message that keeps crashing the process before it is acknowledged (failures never spend deliveries).
+    deliveryLimit: DELIVERY_LIMIT,
     runner: (ports) =>
       createBatchRunner({
         queue: opts.queue,
@@ -70,6 +77,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         log: opts.log,
         metrics,
         policy,
+        confirmTimeoutMs: opts.confirmTimeoutMs ?? 10_000,
         ...ports,
       }),
   });

@@ -2,15 +2,16 @@
  * What a consumer does with a message that failed: a pure decision over the error and the attempt it was (watermill's
  * retry and poison-queue predicates in one place), tested alone in test/unit/failure-policy.test.ts.
  */
-import { isConnectionError } from '../db/pg';
 import { retryDelay } from '../runtime/lifecycle';
-import { DEAD_LETTER_HEADER as DLH } from './envelope-codec';
 import { classifyError } from './errors';
 
 export type DeadLetterReason = 'invalid' | 'retries-exhausted';
 
 export type FailureDecision =
-  /** Not the message's fault (the database is unreachable): keep it unsettled, spend no attempt, try again later. */
+  /**
+   * Not the message's fault (the database is unreachable, read-only, full, not migrated, timing out): keep it
+   * unsettled, spend no attempt, try again later.
+   */
   | { kind: 'hold' }
   /** Park it in the retry queue for `delayMs`; `attempt` is the attempt that just failed (1 for the first). */
   | { kind: 'retry'; attempt: number; delayMs: number }
@@ -24,15 +25,11 @@ export type FailurePolicy = {
   retryBaseMs: number;
 };
 
-/** The attempts a message has already spent, as its retry header says. */
-export function attemptsSpent(headers: Record<string, unknown> | undefined): number {
-  return Number((headers ?? {})[DLH.attempt] ?? 0);
-}
-
 /** The decision for `err`, raised by the `attempt`-th try of a message (1 for the first). */
 export function decideFailure(err: unknown, attempt: number, policy: FailurePolicy): FailureDecision {
-  if (isConnectionError(err)) return { kind: 'hold' };
-  if (classifyError(err) === 'dead-letter') return { kind: 'dead-letter', attempt, reason: 'invalid' };
+  const disposition = classifyError(err);
+  if (disposition === 'hold') return { kind: 'hold' };
+  if (disposition === 'dead-letter') return { kind: 'dead-letter', attempt, reason: 'invalid' };
   if (attempt >= policy.maxAttempts) return { kind: 'dead-letter', attempt, reason: 'retries-exhausted' };
   return { kind: 'retry', attempt, delayMs: retryDelay(attempt, policy.retryBaseMs) };
 }

@@ -19,16 +19,32 @@ import { consumerQueueOf, type DatabaseOwner } from '../contracts/service-names'
 export const QUEUE_BOUNDS = {
   unroutable: { 'max-length': 10_000, 'message-ttl': 86_400_000, overflow: 'drop-head' },
   operator: { 'max-length': 10_000, overflow: 'drop-head' },
+  /**
+   * The monitor's queue is bound to every event. The monitor is an observer: while it is down or not deployed its
+   * queue must not grow until the broker's memory or disk alarm blocks every publisher (the relay with them, and so
+   * the saga). Past the bound the oldest event goes (drop-head, never reject-publish: the relay would take a nack
+   * for a failed publish and send again). The policy wins over the queue's own x-overflow argument.
+   */
+  observer: { 'max-length': 100_000, overflow: 'drop-head' },
 } as const;
+
+/** The queue of the saga monitor: an observer, bounded by its own policy. */
+export const OBSERVER_QUEUE_PATTERN = '^monitor\\.events$';
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** The policies setup applies to the broker's vhost: name, queue-name pattern, definition. */
 export function queuePolicies(
   exchange: string,
+  observerMaxLength: number = QUEUE_BOUNDS.observer['max-length'],
 ): { name: string; pattern: string; definition: Record<string, string | number> }[] {
   const t = topologyNames(exchange);
   return [
+    {
+      name: 'saga-observer-bound',
+      pattern: OBSERVER_QUEUE_PATTERN,
+      definition: { ...QUEUE_BOUNDS.observer, 'max-length': observerMaxLength },
+    },
     { name: 'saga-unroutable-bound', pattern: `^${escape(t.unroutableQueue)}$`, definition: QUEUE_BOUNDS.unroutable },
     {
       name: 'saga-operator-queue-bound',

@@ -44,43 +44,64 @@ export function consumerQueueNames(queue: string) {
 }
 
 /**
- * A consumer's queues: the durable quorum queue bound to the routing keys it handles, a retry queue whose messages
- * expire back into it (backoff), and its dead-letter queue. The quorum queue's delivery limit dead-letters a message
- * that keeps crashing the consumer process before it can be acknowledged.
+ * A consumer's queues and their arguments: its dead-letter queue, a retry queue whose messages expire back into the
+ * work queue (backoff), and the durable quorum work queue. The work queue's delivery limit dead-letters a message that
+ * keeps crashing the consumer process before it can be acknowledged.
  */
+export function consumerQueues(opts: {
+  queue: string;
+  deliveryLimit: number;
+}): { name: string; arguments: Record<string, unknown> }[] {
+  const names = consumerQueueNames(opts.queue);
+  return [
+    { name: names.dlq, arguments: quorum },
+    {
+      name: names.retry,
+      // at-least-once: an expired message leaves only once the work queue has it (quorum queues drop it otherwise).
+      arguments: {
+        ...quorum,
+        'x-dead-letter-exchange': '',
+        'x-dead-letter-routing-key': names.queue,
+        'x-dead-letter-strategy': 'at-least-once',
+        'x-overflow': 'reject-publish',
+      },
+    },
+    {
+      name: names.queue,
+      arguments: {
+        ...quorum,
+        'x-delivery-limit': opts.deliveryLimit,
+        'x-dead-letter-exchange': '',
+        'x-dead-letter-routing-key': names.dlq,
+        'x-dead-letter-strategy': 'at-least-once',
+        'x-overflow': 'reject-publish',
+      },
+    },
+  ];
+}
+
+/** Declare a consumer's queues (consumerQueues) and bind its work queue to the routing keys it handles. */
 export async function assertConsumerTopology(
   ch: Channel,
   opts: { exchange: string; queue: string; routingKeys: readonly string[]; deliveryLimit: number },
 ): Promise<void> {
-  const names = consumerQueueNames(opts.queue);
   await assertEventTopology(ch, opts.exchange);
-  await ch.assertQueue(names.dlq, { durable: true, arguments: quorum });
-  await ch.assertQueue(names.retry, {
-    durable: true,
-    // at-least-once: an expired message leaves only once the work queue has it (quorum queues drop it otherwise).
-    arguments: {
-      ...quorum,
-      'x-dead-letter-exchange': '',
-      'x-dead-letter-routing-key': names.queue,
-      'x-dead-letter-strategy': 'at-least-once',
-      'x-overflow': 'reject-publish',
-    },
-  });
-  await ch.assertQueue(names.queue, {
-    durable: true,
-    arguments: {
-      ...quorum,
-      'x-delivery-limit': opts.deliveryLimit,
-      'x-dead-letter-exchange': '',
-      'x-dead-letter-routing-key': names.dlq,
-      'x-dead-letter-strategy': 'at-least-once',
-      'x-overflow': 'reject-publish',
-    },
-  });
-  for (const key of opts.routingKeys) await ch.bindQueue(names.queue, opts.exchange, key);
+  for (const q of consumerQueues(opts)) await ch.assertQueue(q.name, { durable: true, arguments: q.arguments });
+  for (const key of opts.routingKeys) await ch.bindQueue(opts.queue, opts.exchange, key);
 }
 
-/** Promise wrapper for a confirm-channel send: resolves on the broker's ack, rejects on nack. */
+/** The client could not encode a message (amqplib throws on a NaN double, a header table too large): nothing sent. */
+export class UnencodableMessageError extends Error {
+  constructor(cause: unknown) {
+    super(`cannot encode the message: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'UnencodableMessageError';
+  }
+}
+
+/**
+ * Promise wrapper for a confirm-channel send: resolves on the broker's ack, rejects on nack, and with an
+ * UnencodableMessageError when the client cannot encode the message.
+ */
 export function sendConfirmed(
   ch: { sendToQueue: (q: string, c: Buffer, o: Options.Publish, cb: (err: unknown) => void) => boolean },
   queue: string,
@@ -88,9 +109,13 @@ export function sendConfirmed(
   options: Options.Publish,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
-    ch.sendToQueue(queue, content, options, (err) =>
-      err ? reject(err instanceof Error ? err : new Error('message nacked by broker')) : resolve(),
-    );
+    try {
+      ch.sendToQueue(queue, content, options, (err) =>
+        err ? reject(err instanceof Error ? err : new Error('message nacked by broker')) : resolve(),
+      );
+    } catch (err) {
+      reject(new UnencodableMessageError(err));
+    }
   });
 }
 

@@ -10,14 +10,25 @@ import { createHttpApp, finishHttpApp, listen } from '../http/app';
 import { createLogger, redactUrl, type Logger } from './logger';
 import { createMetricsRegistry, createOpsRouter } from './ops';
 import { startOutboxPruner } from '../db/outbox-retention';
-import { createPool, planCacheOptions } from '../db/pg';
+import { createPool, poolConfig } from '../db/pg';
 import { consumerQueueOf } from '../contracts/service-names';
 import { startTracing, stopTracing } from './tracing';
 import type { DatabaseOwner } from '../contracts/service-names';
 
 /** Variables every service reads; each service adds its own and its defaults. */
 export const ServiceEnv = BaseEnv.extend({
+  /** Connections of the pool that serves HTTP requests. */
   DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  /** Connections of the consumer's own pool (one batch at a time, plus inbox pruning): HTTP load cannot starve it. */
+  DB_CONSUMER_POOL_MAX: z.coerce.number().int().min(1).max(50).default(3),
+  /**
+   * Client-side deadline of every database round trip (node-postgres query_timeout): a half-open connection fails
+   * after this instead of stalling a request or the consumer for ever. Longer than the server's statement_timeout
+   * (setup's DB_STATEMENT_TIMEOUT), which normally ends a slow statement first.
+   */
+  DB_QUERY_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  /** TCP keepalive on database connections: the first probe after this much silence. */
+  DB_KEEPALIVE_MS: z.coerce.number().int().min(1000).default(10_000),
   /** PostgreSQL's plan_cache_mode for the service's connections: `auto` (PostgreSQL's default) or `force_custom_plan` (see planCacheOptions). */
   DB_PLAN_CACHE_MODE: z.enum(['auto', 'force_custom_plan']).default('auto'),
   CONSUMER_PREFETCH: z.coerce.number().int().min(1).max(1000).default(256),
@@ -62,6 +73,7 @@ export type ServiceContext<S extends Record<string, unknown>, C extends ServiceC
   config: C;
   log: Logger;
   registry: Registry;
+  /** The pool for HTTP requests; `handler` receives the consumer's own pool here instead. */
   pool: pg.Pool;
   db: NodePgDatabase<S>;
   /** `<service>.events`: the service's queue, and its name in the inbox (derived here, once). */
@@ -97,26 +109,36 @@ export async function runService<S extends Record<string, unknown>, C extends Se
   // Before the HTTP server exists: its requests are traced from the first one (only when OTEL_* configure an exporter).
   if (startTracing(def.name, { http: true })) log.info('tracing on: spans exported as OTEL_* configures');
   const registry = createMetricsRegistry(def.name);
-  const pool = createPool(
+  const poolOptions = (max: number, role: string) =>
+    poolConfig({
+      max,
+      applicationName: `${def.name} ${role}`,
+      planCacheMode: config.DB_PLAN_CACHE_MODE,
+      queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS,
+      keepAliveMs: config.DB_KEEPALIVE_MS,
+    });
+  const pool = createPool(config.DATABASE_URL, log, poolOptions(config.DB_POOL_MAX, 'http'), registry);
+  const consumerPool = createPool(
     config.DATABASE_URL,
     log,
-    {
-      max: config.DB_POOL_MAX,
-      application_name: def.name,
-      options: planCacheOptions(config.DB_PLAN_CACHE_MODE),
-    } as pg.PoolConfig,
+    poolOptions(config.DB_CONSUMER_POOL_MAX, 'consumer'),
     registry,
   );
   const db = drizzle(pool, { schema: def.schema });
   const consumerName = consumerQueueOf(def.name);
   const inbox = { retentionHours: config.INBOX_RETENTION_HOURS, pruneEveryMs: config.INBOX_PRUNE_EVERY_MS };
   const ctx: ServiceContext<S, C> = { config, log, registry, pool, db, consumer: consumerName, inbox };
+  const consumerCtx: ServiceContext<S, C> = {
+    ...ctx,
+    pool: consumerPool,
+    db: drizzle(consumerPool, { schema: def.schema }),
+  };
 
   const consumer = createConsumer({
     url: config.RABBITMQ_URL,
     exchange: config.EVENTS_EXCHANGE,
     queue: consumerName,
-    handler: def.handler(ctx),
+    handler: def.handler(consumerCtx),
     log,
     registry,
     prefetch: config.CONSUMER_PREFETCH,
@@ -189,6 +211,7 @@ export async function runService<S extends Record<string, unknown>, C extends Se
       await consumer.stop();
       await outboxPruner?.stop();
       await pool.end();
+      await consumerPool.end();
       await stopTracing();
     },
   };

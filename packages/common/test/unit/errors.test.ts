@@ -16,10 +16,13 @@ describe('classifying consumer failures', () => {
   });
   it('retries what may pass later', () => {
     expect(classifyError(wrapped(pgError('40P01')))).toBe('retry');
-    expect(classifyError(wrapped(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })))).toBe(
-      'retry',
-    );
     expect(classifyError(new Error('something else'))).toBe('retry');
+  });
+  it('holds what the environment causes', () => {
+    expect(classifyError(wrapped(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })))).toBe(
+      'hold',
+    );
+    expect(classifyError(new Error('Query read timeout'))).toBe('hold');
   });
 });
 

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { UnknownEventError } from '../../src/contracts/catalog';
 import { InvalidMessageError } from '../../src/messaging/errors';
-import { attemptsSpent, decideFailure, type FailureDecision } from '../../src/messaging/failure-policy';
+import { decideFailure, type FailureDecision } from '../../src/messaging/failure-policy';
 
 const pgError = (code: string) => Object.assign(new Error('db says no'), { code });
 /** drizzle wraps driver errors this way (DrizzleQueryError). */
@@ -45,8 +45,30 @@ describe('consumer failure policy', () => {
     expect(decideFailure(err, attempt, policy)).toEqual(expected);
   });
 
-  it('reads the attempts a message spent from its retry header', () => {
-    expect(attemptsSpent(undefined)).toBe(0);
-    expect(attemptsSpent({ 'x-attempt': 3 })).toBe(3);
+  const environment: [string, string][] = [
+    ['53300', 'too many connections'],
+    ['53100', 'disk full'],
+    ['53200', 'out of memory'],
+    ['25006', 'read-only transaction (a standby after a failover)'],
+    ['28P01', 'password refused (rotated)'],
+    ['28000', 'authorization refused'],
+    ['3D000', 'database missing'],
+    ['42P01', 'table missing (before migrations)'],
+    ['42703', 'column missing (before migrations)'],
+    ['57014', 'statement timeout'],
+    ['55P03', 'lock timeout'],
+    ['57P01', 'admin shutdown'],
+    ['57P03', 'cannot connect now'],
+    ['08006', 'connection failure'],
+  ];
+  it.each(environment)('holds %s (%s) on any attempt, spending none', (code) => {
+    for (const attempt of [1, 5, 50]) {
+      expect(decideFailure(pgError(code), attempt, policy)).toEqual({ kind: 'hold' });
+      expect(decideFailure(wrapped(pgError(code)), attempt, policy)).toEqual({ kind: 'hold' });
+    }
+  });
+
+  it('holds on a client-side query deadline', () => {
+    expect(decideFailure(new Error('Query read timeout'), 5, policy)).toEqual({ kind: 'hold' });
   });
 });

@@ -44,3 +44,14 @@ export const reservations = pgTable(
   },
   (t) => [primaryKey({ columns: [t.orderId, t.sku] })],
 );
+
+/**
+ * Orders inventory saw cancelled. A cancel can arrive before the order's reservation (events of one saga travel on
+ * different queues); without a record of it, the later reserve would hold stock for an order that is over.
+ */
+export const cancelledOrders = pgTable('cancelled_orders', {
+  orderId: uuid('order_id').primaryKey(),
+  cancelledAt: timestamp('cancelled_at', { withTimezone: true })
+    .notNull()
+    .default(sql`now()`),
+});

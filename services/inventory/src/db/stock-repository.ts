@@ -7,6 +7,7 @@ type Loaded = {
   claimed: string[] | null;
   reservations: { order_id: string; sku: string; quantity: number; price_cents: number; status: ReservationStatus }[];
   products: { sku: string; price_cents: number; available: number; reserved: number }[];
+  cancelled: string[] | null;
 };
 
 /**
@@ -28,6 +29,7 @@ export async function loadInventory(
       p AS (SELECT sku, price_cents, available, reserved FROM products
             WHERE sku IN (SELECT unnest($${n + 2}::text[]) UNION SELECT sku FROM r) ORDER BY sku FOR UPDATE)
       SELECT (SELECT array_agg(message_id) FROM claimed) AS claimed,
+             (SELECT array_agg(order_id::text) FROM cancelled_orders WHERE order_id = ANY($${n + 1}::uuid[])) AS cancelled,
              (SELECT coalesce(json_agg(r), '[]') FROM r) AS reservations,
              (SELECT coalesce(json_agg(p), '[]') FROM p) AS products`,
     values: [...inbox.values, orderIds, skus],
@@ -45,7 +47,7 @@ export async function loadInventory(
       { sku: p.sku, priceCents: Number(p.price_cents), available: p.available, reserved: p.reserved },
     ]),
   );
-  return { claimed: row.claimed ?? [], state: { products, reservations } };
+  return { claimed: row.claimed ?? [], state: { products, reservations, cancelled: new Set(row.cancelled ?? []) } };
 }
 
 /**
@@ -78,9 +80,10 @@ export async function saveInventory(c: SqlClient, before: Inventory, after: Inve
            r AS (INSERT INTO reservations (order_id, sku, quantity, price_cents, status)
              SELECT * FROM unnest($4::uuid[], $5::text[], $6::int[], $7::bigint[], $8::text[])
              ON CONFLICT (order_id, sku) DO UPDATE SET status = excluded.status, updated_at = now()),
-           o AS (${outbox.text(9)})
+           c AS (INSERT INTO cancelled_orders (order_id) SELECT unnest($9::uuid[]) ON CONFLICT DO NOTHING),
+           o AS (${outbox.text(10)})
          SELECT 1`,
-    values: [...p, ...r, ...outbox.values],
+    values: [...p, ...r, [...(after.cancelled ?? [])].filter((id) => !before.cancelled?.has(id)), ...outbox.values],
   });
 }
 

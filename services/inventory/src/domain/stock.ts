@@ -10,6 +10,8 @@ export type Reservation = ReservedLine & { status: ReservationStatus };
 export type Inventory = {
   products: ReadonlyMap<string, Product>;
   reservations: ReadonlyMap<string, readonly Reservation[]>;
+  /** Orders known to be cancelled (loaded for the orders at hand): a reserve for one of them does nothing. */
+  cancelled?: ReadonlySet<string>;
 };
 
 export type InventoryCommand =
@@ -47,7 +49,8 @@ export function decide(state: Inventory, cmd: InventoryCommand): InventoryEvent[
   const held = state.reservations.get(cmd.orderId) ?? [];
   switch (cmd.type) {
     case 'ReserveStock': {
-      if (held.length > 0) return [];
+      // Already reserved, or cancelled before the reserve arrived: nothing to hold.
+      if (held.length > 0 || state.cancelled?.has(cmd.orderId)) return [];
       const lines = mergeLines(cmd.items);
       const reject = (reason: StockRejectReason, sku: string): InventoryEvent[] => [
         { type: 'StockRejected', data: { orderId: cmd.orderId, reason, sku } },
@@ -109,6 +112,12 @@ export function evolve(state: Inventory, e: InventoryEvent): Inventory {
         reserved: Math.max(0, p.reserved - q),
       }));
   }
+}
+
+/** The state after an order's cancel was seen, whether or not it held a reservation. */
+export function markCancelled(state: Inventory, orderId: string): Inventory {
+  if (state.cancelled?.has(orderId)) return state;
+  return { ...state, cancelled: new Set(state.cancelled).add(orderId) };
 }
 
 export const inventoryDecider: Decider<Inventory, InventoryCommand, InventoryEvent> = { decide, evolve };

@@ -6,7 +6,7 @@ import {
 } from '@saga/common/messaging/batch-handler';
 import { InvalidMessageError } from '@saga/common/messaging/errors';
 import type pg from 'pg';
-import { decide, evolve, type InventoryCommand } from '../domain/stock';
+import { decide, evolve, markCancelled, type InventoryCommand } from '../domain/stock';
 import { loadInventory, saveInventory } from '../db/stock-repository';
 
 const TYPES = ['OrderPlaced', 'OrderCancelled', 'OrderConfirmed'] as const;
@@ -41,9 +41,11 @@ export function inventoryHandler(pool: pg.Pool, consumer: string, retention?: In
         return loadInventory(c, inbox, [...new Set(commands.map((cmd) => cmd.orderId))], [...new Set(skus)]);
       },
       apply: (state, m) => {
-        const events = decide(state, toCommand(m));
+        const command = toCommand(m);
+        const events = decide(state, command);
         m.log.info({ orderId: m.data.orderId, outcome: events[0]?.type ?? 'nothing to do' }, 'inventory decision');
-        return { state: events.reduce(evolve, state), events };
+        const after = events.reduce(evolve, state);
+        return { state: command.type === 'ReleaseStock' ? markCancelled(after, command.orderId) : after, events };
       },
       save: saveInventory,
     },

@@ -1,6 +1,8 @@
 import { specFor } from '@saga/common/domain/decider';
 import {
+  decide,
   inventoryDecider,
+  markCancelled,
   mergeLines,
   openLines,
   type Inventory,
@@ -140,5 +142,15 @@ describe('release and sell', () => {
         { sku: 'c', quantity: 1, priceCents: 5, status: 'COMMITTED' },
       ]),
     ).toEqual([{ sku: 'a', quantity: 1, priceCents: 5 }]);
+  });
+});
+
+describe('a cancel seen before the reservation', () => {
+  it('marks the order cancelled, so a later reserve holds nothing', () => {
+    const state = markCancelled(stock({ sku: 'a', available: 5 }), 'o-late');
+    expect(
+      decide(state, { type: 'ReserveStock', orderId: 'o-late', customerId: 'c', items: [{ sku: 'a', quantity: 1 }] }),
+    ).toEqual([]);
+    expect(markCancelled(state, 'o-late')).toBe(state);
   });
 });

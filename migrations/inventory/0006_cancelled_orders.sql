@@ -1,0 +1,4 @@
+CREATE TABLE "cancelled_orders" (
+	"order_id" uuid PRIMARY KEY NOT NULL,
+	"cancelled_at" timestamp with time zone DEFAULT now() NOT NULL
+);
