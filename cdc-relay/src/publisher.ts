@@ -6,6 +6,7 @@ import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
 import { assertEventTopology, coalesceWrites } from '@saga/common/messaging/topology';
 import { closeConnection, type BrokerConnector } from '@saga/common/messaging/broker';
 import { DEFAULT_LIMITS, type EncodeLimits } from '@saga/common/messaging/envelope-codec';
+import { brokerUser } from '@saga/common/messaging/publisher-trust';
 import type { PublisherPort, Settled } from './pipe';
 
 export type ConfirmingPublisher = PublisherPort & {
@@ -71,6 +72,7 @@ export async function connectPublisher(o: {
 
   const frameMax = frameMaxOf(conn);
   const headersFor = reusedHeaders();
+  const userId = brokerUser(conn.brokerAddress);
   return {
     limits: { maxBodyBytes: o.maxBodyBytes, maxHeaderBytes: Math.min(DEFAULT_LIMITS.maxHeaderBytes, frameMax - 1024) },
     publish(
@@ -85,11 +87,9 @@ export async function connectPublisher(o: {
         return;
       }
       const messageId = options.messageId ?? '';
-      let opts = options;
-      if (options.headers) {
-        opts = Object.assign({}, options);
-        opts.headers = headersFor(options.headers as Record<string, unknown>);
-      }
+      const opts = Object.assign({}, options);
+      opts.userId = userId; // the broker checks it against this connection's user: consumers apply only what we sign
+      if (options.headers) opts.headers = headersFor(options.headers as Record<string, unknown>);
       const ok = ch.publish(exchange, routingKey, content, opts, (err: unknown) => {
         if (err) return settled('refused');
         if (returned.size > 0) {

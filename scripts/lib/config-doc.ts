@@ -69,6 +69,18 @@ const ROWS: Row[] = [
   { vars: ['CONSUMER_MAX_ATTEMPTS'], meaning: 'tries of a transiently failing message before its dead-letter queue' },
   { vars: ['CONSUMER_RETRY_BASE_MS'], meaning: 'first retry delay, doubling per attempt (cap 30 s)' },
   {
+    vars: ['EVENT_PUBLISHERS'],
+    meaning:
+      "broker users whose events are applied, comma-separated (the relay's; Debezium's during a swap); any other `user-id` is dead-lettered as `untrusted-publisher` (docs/security.md)",
+    default: 'the user of `RABBITMQ_URL`',
+  },
+  {
+    vars: ['EVENT_UNSIGNED_VIA_EXCHANGE'],
+    meaning:
+      'apply an event without `user-id` when it came through the events exchange (Debezium Server sets none); otherwise it is dead-lettered',
+    default: '`true` without `EVENT_PUBLISHERS`, else `false`',
+  },
+  {
     vars: ['INBOX_RETENTION_HOURS'],
     meaning: 'how long the inbox remembers an applied message id (redeliveries come within minutes)',
   },

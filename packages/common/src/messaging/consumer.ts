@@ -13,6 +13,7 @@ import { declaredType, messageIdentity } from './debezium';
 import { DEAD_LETTER_HEADER as DLH, decodeMessage } from './envelope-codec';
 import { assertConsumerTopology, coalesceWrites, consumerQueueNames, sendConfirmed, topologyNames } from './topology';
 import { brokerConnector, closeConnection } from './broker';
+import { publisherTrust, untrustedReason, UNTRUSTED_PUBLISHER, type PublisherTrust } from './publisher-trust';
 import { classifyError, errorMessage, InvalidMessageError } from './errors';
 import { isConnectionError } from '../db/pg';
 import type pg from 'pg';
@@ -67,6 +68,8 @@ export type ConsumerOptions = {
   maxAttempts?: number;
   /** First retry delay; doubles per attempt up to 30 s. */
   retryBaseMs?: number;
+  /** Whose events are applied (publisher-trust.ts); by default the user of `url`. */
+  trust?: PublisherTrust;
 };
 
 export type Consumer = { start: () => void; stop: () => Promise<void>; isReady: () => boolean };
@@ -187,6 +190,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   const batchIntervalMs = opts.batchIntervalMs ?? 0;
   const maxAttempts = opts.maxAttempts ?? 5;
   const retryBaseMs = opts.retryBaseMs ?? 500;
+  const trust = opts.trust ?? publisherTrust({ url: opts.url, exchange: opts.exchange });
   // One place in the broker's node list for this consumer: after a lost connection it moves to the next node.
   const broker = brokerConnector(opts.url);
   const names = consumerQueueNames(queue);
@@ -241,6 +245,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     const options = {
       ...msg.properties,
       persistent: true,
+      userId: trust.self, // the broker refuses another user's name on this connection
       headers: {
         ...(msg.properties.headers ?? {}),
         [DLH.reason]: reason,
@@ -280,6 +285,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       await sendConfirmed(channel, names.retry, msg.content, {
         ...msg.properties,
         persistent: true,
+        userId: trust.self,
         expiration: String(wait),
         headers: {
           ...(msg.properties.headers ?? {}),
@@ -311,6 +317,13 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     if (typeof declared === 'string' && declared.length > 0 && !handled.has(declared)) {
       messageLog(msg).warn('ignoring event type this consumer does not handle');
       messages.inc({ queue, type: 'unknown', outcome: 'ignored' });
+      return undefined;
+    }
+    const untrusted = untrustedReason(msg, trust);
+    if (untrusted) {
+      messageLog(msg).error({ reason: UNTRUSTED_PUBLISHER, detail: untrusted }, 'dead-lettering untrusted message');
+      await deadLetter(channel, msg, UNTRUSTED_PUBLISHER, untrusted);
+      messages.inc({ queue, type: typeLabel(declaredType(msg.properties)), outcome: 'dead_lettered' });
       return undefined;
     }
     try {

@@ -5,6 +5,7 @@ import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { BaseEnv, DatabaseUrl } from './config';
 import { createConsumer, type BatchHandler, type InboxRetention } from '../messaging/consumer';
+import { publisherTrust } from '../messaging/publisher-trust';
 import { createHttpApp, finishHttpApp, listen } from '../http/app';
 import { createLogger, redactUrl, type Logger } from './logger';
 import { createMetricsRegistry, createOpsRouter } from './ops';
@@ -29,6 +30,16 @@ export const ServiceEnv = BaseEnv.extend({
   OUTBOX_PRUNE_EVERY_MS: z.coerce.number().int().min(10).default(60_000),
   CONSUMER_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
   CONSUMER_RETRY_BASE_MS: z.coerce.number().int().min(1).default(500),
+  /**
+   * Broker users whose events the consumer applies (comma-separated): the relay's, and Debezium's during a swap.
+   * Unset: the user of RABBITMQ_URL (one user shared by every component, as in local runs).
+   */
+  EVENT_PUBLISHERS: z.string().optional(),
+  /**
+   * Apply events without a `user-id` when they come through the events exchange (Debezium Server sets none).
+   * Default: true when EVENT_PUBLISHERS is unset, false when it is set.
+   */
+  EVENT_UNSIGNED_VIA_EXCHANGE: z.enum(['true', 'false']).optional(),
   HTTP_BODY_LIMIT: z
     .string()
     .regex(/^\d+(b|kb|mb)$/)
@@ -108,6 +119,13 @@ export async function runService<S extends Record<string, unknown>, C extends Se
     batchIntervalMs: config.CONSUMER_BATCH_INTERVAL_MS,
     maxAttempts: config.CONSUMER_MAX_ATTEMPTS,
     retryBaseMs: config.CONSUMER_RETRY_BASE_MS,
+    trust: publisherTrust({
+      url: config.RABBITMQ_URL,
+      exchange: config.EVENTS_EXCHANGE,
+      publishers: config.EVENT_PUBLISHERS,
+      unsignedViaExchange:
+        config.EVENT_UNSIGNED_VIA_EXCHANGE === undefined ? undefined : config.EVENT_UNSIGNED_VIA_EXCHANGE === 'true',
+    }),
   });
 
   let shuttingDown = false;
