@@ -6,6 +6,7 @@ import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
 import { z } from 'zod';
 import { BaseEnv, parseEnv } from '@saga/common/runtime/config';
+import { BrokerUsersEnv } from './broker-users';
 import {
   DATABASE_OWNERS,
   SERVICES,
@@ -48,6 +49,8 @@ export const AdminEnv = BaseEnv.extend({
   MIGRATIONS_DIR: z.string().min(1).default(path.resolve(process.cwd(), 'migrations')),
   /** The broker's management API (http://user:password@host:15672): how setup applies queue policies when set; rabbitmqctl otherwise. */
   RABBITMQ_MANAGEMENT_URL: z.string().url().optional(),
+  /** One broker user per component when their passwords are set (broker-users.ts); the vhost is RABBITMQ_URL's. */
+  ...BrokerUsersEnv,
 });
 export type AdminConfig = z.infer<typeof AdminEnv>;
 export const loadAdminConfig = (env: Record<string, string | undefined> = process.env) => parseEnv(AdminEnv, env);

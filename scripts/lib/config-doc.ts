@@ -158,6 +158,27 @@ const ROWS: Row[] = [
     meaning: 'passwords to set on the roles (unset: none, for trust or peer authentication)',
   },
   {
+    vars: [
+      'RELAY_RABBITMQ_USER',
+      'ORDER_RABBITMQ_USER',
+      'INVENTORY_RABBITMQ_USER',
+      'PAYMENT_RABBITMQ_USER',
+      'MONITOR_RABBITMQ_USER',
+    ],
+    meaning: "each component's broker user, created by setup when the passwords are set",
+  },
+  {
+    vars: [
+      'RELAY_RABBITMQ_PASSWORD',
+      'ORDER_RABBITMQ_PASSWORD',
+      'INVENTORY_RABBITMQ_PASSWORD',
+      'PAYMENT_RABBITMQ_PASSWORD',
+      'MONITOR_RABBITMQ_PASSWORD',
+    ],
+    meaning:
+      "passwords of the component users, all or none: set, setup creates each user with only its permissions on `RABBITMQ_URL`'s vhost (a new value rotates it); unset, every component shares one user (docs/security.md)",
+  },
+  {
     vars: ['PG_RESTART_COMMAND'],
     meaning:
       'how to restart PostgreSQL when `wal_level` must change (unset: `pg_ctlcluster` on a local Debian cluster)',
