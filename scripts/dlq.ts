@@ -11,6 +11,7 @@ import type { ConsumeMessage } from 'amqplib';
 import { z } from 'zod';
 import { consumerQueueNames, sendConfirmed, topologyNames } from '@saga/common/messaging/topology';
 import { connectBroker } from '@saga/common/messaging/broker';
+import { brokerUser } from '@saga/common/messaging/publisher-trust';
 import { answerArgs } from '@saga/common/runtime/cli-args';
 import { BaseEnv, parseEnv } from '@saga/common/runtime/config';
 import { DEAD_LETTER_HEADER as DLH } from '@saga/common/messaging/envelope-codec';
@@ -151,7 +152,8 @@ async function main(args: DlqArgs) {
         print(args.json ? full : terminalJson(full, 2));
       } else if (args.command === 'replay') {
         const headers = Object.fromEntries(Object.entries(h).filter(([k]) => !INTERNAL.test(k)));
-        const options = { ...m.properties, headers, persistent: true };
+        // Signed as this tool's user (the broker refuses another name): consumers apply it when that user is trusted.
+        const options = { ...m.properties, headers, persistent: true, userId: brokerUser(config.RABBITMQ_URL) };
         if (isDatabaseOwner(args.queue)) await sendConfirmed(ch, consumerQueueOf(args.queue), m.content, options);
         else
           await new Promise<void>((resolve, reject) =>

@@ -7,6 +7,7 @@ import { brokerAddresses, connectBroker } from '@saga/common/messaging/broker';
 import { createLogger, redactUrl } from '@saga/common/runtime/logger';
 import { answerArgs } from '@saga/common/runtime/cli-args';
 import { applyQueuePolicies } from './lib/queue-policies';
+import { ensureBrokerUsers } from './lib/broker-users';
 import { AdminEnv, ensureLogicalReplication, ensureRolesAndDatabases, loadAdminConfig } from './lib/admin';
 
 async function main() {
@@ -26,13 +27,14 @@ async function main() {
     await conn.close();
   }
   await applyQueuePolicies(config, say);
+  await ensureBrokerUsers(config, say);
   say('done');
 }
 
 answerArgs({
   name: 'saga setup',
   summary:
-    'prepare the PostgreSQL servers (wal_level=logical, roles, databases) and the broker (exchanges, operator queues, queue-bound policies); idempotent',
+    'prepare the PostgreSQL servers (wal_level=logical, roles, databases) and the broker (exchanges, operator queues, queue-bound policies, a user per component when their passwords are set); idempotent',
   env: AdminEnv,
 });
 main().catch((err) => {

@@ -8,6 +8,7 @@ import { closeConnection, type BrokerConnector } from '@saga/common/messaging/br
 import { DEFAULT_LIMITS, type EncodeLimits } from '@saga/common/messaging/envelope-codec';
 import type { PublisherPort, Refusal, Settled } from './pipe';
 import { amqpFrameMax } from '@saga/common/runtime/library-internals';
+import { brokerUser } from '@saga/common/messaging/publisher-trust';
 
 export type ConfirmingPublisher = PublisherPort & {
   /** What the broker accepts on this connection (frame size negotiated at connect). */
@@ -50,6 +51,8 @@ type PublisherState = {
   /** While a channel the broker closed is replaced, publishes wait here (in order). */
   waiting: (() => void)[] | undefined;
   headersFor: (headers: Record<string, unknown>) => Record<string, unknown>;
+  /** This connection's user: the broker checks `user-id` against it, and consumers apply only what it signs. */
+  userId: string | undefined;
 };
 
 export async function connectPublisher(o: PublisherOptions): Promise<ConfirmingPublisher> {
@@ -69,6 +72,7 @@ export async function connectPublisher(o: PublisherOptions): Promise<ConfirmingP
     current: undefined,
     waiting: undefined,
     headersFor: reusedHeaders(),
+    userId: brokerUser(conn.brokerAddress),
   };
   conn.on('error', () => undefined); // the close event that follows ends the session
   conn.on('close', () => {
@@ -149,11 +153,9 @@ function publish(
   if (s.waiting) return void s.waiting.push(() => publish(s, exchange, routingKey, content, options, settled));
   const state = s.current!;
   const messageId = options.messageId ?? '';
-  let opts = options;
-  if (options.headers) {
-    opts = Object.assign({}, options);
-    opts.headers = s.headersFor(options.headers as Record<string, unknown>);
-  }
+  const opts = Object.assign({}, options);
+  if (s.userId !== undefined) opts.userId = s.userId;
+  if (options.headers) opts.headers = s.headersFor(options.headers as Record<string, unknown>);
   const ok = state.ch.publish(exchange, routingKey, content, opts, (err: unknown) => {
     // amqplib settles the unconfirmed with an error both for a nack and when the channel closes (before the close
     // event reaches this publisher): decided a microtask later, when a close has been seen.

@@ -7,6 +7,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import { BaseEnv, parseEnv } from '@saga/common/runtime/config';
 import { redactUrl } from '@saga/common/runtime/logger';
+import { BrokerUsersEnv } from './broker-users';
 import {
   DATABASE_OWNERS,
   SERVICES,
@@ -69,6 +70,8 @@ export const AdminEnv = BaseEnv.extend({
   MONITOR_QUEUE_MAX_LENGTH: z.coerce.number().int().min(1000).default(100_000),
   /** The broker's management API (http://user:password@host:15672): how setup applies queue policies when set; rabbitmqctl otherwise. */
   RABBITMQ_MANAGEMENT_URL: z.string().url().optional(),
+  /** One broker user per component when their passwords are set (broker-users.ts); the vhost is RABBITMQ_URL's. */
+  ...BrokerUsersEnv,
 });
 export type AdminConfig = z.infer<typeof AdminEnv>;
 export const loadAdminConfig = (env: Record<string, string | undefined> = process.env) => parseEnv(AdminEnv, env);

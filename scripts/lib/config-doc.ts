@@ -69,6 +69,18 @@ const ROWS: Row[] = [
   { vars: ['CONSUMER_MAX_ATTEMPTS'], meaning: 'tries of a transiently failing message before its dead-letter queue' },
   { vars: ['CONSUMER_RETRY_BASE_MS'], meaning: 'first retry delay, doubling per attempt (cap 30 s)' },
   {
+    vars: ['EVENT_PUBLISHERS'],
+    meaning:
+      "broker users whose events are applied, comma-separated (the relay's; Debezium's during a swap); any other `user-id` is dead-lettered as `untrusted-publisher` (docs/security.md)",
+    default: 'the user of `RABBITMQ_URL`',
+  },
+  {
+    vars: ['EVENT_UNSIGNED_VIA_EXCHANGE'],
+    meaning:
+      'apply an event without `user-id` when it came through the events exchange (Debezium Server sets none); otherwise it is dead-lettered',
+    default: '`true` without `EVENT_PUBLISHERS`, else `false`',
+  },
+  {
     vars: ['INBOX_RETENTION_HOURS'],
     meaning: 'how long the inbox remembers an applied message id (redeliveries come within minutes)',
   },
@@ -149,6 +161,27 @@ const ROWS: Row[] = [
       'RELAY_DB_PASSWORD',
     ],
     meaning: 'passwords to set on the roles (unset: none, for trust or peer authentication)',
+  },
+  {
+    vars: [
+      'RELAY_RABBITMQ_USER',
+      'ORDER_RABBITMQ_USER',
+      'INVENTORY_RABBITMQ_USER',
+      'PAYMENT_RABBITMQ_USER',
+      'MONITOR_RABBITMQ_USER',
+    ],
+    meaning: "each component's broker user, created by setup when the passwords are set",
+  },
+  {
+    vars: [
+      'RELAY_RABBITMQ_PASSWORD',
+      'ORDER_RABBITMQ_PASSWORD',
+      'INVENTORY_RABBITMQ_PASSWORD',
+      'PAYMENT_RABBITMQ_PASSWORD',
+      'MONITOR_RABBITMQ_PASSWORD',
+    ],
+    meaning:
+      "passwords of the component users, all or none: set, setup creates each user with only its permissions on `RABBITMQ_URL`'s vhost (a new value rotates it); unset, every component shares one user (docs/security.md)",
   },
   {
     vars: ['PG_RESTART_COMMAND'],

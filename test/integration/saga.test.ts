@@ -17,6 +17,7 @@ import { killAll } from '../support/process';
 import { as, sagaClient, uniq, type OrderView } from '../support/saga';
 import { http, startStack, type Stack } from '../support/stack';
 import { waitUntil } from '../support/wait';
+import { brokerUser } from '@saga/common/messaging/publisher-trust';
 
 let env: TestEnv;
 let stack: Stack;
@@ -293,6 +294,7 @@ describe('the order saga', () => {
         correlationId: randomUUID(),
         headers: { 'x-aggregate-type': 'test', 'x-aggregate-id': 'x', causationId: null },
         persistent: true,
+        userId: brokerUser(env.rabbitUrl), // the shared user the consumers trust in this test
       });
     }
     await ch.waitForConfirms();

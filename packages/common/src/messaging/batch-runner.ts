@@ -17,6 +17,7 @@ import { decideFailure, type DeadLetterReason, type FailurePolicy } from './fail
 import { attemptsSpent, deadLetterCopy, retryCopy } from './parking';
 import { consumerQueueNames, sendConfirmed, topologyNames, UnencodableMessageError } from './topology';
 import { settleWithin } from '../runtime/settle';
+import { untrustedReason, UNTRUSTED_PUBLISHER, type PublisherTrust } from './publisher-trust';
 
 /** What the runner needs of a confirm channel. */
 export type ConsumerChannel = Pick<ConfirmChannel, 'sendToQueue' | 'publish' | 'ack'>;
@@ -47,10 +48,16 @@ export type BatchRunnerOptions = {
   hold: (channel: ConsumerChannel, err: unknown, tries: number) => Promise<void>;
   /** A held batch went through: the database answers again. */
   released: () => void;
+  /** Whose events are applied; copies this consumer publishes are signed with its own user (publisher-trust.ts). */
+  trust: PublisherTrust;
 };
 
 /** A valid message of a batch; `settled` once it is applied or parked, so a batch tried again skips it. */
-type DeadLetter = { reason: DeadLetterReason | 'unencodable'; error: string; attempt: number };
+type DeadLetter = {
+  reason: DeadLetterReason | 'unencodable' | typeof UNTRUSTED_PUBLISHER;
+  error: string;
+  attempt: number;
+};
 
 type Valid = { msg: ConsumeMessage; incoming: Incoming; span: TraceSpan; settled?: boolean };
 
@@ -71,7 +78,12 @@ export function createBatchRunner(opts: BatchRunnerOptions): BatchRunner {
 
   /** Send a copy and wait for the broker's confirm, bounded: a queue that cannot confirm must not stall the loop. */
   const send = (channel: ConsumerChannel, to: string, msg: ConsumeMessage, options: Options.Publish, what: string) =>
-    settleWithin(sendConfirmed(channel, to, msg.content, options), opts.confirmTimeoutMs, what);
+    settleWithin(
+      // Signed with this consumer's own user: the broker refuses another user's name on this connection.
+      sendConfirmed(channel, to, msg.content, { ...options, userId: opts.trust.self }),
+      opts.confirmTimeoutMs,
+      what,
+    );
 
   async function deadLetter(channel: ConsumerChannel, msg: ConsumeMessage, d: DeadLetter, mlog: Logger) {
     let options = deadLetterCopy(msg, { ...d, by: queue, at: new Date() });
@@ -87,7 +99,8 @@ export function createBatchRunner(opts: BatchRunnerOptions): BatchRunner {
     // A report for observers (the saga monitor says which stuck saga has a message here). Best effort and after the
     // dead-letter queue has the message: a lost report loses no message, and the queue's depth gauge still alerts.
     try {
-      channel.publish(topologyNames(opts.exchange).deadLetterReports, names.dlq, msg.content, options, () => undefined);
+      const report = { ...options, userId: opts.trust.self };
+      channel.publish(topologyNames(opts.exchange).deadLetterReports, names.dlq, msg.content, report, () => undefined);
     } catch (err) {
       mlog.warn({ err }, 'could not report a dead-lettered message');
     }
@@ -154,6 +167,16 @@ export function createBatchRunner(opts: BatchRunnerOptions): BatchRunner {
     if (typeof declared === 'string' && declared.length > 0 && !handled.has(declared)) {
       messageLog(msg).warn('ignoring event type this consumer does not handle');
       metrics.messages.inc({ queue, type: 'unknown', outcome: 'ignored' });
+      return undefined;
+    }
+    const untrusted = untrustedReason(msg, opts.trust);
+    if (untrusted) {
+      const mlog = messageLog(msg);
+      mlog.error({ reason: UNTRUSTED_PUBLISHER, detail: untrusted }, 'dead-lettering untrusted message');
+      await deadLetter(channel, msg, { reason: UNTRUSTED_PUBLISHER, error: untrusted, attempt: 0 }, mlog);
+      parked.add(msg);
+      channel.ack(msg);
+      metrics.messages.inc({ queue, type: typeLabel(declaredType(msg.properties)), outcome: 'dead_lettered' });
       return undefined;
     }
     try {

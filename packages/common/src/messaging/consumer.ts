@@ -9,6 +9,7 @@ import type { BatchHandler } from './batch-handler';
 import { createBatchRunner } from './batch-runner';
 import { createConsumerMetrics } from './consumer-metrics';
 import { createConsumerSession } from './consumer-session';
+import { publisherTrust, type PublisherTrust } from './publisher-trust';
 
 export type ConsumerOptions = {
   url: string;
@@ -34,6 +35,8 @@ export type ConsumerOptions = {
   retryBaseMs?: number;
   /** Longest wait for the broker's confirm of a retry or dead-letter copy (a queue without quorum never confirms). */
   confirmTimeoutMs?: number;
+  /** Whose events are applied (publisher-trust.ts); by default the user of `url`. */
+  trust?: PublisherTrust;
 };
 
 /** The work queue's x-delivery-limit (the value earlier versions derived from the default of 5 attempts). */
@@ -78,6 +81,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         metrics,
         policy,
         confirmTimeoutMs: opts.confirmTimeoutMs ?? 10_000,
+        trust: opts.trust ?? publisherTrust({ url: opts.url, exchange: opts.exchange }),
         ...ports,
       }),
   });

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ConsumeMessage, Options } from 'amqplib';
-import { Envelope, routingKeyFor } from '../contracts/catalog';
+import { Envelope, EventCatalog, isEventType, routingKeyFor } from '../contracts/catalog';
 import { fromDebezium, isDebeziumShaped } from './debezium';
 import { InvalidMessageError } from './errors';
 
@@ -77,7 +77,7 @@ export function encodeOutboxRow(
 ): EncodedMessage {
   const headers = parseObject(row.headers);
   const id = typeof row.id === 'string' ? row.id : undefined;
-  let reason = invalidReason(row, id, headers);
+  let reason = invalidReason(row, id, headers) ?? provenanceProblem(row, source);
   let timestamp = 0;
   let amqpHeaders: Record<string, unknown> | undefined;
   let content: Buffer | undefined;
@@ -278,6 +278,25 @@ function invalidReason(
   if (Buffer.isBuffer(p) ? p[0] !== 0x7b : typeof p === 'string' ? !p.startsWith('{') : !isPlainObject(p))
     return 'payload is not a JSON object';
   if (row.headers !== null && row.headers !== undefined && !headers) return 'headers is not a JSON object';
+  return undefined;
+}
+
+/** The aggregate types of the catalogue: each is the service whose outbox holds its events. */
+const CATALOGUE_AGGREGATES: ReadonlySet<string> = new Set(Object.values(EventCatalog).map((e) => e.aggregateType));
+
+/**
+ * A row that claims what another service publishes: an aggregate type of the catalogue other than its source's
+ * (source names are service names), or a catalogue event under another aggregate type. Either would let one
+ * service's database, through the relay's trusted signature, speak for another. Types the catalogue does not know
+ * (tests, benchmarks, events newer than this code) pass as before: no consumer binds them.
+ */
+function provenanceProblem(row: Record<string, unknown>, source: string): string | undefined {
+  const aggregateType = row.aggregatetype as string;
+  const type = row.type as string;
+  if (aggregateType !== source && CATALOGUE_AGGREGATES.has(aggregateType))
+    return `aggregatetype ${aggregateType} does not belong to source ${source}`;
+  if (isEventType(type) && EventCatalog[type].aggregateType !== aggregateType)
+    return `${type} is an event of aggregatetype ${EventCatalog[type].aggregateType}, not ${aggregateType}`;
   return undefined;
 }
 

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { BaseEnv, DatabaseUrl } from './config';
 import { createConsumer } from '../messaging/consumer';
 import type { BatchHandler, InboxRetention } from '../messaging/batch-handler';
+import { publisherTrust } from '../messaging/publisher-trust';
 import { createHttpApp, finishHttpApp, listen } from '../http/app';
 import { createLogger, redactUrl, type Logger } from './logger';
 import { createMetricsRegistry, createOpsRouter } from './ops';
@@ -41,6 +42,16 @@ export const ServiceEnv = BaseEnv.extend({
   OUTBOX_PRUNE_EVERY_MS: z.coerce.number().int().min(10).default(60_000),
   CONSUMER_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
   CONSUMER_RETRY_BASE_MS: z.coerce.number().int().min(1).default(500),
+  /**
+   * Broker users whose events the consumer applies (comma-separated): the relay's, and Debezium's during a swap.
+   * Unset: the user of RABBITMQ_URL (one user shared by every component, as in local runs).
+   */
+  EVENT_PUBLISHERS: z.string().optional(),
+  /**
+   * Apply events without a `user-id` when they come through the events exchange (Debezium Server sets none).
+   * Default: true when EVENT_PUBLISHERS is unset, false when it is set.
+   */
+  EVENT_UNSIGNED_VIA_EXCHANGE: z.enum(['true', 'false']).optional(),
   HTTP_BODY_LIMIT: z
     .string()
     .regex(/^\d+(b|kb|mb)$/)
@@ -146,6 +157,13 @@ export async function runService<S extends Record<string, unknown>, C extends Se
     batchIntervalMs: config.CONSUMER_BATCH_INTERVAL_MS,
     maxAttempts: config.CONSUMER_MAX_ATTEMPTS,
     retryBaseMs: config.CONSUMER_RETRY_BASE_MS,
+    trust: publisherTrust({
+      url: config.RABBITMQ_URL,
+      exchange: config.EVENTS_EXCHANGE,
+      publishers: config.EVENT_PUBLISHERS,
+      unsignedViaExchange:
+        config.EVENT_UNSIGNED_VIA_EXCHANGE === undefined ? undefined : config.EVENT_UNSIGNED_VIA_EXCHANGE === 'true',
+    }),
   });
 
   let shuttingDown = false;
@@ -175,7 +193,13 @@ export async function runService<S extends Record<string, unknown>, C extends Se
   // The admin listener: its own port, so that network policy (k8s) or a loopback binding (compose) keeps it from
   // customers. Metrics and administration only; probes stay on the public port too.
   const adminApp = createHttpApp(log, registry, config.HTTP_BODY_LIMIT);
-  adminApp.use(createOpsRouter(registry, async () => ({}), () => shuttingDown));
+  adminApp.use(
+    createOpsRouter(
+      registry,
+      async () => ({}),
+      () => shuttingDown,
+    ),
+  );
   if (def.adminRoutes) adminApp.use(def.adminRoutes(ctx));
   finishHttpApp(adminApp);
   const admin = await listen(adminApp, config.ADMIN_PORT, '0.0.0.0', limits);

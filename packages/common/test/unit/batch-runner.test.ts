@@ -8,6 +8,7 @@ import { createBatchRunner, type ConsumerChannel } from '../../src/messaging/bat
 import { createConsumerMetrics } from '../../src/messaging/consumer-metrics';
 import { encodeOutboxRow } from '../../src/messaging/envelope-codec';
 import { TimeoutError } from '../../src/runtime/settle';
+import { publisherTrust } from '../../src/messaging/publisher-trust';
 
 let tag = 0;
 function message(customerId = 'c1'): ConsumeMessage {
@@ -63,6 +64,7 @@ function fixture(apply: (messages: Incoming[]) => Promise<Outcome[]>, opts: { au
       holds.push(tries);
     },
     released: () => released++,
+    trust: publisherTrust({ url: 'amqp://guest:guest@127.0.0.1:5672', exchange: 'saga.events' }),
   });
   return { runner, channel, sent, acks, holds, released: () => released };
 }

@@ -61,6 +61,24 @@ const withHeaders = (h: Record<string, unknown> | string) =>
   good({ headers: typeof h === 'string' ? h : JSON.stringify(h) });
 
 describe('envelope codec', () => {
+  it("diverts a row that claims another service's aggregate or event, with the reason", () => {
+    const forged = encodeOutboxRow(good({ aggregatetype: 'inventory', type: 'StockReserved' }), 'order', 'outbox');
+    expect(forged).toMatchObject({ ok: false, reason: 'aggregatetype inventory does not belong to source order' });
+    expect(forged.options.headers).toMatchObject({
+      'x-invalid-reason': 'aggregatetype inventory does not belong to source order',
+      'x-outbox-source': 'order',
+    });
+    expect(encodeOutboxRow(good({ type: 'PaymentAuthorized' }), 'order', 'outbox')).toMatchObject({
+      ok: false,
+      reason: 'PaymentAuthorized is an event of aggregatetype payment, not order',
+    });
+    // The source's own events, and types the catalogue does not know, go out as before.
+    expect(encodeOutboxRow(good({ aggregatetype: 'inventory', type: 'StockReserved' }), 'inventory', 'outbox').ok).toBe(
+      true,
+    );
+    expect(encodeOutboxRow(good({ aggregatetype: 'test', type: 'Tested' }), 'order', 'outbox').ok).toBe(true);
+  });
+
   it('encodes an outbox row as routing key, properties and headers, and decodes it back to the envelope', () => {
     const m = encodeOutboxRow(good(), 'order', 'outbox');
     expect(m.ok).toBe(true);
