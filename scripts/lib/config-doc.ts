@@ -251,6 +251,26 @@ const ROWS: Row[] = [
     vars: ['INVENTORY_ADMIN_URL', 'PAYMENT_ADMIN_URL'],
     meaning: "inventory's and payment's admin listeners, where the seed sets the catalogue and the accounts",
   },
+  {
+    vars: ['DB_CONSUMER_POOL_MAX'],
+    meaning: "the consumer's own database connections, apart from HTTP's, so requests cannot starve the saga",
+  },
+  {
+    vars: ['DB_QUERY_TIMEOUT_MS'],
+    meaning:
+      'longest wait for a database answer on the client side: a half-open link fails the batch (held, not dead-lettered) instead of stalling it',
+  },
+  { vars: ['DB_KEEPALIVE_MS'], meaning: "TCP keepalive idle time of the services' database connections" },
+  {
+    vars: ['DB_STATEMENT_TIMEOUT', 'DB_IDLE_IN_TRANSACTION_TIMEOUT'],
+    meaning:
+      'set by setup on every service role (`ALTER ROLE ... SET`): the server ends a statement that runs longer, and a transaction whose client went silent; PostgreSQL durations, `0` turns one off',
+  },
+  {
+    vars: ['MONITOR_QUEUE_MAX_LENGTH'],
+    meaning:
+      "length bound of the saga monitor's queue (a policy, dropping the oldest): what the monitor's absence may cost the broker (docs/operations.md)",
+  },
   { vars: ['SEED_TIMEOUT_MS'], meaning: 'how long the seed waits for every service to be ready' },
   {
     vars: ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'],
