@@ -9,7 +9,11 @@ export function jsonPoster(baseUrl: string, maxSockets: number) {
   const agent = new http.Agent({ keepAlive: true, maxSockets });
   const base = new URL(baseUrl);
   return {
-    post(path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown }> {
+    post(
+      path: string,
+      body: unknown,
+      headers: Record<string, string> = {},
+    ): Promise<{ status: number; body: unknown }> {
       const text = JSON.stringify(body);
       return new Promise((resolve, reject) => {
         const req = http.request(
