@@ -217,7 +217,7 @@ describe('every metric the alerts and the dashboard use, on the running processe
     for (const u of [relayUrl, url('order'), url('inventory'), url('payment'), monitor.url])
       addExposition(exported, await (await fetch(`${u}/metrics`)).text());
     // Dead-lettering happens only when something fails: check the value against the consumer's code instead.
-    const consumerSource = readFileSync(path.join(ROOT, 'packages/common/src/messaging/consumer.ts'), 'utf8');
+    const consumerSource = readFileSync(path.join(ROOT, 'packages/common/src/messaging/batch-runner.ts'), 'utf8');
     const failureOnly: FailureOnly = { consumer_messages_total: { outcome: ['dead_lettered'] } };
     for (const v of failureOnly.consumer_messages_total!.outcome!) expect(consumerSource).toContain(`outcome: '${v}'`);
 

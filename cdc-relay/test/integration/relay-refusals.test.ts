@@ -118,8 +118,8 @@ describe('rows the broker refuses', () => {
     const open = `${env.id}.open`;
     await ch.assertQueue(full, { arguments: { 'x-max-length-bytes': 3000, 'x-overflow': 'reject-publish' } });
     await ch.assertQueue(open, {});
-    await ch.bindQueue(full, env.exchange, 'fan.#');
-    await ch.bindQueue(open, env.exchange, 'fan.#');
+    await ch.bindQueue(full, env.exchange, 'order.#');
+    await ch.bindQueue(open, env.exchange, 'order.#');
     // Fill it so that a small event fits and a large one does not.
     ch.sendToQueue(full, Buffer.alloc(2500, 'f'));
     await waitUntil(async () => (await ch.checkQueue(full)).messageCount === 1, { message: 'queue filled' });
@@ -127,8 +127,8 @@ describe('rows the broker refuses', () => {
     await streaming(relay);
     const big = JSON.stringify({ version: 1, data: { pad: 'p'.repeat(2000) } });
     await insertRaw([
-      `(gen_random_uuid(), 'fan', 'order-1', 'OrderPlaced', '${big}', '{"correlationId":"order-1"}')`,
-      `(gen_random_uuid(), 'fan', 'order-1', 'OrderCancelled', '{"version":1}', '{"correlationId":"order-1"}')`,
+      `(gen_random_uuid(), 'order', 'order-1', 'OrderPlaced', '${big}', '{"correlationId":"order-1"}')`,
+      `(gen_random_uuid(), 'order', 'order-1', 'OrderCancelled', '{"version":1}', '{"correlationId":"order-1"}')`,
     ]);
     // The inventory-like queue stores OrderPlaced; the full one refuses it, more than once.
     const refusals = () => relay.logs.filter((l) => String(l.msg).startsWith('broker did not store a message'));
