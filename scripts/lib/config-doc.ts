@@ -188,7 +188,11 @@ const ROWS: Row[] = [
     meaning:
       'how to restart PostgreSQL when `wal_level` must change (unset: `pg_ctlcluster` on a local Debian cluster)',
   },
-  { vars: ['MIGRATIONS_DIR'], meaning: 'the committed drizzle migrations' },
+  {
+    vars: ['MIGRATIONS_DIR'],
+    default: '`migrations` under the working directory',
+    meaning: 'the committed drizzle migrations',
+  },
   {
     vars: ['RABBITMQ_MANAGEMENT_URL'],
     meaning:
