@@ -257,7 +257,7 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
     const tokens = new Map(customers.map((c) => [c, as(c)]));
     let n = 0;
     const poster = (client = jsonPoster(urls().order, Math.max(...p.conc, 256)));
-    const post = (): Promise<{ status: number; orderId?: string }> => {
+    const post = (): Promise<{ status: number; orderId?: string; customerId: string }> => {
       const i = n++;
       const customerId = customers[i % customers.length]!;
       return poster
@@ -266,7 +266,11 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
           { customerId, items: [{ sku: skus[i % skus.length], quantity: 1 + (i % 3) }] },
           tokens.get(customerId),
         )
-        .then((res) => ({ status: res.status, orderId: (res.body as { orderId?: string } | undefined)?.orderId }));
+        .then((res) => ({
+          status: res.status,
+          orderId: (res.body as { orderId?: string } | undefined)?.orderId,
+          customerId,
+        }));
     };
 
     // Ceiling first, with the stack started and idle (figures are compared with the ceiling of the same run).
@@ -290,7 +294,7 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
             postLat.push(now() - started);
             if (r.status === 202 && r.orderId) {
               placedAt.set(r.orderId, started);
-              saga.placed.push(r.orderId);
+              saga.recordPlaced(r.orderId, r.customerId);
             }
           }
         }),
@@ -367,7 +371,7 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
               statusCounts[r.status] = (statusCounts[r.status] ?? 0) + 1;
               if (r.status === 202 && r.orderId) {
                 ids[i] = r.orderId;
-                saga.placed.push(r.orderId);
+                saga.recordPlaced(r.orderId, r.customerId);
               }
             },
             () => {
