@@ -10,7 +10,7 @@
  * queue with a dead-letter exchange also takes `write` on that exchange and `read` on the queue, and an exchange with
  * an alternate exchange `write` on that one and `read` on itself.
  */
-import { execFileSync } from 'node:child_process';
+import { rabbitmqctl as runRabbitmqctl } from './rabbitmqctl';
 import { z } from 'zod';
 import { vhostOf } from '@saga/common/messaging/broker';
 import { consumerQueueNames, topologyNames } from '@saga/common/messaging/topology';
@@ -155,20 +155,7 @@ function managementApi(managementUrl: string): UserApi {
   };
 }
 
-const ctl = (args: string[], input?: string) => {
-  try {
-    return execFileSync('rabbitmqctl', ['-q', ...args], { input, stdio: 'pipe', encoding: 'utf8' });
-  } catch (err) {
-    const why =
-      (err as NodeJS.ErrnoException).code === 'ENOENT'
-        ? 'rabbitmqctl is not on PATH'
-        : String((err as { stderr?: unknown }).stderr ?? err).trim();
-    throw new Error(
-      `rabbitmqctl ${args[0]} failed (${why}): set RABBITMQ_MANAGEMENT_URL (management plugin) or run setup where rabbitmqctl works`,
-      { cause: err },
-    );
-  }
-};
+const ctl = (args: string[], input?: string) => runRabbitmqctl(args, `rabbitmqctl ${args[0]} failed`, input);
 
 /** Passwords go on standard input, never on a command line (visible to every local user in the process list). */
 const rabbitmqctl: UserApi = {

@@ -4,7 +4,7 @@
  * A policy, unlike queue arguments, also reaches queues that already exist: an upgraded broker gets the bounds
  * from the next setup.
  */
-import { execFileSync } from 'node:child_process';
+import { rabbitmqctl } from './rabbitmqctl';
 import { vhostOf } from '@saga/common/messaging/broker';
 import { queuePolicies } from '@saga/common/messaging/operator-queues';
 
@@ -37,34 +37,21 @@ export async function applyQueuePolicies(
       });
       if (!res.ok) throw new Error(`management API ${res.status} setting policy ${p.name}: ${await res.text()}`);
     } else {
-      try {
-        execFileSync(
-          'rabbitmqctl',
-          [
-            '-q',
-            'set_policy',
-            '-p',
-            vhost,
-            '--apply-to',
-            'queues',
-            '--priority',
-            '10',
-            p.name,
-            p.pattern,
-            JSON.stringify(p.definition),
-          ],
-          { stdio: 'pipe' },
-        );
-      } catch (err) {
-        const why =
-          (err as NodeJS.ErrnoException).code === 'ENOENT'
-            ? 'rabbitmqctl is not on PATH'
-            : String((err as { stderr?: unknown }).stderr ?? err).trim();
-        throw new Error(
-          `cannot set the queue-bound policy ${p.name} (${why}): set RABBITMQ_MANAGEMENT_URL (management plugin) or run setup where rabbitmqctl works`,
-          { cause: err },
-        );
-      }
+      rabbitmqctl(
+        [
+          'set_policy',
+          '-p',
+          vhost,
+          '--apply-to',
+          'queues',
+          '--priority',
+          '10',
+          p.name,
+          p.pattern,
+          JSON.stringify(p.definition),
+        ],
+        `cannot set the queue-bound policy ${p.name}`,
+      );
     }
     say(`rabbitmq: policy ${p.name} on ${p.pattern}: ${JSON.stringify(p.definition)}`);
   }
