@@ -128,6 +128,10 @@ export const orderApi: ApiOperation[] = [
       429: {
         description: 'Too many orders from this caller (type urn:saga:problem:rate-limited); retry after Retry-After',
       },
+      503: {
+        description:
+          'Not accepted, nothing written: ORDER_PENDING_MAX orders are in progress (type urn:saga:problem:overloaded) or ORDER_QUEUE_MAX wait for a write; retry after Retry-After',
+      },
     },
   },
   {
@@ -204,6 +208,8 @@ export type OrderRouteOptions = {
   rate: { perSecond: number; burst: number };
   /** Orders waiting for a write beyond this are refused (503). */
   queueMax: number;
+  /** Admission by the saga's backlog (http/admission); none: every order is admitted. */
+  admission?: { check: () => void };
   /** Open event streams per caller (beyond: 429) and on this replica (beyond: 503). */
   streams: StreamLimits;
 };
@@ -231,6 +237,7 @@ export function orderRoutes(pool: pg.Pool, notifier: OrderNotifier, log: Logger,
       throw forbidden('the body names another customer than the bearer token');
     const wait = limiter.take(customerId);
     if (wait > 0) throw rateLimited(wait);
+    opts.admission?.check();
     const hash = createHash('sha256')
       .update(JSON.stringify({ customerId, items: body.items }))
       .digest('hex');
