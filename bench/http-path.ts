@@ -12,7 +12,7 @@ import { Registry } from 'prom-client';
 import { Router } from 'express';
 import { createHttpApp, finishHttpApp, parseRequest } from '@saga/common/http/app';
 import { createLogger } from '@saga/common/runtime/logger';
-import { PlaceOrderBody } from '../services/order/src/http/routes';
+import { PlaceOrderBody } from '../services/order/src/http/order-schemas';
 import { z } from 'zod';
 
 const arg = (name: string, fallback: number) =>

@@ -13,7 +13,7 @@ import { DEBEZIUM_HEADER } from '@saga/common/messaging/debezium';
 import { HEADER } from '@saga/common/messaging/envelope-codec';
 import { consumerQueueOf, SERVICES } from '@saga/common/contracts/service-names';
 import { inventoryOpenApi } from '../../services/inventory/src/http/routes';
-import { orderOpenApi } from '../../services/order/src/http/routes';
+import { orderOpenApi } from '../../services/order/src/http/order-api';
 import { paymentOpenApi } from '../../services/payment/src/http/routes';
 import { monitorOpenApi } from '../../services/monitor/src/http/routes';
 import { CONFIGURATION_FILE, configurationPage } from './config-doc';

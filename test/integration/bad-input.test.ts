@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import pg from 'pg';
 import { consumerQueueNames } from '@saga/common/messaging/topology';
 import { Problem, PROBLEM_TYPE } from '@saga/common/http/problem';
-import { PlaceOrderBody } from '../../services/order/src/http/routes';
+import { PlaceOrderBody } from '../../services/order/src/http/order-schemas';
 import { PutProductBody } from '../../services/inventory/src/http/routes';
 import { collect } from '../support/amqp';
 import { createTestEnv, type TestEnv } from '../support/env';

@@ -7,15 +7,17 @@ import amqp from 'amqplib';
 import pg from 'pg';
 import { consumerQueueNames, assertConsumerTopology } from '@saga/common/messaging/topology';
 import { routingKeyOf } from '@saga/common/contracts/catalog';
-import { createTestEnv, type TestEnv } from '../support/env';
+import type { TestEnv } from '../support/env';
 import {
   appliedCount,
+  closeProxiedInventory,
   INVENTORY_QUEUE,
   inventoryConsumer,
+  openProxiedInventory,
   publishOrderConfirmed,
   queueDepth,
 } from '../support/consumer-harness';
-import { startTcpProxy, throughProxy, type TcpProxy } from '../support/tcp-proxy';
+import { throughProxy, type TcpProxy } from '../support/tcp-proxy';
 import { waitUntil } from '../support/wait';
 
 /**
@@ -35,11 +37,7 @@ let proxy: TcpProxy;
 const names = consumerQueueNames(INVENTORY_QUEUE);
 
 beforeAll(async () => {
-  env = await createTestEnv('dbhold');
-  conn = await amqp.connect(env.rabbitUrl);
-  ch = await conn.createConfirmChannel();
-  const pgUrl = new URL(env.serviceUrl('inventory'));
-  proxy = await startTcpProxy({ host: pgUrl.hostname, port: Number(pgUrl.port || 5432) });
+  ({ env, conn, ch, proxy } = await openProxiedInventory('dbhold'));
   // The queues exist first with a small delivery limit, so that a consumer that spends deliveries shows it fast.
   await assertConsumerTopology(ch, {
     exchange: env.exchange,
@@ -48,11 +46,7 @@ beforeAll(async () => {
     deliveryLimit: DELIVERY_LIMIT,
   });
 });
-afterAll(async () => {
-  await conn?.close().catch(() => undefined);
-  await proxy?.close();
-  await env?.close();
-});
+afterAll(() => closeProxiedInventory({ env, conn, proxy }));
 
 describe('consumer during a database outage', () => {
   it('holds a backlog through an outage: none dead-lettered or retried, all applied once it is back', async () => {

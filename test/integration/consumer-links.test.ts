@@ -4,11 +4,13 @@
  */
 import amqp from 'amqplib';
 import { consumerQueueNames } from '@saga/common/messaging/topology';
-import { createTestEnv, type TestEnv } from '../support/env';
+import type { TestEnv } from '../support/env';
 import {
   appliedCount,
+  closeProxiedInventory,
   INVENTORY_QUEUE,
   inventoryConsumer,
+  openProxiedInventory,
   publishOrderConfirmed,
   queueDepth,
 } from '../support/consumer-harness';
@@ -23,18 +25,9 @@ let proxy: TcpProxy;
 const names = consumerQueueNames(INVENTORY_QUEUE);
 
 beforeAll(async () => {
-  env = await createTestEnv('links');
-  conn = await amqp.connect(env.rabbitUrl);
-  conn.on('error', () => undefined);
-  ch = await conn.createConfirmChannel();
-  const pgUrl = new URL(env.serviceUrl('inventory'));
-  proxy = await startTcpProxy({ host: pgUrl.hostname, port: Number(pgUrl.port || 5432) });
+  ({ env, conn, ch, proxy } = await openProxiedInventory('links'));
 });
-afterAll(async () => {
-  await conn?.close().catch(() => undefined);
-  await proxy?.close();
-  await env?.close();
-});
+afterAll(() => closeProxiedInventory({ env, conn, proxy }));
 
 const publish = async (n: number) => {
   const ids = Array.from({ length: n }, () => publishOrderConfirmed(ch, env.exchange));

@@ -1,9 +1,10 @@
 /**
  * What the consumer's integration tests share: events published as the relay publishes them, a real service batch
- * handler (inventory's) on a pool of the test's choosing, and what the database and the broker hold afterwards.
+ * handler (inventory's) on a pool of the test's choosing, a TCP proxy in front of its database to break the link,
+ * and what the database and the broker hold afterwards.
  */
 import { randomUUID } from 'node:crypto';
-import type amqp from 'amqplib';
+import amqp from 'amqplib';
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { createConsumer, type ConsumerOptions } from '@saga/common/messaging/consumer';
@@ -11,7 +12,8 @@ import { encodeOutboxRow } from '@saga/common/messaging/envelope-codec';
 import { createLogger, type Logger } from '@saga/common/runtime/logger';
 import { createPool, poolConfig } from '@saga/common/db/pg';
 import { inventoryHandler } from '../../services/inventory/src/messaging/handlers';
-import type { TestEnv } from './env';
+import { createTestEnv, type TestEnv } from './env';
+import { startTcpProxy, type TcpProxy } from './tcp-proxy';
 
 export const INVENTORY_QUEUE = 'inventory.events';
 
@@ -126,4 +128,38 @@ export async function appliedCount(env: TestEnv, ids: readonly string[]): Promis
 
 export async function queueDepth(ch: amqp.Channel, queue: string): Promise<number> {
   return (await ch.checkQueue(queue)).messageCount;
+}
+
+/** A consumer test's own environment, a confirm channel to publish and inspect queues, a proxy to inventory's database. */
+export type ProxiedInventory = {
+  env: TestEnv;
+  conn: amqp.ChannelModel;
+  ch: amqp.ConfirmChannel;
+  /** In front of inventory's database: connect through it with throughProxy(env.serviceUrl('inventory'), proxy). */
+  proxy: TcpProxy;
+};
+
+/** Create the test environment `name` with a broker channel and a proxy to inventory's database. */
+export async function openProxiedInventory(name: string): Promise<ProxiedInventory> {
+  const env = await createTestEnv(name);
+  const opened: Partial<ProxiedInventory> = { env };
+  try {
+    opened.conn = await amqp.connect(env.rabbitUrl);
+    // A test that deletes a queue under the consumer may see the broker close things; its own checks say what matters.
+    opened.conn.on('error', () => undefined);
+    const ch = await opened.conn.createConfirmChannel();
+    const pgUrl = new URL(env.serviceUrl('inventory'));
+    const proxy = await startTcpProxy({ host: pgUrl.hostname, port: Number(pgUrl.port || 5432) });
+    return { env, conn: opened.conn, ch, proxy };
+  } catch (err) {
+    await closeProxiedInventory(opened);
+    throw err;
+  }
+}
+
+/** Close what openProxiedInventory opened (any part of it: a setup that failed half-way still cleans up). */
+export async function closeProxiedInventory(s: Partial<ProxiedInventory>): Promise<void> {
+  await s.conn?.close().catch(() => undefined);
+  await s.proxy?.close();
+  await s.env?.close();
 }

@@ -5,18 +5,16 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { SERVICES } from '@saga/common/contracts/service-names';
-import { ensureRelaySlots } from '../../src/slots';
 import { collect, type Received } from '../../../test/support/amqp';
-import { createTestEnv, type TestEnv } from '../../../test/support/env';
 import { metricValue } from '../../../test/support/metrics';
 import { writeOutbox } from '../../../test/support/outbox-writer';
-import { killAll, type Running } from '../../../test/support/process';
 import { startRelayProc, waitRelayStreaming } from '../../../test/support/stack';
 import { waitUntil } from '../../../test/support/wait';
+import { useRelayTestEnv } from '../support/relay-test-env';
 import { startTcpProxy } from '../support/tcp-proxy';
 
-let env: TestEnv;
-const running: Running[] = [];
+const t = useRelayTestEnv('relayfault');
+const { running, admin, migrateSlots } = t;
 /** Proxies close after each test even when it failed, or jest would wait on their sockets. */
 const proxies: { close: () => Promise<void> }[] = [];
 const proxyTo = async (...args: Parameters<typeof startTcpProxy>) => {
@@ -25,7 +23,7 @@ const proxyTo = async (...args: Parameters<typeof startTcpProxy>) => {
   return p;
 };
 const startRelay = (extra: Record<string, string> = {}) => {
-  const r = startRelayProc(env, { RELAY_RETRY_MAX_MS: '500', ...extra });
+  const r = startRelayProc(t.env, { RELAY_RETRY_MAX_MS: '500', ...extra });
   running.push(r);
   return r;
 };
@@ -40,31 +38,13 @@ const withDeadline = <T>(p: Promise<T>, ms: number): Promise<T> => {
   ]).finally(() => clearTimeout(timer));
 };
 
-async function admin<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: env.adminUrl('order') });
-  await c.connect();
-  try {
-    return (await c.query<T>(sql, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
-
-beforeAll(async () => {
-  env = await createTestEnv('relayfault');
-});
 afterEach(async () => {
-  await Promise.all(running.splice(0).map((r) => r.kill('SIGKILL')));
   await Promise.all(proxies.splice(0).map((p) => p.close()));
-});
-afterAll(async () => {
-  await killAll();
-  await env?.close();
 });
 
 describe('relay faults', () => {
   it('without RELAY_CREATE_SLOT a missing slot is reported (log, metric, not ready), never created; migrate creates it; a dropped slot is not recreated', async () => {
-    const prefix = `${env.slotPrefix}_m`;
+    const prefix = `${t.env.slotPrefix}_m`;
     const relay = startRelay({ RELAY_SLOT_PREFIX: prefix, RELAY_CREATE_SLOT: 'false', RELAY_PORT: '18321' });
     const base = 'http://127.0.0.1:18321';
     await relay.waitForLog(
@@ -76,17 +56,12 @@ describe('relay faults', () => {
     expect(await admin('SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE $1', [`${prefix}%`])).toHaveLength(0);
 
     // What npm run migrate does (as the administrator): the relay picks the slots up on its next try.
-    const said: string[] = [];
-    await ensureRelaySlots(
-      SERVICES.map((s) => ({ name: s, url: env.adminUrl(s) })),
-      prefix,
-      (m) => said.push(m),
-    );
+    const said = await migrateSlots(prefix);
     expect(said.filter((m) => m.includes('created replication slot'))).toHaveLength(3);
     await waitRelayStreaming(relay);
     expect(await metricValue(base, 'relay_slot_missing', { source: 'order' })).toBe(0);
-    const sink = await collect(env.rabbitUrl, env.exchange);
-    const first = await writeOutbox(env.serviceUrl('order'), { rows: 20, prefix: 'sm-a' });
+    const sink = await collect(t.env.rabbitUrl, t.env.exchange);
+    const first = await writeOutbox(t.env.serviceUrl('order'), { rows: 20, prefix: 'sm-a' });
     await waitUntil(() => uniq(mine(sink.messages, 'sm-a')) >= first.length, {
       message: 'rows through the migrate-made slot',
     });
@@ -123,12 +98,12 @@ describe('relay faults', () => {
 
   it('a half-open replication link (no data, no keepalive) is detected within the timeout, readiness goes false, the relay reconnects through the link when it is back, no row is lost, and it still stops on a dead link', async () => {
     const TIMEOUT_MS = 1500;
-    const target = new URL(env.relayUrl('order'));
+    const target = new URL(t.env.relayUrl('order'));
     const proxy = await proxyTo({ host: target.hostname, port: Number(target.port || 5432) });
     const viaProxy = new URL(target);
     viaProxy.port = String(proxy.port);
-    const sources = SERVICES.map((s) => `${s}=${s === 'order' ? viaProxy.toString() : env.relayUrl(s)}`).join(',');
-    const prefix = `${env.slotPrefix}_p`;
+    const sources = SERVICES.map((s) => `${s}=${s === 'order' ? viaProxy.toString() : t.env.relayUrl(s)}`).join(',');
+    const prefix = `${t.env.slotPrefix}_p`;
     const relay = startRelay({
       RELAY_SOURCES: sources,
       RELAY_SLOT_PREFIX: prefix,
@@ -148,8 +123,8 @@ describe('relay faults', () => {
       )[0]?.pid ?? null;
     const streamingLogs = () => relay.logs.filter((l) => l.msg === 'streaming' && l.source === 'order').length;
     await waitRelayStreaming(relay);
-    const sink = await collect(env.rabbitUrl, env.exchange);
-    const before = await writeOutbox(env.serviceUrl('order'), { rows: 20, prefix: 'hb-a' });
+    const sink = await collect(t.env.rabbitUrl, t.env.exchange);
+    const before = await writeOutbox(t.env.serviceUrl('order'), { rows: 20, prefix: 'hb-a' });
     await waitUntil(() => uniq(mine(sink.messages, 'hb-a')) >= before.length, { message: 'rows before the partition' });
     const pidBefore = await waitUntil(walsender, { message: 'walsender of the first connection' });
     const acceptedBefore = proxy.accepted();
@@ -158,7 +133,7 @@ describe('relay faults', () => {
     proxy.blackhole();
     const cut = Date.now();
     // Rows written during the partition (and while the relay retries through the dead link).
-    const during = await writeOutbox(env.serviceUrl('order'), { rows: 30, prefix: 'hb-b' });
+    const during = await writeOutbox(t.env.serviceUrl('order'), { rows: 30, prefix: 'hb-b' });
     await waitUntil(async () => (await orderReady()) === false, {
       message: 'readiness false',
       timeoutMs: 2 * TIMEOUT_MS,
@@ -181,7 +156,7 @@ describe('relay faults', () => {
       ),
     ).toBeGreaterThanOrEqual(1);
     expect((await get('/readyz')).status).toBe(503);
-    const more = await writeOutbox(env.serviceUrl('order'), { rows: 20, prefix: 'hb-b' });
+    const more = await writeOutbox(t.env.serviceUrl('order'), { rows: 20, prefix: 'hb-b' });
     expect(uniq(mine(sink.messages, 'hb-b'))).toBe(0);
     expect(await orderReady()).toBe(false);
 
@@ -199,7 +174,7 @@ describe('relay faults', () => {
       message: 'every row written before and during the partition',
       timeoutMs: 15_000,
     });
-    const after = await writeOutbox(env.serviceUrl('order'), { rows: 10, prefix: 'hb-c' });
+    const after = await writeOutbox(t.env.serviceUrl('order'), { rows: 10, prefix: 'hb-c' });
     await waitUntil(() => after.every((w) => sink.messages.some((m) => m.id === w.id)), {
       message: 'rows after the partition',
     });
@@ -215,20 +190,20 @@ describe('relay faults', () => {
 
   it('one transaction of 200,000 rows through a slow broker: all arrive, memory stays bounded, the slot does not move before the last confirm', async () => {
     const ROWS = 200_000;
-    const target = new URL(env.rabbitUrl);
+    const target = new URL(t.env.rabbitUrl);
     // Confirms come back late (each chunk from the broker held 5 ms): the in-flight window fills again and again.
     const proxy = await proxyTo({ host: target.hostname, port: Number(target.port || 5672) }, { delayMs: 5 });
     const viaProxy = new URL(target);
     viaProxy.port = String(proxy.port);
-    const prefix = `${env.slotPrefix}_big`;
+    const prefix = `${t.env.slotPrefix}_big`;
     const relay = startRelay({
       RABBITMQ_URL: viaProxy.toString(),
       RELAY_SLOT_PREFIX: prefix,
-      RELAY_SOURCES: `order=${env.relayUrl('order')}`,
+      RELAY_SOURCES: `order=${t.env.relayUrl('order')}`,
       RELAY_MAX_IN_FLIGHT: '5000',
     });
     await relay.waitForLog((l) => l.msg === 'streaming');
-    const sink = await collect(env.rabbitUrl, env.exchange, { bindingKey: 'big.#' });
+    const sink = await collect(t.env.rabbitUrl, t.env.exchange, { bindingKey: 'big.#' });
     const slotLsn = async () =>
       (
         await admin<{ l: string }>(
@@ -238,7 +213,7 @@ describe('relay faults', () => {
       )[0]!.l;
     // Every row its own aggregate (as orders are): the relay keeps at most one message per aggregate in flight, and
     // the window under test must fill.
-    const c = new pg.Client({ connectionString: env.serviceUrl('order') });
+    const c = new pg.Client({ connectionString: t.env.serviceUrl('order') });
     await c.connect();
     await c.query('BEGIN');
     await c.query(

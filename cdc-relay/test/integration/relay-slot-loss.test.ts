@@ -3,78 +3,43 @@
  * remembers that the slot existed (the slot marker), the relay reports the loss with the time to reconcile from and
  * stays not ready, and one operator command (recover) brings the slot back and republishes the missed rows.
  */
-import pg from 'pg';
-import { SERVICES } from '@saga/common/contracts/service-names';
-import { ensureRelaySlots } from '../../src/slots';
 import { collect } from '../../../test/support/amqp';
-import { createTestEnv, type TestEnv } from '../../../test/support/env';
 import { metricValue } from '../../../test/support/metrics';
 import { writeOutbox } from '../../../test/support/outbox-writer';
-import { killAll, startProcess, type Running } from '../../../test/support/process';
+import { startProcess } from '../../../test/support/process';
 import { startRelayProc, waitRelayStreaming } from '../../../test/support/stack';
 import { waitUntil } from '../../../test/support/wait';
+import { useRelayTestEnv } from '../support/relay-test-env';
 
-let env: TestEnv;
-const running: Running[] = [];
-
-async function admin<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: env.adminUrl('order') });
-  await c.connect();
-  try {
-    return (await c.query<T>(sql, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
-
-/** What every deploy runs (`npm run migrate`): the migrations are applied by createTestEnv, this is the slot step. */
-const migrateSlots = async (prefix: string) => {
-  const said: string[] = [];
-  await ensureRelaySlots(
-    SERVICES.map((s) => ({ name: s, url: env.adminUrl(s) })),
-    prefix,
-    (m) => said.push(m),
-  );
-  return said;
-};
-
-beforeAll(async () => {
-  env = await createTestEnv('slotloss');
-});
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((r) => r.kill('SIGKILL')));
-});
-afterAll(async () => {
-  await killAll();
-  await env?.close();
-});
+const t = useRelayTestEnv('slotloss');
+const { running, admin, migrateSlots } = t;
 
 describe('a slot lost while the relay is down', () => {
   it.each([['false'], ['true']])(
     'is not recreated by migrate or by the relay (RELAY_CREATE_SLOT=%s); the relay is not ready until the recover command, after which every row written meanwhile arrives',
     async (createSlot) => {
-      const prefix = `${env.slotPrefix}_${createSlot === 'true' ? 'c' : 'n'}`;
+      const prefix = `${t.env.slotPrefix}_${createSlot === 'true' ? 'c' : 'n'}`;
       const port = createSlot === 'true' ? 18341 : 18342;
       const base = `http://127.0.0.1:${port}`;
       const relayEnv = { RELAY_SLOT_PREFIX: prefix, RELAY_CREATE_SLOT: createSlot, RELAY_PORT: String(port) };
       const start = () => {
-        const r = startRelayProc(env, { RELAY_RETRY_MAX_MS: '500', ...relayEnv });
+        const r = startRelayProc(t.env, { RELAY_RETRY_MAX_MS: '500', ...relayEnv });
         running.push(r);
         return r;
       };
       await migrateSlots(prefix);
-      const sink = await collect(env.rabbitUrl, env.exchange);
+      const sink = await collect(t.env.rabbitUrl, t.env.exchange);
       const tag = `sl${createSlot[0]}`;
       const first = start();
       await waitRelayStreaming(first);
-      const before = await writeOutbox(env.serviceUrl('order'), { rows: 10, prefix: `${tag}-a` });
+      const before = await writeOutbox(t.env.serviceUrl('order'), { rows: 10, prefix: `${tag}-a` });
       await waitUntil(() => before.every((w) => sink.messages.some((m) => m.id === w.id)), { message: 'rows before' });
       expect((await first.kill('SIGTERM')).code).toBe(0);
 
       // The slot is dropped while the relay is down; rows are written; the deploy runs migrate, then the relay.
       const slot = `${prefix}_order`;
       await admin('SELECT pg_drop_replication_slot($1)', [slot]);
-      const lost = await writeOutbox(env.serviceUrl('order'), { rows: 50, prefix: `${tag}-b` });
+      const lost = await writeOutbox(t.env.serviceUrl('order'), { rows: 50, prefix: `${tag}-b` });
       const said = await migrateSlots(prefix);
       expect(said.some((m) => m.includes(`not creating ${slot}`))).toBe(true);
       expect(await admin('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot])).toHaveLength(0);
@@ -105,7 +70,7 @@ describe('a slot lost while the relay is down', () => {
       expect(lost.some((w) => sink.messages.some((m) => m.id === w.id))).toBe(false);
 
       // The operator's one command: creates the slot, reconciles from the stored time.
-      const recover = startProcess('cdc-relay/src/main.ts', { ...env.env, ...relayEnv }, [
+      const recover = startProcess('cdc-relay/src/main.ts', { ...t.env.env, ...relayEnv }, [
         'recover',
         '--source',
         'order',
@@ -122,7 +87,7 @@ describe('a slot lost while the relay is down', () => {
       await waitRelayStreaming(relay);
       await waitUntil(async () => (await fetch(`${base}/readyz`)).status === 200, { message: 'ready after recovery' });
       expect(await metricValue(base, 'relay_slot_missing', { source: 'order' })).toBe(0);
-      const after = await writeOutbox(env.serviceUrl('order'), { rows: 5, prefix: `${tag}-c` });
+      const after = await writeOutbox(t.env.serviceUrl('order'), { rows: 5, prefix: `${tag}-c` });
       await waitUntil(() => after.every((w) => sink.messages.some((m) => m.id === w.id)), { message: 'rows after' });
       await sink.close();
     },
@@ -130,7 +95,7 @@ describe('a slot lost while the relay is down', () => {
   );
 
   it('recover refuses when outbox retention no longer covers the window to reconcile', async () => {
-    const prefix = `${env.slotPrefix}_r`;
+    const prefix = `${t.env.slotPrefix}_r`;
     await migrateSlots(prefix);
     const slot = `${prefix}_order`;
     await admin('SELECT pg_drop_replication_slot($1)', [slot]);
@@ -141,7 +106,7 @@ describe('a slot lost while the relay is down', () => {
     );
     const recover = startProcess(
       'cdc-relay/src/main.ts',
-      { ...env.env, RELAY_SLOT_PREFIX: prefix, OUTBOX_RETENTION_HOURS: '2' },
+      { ...t.env.env, RELAY_SLOT_PREFIX: prefix, OUTBOX_RETENTION_HOURS: '2' },
       ['recover', '--source', 'order'],
     );
     running.push(recover);

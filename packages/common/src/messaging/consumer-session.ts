@@ -44,32 +44,19 @@ type Session = {
   whenEnded: Promise<void>;
 };
 
+type Pump = ReturnType<typeof createPump<ConfirmChannel, ConsumeMessage>>;
+
 export function createConsumerSession(opts: ConsumerSessionOptions) {
-  const { log, queue, prefetch, maxBatch } = opts;
+  const { log, queue } = opts;
   // One place in the broker's node list for this consumer: after a lost connection it moves to the next node.
   const broker = brokerConnector(opts.url);
-  const routingKeys = opts.types.map(routingKeyOf);
   const abort = new AbortController();
   let loop: Promise<void> | undefined;
   let current: Session | undefined;
   /** The session of each channel: a batch that cannot be settled ends it. */
   const sessionOf = new WeakMap<ConsumerChannel, Session>();
-  /** A batch is held: the database is unavailable. */
-  let holding = false;
-
-  const runner = opts.runner({
-    async hold(channel, err, tries) {
-      if (!holding) log.warn({ err, queue }, 'database unavailable: holding the batch unacknowledged until it answers');
-      holding = true;
-      await delay(backoffDelay(tries, 200, opts.holdCapMs ?? 5_000), abort.signal);
-      if (abort.signal.aborted || sessionOf.get(channel)?.ended !== false)
-        throw new Error('gave up a held batch: the consumer is stopping or its channel closed');
-    },
-    released() {
-      holding = false;
-      log.info({ queue }, 'database answers again: held batch applied');
-    },
-  });
+  const holding = createHolding(opts, abort.signal, (channel) => sessionOf.get(channel)?.ended !== false);
+  const runner = opts.runner(holding.ports);
 
   const pump = createPump<ConfirmChannel, ConsumeMessage>(
     {
@@ -82,61 +69,12 @@ export function createConsumerSession(opts: ConsumerSessionOptions) {
         sessionOf.get(channel)?.end('a batch could not be settled');
       },
     },
-    { maxBatch, batchIntervalMs: opts.batchIntervalMs },
+    { maxBatch: opts.maxBatch, batchIntervalMs: opts.batchIntervalMs },
   );
-
-  function open(link: BrokerConnection): Session {
-    let resolve!: () => void;
-    const s: Session = {
-      link,
-      ready: false,
-      ended: false,
-      whenEnded: new Promise<void>((r) => (resolve = r)),
-      end(why) {
-        if (s.ended) return;
-        s.ended = true;
-        s.ready = false;
-        if (s.channel) pump.drop(s.channel);
-        if (!abort.signal.aborted) log.warn({ queue, why }, 'broker session ended; reconnecting');
-        resolve();
-        // Bounded: on a half-open link amqplib's close never settles.
-        void closeConnection(link);
-      },
-    };
-    link.on('close', () => s.end('connection closed'));
-    link.on('error', (err: unknown) => log.warn({ err }, 'broker connection error'));
-    return s;
-  }
-
-  async function consume(s: Session): Promise<void> {
-    const channel = await s.link.createConfirmChannel();
-    s.channel = channel;
-    sessionOf.set(channel, s);
-    channel.on('error', (err: unknown) => log.warn({ err }, 'broker channel error'));
-    channel.on('close', () => s.end('channel closed'));
-    await declareConsumerTopology(s.link, {
-      exchange: opts.exchange,
-      queue,
-      routingKeys,
-      deliveryLimit: opts.deliveryLimit,
-      log,
-    });
-    await channel.prefetch(prefetch);
-    if (abort.signal.aborted || s.ended) return;
-    const reply = await channel.consume(
-      queue,
-      // null: the broker cancelled the consumer (the queue was deleted or recreated): start over, redeclaring it.
-      (msg) => (msg ? pump.push(channel, msg) : s.end('consumer cancelled by the broker')),
-      { noAck: false },
-    );
-    s.consumerTag = reply.consumerTag;
-    s.ready = !s.ended;
-    log.info({ queue, routingKeys, prefetch, maxBatch, broker: s.link.brokerAddress }, 'consuming');
-  }
 
   async function session(): Promise<void> {
     const link = await broker.connect({ clientProperties: { connection_name: `consumer ${queue}` } });
-    const s = open(link);
+    const s = openSession(link, { log, queue, pump, signal: abort.signal });
     current = s;
     coalesceWrites(link);
     let onAbort!: () => void;
@@ -145,36 +83,15 @@ export function createConsumerSession(opts: ConsumerSessionOptions) {
     try {
       // A stop that came while this session connected: close it without consuming.
       if (!abort.signal.aborted) {
-        await consume(s);
+        await consume(s, opts, { pump, signal: abort.signal, sessionOf });
         await Promise.race([s.whenEnded, stopped]);
       }
-      if (abort.signal.aborted && !s.ended) await finish(s);
+      if (abort.signal.aborted && !s.ended) await finishSession(s, pump, queue);
     } finally {
       abort.signal.removeEventListener('abort', onAbort);
       s.end('session over');
       if (current === s) current = undefined;
     }
-  }
-
-  /** A clean stop of a live session: no new deliveries, apply and acknowledge what was delivered, then close. */
-  async function finish(s: Session): Promise<void> {
-    s.ready = false;
-    try {
-      if (s.channel && s.consumerTag) await s.channel.cancel(s.consumerTag);
-    } catch {
-      /* channel already gone */
-    }
-    // Finish what was delivered before the cancel: every buffered message is applied and acknowledged.
-    await pump.drain();
-    try {
-      // A round trip first: the broker has then processed every ack sent before it, so closing returns nothing
-      // that was already handled to the queue.
-      await s.channel?.checkQueue(queue);
-      await s.channel?.close();
-    } catch {
-      /* channel already gone */
-    }
-    await closeConnection(s.link, 5_000);
   }
 
   return {
@@ -187,6 +104,117 @@ export function createConsumerSession(opts: ConsumerSessionOptions) {
       // A batch of a session that ended before the stop may still be running: it settles or gives up.
       await pump.drain();
     },
-    isReady: () => current?.ready === true && !holding,
+    isReady: () => current?.ready === true && !holding.isHolding(),
   };
+}
+
+/**
+ * The runner's `hold` and `released` ports: while the database is unavailable a batch is held unacknowledged, tried
+ * again after a capped backoff, and given up when the consumer stops or the batch's channel is gone (`gone`).
+ */
+function createHolding(
+  opts: Pick<ConsumerSessionOptions, 'log' | 'queue' | 'holdCapMs'>,
+  signal: AbortSignal,
+  gone: (channel: ConsumerChannel) => boolean,
+) {
+  const { log, queue } = opts;
+  /** A batch is held: the database is unavailable. */
+  let holding = false;
+  const ports: Pick<BatchRunnerOptions, 'hold' | 'released'> = {
+    async hold(channel, err, tries) {
+      if (!holding) log.warn({ err, queue }, 'database unavailable: holding the batch unacknowledged until it answers');
+      holding = true;
+      await delay(backoffDelay(tries, 200, opts.holdCapMs ?? 5_000), signal);
+      if (signal.aborted || gone(channel))
+        throw new Error('gave up a held batch: the consumer is stopping or its channel closed');
+    },
+    released() {
+      holding = false;
+      log.info({ queue }, 'database answers again: held batch applied');
+    },
+  };
+  return { ports, isHolding: () => holding };
+}
+
+/** A session on a fresh connection; it ends, once, when the connection closes or whatever else ends it first. */
+function openSession(
+  link: BrokerConnection,
+  deps: { log: Logger; queue: string; pump: Pump; signal: AbortSignal },
+): Session {
+  const { log, queue, pump, signal } = deps;
+  let resolve!: () => void;
+  const s: Session = {
+    link,
+    ready: false,
+    ended: false,
+    whenEnded: new Promise<void>((r) => (resolve = r)),
+    end(why) {
+      if (s.ended) return;
+      s.ended = true;
+      s.ready = false;
+      if (s.channel) pump.drop(s.channel);
+      if (!signal.aborted) log.warn({ queue, why }, 'broker session ended; reconnecting');
+      resolve();
+      // Bounded: on a half-open link amqplib's close never settles.
+      void closeConnection(link);
+    },
+  };
+  link.on('close', () => s.end('connection closed'));
+  link.on('error', (err: unknown) => log.warn({ err }, 'broker connection error'));
+  return s;
+}
+
+/** Open the session's channel, declare the consumer's queues and consume into the pump. */
+async function consume(
+  s: Session,
+  opts: ConsumerSessionOptions,
+  deps: { pump: Pump; signal: AbortSignal; sessionOf: WeakMap<ConsumerChannel, Session> },
+): Promise<void> {
+  const { log, queue, prefetch, maxBatch } = opts;
+  const { pump, signal } = deps;
+  const routingKeys = opts.types.map(routingKeyOf);
+  const channel = await s.link.createConfirmChannel();
+  s.channel = channel;
+  deps.sessionOf.set(channel, s);
+  channel.on('error', (err: unknown) => log.warn({ err }, 'broker channel error'));
+  channel.on('close', () => s.end('channel closed'));
+  await declareConsumerTopology(s.link, {
+    exchange: opts.exchange,
+    queue,
+    routingKeys,
+    deliveryLimit: opts.deliveryLimit,
+    log,
+  });
+  await channel.prefetch(prefetch);
+  if (signal.aborted || s.ended) return;
+  const reply = await channel.consume(
+    queue,
+    // null: the broker cancelled the consumer (the queue was deleted or recreated): start over, redeclaring it.
+    (msg) => (msg ? pump.push(channel, msg) : s.end('consumer cancelled by the broker')),
+    { noAck: false },
+  );
+  s.consumerTag = reply.consumerTag;
+  s.ready = !s.ended;
+  log.info({ queue, routingKeys, prefetch, maxBatch, broker: s.link.brokerAddress }, 'consuming');
+}
+
+/** A clean stop of a live session: no new deliveries, apply and acknowledge what was delivered, then close. */
+async function finishSession(s: Session, pump: Pump, queue: string): Promise<void> {
+  s.ready = false;
+  try {
+    if (s.channel && s.consumerTag) await s.channel.cancel(s.consumerTag);
+  } catch {
+    /* channel already gone */
+  }
+  // Finish what was delivered before the cancel: every buffered message is applied and acknowledged.
+  await pump.drain();
+  try {
+    // A round trip first: the broker has then processed every ack sent before it, so closing returns nothing
+    // that was already handled to the queue.
+    await s.channel?.checkQueue(queue);
+    await s.channel?.close();
+  } catch {
+    /* channel already gone */
+  }
+  await closeConnection(s.link, 5_000);
 }

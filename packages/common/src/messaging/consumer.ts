@@ -1,7 +1,8 @@
 /**
  * A service's consumer, composed of its parts: the AMQP session (consumer-session.ts) delivers into the batching
- * pump (consumer-pump.ts), which hands batches to the batch runner (batch-runner.ts: screen, apply through the
- * service's batch handler, park failures as failure-policy.ts decides, acknowledge).
+ * pump (consumer-pump.ts), which hands batches to the batch runner (batch-runner.ts: screen in batch-screening.ts,
+ * apply through the service's batch handler, park failures as failure-policy.ts decides in failure-settlement.ts,
+ * acknowledge).
  */
 import type { Registry } from 'prom-client';
 import type { Logger } from '../runtime/logger';

@@ -120,6 +120,50 @@ export async function runService<S extends Record<string, unknown>, C extends Se
   // Before the HTTP server exists: its requests are traced from the first one (only when OTEL_* configure an exporter).
   if (startTracing(def.name, { http: true })) log.info('tracing on: spans exported as OTEL_* configures');
   const registry = createMetricsRegistry(def.name);
+  const { ctx, consumerCtx } = serviceContexts(def, log, registry);
+  const consumer = serviceConsumer(config, consumerCtx.consumer, def.handler(consumerCtx), log, registry);
+
+  let shuttingDown = false;
+  const { http, admin, port, adminPort } = await startHttp(def, ctx, {
+    ready: async () => {
+      const database = await ctx.pool.query('SELECT 1').then(
+        () => true,
+        () => false,
+      );
+      return { database, broker: consumer.isReady() };
+    },
+    shuttingDown: () => shuttingDown,
+  });
+  const extras = def.extras ? await def.extras(ctx) : undefined;
+  consumer.start();
+  const outboxPruner = startPruner(def, ctx);
+  log.info({ port, adminPort, database: redactUrl(config.DATABASE_URL), queue: ctx.consumer }, 'service started');
+
+  return {
+    port,
+    adminPort,
+    log,
+    async stop() {
+      shuttingDown = true;
+      await extras?.stop();
+      await http.close();
+      await admin.close();
+      await consumer.stop();
+      await outboxPruner?.stop();
+      await ctx.pool.end();
+      await consumerCtx.pool.end();
+      await stopTracing();
+    },
+  };
+}
+
+/** The context of HTTP routes and that of the batch handler: each with its own pool, so neither starves the other. */
+function serviceContexts<S extends Record<string, unknown>, C extends ServiceConfig>(
+  def: ServiceDefinition<S, C>,
+  log: Logger,
+  registry: Registry,
+) {
+  const { config } = def;
   const poolOptions = (max: number, role: string) =>
     poolConfig({
       max,
@@ -144,12 +188,16 @@ export async function runService<S extends Record<string, unknown>, C extends Se
     pool: consumerPool,
     db: drizzle(consumerPool, { schema: def.schema }),
   };
+  return { ctx, consumerCtx };
+}
 
-  const consumer = createConsumer({
+/** The consumer of the service's own queue, configured from the service's env. */
+function serviceConsumer(config: ServiceConfig, queue: string, handler: BatchHandler, log: Logger, registry: Registry) {
+  return createConsumer({
     url: config.RABBITMQ_URL,
     exchange: config.EVENTS_EXCHANGE,
-    queue: consumerName,
-    handler: def.handler(consumerCtx),
+    queue,
+    handler,
     log,
     registry,
     prefetch: config.CONSUMER_PREFETCH,
@@ -165,22 +213,21 @@ export async function runService<S extends Record<string, unknown>, C extends Se
         config.EVENT_UNSIGNED_VIA_EXCHANGE === undefined ? undefined : config.EVENT_UNSIGNED_VIA_EXCHANGE === 'true',
     }),
   });
+}
 
-  let shuttingDown = false;
+/**
+ * The public listener (routes, probes, metrics) and the admin listener: its own port, so that network policy (k8s)
+ * or a loopback binding (compose) keeps it from customers. Metrics and administration only; probes stay on the
+ * public port too.
+ */
+async function startHttp<S extends Record<string, unknown>, C extends ServiceConfig>(
+  def: ServiceDefinition<S, C>,
+  ctx: ServiceContext<S, C>,
+  probes: { ready: () => Promise<Record<string, boolean>>; shuttingDown: () => boolean },
+) {
+  const { config, log, registry } = ctx;
   const app = createHttpApp(log, registry, config.HTTP_BODY_LIMIT);
-  app.use(
-    createOpsRouter(
-      registry,
-      async () => {
-        const database = await pool.query('SELECT 1').then(
-          () => true,
-          () => false,
-        );
-        return { database, broker: consumer.isReady() };
-      },
-      () => shuttingDown,
-    ),
-  );
+  app.use(createOpsRouter(registry, probes.ready, probes.shuttingDown));
   app.use(def.routes(ctx));
   finishHttpApp(app);
   const limits = {
@@ -190,55 +237,34 @@ export async function runService<S extends Record<string, unknown>, C extends Se
   };
   const http = await listen(app, config.PORT, '0.0.0.0', limits);
   const port = (http.server.address() as { port: number }).port;
-  // The admin listener: its own port, so that network policy (k8s) or a loopback binding (compose) keeps it from
-  // customers. Metrics and administration only; probes stay on the public port too.
   const adminApp = createHttpApp(log, registry, config.HTTP_BODY_LIMIT);
-  adminApp.use(
-    createOpsRouter(
-      registry,
-      async () => ({}),
-      () => shuttingDown,
-    ),
-  );
+  adminApp.use(createOpsRouter(registry, async () => ({}), probes.shuttingDown));
   if (def.adminRoutes) adminApp.use(def.adminRoutes(ctx));
   finishHttpApp(adminApp);
   const admin = await listen(adminApp, config.ADMIN_PORT, '0.0.0.0', limits);
   const adminPort = (admin.server.address() as { port: number }).port;
-  const extras = def.extras ? await def.extras(ctx) : undefined;
-  consumer.start();
-  // A component without an outbox table in its schema (the monitor publishes nothing) has nothing to prune.
-  const outboxPruner =
-    'outbox' in def.schema
-      ? startOutboxPruner(pool, log, {
-          retentionHours: config.OUTBOX_RETENTION_HOURS,
-          everyMs: config.OUTBOX_PRUNE_EVERY_MS,
-        })
-      : undefined;
-  if (outboxPruner && config.OUTBOX_RETENTION_HOURS >= config.INBOX_RETENTION_HOURS) {
+  return { http, admin, port, adminPort };
+}
+
+/** The outbox pruner; none for a component without an outbox table in its schema (the monitor publishes nothing). */
+function startPruner<S extends Record<string, unknown>, C extends ServiceConfig>(
+  def: ServiceDefinition<S, C>,
+  ctx: ServiceContext<S, C>,
+) {
+  const { config, log } = ctx;
+  if (!('outbox' in def.schema)) return undefined;
+  const pruner = startOutboxPruner(ctx.pool, log, {
+    retentionHours: config.OUTBOX_RETENTION_HOURS,
+    everyMs: config.OUTBOX_PRUNE_EVERY_MS,
+  });
+  if (config.OUTBOX_RETENTION_HOURS >= config.INBOX_RETENTION_HOURS) {
     // A reconcile republishes up to OUTBOX_RETENTION_HOURS of events; a consumer that forgot an id applies it again.
     log.warn(
       { outboxRetentionHours: config.OUTBOX_RETENTION_HOURS, inboxRetentionHours: config.INBOX_RETENTION_HOURS },
       'OUTBOX_RETENTION_HOURS should be shorter than INBOX_RETENTION_HOURS',
     );
   }
-  log.info({ port, adminPort, database: redactUrl(config.DATABASE_URL), queue: consumerName }, 'service started');
-
-  return {
-    port,
-    adminPort,
-    log,
-    async stop() {
-      shuttingDown = true;
-      await extras?.stop();
-      await http.close();
-      await admin.close();
-      await consumer.stop();
-      await outboxPruner?.stop();
-      await pool.end();
-      await consumerPool.end();
-      await stopTracing();
-    },
-  };
+  return pruner;
 }
 
 export { createLogger };

@@ -22,7 +22,9 @@ export type AdmissionOptions = {
 
 export const OVERLOADED = 'urn:saga:problem:overloaded';
 
-export function createAdmission(readPending: () => Promise<number>, o: AdmissionOptions) {
+export type Admission = { check: () => void; pending: () => number };
+
+export function createAdmission(readPending: () => Promise<number>, o: AdmissionOptions): Admission {
   const now = o.now ?? (() => performance.now());
   let pending = 0;
   let readAt = -Infinity;
