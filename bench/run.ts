@@ -570,6 +570,20 @@ function sagaComparison(cur: SagaResult, base: SagaResult, ref: string) {
     pairs.push([`open loop ${fmt(o.ratePerSec)}/s: POST p99`, o.postMs.p99, bo.postMs.p99, ' ms', 1]);
     pairs.push([`open loop ${fmt(o.ratePerSec)}/s: machine busy`, o.machineBusy * 100, bo.machineBusy * 100, '%', 0]);
   }
+  // CPU per order of each process at every open-loop rate: where a change paid, or cost.
+  const processes = ['order', 'inventory', 'payment', 'relay', 'postgres', 'rabbitmq', 'stack', 'benchClient'] as const;
+  for (const o of cur.opens) {
+    const bo = base.opens.find((x) => x.ratePerSec === o.ratePerSec);
+    if (!bo) continue;
+    for (const k of processes)
+      pairs.push([
+        `open loop ${fmt(o.ratePerSec)}/s: CPU per order, ${k === 'benchClient' ? 'load generator' : k}`,
+        o.cpuMsPerOrder[k],
+        bo.cpuMsPerOrder[k],
+        ' ms',
+        2,
+      ]);
+  }
   for (const [what, x, y, unit, d] of pairs)
     rows.push({
       section,
