@@ -473,7 +473,7 @@ function sagaRows(r: SagaResult, section: string) {
     rows.push({
       section,
       what: `closed loop, ${c.concurrency} connections, ${P.sagaMs / 1000} s: placed / final / confirmed`,
-      figure: `${fmt(c.placedPerSec)} / ${fmt(c.finalPerSec)} / ${fmt(c.confirmedPerSec)} orders/s (${fmt(c.orders)} orders); POST p50 ${ms(c.postMs.p50)} p99 ${ms(c.postMs.p99)} ms; to final p50 ${ms(c.placeToFinalMs.p50)} p99 ${ms(c.placeToFinalMs.p99)} ms`,
+      figure: `${fmt(c.placedPerSec)} / ${fmt(c.finalPerSec)} / ${fmt(c.confirmedPerSec)} orders/s (${fmt(c.orders)} orders${c.refused ? `, ${fmt(c.refused)} POSTs refused 503` : ''}); POST p50 ${ms(c.postMs.p50)} p99 ${ms(c.postMs.p99)} ms; to final p50 ${ms(c.placeToFinalMs.p50)} p99 ${ms(c.placeToFinalMs.p99)} ms`,
       baseline: `orders/s x 6 / ${fmt(r.commitCeilingTps)} commits/s (target >= 0.3)`,
       ratio: fmt(c.ratioToCommitCeiling, 3),
     });

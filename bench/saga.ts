@@ -59,6 +59,8 @@ export type ClosedLoop = {
   orders: number;
   confirmed: number;
   cancelled: number;
+  /** POSTs answered 503 (the saga's backlog at its bound); each worker waited Retry-After before the next. */
+  refused: number;
   placedPerSec: number;
   /** Orders final (confirmed or cancelled) per second, from the first POST to the last final event. */
   finalPerSec: number;
@@ -292,6 +294,7 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
     for (const conc of p.conc) {
       const placedAt = new Map<string, number>();
       const postLat: number[] = [];
+      let refused = 0;
       const stmts0 = await statements(stack);
       const cpu0 = cpuSnapshot(stack);
       const t0 = now();
@@ -301,6 +304,12 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
           while (now() < deadline) {
             const started = now();
             const r = await post();
+            if (r.status === 503) {
+              // Refused for the backlog: a client comes back after Retry-After, and the refusal is no POST latency.
+              refused++;
+              await sleep(1000 * (Number(r.retryAfter) || 1));
+              continue;
+            }
             postLat.push(now() - started);
             if (r.status === 202 && r.orderId) {
               placedAt.set(r.orderId, started);
@@ -341,6 +350,7 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
       const r: ClosedLoop = {
         concurrency: conc,
         orders,
+        refused,
         confirmed,
         cancelled: orders - confirmed,
         placedPerSec: orders / placedSecs,

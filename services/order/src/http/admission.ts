@@ -5,8 +5,10 @@
  * anything is written.
  *
  * The count is the order database's, so every replica sees the same backlog. It is read at most once per
- * `refreshMs`, only while orders arrive, and never on a request's path: a request uses the last count read. Orders
- * older than the window the query counts (stuck ones, an operator's business) do not hold new ones back.
+ * `refreshMs`, only while orders arrive, and never on a request's path: a request uses the last count read plus the
+ * orders this replica admitted since that read started. A count older than two intervals (after a quiet spell) is
+ * not trusted: the request is admitted while a fresh count is read. Orders older than the window the query counts
+ * (stuck ones, an operator's business) do not hold new ones back.
  */
 import { unavailable } from '@saga/common/http/http-error';
 
@@ -29,12 +31,15 @@ export function createAdmission(readPending: () => Promise<number>, o: Admission
   let pending = 0;
   let readAt = -Infinity;
   let reading = false;
+  /** Orders admitted here since the read in progress started: the count it answers may not hold them. */
+  let admittedSinceRead = 0;
   const refresh = () => {
     if (reading || now() - readAt < o.refreshMs) return;
     reading = true;
+    admittedSinceRead = 0;
     readPending().then(
       (n) => {
-        pending = n;
+        pending = n + admittedSinceRead;
         readAt = now();
         reading = false;
       },
@@ -48,16 +53,22 @@ export function createAdmission(readPending: () => Promise<number>, o: Admission
   return {
     /** Throws 503 with Retry-After while the backlog is at its bound; starts a fresh count when the last is old. */
     check(): void {
+      const stale = now() - readAt > 2 * o.refreshMs;
       refresh();
-      if (pending < o.maxPending) return;
+      if (stale || pending < o.maxPending) {
+        pending++;
+        admittedSinceRead++;
+        return;
+      }
       o.onShed?.();
+      // No figure in the answer: how busy the shop is stays in the metrics.
       throw unavailable(
-        `${pending} orders are in progress, more than this shop takes at once; try again`,
+        'too many orders are in progress; this request was not accepted, try again (with the same Idempotency-Key, if it had one)',
         1,
         OVERLOADED,
       );
     },
-    /** The last count read. */
+    /** The last count read, plus the orders admitted here since. */
     pending: () => pending,
   };
 }

@@ -44,7 +44,7 @@ export const orderApi: ApiOperation[] = [
       },
       503: {
         description:
-          'Not accepted, nothing written: ORDER_PENDING_MAX orders are in progress (type urn:saga:problem:overloaded) or ORDER_QUEUE_MAX wait for a write; retry after Retry-After',
+          'This request was not accepted: ORDER_PENDING_MAX orders are in progress (type urn:saga:problem:overloaded), ORDER_QUEUE_MAX wait for a write, or the database is unreachable (type urn:saga:problem:unavailable). Retry after Retry-After with the same Idempotency-Key: an order this key already placed is answered, never placed twice',
       },
     },
   },

@@ -38,7 +38,7 @@ describe('admission of new orders by the saga backlog', () => {
   it('refuses with 503 and Retry-After once the backlog reaches its bound', async () => {
     const { admission, answer, shed } = setup(10);
     admission.check();
-    await answer(10);
+    await answer(9);
     const err = refusal(() => admission.check());
     expect(err?.status).toBe(503);
     expect(err?.opts.headers?.['Retry-After']).toBe('1');
@@ -57,6 +57,28 @@ describe('admission of new orders by the saga backlog', () => {
     advance(1);
     admission.check();
     expect(reads).toHaveLength(1);
+  });
+
+  it('counts the orders it admitted since the count was read', async () => {
+    const { admission, answer } = setup(10);
+    admission.check(); // admitted while the read runs: the count may not hold it
+    await answer(7);
+    expect(admission.pending()).toBe(8);
+    admission.check();
+    admission.check();
+    expect(admission.pending()).toBe(10);
+    expect(refusal(() => admission.check())?.status).toBe(503);
+  });
+
+  it('does not trust a count from before a quiet spell, and reads a fresh one', async () => {
+    const { admission, answer, reads, advance } = setup(10);
+    admission.check();
+    await answer(50);
+    advance(10_000);
+    expect(refusal(() => admission.check())).toBeUndefined();
+    expect(reads).toHaveLength(1);
+    await answer(50);
+    expect(refusal(() => admission.check())?.status).toBe(503);
   });
 
   it('admits again when the backlog has drained', async () => {
@@ -83,6 +105,6 @@ describe('admission of new orders by the saga backlog', () => {
     t += 200;
     expect(refusal(() => admission.check())?.status).toBe(503);
     await new Promise((r) => setImmediate(r));
-    expect(admission.pending()).toBe(20);
+    expect(admission.pending()).toBe(21); // 20 read, plus the order admitted while it was read
   });
 });
