@@ -172,7 +172,7 @@ function cpuPerOrder(a: CpuSnapshot, b: CpuSnapshot, orders: number): CpuPerOrde
 async function statements(stack: Stack): Promise<Record<ServiceName, number>> {
   const out = {} as Record<ServiceName, number>;
   for (const s of SERVICES) {
-    const url = stack.services[s].url;
+    const url = stack.services[s].adminUrl;
     const text = await (await fetch(`${url}/metrics`)).text();
     out[s] = /^db_statements_total[ {]/m.test(text) ? await metricValue(url, 'db_statements_total') : NaN;
   }

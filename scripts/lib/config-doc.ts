@@ -206,8 +206,13 @@ const ROWS: Row[] = [
   },
   {
     vars: ['MONITOR_PORT'],
-    meaning: "the monitor's port under `npm start`",
+    meaning: "the monitor's public port (probes only) under `npm start`",
     outside: { usedBy: 'start', default: '`8003`' },
+  },
+  {
+    vars: ['MONITOR_ADMIN_PORT'],
+    meaning: "the monitor's admin listener under `npm start`: its page, its API and `/metrics`",
+    outside: { usedBy: 'start', default: '`8103`' },
   },
   {
     vars: ['HTTP_REQUEST_TIMEOUT_MS'],
@@ -221,7 +226,7 @@ const ROWS: Row[] = [
   {
     vars: ['ADMIN_PORT'],
     meaning:
-      'the admin listener: `/metrics`, probes and the administration routes (catalogue, accounts, unfiltered lists); never exposed to customers (docs/security.md)',
+      "the admin listener: `/metrics` (served nowhere else), probes and the administration routes (catalogue, accounts, unfiltered lists; the monitor's page and API); never exposed to customers (docs/security.md)",
   },
   {
     vars: ['AUTH_ISSUER', 'AUTH_AUDIENCE', 'AUTH_JWKS_URL'],

@@ -7,7 +7,6 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import express from 'express';
-import { Registry } from 'prom-client';
 import { createOpsRouter } from '@saga/common/runtime/ops';
 import { DATABASE_OWNERS, SERVICES } from '@saga/common/contracts/service-names';
 import { COMPONENTS } from '../../scripts/cli';
@@ -31,16 +30,16 @@ const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
 const servedPaths: string[] = [];
 
 beforeAll(async () => {
-  // The paths the ops router really serves (not 404), asked of the router itself.
+  // The probe paths the ops router really serves (not 404), asked of the router itself.
   const app = express();
-  app.use(createOpsRouter(new Registry(), async () => ({ ok: true })));
+  app.use(createOpsRouter(async () => ({ ok: true })));
   const server = app.listen(0);
   const port = (server.address() as { port: number }).port;
   for (const p of ['/healthz', '/readyz', '/metrics', '/nope']) {
     if ((await fetch(`http://127.0.0.1:${port}${p}`)).status !== 404) servedPaths.push(p);
   }
   server.close();
-  expect(servedPaths).toEqual(['/healthz', '/readyz', '/metrics']);
+  expect(servedPaths).toEqual(['/healthz', '/readyz']);
 });
 
 describe('docker-compose.yml', () => {
@@ -140,6 +139,9 @@ describe('docker-compose.yml', () => {
         (d) => (d.services.relay.healthcheck.test = ['CMD', 'node', '-e', "fetch('http://127.0.0.1:8010/healthz')"]),
       ).join(),
     ).toContain('relay: healthcheck does not call /readyz');
+    expect(
+      bad((d) => (d.services.payment.ports = ['127.0.0.1:8002:8002', '${BIND_ADDRESS:-127.0.0.1}:8102:8102'])).join(),
+    ).toContain('compose payment: the operator-only port 8102 is not published on 127.0.0.1 only');
     expect(bad((d) => (d.services.monitor.ports = ['8000:8000'])).join()).toContain(
       'compose monitor: PORT=8003 is not among its ports',
     );
@@ -193,7 +195,7 @@ describe(`k8s (kustomize), strictly against Kubernetes ${KUBERNETES_VERSION}`, (
   );
 
   itWithKubectl(
-    'fails on a misspelt field, a wrong type, a wrong port, a bad probe path or an unknown variable',
+    'fails on a misspelt field, a wrong type, a wrong port, a bad probe path, an unknown variable or an admin port open to anyone',
     () => {
       const mutated = (mutate: (objs: any[]) => void) => {
         const o = clone(objects);
@@ -266,6 +268,29 @@ describe(`k8s (kustomize), strictly against Kubernetes ${KUBERNETES_VERSION}`, (
           servedPaths,
         ).join(),
       ).toContain('NetworkPolicy/postgres-monitor: ingress from monitor, relay, saga-migrate');
+      expect(
+        checkK8sConsistency(
+          mutated((o) =>
+            o.splice(
+              o.findIndex((x: any) => x.kind === 'Service' && x.metadata.name === 'monitor-admin'),
+              1,
+            ),
+          ),
+          servedPaths,
+        ).join(),
+      ).toContain('Service/monitor-admin: missing');
+      expect(
+        checkK8sConsistency(
+          mutated((o) => delete policy(o, 'order').ingress.find((r: any) => r.ports[0].port === 8100).from),
+          servedPaths,
+        ).join(),
+      ).toContain('NetworkPolicy/order: admits anyone to the operator-only port 8100');
+      expect(
+        checkK8sConsistency(
+          mutated((o) => delete policy(o, 'relay').ingress[0].from),
+          servedPaths,
+        ).join(),
+      ).toContain('NetworkPolicy/relay: admits anyone to the operator-only port 8010');
       expect(
         checkK8sConsistency(
           mutated(

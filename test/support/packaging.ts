@@ -43,10 +43,10 @@ export const SCHEMAS: Record<Component, z.ZodObject> = {
 };
 /** Variables whose defaults only fit a local machine: a deployment must set them (or `<NAME>_FILE`). */
 export const MUST_SET: Record<Component, string[][]> = {
-  order: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT']],
-  inventory: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT']],
-  payment: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT']],
-  monitor: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT']],
+  order: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT'], ['ADMIN_PORT']],
+  inventory: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT'], ['ADMIN_PORT']],
+  payment: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT'], ['ADMIN_PORT']],
+  monitor: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT'], ['ADMIN_PORT']],
   relay: [['RELAY_SOURCES'], ['RABBITMQ_URL'], ['RELAY_PORT']],
   setup: [['RABBITMQ_URL'], ['PG_ADMIN_URL', 'ORDER_PG_ADMIN_URL']],
   migrate: [['PG_ADMIN_URL', 'ORDER_PG_ADMIN_URL']],
@@ -59,6 +59,14 @@ export const HTTP_PORT_VAR: Partial<Record<Component, string>> = {
   inventory: 'PORT',
   payment: 'PORT',
   monitor: 'PORT',
+  relay: 'RELAY_PORT',
+};
+/** The operator-only listener that serves /metrics: a service's admin listener, the relay's only one. */
+export const METRICS_PORT_VAR: Partial<Record<Component, string>> = {
+  order: 'ADMIN_PORT',
+  inventory: 'ADMIN_PORT',
+  payment: 'ADMIN_PORT',
+  monitor: 'ADMIN_PORT',
   relay: 'RELAY_PORT',
 };
 
@@ -133,6 +141,16 @@ export function validateCompose(doc: Record<string, unknown>): string[] {
         errors.push(`compose ${name}: healthcheck does not probe port ${port}`);
       if (!/\/readyz/.test(probe))
         errors.push(`compose ${name}: healthcheck does not call /readyz (others wait on it: ready, not just alive)`);
+    }
+    // An operator-only listener (admin, the relay's) is published on the loopback interface only, whatever
+    // BIND_ADDRESS says.
+    const metricsVar = METRICS_PORT_VAR[command];
+    if (metricsVar) {
+      const admin = interpolate(String(env[metricsVar] ?? ''));
+      const mapping = ((svc.ports ?? []) as string[]).map(String).find((p) => p.split(':').pop() === admin);
+      if (!admin || !mapping) errors.push(`compose ${name}: ${metricsVar}=${admin} is not among its ports`);
+      else if (!mapping.startsWith('127.0.0.1:'))
+        errors.push(`compose ${name}: the operator-only port ${admin} is not published on 127.0.0.1 only (${mapping})`);
     }
   }
   return errors;
@@ -305,6 +323,7 @@ export function checkK8sConsistency(objects: K8sObject[], servedPaths: string[])
     if (JSON.stringify(from) !== JSON.stringify(expected))
       errors.push(`NetworkPolicy/postgres-${s}: ingress from ${from.join(', ')}, expected ${expected.join(', ')}`);
   }
+  errors.push(...checkOperatorPorts(objects));
   if (
     !objects.some(
       (o) =>
@@ -315,6 +334,53 @@ export function checkK8sConsistency(objects: K8sObject[], servedPaths: string[])
     )
   ) {
     errors.push('NetworkPolicy/default-deny is missing');
+  }
+  return errors;
+}
+
+type PolicyPort = { port?: number | string };
+type PolicyRule = { from?: object[]; ports?: PolicyPort[] };
+
+/**
+ * Operator-only listeners (a service's or the monitor's admin listener, the relay's port): each admin listener has a
+ * `<name>-admin` Service of its own, and the component's NetworkPolicy admits such a port only `from` named peers,
+ * never from anywhere.
+ */
+function checkOperatorPorts(objects: K8sObject[]): string[] {
+  const errors: string[] = [];
+  for (const o of objects.filter((x) => x.kind === 'Deployment')) {
+    const pod = podSpecOf(o)!;
+    for (const c of pod.containers) {
+      const component = c.args?.[0];
+      if (!c.image.startsWith(IMAGE) || !isComponent(component)) continue;
+      const portVar = METRICS_PORT_VAR[component];
+      if (!portVar) continue;
+      const name = o.metadata.name;
+      const value = Number(
+        (c.env as { name: string; value?: string }[] | undefined)?.find((e) => e.name === portVar)?.value,
+      );
+      if (!value) {
+        errors.push(`Deployment/${name}: ${portVar} is not set`);
+        continue;
+      }
+      if (portVar === 'ADMIN_PORT') {
+        const admin = c.ports?.find((p) => p.name === 'admin');
+        if (admin?.containerPort !== value)
+          errors.push(`Deployment/${name}: no container port "admin" at ADMIN_PORT=${value}`);
+        const svc = objects.find((x) => x.kind === 'Service' && x.metadata.name === `${name}-admin`);
+        const targets = ((svc?.spec as { ports?: { targetPort?: string | number }[] } | undefined)?.ports ?? []).map(
+          (p) => p.targetPort,
+        );
+        if (!targets.includes('admin') && !targets.includes(value))
+          errors.push(`Service/${name}-admin: missing, or not targeting the admin port of ${name}`);
+      }
+      const np = objects.find((x) => x.kind === 'NetworkPolicy' && x.metadata.name === name);
+      const rules = (np?.spec as { ingress?: PolicyRule[] } | undefined)?.ingress ?? [];
+      const covering = rules.filter((r) => !r.ports || r.ports.some((p) => p.port === value || p.port === 'admin'));
+      if (covering.length === 0) errors.push(`NetworkPolicy/${name}: does not admit anyone to port ${value}`);
+      if (covering.some((r) => !r.from || r.from.length === 0))
+        errors.push(`NetworkPolicy/${name}: admits anyone to the operator-only port ${value} (name who, with from)`);
+    }
   }
   return errors;
 }

@@ -9,7 +9,7 @@ import type { BatchHandler, InboxRetention } from '../messaging/batch-handler';
 import { publisherTrust } from '../messaging/publisher-trust';
 import { createHttpApp, finishHttpApp, listen } from '../http/app';
 import { createLogger, redactUrl, type Logger } from './logger';
-import { createMetricsRegistry, createOpsRouter } from './ops';
+import { createMetricsRegistry, createMetricsRouter, createOpsRouter } from './ops';
 import { startOutboxPruner } from '../db/outbox-retention';
 import { createPool, poolConfig } from '../db/pg';
 import { consumerQueueOf } from '../contracts/service-names';
@@ -68,7 +68,7 @@ export const ServiceEnv = BaseEnv.extend({
 export function serviceEnv(defaults: { port: number; databaseUrl: string }) {
   return ServiceEnv.extend({
     PORT: z.coerce.number().int().min(0).max(65535).default(defaults.port),
-    /** The admin listener: /metrics and the service's administration (never exposed to customers). */
+    /** The admin listener: /metrics, probes and the service's administration (never exposed to customers). */
     ADMIN_PORT: z.coerce
       .number()
       .int()
@@ -97,8 +97,9 @@ export type ServiceDefinition<S extends Record<string, unknown>, C extends Servi
   name: DatabaseOwner;
   config: C;
   schema: S;
-  routes: (ctx: ServiceContext<S, C>) => Router;
-  /** Administration (reference data, unfiltered lists), served on ADMIN_PORT only. */
+  /** The public API, on PORT (a component without one serves only the probes there). */
+  routes?: (ctx: ServiceContext<S, C>) => Router;
+  /** Administration (reference data, unfiltered lists, an operator UI), served on ADMIN_PORT only. */
   adminRoutes?: (ctx: ServiceContext<S, C>) => Router;
   /** The service's part of the saga: what it does with each batch of the events it consumes. */
   handler: (ctx: ServiceContext<S, C>) => BatchHandler;
@@ -170,7 +171,6 @@ export async function runService<S extends Record<string, unknown>, C extends Se
   const app = createHttpApp(log, registry, config.HTTP_BODY_LIMIT);
   app.use(
     createOpsRouter(
-      registry,
       async () => {
         const database = await pool.query('SELECT 1').then(
           () => true,
@@ -181,7 +181,7 @@ export async function runService<S extends Record<string, unknown>, C extends Se
       () => shuttingDown,
     ),
   );
-  app.use(def.routes(ctx));
+  if (def.routes) app.use(def.routes(ctx));
   finishHttpApp(app);
   const limits = {
     requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
@@ -191,15 +191,15 @@ export async function runService<S extends Record<string, unknown>, C extends Se
   const http = await listen(app, config.PORT, '0.0.0.0', limits);
   const port = (http.server.address() as { port: number }).port;
   // The admin listener: its own port, so that network policy (k8s) or a loopback binding (compose) keeps it from
-  // customers. Metrics and administration only; probes stay on the public port too.
+  // customers. Metrics and administration only there; probes on both.
   const adminApp = createHttpApp(log, registry, config.HTTP_BODY_LIMIT);
   adminApp.use(
     createOpsRouter(
-      registry,
       async () => ({}),
       () => shuttingDown,
     ),
   );
+  adminApp.use(createMetricsRouter(registry));
   if (def.adminRoutes) adminApp.use(def.adminRoutes(ctx));
   finishHttpApp(adminApp);
   const admin = await listen(adminApp, config.ADMIN_PORT, '0.0.0.0', limits);
