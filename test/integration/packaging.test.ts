@@ -307,7 +307,7 @@ describe(`k8s (kustomize), strictly against Kubernetes ${KUBERNETES_VERSION}`, (
 
 describe('Dockerfile', () => {
   const text = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
-  it('is multi-stage on a supported Node LTS slim with a pinned minor, OCI-labelled, non-root, copying only what exists and is not ignored', () => {
+  it('is multi-stage on a supported Node LTS slim with a pinned minor named by a build ARG, OCI-labelled, non-root, copying only what exists and is not ignored, with no npm in the run stage', () => {
     expect(validateDockerfile(text)).toEqual([]);
   });
   it('fails when the final stage runs as root, a COPY source is missing, the base is not slim, not a supported LTS or not pinned, or a label is missing', () => {
@@ -320,34 +320,57 @@ describe('Dockerfile', () => {
     );
     expect(
       validateDockerfile(text.replaceAll('COPY services/monitor/package.json services/monitor/\n', '')).join(),
-    ).toContain('stage run does not COPY services/monitor/package.json');
-    expect(validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim AS run/, 'node:24.11 AS run')).join()).toContain(
+    ).toContain('stage deps does not COPY services/monitor/package.json');
+    const base = /^ARG NODE_IMAGE=node:[\d.]+-bookworm-slim$/m;
+    expect(text).toMatch(base);
+    expect(validateDockerfile(text.replace(base, 'ARG NODE_IMAGE=node:24.11')).join()).toContain(
       'not an official Node slim',
     );
+    expect(validateDockerfile(text.replace(base, 'ARG NODE_IMAGE=node:20.19-bookworm-slim')).join()).toContain(
+      'not a supported Node LTS',
+    );
+    expect(validateDockerfile(text.replace(base, 'ARG NODE_IMAGE=node:24-bookworm-slim')).join()).toContain(
+      'does not pin a minor',
+    );
+    // A digest pinned through the ARG is accepted.
     expect(
-      validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim AS run/, 'node:20.19-bookworm-slim AS run')).join(),
-    ).toContain('not a supported Node LTS');
-    expect(
-      validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim AS run/, 'node:24-bookworm-slim AS run')).join(),
-    ).toContain('does not pin a minor');
+      validateDockerfile(text.replace(base, `ARG NODE_IMAGE=node:24.11-bookworm-slim@sha256:${'0'.repeat(64)}`)),
+    ).toEqual([]);
     expect(
       validateDockerfile(text.replace('org.opencontainers.image.version=', 'org.opencontainers.image.versio=')).join(),
     ).toContain('lacks the OCI label org.opencontainers.image.version');
     for (const lts of SUPPORTED_NODE_LTS)
-      expect(validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim/g, `node:${lts}.1-bookworm-slim`))).toEqual([]);
+      expect(validateDockerfile(text.replace(base, `ARG NODE_IMAGE=node:${lts}.1-bookworm-slim`))).toEqual([]);
+  });
+
+  it('fails when a stage names its base image instead of the build ARG, the production install runs install scripts, or the run stage has npm', () => {
+    expect(
+      validateDockerfile(text.replace('FROM ${NODE_IMAGE} AS run', 'FROM node:24.11-bookworm-slim AS run')).join(),
+    ).toContain('stage run names its base node:24.11-bookworm-slim instead of a build ARG');
+    expect(validateDockerfile(text.replace(' --ignore-scripts', '')).join()).toContain(
+      'the production install runs install scripts',
+    );
+    expect(validateDockerfile(text.replace(' /usr/local/bin/npm ', ' ')).join()).toContain(
+      'the run stage keeps npm (/usr/local/bin/npm is not removed)',
+    );
+    expect(validateDockerfile(text.replace('USER node', 'RUN npm ls\nUSER node')).join()).toContain(
+      'the run stage runs npm',
+    );
   });
 
   it('its steps work without a container engine: a production install runs every component of the bundle', () => {
-    // The build stage's work: bundle. The run stage's: its COPYs, then a production-only install.
+    // The build stage's work: bundle. The deps stage's: its COPYs, then a production-only install; the run stage's COPYs.
     execFileSync('npm', ['run', 'build', '-s'], { cwd: ROOT, stdio: 'pipe' });
     const dir = mkdtempSync(path.join(tmpdir(), 'image-'));
     try {
-      for (const src of copiesOfStage(text, 'run')) {
+      for (const src of [...copiesOfStage(text, 'deps'), ...copiesOfStage(text, 'run')]) {
         mkdirSync(path.dirname(path.join(dir, src)), { recursive: true });
         cpSync(path.join(ROOT, src), path.join(dir, src), { recursive: true });
       }
       cpSync(path.join(ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true });
-      execFileSync('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
+      const install = ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'];
+      expect(text).toContain(`npm ${install.join(' ')}`);
+      execFileSync('npm', [...install, '--prefer-offline', '--loglevel=error'], {
         cwd: dir,
         stdio: 'pipe',
         timeout: 300_000,

@@ -407,13 +407,61 @@ export const OCI_LABELS = [
  * Multi-stage, official slim bases of a supported Node LTS with the minor pinned, OCI labels, non-root final
  * stage, COPY sources that exist and are not ignored.
  */
+/** The global ARGs (before the first FROM) with their defaults. */
+function globalArgs(text: string): Map<string, string> {
+  const df = DockerfileParser.parse(text);
+  const first = df.getFROMs()[0];
+  const args = new Map<string, string>();
+  for (const i of df.getInstructions()) {
+    if (i === first) break;
+    if (i.getKeyword() !== 'ARG') continue;
+    const m = /^(\w+)(?:=(\S*))?$/.exec(i.getArgumentsContent() ?? '');
+    if (m) args.set(m[1]!, m[2] ?? '');
+  }
+  return args;
+}
+
+/** The image of each FROM, as written (`${NODE_IMAGE}`) and with the global ARGs' defaults put in. */
+export function baseImagesOf(text: string): { stage: string | undefined; written: string; image: string }[] {
+  const args = globalArgs(text);
+  return DockerfileParser.parse(text)
+    .getFROMs()
+    .map((f) => {
+      const written = f.getImage() ?? '';
+      return {
+        stage: f.getBuildStage() ?? undefined,
+        written,
+        image: written.replace(/\$\{?(\w+)\}?/g, (_m, n: string) => args.get(n) ?? ''),
+      };
+    });
+}
+
+/** The instructions of the stage named `stage`. */
+function stageInstructions(text: string, stage: string) {
+  const df = DockerfileParser.parse(text);
+  const instructions = df.getInstructions();
+  const froms = df.getFROMs();
+  const i = froms.findIndex((f) => f.getBuildStage() === stage);
+  if (i < 0) return [];
+  const start = instructions.indexOf(froms[i]!);
+  const end = froms[i + 1] ? instructions.indexOf(froms[i + 1]!) : instructions.length;
+  return instructions.slice(start, end);
+}
+
+const NPM_PATHS = ['/usr/local/lib/node_modules/npm', '/usr/local/bin/npm', '/usr/local/bin/npx'];
+
 export function validateDockerfile(text: string): string[] {
   const errors: string[] = [];
   const df = DockerfileParser.parse(text);
   const froms = df.getFROMs();
   if (froms.length < 2) errors.push('Dockerfile: expected a multi-stage build');
-  for (const f of froms) {
-    const ref = `${f.getImageName()}:${f.getImageTag() ?? ''}`;
+  const bases = baseImagesOf(text);
+  // One base for every stage, named once: a build argument (a pipeline pins its digest with --build-arg).
+  for (const b of bases)
+    if (!/^\$\{?\w+\}?$/.test(b.written))
+      errors.push(`Dockerfile: stage ${b.stage ?? '?'} names its base ${b.written} instead of a build ARG`);
+  for (const b of bases) {
+    const ref = b.image.split('@')[0]!;
     const m = /^node:(\d+)(\.\d+)?(\.\d+)?-([\w]+-)?slim$/.exec(ref);
     if (!m) errors.push(`Dockerfile: base ${ref} is not an official Node slim image`);
     else if (!SUPPORTED_NODE_LTS.includes(Number(m[1])))
@@ -445,9 +493,26 @@ export function validateDockerfile(text: string): string[] {
     .join(' ');
   for (const l of OCI_LABELS)
     if (!labels.includes(`${l}=`)) errors.push(`Dockerfile: the final stage lacks the OCI label ${l}`);
+  // The production install: no install scripts (none of the production dependencies needs one).
+  const installs = instructions
+    .filter((i) => i.getKeyword() === 'RUN')
+    .map((i) => i.getArgumentsContent() ?? '')
+    .filter((r) => /npm ci\b[^;&|]*--omit=dev/.test(r));
+  if (installs.length === 0) errors.push('Dockerfile: no production install (npm ci --omit=dev)');
+  for (const r of installs)
+    if (!/npm ci\b[^;&|]*--ignore-scripts/.test(r))
+      errors.push('Dockerfile: the production install runs install scripts (add --ignore-scripts)');
+  // The run stage carries no package manager: it runs no npm and deletes the base image's.
+  const run = stageInstructions(text, 'run');
+  if (run.length === 0) errors.push('Dockerfile: no stage named run');
+  const runCommands = run.filter((i) => i.getKeyword() === 'RUN').map((i) => i.getArgumentsContent() ?? '');
+  if (runCommands.some((r) => /(^|[\s;&|])(npm|npx)\s/.test(r))) errors.push('Dockerfile: the run stage runs npm');
+  const removed = runCommands.filter((r) => /\brm\b/.test(r)).join(' ');
+  for (const p of NPM_PATHS)
+    if (!removed.split(/\s+/).includes(p)) errors.push(`Dockerfile: the run stage keeps npm (${p} is not removed)`);
   // npm ci needs every workspace's package.json (the lockfile lists them all), and the bundle every workspace's src.
   for (const ws of workspaces()) {
-    for (const stage of ['build', 'run'])
+    for (const stage of ['build', 'deps'])
       if (!copiesOfStage(text, stage).includes(`${ws}/package.json`))
         errors.push(`Dockerfile: stage ${stage} does not COPY ${ws}/package.json`);
     if (!copiesOfStage(text, 'build').includes(`${ws}/src`))
