@@ -87,59 +87,6 @@ describe('database roles', () => {
   });
 });
 
-describe('secrets', () => {
-  it('no password appears in the logs of a full run, errors included', async () => {
-    const dbPassword = `pw-${randomBytes(8).toString('hex')}`;
-    const mqUser = `${env.id}_user`;
-    const mqPassword = `mq-${randomBytes(8).toString('hex')}`;
-    rabbitmqctl('add_user', mqUser, mqPassword);
-    rabbitmqctl('set_permissions', '-p', env.vhost, mqUser, '.*', '.*', '.*');
-    let stack: Stack | undefined;
-    try {
-      const withPassword = (u: string) => {
-        const x = new URL(u);
-        x.password = dbPassword; // the local server trusts 127.0.0.1, so any password is accepted, and must stay unseen
-        return x.toString();
-      };
-      const rabbit = new URL(env.rabbitUrl);
-      rabbit.username = mqUser;
-      rabbit.password = mqPassword;
-      const secretEnv = { RABBITMQ_URL: rabbit.toString() };
-      env.env.RELAY_SOURCES = SERVICES.map((s) => `${s}=${withPassword(env.relayUrl(s))}`).join(',');
-      env.env.RABBITMQ_URL = rabbit.toString();
-      stack = await startStack(env, {
-        relay: secretEnv,
-        order: { ...secretEnv, DATABASE_URL: withPassword(env.serviceUrl('order')) },
-        inventory: { ...secretEnv, DATABASE_URL: withPassword(env.serviceUrl('inventory')) },
-        payment: { ...secretEnv, DATABASE_URL: withPassword(env.serviceUrl('payment')) },
-      });
-      const s = stack;
-      const saga = sagaClient(() => ({
-        order: s.services.order.url,
-        inventory: s.services.inventory.url,
-        payment: s.services.payment.url,
-      }));
-      const sku = await saga.product(5, 100);
-      const c = await saga.account(1000);
-      await saga.finalOrder(await saga.place(c, [{ sku, quantity: 1 }]));
-      // Errors get logged too: drop every broker connection and wait for the processes to say so and recover.
-      expect(closeConnections(env.vhost, '')).toBeGreaterThanOrEqual(4);
-      await waitUntil(() => s.relay.logs.some((l) => l.msg === 'session ended with an error'), {
-        message: 'relay logged the failure',
-      });
-      await saga.finalOrder(await saga.place(c, [{ sku, quantity: 1 }]), 60_000);
-      const all = [s.relay, ...SERVICES.map((x) => s.services[x].proc)].map((p) => p.output()).join('\n');
-      expect(all.length).toBeGreaterThan(2000);
-      expect(all).toContain('"level":"warn"');
-      expect(all).not.toContain(dbPassword);
-      expect(all).not.toContain(mqPassword);
-    } finally {
-      await stack?.stop();
-      rabbitmqctl('delete_user', mqUser);
-    }
-  });
-});
-
 describe('listeners: what customers can reach', () => {
   let stack: Stack | undefined;
   let monitor: ServiceProc | undefined;
@@ -192,5 +139,58 @@ describe('listeners: what customers can reach', () => {
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toContain('text/html');
     expect(await status(`${m.adminUrl}/sagas`)).toBe(200);
+  });
+});
+
+describe('secrets', () => {
+  it('no password appears in the logs of a full run, errors included', async () => {
+    const dbPassword = `pw-${randomBytes(8).toString('hex')}`;
+    const mqUser = `${env.id}_user`;
+    const mqPassword = `mq-${randomBytes(8).toString('hex')}`;
+    rabbitmqctl('add_user', mqUser, mqPassword);
+    rabbitmqctl('set_permissions', '-p', env.vhost, mqUser, '.*', '.*', '.*');
+    let stack: Stack | undefined;
+    try {
+      const withPassword = (u: string) => {
+        const x = new URL(u);
+        x.password = dbPassword; // the local server trusts 127.0.0.1, so any password is accepted, and must stay unseen
+        return x.toString();
+      };
+      const rabbit = new URL(env.rabbitUrl);
+      rabbit.username = mqUser;
+      rabbit.password = mqPassword;
+      const secretEnv = { RABBITMQ_URL: rabbit.toString() };
+      env.env.RELAY_SOURCES = SERVICES.map((s) => `${s}=${withPassword(env.relayUrl(s))}`).join(',');
+      env.env.RABBITMQ_URL = rabbit.toString();
+      stack = await startStack(env, {
+        relay: secretEnv,
+        order: { ...secretEnv, DATABASE_URL: withPassword(env.serviceUrl('order')) },
+        inventory: { ...secretEnv, DATABASE_URL: withPassword(env.serviceUrl('inventory')) },
+        payment: { ...secretEnv, DATABASE_URL: withPassword(env.serviceUrl('payment')) },
+      });
+      const s = stack;
+      const saga = sagaClient(() => ({
+        order: s.services.order.url,
+        inventory: s.services.inventory.url,
+        payment: s.services.payment.url,
+      }));
+      const sku = await saga.product(5, 100);
+      const c = await saga.account(1000);
+      await saga.finalOrder(await saga.place(c, [{ sku, quantity: 1 }]));
+      // Errors get logged too: drop every broker connection and wait for the processes to say so and recover.
+      expect(closeConnections(env.vhost, '')).toBeGreaterThanOrEqual(4);
+      await waitUntil(() => s.relay.logs.some((l) => l.msg === 'session ended with an error'), {
+        message: 'relay logged the failure',
+      });
+      await saga.finalOrder(await saga.place(c, [{ sku, quantity: 1 }]), 60_000);
+      const all = [s.relay, ...SERVICES.map((x) => s.services[x].proc)].map((p) => p.output()).join('\n');
+      expect(all.length).toBeGreaterThan(2000);
+      expect(all).toContain('"level":"warn"');
+      expect(all).not.toContain(dbPassword);
+      expect(all).not.toContain(mqPassword);
+    } finally {
+      await stack?.stop();
+      rabbitmqctl('delete_user', mqUser);
+    }
   });
 });
