@@ -110,7 +110,11 @@ const ROWS: Row[] = [
   { vars: ['RELAY_SLOT_PREFIX'], meaning: 'the slot of source `x` is `<prefix>_x`; migrate and the relay must agree' },
   { vars: ['RELAY_PUBLICATION'], meaning: 'the publication to stream' },
   { vars: ['RELAY_OUTBOX_TABLE'], meaning: 'the table whose INSERTs are events' },
-  { vars: ['RELAY_PORT'], meaning: 'health and metrics port' },
+  {
+    vars: ['RELAY_PORT'],
+    meaning:
+      'health and metrics port: the relay has no API, so this is its admin listener, for operators and Prometheus only',
+  },
   {
     vars: ['RELAY_MAX_IN_FLIGHT'],
     meaning:
