@@ -1,6 +1,7 @@
 /**
  * The saga monitor: consumes every saga event into its own database and serves timelines, stuck sagas, a page and
- * the saga metrics on its admin listener (HTTP :8103; probes on :8003). An observer: it sends no commands and no service depends on it. `npm run monitor`.
+ * the saga metrics on its admin listener (HTTP :8103; probes on :8003). An observer: it sends no commands and no
+ * service depends on it. `npm run monitor`.
  */
 import { answerArgs } from '@saga/common/runtime/cli-args';
 import { exitOnStartupError, onShutdown } from '@saga/common/runtime/lifecycle';
