@@ -179,12 +179,18 @@ function cpuPerOrder(a: CpuSnapshot, b: CpuSnapshot, orders: number): CpuPerOrde
   return out;
 }
 
-/** `db_statements_total` of each service; NaN for a service whose /metrics has no such counter (an older bundle). */
+/**
+ * `db_statements_total` of each service, from its admin listener (the only one serving /metrics); NaN for a service
+ * whose /metrics has no such counter or that has no admin listener (an older bundle).
+ */
 async function statements(stack: Stack): Promise<Record<ServiceName, number>> {
   const out = {} as Record<ServiceName, number>;
   for (const s of SERVICES) {
-    const url = stack.services[s].url;
-    const text = await (await fetch(`${url}/metrics`)).text();
+    const url = stack.services[s].adminUrl;
+    const text = await fetch(`${url}/metrics`).then(
+      (r) => r.text(),
+      () => '',
+    );
     out[s] = /^db_statements_total[ {]/m.test(text) ? await metricValue(url, 'db_statements_total') : NaN;
   }
   return out;

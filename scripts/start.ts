@@ -151,16 +151,21 @@ async function main() {
       ...(db ? { DATABASE_URL: db } : {}),
     });
   }
-  // The saga monitor (:8003 by default, MONITOR_PORT and MONITOR_DATABASE_URL to change): an observer, so nothing
-  // waits for it.
+  // The saga monitor (probes on :8003, its page and API on its admin listener :8103; MONITOR_PORT,
+  // MONITOR_ADMIN_PORT and MONITOR_DATABASE_URL to change): an observer, so nothing waits for it.
   const monitorDb = process.env.MONITOR_DATABASE_URL;
-  run(MONITOR, { PORT: process.env.MONITOR_PORT ?? '8003', ...(monitorDb ? { DATABASE_URL: monitorDb } : {}) });
+  const monitorAdminPort = process.env.MONITOR_ADMIN_PORT ?? '8103';
+  run(MONITOR, {
+    PORT: process.env.MONITOR_PORT ?? '8003',
+    ADMIN_PORT: monitorAdminPort,
+    ...(monitorDb ? { DATABASE_URL: monitorDb } : {}),
+  });
   await Promise.all(SERVICES.map((s) => waitReady(u[s])));
   if (stopping) return;
   const added = await seedIfEmpty(u);
   if (added) say(`added ${added} demo products and accounts`);
   say(
-    `ready: ${SERVICES.map((s) => `${s} ${u[s]}`).join(', ')}; saga monitor http://127.0.0.1:${process.env.MONITOR_PORT ?? '8003'}. Try: npm run demo. Ctrl-C stops.`,
+    `ready: ${SERVICES.map((s) => `${s} ${u[s]}`).join(', ')}; saga monitor http://127.0.0.1:${monitorAdminPort}. Try: npm run demo. Ctrl-C stops.`,
   );
 }
 

@@ -2,7 +2,7 @@
 import express from 'express';
 import { exitOnStartupError, onShutdown } from '@saga/common/runtime/lifecycle';
 import { createLogger, redactUrl } from '@saga/common/runtime/logger';
-import { createMetricsRegistry, createOpsRouter, listen } from '@saga/common/runtime/ops';
+import { createMetricsRegistry, createMetricsRouter, createOpsRouter, listen } from '@saga/common/runtime/ops';
 import { answerArgs } from '@saga/common/runtime/cli-args';
 import { operatorQueues, startQueueDepthGauge } from '@saga/common/messaging/operator-queues';
 import { DATABASE_OWNERS } from '@saga/common/contracts/service-names';
@@ -20,7 +20,9 @@ async function main() {
   let shuttingDown = false;
   const app = express();
   app.disable('x-powered-by');
-  app.use(createOpsRouter(registry, relay.ready, () => shuttingDown));
+  // The relay has no API: its one listener is operator-only (probes and metrics), like a service's admin listener.
+  app.use(createOpsRouter(relay.ready, () => shuttingDown));
+  app.use(createMetricsRouter(registry));
   const http = await listen(app, config.RELAY_PORT);
   log.info(
     {

@@ -110,7 +110,11 @@ const ROWS: Row[] = [
   { vars: ['RELAY_SLOT_PREFIX'], meaning: 'the slot of source `x` is `<prefix>_x`; migrate and the relay must agree' },
   { vars: ['RELAY_PUBLICATION'], meaning: 'the publication to stream' },
   { vars: ['RELAY_OUTBOX_TABLE'], meaning: 'the table whose INSERTs are events' },
-  { vars: ['RELAY_PORT'], meaning: 'health and metrics port' },
+  {
+    vars: ['RELAY_PORT'],
+    meaning:
+      'health and metrics port: the relay has no API, so this is its admin listener, for operators and Prometheus only',
+  },
   {
     vars: ['RELAY_MAX_IN_FLIGHT'],
     meaning:
@@ -206,8 +210,13 @@ const ROWS: Row[] = [
   },
   {
     vars: ['MONITOR_PORT'],
-    meaning: "the monitor's port under `npm start`",
+    meaning: "the monitor's public port (probes only) under `npm start`",
     outside: { usedBy: 'start', default: '`8003`' },
+  },
+  {
+    vars: ['MONITOR_ADMIN_PORT'],
+    meaning: "the monitor's admin listener under `npm start`: its page, its API and `/metrics`",
+    outside: { usedBy: 'start', default: '`8103`' },
   },
   {
     vars: ['HTTP_REQUEST_TIMEOUT_MS'],
@@ -221,7 +230,7 @@ const ROWS: Row[] = [
   {
     vars: ['ADMIN_PORT'],
     meaning:
-      'the admin listener: `/metrics`, probes and the administration routes (catalogue, accounts, unfiltered lists); never exposed to customers (docs/security.md)',
+      "the admin listener: `/metrics` (served nowhere else), probes and the administration routes (catalogue, accounts, unfiltered lists; the monitor's page and API); never exposed to customers (docs/security.md)",
   },
   {
     vars: ['AUTH_ISSUER', 'AUTH_AUDIENCE', 'AUTH_JWKS_URL'],

@@ -271,7 +271,9 @@ describe('a three-node RabbitMQ cluster', () => {
 
       let duplicates = 0;
       for (const s of SERVICES)
-        duplicates += await metricValue(stack.services[s].url, 'consumer_messages_total', { outcome: 'duplicate' });
+        duplicates += await metricValue(stack.services[s].adminUrl, 'consumer_messages_total', {
+          outcome: 'duplicate',
+        });
       const confirmed = views.filter((v) => v.status === 'CONFIRMED').length;
       report.push(
         `${views.length} orders final (${confirmed} confirmed), ${outboxIds.size} outbox rows (20,000 of them the backlog), all in the broker; ` +

@@ -127,7 +127,7 @@ describe('docker-compose.yml on a real Docker Engine', () => {
     const statuses = await waitUntil(
       async () => {
         const sagas = await Promise.all(
-          ids.map((id) => json<{ status: string; settled: boolean }>(url(p.MONITOR, `/sagas/${id}`))),
+          ids.map((id) => json<{ status: string; settled: boolean }>(url(p.MONITOR_ADMIN, `/sagas/${id}`))),
         );
         return sagas.every((s) => s.status === 200 && s.body.settled) ? sagas.map((s) => s.body.status) : undefined;
       },

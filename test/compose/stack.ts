@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
+import { baseImagesOf } from '../support/packaging';
 import { freePort } from '../support/pg-cluster';
 import { ROOT } from '../support/process';
 
@@ -75,9 +76,8 @@ export function baseImages(): string[] {
   const fromCompose = Object.values(defaultServices())
     .filter((s) => s.image && s.image !== APP_IMAGE)
     .map((s) => s.image!);
-  const fromDockerfile = [...readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8').matchAll(/^FROM\s+(\S+)/gm)].map(
-    (m) => m[1]!,
-  );
+  // The build ARGs' defaults put in: the image a plain `docker build` uses.
+  const fromDockerfile = baseImagesOf(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')).map((b) => b.image);
   return [...new Set([...fromDockerfile, ...fromCompose])];
 }
 

@@ -22,7 +22,9 @@ import { waitUntil } from '../support/wait';
 let env: TestEnv;
 let stack: Stack;
 let monitor: ServiceProc;
-const url = (s: 'order' | 'inventory' | 'payment' | 'monitor') => (s === 'monitor' ? monitor : stack.services[s]).url;
+// The monitor's API is on its admin listener only.
+const url = (s: 'order' | 'inventory' | 'payment' | 'monitor') =>
+  s === 'monitor' ? monitor.adminUrl : stack.services[s].url;
 const admin = (s: 'inventory' | 'payment') => stack.services[s].adminUrl;
 const saga = sagaClient(() => ({ order: url('order'), inventory: url('inventory'), payment: url('payment') }));
 
@@ -281,7 +283,7 @@ const TARGETS: Target[] = [
   { component: 'inventory-admin', method: 'GET', path: (t) => `/products?after=${q(t)}` },
   { component: 'payment-admin', method: 'PUT', path: (t) => `/accounts/${q(t)}`, body: () => ({ balanceCents: 1 }) },
   { component: 'payment-admin', method: 'GET', path: (t) => `/payments?customerId=${q(t)}` },
-  { component: 'payment', method: 'GET', path: (t) => `/accounts/${q(t)}` },
+  { component: 'payment-admin', method: 'GET', path: (t) => `/accounts/${q(t)}` },
   { component: 'payment', method: 'GET', path: (t) => `/payments?orderId=${q(t)}` },
   { component: 'payment', method: 'GET', path: (t) => `/payments?customerId=${q(t)}` },
   { component: 'monitor', method: 'GET', path: (t) => `/sagas/${q(t)}` },
@@ -324,7 +326,7 @@ describe('HTTP text of any kind (property-based)', () => {
 
 describe('bad messages', () => {
   it('acknowledges and counts an event type nobody knows, and keeps consuming', async () => {
-    const before = await metricValue(url('payment'), 'consumer_messages_total', { outcome: 'ignored' });
+    const before = await metricValue(admin('payment'), 'consumer_messages_total', { outcome: 'ignored' });
     const conn = await amqp.connect(env.rabbitUrl);
     const ch = await conn.createConfirmChannel();
     ch.sendToQueue('payment.events', Buffer.from('{"version":1,"data":{}}'), {
@@ -335,7 +337,7 @@ describe('bad messages', () => {
     await ch.waitForConfirms();
     await conn.close();
     await waitUntil(
-      async () => (await metricValue(url('payment'), 'consumer_messages_total', { outcome: 'ignored' })) > before,
+      async () => (await metricValue(admin('payment'), 'consumer_messages_total', { outcome: 'ignored' })) > before,
       { message: 'ignored counted' },
     );
     const sku = await saga.product(5, 100);

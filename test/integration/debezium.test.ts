@@ -105,7 +105,9 @@ describe('the saga on Debezium-shaped messages', () => {
     const sku = await saga.product(10, 700);
     const rich = await saga.account(100_000);
     const poor = await saga.account(100);
-    const duplicatesBefore = await metricValue(url('inventory'), 'consumer_messages_total', { outcome: 'duplicate' });
+    const duplicatesBefore = await metricValue(stack.services.inventory.adminUrl, 'consumer_messages_total', {
+      outcome: 'duplicate',
+    });
     const [ok, declined] = await Promise.all([
       saga.place(rich, [{ sku, quantity: 2 }]),
       saga.place(poor, [{ sku, quantity: 1 }]),
@@ -141,7 +143,8 @@ describe('the saga on Debezium-shaped messages', () => {
     // Inventory saw each of its messages twice (OrderPlaced and OrderConfirmed or OrderCancelled per order).
     await waitUntil(
       async () =>
-        (await metricValue(url('inventory'), 'consumer_messages_total', { outcome: 'duplicate' })) - duplicatesBefore >=
+        (await metricValue(stack.services.inventory.adminUrl, 'consumer_messages_total', { outcome: 'duplicate' })) -
+          duplicatesBefore >=
         4,
       { message: 'inventory counted the duplicates' },
     );

@@ -178,6 +178,11 @@ describe('k8s dev overlay, rehearsed without a cluster', () => {
         if (!probe) throw new Error(`Deployment/${d.metadata.name}: no readiness probe`);
         const port = await freePort();
         env[portVar] = String(port);
+        // The admin listener too, where the Deployment has one (its own port variable, its own free port).
+        const admin = c.ports?.find((p) => p.name === 'admin');
+        const adminVar = Object.keys(env).find((k) => env[k] === String(admin?.containerPort) && /PORT$/.test(k));
+        if (admin && !adminVar) throw new Error(`Deployment/${d.metadata.name}: no admin port set in its environment`);
+        if (adminVar) env[adminVar] = String(await freePort());
         const p = start(c, env);
         running.push(p);
         probes.push({ name: d.metadata.name, url: `http://127.0.0.1:${port}${probe.path}`, p });

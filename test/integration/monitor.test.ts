@@ -51,7 +51,7 @@ const url = (s: 'order' | 'inventory' | 'payment') => stack.services[s].url;
 const saga = sagaClient(() => ({ order: url('order'), inventory: url('inventory'), payment: url('payment') }));
 const STUCK_AFTER_MS = 1500;
 
-const sagaOf = (orderId: string) => http<SagaView>('GET', `${monitor.url}/sagas/${orderId}`);
+const sagaOf = (orderId: string) => http<SagaView>('GET', `${monitor.adminUrl}/sagas/${orderId}`);
 /** The monitor's view of the saga once it holds `n` events and is in `status`. */
 const sagaWhen = (orderId: string, status: string, n: number) =>
   waitUntil(
@@ -99,7 +99,7 @@ describe('the saga monitor', () => {
     expect(s.durationMs!).toBeGreaterThanOrEqual(0);
     expect(s).toMatchObject({ status: 'CONFIRMED', reason: null, stuck: false, settled: true, waitingFor: null });
     expect(
-      await metricValue(monitor.url, 'saga_duration_seconds_count', { outcome: 'confirmed' }),
+      await metricValue(monitor.adminUrl, 'saga_duration_seconds_count', { outcome: 'confirmed' }),
     ).toBeGreaterThanOrEqual(1);
   });
 
@@ -118,7 +118,7 @@ describe('the saga monitor', () => {
       'StockReleased',
     ]);
     expect(
-      await metricValue(monitor.url, 'saga_duration_seconds_count', { outcome: 'cancelled' }),
+      await metricValue(monitor.adminUrl, 'saga_duration_seconds_count', { outcome: 'cancelled' }),
     ).toBeGreaterThanOrEqual(1);
     // StockCommitted and StockReleased had no consumer before the monitor: they piled up in the unroutable queue.
     const conn = await amqp.connect(env.rabbitUrl);
@@ -140,14 +140,15 @@ describe('the saga monitor', () => {
       const placed = await waitUntil(() => sink.messages.find((m) => m.aggregateId === id), {
         message: 'OrderPlaced captured',
       });
-      const duplicates = await metricValue(monitor.url, 'consumer_messages_total', { outcome: 'duplicate' });
+      const duplicates = await metricValue(monitor.adminUrl, 'consumer_messages_total', { outcome: 'duplicate' });
       const conn = await amqp.connect(env.rabbitUrl);
       const ch = await conn.createConfirmChannel();
       ch.publish(env.exchange, placed.routingKey, placed.raw.content, placed.raw.properties);
       await ch.waitForConfirms();
       await conn.close();
       await waitUntil(
-        async () => (await metricValue(monitor.url, 'consumer_messages_total', { outcome: 'duplicate' })) > duplicates,
+        async () =>
+          (await metricValue(monitor.adminUrl, 'consumer_messages_total', { outcome: 'duplicate' })) > duplicates,
         { message: 'duplicate seen' },
       );
       // Nothing of the saga changed: not its events, not its summary (seq, times, duration).
@@ -165,7 +166,10 @@ describe('the saga monitor', () => {
     const stuck = await waitUntil(
       async () =>
         (
-          await http<{ sagas: (SagaView & { deadLetters: unknown[] })[] }>('GET', `${monitor.url}/sagas?state=stuck`)
+          await http<{ sagas: (SagaView & { deadLetters: unknown[] })[] }>(
+            'GET',
+            `${monitor.adminUrl}/sagas?state=stuck`,
+          )
         ).body.sagas.find((s) => s.orderId === id),
       { timeoutMs: 30_000, message: 'saga listed as stuck' },
     );
@@ -194,7 +198,7 @@ describe('the saga monitor', () => {
         (
           await http<{ sagas: (SagaView & { deadLetters: { queue: string; type: string; reason: string }[] })[] }>(
             'GET',
-            `${monitor.url}/sagas?state=stuck`,
+            `${monitor.adminUrl}/sagas?state=stuck`,
           )
         ).body.sagas.find((s) => s.orderId === id && s.deadLetters.length > 0),
       { message: 'dead-letter report on the stuck saga' },
@@ -202,31 +206,41 @@ describe('the saga monitor', () => {
     expect(reported.deadLetters).toContainEqual(
       expect.objectContaining({ queue: 'monitor.events.dlq', type: 'StockReserved', reason: 'invalid' }),
     );
-    expect(await metricValue(monitor.url, 'sagas_stuck')).toBeGreaterThanOrEqual(1);
-    expect(await metricValue(monitor.url, 'saga_oldest_pending_seconds')).toBeGreaterThanOrEqual(STUCK_AFTER_MS / 1000);
-    const pending = (await http<{ sagas: SagaView[] }>('GET', `${monitor.url}/sagas?state=pending`)).body.sagas;
+    expect(await metricValue(monitor.adminUrl, 'sagas_stuck')).toBeGreaterThanOrEqual(1);
+    expect(await metricValue(monitor.adminUrl, 'saga_oldest_pending_seconds')).toBeGreaterThanOrEqual(
+      STUCK_AFTER_MS / 1000,
+    );
+    const pending = (await http<{ sagas: SagaView[] }>('GET', `${monitor.adminUrl}/sagas?state=pending`)).body.sagas;
     expect(pending.some((s) => s.orderId === id)).toBe(false);
 
     await stack.restart('payment');
     await sagaWhen(id, 'CONFIRMED', 5);
-    await waitUntil(async () => (await metricValue(monitor.url, 'sagas_stuck')) === 0, { message: 'no saga stuck' });
+    await waitUntil(async () => (await metricValue(monitor.adminUrl, 'sagas_stuck')) === 0, {
+      message: 'no saga stuck',
+    });
   });
 
   it('pages the list by arrival and names a bad query field', async () => {
-    const page1 = await http<{ sagas: { seq: number }[]; next: number | null }>('GET', `${monitor.url}/sagas?limit=2`);
+    const page1 = await http<{ sagas: { seq: number }[]; next: number | null }>(
+      'GET',
+      `${monitor.adminUrl}/sagas?limit=2`,
+    );
     expect(page1.body.sagas).toHaveLength(2);
     expect(page1.body.next).toBe(page1.body.sagas[1]!.seq);
     const page2 = await http<{ sagas: { seq: number }[] }>(
       'GET',
-      `${monitor.url}/sagas?limit=2&after=${page1.body.next}`,
+      `${monitor.adminUrl}/sagas?limit=2&after=${page1.body.next}`,
     );
     expect(page2.body.sagas[0]!.seq).toBeLessThan(page1.body.next!);
-    const all = await http<{ sagas: { seq: number }[]; next: number | null }>('GET', `${monitor.url}/sagas?limit=500`);
+    const all = await http<{ sagas: { seq: number }[]; next: number | null }>(
+      'GET',
+      `${monitor.adminUrl}/sagas?limit=500`,
+    );
     expect(all.body.next).toBeNull(); // fewer than a page: no next page
     const paged = [...page1.body.sagas, ...page2.body.sagas].map((x) => x.seq);
     expect(new Set(paged).size).toBe(paged.length);
     expect(all.body.sagas.slice(0, 4).map((x) => x.seq)).toEqual(paged);
-    const bad = await http<{ errors: { path: string }[] }>('GET', `${monitor.url}/sagas?state=lost`);
+    const bad = await http<{ errors: { path: string }[] }>('GET', `${monitor.adminUrl}/sagas?state=lost`);
     expect(bad.status).toBe(400);
     expect(bad.body.errors.map((e) => e.path)).toContain('query.state');
     expect((await sagaOf('no-such-order')).status).toBe(404);
@@ -247,7 +261,7 @@ describe('the saga monitor', () => {
     });
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
-      await page.goto(monitor.url);
+      await page.goto(monitor.adminUrl);
       const sku = await saga.product(5, 700);
       const customer = await saga.account(10_000);
       const id = await saga.place(customer, [{ sku, quantity: 1 }]);
@@ -274,11 +288,11 @@ describe('the saga monitor', () => {
 
 describe("the monitor's contract", () => {
   it('every answer the tests above received (monitor and services) conforms to the OpenAPI document its component serves', async () => {
-    const fromMonitor = recorded.filter((x) => x.url.startsWith(monitor.url));
+    const fromMonitor = recorded.filter((x) => x.url.startsWith(monitor.adminUrl));
     expect(fromMonitor.length).toBeGreaterThan(10);
     expect([...new Set(fromMonitor.map((x) => x.status))]).toEqual(expect.arrayContaining([200, 400, 404]));
     // Payment was restarted on another port by the stuck test: its earlier answers have no server to ask any more.
-    const live = [monitor.url, url('order'), url('inventory'), url('payment')];
+    const live = [monitor.adminUrl, url('order'), url('inventory'), url('payment')];
     expect(await conformanceProblems(recorded.filter((x) => live.some((o) => x.url.startsWith(o))))).toEqual([]);
   });
 });

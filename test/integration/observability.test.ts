@@ -13,7 +13,7 @@ import YAML from 'yaml';
 import { readAlertGroups } from '../../scripts/lib/observability';
 import { createTestEnv, type TestEnv } from '../support/env';
 import { metricValue } from '../support/metrics';
-import { HTTP_PORT_VAR, interpolate, isComponent, loadCompose, renderKustomize } from '../support/packaging';
+import { interpolate, isComponent, loadCompose, METRICS_PORT_VAR, renderKustomize } from '../support/packaging';
 import { killAll, ROOT } from '../support/process';
 import {
   addExposition,
@@ -99,14 +99,13 @@ describe('the observability profile of docker-compose.yml', () => {
     scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
   };
 
-  it('scrapes every component that serves /metrics, as a job named after it, at its Compose name and port', () => {
+  it('scrapes every component that serves /metrics, as a job named after it, at its Compose name and admin port', () => {
+    const metricsPortVar = (c: string) => METRICS_PORT_VAR[c as keyof typeof METRICS_PORT_VAR];
     const expected = Object.entries(compose)
-      .filter(
-        ([, svc]) => isComponent(svc.command?.[0]) && HTTP_PORT_VAR[svc.command![0] as keyof typeof HTTP_PORT_VAR],
-      )
+      .filter(([, svc]) => isComponent(svc.command?.[0]) && metricsPortVar(svc.command![0]!))
       .map(([name, svc]) => ({
         job: svc.command![0]!,
-        target: `${name}:${interpolate(String(svc.environment![HTTP_PORT_VAR[svc.command![0] as keyof typeof HTTP_PORT_VAR]!]))}`,
+        target: `${name}:${interpolate(String(svc.environment![metricsPortVar(svc.command![0]!)!]))}`,
       }))
       .sort((a, b) => a.job.localeCompare(b.job));
     expect(expected.map((e) => e.job)).toEqual(['inventory', 'monitor', 'order', 'payment', 'relay']);
@@ -159,6 +158,40 @@ it('on Kubernetes the PodMonitor names jobs after app.kubernetes.io/name, and ev
     .map((l) => l['app.kubernetes.io/name']);
   expect(selected.sort()).toEqual(['inventory', 'monitor', 'order', 'payment', 'relay']);
   expect([...new Set(jobsInRules())].filter((j) => !selected.includes(j))).toEqual([]);
+  // Each workload is scraped where it serves /metrics (its admin listener; the relay's one port), and only there.
+  const endpoints = (
+    podMonitor as unknown as {
+      spec: { podMetricsEndpoints: { port: string; relabelings?: { action: string; regex: string }[] }[] };
+    }
+  ).spec.podMetricsEndpoints;
+  const scraped = workloads.map((o) => {
+    const labels = (o.spec as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels;
+    const c = (
+      o.spec as {
+        template: {
+          spec: {
+            containers: {
+              args: string[];
+              env: { name: string; value?: string }[];
+              ports: { name: string; containerPort: number }[];
+            }[];
+          };
+        };
+      }
+    ).template.spec.containers[0]!;
+    const portVar = METRICS_PORT_VAR[c.args[0] as keyof typeof METRICS_PORT_VAR]!;
+    const metricsPort = Number(c.env.find((e) => e.name === portVar)?.value);
+    const ports = endpoints
+      .filter((e) =>
+        (e.relabelings ?? []).every(
+          (r) => r.action !== 'keep' || new RegExp(`^(?:${r.regex})$`).test(labels['app.kubernetes.io/name']!),
+        ),
+      )
+      .map((e) => c.ports.find((p) => p.name === e.port)?.containerPort)
+      .filter((p) => p !== undefined);
+    return { name: o.metadata.name, ports, metricsPort };
+  });
+  for (const w of scraped) expect({ name: w.name, ports: w.ports }).toEqual({ name: w.name, ports: [w.metricsPort] });
 });
 
 describe('every metric the alerts and the dashboard use, on the running processes', () => {
@@ -183,6 +216,7 @@ describe('every metric the alerts and the dashboard use, on the running processe
 
   it('are exported, with the labels and values the queries select, after one order confirmed and one cancelled', async () => {
     const url = (s: 'order' | 'inventory' | 'payment') => stack.services[s].url;
+    const adminOf = (s: 'order' | 'inventory' | 'payment') => stack.services[s].adminUrl;
     const saga = sagaClient(() => ({ order: url('order'), inventory: url('inventory'), payment: url('payment') }));
     const sku = await saga.product(1, 500);
     const customer = await saga.account(10_000);
@@ -194,8 +228,8 @@ describe('every metric the alerts and the dashboard use, on the running processe
     // queue gauge, which reads each queue's depth every 15 s (the dead-letter queues exist once the services ran).
     await waitUntil(
       async () =>
-        (await metricValue(monitor.url, 'saga_duration_seconds_count', { outcome: 'cancelled' })) >= 1 &&
-        (await metricValue(monitor.url, 'saga_duration_seconds_count', { outcome: 'confirmed' })) >= 1,
+        (await metricValue(monitor.adminUrl, 'saga_duration_seconds_count', { outcome: 'cancelled' })) >= 1 &&
+        (await metricValue(monitor.adminUrl, 'saga_duration_seconds_count', { outcome: 'confirmed' })) >= 1,
       {
         timeoutMs: 30_000,
         message: 'the monitor saw both sagas finish',
@@ -214,7 +248,7 @@ describe('every metric the alerts and the dashboard use, on the running processe
     });
 
     const exported = emptyExported();
-    for (const u of [relayUrl, url('order'), url('inventory'), url('payment'), monitor.url])
+    for (const u of [relayUrl, ...(['order', 'inventory', 'payment'] as const).map(adminOf), monitor.adminUrl])
       addExposition(exported, await (await fetch(`${u}/metrics`)).text());
     // Dead-lettering happens only when something fails: check the value against the consumer's code instead.
     const consumerSource = readFileSync(path.join(ROOT, 'packages/common/src/messaging/batch-runner.ts'), 'utf8');

@@ -7,7 +7,6 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import express from 'express';
-import { Registry } from 'prom-client';
 import { createOpsRouter } from '@saga/common/runtime/ops';
 import { DATABASE_OWNERS, SERVICES } from '@saga/common/contracts/service-names';
 import { COMPONENTS } from '../../scripts/cli';
@@ -31,16 +30,16 @@ const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
 const servedPaths: string[] = [];
 
 beforeAll(async () => {
-  // The paths the ops router really serves (not 404), asked of the router itself.
+  // The probe paths the ops router really serves (not 404), asked of the router itself.
   const app = express();
-  app.use(createOpsRouter(new Registry(), async () => ({ ok: true })));
+  app.use(createOpsRouter(async () => ({ ok: true })));
   const server = app.listen(0);
   const port = (server.address() as { port: number }).port;
   for (const p of ['/healthz', '/readyz', '/metrics', '/nope']) {
     if ((await fetch(`http://127.0.0.1:${port}${p}`)).status !== 404) servedPaths.push(p);
   }
   server.close();
-  expect(servedPaths).toEqual(['/healthz', '/readyz', '/metrics']);
+  expect(servedPaths).toEqual(['/healthz', '/readyz']);
 });
 
 describe('docker-compose.yml', () => {
@@ -140,6 +139,9 @@ describe('docker-compose.yml', () => {
         (d) => (d.services.relay.healthcheck.test = ['CMD', 'node', '-e', "fetch('http://127.0.0.1:8010/healthz')"]),
       ).join(),
     ).toContain('relay: healthcheck does not call /readyz');
+    expect(
+      bad((d) => (d.services.payment.ports = ['127.0.0.1:8002:8002', '${BIND_ADDRESS:-127.0.0.1}:8102:8102'])).join(),
+    ).toContain('compose payment: the operator-only port 8102 is not published on 127.0.0.1 only');
     expect(bad((d) => (d.services.monitor.ports = ['8000:8000'])).join()).toContain(
       'compose monitor: PORT=8003 is not among its ports',
     );
@@ -193,7 +195,7 @@ describe(`k8s (kustomize), strictly against Kubernetes ${KUBERNETES_VERSION}`, (
   );
 
   itWithKubectl(
-    'fails on a misspelt field, a wrong type, a wrong port, a bad probe path or an unknown variable',
+    'fails on a misspelt field, a wrong type, a wrong port, a bad probe path, an unknown variable or an admin port open to anyone',
     () => {
       const mutated = (mutate: (objs: any[]) => void) => {
         const o = clone(objects);
@@ -268,6 +270,29 @@ describe(`k8s (kustomize), strictly against Kubernetes ${KUBERNETES_VERSION}`, (
       ).toContain('NetworkPolicy/postgres-monitor: ingress from monitor, relay, saga-migrate');
       expect(
         checkK8sConsistency(
+          mutated((o) =>
+            o.splice(
+              o.findIndex((x: any) => x.kind === 'Service' && x.metadata.name === 'monitor-admin'),
+              1,
+            ),
+          ),
+          servedPaths,
+        ).join(),
+      ).toContain('Service/monitor-admin: missing');
+      expect(
+        checkK8sConsistency(
+          mutated((o) => delete policy(o, 'order').ingress.find((r: any) => r.ports[0].port === 8100).from),
+          servedPaths,
+        ).join(),
+      ).toContain('NetworkPolicy/order: admits anyone to the operator-only port 8100');
+      expect(
+        checkK8sConsistency(
+          mutated((o) => delete policy(o, 'relay').ingress[0].from),
+          servedPaths,
+        ).join(),
+      ).toContain('NetworkPolicy/relay: admits anyone to the operator-only port 8010');
+      expect(
+        checkK8sConsistency(
           mutated(
             (o) =>
               delete o.find((x: any) => x.kind === 'Secret' && x.metadata.name.startsWith('saga-admin')).data
@@ -282,7 +307,7 @@ describe(`k8s (kustomize), strictly against Kubernetes ${KUBERNETES_VERSION}`, (
 
 describe('Dockerfile', () => {
   const text = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
-  it('is multi-stage on a supported Node LTS slim with a pinned minor, OCI-labelled, non-root, copying only what exists and is not ignored', () => {
+  it('is multi-stage on a supported Node LTS slim with a pinned minor named by a build ARG, OCI-labelled, non-root, copying only what exists and is not ignored, with no npm in the run stage', () => {
     expect(validateDockerfile(text)).toEqual([]);
   });
   it('fails when the final stage runs as root, a COPY source is missing, the base is not slim, not a supported LTS or not pinned, or a label is missing', () => {
@@ -295,34 +320,57 @@ describe('Dockerfile', () => {
     );
     expect(
       validateDockerfile(text.replaceAll('COPY services/monitor/package.json services/monitor/\n', '')).join(),
-    ).toContain('stage run does not COPY services/monitor/package.json');
-    expect(validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim AS run/, 'node:24.11 AS run')).join()).toContain(
+    ).toContain('stage deps does not COPY services/monitor/package.json');
+    const base = /^ARG NODE_IMAGE=node:[\d.]+-bookworm-slim$/m;
+    expect(text).toMatch(base);
+    expect(validateDockerfile(text.replace(base, 'ARG NODE_IMAGE=node:24.11')).join()).toContain(
       'not an official Node slim',
     );
+    expect(validateDockerfile(text.replace(base, 'ARG NODE_IMAGE=node:20.19-bookworm-slim')).join()).toContain(
+      'not a supported Node LTS',
+    );
+    expect(validateDockerfile(text.replace(base, 'ARG NODE_IMAGE=node:24-bookworm-slim')).join()).toContain(
+      'does not pin a minor',
+    );
+    // A digest pinned through the ARG is accepted.
     expect(
-      validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim AS run/, 'node:20.19-bookworm-slim AS run')).join(),
-    ).toContain('not a supported Node LTS');
-    expect(
-      validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim AS run/, 'node:24-bookworm-slim AS run')).join(),
-    ).toContain('does not pin a minor');
+      validateDockerfile(text.replace(base, `ARG NODE_IMAGE=node:24.11-bookworm-slim@sha256:${'0'.repeat(64)}`)),
+    ).toEqual([]);
     expect(
       validateDockerfile(text.replace('org.opencontainers.image.version=', 'org.opencontainers.image.versio=')).join(),
     ).toContain('lacks the OCI label org.opencontainers.image.version');
     for (const lts of SUPPORTED_NODE_LTS)
-      expect(validateDockerfile(text.replace(/node:[\d.]+-bookworm-slim/g, `node:${lts}.1-bookworm-slim`))).toEqual([]);
+      expect(validateDockerfile(text.replace(base, `ARG NODE_IMAGE=node:${lts}.1-bookworm-slim`))).toEqual([]);
+  });
+
+  it('fails when a stage names its base image instead of the build ARG, the production install runs install scripts, or the run stage has npm', () => {
+    expect(
+      validateDockerfile(text.replace('FROM ${NODE_IMAGE} AS run', 'FROM node:24.11-bookworm-slim AS run')).join(),
+    ).toContain('stage run names its base node:24.11-bookworm-slim instead of a build ARG');
+    expect(validateDockerfile(text.replace(' --ignore-scripts', '')).join()).toContain(
+      'the production install runs install scripts',
+    );
+    expect(validateDockerfile(text.replace(' /usr/local/bin/npm ', ' ')).join()).toContain(
+      'the run stage keeps npm (/usr/local/bin/npm is not removed)',
+    );
+    expect(validateDockerfile(text.replace('USER node', 'RUN npm ls\nUSER node')).join()).toContain(
+      'the run stage runs npm',
+    );
   });
 
   it('its steps work without a container engine: a production install runs every component of the bundle', () => {
-    // The build stage's work: bundle. The run stage's: its COPYs, then a production-only install.
+    // The build stage's work: bundle. The deps stage's: its COPYs, then a production-only install; the run stage's COPYs.
     execFileSync('npm', ['run', 'build', '-s'], { cwd: ROOT, stdio: 'pipe' });
     const dir = mkdtempSync(path.join(tmpdir(), 'image-'));
     try {
-      for (const src of copiesOfStage(text, 'run')) {
+      for (const src of [...copiesOfStage(text, 'deps'), ...copiesOfStage(text, 'run')]) {
         mkdirSync(path.dirname(path.join(dir, src)), { recursive: true });
         cpSync(path.join(ROOT, src), path.join(dir, src), { recursive: true });
       }
       cpSync(path.join(ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true });
-      execFileSync('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
+      const install = ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'];
+      expect(text).toContain(`npm ${install.join(' ')}`);
+      execFileSync('npm', [...install, '--prefer-offline', '--loglevel=error'], {
         cwd: dir,
         stdio: 'pipe',
         timeout: 300_000,

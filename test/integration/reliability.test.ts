@@ -38,7 +38,9 @@ async function burst(n: number, during: (progress: () => number) => Promise<stri
 async function duplicatesSuppressed() {
   let n = 0;
   for (const s of SERVICES)
-    n += await metricValue(stack.services[s].url, 'consumer_messages_total', { outcome: 'duplicate' }).catch(() => 0);
+    n += await metricValue(stack.services[s].adminUrl, 'consumer_messages_total', { outcome: 'duplicate' }).catch(
+      () => 0,
+    );
   return n;
 }
 
@@ -103,7 +105,7 @@ describe('faults', () => {
       let n = 0;
       for (const s of SERVICES) {
         for (const outcome of ['retried', 'dead_lettered'])
-          n += await metricValue(stack.services[s].url, 'consumer_messages_total', { outcome }).catch(() => 0);
+          n += await metricValue(stack.services[s].adminUrl, 'consumer_messages_total', { outcome }).catch(() => 0);
       }
       return n;
     };

@@ -68,7 +68,7 @@ describe('two replicas of each service and two relays under load', () => {
     let messages = 0;
     let batches = 0;
     for (const s of SERVICES) {
-      const url = replicas[s][1]!.url;
+      const url = replicas[s][1]!.adminUrl;
       messages += await metricValue(url, 'consumer_batch_size_sum');
       batches += await metricValue(url, 'consumer_batch_size_count');
     }

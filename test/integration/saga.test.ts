@@ -233,7 +233,7 @@ describe('the order saga', () => {
       await Promise.all(
         (['order', 'inventory', 'payment'] as const).map(async (s) => [
           s,
-          await metricValue(url(s), 'consumer_messages_total', { outcome: 'duplicate' }),
+          await metricValue(stack.services[s].adminUrl, 'consumer_messages_total', { outcome: 'duplicate' }),
         ]),
       ),
     );
@@ -257,7 +257,8 @@ describe('the order saga', () => {
     for (const s of ['order', 'inventory', 'payment'] as const) {
       await waitUntil(
         async () =>
-          (await metricValue(url(s), 'consumer_messages_total', { outcome: 'duplicate' })) - before[s]! >=
+          (await metricValue(stack.services[s].adminUrl, 'consumer_messages_total', { outcome: 'duplicate' })) -
+            before[s]! >=
           expectedDupes[s],
         { message: `${s} saw the duplicates` },
       );

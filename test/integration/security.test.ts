@@ -6,7 +6,7 @@ import { closeConnections } from '../support/amqp';
 import { ADMIN_URL, createTestEnv, rabbitmqctl, type TestEnv } from '../support/env';
 import { killAll } from '../support/process';
 import { sagaClient } from '../support/saga';
-import { startStack, type Stack } from '../support/stack';
+import { startMonitor, startStack, type ServiceProc, type Stack } from '../support/stack';
 import { waitUntil } from '../support/wait';
 
 let env: TestEnv;
@@ -84,6 +84,61 @@ describe('database roles', () => {
       { rolname: 'payment_svc', rolsuper: false, rolreplication: false, rolcreatedb: false, rolcreaterole: false },
       { rolname: 'relay', rolsuper: false, rolreplication: true, rolcreatedb: false, rolcreaterole: false },
     ]);
+  });
+});
+
+describe('listeners: what customers can reach', () => {
+  let stack: Stack | undefined;
+  let monitor: ServiceProc | undefined;
+  beforeAll(async () => {
+    stack = await startStack(env);
+    monitor = await startMonitor(env);
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await monitor?.proc.kill('SIGTERM');
+  });
+  const status = async (url: string) => (await fetch(url, { signal: AbortSignal.timeout(10_000) })).status;
+
+  it('every service and the monitor serve /metrics on the admin listener only, the public port answers 404', async () => {
+    const all = { ...stack!.services, monitor: monitor! };
+    for (const [name, p] of Object.entries(all)) {
+      expect({ name, status: await status(`${p.url}/metrics`) }).toEqual({ name, status: 404 });
+      const admin = await fetch(`${p.adminUrl}/metrics`);
+      expect({ name, status: admin.status }).toEqual({ name, status: 200 });
+      expect(await admin.text()).toContain(`component="${name}"`);
+      // The probes stay on the public port (kubelet, compose healthchecks).
+      expect({ name, status: await status(`${p.url}/healthz`) }).toEqual({ name, status: 200 });
+      // A public OpenAPI document does not name /metrics.
+      const doc = await fetch(`${p.url}/openapi.json`);
+      if (doc.status === 200)
+        expect(Object.keys(((await doc.json()) as { paths: object }).paths)).not.toContain('/metrics');
+    }
+  });
+
+  it("payment's account balances are administration: 404 on the public port, served on the admin listener", async () => {
+    const s = stack!;
+    const saga = sagaClient(() => ({
+      order: s.services.order.url,
+      inventory: s.services.inventory.url,
+      payment: s.services.payment.url,
+    }));
+    const customer = await saga.account(1234);
+    expect(await status(`${s.services.payment.url}/accounts/${customer}`)).toBe(404);
+    const admin = await fetch(`${s.services.payment.adminUrl}/accounts/${customer}`);
+    expect(admin.status).toBe(200);
+    expect(await admin.json()).toEqual({ customerId: customer, balanceCents: 1234 });
+  });
+
+  it("the monitor's page and API are on its admin listener only; its public port serves the probes", async () => {
+    const m = monitor!;
+    for (const p of ['/', '/monitor.js', '/sagas', '/stats', '/openapi.json'])
+      expect({ p, status: await status(`${m.url}${p}`) }).toEqual({ p, status: 404 });
+    expect(await status(`${m.url}/readyz`)).toBe(200);
+    const page = await fetch(`${m.adminUrl}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toContain('text/html');
+    expect(await status(`${m.adminUrl}/sagas`)).toBe(200);
   });
 });
 

@@ -24,7 +24,8 @@ const freePort = () =>
 
 describe('npm start', () => {
   it('one Ctrl-C stops the services, then the relay, cleanly, exit 0', async () => {
-    const [order, inventory, payment, relay, monitorPort, inventoryAdmin, paymentAdmin] = [
+    const [order, inventory, payment, relay, monitorPort, monitorAdmin, inventoryAdmin, paymentAdmin] = [
+      await freePort(),
       await freePort(),
       await freePort(),
       await freePort(),
@@ -48,6 +49,7 @@ describe('npm start', () => {
         MONITOR_DB_NAME: env.admin.MONITOR_DB_NAME,
         MONITOR_DATABASE_URL: env.monitorUrl(),
         MONITOR_PORT: String(monitorPort),
+        MONITOR_ADMIN_PORT: String(monitorAdmin),
         RELAY_PORT: String(relay),
         ORDER_URL: `http://127.0.0.1:${order}`,
         INVENTORY_URL: `http://127.0.0.1:${inventory}`,

@@ -43,10 +43,10 @@ export const SCHEMAS: Record<Component, z.ZodObject> = {
 };
 /** Variables whose defaults only fit a local machine: a deployment must set them (or `<NAME>_FILE`). */
 export const MUST_SET: Record<Component, string[][]> = {
-  order: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT']],
-  inventory: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT']],
-  payment: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT']],
-  monitor: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT']],
+  order: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT'], ['ADMIN_PORT']],
+  inventory: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT'], ['ADMIN_PORT']],
+  payment: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT'], ['ADMIN_PORT']],
+  monitor: [['DATABASE_URL'], ['RABBITMQ_URL'], ['PORT'], ['ADMIN_PORT']],
   relay: [['RELAY_SOURCES'], ['RABBITMQ_URL'], ['RELAY_PORT']],
   setup: [['RABBITMQ_URL'], ['PG_ADMIN_URL', 'ORDER_PG_ADMIN_URL']],
   migrate: [['PG_ADMIN_URL', 'ORDER_PG_ADMIN_URL']],
@@ -59,6 +59,14 @@ export const HTTP_PORT_VAR: Partial<Record<Component, string>> = {
   inventory: 'PORT',
   payment: 'PORT',
   monitor: 'PORT',
+  relay: 'RELAY_PORT',
+};
+/** The operator-only listener that serves /metrics: a service's admin listener, the relay's only one. */
+export const METRICS_PORT_VAR: Partial<Record<Component, string>> = {
+  order: 'ADMIN_PORT',
+  inventory: 'ADMIN_PORT',
+  payment: 'ADMIN_PORT',
+  monitor: 'ADMIN_PORT',
   relay: 'RELAY_PORT',
 };
 
@@ -133,6 +141,16 @@ export function validateCompose(doc: Record<string, unknown>): string[] {
         errors.push(`compose ${name}: healthcheck does not probe port ${port}`);
       if (!/\/readyz/.test(probe))
         errors.push(`compose ${name}: healthcheck does not call /readyz (others wait on it: ready, not just alive)`);
+    }
+    // An operator-only listener (admin, the relay's) is published on the loopback interface only, whatever
+    // BIND_ADDRESS says.
+    const metricsVar = METRICS_PORT_VAR[command];
+    if (metricsVar) {
+      const admin = interpolate(String(env[metricsVar] ?? ''));
+      const mapping = ((svc.ports ?? []) as string[]).map(String).find((p) => p.split(':').pop() === admin);
+      if (!admin || !mapping) errors.push(`compose ${name}: ${metricsVar}=${admin} is not among its ports`);
+      else if (!mapping.startsWith('127.0.0.1:'))
+        errors.push(`compose ${name}: the operator-only port ${admin} is not published on 127.0.0.1 only (${mapping})`);
     }
   }
   return errors;
@@ -305,6 +323,7 @@ export function checkK8sConsistency(objects: K8sObject[], servedPaths: string[])
     if (JSON.stringify(from) !== JSON.stringify(expected))
       errors.push(`NetworkPolicy/postgres-${s}: ingress from ${from.join(', ')}, expected ${expected.join(', ')}`);
   }
+  errors.push(...checkOperatorPorts(objects));
   if (
     !objects.some(
       (o) =>
@@ -315,6 +334,53 @@ export function checkK8sConsistency(objects: K8sObject[], servedPaths: string[])
     )
   ) {
     errors.push('NetworkPolicy/default-deny is missing');
+  }
+  return errors;
+}
+
+type PolicyPort = { port?: number | string };
+type PolicyRule = { from?: object[]; ports?: PolicyPort[] };
+
+/**
+ * Operator-only listeners (a service's or the monitor's admin listener, the relay's port): each admin listener has a
+ * `<name>-admin` Service of its own, and the component's NetworkPolicy admits such a port only `from` named peers,
+ * never from anywhere.
+ */
+function checkOperatorPorts(objects: K8sObject[]): string[] {
+  const errors: string[] = [];
+  for (const o of objects.filter((x) => x.kind === 'Deployment')) {
+    const pod = podSpecOf(o)!;
+    for (const c of pod.containers) {
+      const component = c.args?.[0];
+      if (!c.image.startsWith(IMAGE) || !isComponent(component)) continue;
+      const portVar = METRICS_PORT_VAR[component];
+      if (!portVar) continue;
+      const name = o.metadata.name;
+      const value = Number(
+        (c.env as { name: string; value?: string }[] | undefined)?.find((e) => e.name === portVar)?.value,
+      );
+      if (!value) {
+        errors.push(`Deployment/${name}: ${portVar} is not set`);
+        continue;
+      }
+      if (portVar === 'ADMIN_PORT') {
+        const admin = c.ports?.find((p) => p.name === 'admin');
+        if (admin?.containerPort !== value)
+          errors.push(`Deployment/${name}: no container port "admin" at ADMIN_PORT=${value}`);
+        const svc = objects.find((x) => x.kind === 'Service' && x.metadata.name === `${name}-admin`);
+        const targets = ((svc?.spec as { ports?: { targetPort?: string | number }[] } | undefined)?.ports ?? []).map(
+          (p) => p.targetPort,
+        );
+        if (!targets.includes('admin') && !targets.includes(value))
+          errors.push(`Service/${name}-admin: missing, or not targeting the admin port of ${name}`);
+      }
+      const np = objects.find((x) => x.kind === 'NetworkPolicy' && x.metadata.name === name);
+      const rules = (np?.spec as { ingress?: PolicyRule[] } | undefined)?.ingress ?? [];
+      const covering = rules.filter((r) => !r.ports || r.ports.some((p) => p.port === value || p.port === 'admin'));
+      if (covering.length === 0) errors.push(`NetworkPolicy/${name}: does not admit anyone to port ${value}`);
+      if (covering.some((r) => !r.from || r.from.length === 0))
+        errors.push(`NetworkPolicy/${name}: admits anyone to the operator-only port ${value} (name who, with from)`);
+    }
   }
   return errors;
 }
@@ -341,13 +407,61 @@ export const OCI_LABELS = [
  * Multi-stage, official slim bases of a supported Node LTS with the minor pinned, OCI labels, non-root final
  * stage, COPY sources that exist and are not ignored.
  */
+/** The global ARGs (before the first FROM) with their defaults. */
+function globalArgs(text: string): Map<string, string> {
+  const df = DockerfileParser.parse(text);
+  const first = df.getFROMs()[0];
+  const args = new Map<string, string>();
+  for (const i of df.getInstructions()) {
+    if (i === first) break;
+    if (i.getKeyword() !== 'ARG') continue;
+    const m = /^(\w+)(?:=(\S*))?$/.exec(i.getArgumentsContent() ?? '');
+    if (m) args.set(m[1]!, m[2] ?? '');
+  }
+  return args;
+}
+
+/** The image of each FROM, as written (`${NODE_IMAGE}`) and with the global ARGs' defaults put in. */
+export function baseImagesOf(text: string): { stage: string | undefined; written: string; image: string }[] {
+  const args = globalArgs(text);
+  return DockerfileParser.parse(text)
+    .getFROMs()
+    .map((f) => {
+      const written = f.getImage() ?? '';
+      return {
+        stage: f.getBuildStage() ?? undefined,
+        written,
+        image: written.replace(/\$\{?(\w+)\}?/g, (_m, n: string) => args.get(n) ?? ''),
+      };
+    });
+}
+
+/** The instructions of the stage named `stage`. */
+function stageInstructions(text: string, stage: string) {
+  const df = DockerfileParser.parse(text);
+  const instructions = df.getInstructions();
+  const froms = df.getFROMs();
+  const i = froms.findIndex((f) => f.getBuildStage() === stage);
+  if (i < 0) return [];
+  const start = instructions.indexOf(froms[i]!);
+  const end = froms[i + 1] ? instructions.indexOf(froms[i + 1]!) : instructions.length;
+  return instructions.slice(start, end);
+}
+
+const NPM_PATHS = ['/usr/local/lib/node_modules/npm', '/usr/local/bin/npm', '/usr/local/bin/npx'];
+
 export function validateDockerfile(text: string): string[] {
   const errors: string[] = [];
   const df = DockerfileParser.parse(text);
   const froms = df.getFROMs();
   if (froms.length < 2) errors.push('Dockerfile: expected a multi-stage build');
-  for (const f of froms) {
-    const ref = `${f.getImageName()}:${f.getImageTag() ?? ''}`;
+  const bases = baseImagesOf(text);
+  // One base for every stage, named once: a build argument (a pipeline pins its digest with --build-arg).
+  for (const b of bases)
+    if (!/^\$\{?\w+\}?$/.test(b.written))
+      errors.push(`Dockerfile: stage ${b.stage ?? '?'} names its base ${b.written} instead of a build ARG`);
+  for (const b of bases) {
+    const ref = b.image.split('@')[0]!;
     const m = /^node:(\d+)(\.\d+)?(\.\d+)?-([\w]+-)?slim$/.exec(ref);
     if (!m) errors.push(`Dockerfile: base ${ref} is not an official Node slim image`);
     else if (!SUPPORTED_NODE_LTS.includes(Number(m[1])))
@@ -379,9 +493,26 @@ export function validateDockerfile(text: string): string[] {
     .join(' ');
   for (const l of OCI_LABELS)
     if (!labels.includes(`${l}=`)) errors.push(`Dockerfile: the final stage lacks the OCI label ${l}`);
+  // The production install: no install scripts (none of the production dependencies needs one).
+  const installs = instructions
+    .filter((i) => i.getKeyword() === 'RUN')
+    .map((i) => i.getArgumentsContent() ?? '')
+    .filter((r) => /npm ci\b[^;&|]*--omit=dev/.test(r));
+  if (installs.length === 0) errors.push('Dockerfile: no production install (npm ci --omit=dev)');
+  for (const r of installs)
+    if (!/npm ci\b[^;&|]*--ignore-scripts/.test(r))
+      errors.push('Dockerfile: the production install runs install scripts (add --ignore-scripts)');
+  // The run stage carries no package manager: it runs no npm and deletes the base image's.
+  const run = stageInstructions(text, 'run');
+  if (run.length === 0) errors.push('Dockerfile: no stage named run');
+  const runCommands = run.filter((i) => i.getKeyword() === 'RUN').map((i) => i.getArgumentsContent() ?? '');
+  if (runCommands.some((r) => /(^|[\s;&|])(npm|npx)\s/.test(r))) errors.push('Dockerfile: the run stage runs npm');
+  const removed = runCommands.filter((r) => /\brm\b/.test(r)).join(' ');
+  for (const p of NPM_PATHS)
+    if (!removed.split(/\s+/).includes(p)) errors.push(`Dockerfile: the run stage keeps npm (${p} is not removed)`);
   // npm ci needs every workspace's package.json (the lockfile lists them all), and the bundle every workspace's src.
   for (const ws of workspaces()) {
-    for (const stage of ['build', 'run'])
+    for (const stage of ['build', 'deps'])
       if (!copiesOfStage(text, stage).includes(`${ws}/package.json`))
         errors.push(`Dockerfile: stage ${stage} does not COPY ${ws}/package.json`);
     if (!copiesOfStage(text, 'build').includes(`${ws}/src`))

@@ -119,7 +119,7 @@ export function sagaClient(urls: Urls) {
     getProduct: async (sku: string) =>
       (await http<{ available: number; reserved: number }>('GET', `${urls().inventory}/products/${sku}`)).body,
     getBalance: async (c: string) =>
-      (await http<{ balanceCents: number }>('GET', `${urls().payment}/accounts/${c}`)).body.balanceCents,
+      (await http<{ balanceCents: number }>('GET', `${adminUrlOf(urls().payment)}/accounts/${c}`)).body.balanceCents,
 
     /** Throws unless every order placed so far is final and the invariants hold. Answers the final orders. */
     async expectInvariants(timeoutMs = 60_000): Promise<OrderView[]> {

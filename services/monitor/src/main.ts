@@ -1,6 +1,7 @@
 /**
  * The saga monitor: consumes every saga event into its own database and serves timelines, stuck sagas, a page and
- * the saga metrics (HTTP :8003). An observer: it sends no commands and no service depends on it. `npm run monitor`.
+ * the saga metrics on its admin listener (HTTP :8103; probes on :8003). An observer: it sends no commands and no
+ * service depends on it. `npm run monitor`.
  */
 import { answerArgs } from '@saga/common/runtime/cli-args';
 import { exitOnStartupError, onShutdown } from '@saga/common/runtime/lifecycle';
@@ -22,7 +23,8 @@ async function main() {
     name: 'monitor',
     config,
     schema,
-    routes: ({ pool }) => monitorRoutes(pool, config.SAGA_STUCK_AFTER_MS, catchUp),
+    // An operator UI showing every customer's orders: only on the admin listener; the public port serves the probes.
+    adminRoutes: ({ pool }) => monitorRoutes(pool, config.SAGA_STUCK_AFTER_MS, catchUp),
     handler: ({ pool, consumer, inbox, registry }) => {
       const metrics = createSagaMetrics(registry, pool, config.SAGA_STUCK_AFTER_MS, catchUp);
       return monitorHandler(pool, consumer, metrics.committed, inbox);
@@ -55,7 +57,7 @@ async function main() {
 answerArgs({
   name: 'saga monitor',
   summary:
-    'the saga monitor (HTTP :8003): every saga event into its own database; timelines, stuck sagas, a page and saga metrics',
+    'the saga monitor (admin HTTP :8103, probes on :8003): every saga event into its own database; timelines, stuck sagas, a page and saga metrics',
   env: MonitorEnv,
 });
 main().catch((err) => exitOnStartupError(createLogger('monitor'), err));

@@ -115,6 +115,10 @@ const OPS_OPERATIONS: ApiOperation[] = [
       503: { description: 'Not ready: the failing checks are false', schema: Readiness },
     },
   },
+];
+
+/** What an admin listener serves beside those (createMetricsRouter). */
+const ADMIN_OPERATIONS: ApiOperation[] = [
   {
     method: 'get',
     path: '/metrics',
@@ -135,9 +139,12 @@ const OPS_OPERATIONS: ApiOperation[] = [
 /** `/orders/:orderId` -> `/orders/{orderId}`. */
 export const openApiPath = (expressPath: string) => expressPath.replace(/:([A-Za-z_]\w*)/g, '{$1}');
 
-/** The OpenAPI 3.1 document of a service's operations, with the error answers every operation can give. */
+/**
+ * The OpenAPI 3.1 document of a service's operations, with the error answers every operation can give. `admin`: the
+ * document of an admin listener, which also serves `/metrics`.
+ */
 export function openApiDocument(
-  info: { title: string; version: string; description: string; port: number },
+  info: { title: string; version: string; description: string; port: number; admin?: boolean },
   operations: readonly ApiOperation[],
 ): Json {
   const components: Record<string, Json> = {};
@@ -153,7 +160,7 @@ export function openApiDocument(
     content: { [PROBLEM_CONTENT_TYPE]: { schema: schemaOf(Problem, 'output') } },
   });
   const paths: Record<string, Record<string, Json>> = {};
-  for (const op of [...operations, ...OPS_OPERATIONS]) {
+  for (const op of [...operations, ...OPS_OPERATIONS, ...(info.admin ? ADMIN_OPERATIONS : [])]) {
     const parameters = [
       ...parametersOf(op.params, 'path', schemaOf),
       ...parametersOf(op.query, 'query', schemaOf),

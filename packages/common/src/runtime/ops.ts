@@ -13,14 +13,10 @@ export function createMetricsRegistry(component: string): Registry {
 export type ReadinessCheck = () => Promise<Record<string, boolean>>;
 
 /**
- * `/healthz` (the process is alive and its event loop turns), `/readyz` (every dependency answers, else 503 with
- * the failing ones named) and `/metrics` (Prometheus text format).
+ * `/healthz` (the process is alive and its event loop turns) and `/readyz` (every dependency answers, else 503 with
+ * the failing ones named): the probes, served on every listener.
  */
-export function createOpsRouter(
-  registry: Registry,
-  readiness: ReadinessCheck,
-  isShuttingDown: () => boolean = () => false,
-): Router {
+export function createOpsRouter(readiness: ReadinessCheck, isShuttingDown: () => boolean = () => false): Router {
   const router = express.Router();
   router.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -36,6 +32,15 @@ export function createOpsRouter(
     const ok = Object.values(checks).every(Boolean);
     res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready', checks });
   });
+  return router;
+}
+
+/**
+ * `/metrics` (Prometheus text format): only on an operator-only listener (a service's admin listener, the relay's
+ * health and metrics port), never where customers connect.
+ */
+export function createMetricsRouter(registry: Registry): Router {
+  const router = express.Router();
   router.get('/metrics', async (_req, res) => {
     res.set('Content-Type', registry.contentType);
     res.send(await registry.metrics());

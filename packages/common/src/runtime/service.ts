@@ -9,7 +9,7 @@ import type { BatchHandler, InboxRetention } from '../messaging/batch-handler';
 import { publisherTrust } from '../messaging/publisher-trust';
 import { createHttpApp, finishHttpApp, listen } from '../http/app';
 import { createLogger, redactUrl, type Logger } from './logger';
-import { createMetricsRegistry, createOpsRouter } from './ops';
+import { createMetricsRegistry, createMetricsRouter, createOpsRouter } from './ops';
 import { startOutboxPruner } from '../db/outbox-retention';
 import { createPool, poolConfig } from '../db/pg';
 import { consumerQueueOf } from '../contracts/service-names';
@@ -68,7 +68,7 @@ export const ServiceEnv = BaseEnv.extend({
 export function serviceEnv(defaults: { port: number; databaseUrl: string }) {
   return ServiceEnv.extend({
     PORT: z.coerce.number().int().min(0).max(65535).default(defaults.port),
-    /** The admin listener: /metrics and the service's administration (never exposed to customers). */
+    /** The admin listener: /metrics, probes and the service's administration (never exposed to customers). */
     ADMIN_PORT: z.coerce
       .number()
       .int()
@@ -97,8 +97,9 @@ export type ServiceDefinition<S extends Record<string, unknown>, C extends Servi
   name: DatabaseOwner;
   config: C;
   schema: S;
-  routes: (ctx: ServiceContext<S, C>) => Router;
-  /** Administration (reference data, unfiltered lists), served on ADMIN_PORT only. */
+  /** The public API, on PORT (a component without one serves only the probes there). */
+  routes?: (ctx: ServiceContext<S, C>) => Router;
+  /** Administration (reference data, unfiltered lists, an operator UI), served on ADMIN_PORT only. */
   adminRoutes?: (ctx: ServiceContext<S, C>) => Router;
   /** The service's part of the saga: what it does with each batch of the events it consumes. */
   handler: (ctx: ServiceContext<S, C>) => BatchHandler;
@@ -216,9 +217,8 @@ function serviceConsumer(config: ServiceConfig, queue: string, handler: BatchHan
 }
 
 /**
- * The public listener (routes, probes, metrics) and the admin listener: its own port, so that network policy (k8s)
- * or a loopback binding (compose) keeps it from customers. Metrics and administration only; probes stay on the
- * public port too.
+ * The public listener (routes, probes) and the admin listener: its own port, so that network policy (k8s) or a
+ * loopback binding (compose) keeps it from customers. Metrics and administration only there; probes on both.
  */
 async function startHttp<S extends Record<string, unknown>, C extends ServiceConfig>(
   def: ServiceDefinition<S, C>,
@@ -227,8 +227,8 @@ async function startHttp<S extends Record<string, unknown>, C extends ServiceCon
 ) {
   const { config, log, registry } = ctx;
   const app = createHttpApp(log, registry, config.HTTP_BODY_LIMIT);
-  app.use(createOpsRouter(registry, probes.ready, probes.shuttingDown));
-  app.use(def.routes(ctx));
+  app.use(createOpsRouter(probes.ready, probes.shuttingDown));
+  if (def.routes) app.use(def.routes(ctx));
   finishHttpApp(app);
   const limits = {
     requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
@@ -238,7 +238,8 @@ async function startHttp<S extends Record<string, unknown>, C extends ServiceCon
   const http = await listen(app, config.PORT, '0.0.0.0', limits);
   const port = (http.server.address() as { port: number }).port;
   const adminApp = createHttpApp(log, registry, config.HTTP_BODY_LIMIT);
-  adminApp.use(createOpsRouter(registry, async () => ({}), probes.shuttingDown));
+  adminApp.use(createOpsRouter(async () => ({}), probes.shuttingDown));
+  adminApp.use(createMetricsRouter(registry));
   if (def.adminRoutes) adminApp.use(def.adminRoutes(ctx));
   finishHttpApp(adminApp);
   const admin = await listen(adminApp, config.ADMIN_PORT, '0.0.0.0', limits);

@@ -86,6 +86,7 @@ export const inventoryAdminOpenApi = openApiDocument(
     title: 'inventory (admin)',
     version: '1.0.0',
     port: 8101,
+    admin: true,
     description: 'The catalogue: set products and prices, list them. Only on the admin listener (ADMIN_PORT).',
   },
   inventoryAdminApi,

@@ -129,9 +129,10 @@ export const monitorOpenApi = openApiDocument(
   {
     title: 'monitor',
     version: '1.0.0',
-    port: 8003,
+    port: 8103,
+    admin: true,
     description:
-      'The saga monitor: every event of every saga, timelines, stuck sagas. Read only; an observer that sends no command.',
+      'The saga monitor: every event of every saga, timelines, stuck sagas. Read only; an observer that sends no command. An operator UI: only on the admin listener (ADMIN_PORT).',
   },
   monitorApi,
 );

@@ -70,7 +70,6 @@ const listPaymentsOp = (query: z.ZodObject, summary: string): ApiOperation => ({
 
 /** The public HTTP contract of the payment service, for its OpenAPI document. */
 export const paymentApi: ApiOperation[] = [
-  getAccount,
   listPaymentsOp(FilteredPaymentsQuery, 'Payment attempts of one order or one customer'),
 ];
 /** Account administration and unfiltered lists, on the admin listener (ADMIN_PORT). */
@@ -86,7 +85,7 @@ export const paymentOpenApi = openApiDocument(
     version: '1.0.0',
     port: 8002,
     description:
-      'Customer accounts and payment attempts. Payments are authorized or declined by the saga (on StockReserved), not over HTTP.',
+      'Payment attempts. Payments are authorized or declined by the saga (on StockReserved), not over HTTP. Accounts and balances are on the admin listener only.',
   },
   paymentApi,
 );
@@ -96,16 +95,16 @@ export const paymentAdminOpenApi = openApiDocument(
     title: 'payment (admin)',
     version: '1.0.0',
     port: 8102,
-    description: 'Accounts: set balances, list every payment. Only on the admin listener (ADMIN_PORT).',
+    admin: true,
+    description: 'Accounts: read and set balances, list every payment. Only on the admin listener (ADMIN_PORT).',
   },
   paymentAdminApi,
 );
 
-/** `GET /accounts/:customerId`, `GET /payments?orderId=` or `?customerId=`. */
+/** `GET /payments?orderId=` or `?customerId=`. Balances are administration: `GET /accounts/:customerId` is admin only. */
 export function paymentRoutes(db: Db): Router {
   const r = Router();
   r.use(apiRoutes(paymentOpenApi));
-  r.get('/accounts/:customerId', getAccountHandler(db));
   r.get('/payments', listPaymentsHandler(db, FilteredPaymentsQuery));
   return r;
 }
