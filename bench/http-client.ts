@@ -13,7 +13,7 @@ export function jsonPoster(baseUrl: string, maxSockets: number) {
       path: string,
       body: unknown,
       headers: Record<string, string> = {},
-    ): Promise<{ status: number; body: unknown }> {
+    ): Promise<{ status: number; body: unknown; retryAfter?: string }> {
       const text = JSON.stringify(body);
       return new Promise((resolve, reject) => {
         const req = http.request(
@@ -31,7 +31,12 @@ export function jsonPoster(baseUrl: string, maxSockets: number) {
             res.on('data', (chunk: string) => (data += chunk));
             res.on('end', () => {
               try {
-                resolve({ status: res.statusCode ?? 0, body: data ? JSON.parse(data) : undefined });
+                const retryAfter = res.headers['retry-after'];
+                resolve({
+                  status: res.statusCode ?? 0,
+                  body: data ? JSON.parse(data) : undefined,
+                  ...(retryAfter ? { retryAfter } : {}),
+                });
               } catch (err) {
                 reject(err instanceof Error ? err : new Error(String(err)));
               }

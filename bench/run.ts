@@ -43,7 +43,7 @@ import { peerBacklog, peerLatency } from './peer';
 import { measurePlans } from './plans';
 import { parseOptions, SECTIONS, UsageError, usage, type Section } from './options';
 import { referenceFileName, referenceOf, resultFileName, toJson, type Row, type Run } from './result-file';
-import { measureSaga, type SagaResult } from './saga';
+import { measureSaga, type OpenLoop, type SagaResult } from './saga';
 
 const args = process.argv.slice(2);
 const OPTS = (() => {
@@ -112,6 +112,7 @@ const P = SMOKE
       planBatches: 4,
       sagaOpenRates: [25, 50],
       sagaOpenWaitMs: 5000,
+      sagaOverloadFactor: 2,
       ceilingSecs: 1,
       memory: [500, 1000],
       repeats: 1,
@@ -134,6 +135,7 @@ const P = SMOKE
       planBatches: 40,
       sagaOpenRates: [100, 200],
       sagaOpenWaitMs: 30_000,
+      sagaOverloadFactor: 2,
       ceilingSecs: 10,
       memory: [100_000, 1_000_000],
       repeats: 3,
@@ -471,7 +473,7 @@ function sagaRows(r: SagaResult, section: string) {
     rows.push({
       section,
       what: `closed loop, ${c.concurrency} connections, ${P.sagaMs / 1000} s: placed / final / confirmed`,
-      figure: `${fmt(c.placedPerSec)} / ${fmt(c.finalPerSec)} / ${fmt(c.confirmedPerSec)} orders/s (${fmt(c.orders)} orders); POST p50 ${ms(c.postMs.p50)} p99 ${ms(c.postMs.p99)} ms; to final p50 ${ms(c.placeToFinalMs.p50)} p99 ${ms(c.placeToFinalMs.p99)} ms`,
+      figure: `${fmt(c.placedPerSec)} / ${fmt(c.finalPerSec)} / ${fmt(c.confirmedPerSec)} orders/s (${fmt(c.orders)} orders${c.refused ? `, ${fmt(c.refused)} POSTs refused 503` : ''}); POST p50 ${ms(c.postMs.p50)} p99 ${ms(c.postMs.p99)} ms; to final p50 ${ms(c.placeToFinalMs.p50)} p99 ${ms(c.placeToFinalMs.p99)} ms`,
       baseline: `orders/s x 6 / ${fmt(r.commitCeilingTps)} commits/s (target >= 0.3)`,
       ratio: fmt(c.ratioToCommitCeiling, 3),
     });
@@ -508,6 +510,27 @@ function sagaRows(r: SagaResult, section: string) {
       ratio: '-',
     });
   }
+  if (r.overload) overloadRow(r.overload, section);
+}
+
+/** The overload loop's row: what was refused and how, and how the accepted orders fared. */
+function overloadRow(o: OpenLoop, section: string) {
+  const ms = (n: number) => fmt(n, 1);
+  const accepted = o.statusCounts['202'] ?? 0;
+  const refused = o.statusCounts['503'] ?? 0;
+  const other = Object.entries(o.statusCounts)
+    .filter(([k]) => k !== '202' && k !== '503')
+    .map(([k, v]) => `${k}: ${fmt(v)}`)
+    .join(', ');
+  rows.push({
+    section,
+    what: `overload: open loop at ${fmt(o.ratePerSec)} orders/s (2x the best closed loop) for ${P.sagaMs / 1000} s`,
+    figure:
+      `accepted ${fmt(accepted)}, refused 503 ${fmt(refused)} (${fmt(o.retryAfter503)} with Retry-After)${other ? `, other ${other}` : ''}` +
+      `; accepted to final p50 ${ms(o.placeToFinalMs.p50)} p99 ${ms(o.placeToFinalMs.p99)} ms (target < 2000); POST p99 ${ms(o.postMs.p99)} ms`,
+    baseline: `${fmt(o.final)} of ${fmt(accepted)} accepted final${o.final === accepted ? ', none lost' : ' - NOT ALL FINAL'}`,
+    ratio: '-',
+  });
 }
 
 /** Current against baseline, the saga figures the targets are set for; ratio = current / baseline. */
@@ -546,6 +569,20 @@ function sagaComparison(cur: SagaResult, base: SagaResult, ref: string) {
     if (!bo) continue;
     pairs.push([`open loop ${fmt(o.ratePerSec)}/s: POST p99`, o.postMs.p99, bo.postMs.p99, ' ms', 1]);
     pairs.push([`open loop ${fmt(o.ratePerSec)}/s: machine busy`, o.machineBusy * 100, bo.machineBusy * 100, '%', 0]);
+  }
+  // CPU per order of each process at every open-loop rate: where a change paid, or cost.
+  const processes = ['order', 'inventory', 'payment', 'relay', 'postgres', 'rabbitmq', 'stack', 'benchClient'] as const;
+  for (const o of cur.opens) {
+    const bo = base.opens.find((x) => x.ratePerSec === o.ratePerSec);
+    if (!bo) continue;
+    for (const k of processes)
+      pairs.push([
+        `open loop ${fmt(o.ratePerSec)}/s: CPU per order, ${k === 'benchClient' ? 'load generator' : k}`,
+        o.cpuMsPerOrder[k],
+        bo.cpuMsPerOrder[k],
+        ' ms',
+        2,
+      ]);
   }
   for (const [what, x, y, unit, d] of pairs)
     rows.push({
@@ -604,6 +641,7 @@ async function sagaSection() {
     ms: P.sagaMs,
     conc,
     openRates: P.sagaOpenRates,
+    overloadFactor: P.sagaOverloadFactor,
     openWaitMs: P.sagaOpenWaitMs,
     ceilingSecs: P.ceilingSecs,
   };

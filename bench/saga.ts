@@ -31,6 +31,11 @@ export type SagaParams = {
   openWaitMs: number;
   ceilingSecs: number;
   /**
+   * An open loop at this multiple of the best closed-loop rate of the run (0: none): overload. The excess should be
+   * refused (503 with Retry-After) while the accepted orders still finish quickly, and none of them is lost.
+   */
+  overloadFactor?: number;
+  /**
    * CPU weight of the components off the POST path (relay, inventory, payment) as a nice value, 0 for the default
    * weight. Each component runs in a scheduling group of its own (a session, hence an autogroup, as a container has
    * its cgroup); the nice value is set on that group, so it weighs the whole process against PostgreSQL's and
@@ -54,6 +59,8 @@ export type ClosedLoop = {
   orders: number;
   confirmed: number;
   cancelled: number;
+  /** POSTs answered 503 (the saga's backlog at its bound); each worker waited Retry-After before the next. */
+  refused: number;
   placedPerSec: number;
   /** Orders final (confirmed or cancelled) per second, from the first POST to the last final event. */
   finalPerSec: number;
@@ -77,6 +84,8 @@ export type OpenLoop = {
   postMs: Lat;
   placeToFinalMs: Lat;
   statusCounts: Record<string, number>;
+  /** Answers 503 that carried Retry-After. */
+  retryAfter503: number;
   /** From the first scheduled send until every order is final (or the wait ends). */
   cpuMsPerOrder: CpuPerOrder;
   /** Share of the machine's CPU time in use over the same span (1 = every core busy). */
@@ -88,6 +97,8 @@ export type SagaResult = {
   closed: Record<string, ClosedLoop>;
   open: OpenLoop;
   opens: OpenLoop[];
+  /** The open loop at `overloadFactor` times the best closed-loop rate, when run. */
+  overload?: OpenLoop;
   invariants: string;
 };
 
@@ -263,7 +274,7 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
     const tokens = new Map(customers.map((c) => [c, as(c)]));
     let n = 0;
     const poster = (client = jsonPoster(urls().order, Math.max(...p.conc, 256)));
-    const post = (): Promise<{ status: number; orderId?: string; customerId: string }> => {
+    const post = (): Promise<{ status: number; orderId?: string; customerId: string; retryAfter?: string }> => {
       const i = n++;
       const customerId = customers[i % customers.length]!;
       return poster
@@ -276,6 +287,7 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
           status: res.status,
           orderId: (res.body as { orderId?: string } | undefined)?.orderId,
           customerId,
+          retryAfter: res.retryAfter,
         }));
     };
 
@@ -288,6 +300,7 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
     for (const conc of p.conc) {
       const placedAt = new Map<string, number>();
       const postLat: number[] = [];
+      let refused = 0;
       const stmts0 = await statements(stack);
       const cpu0 = cpuSnapshot(stack);
       const t0 = now();
@@ -297,6 +310,12 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
           while (now() < deadline) {
             const started = now();
             const r = await post();
+            if (r.status === 503) {
+              // Refused for the backlog: a client comes back after Retry-After, and the refusal is no POST latency.
+              refused++;
+              await sleep(1000 * (Number(r.retryAfter) || 1));
+              continue;
+            }
             postLat.push(now() - started);
             if (r.status === 202 && r.orderId) {
               placedAt.set(r.orderId, started);
@@ -337,6 +356,7 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
       const r: ClosedLoop = {
         concurrency: conc,
         orders,
+        refused,
         confirmed,
         cancelled: orders - confirmed,
         placedPerSec: orders / placedSecs,
@@ -362,6 +382,7 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
       const postAt: number[] = [];
       const ids: (string | undefined)[] = [];
       const statusCounts: Record<string, number> = {};
+      let retryAfter503 = 0;
       const inflight: Promise<void>[] = [];
       const cpu0 = cpuSnapshot(stack);
       const start = now() + 50;
@@ -375,6 +396,7 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
             (r) => {
               postAt[i] = now();
               statusCounts[r.status] = (statusCounts[r.status] ?? 0) + 1;
+              if (r.status === 503 && r.retryAfter) retryAfter503++;
               if (r.status === 202 && r.orderId) {
                 ids[i] = r.orderId;
                 saga.recordPlaced(r.orderId, r.customerId);
@@ -408,6 +430,7 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
         postMs: summary(placed.map((o) => postAt[o.i]! - due[o.i]!)),
         placeToFinalMs: summary(finals.map((o) => finalAt.get(o.id)!.at - due[o.i]!)),
         statusCounts,
+        retryAfter503,
         cpuMsPerOrder: cpuPerOrder(cpu0, cpu1, total),
         machineBusy: ((cpu1.machine - cpu0.machine) * tickMs) / 1000 / busySecs / os.cpus().length,
       };
@@ -418,6 +441,8 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
     };
     const opens: OpenLoop[] = [];
     for (const rate of p.openRates) opens.push(await openLoop(rate));
+    const best = Math.max(0, ...Object.values(closed).map((c) => c.finalPerSec));
+    const overload = p.overloadFactor && best > 0 ? await openLoop(Math.round(best * p.overloadFactor)) : undefined;
 
     await saga.expectInvariants(300_000);
     return {
@@ -425,6 +450,7 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
       closed,
       open: opens[opens.length - 1]!,
       opens,
+      ...(overload ? { overload } : {}),
       invariants: 'held: every order final; stock and balances add up; no event applied twice',
     };
   } finally {

@@ -4,6 +4,7 @@
  */
 import pg from 'pg';
 import { LogicalReplicationService } from 'pg-logical-replication';
+import { ackCoalescer } from './ack-coalescer';
 import { formatLsn, parseLsn } from './lsn';
 import { RelayPgoutputPlugin, type WalMessage } from './pgoutput';
 import { pgClientSocket, replicationSocket } from '@saga/common/runtime/library-internals';
@@ -99,6 +100,9 @@ export type StreamHandlers = {
  * (no flowControl queue): every publish of one network chunk goes out in one write, and backpressure pauses the
  * socket itself, so nothing piles up in memory.
  */
+/** At most one status update per this many ms while transactions are acknowledged in a stream (ack-coalescer.ts). */
+const ACK_INTERVAL_MS = 20;
+
 export function openWalStream(o: WalSourceOptions & { keepAliveMs: number }, h: StreamHandlers): WalStream {
   const svc = new LogicalReplicationService(
     // TCP keepalive: a peer that vanished is noticed by the kernel even while reading is paused.
@@ -141,6 +145,9 @@ export function openWalStream(o: WalSourceOptions & { keepAliveMs: number }, h: 
   const ended = Promise.race([streaming, failed]);
   ended.catch(() => undefined);
 
+  // The library reports lsn+1; positions here are end pointers already, reported exactly (PostgreSQL's shutdown
+  // waits for flush == sent, to the byte).
+  const acks = ackCoalescer((lsn, ping) => void svc.acknowledge(formatLsn(lsn - 1n), ping), ACK_INTERVAL_MS);
   return {
     pause: () => socketOf(svc)?.pause(),
     resume: () => {
@@ -149,15 +156,15 @@ export function openWalStream(o: WalSourceOptions & { keepAliveMs: number }, h: 
       socketOf(svc)?.resume();
     },
     acknowledge(lsn, ping = false) {
-      // The library reports lsn+1; positions here are end pointers already, reported exactly (PostgreSQL's shutdown
-      // waits for flush == sent, to the byte).
       if (stopped || lsn <= 0n) return;
-      void svc.acknowledge(formatLsn(lsn - 1n), ping);
+      acks.acknowledge(lsn, ping);
     },
     silentForMs: () => Date.now() - lastHeard,
     started,
     ended,
     async stop() {
+      acks.flush();
+      acks.stop();
       stopped = true;
       const socket = socketOf(svc);
       const closed = svc.destroy().catch(() => undefined);

@@ -256,6 +256,11 @@ const ROWS: Row[] = [
     meaning: 'orders waiting to be written beyond this are refused with 503 and Retry-After (load shedding)',
   },
   {
+    vars: ['ORDER_PENDING_MAX'],
+    meaning:
+      'orders in progress (placed, not yet confirmed or cancelled) at which new ones are refused with 503 and Retry-After: bounds the saga backlog, and so how long an accepted order takes (docs/operations.md)',
+  },
+  {
     vars: ['RELAY_ORDER_PER_AGGREGATE'],
     meaning:
       'never publish a message of an aggregate while an earlier one of it is unconfirmed, so a refused and re-sent event cannot be overtaken by a later one (docs/relay.md)',

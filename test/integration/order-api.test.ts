@@ -445,3 +445,65 @@ describe('placing orders in groups', () => {
     }
   });
 });
+
+describe('admission by the saga backlog', () => {
+  const pendingNow = async () =>
+    Number(
+      (
+        await admin.query(
+          `SELECT count(*) AS n FROM orders WHERE status = 'PENDING' AND created_at > now() - interval '600 seconds'`,
+        )
+      ).rows[0].n,
+    );
+
+  it('refuses new orders with 503 and Retry-After while too many are in progress, and admits them once they finish', async () => {
+    // Orders stay PENDING here (no inventory or payment runs): a bound three above today's backlog is reached by
+    // this test's own orders.
+    const bound = (await pendingNow()) + 3;
+    const shop = await startService(env, 'order', { ORDER_PENDING_MAX: String(bound) });
+    try {
+      const customer = uniq('cust');
+      const post = async () => {
+        const res = await fetch(`${shop.url}/orders`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...as(customer) },
+          body: JSON.stringify({ items }),
+        });
+        return {
+          status: res.status,
+          retryAfter: res.headers.get('retry-after'),
+          body: (await res.json()) as { orderId?: string; type?: string },
+        };
+      };
+      const accepted: string[] = [];
+      let refused: Awaited<ReturnType<typeof post>> | undefined;
+      await waitUntil(
+        async () => {
+          const r = await post();
+          if (r.status === 202) accepted.push(r.body.orderId!);
+          else refused = r;
+          return refused !== undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 50, message: 'a POST refused for the backlog' },
+      );
+      expect(refused!.status).toBe(503);
+      expect(refused!.body.type).toBe('urn:saga:problem:overloaded');
+      expect(Number(refused!.retryAfter)).toBeGreaterThanOrEqual(1);
+      expect(accepted.length).toBeGreaterThanOrEqual(3);
+      // A refused order wrote nothing; every accepted one is there.
+      const written = await admin.query('SELECT count(*)::int AS n FROM orders WHERE customer_id = $1', [customer]);
+      expect(written.rows[0].n).toBe(accepted.length);
+
+      // The accepted orders finish (cancelled here): the backlog is back under the bound, and orders are admitted.
+      for (const id of accepted)
+        await publish('StockRejected', 'inventory', { orderId: id, reason: 'OUT_OF_STOCK', sku: 'sku-1' });
+      await waitUntil(async () => (await post()).status === 202, {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        message: 'a POST admitted after the backlog finished',
+      });
+    } finally {
+      await shop.proc.kill('SIGTERM');
+    }
+  });
+});

@@ -6,9 +6,16 @@ import { createLogger } from '@saga/common/runtime/logger';
 import { runService } from '@saga/common/runtime/service';
 import { OrderEnv, loadConfig } from './config';
 import * as schema from './db/schema';
+import { Counter } from 'prom-client';
+import { countPending } from './db/order-repository';
+import { createAdmission } from './http/admission';
 import { createOrderNotifier, type OrderNotifier } from './http/order-notifier';
 import { orderRoutes } from './http/routes';
 import { orderHandler } from './messaging/handlers';
+
+/** The backlog is counted at most this often while orders arrive, over orders placed in the last PENDING_WINDOW_S. */
+const PENDING_REFRESH_MS = 200;
+const PENDING_WINDOW_S = 600;
 
 async function main() {
   const config = loadConfig();
@@ -17,12 +24,24 @@ async function main() {
     name: 'order',
     config,
     schema,
-    routes: ({ pool, log }) => {
+    routes: ({ pool, log, registry }) => {
       notifier = createOrderNotifier(config.DATABASE_URL, pool, log);
       const verifier = createVerifier(config);
       if (verifier.development)
         log.warn('no AUTH_ISSUER: accepting tokens of the development issuer (never in production)');
+      const shed = new Counter({
+        name: 'order_admission_refused_total',
+        help: 'POST /orders answered 503 because ORDER_PENDING_MAX orders were in progress',
+        registers: [registry],
+      });
+      const admission = createAdmission(() => countPending(pool, PENDING_WINDOW_S), {
+        maxPending: config.ORDER_PENDING_MAX,
+        refreshMs: PENDING_REFRESH_MS,
+        onShed: () => shed.inc(),
+        onReadError: (err) => log.warn({ err }, 'could not count the orders in progress; admitting by the last count'),
+      });
       return orderRoutes(pool, notifier, log, {
+        admission,
         authenticate: authenticate(verifier),
         heartbeatMs: config.SSE_HEARTBEAT_MS,
         rate: { perSecond: config.ORDER_RATE_PER_SECOND, burst: config.ORDER_RATE_BURST },

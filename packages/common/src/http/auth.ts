@@ -1,3 +1,4 @@
+import { webcrypto } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { Identifier } from '../contracts/text';
@@ -5,10 +6,14 @@ import { authConfigProblem, type AuthConfig } from './auth-config';
 import { DEFAULT_DEV_SECRET, DEV_ISSUER } from './dev-token';
 import { HttpProblemError } from './http-error';
 import { PROBLEM_TYPE } from './problem';
+import { verifiedTokens } from './verified-tokens';
 
 export type Verifier = { verify: (token: string) => Promise<{ customerId: string }>; development: boolean };
 
 const Subject = Identifier(64);
+/** How many verified tokens a replica remembers, and for how long at most (see verified-tokens.ts). */
+const REMEMBERED_TOKENS = 10_000;
+const REMEMBER_MS = 60_000;
 
 /** Verifies bearer JWTs: signature, issuer, audience, expiry (jose), and a subject that is a valid customer id. */
 export function createVerifier(c: AuthConfig): Verifier {
@@ -16,14 +21,24 @@ export function createVerifier(c: AuthConfig): Verifier {
   if (problem) throw new Error(problem);
   const development = !c.AUTH_ISSUER;
   const issuer = c.AUTH_ISSUER ?? DEV_ISSUER;
-  const key: Uint8Array | JWTVerifyGetKey = development
-    ? new TextEncoder().encode(c.AUTH_DEV_SECRET ?? DEFAULT_DEV_SECRET)
+  // The development secret is imported once: handed to jose as bytes, it was imported again for every request.
+  const key: Promise<webcrypto.CryptoKey> | JWTVerifyGetKey = development
+    ? webcrypto.subtle.importKey(
+        'raw',
+        new TextEncoder().encode(c.AUTH_DEV_SECRET ?? DEFAULT_DEV_SECRET),
+        { name: 'HMAC', hash: 'SHA-256' },
+        false,
+        ['verify'],
+      )
     : createRemoteJWKSet(new URL(c.AUTH_JWKS_URL!));
   const algorithms = development ? ['HS256'] : ['RS256', 'PS256', 'ES256', 'EdDSA'];
+  const remembered = verifiedTokens<{ customerId: string }>({ maxEntries: REMEMBERED_TOKENS, maxAgeMs: REMEMBER_MS });
   return {
     development,
     async verify(token) {
-      const { payload } = await jwtVerify(token, key as JWTVerifyGetKey, {
+      const known = remembered.get(token, Date.now());
+      if (known) return known;
+      const { payload } = await jwtVerify(token, typeof key === 'function' ? key : await key, {
         issuer,
         audience: c.AUTH_AUDIENCE,
         algorithms,
@@ -32,7 +47,10 @@ export function createVerifier(c: AuthConfig): Verifier {
       });
       const sub = Subject.safeParse(payload.sub);
       if (!sub.success) throw new Error('the token subject is not a customer id');
-      return { customerId: sub.data };
+      const caller = { customerId: sub.data };
+      // Trusted until `exp` (without the clock tolerance jose allowed): a remembered token never outlives itself.
+      remembered.put(token, caller, payload.exp! * 1000, Date.now());
+      return caller;
     },
   };
 }

@@ -194,8 +194,10 @@ export function openApiDocument(
       );
     responses[500] ??= problem('Unexpected error; no detail is disclosed');
     for (const [status, r] of Object.entries(op.responses)) {
-      // A documented error status answers a problem object unless the operation says otherwise.
-      if (Number(status) >= 400 && !r.schema && !r.rawSchema) responses[status] = problem(r.description);
+      // A documented error status answers a problem object unless the operation says otherwise; 429 and 503 say
+      // when to come back (Retry-After).
+      if (Number(status) >= 400 && !r.schema && !r.rawSchema)
+        responses[status] = problem(r.description, status === '429' || status === '503');
     }
     const path = openApiPath(op.path);
     paths[path] ??= {};

@@ -318,3 +318,15 @@ export async function listOrders(
     updatedAt: r.updated_at.toISOString(),
   }));
 }
+
+/**
+ * Orders in progress (PENDING) placed within the last `withinSeconds`: the saga's backlog, for admission. An index
+ * scan of the PENDING entries of `orders_status_created_idx`.
+ */
+export async function countPending(c: SqlClient, withinSeconds: number): Promise<number> {
+  const r = await c.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM orders WHERE status = 'PENDING' AND created_at > now() - make_interval(secs => $1)`,
+    [withinSeconds],
+  );
+  return r.rows[0]!.n;
+}

@@ -42,6 +42,10 @@ export const orderApi: ApiOperation[] = [
       429: {
         description: 'Too many orders from this caller (type urn:saga:problem:rate-limited); retry after Retry-After',
       },
+      503: {
+        description:
+          'This request was not accepted: ORDER_PENDING_MAX orders are in progress (type urn:saga:problem:overloaded), ORDER_QUEUE_MAX wait for a write, or the database is unreachable (type urn:saga:problem:unavailable). Retry after Retry-After with the same Idempotency-Key: an order this key already placed is answered, never placed twice',
+      },
     },
   },
   {

@@ -11,14 +11,19 @@ import { forbidden, HttpProblemError, rateLimited, unavailable } from '@saga/com
 import { PROBLEM_TYPE } from '@saga/common/http/problem';
 import { createRateLimiter } from '@saga/common/http/rate-limit';
 import { decide, evolve, historyEntry, published, type Order } from '../domain/order';
+import type { Admission } from './admission';
 import { OutcomeUnknownError, type OrderPlacement } from './order-placement';
 import { IdempotencyHeaders, PlaceOrderBody } from './order-schemas';
 
 /**
  * The handler of POST /orders, placing orders through `placement` as the authenticated caller, each caller at most
- * at `rate`.
+ * at `rate`, none while `admission` refuses for the saga's backlog.
  */
-export function placeOrderHandler(placement: OrderPlacement, rate: { perSecond: number; burst: number }) {
+export function placeOrderHandler(
+  placement: OrderPlacement,
+  rate: { perSecond: number; burst: number },
+  admission?: Admission,
+) {
   const limiter = createRateLimiter(rate);
   return async (req: Request, res: Response) => {
     const { 'idempotency-key': key } = parseRequest(IdempotencyHeaders, req.headers, 'headers');
@@ -28,6 +33,7 @@ export function placeOrderHandler(placement: OrderPlacement, rate: { perSecond: 
       throw forbidden('the body names another customer than the bearer token');
     const wait = limiter.take(customerId);
     if (wait > 0) throw rateLimited(wait);
+    admission?.check();
     const hash = createHash('sha256')
       .update(JSON.stringify({ customerId, items: body.items }))
       .digest('hex');

@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { notFound } from '@saga/common/domain/domain-error';
 import { parseRequest } from '@saga/common/http/app';
 import { apiRoutes } from '@saga/common/http/openapi';
+import type { Admission } from './admission';
 import type { Logger } from '@saga/common/runtime/logger';
 import { getOrderView, listOrders } from '../db/order-repository';
 import { orderOpenApi } from './order-api';
@@ -24,6 +25,8 @@ export type OrderRouteOptions = {
   rate: { perSecond: number; burst: number };
   /** Orders waiting for a write beyond this are refused (503). */
   queueMax: number;
+  /** Admission by the saga's backlog (admission.ts); none: every order is admitted. */
+  admission?: Admission;
   /** Open event streams per caller (beyond: 429) and on this replica (beyond: 503). */
   streams: StreamLimits;
 };
@@ -40,7 +43,7 @@ export function orderRoutes(pool: pg.Pool, notifier: OrderNotifier, log: Logger,
   // context of the request that placed it, even when requests share a statement.
   const placement = createOrderPlacement(pool, log, { maxQueued: opts.queueMax });
 
-  r.post('/orders', placeOrderHandler(placement, opts.rate));
+  r.post('/orders', placeOrderHandler(placement, opts.rate, opts.admission));
 
   r.get('/orders', async (req, res) => {
     const q = parseRequest(ListQuery, req.query, 'query');
