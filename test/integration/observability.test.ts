@@ -250,8 +250,8 @@ describe('every metric the alerts and the dashboard use, on the running processe
     const exported = emptyExported();
     for (const u of [relayUrl, ...(['order', 'inventory', 'payment'] as const).map(adminOf), monitor.adminUrl])
       addExposition(exported, await (await fetch(`${u}/metrics`)).text());
-    // Dead-lettering happens only when something fails: check the value against the consumer's code instead.
-    const consumerSource = readFileSync(path.join(ROOT, 'packages/common/src/messaging/batch-runner.ts'), 'utf8');
+    // Dead-lettering happens only when something fails: check the value against the code that counts it (the consumer's failure settlement).
+    const consumerSource = readFileSync(path.join(ROOT, 'packages/common/src/messaging/failure-settlement.ts'), 'utf8');
     const failureOnly: FailureOnly = { consumer_messages_total: { outcome: ['dead_lettered'] } };
     for (const v of failureOnly.consumer_messages_total!.outcome!) expect(consumerSource).toContain(`outcome: '${v}'`);
 
