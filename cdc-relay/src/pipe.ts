@@ -174,17 +174,29 @@ function flushAck(s: PipeState): void {
   if (a !== undefined && a > s.acked) sendAck(s, a);
 }
 
+/**
+ * Reading the WAL pauses when the window is asked for more than it carries (messages in flight and free to go reach
+ * `maxInFlight`), or when as many wait behind an earlier message of their aggregate. Held messages take no room in
+ * the window: a hot aggregate, sent one message per confirm, must not stop the others from being read and sent. The
+ * two bounds together keep at most 2 × `maxInFlight` messages in memory.
+ */
 function pauseIfFull(s: PipeState): void {
-  if (!s.paused && (!s.o.publisher.writable() || s.tracker.inFlight() >= s.o.maxInFlight)) {
+  const { outbound: out, o } = s;
+  if (
+    !s.paused &&
+    (!o.publisher.writable() || out.sent() + out.waiting() >= o.maxInFlight || out.held() >= o.maxInFlight)
+  ) {
     s.paused = true;
-    s.o.wal.pause();
+    o.wal.pause();
   }
 }
 
 function resumeIfRoom(s: PipeState): void {
-  if (s.paused && !s.failed && s.o.publisher.writable() && s.tracker.inFlight() < Math.max(1, s.o.maxInFlight / 2)) {
+  const { outbound: out, o } = s;
+  const half = Math.max(1, o.maxInFlight / 2);
+  if (s.paused && !s.failed && o.publisher.writable() && out.sent() + out.waiting() < half && out.held() < half) {
     s.paused = false;
-    s.o.wal.resume();
+    o.wal.resume();
   }
 }
 
