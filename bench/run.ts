@@ -292,14 +292,15 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
  * worst case, reported so that it stays visible.
  */
 const THROUGHPUT_VARIANTS = [
-  { key: 'relay', spread: ORDER_AGGREGATES, extra: {}, label: 'order per aggregate' },
+  { key: 'relay', tag: 'on', spread: ORDER_AGGREGATES, extra: {}, label: 'order per aggregate' },
   {
     key: 'orderOff',
+    tag: 'off',
     spread: ORDER_AGGREGATES,
     extra: { RELAY_ORDER_PER_AGGREGATE: 'false' },
     label: 'RELAY_ORDER_PER_AGGREGATE=false',
   },
-  { key: 'hotAggregates', spread: HOT_AGGREGATES, extra: {}, label: 'order per aggregate' },
+  { key: 'hotAggregates', tag: 'hot', spread: HOT_AGGREGATES, extra: {}, label: 'order per aggregate' },
 ] as const;
 
 async function sectionThroughput() {
@@ -315,7 +316,7 @@ async function sectionThroughput() {
       for (const v of THROUGHPUT_VARIANTS) {
         const q2 = await benchQueue(type);
         runs[v.key]!.push(
-          await relayBacklog(['order'], P.backlog, P.bytes, `tp_${type}${r}_${v.key}`, v.spread, v.extra),
+          await relayBacklog(['order'], P.backlog, P.bytes, `tp_${type}${r}_${v.tag}`, v.spread, v.extra),
         );
         await q2.remove();
       }
