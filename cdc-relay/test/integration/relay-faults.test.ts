@@ -121,6 +121,42 @@ describe('relay faults', () => {
     await sink.close();
   });
 
+  it('a slot check the server does not answer (its marker table locked) times out: the relay retries and streams once the server answers', async () => {
+    const TIMEOUT_MS = 3000;
+    const holder = new pg.Client({ connectionString: env.adminUrl('order') });
+    await holder.connect();
+    let locked = true;
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE cdc_relay.slot_marker IN ACCESS EXCLUSIVE MODE');
+      const relay = startRelay({ RELAY_REPLICATION_TIMEOUT_MS: String(TIMEOUT_MS), RELAY_PORT: '18323' });
+      const timedOut = await relay.waitForLog(
+        (l) =>
+          l.msg === 'session ended with an error' && l.source === 'order' && /timeout/i.test(JSON.stringify(l.err)),
+        4 * TIMEOUT_MS + 10_000,
+      );
+      expect(timedOut).toBeDefined();
+      // The other sources were not held up, and the relay answers for the one that waits.
+      await relay.waitForLog((l) => l.msg === 'streaming' && l.source === 'payment', 10_000);
+      const ready = (await (
+        await fetch('http://127.0.0.1:18323/readyz', { signal: AbortSignal.timeout(8_000) })
+      ).json()) as { checks: Record<string, boolean> };
+      expect(ready.checks).toMatchObject({ 'source:order': false, 'source:payment': true });
+      await holder.query('ROLLBACK');
+      locked = false;
+      await waitRelayStreaming(relay);
+      const sink = await collect(env.rabbitUrl, env.exchange);
+      const rows = await writeOutbox(env.serviceUrl('order'), { rows: 5, prefix: 'qt-a' });
+      await waitUntil(() => rows.every((w) => sink.messages.some((m) => m.id === w.id)), {
+        message: 'rows after the lock',
+      });
+      await sink.close();
+    } finally {
+      if (locked) await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+    }
+  }, 60_000);
+
   it('a half-open replication link (no data, no keepalive) is detected within the timeout, readiness goes false, the relay reconnects through the link when it is back, no row is lost, and it still stops on a dead link', async () => {
     const TIMEOUT_MS = 1500;
     const target = new URL(env.relayUrl('order'));
