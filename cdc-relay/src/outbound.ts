@@ -18,6 +18,7 @@
  */
 import type { EncodedMessage } from '@saga/common/messaging/envelope-codec';
 import type { TxEntry } from './lsn';
+import type { TxRecord } from './tx-progress';
 import { SessionError, type PublisherPort, type Refusal, type Settled } from './pipe-types';
 
 /** Reply codes of a channel the broker closes because of one message, for good: that message is diverted. */
@@ -61,6 +62,9 @@ export type Outgoing = {
   started?: number;
   /** The next message of its aggregate, held until this one is stored. */
   next?: Outgoing;
+  /** Its transaction's progress record and its position among the transaction's rows (tx-progress.ts). */
+  tx?: TxRecord;
+  seq: number;
 };
 
 export type OutboundOptions = {
@@ -77,6 +81,8 @@ export type OutboundOptions = {
   /** Turn `x` into its invalid-queue copy for `reason` (in place: it keeps its transaction and aggregate). */
   toInvalid: (x: Outgoing, reason: string) => void;
   refused: (x: Outgoing, why: Refusal) => void;
+  /** `x` goes again after a nack. */
+  resent?: (x: Outgoing) => void;
   fail: (err: Error) => void;
   failed: () => boolean;
 };
@@ -221,7 +227,9 @@ function retryLater(s: OutboundState, x: Outgoing): void {
   s.window = Math.max(1, Math.floor(s.window / 2));
   const t = setTimeout(() => {
     s.timers.delete(t);
-    if (!s.o.failed()) send(s, x);
+    if (s.o.failed()) return;
+    s.o.resent?.(x);
+    send(s, x);
   }, wait);
   s.timers.add(t);
 }

@@ -17,6 +17,7 @@ import { createLagClock } from './lag';
 import { createOutbound, type Outbound, type OutboundOptions, type Outgoing } from './outbound';
 import type { WalMessage } from './pgoutput';
 import { SessionError, type PublisherPort, type Refusal } from './pipe-types';
+import { dropProgress, newTxRecord, storedAt, txKey, type TxProgress, type TxRecord } from './tx-progress';
 
 export { SessionError } from './pipe-types';
 export type { PublisherPort, Refusal, Settled } from './pipe-types';
@@ -38,6 +39,8 @@ export type PipeEvents = {
   invalid?: (reason: string, row: Record<string, unknown>) => void;
   refused?: (messageId: string | undefined, why: Refusal) => void;
   confirmSeconds?: (s: number) => void;
+  /** A message sent again after the broker nacked it: a copy the queues that stored it get twice. */
+  resent?: () => void;
   /**
    * An acknowledgement sent: `lsn`, and the commit time (microseconds since the Unix epoch, the source server's
    * clock) of the last transaction it covers, when one is known. That time is where a reconcile starts after the
@@ -65,6 +68,8 @@ export type PipeOptions = {
   retry?: { baseMs: number; capMs: number };
   /** Position the slot already confirmed: nothing at or below it is acknowledged again. */
   acked: bigint;
+  /** What the previous session of the source stored of transactions it did not acknowledge (tx-progress.ts). */
+  resume?: ReadonlyMap<string, TxProgress>;
   /** Called once, with the first failure. */
   onFail: (err: Error) => void;
   events?: PipeEvents;
@@ -82,6 +87,9 @@ type PipeState = {
   outbound: Outbound;
   acked: bigint;
   txn: TxEntry | undefined;
+  /** Transactions not acknowledged, in WAL order from `recHead`: how far each got (tx-progress.ts). */
+  records: TxRecord[];
+  recHead: number;
   failed: Error | undefined;
   draining: boolean;
   paused: boolean;
@@ -97,6 +105,8 @@ export function createRelayPipe(o: PipeOptions) {
     clock: createLagClock(),
     acked: o.acked,
     txn: undefined,
+    records: [],
+    recHead: 0,
     failed: undefined,
     draining: false,
     paused: false,
@@ -143,6 +153,13 @@ export function createRelayPipe(o: PipeOptions) {
     /** The outbound window now (1 while sending one at a time). */
     window: () => s.outbound.window(),
     paused: () => s.paused,
+    /** For the next session: the stored prefix of each transaction not acknowledged (tx-progress.ts). */
+    progress: () => progress(s),
+    /**
+     * Messages this session sent of transactions it did not acknowledge, past the progress it keeps: after a failure
+     * the next session sends them again, copies a queue may already hold.
+     */
+    toSendAgain: () => toSendAgain(s),
   };
 }
 export type RelayPipe = ReturnType<typeof createRelayPipe>;
@@ -160,7 +177,38 @@ function fail(s: PipeState, err: Error): void {
   s.o.onFail(err);
 }
 
+function progress(s: PipeState): Map<string, TxProgress> {
+  const out = new Map<string, TxProgress>();
+  for (let i = s.recHead; i < s.records.length; i++) {
+    const r = s.records[i]!;
+    if (r.prefix > 0) out.set(r.key, { stored: r.prefix, lastId: r.lastId });
+  }
+  return out;
+}
+
+function toSendAgain(s: PipeState): number {
+  let n = s.outbound.sent();
+  for (let i = s.recHead; i < s.records.length; i++) {
+    const r = s.records[i]!;
+    // Stored here, less what the kept prefix covers of it (the prefix also counts rows skipped as stored before).
+    n += r.storedHere - Math.max(0, Math.min(r.storedHere, r.prefix - r.skip));
+  }
+  return n;
+}
+
 function sendAck(s: PipeState, lsn: bigint): void {
+  while (s.recHead < s.records.length) {
+    const end = s.records[s.recHead]!.end;
+    if (end === undefined || end > lsn) break;
+    s.recHead++;
+  }
+  if (s.recHead === s.records.length) {
+    s.records = [];
+    s.recHead = 0;
+  } else if (s.recHead > 1024 && s.recHead * 2 > s.records.length) {
+    s.records = s.records.slice(s.recHead);
+    s.recHead = 0;
+  }
   s.acked = lsn;
   s.clock.acknowledged(lsn);
   s.o.wal.acknowledge(lsn);
@@ -214,6 +262,10 @@ function outboundOptions(s: PipeState): OutboundOptions {
     stored(x) {
       ev.confirmSeconds?.((s.now() - x.started!) / 1000);
       if (!x.invalid) ev.published?.();
+      if (x.tx) {
+        x.tx.storedHere++;
+        storedAt(x.tx, x.seq, typeof x.row.id === 'string' ? x.row.id : undefined);
+      }
       s.tracker.confirmed(x.e);
       if (s.tracker.inFlight() === 0) wake(s);
       resumeIfRoom(s);
@@ -226,14 +278,29 @@ function outboundOptions(s: PipeState): OutboundOptions {
       x.invalid = true;
     },
     refused: (x, why) => ev.refused?.(x.m.options.messageId, why),
+    resent: () => ev.resent?.(),
   };
 }
 
 function insert(s: PipeState, e: TxEntry, row: Record<string, unknown>): void {
   const { o } = s;
+  const tx = s.records[s.records.length - 1]!;
+  const seq = tx.seq++;
+  if (seq < tx.skip) return skipStored(tx, seq, row);
   const m = o.encode(row);
   s.tracker.published(e);
-  const x: Outgoing = { e, row, m, exchange: o.exchange, routingKey: '', invalid: false, key: undefined, attempts: 0 };
+  const x: Outgoing = {
+    e,
+    row,
+    m,
+    exchange: o.exchange,
+    routingKey: '',
+    invalid: false,
+    key: undefined,
+    attempts: 0,
+    tx,
+    seq,
+  };
   if (m.ok) {
     x.routingKey = m.routingKey;
     if (o.orderPerAggregate !== false) x.key = aggregateKey(row);
@@ -246,6 +313,18 @@ function insert(s: PipeState, e: TxEntry, row: Record<string, unknown>): void {
   s.outbound.submit(x);
 }
 
+/** A row the previous session stored (tx-progress.ts): taken as stored, not sent; the last one's id must match. */
+function skipStored(tx: TxRecord, seq: number, row: Record<string, unknown>): void {
+  const id = typeof row.id === 'string' ? row.id : undefined;
+  if (seq === tx.skip - 1 && id !== tx.skipId) {
+    dropProgress(tx);
+    throw new SessionError(
+      `transaction ${tx.key} sent again differs from the one a previous session stored (row ${seq} is ${id ?? 'without an id'}, not ${tx.skipId ?? 'without an id'}); sending it whole`,
+    );
+  }
+  storedAt(tx, seq, id);
+}
+
 function onMessage(s: PipeState, msg: WalMessage): void {
   if (s.failed || s.draining) return;
   try {
@@ -254,6 +333,7 @@ function onMessage(s: PipeState, msg: WalMessage): void {
         // An open transaction that never commits would hold every later acknowledgement back for good.
         if (s.txn) throw new SessionError('begin inside an open transaction');
         s.txn = s.tracker.begin();
+        s.records.push(newTxRecord(txKey(msg.xid, msg.commitLsn), s.o.resume?.get(txKey(msg.xid, msg.commitLsn))));
         break;
       case 'insert':
         if (msg.relation.name !== s.o.table) break;
@@ -267,6 +347,7 @@ function onMessage(s: PipeState, msg: WalMessage): void {
         if (!s.txn) throw new SessionError('commit outside a transaction');
         if (!msg.commitEndLsn) throw new SessionError('commit without an end position');
         const end = parseLsn(msg.commitEndLsn);
+        s.records[s.records.length - 1]!.end = end;
         s.tracker.commit(s.txn, end);
         s.clock.committed(end, BigInt(msg.commitTime as bigint));
         s.txn = undefined;
