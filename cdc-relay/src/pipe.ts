@@ -90,6 +90,8 @@ type PipeState = {
   /** Transactions not acknowledged, in WAL order from `recHead`: how far each got (tx-progress.ts). */
   records: TxRecord[];
   recHead: number;
+  /** Keys of the previous session's progress whose transaction this session began (kept or dropped by it). */
+  seenKeys: Set<string>;
   failed: Error | undefined;
   draining: boolean;
   paused: boolean;
@@ -107,6 +109,7 @@ export function createRelayPipe(o: PipeOptions) {
     txn: undefined,
     records: [],
     recHead: 0,
+    seenKeys: new Set(),
     failed: undefined,
     draining: false,
     paused: false,
@@ -177,12 +180,18 @@ function fail(s: PipeState, err: Error): void {
   s.o.onFail(err);
 }
 
+/**
+ * The previous session's progress this one did not get to (it ended before the server sent that transaction again,
+ * and the transaction is not acknowledged), and this session's own for what it saw and did not acknowledge.
+ */
 function progress(s: PipeState): Map<string, TxProgress> {
   const out = new Map<string, TxProgress>();
   for (let i = s.recHead; i < s.records.length; i++) {
     const r = s.records[i]!;
-    if (r.prefix > 0) out.set(r.key, { stored: r.prefix, lastId: r.lastId });
+    if (r.prefix > 0) out.set(r.key, { stored: r.prefix, lastId: r.lastId, commitLsn: r.commitLsn });
   }
+  for (const [key, p] of s.o.resume ?? [])
+    if (!s.seenKeys.has(key) && p.commitLsn !== undefined && p.commitLsn >= s.acked) out.set(key, p);
   return out;
 }
 
@@ -313,6 +322,13 @@ function insert(s: PipeState, e: TxEntry, row: Record<string, unknown>): void {
   s.outbound.submit(x);
 }
 
+function beginRecord(s: PipeState, xid: number, commitLsn: string | null): TxRecord {
+  const key = txKey(xid, commitLsn);
+  const previous = s.o.resume?.get(key);
+  if (previous) s.seenKeys.add(key);
+  return newTxRecord(key, commitLsn ? parseLsn(commitLsn) : undefined, previous);
+}
+
 /** A row the previous session stored (tx-progress.ts): taken as stored, not sent; the last one's id must match. */
 function skipStored(tx: TxRecord, seq: number, row: Record<string, unknown>): void {
   const id = typeof row.id === 'string' ? row.id : undefined;
@@ -333,7 +349,7 @@ function onMessage(s: PipeState, msg: WalMessage): void {
         // An open transaction that never commits would hold every later acknowledgement back for good.
         if (s.txn) throw new SessionError('begin inside an open transaction');
         s.txn = s.tracker.begin();
-        s.records.push(newTxRecord(txKey(msg.xid, msg.commitLsn), s.o.resume?.get(txKey(msg.xid, msg.commitLsn))));
+        s.records.push(beginRecord(s, msg.xid, msg.commitLsn));
         break;
       case 'insert':
         if (msg.relation.name !== s.o.table) break;

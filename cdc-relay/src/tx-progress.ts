@@ -10,12 +10,16 @@
  * transaction can be acknowledged (and drops the progress). Kept in memory only: a new process starts over.
  */
 
-/** What a session leaves for the next one, per transaction (`txKey`). */
-export type TxProgress = { stored: number; lastId: string | undefined };
+/**
+ * What a session leaves for the next one, per transaction (`txKey`); `commitLsn`, the start of its commit record,
+ * tells when it is acknowledged (an acknowledged position is past it) and no longer needed.
+ */
+export type TxProgress = { stored: number; lastId: string | undefined; commitLsn: bigint | undefined };
 
 /** One transaction's record in a session. */
 export type TxRecord = {
   key: string;
+  commitLsn: bigint | undefined;
   /** Outbox rows seen so far: the next row's position. */
   seq: number;
   /** Rows 0..prefix-1 are stored (confirmed, or stored by an earlier session). */
@@ -35,9 +39,10 @@ export type TxRecord = {
 
 export const txKey = (xid: number, commitLsn: string | null) => `${xid}/${commitLsn ?? ''}`;
 
-export function newTxRecord(key: string, previous: TxProgress | undefined): TxRecord {
+export function newTxRecord(key: string, commitLsn: bigint | undefined, previous: TxProgress | undefined): TxRecord {
   return {
     key,
+    commitLsn,
     seq: 0,
     prefix: 0,
     lastId: undefined,

@@ -142,18 +142,27 @@ describe('a transaction across sessions', () => {
     stream(first, false);
     for (const i of [0, 1, 3]) first.sent[i]!.settle('confirmed');
     first.pipe.fail(new Error('replication connection lost'));
-    expect(first.pipe.progress()).toEqual(new Map([['7/0/100', { stored: 2, lastId: rows[1]!.id }]]));
+    expect(first.pipe.progress()).toEqual(
+      new Map([['7/0/100', { stored: 2, lastId: rows[1]!.id, commitLsn: 0x100n }]]),
+    );
     // Sent and not kept: row 3 (stored, past the gap) and rows 2, 4, 5 (unsettled).
     expect(first.pipe.toSendAgain()).toBe(4);
 
+    // A session that fails before the server sent the transaction again passes the progress on.
+    const early = fakes({ resume: first.pipe.progress() });
+    early.pipe.fail(new Error('replication connection lost'));
+    expect(early.pipe.progress()).toEqual(first.pipe.progress());
+
     // Second session: from row 2 on; rows 2 and 3 are stored before it fails too.
-    const second = fakes({ resume: first.pipe.progress() });
+    const second = fakes({ resume: early.pipe.progress() });
     stream(second);
     expect(second.sent.map(second.idOf)).toEqual(rows.slice(2).map((r) => r.id));
     second.sent[0]!.settle('confirmed');
     second.sent[1]!.settle('confirmed');
     second.pipe.fail(new Error('replication connection lost'));
-    expect(second.pipe.progress()).toEqual(new Map([['7/0/100', { stored: 4, lastId: rows[3]!.id }]]));
+    expect(second.pipe.progress()).toEqual(
+      new Map([['7/0/100', { stored: 4, lastId: rows[3]!.id, commitLsn: 0x100n }]]),
+    );
     expect(second.pipe.toSendAgain()).toBe(2);
 
     // Third session: the last two rows, then the commit is acknowledged.
@@ -164,10 +173,12 @@ describe('a transaction across sessions', () => {
     third.pipe.flushAck();
     expect(third.acks).toEqual([0x100n]);
     expect(third.failures).toEqual([]);
+    // Acknowledged: nothing is left to pass on.
+    expect(third.pipe.progress()).toEqual(new Map());
   });
 
   it('a transaction sent again that is not the one recorded fails the session before it is acknowledged, and nothing is kept', () => {
-    const f = fakes({ resume: new Map([['7/0/100', { stored: 3, lastId: 'another-row' }]]) });
+    const f = fakes({ resume: new Map([['7/0/100', { stored: 3, lastId: 'another-row', commitLsn: 0x100n }]]) });
     stream(f);
     expect(f.failures.map((e) => e.message)).toEqual([
       expect.stringMatching(/differs from the one a previous session/),
@@ -178,7 +189,7 @@ describe('a transaction across sessions', () => {
   });
 
   it('another transaction is not skipped', () => {
-    const f = fakes({ resume: new Map([['8/0/100', { stored: 3, lastId: rows[2]!.id }]]) });
+    const f = fakes({ resume: new Map([['8/0/100', { stored: 3, lastId: rows[2]!.id, commitLsn: 0x100n }]]) });
     stream(f);
     expect(f.sent.map(f.idOf)).toEqual(rows.map((r) => r.id));
   });
