@@ -27,18 +27,42 @@ export function payload(bytes: number, extra: Record<string, unknown> = {}) {
 
 const HEADERS = JSON.stringify({ correlationId: 'bench', causationId: null });
 
+/**
+ * How a backlog's rows are spread over aggregates. `rowsPerAggregate`: consecutive rows share an aggregate, a new one
+ * every n rows, as the saga's orders do (a handful of events each): the case the relay is sized for. `aggregates`:
+ * every row goes to one of n aggregates in turn; with few of them, each is a hot aggregate whose events the relay
+ * publishes one per confirm round trip (per-aggregate order), the worst case.
+ */
+export type AggregateSpread = { rowsPerAggregate: number } | { aggregates: number };
+/** One order-like aggregate per 3 rows. */
+export const ORDER_AGGREGATES: AggregateSpread = { rowsPerAggregate: 3 };
+/** 64 aggregates over the whole backlog: hot aggregates. */
+export const HOT_AGGREGATES: AggregateSpread = { aggregates: 64 };
+export const describeSpread = (a: AggregateSpread) =>
+  'rowsPerAggregate' in a ? `one aggregate per ${a.rowsPerAggregate} rows` : `${a.aggregates} aggregates`;
+
 /** Insert `rows` outbox rows in transactions of `perTxn`, as fast as one connection goes (the backlog). */
-export async function insertBacklog(url: string, rows: number, bytes: number, perTxn = 500): Promise<void> {
+export async function insertBacklog(
+  url: string,
+  rows: number,
+  bytes: number,
+  perTxn = 500,
+  spread: AggregateSpread = ORDER_AGGREGATES,
+): Promise<void> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   const body = JSON.stringify(payload(bytes));
+  // $4: rows before this statement; $5: the spread's n.
+  const aggregate =
+    'rowsPerAggregate' in spread ? `'agg-' || (($4::int + i - 1) / $5::int)` : `'agg-' || ((($4::int + i) % $5::int))`;
+  const n5 = 'rowsPerAggregate' in spread ? spread.rowsPerAggregate : spread.aggregates;
   try {
     for (let done = 0; done < rows; done += perTxn) {
       const n = Math.min(perTxn, rows - done);
       await c.query(
         `INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers)
-         SELECT gen_random_uuid(), 'bench', 'agg-' || (i % 64), 'Tested', $1::jsonb, $2::jsonb FROM generate_series(1, $3) AS i`,
-        [body, HEADERS, n],
+         SELECT gen_random_uuid(), 'bench', ${aggregate}, 'Tested', $1::jsonb, $2::jsonb FROM generate_series(1, $3) AS i`,
+        [body, HEADERS, n, done, n5],
       );
     }
   } finally {

@@ -48,7 +48,10 @@ export const RelayEnv = BaseEnv.extend({
     .regex(/^[a-z_][a-z0-9_]*$/)
     .default('outbox'),
   RELAY_PORT: z.coerce.number().int().min(0).max(65535).default(8010),
-  /** Messages published and not yet confirmed, per source; reading the WAL pauses beyond it. */
+  /**
+   * Messages published and not yet confirmed, per source; reading the WAL pauses beyond it. Messages held behind an
+   * earlier one of their aggregate (RELAY_ORDER_PER_AGGREGATE) take no room in it and are bounded by as many apart.
+   */
   RELAY_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(10_000),
   /** How often the confirmed position is reported to PostgreSQL. */
   RELAY_ACK_INTERVAL_MS: z.coerce.number().int().min(1).default(20),

@@ -31,6 +31,12 @@ function streamMetrics(registry: Registry) {
       labelNames: ['source'] as const,
       registers,
     }),
+    sentAgain: new Counter({
+      name: 'relay_messages_sent_again_total',
+      help: 'Messages published more than once, copies a queue may already hold: cause=nack, sent again after a nack; cause=restart, sent by a session that failed before acknowledging their transaction, so the next one sends them again',
+      labelNames: ['source', 'cause'] as const,
+      registers,
+    }),
     returned: new Counter({
       name: 'relay_returned_total',
       help: 'Messages the broker returned as unroutable despite the alternate exchange',

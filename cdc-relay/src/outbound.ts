@@ -18,6 +18,7 @@
  */
 import type { EncodedMessage } from '@saga/common/messaging/envelope-codec';
 import type { TxEntry } from './lsn';
+import type { TxRecord } from './tx-progress';
 import { SessionError, type PublisherPort, type Refusal, type Settled } from './pipe-types';
 
 /** Reply codes of a channel the broker closes because of one message, for good: that message is diverted. */
@@ -59,6 +60,11 @@ export type Outgoing = {
   key: string | undefined;
   attempts: number;
   started?: number;
+  /** The next message of its aggregate, held until this one is stored. */
+  next?: Outgoing;
+  /** Its transaction's progress record and its position among the transaction's rows (tx-progress.ts). */
+  tx?: TxRecord;
+  seq: number;
 };
 
 export type OutboundOptions = {
@@ -75,6 +81,8 @@ export type OutboundOptions = {
   /** Turn `x` into its invalid-queue copy for `reason` (in place: it keeps its transaction and aggregate). */
   toInvalid: (x: Outgoing, reason: string) => void;
   refused: (x: Outgoing, why: Refusal) => void;
+  /** `x` goes again after a nack. */
+  resent?: (x: Outgoing) => void;
   fail: (err: Error) => void;
   failed: () => boolean;
 };
@@ -87,10 +95,16 @@ type OutboundState = {
   /** Published and not settled. */
   sent: number;
   lastSentRow: string | undefined;
+  /** Free to go, waiting for room in the window (from `head` on). */
   ready: Outgoing[];
   head: number;
-  /** Aggregates with a message in the broker's hands or ready to go, and the messages waiting behind it. */
-  busy: Map<string, Outgoing[]>;
+  /**
+   * Aggregates with a message in the broker's hands, ready or awaiting a retry: the last message of each. The
+   * messages behind the first form a chain (`next`), so holding and releasing one is O(1) however long it is.
+   */
+  tails: Map<string, Outgoing>;
+  /** Messages waiting behind an earlier one of their aggregate. */
+  held: number;
   timers: Set<NodeJS.Timeout>;
 };
 
@@ -103,24 +117,33 @@ export function createOutbound(o: OutboundOptions) {
     lastSentRow: undefined,
     ready: [],
     head: 0,
-    busy: new Map(),
+    tails: new Map(),
+    held: 0,
     timers: new Set(),
   };
   return {
     /** Queue `x` to go as soon as its aggregate and the window allow. */
     submit(x: Outgoing): void {
       if (x.key !== undefined) {
-        const behind = s.busy.get(x.key);
-        if (behind) return void behind.push(x);
-        s.busy.set(x.key, []);
+        const tail = s.tails.get(x.key);
+        s.tails.set(x.key, x);
+        if (tail) {
+          tail.next = x;
+          s.held++;
+          return;
+        }
       }
       s.ready.push(x);
       pump(s);
     },
     /** Published and not settled. */
     sent: () => s.sent,
+    /** Free to go and waiting for room in the window: with `sent`, what the window is asked to carry. */
+    waiting: () => s.ready.length - s.head,
+    /** Waiting behind an earlier message of their aggregate: they take no room in the window. */
+    held: () => s.held,
     /** No message held back (for ordering, the window, or a retry). */
-    idle: () => s.sent === 0 && s.head === s.ready.length && s.busy.size === 0 && s.timers.size === 0,
+    idle: () => s.sent === 0 && s.head === s.ready.length && s.tails.size === 0 && s.timers.size === 0,
     window: () => limit(s),
     close(): void {
       for (const t of s.timers) clearTimeout(t);
@@ -135,10 +158,11 @@ const limit = (s: OutboundState) => (s.isolateThrough === undefined ? s.window :
 
 function pump(s: OutboundState): void {
   while (s.head < s.ready.length && s.sent < limit(s) && !s.o.failed()) send(s, s.ready[s.head++]!);
+  // Drop what was sent; copying the rest only once it is at most as long as the part dropped keeps it O(1) a message.
   if (s.head === s.ready.length) {
     s.ready = [];
     s.head = 0;
-  } else if (s.head > 1024) {
+  } else if (s.head > 1024 && s.head * 2 > s.ready.length) {
     s.ready = s.ready.slice(s.head);
     s.head = 0;
   }
@@ -166,10 +190,11 @@ function settle(s: OutboundState, x: Outgoing, st: Settled, why?: Refusal): void
   s.sent--;
   if (st === 'abandoned') return o.fail(new SessionError('broker connection lost before the confirm'));
   if (st === 'confirmed') {
-    o.stored(x);
     if (rowId(x) === s.isolateThrough) s.isolateThrough = undefined;
     if (s.window < o.maxInFlight) s.window++;
+    // Released first, so that what `stored` sees (room to read more WAL) counts the next one as free to go.
     release(s, x);
+    o.stored(x);
     return pump(s);
   }
   refusedBy(s, x, why ?? { text: 'refused' });
@@ -202,14 +227,19 @@ function retryLater(s: OutboundState, x: Outgoing): void {
   s.window = Math.max(1, Math.floor(s.window / 2));
   const t = setTimeout(() => {
     s.timers.delete(t);
-    if (!s.o.failed()) send(s, x);
+    if (s.o.failed()) return;
+    s.o.resent?.(x);
+    send(s, x);
   }, wait);
   s.timers.add(t);
 }
 
 function release(s: OutboundState, x: Outgoing): void {
   if (x.key === undefined) return;
-  const next = s.busy.get(x.key)?.shift();
-  if (next) s.ready.push(next);
-  else s.busy.delete(x.key);
+  const next = x.next;
+  if (next) {
+    x.next = undefined;
+    s.held--;
+    s.ready.push(next);
+  } else s.tails.delete(x.key);
 }

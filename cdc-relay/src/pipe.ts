@@ -10,83 +10,29 @@
  * - after a failure nothing is acknowledged by any path, and nothing more is handled: the next session starts from
  *   the slot's confirmed position.
  */
-import type { EncodedMessage } from '@saga/common/messaging/envelope-codec';
 import { encodeInvalid } from '@saga/common/messaging/envelope-codec';
 import { createLsnTracker, parseLsn, type TxEntry } from './lsn';
+import {
+  beginRecord,
+  dropAcknowledged,
+  progress,
+  skipStored,
+  toSendAgain,
+  type PipeOptions,
+  type PipeState,
+} from './pipe-state';
 import { createLagClock } from './lag';
-import { createOutbound, type Outbound, type OutboundOptions, type Outgoing } from './outbound';
+import { createOutbound, type OutboundOptions, type Outgoing } from './outbound';
 import type { WalMessage } from './pgoutput';
-import { SessionError, type PublisherPort, type Refusal } from './pipe-types';
+import { SessionError } from './pipe-types';
+import { storedAt } from './tx-progress';
 
 export { SessionError } from './pipe-types';
 export type { PublisherPort, Refusal, Settled } from './pipe-types';
-
-/** The WAL side, as the pipe needs it. */
-export type WalPort = {
-  /** Stop reading the replication stream (backpressure); what was decoded already is still handled. */
-  pause: () => void;
-  resume: () => void;
-  /** Report `lsn` (an end position) as flushed: the server may drop WAL before it. */
-  acknowledge: (lsn: bigint) => void;
-};
+export type { PipeEvents, PipeOptions, WalPort } from './pipe-state';
 
 /** The invalid-queue copy of a row the broker refused is cut to this: the refusal may have been for its size. */
 const REFUSED_COPY_LIMITS = { maxBodyBytes: 64 * 1024, maxHeaderBytes: 16 * 1024 };
-
-export type PipeEvents = {
-  published?: () => void;
-  invalid?: (reason: string, row: Record<string, unknown>) => void;
-  refused?: (messageId: string | undefined, why: Refusal) => void;
-  confirmSeconds?: (s: number) => void;
-  /**
-   * An acknowledgement sent: `lsn`, and the commit time (microseconds since the Unix epoch, the source server's
-   * clock) of the last transaction it covers, when one is known. That time is where a reconcile starts after the
-   * slot is lost (a failover to a server without it): everything committed after it may not have been published.
-   */
-  acknowledged?: (lsn: bigint, commitTimeUs: bigint | undefined) => void;
-};
-
-export type PipeOptions = {
-  wal: WalPort;
-  publisher: PublisherPort;
-  encode: (row: Record<string, unknown>) => EncodedMessage;
-  source: string;
-  table: string;
-  exchange: string;
-  invalidQueue: string;
-  maxInFlight: number;
-  /** In-flight window of the first messages (default maxInFlight; 1 after a failure, growing with the confirms). */
-  startWindow?: number;
-  /** Send one at a time up to the row with this id (the last one sent when a session failed on a refusal). */
-  isolateThrough?: string;
-  /** Hold a message while an earlier one of its aggregate is unconfirmed (default true; see RELAY_ORDER_PER_AGGREGATE). */
-  orderPerAggregate?: boolean;
-  /** Backoff of a message the broker nacked, sent again in the session. */
-  retry?: { baseMs: number; capMs: number };
-  /** Position the slot already confirmed: nothing at or below it is acknowledged again. */
-  acked: bigint;
-  /** Called once, with the first failure. */
-  onFail: (err: Error) => void;
-  events?: PipeEvents;
-  now?: () => number;
-};
-
-/** A pipe's state: one per session, changed only by the functions below. */
-type PipeState = {
-  o: PipeOptions;
-  ev: PipeEvents;
-  now: () => number;
-  tracker: ReturnType<typeof createLsnTracker>;
-  // Commit ends and times of transactions not acknowledged yet: the stream's lag, and where a reconcile starts.
-  clock: ReturnType<typeof createLagClock>;
-  outbound: Outbound;
-  acked: bigint;
-  txn: TxEntry | undefined;
-  failed: Error | undefined;
-  draining: boolean;
-  paused: boolean;
-  waiters: (() => void)[];
-};
 
 export function createRelayPipe(o: PipeOptions) {
   const s = {
@@ -97,6 +43,9 @@ export function createRelayPipe(o: PipeOptions) {
     clock: createLagClock(),
     acked: o.acked,
     txn: undefined,
+    records: [],
+    recHead: 0,
+    seenKeys: new Set(),
     failed: undefined,
     draining: false,
     paused: false,
@@ -143,6 +92,13 @@ export function createRelayPipe(o: PipeOptions) {
     /** The outbound window now (1 while sending one at a time). */
     window: () => s.outbound.window(),
     paused: () => s.paused,
+    /** For the next session: the stored prefix of each transaction not acknowledged (tx-progress.ts). */
+    progress: () => progress(s),
+    /**
+     * Messages this session sent of transactions it did not acknowledge, past the progress it keeps: after a failure
+     * the next session sends them again, copies a queue may already hold.
+     */
+    toSendAgain: () => toSendAgain(s),
   };
 }
 export type RelayPipe = ReturnType<typeof createRelayPipe>;
@@ -161,6 +117,7 @@ function fail(s: PipeState, err: Error): void {
 }
 
 function sendAck(s: PipeState, lsn: bigint): void {
+  dropAcknowledged(s, lsn);
   s.acked = lsn;
   s.clock.acknowledged(lsn);
   s.o.wal.acknowledge(lsn);
@@ -174,17 +131,29 @@ function flushAck(s: PipeState): void {
   if (a !== undefined && a > s.acked) sendAck(s, a);
 }
 
+/**
+ * Reading the WAL pauses when the window is asked for more than it carries (messages in flight and free to go reach
+ * `maxInFlight`), or when as many wait behind an earlier message of their aggregate. Held messages take no room in
+ * the window: a hot aggregate, sent one message per confirm, must not stop the others from being read and sent. The
+ * two bounds together keep at most 2 × `maxInFlight` messages in memory.
+ */
 function pauseIfFull(s: PipeState): void {
-  if (!s.paused && (!s.o.publisher.writable() || s.tracker.inFlight() >= s.o.maxInFlight)) {
+  const { outbound: out, o } = s;
+  if (
+    !s.paused &&
+    (!o.publisher.writable() || out.sent() + out.waiting() >= o.maxInFlight || out.held() >= o.maxInFlight)
+  ) {
     s.paused = true;
-    s.o.wal.pause();
+    o.wal.pause();
   }
 }
 
 function resumeIfRoom(s: PipeState): void {
-  if (s.paused && !s.failed && s.o.publisher.writable() && s.tracker.inFlight() < Math.max(1, s.o.maxInFlight / 2)) {
+  const { outbound: out, o } = s;
+  const half = Math.max(1, o.maxInFlight / 2);
+  if (s.paused && !s.failed && o.publisher.writable() && out.sent() + out.waiting() < half && out.held() < half) {
     s.paused = false;
-    s.o.wal.resume();
+    o.wal.resume();
   }
 }
 
@@ -202,6 +171,10 @@ function outboundOptions(s: PipeState): OutboundOptions {
     stored(x) {
       ev.confirmSeconds?.((s.now() - x.started!) / 1000);
       if (!x.invalid) ev.published?.();
+      if (x.tx) {
+        x.tx.storedHere++;
+        storedAt(x.tx, x.seq, typeof x.row.id === 'string' ? x.row.id : undefined);
+      }
       s.tracker.confirmed(x.e);
       if (s.tracker.inFlight() === 0) wake(s);
       resumeIfRoom(s);
@@ -214,14 +187,29 @@ function outboundOptions(s: PipeState): OutboundOptions {
       x.invalid = true;
     },
     refused: (x, why) => ev.refused?.(x.m.options.messageId, why),
+    resent: () => ev.resent?.(),
   };
 }
 
 function insert(s: PipeState, e: TxEntry, row: Record<string, unknown>): void {
   const { o } = s;
+  const tx = s.records[s.records.length - 1]!;
+  const seq = tx.seq++;
+  if (seq < tx.skip) return skipStored(tx, seq, row);
   const m = o.encode(row);
   s.tracker.published(e);
-  const x: Outgoing = { e, row, m, exchange: o.exchange, routingKey: '', invalid: false, key: undefined, attempts: 0 };
+  const x: Outgoing = {
+    e,
+    row,
+    m,
+    exchange: o.exchange,
+    routingKey: '',
+    invalid: false,
+    key: undefined,
+    attempts: 0,
+    tx,
+    seq,
+  };
   if (m.ok) {
     x.routingKey = m.routingKey;
     if (o.orderPerAggregate !== false) x.key = aggregateKey(row);
@@ -242,6 +230,7 @@ function onMessage(s: PipeState, msg: WalMessage): void {
         // An open transaction that never commits would hold every later acknowledgement back for good.
         if (s.txn) throw new SessionError('begin inside an open transaction');
         s.txn = s.tracker.begin();
+        s.records.push(beginRecord(s, msg.xid, msg.commitLsn));
         break;
       case 'insert':
         if (msg.relation.name !== s.o.table) break;
@@ -255,6 +244,7 @@ function onMessage(s: PipeState, msg: WalMessage): void {
         if (!s.txn) throw new SessionError('commit outside a transaction');
         if (!msg.commitEndLsn) throw new SessionError('commit without an end position');
         const end = parseLsn(msg.commitEndLsn);
+        s.records[s.records.length - 1]!.end = end;
         s.tracker.commit(s.txn, end);
         s.clock.committed(end, BigInt(msg.commitTime as bigint));
         s.txn = undefined;

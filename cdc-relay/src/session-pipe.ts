@@ -36,9 +36,11 @@ export function buildPipe(
     isolateThrough: ctx.isolateThrough,
     retry: { baseMs: config.RELAY_RETRY_BASE_MS, capMs: config.RELAY_RETRY_MAX_MS },
     acked: info.confirmed,
+    resume: ctx.resume,
     onFail: (err) => failure(err),
     events: {
       published: ctx.countPublished,
+      resent: () => metrics.sentAgain.inc({ ...labels, cause: 'nack' }),
       confirmSeconds: (s) => confirmSeconds.observe(s),
       invalid: (reason, row) => {
         // Never dropped, never a crash loop: kept where an operator will see it.

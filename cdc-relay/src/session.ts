@@ -16,6 +16,7 @@ import { buildPipe } from './session-pipe';
 import { connectPublisher, type ConfirmingPublisher } from './publisher';
 import { ensureSlot, SlotLostError, SlotMissingError, type SlotInfo } from './slots';
 import type { MarkerWriter } from './slot-marker';
+import type { TxProgress } from './tx-progress';
 import { openWalStream, withSourceClient, type WalSourceOptions, type WalStream } from './wal-source';
 
 export type SourceState = 'starting' | 'streaming' | 'standby' | 'reconnecting' | 'stopped';
@@ -52,6 +53,10 @@ export type SourceContext = {
   /** Set by a failed session for the next one: its first window, and the row to send one at a time up to. */
   startWindow?: number;
   isolateThrough?: string;
+  /** Left by a session for the next one: what it stored of transactions it did not acknowledge (tx-progress.ts). */
+  resume?: ReadonlyMap<string, TxProgress>;
+  /** Left by a failed session: how many messages the next one sends again (for the log line of the failure). */
+  sendsAgain?: number;
 };
 
 /** One session; ends (throws) on any error. */
@@ -84,12 +89,25 @@ export async function runSession(ctx: SourceContext): Promise<void> {
   } finally {
     ctx.drainCurrent = undefined;
     for (const t of timers) clearInterval(t);
+    if (started) keepProgress(ctx, started.pipe);
     // Whatever is unsettled now is abandoned with the session, not refused by the broker.
     started?.pipe.close();
     ctx.flushPublished();
     await started?.stream.stop();
     await publisher.close();
   }
+}
+
+/**
+ * What the next session needs of this one: the stored part of each transaction not acknowledged, so that it does not
+ * send that again; and the duplicate tail, what it will send again, counted (relay_messages_sent_again_total).
+ */
+function keepProgress(ctx: SourceContext, pipe: RelayPipe): void {
+  ctx.resume = pipe.progress();
+  if (ctx.stopping()) return;
+  const again = pipe.toSendAgain();
+  ctx.sendsAgain = again;
+  if (again > 0) ctx.metrics.sentAgain.inc({ ...ctx.labels, cause: 'restart' }, again);
 }
 
 /** The slot as it is now (created on a first install where allowed); a missing or lost slot is reported and thrown. */

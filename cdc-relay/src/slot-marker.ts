@@ -37,6 +37,13 @@ export function markerDdl(relayRole: string): string[] {
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
 /**
+ * A statement bounded by `timeoutMs` (pg's client-side query_timeout: it also fires when the server never answers, as
+ * on a half-open link or behind a lock, where statement_timeout would need the server to run). Unbounded without it.
+ */
+export const bounded = (text: string, values: unknown[], timeoutMs: number | undefined): pg.QueryConfig =>
+  ({ text, values, ...(timeoutMs ? { query_timeout: timeoutMs } : {}) }) as pg.QueryConfig;
+
+/**
  * When the slot's events were last known to be published: the commit time of the last acknowledged transaction,
  * else when its marker was made (next to the slot's creation). Not when it was first streamed: a relay that streamed
  * but never acknowledged (the broker down) moved the slot nowhere, so rows from the slot's creation on may be missing. Undefined
@@ -45,24 +52,31 @@ type Queryable = Pick<pg.ClientBase, 'query'>;
 export async function readMarker(
   c: Queryable,
   slot: string,
+  timeoutMs?: number,
 ): Promise<{ reconcileFrom: Date; streamed: boolean } | undefined> {
   const { rows } = await c.query<{ since: Date; streamed: boolean }>(
-    `SELECT COALESCE(acked_commit_time, created_at) AS since, first_streamed_at IS NOT NULL AS streamed
-       FROM ${MARKER_TABLE} WHERE slot_name = $1`,
-    [slot],
+    bounded(
+      `SELECT COALESCE(acked_commit_time, created_at) AS since, first_streamed_at IS NOT NULL AS streamed
+         FROM ${MARKER_TABLE} WHERE slot_name = $1`,
+      [slot],
+      timeoutMs,
+    ),
   );
   return rows[0] && { reconcileFrom: rows[0].since, streamed: rows[0].streamed };
 }
 
-/** The slot exists (it was just created, or it is streamed): make sure its marker does. */
-export async function ensureMarker(c: Queryable, slot: string, streamed: boolean): Promise<void> {
+/** The slot exists (it was just created, or it is streamed): make sure its marker does. `timeoutMs` bounds it. */
+export async function ensureMarker(c: Queryable, slot: string, streamed: boolean, timeoutMs?: number): Promise<void> {
   await c.query(
-    streamed
-      ? `INSERT INTO ${MARKER_TABLE} AS m (slot_name, first_streamed_at) VALUES ($1, now())
-         ON CONFLICT (slot_name) DO UPDATE SET first_streamed_at = now(), updated_at = now()
-         WHERE m.first_streamed_at IS NULL`
-      : `INSERT INTO ${MARKER_TABLE} (slot_name) VALUES ($1) ON CONFLICT (slot_name) DO NOTHING`,
-    [slot],
+    bounded(
+      streamed
+        ? `INSERT INTO ${MARKER_TABLE} AS m (slot_name, first_streamed_at) VALUES ($1, now())
+           ON CONFLICT (slot_name) DO UPDATE SET first_streamed_at = now(), updated_at = now()
+           WHERE m.first_streamed_at IS NULL`
+        : `INSERT INTO ${MARKER_TABLE} (slot_name) VALUES ($1) ON CONFLICT (slot_name) DO NOTHING`,
+      [slot],
+      timeoutMs,
+    ),
   );
 }
 

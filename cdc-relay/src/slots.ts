@@ -8,7 +8,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import { isPgError } from '@saga/common/db/pg';
 import { parseLsn } from './lsn';
-import { ensureMarker, readMarker } from './slot-marker';
+import { bounded, ensureMarker, readMarker } from './slot-marker';
 
 export const SlotEnv = z.object({
   /** Must match the relay's RELAY_SLOT_PREFIX: the slot of source `x` is `<prefix>_x`. */
@@ -94,33 +94,36 @@ export type SlotState = { row: SlotRow | undefined; version: number; walSenderTi
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
-/** The slot's row (if any), the server version and wal_sender_timeout (ms), in one query; `timeoutMs` bounds it. */
+/** The slot's row (if any), the server version and wal_sender_timeout (ms); `timeoutMs` bounds each query. */
 export async function readSlot(c: Queryable, slot: string, timeoutMs?: number): Promise<SlotState> {
   const version = Number(
-    (await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v,
+    (await c.query<{ v: string }>(bounded("SELECT current_setting('server_version_num') AS v", [], timeoutMs))).rows[0]!
+      .v,
   );
   const failover = version >= FAILOVER_SLOTS_SINCE ? 's.failover' : 'NULL::boolean';
-  const { rows } = await c.query<SlotRow & { timeout: string }>({
-    ...(timeoutMs ? { query_timeout: timeoutMs } : {}),
-    text: `SELECT s.confirmed_flush_lsn::text AS lsn, s.database, current_database() AS here, s.plugin, s.wal_status,
+  const { rows } = await c.query<SlotRow & { timeout: string }>(
+    bounded(
+      `SELECT s.confirmed_flush_lsn::text AS lsn, s.database, current_database() AS here, s.plugin, s.wal_status,
                   ${failover} AS failover, (SELECT setting FROM pg_settings WHERE name = 'wal_sender_timeout') AS timeout
              FROM pg_replication_slots s WHERE s.slot_name = $1`,
-    values: [slot],
-  } as pg.QueryConfig);
+      [slot],
+      timeoutMs,
+    ),
+  );
   const timeout = rows[0]?.timeout ?? '60000';
   return { row: rows[0], version, walSenderTimeoutMs: Number(timeout) };
 }
 
 /** Create the slot (a failover slot from PostgreSQL 17) and its marker. Answers false when someone else was first. */
-export async function createSlot(c: Queryable, slot: string, version: number): Promise<boolean> {
+export async function createSlot(c: Queryable, slot: string, version: number, timeoutMs?: number): Promise<boolean> {
   let created = true;
   try {
-    await c.query(createSlotStatement(version), [slot]);
+    await c.query(bounded(createSlotStatement(version), [slot], timeoutMs));
   } catch (err) {
     if (!isPgError(err, DUPLICATE_OBJECT)) throw err;
     created = false;
   }
-  await ensureMarker(c, slot, false);
+  await ensureMarker(c, slot, false, timeoutMs);
   return created;
 }
 
@@ -138,13 +141,15 @@ const recoverHint = (source: string) => `npm run relay -- recover --source ${sou
  * Check the slot and, where allowed, create it: the one rule both migrate and the relay follow. `create`: this caller
  * may create a slot on a first install (migrate always; the relay with RELAY_CREATE_SLOT). A slot whose marker says
  * it existed is never created here. `streamed`: the caller is about to stream it (the marker records the first time).
+ * `timeoutMs` bounds every statement: a server that does not answer (a half-open link, a lock on the marker table)
+ * fails the check instead of holding the relay's session, and so its readiness, forever.
  */
 export async function ensureSlot(
   c: Queryable,
   o: { slot: string; source: string; create: boolean; streamed: boolean; timeoutMs?: number; onCreated?: () => void },
 ): Promise<SlotInfo> {
   let state = await readSlot(c, o.slot, o.timeoutMs);
-  const marker = await readMarkerOrExplain(c, o.slot);
+  const marker = await readMarkerOrExplain(c, o.slot, o.timeoutMs);
   if (!state.row) {
     if (marker)
       throw new SlotMissingError(
@@ -156,7 +161,7 @@ export async function ensureSlot(
         `replication slot ${o.slot} does not exist; create it with npm run migrate (or set RELAY_CREATE_SLOT=true for local development)`,
         undefined,
       );
-    if (await createSlot(c, o.slot, state.version)) o.onCreated?.();
+    if (await createSlot(c, o.slot, state.version, o.timeoutMs)) o.onCreated?.();
     state = await readSlot(c, o.slot, o.timeoutMs);
   }
   const row = state.row;
@@ -173,8 +178,8 @@ export async function ensureSlot(
   if (row.lsn === null) throw new Error(`slot ${o.slot} has no confirmed position`);
   // A slot made before markers existed (or by hand) gets one now.
   // A standby checks every poll: nothing is written unless something is to be recorded.
-  if (!marker || (o.streamed && !marker.streamed)) await ensureMarker(c, o.slot, o.streamed);
-  const reconcileFrom = marker?.reconcileFrom ?? (await readMarker(c, o.slot))?.reconcileFrom;
+  if (!marker || (o.streamed && !marker.streamed)) await ensureMarker(c, o.slot, o.streamed, o.timeoutMs);
+  const reconcileFrom = marker?.reconcileFrom ?? (await readMarker(c, o.slot, o.timeoutMs))?.reconcileFrom;
   return {
     confirmed: parseLsn(row.lsn),
     walSenderTimeoutMs: state.walSenderTimeoutMs,
@@ -183,9 +188,9 @@ export async function ensureSlot(
   };
 }
 
-async function readMarkerOrExplain(c: Queryable, slot: string) {
+async function readMarkerOrExplain(c: Queryable, slot: string, timeoutMs: number | undefined) {
   try {
-    return await readMarker(c, slot);
+    return await readMarker(c, slot, timeoutMs);
   } catch (err) {
     if (isPgError(err, UNDEFINED_TABLE) || isPgError(err, INVALID_SCHEMA))
       throw new Error('the slot marker table cdc_relay.slot_marker does not exist: run npm run migrate first', {

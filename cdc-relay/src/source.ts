@@ -62,7 +62,11 @@ export function createSource(
         ctx.startWindow = 1;
         if (err instanceof BrokerRefusalError) ctx.isolateThrough = err.frontier;
         metrics.reconnects.inc(labels);
-        log.warn({ err, slot, restart: wait.kind, retryInMs: wait.delayMs }, 'session ended with an error');
+        log.warn(
+          { err, slot, restart: wait.kind, retryInMs: wait.delayMs, sendsAgain: ctx.sendsAgain ?? 0 },
+          'session ended with an error',
+        );
+        ctx.sendsAgain = undefined;
       }
       if (stopping) break;
       ctx.setState('reconnecting');

@@ -118,7 +118,7 @@ const ROWS: Row[] = [
   {
     vars: ['RELAY_MAX_IN_FLIGHT'],
     meaning:
-      'unconfirmed messages per source before reading pauses; it also bounds what a crash sends twice (docs/decisions)',
+      'messages in flight (published, unconfirmed) per source before reading pauses; messages held for per-aggregate order are bounded by as many apart; it also bounds what a crash sends twice (docs/decisions)',
   },
   { vars: ['RELAY_ACK_INTERVAL_MS'], meaning: 'how often the confirmed position is reported to PostgreSQL' },
   { vars: ['RELAY_RETRY_BASE_MS', 'RELAY_RETRY_MAX_MS'], meaning: 'reconnect backoff (capped exponential, jittered)' },

@@ -10,6 +10,7 @@ import { metricValue } from '../../../test/support/metrics';
 import { writeOutbox } from '../../../test/support/outbox-writer';
 import { startRelayProc, waitRelayStreaming } from '../../../test/support/stack';
 import { waitUntil } from '../../../test/support/wait';
+import { ensureRelaySlots } from '../../src/slots';
 import { useRelayTestEnv } from '../support/relay-test-env';
 import { startTcpProxy } from '../support/tcp-proxy';
 
@@ -95,6 +96,47 @@ describe('relay faults', () => {
     expect(ready).toMatchObject({ checks: { 'source:order': false, 'source:payment': true } });
     await sink.close();
   });
+
+  it('a slot check the server does not answer (its marker table locked) times out: the relay retries, answers its readiness meanwhile, and streams once the server answers', async () => {
+    const TIMEOUT_MS = 3000;
+    const prefix = `${t.env.slotPrefix}_lk`;
+    // The slot and its marker exist first: creating a slot waits for every open transaction, the lock's included.
+    await ensureRelaySlots([{ name: 'order', url: t.env.adminUrl('order') }], prefix, () => undefined);
+    const holder = new pg.Client({ connectionString: t.env.adminUrl('order') });
+    await holder.connect();
+    let locked = true;
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE cdc_relay.slot_marker IN ACCESS EXCLUSIVE MODE');
+      const relay = startRelay({
+        RELAY_SOURCES: `order=${t.env.relayUrl('order')}`,
+        RELAY_SLOT_PREFIX: prefix,
+        RELAY_REPLICATION_TIMEOUT_MS: String(TIMEOUT_MS),
+        RELAY_PORT: '18323',
+      });
+      const timedOut = await relay.waitForLog(
+        (l) =>
+          l.msg === 'session ended with an error' && l.source === 'order' && /timeout/i.test(JSON.stringify(l.err)),
+        4 * TIMEOUT_MS + 10_000,
+      );
+      expect(timedOut).toBeDefined();
+      const ready = await fetch('http://127.0.0.1:18323/readyz', { signal: AbortSignal.timeout(8_000) });
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({ checks: { 'source:order': false } });
+      await holder.query('ROLLBACK');
+      locked = false;
+      await relay.waitForLog((l) => l.msg === 'streaming' && l.source === 'order', 4 * TIMEOUT_MS + 10_000);
+      const sink = await collect(t.env.rabbitUrl, t.env.exchange);
+      const rows = await writeOutbox(t.env.serviceUrl('order'), { rows: 5, prefix: 'qt-a' });
+      await waitUntil(() => rows.every((w) => sink.messages.some((m) => m.id === w.id)), {
+        message: 'rows after the lock',
+      });
+      await sink.close();
+    } finally {
+      if (locked) await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+    }
+  }, 60_000);
 
   it('a half-open replication link (no data, no keepalive) is detected within the timeout, readiness goes false, the relay reconnects through the link when it is back, no row is lost, and it still stops on a dead link', async () => {
     const TIMEOUT_MS = 1500;
@@ -187,6 +229,65 @@ describe('relay faults', () => {
     expect(exit).toEqual({ code: 0, signal: null });
     expect(Date.now() - stopping).toBeLessThan(10_000);
   }, 45_000);
+
+  it('a transaction that takes longer to publish than the time between broker connection losses still completes: each session goes on where the last one stopped', async () => {
+    const ROWS = 10_000;
+    // The broker link is cut each time this many more copies arrived: a session sending the transaction from its
+    // start every time would never get past the first rows.
+    const PER_SESSION = 2500;
+    const target = new URL(t.env.rabbitUrl);
+    const proxy = await proxyTo({ host: target.hostname, port: Number(target.port || 5672) }, { delayMs: 2 });
+    const viaProxy = new URL(target);
+    viaProxy.port = String(proxy.port);
+    const prefix = `${t.env.slotPrefix}_cut`;
+    const relay = startRelay({
+      RABBITMQ_URL: viaProxy.toString(),
+      RELAY_SLOT_PREFIX: prefix,
+      RELAY_SOURCES: `order=${t.env.relayUrl('order')}`,
+      RELAY_MAX_IN_FLIGHT: '1000',
+      RELAY_PORT: '18324',
+    });
+    await relay.waitForLog((l) => l.msg === 'streaming');
+    const sink = await collect(t.env.rabbitUrl, t.env.exchange, { bindingKey: 'cut.#' });
+    const c = new pg.Client({ connectionString: t.env.serviceUrl('order') });
+    await c.connect();
+    await c.query(
+      `INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers)
+       SELECT gen_random_uuid(), 'cut', 'cut-' || i, 'Row', jsonb_build_object('version', 1, 'data', jsonb_build_object('i', i)), '{"correlationId":"cut"}'
+         FROM generate_series(1, $1::int) i`,
+      [ROWS],
+    );
+    await c.end();
+    let cuts = 0;
+    let mark = 0;
+    await waitUntil(
+      () => {
+        if (uniq(sink.messages) >= ROWS) return true;
+        if (cuts < 15 && sink.messages.length - mark >= PER_SESSION) {
+          proxy.cut();
+          cuts++;
+          mark = sink.messages.length;
+        }
+        return false;
+      },
+      { message: 'every row of the transaction', timeoutMs: 120_000, intervalMs: 20 },
+    );
+    // Each session stored a part and the next went on from there: far fewer cuts than the cap that ends the test's
+    // cutting (a session starting over would have been cut every time).
+    expect(cuts).toBeGreaterThanOrEqual(2);
+    expect(cuts).toBeLessThan(15);
+    const sentAgain = await metricValue('http://127.0.0.1:18324', 'relay_messages_sent_again_total', {
+      source: 'order',
+      cause: 'restart',
+    });
+    expect(sentAgain).toBeGreaterThan(0);
+    // The duplicates are the tails of the cut sessions, counted by the relay (what was in flight at a cut).
+    expect(sink.messages.length - ROWS).toBeLessThanOrEqual(sentAgain);
+    console.log(
+      `transaction of ${ROWS} rows, broker link cut ${cuts} times: ${sink.messages.length - ROWS} duplicates, ${sentAgain} counted as sent again`,
+    );
+    await sink.close();
+  }, 150_000);
 
   it('one transaction of 200,000 rows through a slow broker: all arrive, memory stays bounded, the slot does not move before the last confirm', async () => {
     const ROWS = 200_000;

@@ -4,7 +4,7 @@ import net from 'node:net';
  * A TCP proxy of the test's own between a client and a server, to break the link in ways a real network does:
  * `blackhole()` keeps every connection open but drops all bytes both ways (a half-open link: no FIN, no RST), for
  * old and new connections alike; `restore()` forwards again (connections that were blackholed stay useless, as after
- * a real partition). `delayMs` holds each server->client chunk back (a slow broker's confirms), order kept.
+ * a real partition); `cut()` closes every open connection at once. `delayMs` holds each server->client chunk back (a slow broker's confirms), order kept.
  */
 export async function startTcpProxy(target: { host: string; port: number }, opts: { delayMs?: number } = {}) {
   let blackholed = false;
@@ -71,6 +71,10 @@ export async function startTcpProxy(target: { host: string; port: number }, opts
     },
     restore: () => {
       blackholed = false;
+    },
+    /** Cut every open connection at once (both ends see it closed, as after a reset); new ones pass. */
+    cut: () => {
+      for (const s of sockets) s.destroy();
     },
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

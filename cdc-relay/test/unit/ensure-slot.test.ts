@@ -10,11 +10,14 @@ type Slot = { lsn: string; wal_status: string };
 /** A server with at most one slot and one marker row; records every statement. */
 function fakeServer(o: { version: number; slot?: Slot; marker?: { since: Date; streamed: boolean } }) {
   const statements: string[] = [];
+  /** Each statement's client-side bound (pg's query_timeout), undefined where it had none. */
+  const timeouts: (number | undefined)[] = [];
   let slot = o.slot;
   let marker = o.marker;
-  const query = async (q: string | { text: string }, _values?: unknown[]) => {
+  const query = async (q: string | { text: string; query_timeout?: number }, _values?: unknown[]) => {
     const text = typeof q === 'string' ? q : q.text;
     statements.push(text.replace(/\s+/g, ' ').trim());
+    timeouts.push(typeof q === 'string' ? undefined : q.query_timeout);
     if (text.includes("current_setting('server_version_num')")) return { rows: [{ v: String(o.version) }] };
     if (text.includes('FROM pg_replication_slots'))
       return {
@@ -33,13 +36,24 @@ function fakeServer(o: { version: number; slot?: Slot; marker?: { since: Date; s
     }
     throw new Error(`unexpected statement: ${text}`);
   };
-  return { client: { query } as never, statements };
+  return { client: { query } as never, statements, timeouts };
 }
 
 const opts = { slot: 'saga_outbox_order', source: 'order', create: true, streamed: true };
 const created = (statements: string[]) => statements.filter((s) => s.includes('pg_create_logical_replication_slot'));
 
 describe('ensuring a relay slot', () => {
+  it('bounds every statement by the timeout it is given, so a server that never answers cannot hold the check', async () => {
+    const fresh = fakeServer({ version: 170002 });
+    await ensureSlot(fresh.client, { ...opts, timeoutMs: 1234 });
+    const existing = fakeServer({ version: 150004, slot: { lsn: '0/200', wal_status: 'reserved' } });
+    await ensureSlot(existing.client, { ...opts, timeoutMs: 1234 });
+    for (const server of [fresh, existing]) {
+      expect(server.statements.length).toBeGreaterThan(2);
+      expect(server.timeouts).toEqual(server.statements.map(() => 1234));
+    }
+  });
+
   it('creates a failover slot on a first install on PostgreSQL 17, and marks it', async () => {
     const server = fakeServer({ version: 170002 });
     const info = await ensureSlot(server.client, opts);

@@ -20,6 +20,7 @@ function fakes(opts: Partial<PipeOptions> = {}) {
   const sent: Sent[] = [];
   const failures: Error[] = [];
   const refused: Refusal[] = [];
+  let resent = 0;
   const publisher: PublisherPort = {
     publish: (_exchange, routingKey, content, options, settle) => sent.push({ routingKey, content, options, settle }),
     writable: () => true,
@@ -32,11 +33,11 @@ function fakes(opts: Partial<PipeOptions> = {}) {
     acked: 0n,
     onFail: (e) => failures.push(e),
     retry: { baseMs: 10, capMs: 10 },
-    events: { refused: (_id, why) => refused.push(why) },
+    events: { refused: (_id, why) => refused.push(why), resent: () => resent++ },
     ...opts,
   });
   const idOf = (s: Sent) => s.options.messageId;
-  return { pipe, acks, sent, failures, refused, idOf };
+  return { pipe, acks, sent, failures, refused, idOf, resent: () => resent };
 }
 
 const txn = (f: ReturnType<typeof fakes>, end: bigint, ...rows: Record<string, unknown>[]) => {
@@ -108,8 +109,89 @@ describe('a nack', () => {
     f.pipe.flushAck();
     expect(f.failures).toEqual([]);
     expect(f.acks).toEqual([100n]);
-    // The duplicate tail while one queue keeps refusing: one extra publish per refusal, nothing else again.
+    // The duplicate tail while one queue keeps refusing: one extra publish per refusal, nothing else again, counted.
     expect(f.sent).toHaveLength(50 + nacked.size);
+    expect(f.resent()).toBe(nacked.size);
+  });
+
+  it('halves the window, so a queue that keeps refusing gets fewer copies in flight', () => {
+    jest.useFakeTimers();
+    const f = fakes({ maxInFlight: 8 });
+    txn(f, 100n, ...Array.from({ length: 40 }, () => row()));
+    expect(f.pipe.window()).toBe(8);
+    f.sent[0]!.settle('refused', NACK);
+    expect(f.pipe.window()).toBe(4);
+    f.sent[1]!.settle('refused', NACK);
+    f.sent[2]!.settle('refused', NACK);
+    expect(f.pipe.window()).toBe(1);
+  });
+});
+
+describe('a transaction across sessions', () => {
+  const rows = Array.from({ length: 6 }, () => row());
+  const beginTx = () => ({ ...begin(), xid: 7, commitLsn: '0/100' }) as ReturnType<typeof begin>;
+  const stream = (f: ReturnType<typeof fakes>, withCommit = true) => {
+    f.pipe.onMessage(beginTx());
+    for (const r of rows) f.pipe.onMessage(insert(r));
+    if (withCommit) f.pipe.onMessage(commit(0x100n));
+  };
+
+  it('a session that fails keeps what it stored of an open transaction; the next sends only the rest, so repeated failures still finish it', () => {
+    // First session: the transaction is still open (no commit yet); rows 0, 1 and 3 are confirmed, then it fails.
+    const first = fakes();
+    stream(first, false);
+    for (const i of [0, 1, 3]) first.sent[i]!.settle('confirmed');
+    first.pipe.fail(new Error('replication connection lost'));
+    expect(first.pipe.progress()).toEqual(
+      new Map([['7/0/100', { stored: 2, lastId: rows[1]!.id, commitLsn: 0x100n }]]),
+    );
+    // Sent and not kept: row 3 (stored, past the gap) and rows 2, 4, 5 (unsettled).
+    expect(first.pipe.toSendAgain()).toBe(4);
+
+    // A session that fails before the server sent the transaction again passes the progress on.
+    const early = fakes({ resume: first.pipe.progress() });
+    early.pipe.fail(new Error('replication connection lost'));
+    expect(early.pipe.progress()).toEqual(first.pipe.progress());
+
+    // Second session: from row 2 on; rows 2 and 3 are stored before it fails too.
+    const second = fakes({ resume: early.pipe.progress() });
+    stream(second);
+    expect(second.sent.map(second.idOf)).toEqual(rows.slice(2).map((r) => r.id));
+    second.sent[0]!.settle('confirmed');
+    second.sent[1]!.settle('confirmed');
+    second.pipe.fail(new Error('replication connection lost'));
+    expect(second.pipe.progress()).toEqual(
+      new Map([['7/0/100', { stored: 4, lastId: rows[3]!.id, commitLsn: 0x100n }]]),
+    );
+    expect(second.pipe.toSendAgain()).toBe(2);
+
+    // Third session: the last two rows, then the commit is acknowledged.
+    const third = fakes({ resume: second.pipe.progress() });
+    stream(third);
+    expect(third.sent.map(third.idOf)).toEqual(rows.slice(4).map((r) => r.id));
+    for (const s of third.sent) s.settle('confirmed');
+    third.pipe.flushAck();
+    expect(third.acks).toEqual([0x100n]);
+    expect(third.failures).toEqual([]);
+    // Acknowledged: nothing is left to pass on.
+    expect(third.pipe.progress()).toEqual(new Map());
+  });
+
+  it('a transaction sent again that is not the one recorded fails the session before it is acknowledged, and nothing is kept', () => {
+    const f = fakes({ resume: new Map([['7/0/100', { stored: 3, lastId: 'another-row', commitLsn: 0x100n }]]) });
+    stream(f);
+    expect(f.failures.map((e) => e.message)).toEqual([
+      expect.stringMatching(/differs from the one a previous session/),
+    ]);
+    f.pipe.flushAck();
+    expect(f.acks).toEqual([]);
+    expect(f.pipe.progress()).toEqual(new Map());
+  });
+
+  it('another transaction is not skipped', () => {
+    const f = fakes({ resume: new Map([['8/0/100', { stored: 3, lastId: rows[2]!.id, commitLsn: 0x100n }]]) });
+    stream(f);
+    expect(f.sent.map(f.idOf)).toEqual(rows.map((r) => r.id));
   });
 });
 

@@ -220,6 +220,42 @@ describe('relay pipe', () => {
       expect(f.paused()).toBe(false);
     });
 
+    it('messages held behind their aggregate take no room in the window: a hot aggregate does not stop the others', () => {
+      const f = fakes({ maxInFlight: 4 });
+      const hot = (n: number) => Array.from({ length: n }, () => row({ aggregateid: 'hot' }));
+      const first = hot(3);
+      f.pipe.onMessage(begin());
+      for (const r of first) f.pipe.onMessage(insert(r));
+      const others = [row(), row()];
+      for (const r of others) f.pipe.onMessage(insert(r));
+      // One message of the hot aggregate in flight, two held; the others go at once and reading goes on.
+      expect(f.sent.map((s) => s.options.messageId)).toEqual([first[0]!.id, others[0]!.id, others[1]!.id]);
+      expect(f.paused()).toBe(false);
+      // Held messages are bounded too: as many as the window pauses reading.
+      for (const r of hot(2)) f.pipe.onMessage(insert(r));
+      expect(f.paused()).toBe(true);
+      for (const s of f.sent.slice(1)) s.settle('confirmed');
+      expect(f.paused()).toBe(true);
+      f.sent[0]!.settle('confirmed');
+      f.sent[3]!.settle('confirmed');
+      f.sent[4]!.settle('confirmed');
+      expect(f.paused()).toBe(false);
+    });
+
+    it('releases a long run of one aggregate in order, one message per confirm', () => {
+      const f = fakes({ maxInFlight: 100_000 });
+      const rows = Array.from({ length: 50_000 }, () => row({ aggregateid: 'hot' }));
+      txn(f, 100n, ...rows);
+      for (let i = 0; i < rows.length; i++) {
+        expect(f.sent).toHaveLength(i + 1);
+        f.sent[i]!.settle('confirmed');
+      }
+      expect(f.sent.every((s, i) => s.options.messageId === rows[i]!.id)).toBe(true);
+      f.pipe.flushAck();
+      expect(f.acks).toEqual([100n]);
+      expect(f.pipe.inFlight()).toBe(0);
+    });
+
     it('pauses while the client buffer is full and resumes when it drains', () => {
       const f = fakes();
       f.setWritable(false);
