@@ -20,7 +20,7 @@ export const OrderEnv = serviceEnv({ port: 8000, databaseUrl: 'postgres://order_
      * Orders in progress (placed, not final) at which new ones are refused with 503 and Retry-After: the saga's
      * backlog is bounded, and so is how long an accepted order takes to finish.
      */
-    ORDER_PENDING_MAX: z.coerce.number().int().min(1).default(300),
+    ORDER_PENDING_MAX: z.coerce.number().int().min(1).default(600),
   });
 export type OrderConfig = ReturnType<typeof loadConfig>;
 export const loadConfig = (env: Record<string, string | undefined> = process.env) => {
