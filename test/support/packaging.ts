@@ -544,15 +544,7 @@ function fromFlag(i: unknown): boolean {
 
 /** The COPY sources of the stage named `stage` that come from the build context. */
 export function copiesOfStage(text: string, stage: string): string[] {
-  const df = DockerfileParser.parse(text);
-  const instructions = df.getInstructions();
-  const froms = df.getFROMs();
-  const i = froms.findIndex((f) => f.getBuildStage() === stage);
-  if (i < 0) return [];
-  const start = instructions.indexOf(froms[i]!);
-  const end = froms[i + 1] ? instructions.indexOf(froms[i + 1]!) : instructions.length;
-  return instructions
-    .slice(start, end)
+  return stageInstructions(text, stage)
     .filter((x) => x.getKeyword() === 'COPY' && !fromFlag(x))
     .flatMap((x) =>
       x

@@ -28,6 +28,21 @@ const startRelay = (extra: Record<string, string> = {}) => {
   running.push(r);
   return r;
 };
+/** A relay of the order database whose broker link goes through a proxy holding each chunk `delayMs`. */
+const relayBehindSlowBroker = async (delayMs: number, slot: string, extra: Record<string, string>) => {
+  const target = new URL(t.env.rabbitUrl);
+  const proxy = await proxyTo({ host: target.hostname, port: Number(target.port || 5672) }, { delayMs });
+  const viaProxy = new URL(target);
+  viaProxy.port = String(proxy.port);
+  const prefix = `${t.env.slotPrefix}_${slot}`;
+  const relay = startRelay({
+    RABBITMQ_URL: viaProxy.toString(),
+    RELAY_SLOT_PREFIX: prefix,
+    RELAY_SOURCES: `order=${t.env.relayUrl('order')}`,
+    ...extra,
+  });
+  return { proxy, relay, prefix };
+};
 const mine = (msgs: Received[], prefix: string) => msgs.filter((m) => m.aggregateId?.startsWith(prefix));
 const uniq = (msgs: Received[]) => new Set(msgs.map((m) => m.id)).size;
 /** `p`, or a rejection after `ms`: a wait that must not hang the test. */
@@ -235,15 +250,7 @@ describe('relay faults', () => {
     // The broker link is cut each time this many more copies arrived: a session sending the transaction from its
     // start every time would never get past the first rows.
     const PER_SESSION = 2500;
-    const target = new URL(t.env.rabbitUrl);
-    const proxy = await proxyTo({ host: target.hostname, port: Number(target.port || 5672) }, { delayMs: 2 });
-    const viaProxy = new URL(target);
-    viaProxy.port = String(proxy.port);
-    const prefix = `${t.env.slotPrefix}_cut`;
-    const relay = startRelay({
-      RABBITMQ_URL: viaProxy.toString(),
-      RELAY_SLOT_PREFIX: prefix,
-      RELAY_SOURCES: `order=${t.env.relayUrl('order')}`,
+    const { proxy, relay } = await relayBehindSlowBroker(2, 'cut', {
       RELAY_MAX_IN_FLIGHT: '1000',
       RELAY_PORT: '18324',
     });
@@ -291,18 +298,8 @@ describe('relay faults', () => {
 
   it('one transaction of 200,000 rows through a slow broker: all arrive, memory stays bounded, the slot does not move before the last confirm', async () => {
     const ROWS = 200_000;
-    const target = new URL(t.env.rabbitUrl);
     // Confirms come back late (each chunk from the broker held 5 ms): the in-flight window fills again and again.
-    const proxy = await proxyTo({ host: target.hostname, port: Number(target.port || 5672) }, { delayMs: 5 });
-    const viaProxy = new URL(target);
-    viaProxy.port = String(proxy.port);
-    const prefix = `${t.env.slotPrefix}_big`;
-    const relay = startRelay({
-      RABBITMQ_URL: viaProxy.toString(),
-      RELAY_SLOT_PREFIX: prefix,
-      RELAY_SOURCES: `order=${t.env.relayUrl('order')}`,
-      RELAY_MAX_IN_FLIGHT: '5000',
-    });
+    const { relay, prefix } = await relayBehindSlowBroker(5, 'big', { RELAY_MAX_IN_FLIGHT: '5000' });
     await relay.waitForLog((l) => l.msg === 'streaming');
     const sink = await collect(t.env.rabbitUrl, t.env.exchange, { bindingKey: 'big.#' });
     const slotLsn = async () =>
