@@ -129,6 +129,10 @@ beforeAll(async () => {
   relayPort = await freePort();
   stack = await startStack(env, {
     relay: { RELAY_RETRY_MAX_MS: '1000', RELAY_PORT: String(relayPort) },
+    // The subject here is that nothing is lost while nodes die, so every order must be accepted: while a leader is
+    // elected the saga pauses and more orders are in progress than the default admission bound (ORDER_PENDING_MAX,
+    // whose refusals order-api.test.ts covers) lets in on a three-node cluster sharing two cores.
+    order: { ORDER_PENDING_MAX: '100000' },
     inventory: from(1),
     payment: from(2),
   });
