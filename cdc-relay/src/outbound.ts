@@ -213,13 +213,26 @@ function refusedBy(s: OutboundState, x: Outgoing, why: Refusal): void {
     return o.fail(
       new BrokerRefusalError(`broker refused a message (${why.text}); sending one at a time`, why, s.lastSentRow),
     );
-  if (why.code === undefined && why.text === 'nacked') return retryLater(s, x);
+  if (why.code === undefined && why.text === 'nacked') {
+    // A channel can keep refusing after a quorum queue's leader changed (its view of the queue is stale): after this
+    // many refusals of one message the session ends, and the next one opens a new channel (progress is kept).
+    if (x.attempts + 1 >= NACKS_BEFORE_NEW_CHANNEL)
+      return o.fail(
+        new SessionError(
+          `broker refused message ${x.m.options.messageId ?? '(no id)'} ${NACKS_BEFORE_NEW_CHANNEL} times; opening a new channel`,
+        ),
+      );
+    return retryLater(s, x);
+  }
   o.fail(
     new SessionError(
       `broker did not store ${x.invalid ? 'an invalid-queue copy' : 'a message'} (${x.m.options.messageId ?? 'no id'}): ${why.text}`,
     ),
   );
 }
+
+/** Refusals (nacks) of one message within a session before the session is ended for a new channel. */
+export const NACKS_BEFORE_NEW_CHANNEL = 8;
 
 function retryLater(s: OutboundState, x: Outgoing): void {
   const wait = Math.min(s.o.retry.capMs, s.o.retry.baseMs * 2 ** Math.min(x.attempts++, 20));

@@ -4,7 +4,7 @@
  * fake WAL and a fake broker.
  */
 import type { Options } from 'amqplib';
-import { BrokerRefusalError } from '../../src/outbound';
+import { BrokerRefusalError, NACKS_BEFORE_NEW_CHANNEL } from '../../src/outbound';
 import { createRelayPipe, type PipeOptions, type PublisherPort, type Refusal, type Settled } from '../../src/pipe';
 import { begin, commit, insert, row, pipeFixture } from '../support/wal-fixtures';
 
@@ -112,6 +112,26 @@ describe('a nack', () => {
     // The duplicate tail while one queue keeps refusing: one extra publish per refusal, nothing else again, counted.
     expect(f.sent).toHaveLength(50 + nacked.size);
     expect(f.resent()).toBe(nacked.size);
+  });
+
+  it('ends the session when one message is refused again and again, so the next one publishes on a new channel', () => {
+    jest.useFakeTimers();
+    const f = fakes();
+    const r = row();
+    txn(f, 100n, r);
+    for (let i = 1; i < NACKS_BEFORE_NEW_CHANNEL; i++) {
+      f.sent[f.sent.length - 1]!.settle('refused', NACK);
+      jest.advanceTimersByTime(10);
+      expect(f.failures).toEqual([]);
+    }
+    expect(f.sent).toHaveLength(NACKS_BEFORE_NEW_CHANNEL);
+    f.sent[f.sent.length - 1]!.settle('refused', NACK);
+    expect(f.failures).toHaveLength(1);
+    expect(f.failures[0]!.message).toContain(`${r.id}`);
+    jest.advanceTimersByTime(1000);
+    expect(f.sent).toHaveLength(NACKS_BEFORE_NEW_CHANNEL);
+    f.pipe.flushAck();
+    expect(f.acks).toEqual([]);
   });
 
   it('halves the window, so a queue that keeps refusing gets fewer copies in flight', () => {
