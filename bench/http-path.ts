@@ -14,6 +14,7 @@ import { createHttpApp, finishHttpApp, parseRequest } from '@saga/common/http/ap
 import { createLogger } from '@saga/common/runtime/logger';
 import { PlaceOrderBody } from '../services/order/src/http/order-schemas';
 import { z } from 'zod';
+import { jsonPoster } from './http-client';
 
 const arg = (name: string, fallback: number) =>
   Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback);
@@ -74,36 +75,20 @@ const ask = <T>(child: ChildProcess, msg?: string) =>
     if (msg) child.send(msg);
   });
 
+/** `requests` POSTs from `conc` keep-alive connections, with the bench's own client; each must be answered 202. */
 async function load(port: number, requests: number, conc: number): Promise<void> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: conc });
-  const body = JSON.stringify({ items: [{ sku: 'sku-1', quantity: 2 }] });
+  const poster = jsonPoster(`http://127.0.0.1:${port}`, conc);
+  const body = { items: [{ sku: 'sku-1', quantity: 2 }] };
   let sent = 0;
-  const one = () =>
-    new Promise<void>((resolve, reject) => {
-      const req = http.request(
-        {
-          agent,
-          port,
-          host: '127.0.0.1',
-          path: '/orders',
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-        },
-        (res) => {
-          if (res.statusCode !== 202) reject(new Error(`status ${res.statusCode}`));
-          res.resume();
-          res.on('end', () => resolve());
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
   await Promise.all(
     Array.from({ length: conc }, async () => {
-      while (sent++ < requests) await one();
+      while (sent++ < requests) {
+        const r = await poster.post('/orders', body);
+        if (r.status !== 202) throw new Error(`status ${r.status}`);
+      }
     }),
   );
-  agent.destroy();
+  poster.close();
 }
 
 async function measure(kind: string, requests: number, conc: number): Promise<number> {

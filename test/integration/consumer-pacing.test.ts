@@ -9,8 +9,8 @@ import amqp from 'amqplib';
 import { Registry } from 'prom-client';
 import { createConsumer, type Consumer } from '@saga/common/messaging/consumer';
 import type { Incoming } from '@saga/common/messaging/batch-handler';
-import { encodeOutboxRow } from '@saga/common/messaging/envelope-codec';
 import { createLogger } from '@saga/common/runtime/logger';
+import { publishOrderConfirmed } from '../support/consumer-harness';
 import { createTestEnv, type TestEnv } from '../support/env';
 import { waitUntil } from '../support/wait';
 
@@ -35,20 +35,7 @@ afterAll(async () => {
 function publish(name: string): void {
   const orderId = randomUUID();
   names.set(orderId, name);
-  const m = encodeOutboxRow(
-    {
-      id: randomUUID(),
-      aggregatetype: 'order',
-      aggregateid: orderId,
-      type: 'OrderConfirmed',
-      payload: { version: 1, data: { orderId, customerId: 'c-pacing', totalCents: 100 } },
-      headers: { correlationId: orderId },
-    },
-    'order',
-    'outbox',
-  );
-  if (!m.ok) throw new Error(m.reason);
-  ch.publish(env.exchange, m.routingKey, m.content, m.options);
+  publishOrderConfirmed(ch, env.exchange, { orderId });
 }
 
 describe('consumer batch pacing', () => {

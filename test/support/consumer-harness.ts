@@ -17,13 +17,13 @@ import { startTcpProxy, type TcpProxy } from './tcp-proxy';
 
 export const INVENTORY_QUEUE = 'inventory.events';
 
-/** An OrderConfirmed event for a new order, as the relay publishes it. Answers its message id. */
+/** An OrderConfirmed event for an order (a new one unless `extra.orderId`), as the relay publishes it. Answers its message id. */
 export function publishOrderConfirmed(
   ch: amqp.Channel,
   exchange: string,
-  extra: { headers?: Record<string, unknown> } = {},
+  extra: { headers?: Record<string, unknown>; orderId?: string } = {},
 ): string {
-  const orderId = randomUUID();
+  const orderId = extra.orderId ?? randomUUID();
   const id = randomUUID();
   const m = encodeOutboxRow(
     {
