@@ -7,7 +7,12 @@ import { assertEventTopology, coalesceWrites } from '@saga/common/messaging/topo
 import { closeConnection, type BrokerConnector } from '@saga/common/messaging/broker';
 import { DEFAULT_LIMITS, type EncodeLimits } from '@saga/common/messaging/envelope-codec';
 import type { PublisherPort, Refusal, Settled } from './pipe';
-import { amqpFrameMax } from '@saga/common/runtime/library-internals';
+import {
+  amqpFrameMax,
+  replaceAmqpPublishEncoder,
+  type AmqpPublishEncoder,
+} from '@saga/common/runtime/library-internals';
+import { encodePublish } from './publish-frames';
 import { brokerUser } from '@saga/common/messaging/publisher-trust';
 
 export type ConfirmingPublisher = PublisherPort & {
@@ -58,6 +63,8 @@ type PublisherState = {
 export async function connectPublisher(o: PublisherOptions): Promise<ConfirmingPublisher> {
   const conn = await o.broker.connect({ clientProperties: { connection_name: o.name } });
   coalesceWrites(conn);
+  // The same bytes as amqplib's encoder with one slab slice per message instead of four allocations (publish-frames).
+  replaceAmqpPublishEncoder(conn, encodePublish as AmqpPublishEncoder);
   let lose!: (err: Error) => void;
   const lost = new Promise<never>((_, r) => (lose = r));
   lost.catch(() => undefined);

@@ -2,13 +2,29 @@
  * The private library shapes runtime/library-internals reaches, checked against the installed amqplib,
  * node-postgres and pg-logical-replication on real connections: an upgrade that moves one fails here by name.
  */
+import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
+import path from 'node:path';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { LogicalReplicationService } from 'pg-logical-replication';
-import { amqpFrameMax, amqpSocket, pgClientSocket, replicationSocket } from '@saga/common/runtime/library-internals';
+import {
+  amqpFrameMax,
+  amqpSocket,
+  amqpTableEncoder,
+  pgClientSocket,
+  replaceAmqpPublishEncoder,
+  replicationSocket,
+} from '@saga/common/runtime/library-internals';
 import { ADMIN_URL } from '../support/env';
 
+const load = createRequire(__filename);
+type AmqplibDefs = {
+  encodeMethod: (id: number, channel: number, fields: Record<string, unknown>) => Buffer;
+  encodeProperties: (id: number, channel: number, size: number, fields: Record<string, unknown>) => Buffer;
+  BasicPublish: number;
+  BasicProperties: number;
+};
 const RABBITMQ_URL = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
 describe('library internals', () => {
@@ -19,6 +35,40 @@ describe('library internals', () => {
       expect(amqpSocket(conn)).toBeInstanceOf(Socket);
       expect(amqpSocket(conn)!.destroyed).toBe(false);
       expect(amqpFrameMax(conn)).toBeGreaterThanOrEqual(4096);
+    } finally {
+      await conn.close();
+    }
+  });
+
+  it('amqplib: publishes go through a replaced encoder, and the broker stores what it writes', async () => {
+    const conn = await amqp.connect(RABBITMQ_URL);
+    conn.on('error', () => undefined);
+    try {
+      const seen: string[] = [];
+      expect(
+        replaceAmqpPublishEncoder(conn, (channel, frameMax, fields, props, content) => {
+          seen.push(String(props.messageId));
+          // The encoding amqplib would write, built from its own encoders, so that only the seam is under test.
+          const amqplibLib = path.join(path.dirname(load.resolve('amqplib')), 'lib');
+          const defs = load(path.join(amqplibLib, 'defs.js')) as AmqplibDefs;
+          const frame = load(path.join(amqplibLib, 'frame.js')) as { makeBodyFrame: (c: number, b: Buffer) => Buffer };
+          expect(frameMax).toBeGreaterThanOrEqual(4096);
+          return Buffer.concat([
+            defs.encodeMethod(defs.BasicPublish, channel, fields),
+            defs.encodeProperties(defs.BasicProperties, channel, content.length, props),
+            frame.makeBodyFrame(channel, content),
+          ]);
+        }),
+      ).toBe(true);
+      const ch = await conn.createConfirmChannel();
+      const q = await ch.assertQueue('', { exclusive: true });
+      ch.sendToQueue(q.queue, Buffer.from('through the seam'), { messageId: 'seam-1', headers: { a: 1 } });
+      await ch.waitForConfirms();
+      const got = await ch.get(q.queue, { noAck: true });
+      expect(seen).toEqual(['seam-1']);
+      expect(got && got.content.toString()).toBe('through the seam');
+      expect(got && got.properties.headers).toEqual({ a: 1 });
+      expect(typeof amqpTableEncoder()).toBe('function');
     } finally {
       await conn.close();
     }
@@ -57,6 +107,7 @@ describe('library internals', () => {
       expect(amqpFrameMax(other)).toBeUndefined();
       expect(pgClientSocket(other)).toBeUndefined();
       expect(replicationSocket(other)).toBeUndefined();
+      expect(replaceAmqpPublishEncoder(other, () => Buffer.alloc(0))).toBe(false);
     }
   });
 });

@@ -4,6 +4,8 @@
  * one fails there, by name, instead of silently turning a timeout or a backpressure pause into a no-op.
  */
 import type { Socket } from 'node:net';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 
 /** The objects hold a `net.Socket` (a `tls.TLSSocket` over TLS, a subclass). */
 type WithStream = { stream?: Socket };
@@ -33,4 +35,59 @@ export function pgClientSocket(client: unknown): Socket | undefined {
  */
 export function replicationSocket(service: unknown): Socket | undefined {
   return (service as { _connection?: WithStream } | undefined)?._connection?.stream;
+}
+
+/** amqplib's lib/ directory: its package exports only the two APIs, so private modules are required by path. */
+const load = createRequire(__filename);
+const amqplibLib = () => path.join(path.dirname(load.resolve('amqplib')), 'lib');
+
+/** amqplib's field-table encoder (`lib/codec.js` `encodeTable`): writes `table` at `offset`, returns its length. */
+export function amqpTableEncoder(): (buffer: Buffer, table: unknown, offset: number) => number {
+  return (load(path.join(amqplibLib(), 'codec.js')) as { encodeTable: AmqpTableEncoder }).encodeTable;
+}
+type AmqpTableEncoder = (buffer: Buffer, table: unknown, offset: number) => number;
+
+/** What amqplib's `Connection.sendMessage` receives for a publish: method and properties ids, fields, body. */
+export type AmqpPublishEncoder = (
+  channel: number,
+  frameMax: number,
+  fields: Record<string, unknown>,
+  props: Record<string, unknown>,
+  content: Buffer,
+) => Buffer;
+
+type AmqpConnectionInternals = {
+  sendMessage: (...args: unknown[]) => boolean;
+  frameMax: number;
+  sentSinceLastCheck: boolean;
+  channels: ({ buffer: { write: (b: Buffer) => boolean } } | undefined)[];
+};
+
+/**
+ * Encode the publishes of an amqplib connection (`model.connection.sendMessage`) with `encode`, written to the
+ * channel's outgoing buffer as amqplib writes them (`channels[ch].buffer`, marking `sentSinceLastCheck` for the
+ * heartbeat). Anything but a basic.publish with a Buffer body goes to amqplib's own. False when the shape is not
+ * there, so the caller keeps amqplib's encoder.
+ */
+export function replaceAmqpPublishEncoder(model: unknown, encode: AmqpPublishEncoder): boolean {
+  const conn = (model as { connection?: AmqpConnectionInternals } | undefined)?.connection;
+  if (!conn || typeof conn.sendMessage !== 'function' || !Array.isArray(conn.channels)) return false;
+  const defs = load(path.join(amqplibLib(), 'defs.js')) as { BasicPublish: number; BasicProperties: number };
+  const original = conn.sendMessage;
+  conn.sendMessage = function (this: AmqpConnectionInternals, ...args: unknown[]): boolean {
+    const [channel, method, fields, properties, props, content] = args;
+    if (method !== defs.BasicPublish || properties !== defs.BasicProperties || !Buffer.isBuffer(content))
+      return original.apply(this, args);
+    const bytes = encode(
+      channel as number,
+      this.frameMax,
+      fields as Record<string, unknown>,
+      props as Record<string, unknown>,
+      content,
+    );
+    const out = this.channels[channel as number]!.buffer;
+    this.sentSinceLastCheck = true;
+    return out.write(bytes);
+  };
+  return true;
 }
