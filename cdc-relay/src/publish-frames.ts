@@ -180,8 +180,9 @@ export function encodePublish(
   props: PublishProperties,
   content: Buffer,
 ): Buffer {
-  const exchange = fields.exchange ?? '';
-  const routingKey = fields.routingKey ?? '';
+  // As amqplib: undefined is the default exchange or key; anything else that is not a short string is refused.
+  const exchange = fields.exchange === undefined ? '' : fields.exchange;
+  const routingKey = fields.routingKey === undefined ? '' : fields.routingKey;
   const exchangeLen = shortLength('exchange', exchange);
   const routingKeyLen = shortLength('routingKey', routingKey);
   const ticket = fields.ticket === undefined ? 0 : numberOf('ticket', fields.ticket);

@@ -143,6 +143,7 @@ describe('publish frames', () => {
       [{ exchange: 'ex', routingKey: 'k' }, { type: 7 }],
       [{ exchange: 'ex', routingKey: 'k' }, { priority: Number.NaN }],
       [{ exchange: 'ex', routingKey: 'k' }, { headers: 'not a table' }],
+      [{ exchange: null, routingKey: 'k' }, {}],
     ] as [Fields, Fields][]) {
       expect(() => amqplibBytes(1, 131072, { ...fields, ...props }, Buffer.from('x'))).toThrow(TypeError);
       expect(() => encodePublish(1, 131072, fields, props, Buffer.from('x'))).toThrow(TypeError);
