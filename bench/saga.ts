@@ -402,8 +402,10 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
                 saga.recordPlaced(r.orderId, r.customerId);
               }
             },
-            () => {
-              statusCounts.error = (statusCounts.error ?? 0) + 1;
+            (err: unknown) => {
+              // No answer at all (the connection failed): counted by its error code, so the kind shows in the table.
+              const key = `error ${(err as NodeJS.ErrnoException | undefined)?.code ?? 'without a code'}`;
+              statusCounts[key] = (statusCounts[key] ?? 0) + 1;
             },
           ),
         );
