@@ -216,6 +216,41 @@ describe('cdc relay', () => {
     await sink.close();
   });
 
+  it('publishes bodies that span several AMQP frames whole, byte for byte, with their headers', async () => {
+    const sink = await collect(env.rabbitUrl, env.exchange);
+    const relay = startRelay();
+    await streamingAll(relay);
+    // Around one frame (131,072 bytes less 8 of framing), several frames, and multi-byte characters across the cuts.
+    const sizes = [1, 131_000, 131_064, 131_065, 300_000, 1_000_000];
+    const payloads = sizes.map((n, i) => ({ version: 1, data: { n: i, pad: 'aé€😀'.repeat(Math.ceil(n / 10)) } }));
+    const c = new pg.Client({ connectionString: env.adminUrl('order') });
+    await c.connect();
+    try {
+      for (const [i, payload] of payloads.entries())
+        await c.query(
+          `INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, headers)
+           VALUES (gen_random_uuid(), 'test', $1, 'Tested', $2, $3)`,
+          [`frames-${i}`, JSON.stringify(payload), JSON.stringify({ correlationId: `frames-${i}`, n: i })],
+        );
+    } finally {
+      await c.end();
+    }
+    await waitUntil(() => mine(sink.messages, 'frames-').length >= payloads.length, {
+      message: 'every large row delivered',
+      timeoutMs: 30_000,
+    });
+    const got = mine(sink.messages, 'frames-');
+    expect(got).toHaveLength(payloads.length);
+    for (const [i, payload] of payloads.entries()) {
+      const m = got.find((x) => x.aggregateId === `frames-${i}`)!;
+      expect(m.body).toEqual(payload);
+      expect(m.headers).toMatchObject({ correlationId: `frames-${i}`, n: i });
+      expect(m.correlationId).toBe(`frames-${i}`);
+    }
+    expect(got.some((m) => m.raw.content.length > 3 * 131_072)).toBe(true);
+    await sink.close();
+  });
+
   it('a message the broker returns never counts as stored: the session restarts and publishes it again', async () => {
     const sink = await collect(env.rabbitUrl, env.exchange, { bindingKey: 'test.#' }); // nothing binds nobody.Listens
     const relay = startRelay();
