@@ -22,6 +22,8 @@ export interface BenchOptions {
   baselineNode?: string;
   offPathNice: number;
   baselineOffPathNice: number;
+  /** Rows of the throughput section's backlog; 50,000 when absent. */
+  backlog?: number;
 }
 
 /** A mistake on the command line, told to the user as it is. */
@@ -40,6 +42,7 @@ const OPTIONS = {
   'baseline-node': { type: 'string' },
   'off-path-nice': { type: 'string' },
   'baseline-off-path-nice': { type: 'string' },
+  backlog: { type: 'string' },
 } as const;
 
 const HELP: [string, string][] = [
@@ -53,6 +56,7 @@ const HELP: [string, string][] = [
   ['--saga-servers=T1,T2', 'saga: shared (one PostgreSQL), per-service (one each), or both (default)'],
   ['--node=PATH', "run the components on this node binary instead of the bench's own"],
   ['--baseline-node=PATH', "saga: the baseline's node binary (this commit's bundle without --baseline-ref)"],
+  ['--backlog=N', 'throughput: rows of the backlog (default 50,000; a longer one weighs the start less)'],
   ['--off-path-nice=N', 'saga: relay, inventory, payment at the CPU weight of nice N (0-19; default 10)'],
   ['--baseline-off-path-nice=N', "saga: the baseline's weight (default: --off-path-nice)"],
 ];
@@ -89,6 +93,13 @@ const nice = (name: string, raw: string | undefined, fallback: number): number =
   const v = Number(raw);
   if (raw.trim() === '' || !Number.isInteger(v) || v < 0 || v > 19)
     throw new UsageError(`--${name}: expected an integer from 0 to 19, got '${raw}'`);
+  return v;
+};
+
+const rows = (name: string, raw: string): number => {
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isInteger(v) || v < 1000)
+    throw new UsageError(`--${name}: expected a whole number of rows, at least 1000, got '${raw}'`);
   return v;
 };
 
@@ -129,5 +140,6 @@ export function parseOptions(argv: string[]): BenchOptions {
     baselineNode: values['baseline-node'],
     offPathNice,
     baselineOffPathNice: nice('baseline-off-path-nice', values['baseline-off-path-nice'], offPathNice),
+    ...(values.backlog === undefined ? {} : { backlog: rows('backlog', values.backlog) }),
   };
 }

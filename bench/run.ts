@@ -26,6 +26,7 @@ import { build as esbuild } from 'esbuild';
 import { waitUntil } from '../test/support/wait';
 import { randomUUID } from 'node:crypto';
 import { toAmqpMessage } from '../cdc-relay/src/mapping';
+import { brokerUser } from '@saga/common/messaging/publisher-trust';
 import {
   arrivals,
   closedLoopWriters,
@@ -126,7 +127,7 @@ const P = SMOKE
       tailWindows: [1000, 50],
     }
   : {
-      backlog: 50_000,
+      backlog: OPTS.backlog ?? 50_000,
       bytes: 1000,
       writeMs: 5000,
       conns: [1, 8, 32],
@@ -234,6 +235,8 @@ async function ceiling(n: number, bytes: number): Promise<number> {
       'outbox',
     ),
   );
+  // The relay signs every message with its broker user (user-id, which the broker checks): so does this publisher.
+  const userId = brokerUser(env.rabbitUrl);
   let outstanding = 0;
   let wake: (() => void) | undefined;
   const t0 = now();
@@ -242,7 +245,7 @@ async function ceiling(n: number, bytes: number): Promise<number> {
     outstanding++;
     const m = messages[i % messages.length]!;
     if (!m.ok) throw new Error(m.reason);
-    const ok = ch.publish(env.exchange, m.routingKey, m.content, m.options, () => {
+    const ok = ch.publish(env.exchange, m.routingKey, m.content, { ...m.options, userId }, () => {
       outstanding--;
       wake?.();
     });

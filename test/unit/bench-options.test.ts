@@ -41,6 +41,7 @@ describe('bench options', () => {
       '--baseline-node',
       '/usr/bin/node',
       '--off-path-nice=0',
+      '--backlog=200000',
     ]);
     expect(o).toMatchObject({
       only: ['saga', 'plans'],
@@ -53,6 +54,7 @@ describe('bench options', () => {
       baselineNode: '/usr/bin/node',
       offPathNice: 0,
       baselineOffPathNice: 0,
+      backlog: 200_000,
     });
     expect(parseOptions(['--off-path-nice=5', '--baseline-off-path-nice=10']).baselineOffPathNice).toBe(10);
     expect(parseOptions(['-h']).help).toBe(true);
@@ -68,6 +70,8 @@ describe('bench options', () => {
     expect(refused(['saga'])).toMatch(/saga/);
     expect(refused(['--smoke=yes'])).toMatch(/--smoke/);
     expect(refused(['--only'])).toMatch(/--only/);
+    expect(refused(['--backlog=50k'])).toMatch(/--backlog: expected a whole number of rows/);
+    expect(refused(['--backlog=10'])).toMatch(/at least 1000/);
   });
 
   it('refuses a smoke run as a reference', () => {
@@ -78,6 +82,7 @@ describe('bench options', () => {
     for (const name of ['--smoke', '--only', '--reference', '--out', '--baseline-ref', '--saga-servers', '--node'])
       expect(usage()).toContain(name);
     expect(usage()).toContain('--baseline-off-path-nice');
+    expect(usage()).toContain('--backlog');
   });
 });
 
