@@ -51,26 +51,26 @@ export type PublishProperties = {
   clusterId?: string;
 };
 
-/** Short-string properties in the order of their flag bits after the headers (deliveryMode, priority between). */
-const SHORT_AFTER = ['correlationId', 'replyTo', 'expiration', 'messageId'] as const;
-const SHORT_LAST = ['type', 'userId', 'appId', 'clusterId'] as const;
-type ShortName = 'contentType' | 'contentEncoding' | (typeof SHORT_AFTER)[number] | (typeof SHORT_LAST)[number];
-const FLAG: Record<ShortName | 'headers' | 'deliveryMode' | 'priority' | 'timestamp', number> = {
-  contentType: 0x8000,
-  contentEncoding: 0x4000,
-  headers: 0x2000,
-  deliveryMode: 0x1000,
-  priority: 0x0800,
-  correlationId: 0x0400,
-  replyTo: 0x0200,
-  expiration: 0x0100,
-  messageId: 0x0080,
-  timestamp: 0x0040,
-  type: 0x0020,
-  userId: 0x0010,
-  appId: 0x0008,
-  clusterId: 0x0004,
-};
+/**
+ * The content header's properties in the order of their flag bits: the first is bit 15 (0x8000), each next one the
+ * bit below. `short` is a short string, `octet` a number in one byte, `table` a field table.
+ */
+const PROPERTIES = [
+  ['contentType', 'short'],
+  ['contentEncoding', 'short'],
+  ['headers', 'table'],
+  ['deliveryMode', 'octet'],
+  ['priority', 'octet'],
+  ['correlationId', 'short'],
+  ['replyTo', 'short'],
+  ['expiration', 'short'],
+  ['messageId', 'short'],
+  ['timestamp', 'timestamp'],
+  ['type', 'short'],
+  ['userId', 'short'],
+  ['appId', 'short'],
+  ['clusterId', 'short'],
+] as const satisfies readonly (readonly [keyof PublishProperties, string])[];
 
 /** Slices of a shared slab: a message's bytes stay referenced only until the socket has written them. */
 const SLAB_BYTES = 256 * 1024;
@@ -88,13 +88,15 @@ function take(n: number): Buffer {
   return out;
 }
 
-/** amqplib's scratch space for a field table is 64 KiB; a larger table fails there and here alike. */
-const scratch = Buffer.alloc(65536);
+/** amqplib encodes a field table into 64 KiB of scratch space; a larger table fails there and here alike. */
+const TABLE_MAX = 65536;
+/** Where the properties are written before their frame is sized: every short string, the numbers and a table. */
+const properties = Buffer.alloc(TABLE_MAX + 4096);
 
 function shortLength(name: string, v: unknown): number {
-  if (typeof v !== 'string' || Buffer.byteLength(v) >= 256)
-    throw new TypeError(`Field '${name}' is the wrong type; must be a string (up to 255 chars)`);
-  return Buffer.byteLength(v, 'utf8');
+  const len = typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : 256;
+  if (len >= 256) throw new TypeError(`Field '${name}' is the wrong type; must be a string (up to 255 chars)`);
+  return len;
 }
 
 function numberOf(name: string, v: unknown): number {
@@ -109,64 +111,24 @@ function writeShort(buf: Buffer, offset: number, v: string, len: number): number
   return offset + 1 + len;
 }
 
-/** The properties' bytes after the flags: sizes first (so the buffer is sized once), then written by `write`. */
-function propertiesOf(props: PublishProperties) {
-  let size = 0;
-  let headersLen = 0;
-  const lens: Partial<Record<ShortName, number>> = {};
-  const short = (name: ShortName) => {
+/** Writes the properties `props` has into `properties` from its start; answers their length and flag bits. */
+function encodeProperties(props: PublishProperties): { length: number; flags: number } {
+  let o = 0;
+  let flags = 0;
+  for (let i = 0; i < PROPERTIES.length; i++) {
+    const [name, kind] = PROPERTIES[i]!;
     const v = props[name];
-    if (v === undefined || v === null) return;
-    lens[name] = shortLength(name, v);
-    size += 1 + lens[name]!;
-  };
-  short('contentType');
-  short('contentEncoding');
-  if (props.headers !== undefined && props.headers !== null) {
-    if (typeof props.headers !== 'object') throw new TypeError("Field 'headers' is the wrong type; must be an object");
-    headersLen = encodeTable(scratch, props.headers, 0);
-    size += headersLen;
+    if (v === undefined || v === null) continue;
+    flags |= 0x8000 >> i;
+    if (kind === 'short') o = writeShort(properties, o, v as string, shortLength(name, v));
+    else if (kind === 'octet') properties.writeUInt8(numberOf(name, v), o++);
+    else if (kind === 'timestamp') o = properties.writeBigUInt64BE(BigInt(numberOf(name, v)), o);
+    else {
+      if (typeof v !== 'object') throw new TypeError(`Field '${name}' is the wrong type; must be an object`);
+      o += encodeTable(properties.subarray(o, o + TABLE_MAX), v, 0);
+    }
   }
-  if (props.deliveryMode !== undefined && props.deliveryMode !== null)
-    size += (numberOf('deliveryMode', props.deliveryMode), 1);
-  if (props.priority !== undefined && props.priority !== null) size += (numberOf('priority', props.priority), 1);
-  for (const n of SHORT_AFTER) short(n);
-  if (props.timestamp !== undefined && props.timestamp !== null) size += (numberOf('timestamp', props.timestamp), 8);
-  for (const n of SHORT_LAST) short(n);
-
-  const write = (buf: Buffer, start: number): { end: number; flags: number } => {
-    let o = start;
-    let flags = 0;
-    const put = (name: ShortName) => {
-      const len = lens[name];
-      if (len === undefined) return;
-      flags |= FLAG[name];
-      o = writeShort(buf, o, props[name] as string, len);
-    };
-    put('contentType');
-    put('contentEncoding');
-    if (headersLen > 0) {
-      flags |= FLAG.headers;
-      o += scratch.copy(buf, o, 0, headersLen);
-    }
-    if (props.deliveryMode !== undefined && props.deliveryMode !== null) {
-      flags |= FLAG.deliveryMode;
-      buf.writeUInt8(props.deliveryMode, o++);
-    }
-    if (props.priority !== undefined && props.priority !== null) {
-      flags |= FLAG.priority;
-      buf.writeUInt8(props.priority, o++);
-    }
-    for (const n of SHORT_AFTER) put(n);
-    if (props.timestamp !== undefined && props.timestamp !== null) {
-      flags |= FLAG.timestamp;
-      buf.writeBigUInt64BE(BigInt(props.timestamp), o);
-      o += 8;
-    }
-    for (const n of SHORT_LAST) put(n);
-    return { end: o, flags };
-  };
-  return { size, write };
+  return { length: o, flags };
 }
 
 /**
@@ -186,13 +148,13 @@ export function encodePublish(
   const exchangeLen = shortLength('exchange', exchange);
   const routingKeyLen = shortLength('routingKey', routingKey);
   const ticket = fields.ticket === undefined ? 0 : numberOf('ticket', fields.ticket);
-  const properties = propertiesOf(props);
+  const encoded = encodeProperties(props);
   const maxBody = frameMax - FRAME_OVERHEAD;
   if (content.length > 0 && !(maxBody > 0))
     throw new Error(`Cannot send content: frameMax ${frameMax} leaves no room for a body frame`);
   const bodyFrames = content.length > 0 ? Math.ceil(content.length / maxBody) : 0;
   const methodLen = 17 + exchangeLen + routingKeyLen;
-  const headerLen = 22 + properties.size;
+  const headerLen = 22 + encoded.length;
   const buf = take(methodLen + headerLen + content.length + bodyFrames * FRAME_OVERHEAD);
 
   // Method frame: basic.publish.
@@ -213,10 +175,10 @@ export function encodePublish(
   buf.writeUInt32BE(headerLen - FRAME_OVERHEAD, h + 3);
   buf.writeUInt32BE(BASIC_CLASS_AND_WEIGHT, h + 7);
   buf.writeBigUInt64BE(BigInt(content.length), h + 11);
-  const { end, flags } = properties.write(buf, h + 21);
-  buf.writeUInt16BE(flags, h + 19);
-  buf[end] = FRAME_END;
-  o = end + 1;
+  buf.writeUInt16BE(encoded.flags, h + 19);
+  properties.copy(buf, h + 21, 0, encoded.length);
+  o = h + 21 + encoded.length;
+  buf[o++] = FRAME_END;
 
   // Body frames.
   for (let from = 0; from < content.length; from += maxBody) {
