@@ -235,8 +235,10 @@ async function ceiling(n: number, bytes: number): Promise<number> {
       'outbox',
     ),
   );
-  // The relay signs every message with its broker user (user-id, which the broker checks): so does this publisher.
+  // The relay signs every message with its broker user (user-id, which the broker checks): so does this publisher,
+  // with the options built once per message here rather than on every publish.
   const userId = brokerUser(env.rabbitUrl);
+  const options = messages.map((m) => (m.ok ? { ...m.options, userId } : undefined));
   let outstanding = 0;
   let wake: (() => void) | undefined;
   const t0 = now();
@@ -245,7 +247,7 @@ async function ceiling(n: number, bytes: number): Promise<number> {
     outstanding++;
     const m = messages[i % messages.length]!;
     if (!m.ok) throw new Error(m.reason);
-    const ok = ch.publish(env.exchange, m.routingKey, m.content, { ...m.options, userId }, () => {
+    const ok = ch.publish(env.exchange, m.routingKey, m.content, options[i % messages.length], () => {
       outstanding--;
       wake?.();
     });

@@ -2,14 +2,13 @@
  * The private library shapes runtime/library-internals reaches, checked against the installed amqplib,
  * node-postgres and pg-logical-replication on real connections: an upgrade that moves one fails here by name.
  */
-import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
-import path from 'node:path';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { LogicalReplicationService } from 'pg-logical-replication';
 import {
   amqpFrameMax,
+  amqplibModule,
   amqpSocket,
   amqpTableEncoder,
   pgClientSocket,
@@ -18,7 +17,6 @@ import {
 } from '@saga/common/runtime/library-internals';
 import { ADMIN_URL } from '../support/env';
 
-const load = createRequire(__filename);
 type AmqplibDefs = {
   encodeMethod: (id: number, channel: number, fields: Record<string, unknown>) => Buffer;
   encodeProperties: (id: number, channel: number, size: number, fields: Record<string, unknown>) => Buffer;
@@ -49,9 +47,8 @@ describe('library internals', () => {
         replaceAmqpPublishEncoder(conn, (channel, frameMax, fields, props, content) => {
           seen.push(String(props.messageId));
           // The encoding amqplib would write, built from its own encoders, so that only the seam is under test.
-          const amqplibLib = path.join(path.dirname(load.resolve('amqplib')), 'lib');
-          const defs = load(path.join(amqplibLib, 'defs.js')) as AmqplibDefs;
-          const frame = load(path.join(amqplibLib, 'frame.js')) as { makeBodyFrame: (c: number, b: Buffer) => Buffer };
+          const defs = amqplibModule('lib/defs.js') as AmqplibDefs;
+          const frame = amqplibModule('lib/frame.js') as { makeBodyFrame: (c: number, b: Buffer) => Buffer };
           expect(frameMax).toBeGreaterThanOrEqual(4096);
           return Buffer.concat([
             defs.encodeMethod(defs.BasicPublish, channel, fields),

@@ -1,22 +1,17 @@
 /** The relay's publish encoder writes, byte for byte, what amqplib's own encoders write for the same publish. */
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { toAmqpMessage } from '../../src/mapping';
+import { amqplibModule } from '@saga/common/runtime/library-internals';
 import { encodePublish } from '../../src/publish-frames';
 
-/** A module inside amqplib's package, by path (it is not in amqplib's exports map). */
-const load = createRequire(__filename);
-const amqplibInternal = (file: string): unknown => load(join(dirname(load.resolve('amqplib')), file));
-
 type Fields = Record<string, unknown>;
-const defs = amqplibInternal('lib/defs.js') as {
+const defs = amqplibModule('lib/defs.js') as {
   encodeMethod: (id: number, channel: number, fields: Fields) => Buffer;
   encodeProperties: (id: number, channel: number, size: number, fields: Fields) => Buffer;
   BasicPublish: number;
   BasicProperties: number;
 };
-const frame = amqplibInternal('lib/frame.js') as { makeBodyFrame: (channel: number, payload: Buffer) => Buffer };
-const Args = amqplibInternal('lib/api_args.js') as {
+const frame = amqplibModule('lib/frame.js') as { makeBodyFrame: (channel: number, payload: Buffer) => Buffer };
+const Args = amqplibModule('lib/api_args.js') as {
   publish: (exchange: string, routingKey: string, options: Fields) => Fields;
 };
 

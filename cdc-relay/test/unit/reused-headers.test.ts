@@ -1,19 +1,14 @@
 /** The publisher's reused header table: what amqplib encodes is what the message's own headers encode. */
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { encodeOutboxRow } from '@saga/common/messaging/envelope-codec';
+import { amqplibModule } from '@saga/common/runtime/library-internals';
 import { reusedHeaders } from '../../src/publisher';
 
-/** A module inside amqplib's package, by path (it is not in amqplib's exports map). */
-const load = createRequire(__filename);
-const amqplibInternal = (file: string): unknown => load(join(dirname(load.resolve('amqplib')), file));
-
 // amqplib's frame encoder (not a public API): reached by path, only in tests, to compare the bytes it writes.
-const defs = amqplibInternal('lib/defs.js') as {
+const defs = amqplibModule('lib/defs.js') as {
   encodeProperties: (id: number, channel: number, size: number, fields: Record<string, unknown>) => Buffer;
   BasicProperties: number;
 };
-const Args = amqplibInternal('lib/api_args.js') as {
+const Args = amqplibModule('lib/api_args.js') as {
   publish: (exchange: string, routingKey: string, options: Record<string, unknown>) => Record<string, unknown>;
 };
 /** The content header frame amqplib's publish writes for these headers. */

@@ -37,13 +37,19 @@ export function replicationSocket(service: unknown): Socket | undefined {
   return (service as { _connection?: WithStream } | undefined)?._connection?.stream;
 }
 
-/** amqplib's lib/ directory: its package exports only the two APIs, so private modules are required by path. */
 const load = createRequire(__filename);
-const amqplibLib = () => path.join(path.dirname(load.resolve('amqplib')), 'lib');
+
+/**
+ * A module inside amqplib's package by its path there (`lib/codec.js`): the package exports only its two APIs, so
+ * a private module is required by path. Tests also reach amqplib's own encoders this way, to compare bytes.
+ */
+export function amqplibModule(file: string): unknown {
+  return load(path.join(path.dirname(load.resolve('amqplib')), file));
+}
 
 /** amqplib's field-table encoder (`lib/codec.js` `encodeTable`): writes `table` at `offset`, returns its length. */
 export function amqpTableEncoder(): (buffer: Buffer, table: unknown, offset: number) => number {
-  return (load(path.join(amqplibLib(), 'codec.js')) as { encodeTable: AmqpTableEncoder }).encodeTable;
+  return (amqplibModule('lib/codec.js') as { encodeTable: AmqpTableEncoder }).encodeTable;
 }
 type AmqpTableEncoder = (buffer: Buffer, table: unknown, offset: number) => number;
 
@@ -72,7 +78,7 @@ type AmqpConnectionInternals = {
 export function replaceAmqpPublishEncoder(model: unknown, encode: AmqpPublishEncoder): boolean {
   const conn = (model as { connection?: AmqpConnectionInternals } | undefined)?.connection;
   if (!conn || typeof conn.sendMessage !== 'function' || !Array.isArray(conn.channels)) return false;
-  const defs = load(path.join(amqplibLib(), 'defs.js')) as { BasicPublish: number; BasicProperties: number };
+  const defs = amqplibModule('lib/defs.js') as { BasicPublish: number; BasicProperties: number };
   const original = conn.sendMessage;
   conn.sendMessage = function (this: AmqpConnectionInternals, ...args: unknown[]): boolean {
     const [channel, method, fields, properties, props, content] = args;
