@@ -6,7 +6,6 @@
  * every event written to an outbox must reach the broker (a sink queue bound to every routing key is compared with
  * the outbox tables, whose rows are kept for the retention window): a publish lost in the failover would be missing.
  */
-import net from 'node:net';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { assertEventTopology } from '@saga/common/messaging/topology';
@@ -19,6 +18,7 @@ import { killAll, type Running } from '../support/process';
 import { startRabbitCluster, type ClusterNode, type RabbitCluster } from '../support/rabbit-cluster';
 import { sagaClient, type OrderView } from '../support/saga';
 import { startStack, type Stack } from '../support/stack';
+import { freePort } from '../support/pg-cluster';
 import { waitUntil } from '../support/wait';
 
 let cluster: RabbitCluster;
@@ -290,14 +290,6 @@ describe('a three-node RabbitMQ cluster', () => {
     }
   });
 });
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
-}
 
 const at = (h: { at: string }) => Date.parse(h.at);
 /** The slowest order, from its first to its last history entry (the services' clocks). */

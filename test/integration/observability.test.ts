@@ -7,7 +7,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import net from 'node:net';
 import path from 'node:path';
 import YAML from 'yaml';
 import { readAlertGroups } from '../../scripts/lib/observability';
@@ -27,6 +26,7 @@ import {
 } from '../support/promql';
 import { sagaClient } from '../support/saga';
 import { startMonitor, startStack, type ServiceProc, type Stack } from '../support/stack';
+import { freePort } from '../support/pg-cluster';
 import { waitUntil } from '../support/wait';
 
 type ComposeService = {
@@ -265,12 +265,3 @@ describe('every metric the alerts and the dashboard use, on the running processe
     expect([...used].filter((m) => !(exported.samples.get(m) ?? []).length)).toEqual([]);
   });
 });
-
-/** A free TCP port on 127.0.0.1 (asked of the kernel, then released): the relay's metrics address. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}

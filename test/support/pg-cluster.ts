@@ -22,13 +22,23 @@ export function pgBinDir(): string {
   return dir;
 }
 
-/** A free TCP port on 127.0.0.1 (asked of the kernel, then released). */
+/**
+ * Ports this process has handed out. A probe's port is free again once it is closed, and the kernel may offer it to
+ * the very next probe: two servers of one test (or one compose project) were given the same port and collided.
+ */
+const handedOut = new Set<number>();
+
+/** A free TCP port on 127.0.0.1 (asked of the kernel, then released), never one handed out before here. */
 export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  for (;;) {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 const asRoot = process.getuid?.() === 0;
