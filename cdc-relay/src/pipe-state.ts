@@ -79,7 +79,8 @@ export type PipeState = {
   seenKeys: Set<string>;
   failed: Error | undefined;
   draining: boolean;
-  paused: boolean;
+  /** Why reading is paused: the window's or the holds' bound, or the client's write buffer; false when reading. */
+  paused: false | 'bounds' | 'buffer';
   waiters: (() => void)[];
 };
 

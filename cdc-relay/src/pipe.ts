@@ -31,6 +31,8 @@ export { SessionError } from './pipe-types';
 export type { PublisherPort, Refusal, Settled } from './pipe-types';
 export type { PipeEvents, PipeOptions, WalPort } from './pipe-state';
 
+/** A pause for full bounds ends when what they count falls below this share of them. */
+const RESUME_AT = 0.9;
 /** The invalid-queue copy of a row the broker refused is cut to this: the refusal may have been for its size. */
 const REFUSED_COPY_LIMITS = { maxBodyBytes: 64 * 1024, maxHeaderBytes: 16 * 1024 };
 
@@ -91,7 +93,7 @@ export function createRelayPipe(o: PipeOptions) {
     inFlight: () => s.tracker.inFlight(),
     /** The outbound window now (1 while sending one at a time). */
     window: () => s.outbound.window(),
-    paused: () => s.paused,
+    paused: () => s.paused !== false,
     /** For the next session: the stored prefix of each transaction not acknowledged (tx-progress.ts). */
     progress: () => progress(s),
     /**
@@ -133,25 +135,30 @@ function flushAck(s: PipeState): void {
 
 /**
  * Reading the WAL pauses when the window is asked for more than it carries (messages in flight and free to go reach
- * `maxInFlight`), or when as many wait behind an earlier message of their aggregate. Held messages take no room in
- * the window: a hot aggregate, sent one message per confirm, must not stop the others from being read and sent. The
- * two bounds together keep at most 2 × `maxInFlight` messages in memory.
+ * `maxInFlight`), when as many wait behind an earlier message of their aggregate, or when the client's write buffer
+ * is full. Held messages take no room in the window: a hot aggregate, sent one message per confirm, must not stop the
+ * others from being read and sent. The two bounds together keep at most 2 × `maxInFlight` messages in memory.
+ *
+ * A full window or hold resumes once a tenth of it is free (RESUME_AT), not at half: the broker works through
+ * what it holds while reading catches up, and at half it was left with 5,000 of the 10,000 messages a plain
+ * publisher keeps it busy with (decision 0015). A full write buffer resumes as soon as it drains: one network chunk
+ * of WAL publishes more messages than amqplib's buffer holds (1,024) before they are written out, which says nothing
+ * about the window.
  */
 function pauseIfFull(s: PipeState): void {
+  if (s.paused) return;
   const { outbound: out, o } = s;
-  if (
-    !s.paused &&
-    (!o.publisher.writable() || out.sent() + out.waiting() >= o.maxInFlight || out.held() >= o.maxInFlight)
-  ) {
-    s.paused = true;
-    o.wal.pause();
-  }
+  if (out.sent() + out.waiting() >= o.maxInFlight || out.held() >= o.maxInFlight) s.paused = 'bounds';
+  else if (!o.publisher.writable()) s.paused = 'buffer';
+  else return;
+  o.wal.pause();
 }
 
 function resumeIfRoom(s: PipeState): void {
   const { outbound: out, o } = s;
-  const half = Math.max(1, o.maxInFlight / 2);
-  if (s.paused && !s.failed && o.publisher.writable() && out.sent() + out.waiting() < half && out.held() < half) {
+  if (!s.paused || s.failed || !o.publisher.writable()) return;
+  const bound = s.paused === 'bounds' ? Math.max(1, o.maxInFlight * RESUME_AT) : o.maxInFlight;
+  if (out.sent() + out.waiting() < bound && out.held() < bound) {
     s.paused = false;
     o.wal.resume();
   }
