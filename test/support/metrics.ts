@@ -1,6 +1,13 @@
 /** Read one Prometheus counter or gauge, summed over the series whose labels include `labels`. */
-export async function metricValue(baseUrl: string, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+export async function metricValue(
+  baseUrl: string,
+  name: string,
+  labels: Record<string, string> = {},
+  // Ask for this metric alone (`/metrics?name=`): for a counter or gauge followed at a short interval, which then
+  // costs the process tens of microseconds instead of a full scrape's millisecond.
+  opts: { only?: boolean } = {},
+): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics${opts.only ? `?name=${encodeURIComponent(name)}` : ''}`)).text();
   let sum = 0;
   for (const line of text.split('\n')) {
     const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
