@@ -139,19 +139,23 @@ function flushAck(s: PipeState): void {
  * is full. Held messages take no room in the window: a hot aggregate, sent one message per confirm, must not stop the
  * others from being read and sent. The two bounds together keep at most 2 × `maxInFlight` messages in memory.
  *
- * A full window or hold resumes once a tenth of it is free (RESUME_AT), not at half: the broker works through
- * what it holds while reading catches up, and at half it was left with 5,000 of the 10,000 messages a plain
- * publisher keeps it busy with (decision 0015). A full write buffer resumes as soon as it drains: one network chunk
- * of WAL publishes more messages than amqplib's buffer holds (1,024) before they are written out, which says nothing
- * about the window.
+ * A full window or hold resumes when more than a tenth of it is free (below RESUME_AT of it; one free slot when
+ * `maxInFlight` is 10 or less), not at half: the broker works through what it holds while reading catches up, and at
+ * half it was left with 5,000 of the 10,000 messages a plain publisher keeps it busy with (decision 0015). A full
+ * write buffer alone resumes as soon as it drains, with the bounds not full: one network chunk of WAL publishes more
+ * messages than amqplib's buffer holds (1,024) before they are written out. A pause for the buffer becomes one for
+ * the bounds when those fill while it lasts (the rest of that chunk is still handled).
  */
 function pauseIfFull(s: PipeState): void {
-  if (s.paused) return;
+  if (s.paused === 'bounds') return;
   const { outbound: out, o } = s;
-  if (out.sent() + out.waiting() >= o.maxInFlight || out.held() >= o.maxInFlight) s.paused = 'bounds';
-  else if (!o.publisher.writable()) s.paused = 'buffer';
-  else return;
-  o.wal.pause();
+  if (out.sent() + out.waiting() >= o.maxInFlight || out.held() >= o.maxInFlight) {
+    if (!s.paused) o.wal.pause();
+    s.paused = 'bounds';
+  } else if (!s.paused && !o.publisher.writable()) {
+    s.paused = 'buffer';
+    o.wal.pause();
+  }
 }
 
 function resumeIfRoom(s: PipeState): void {

@@ -264,18 +264,34 @@ describe('relay pipe', () => {
       expect(f.paused()).toBe(false);
     });
 
-    it('a full client buffer pauses reading only until it drains, however full the window is', () => {
+    it('a full client buffer pauses reading only until it drains, while the window is not full', () => {
       // One chunk of WAL publishes more than amqplib buffers before writing: that must not drain the window too.
       const f = fakes({ maxInFlight: 10 });
       f.pipe.onMessage(begin());
-      for (let i = 0; i < 7; i++) f.pipe.onMessage(insert(row()));
+      for (let i = 0; i < 8; i++) f.pipe.onMessage(insert(row()));
       f.setWritable(false);
       f.pipe.onMessage(insert(row()));
       expect(f.paused()).toBe(true);
       f.setWritable(true);
       f.pipe.onWritable();
       expect(f.paused()).toBe(false);
-      expect(f.sent).toHaveLength(8);
+      expect(f.sent).toHaveLength(9);
+    });
+
+    it('a pause for a full buffer waits like one for a full window once the window fills during it', () => {
+      const f = fakes({ maxInFlight: 10 });
+      f.pipe.onMessage(begin());
+      for (let i = 0; i < 3; i++) f.pipe.onMessage(insert(row()));
+      f.setWritable(false);
+      // The rest of the network chunk is still handled while reading is paused: the window fills.
+      for (let i = 0; i < 7; i++) f.pipe.onMessage(insert(row()));
+      f.setWritable(true);
+      f.pipe.onWritable();
+      expect(f.paused()).toBe(true);
+      f.sent[0]!.settle('confirmed');
+      expect(f.paused()).toBe(true);
+      f.sent[1]!.settle('confirmed');
+      expect(f.paused()).toBe(false);
     });
   });
 });
