@@ -138,8 +138,11 @@ export function createOutbound(o: OutboundOptions) {
     },
     /** Published and not settled. */
     sent: () => s.sent,
-    /** Free to go and waiting for room in the window: with `sent`, what the window is asked to carry. */
-    waiting: () => s.ready.length - s.head,
+    /**
+     * Free to go and waiting for room in the window, or for their retry after a nack: with `sent`, what the window is
+     * asked to carry (a message waiting out its retry is in memory as much as one in flight).
+     */
+    waiting: () => s.ready.length - s.head + s.timers.size,
     /** Waiting behind an earlier message of their aggregate: they take no room in the window. */
     held: () => s.held,
     /** No message held back (for ordering, the window, or a retry). */

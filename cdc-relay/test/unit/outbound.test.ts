@@ -92,6 +92,26 @@ describe('without per-aggregate order (RELAY_ORDER_PER_AGGREGATE=false)', () => 
 });
 
 describe('a nack', () => {
+  it('a message waiting out its retry still takes room in the window: reading stops at the window', () => {
+    jest.useFakeTimers();
+    let paused = false;
+    const wal = { pause: () => (paused = true), resume: () => (paused = false), acknowledge: () => undefined };
+    const f = fakes({ maxInFlight: 3, orderPerAggregate: false, wal });
+    f.pipe.onMessage(begin());
+    for (let i = 0; i < 3; i++) f.pipe.onMessage(insert(row()));
+    expect(paused).toBe(true);
+    f.sent[0]!.settle('refused', NACK);
+    f.sent[1]!.settle('refused', NACK);
+    f.sent[2]!.settle('confirmed');
+    expect(paused).toBe(false);
+    // Two wait for their retry: one more row fills the window of three.
+    f.pipe.onMessage(insert(row()));
+    expect(paused).toBe(true);
+    jest.advanceTimersByTime(10);
+    expect(f.sent).toHaveLength(6);
+    expect(f.resent()).toBe(2);
+  });
+
   it('does not end the session: a transaction larger than the gap between refusals is still acknowledged, each refused message sent once more', () => {
     jest.useFakeTimers();
     const f = fakes();
