@@ -182,7 +182,7 @@ async function startRelay(
   });
   return r;
 }
-// Polled every 5 ms at the end of a run: this one counter alone, since a full scrape costs the relay about 1 ms.
+// Polled every 5 ms at the end of a run: this one counter alone, since a full scrape costs the relay 2-3 ms.
 const published = () => metricValue('http://127.0.0.1:18400', 'relay_messages_published_total', {}, { only: true });
 const streamingAt = (r: Running) =>
   Math.max(...r.logs.filter((l) => l.msg === 'streaming').map((l) => Date.parse(String(l.time))));

@@ -4,7 +4,7 @@ export async function metricValue(
   name: string,
   labels: Record<string, string> = {},
   // Ask for this metric alone (`/metrics?name=`): for a counter or gauge followed at a short interval, which then
-  // costs the process tens of microseconds instead of a full scrape's millisecond.
+  // costs the process about 0.6 ms a request instead of a full scrape's 2-3 ms.
   opts: { only?: boolean } = {},
 ): Promise<number> {
   const text = await (await fetch(`${baseUrl}/metrics${opts.only ? `?name=${encodeURIComponent(name)}` : ''}`)).text();

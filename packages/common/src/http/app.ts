@@ -12,7 +12,9 @@ import { ZodError, type z } from 'zod';
 import { DomainError } from '../messaging/errors';
 import type { Logger } from '../runtime/logger';
 import { isConnectionError, isPgError, pgCode } from '../db/pg';
-import { PROBLEM_CONTENT_TYPE, PROBLEM_TYPE, problem, type Problem, type ProblemFieldError } from './problem';
+import { PROBLEM_TYPE, problem, sendProblem, type ProblemFieldError } from './problem';
+
+export { sendProblem } from './problem';
 import { requestSpan } from '../runtime/tracing';
 import { HttpProblemError } from './http-error';
 
@@ -31,11 +33,6 @@ declare module 'express-serve-static-core' {
 /** The field list of a 400 problem: each zod issue as `{path: "<where>.<field path>", message}`. */
 export function fieldErrors(err: ZodError, where = 'body'): ProblemFieldError[] {
   return err.issues.map((i) => ({ path: [where, ...i.path].join('.'), message: i.message }));
-}
-
-/** Answer `p` as `application/problem+json`. */
-export function sendProblem(res: Response, p: Problem): void {
-  res.status(p.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(p));
 }
 
 /** Parse `value` with `schema`, throwing a ZodError labelled with where it came from (body, params, query). */

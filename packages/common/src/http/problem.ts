@@ -1,8 +1,9 @@
 /**
  * RFC 9457 problem details (https://www.rfc-editor.org/rfc/rfc9457): every HTTP error of every service is one
  * `application/problem+json` object, so a client in any language reads errors one way. This module imports only
- * zod: the OpenAPI generator and the tests read the same schema the error handler writes.
+ * zod (and express's types): the OpenAPI generator and the tests read the same schema the error handler writes.
  */
+import type { Response } from 'express';
 import { z } from 'zod';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -92,4 +93,9 @@ export function problem(
     errors: opts.errors ?? [],
     requestId: where.requestId,
   };
+}
+
+/** Answer `p` as `application/problem+json`. */
+export function sendProblem(res: Response, p: Problem): void {
+  res.status(p.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(p));
 }

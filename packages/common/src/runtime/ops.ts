@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import express, { type Express, type Router } from 'express';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { PROBLEM_CONTENT_TYPE, PROBLEM_TYPE, problem } from '../http/problem';
+import { PROBLEM_TYPE, problem, sendProblem } from '../http/problem';
 
 /** One Prometheus registry per process, with Node's default metrics under the component's label. */
 export function createMetricsRegistry(component: string): Registry {
@@ -44,23 +44,20 @@ export function createMetricsRouter(registry: Registry): Router {
   const router = express.Router();
   router.get('/metrics', async (req, res) => {
     // `?name=a&name=b`: only those metrics. A probe or a script that follows one counter at a short interval then
-    // costs the process tens of microseconds instead of a millisecond (every default metric collected and printed).
+    // costs the process about 0.6 ms a request instead of a full scrape's 2-3 ms (every default metric collected).
     const asked = req.query.name;
-    if (asked !== undefined) {
-      const names = [asked].flat();
-      const unknown = names.find((n) => typeof n !== 'string' || registry.getSingleMetric(n) === undefined);
-      if (unknown !== undefined) {
-        const where = { instance: req.path, requestId: req.get('x-request-id') ?? '' };
-        const errors = [{ path: 'query.name', message: `no metric named ${JSON.stringify(unknown)}` }];
-        const body = problem(400, 'unknown metric name', where, { type: PROBLEM_TYPE.validation, errors });
-        return void res.status(400).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(body));
-      }
-      const texts = await Promise.all((names as string[]).map((n) => registry.getSingleMetricAsString(n)));
-      res.set('Content-Type', registry.contentType);
-      return void res.send(`${texts.join('\n')}\n`);
+    const names = asked === undefined ? undefined : [asked].flat();
+    const unknown = names?.find((n) => typeof n !== 'string' || registry.getSingleMetric(n) === undefined);
+    if (unknown !== undefined) {
+      const where = { instance: req.path, requestId: req.get('x-request-id') ?? '' };
+      const errors = [{ path: 'query.name', message: `no metric named ${JSON.stringify(unknown)}` }];
+      return sendProblem(res, problem(400, 'unknown metric name', where, { type: PROBLEM_TYPE.validation, errors }));
     }
+    const text = names
+      ? `${(await Promise.all((names as string[]).map((n) => registry.getSingleMetricAsString(n)))).join('\n')}\n`
+      : await registry.metrics();
     res.set('Content-Type', registry.contentType);
-    res.send(await registry.metrics());
+    res.send(text);
   });
   return router;
 }
