@@ -51,27 +51,6 @@ export type PublishProperties = {
   clusterId?: string;
 };
 
-/**
- * The content header's properties in the order of their flag bits: the first is bit 15 (0x8000), each next one the
- * bit below. `short` is a short string, `octet` a number in one byte, `table` a field table.
- */
-const PROPERTIES = [
-  ['contentType', 'short'],
-  ['contentEncoding', 'short'],
-  ['headers', 'table'],
-  ['deliveryMode', 'octet'],
-  ['priority', 'octet'],
-  ['correlationId', 'short'],
-  ['replyTo', 'short'],
-  ['expiration', 'short'],
-  ['messageId', 'short'],
-  ['timestamp', 'timestamp'],
-  ['type', 'short'],
-  ['userId', 'short'],
-  ['appId', 'short'],
-  ['clusterId', 'short'],
-] as const satisfies readonly (readonly [keyof PublishProperties, string])[];
-
 /** Slices of a shared slab: a message's bytes stay referenced only until the socket has written them. */
 const SLAB_BYTES = 256 * 1024;
 let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
@@ -107,28 +86,130 @@ function numberOf(name: string, v: unknown): number {
 
 function writeShort(buf: Buffer, offset: number, v: string, len: number): number {
   buf[offset] = len;
-  buf.write(v, offset + 1, 'utf8');
+  writeUtf8(buf, v, offset + 1);
   return offset + 1 + len;
 }
 
-/** Writes the properties `props` has into `properties` from its start; answers their length and flag bits. */
-function encodeProperties(props: PublishProperties): { length: number; flags: number } {
-  let o = 0;
-  let flags = 0;
-  for (let i = 0; i < PROPERTIES.length; i++) {
-    const [name, kind] = PROPERTIES[i]!;
-    const v = props[name];
-    if (v === undefined || v === null) continue;
-    flags |= 0x8000 >> i;
-    if (kind === 'short') o = writeShort(properties, o, v as string, shortLength(name, v));
-    else if (kind === 'octet') properties.writeUInt8(numberOf(name, v), o++);
-    else if (kind === 'timestamp') o = properties.writeBigUInt64BE(BigInt(numberOf(name, v)), o);
-    else {
-      if (typeof v !== 'object') throw new TypeError(`Field '${name}' is the wrong type; must be an object`);
-      o += encodeTable(properties.subarray(o, o + TABLE_MAX), v, 0);
+/**
+ * `v` as UTF-8 at `offset`, answering the bytes written (the caller has made sure they fit). The strings of a
+ * publish are short and ASCII (ids, names, times): a loop writes them for less than `Buffer.write`, whose argument
+ * checks in JavaScript cost more than the copy. Anything longer or not ASCII goes through `Buffer.write`.
+ */
+function writeUtf8(buf: Buffer, v: string, offset: number): number {
+  const n = v.length;
+  if (n <= 64) {
+    let i = 0;
+    for (; i < n; i++) {
+      const c = v.charCodeAt(i);
+      if (c >= 0x80) break;
+      buf[offset + i] = c;
     }
+    if (i === n) return n;
   }
-  return { length: o, flags };
+  return buf.write(v, offset, 'utf8');
+}
+
+const TWO_32 = 2 ** 32;
+
+/**
+ * An unsigned 64-bit integer at `offset`, as amqplib writes it (`writeBigUInt64BE(BigInt(v))`) but without making a
+ * BigInt for the common case, a safe integer; anything else (a fraction, a negative, over 2^53) takes amqplib's way
+ * and throws as it does.
+ */
+function writeUInt64(buf: Buffer, v: number, offset: number): number {
+  if (!(Number.isSafeInteger(v) && v >= 0)) return buf.writeBigUInt64BE(BigInt(v), offset);
+  buf.writeUInt32BE(Math.floor(v / TWO_32), offset);
+  buf.writeUInt32BE(v % TWO_32, offset + 4);
+  return offset + 8;
+}
+
+const TAG_LONGSTR = 0x53; // 'S'
+const TAG_VOID = 0x56; // 'V'
+const TAG_BOOLEAN = 0x74; // 't'
+
+/**
+ * A field table of strings, nulls and booleans (every event's headers) written at `offset` as amqplib's encodeTable
+ * writes it: keys in for...in order, undefined values left out, each string a long string. Answers the end offset,
+ * or -1 when the table holds anything else or might not fit in `limit`, for amqplib's encoder to write instead.
+ * amqplib asks `Buffer.byteLength` of every key and value and writes its one-byte tags as strings; here a string is
+ * written once and its length read from what was written (a space bound of 3 bytes per UTF-16 unit ensures it was
+ * written whole).
+ */
+function encodeFlatTable(buf: Buffer, table: object, offset: number, limit: number): number {
+  const t = table as Record<string, unknown>;
+  let o = offset + 4;
+  for (const key in t) {
+    const v = t[key];
+    if (v === undefined) continue;
+    if (key.length > 85 || o + 1 + 3 * key.length + 6 > limit) return -1;
+    const kl = writeUtf8(buf, key, o + 1);
+    buf[o] = kl;
+    o += 1 + kl;
+    if (typeof v === 'string') {
+      if (o + 5 + 3 * v.length > limit) return -1;
+      const n = writeUtf8(buf, v, o + 5);
+      buf[o] = TAG_LONGSTR;
+      buf.writeUInt32BE(n, o + 1);
+      o += 5 + n;
+    } else if (v === null) {
+      buf[o++] = TAG_VOID;
+    } else if (typeof v === 'boolean') {
+      buf[o] = TAG_BOOLEAN;
+      buf[o + 1] = v ? 1 : 0;
+      o += 2;
+    } else return -1;
+  }
+  buf.writeUInt32BE(o - offset - 4, offset);
+  return o;
+}
+
+/** The flag bits of the properties `encodeProperties` last wrote (one call at a time: the encoder is synchronous). */
+let propertyFlags = 0;
+
+/** A short-string property: written at `o` when present, its flag bit set; answers the end offset. */
+function shortProperty(name: string, v: unknown, bit: number, o: number): number {
+  if (v === undefined || v === null) return o;
+  propertyFlags |= bit;
+  return writeShort(properties, o, v as string, shortLength(name, v));
+}
+
+/**
+ * Writes the properties `props` has into `properties` from its start, in the order of their flag bits (the first
+ * is bit 15, 0x8000, each next one the bit below); answers their length, the flags in `propertyFlags`. Written out
+ * property by property: a loop over a table of names made every read a keyed load of fourteen names, the largest
+ * cost of the encoder.
+ */
+function encodeProperties(props: PublishProperties): number {
+  propertyFlags = 0;
+  let o = shortProperty('contentType', props.contentType, 0x8000, 0);
+  o = shortProperty('contentEncoding', props.contentEncoding, 0x4000, o);
+  const headers = props.headers;
+  if (headers !== undefined && headers !== null) {
+    propertyFlags |= 0x2000;
+    if (typeof headers !== 'object') throw new TypeError(`Field 'headers' is the wrong type; must be an object`);
+    const end = encodeFlatTable(properties, headers, o, o + TABLE_MAX);
+    o = end >= 0 ? end : o + encodeTable(properties.subarray(o, o + TABLE_MAX), headers, 0);
+  }
+  if (props.deliveryMode !== undefined && props.deliveryMode !== null) {
+    propertyFlags |= 0x1000;
+    properties.writeUInt8(numberOf('deliveryMode', props.deliveryMode), o++);
+  }
+  if (props.priority !== undefined && props.priority !== null) {
+    propertyFlags |= 0x0800;
+    properties.writeUInt8(numberOf('priority', props.priority), o++);
+  }
+  o = shortProperty('correlationId', props.correlationId, 0x0400, o);
+  o = shortProperty('replyTo', props.replyTo, 0x0200, o);
+  o = shortProperty('expiration', props.expiration, 0x0100, o);
+  o = shortProperty('messageId', props.messageId, 0x0080, o);
+  if (props.timestamp !== undefined && props.timestamp !== null) {
+    propertyFlags |= 0x0040;
+    o = writeUInt64(properties, numberOf('timestamp', props.timestamp), o);
+  }
+  o = shortProperty('type', props.type, 0x0020, o);
+  o = shortProperty('userId', props.userId, 0x0010, o);
+  o = shortProperty('appId', props.appId, 0x0008, o);
+  return shortProperty('clusterId', props.clusterId, 0x0004, o);
 }
 
 /**
@@ -148,13 +229,13 @@ export function encodePublish(
   const exchangeLen = shortLength('exchange', exchange);
   const routingKeyLen = shortLength('routingKey', routingKey);
   const ticket = fields.ticket === undefined ? 0 : numberOf('ticket', fields.ticket);
-  const encoded = encodeProperties(props);
+  const propertiesLength = encodeProperties(props);
   const maxBody = frameMax - FRAME_OVERHEAD;
   if (content.length > 0 && !(maxBody > 0))
     throw new Error(`Cannot send content: frameMax ${frameMax} leaves no room for a body frame`);
   const bodyFrames = content.length > 0 ? Math.ceil(content.length / maxBody) : 0;
   const methodLen = 17 + exchangeLen + routingKeyLen;
-  const headerLen = 22 + encoded.length;
+  const headerLen = 22 + propertiesLength;
   const buf = take(methodLen + headerLen + content.length + bodyFrames * FRAME_OVERHEAD);
 
   // Method frame: basic.publish.
@@ -174,10 +255,10 @@ export function encodePublish(
   buf.writeUInt16BE(channel, h + 1);
   buf.writeUInt32BE(headerLen - FRAME_OVERHEAD, h + 3);
   buf.writeUInt32BE(BASIC_CLASS_AND_WEIGHT, h + 7);
-  buf.writeBigUInt64BE(BigInt(content.length), h + 11);
-  buf.writeUInt16BE(encoded.flags, h + 19);
-  properties.copy(buf, h + 21, 0, encoded.length);
-  o = h + 21 + encoded.length;
+  writeUInt64(buf, content.length, h + 11);
+  buf.writeUInt16BE(propertyFlags, h + 19);
+  properties.copy(buf, h + 21, 0, propertiesLength);
+  o = h + 21 + propertiesLength;
   buf[o++] = FRAME_END;
 
   // Body frames.
@@ -186,7 +267,8 @@ export function encodePublish(
     buf[o] = FRAME_BODY;
     buf.writeUInt16BE(channel, o + 1);
     buf.writeUInt32BE(n, o + 3);
-    content.copy(buf, o + 7, from, from + n);
+    // TypedArray's set is a plain memory copy; Buffer's copy adds a layer of argument checks in JavaScript.
+    buf.set(n === content.length ? content : content.subarray(from, from + n), o + 7);
     buf[o + 7 + n] = FRAME_END;
     o += n + FRAME_OVERHEAD;
   }

@@ -101,6 +101,80 @@ describe('publish frames', () => {
     expectSameBytes(65535, 131072, '', 'queue', { deliveryMode: 1 }, Buffer.from('x'));
   });
 
+  it('encodes tables of strings, nulls and booleans exactly as amqplib does, whatever their text and length', () => {
+    const texts = ['', 'a', 'x'.repeat(64), 'x'.repeat(65), 'é', 'aé', 'x'.repeat(63) + 'é', '€😀', 'y'.repeat(5000)];
+    for (const text of texts) {
+      const headers = {
+        [text.slice(0, 85) || 'k']: text,
+        after: 'ok',
+        no: null,
+        yes: true,
+        off: false,
+        gone: undefined,
+      };
+      expectSameBytes(
+        1,
+        131072,
+        'ex',
+        'rk',
+        { headers, messageId: text.slice(0, 80), type: text.slice(0, 60) },
+        Buffer.from('{}'),
+      );
+    }
+    // Keys amqplib still accepts past the fast path's bound, and a key that no short string holds.
+    expectSameBytes(
+      1,
+      131072,
+      'ex',
+      'rk',
+      { headers: { ['k'.repeat(86)]: 'v', ['é'.repeat(127)]: 'w' } },
+      Buffer.from('{}'),
+    );
+    expect(() =>
+      amqplibBytes(1, 131072, { routingKey: 'k', headers: { ['k'.repeat(256)]: 'v' } }, Buffer.from('x')),
+    ).toThrow();
+    expect(() =>
+      encodePublish(1, 131072, { routingKey: 'k' }, { headers: { ['k'.repeat(256)]: 'v' } }, Buffer.from('x')),
+    ).toThrow();
+    // A table that ends up just under or over amqplib's 64 KiB scratch space.
+    for (const size of [65_000, 65_520, 65_527, 65_528, 65_540]) {
+      const headers = { big: 'z'.repeat(size) };
+      let theirs: unknown;
+      try {
+        theirs = amqplibBytes(1, 131072, { routingKey: 'k', headers }, Buffer.from('x')).toString('hex');
+      } catch (err) {
+        theirs = (err as Error).constructor;
+      }
+      let ours: unknown;
+      try {
+        ours = encodePublish(1, 131072, { routingKey: 'k' }, { headers }, Buffer.from('x')).toString('hex');
+      } catch (err) {
+        ours = (err as Error).constructor;
+      }
+      expect(ours).toEqual(theirs);
+    }
+  });
+
+  it('writes timestamps and body sizes past 32 bits as amqplib does, and refuses the timestamps it refuses', () => {
+    for (const timestamp of [0, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 3, Number.MAX_SAFE_INTEGER, 2 ** 60])
+      expectSameBytes(1, 131072, 'ex', 'rk', { timestamp }, Buffer.from('x'));
+    for (const timestamp of [1.5, -1]) {
+      const message = (f: () => unknown) => {
+        try {
+          f();
+        } catch (err) {
+          return (err as Error).message;
+        }
+        return 'no error';
+      };
+      const theirs = message(() => amqplibBytes(1, 131072, { routingKey: 'k', timestamp }, Buffer.from('x')));
+      expect(theirs).not.toBe('no error');
+      expect(message(() => encodePublish(1, 131072, { routingKey: 'k' }, { timestamp }, Buffer.from('x')))).toBe(
+        theirs,
+      );
+    }
+  });
+
   it('splits a body into frames of the negotiated size, and writes no body frame for an empty body', () => {
     const body = Buffer.from(Array.from({ length: 10_000 }, (_, i) => i % 251));
     for (const frameMax of [4096, 4104, 9_999, 10_008, 131072])
