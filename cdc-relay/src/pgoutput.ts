@@ -21,14 +21,14 @@ const JSONB_OID = 3802;
  * All of it on this connection only: pg's process-wide type parsers stay untouched.
  */
 export class RelayPgoutputPlugin extends PgoutputPlugin {
-  private readonly relations = new Map<number, { relation: Pgoutput.MessageRelation; decoders: ColumnDecoder[] }>();
+  private readonly relations = new Map<number, KnownRelation>();
 
   override parse(buffer: Buffer): Pgoutput.Message {
     let msg: Pgoutput.Message;
     try {
       if (buffer[0] === INSERT_TAG && buffer.length >= 5) {
         const known = this.relations.get(buffer.readInt32BE(1));
-        if (known) return decodeInsert(buffer, known.relation, known.decoders);
+        if (known) return decodeInsert(buffer, known);
       }
       msg = super.parse(buffer);
     } catch (err) {
@@ -39,7 +39,11 @@ export class RelayPgoutputPlugin extends PgoutputPlugin {
     }
     if (msg.tag === 'relation') {
       for (const c of msg.columns) if (c.typeOid === JSONB_OID) c.parser = (raw: unknown) => raw;
-      this.relations.set(msg.relationOid, { relation: msg, decoders: msg.columns.map(columnDecoder) });
+      this.relations.set(msg.relationOid, {
+        relation: msg,
+        decoders: msg.columns.map(columnDecoder),
+        plainRows: !msg.columns.some((c) => c.name === '__proto__'),
+      });
     }
     return msg;
   }
@@ -50,6 +54,14 @@ const TIMESTAMPTZ_OID = 1184;
 
 /** One column's value from its text-format bytes `buf[start, end)`. */
 type ColumnDecoder = (buf: Buffer, start: number, end: number) => unknown;
+
+/**
+ * A relation the stream described. `plainRows`: its rows are ordinary objects, which V8 keeps in one shape per
+ * relation (its columns always come in the same order), so every later read of a column is a fast property load;
+ * an object without prototype is a dictionary, and its reads are hash lookups. Only a column named `__proto__`
+ * (assigning it would set the prototype) makes rows prototype-less.
+ */
+type KnownRelation = { relation: Pgoutput.MessageRelation; decoders: ColumnDecoder[]; plainRows: boolean };
 
 function columnDecoder(c: Pgoutput.RelationColumn): ColumnDecoder {
   const parser = c.parser as (text: string) => unknown;
@@ -75,13 +87,13 @@ function columnDecoder(c: Pgoutput.RelationColumn): ColumnDecoder {
  * An INSERT ('I', relation OID, 'N', the new tuple) of a relation this stream described, decoded as the library
  * would (same message shape, same column parsers) but straight from the chunk. A malformed message throws.
  */
-function decodeInsert(buf: Buffer, relation: Pgoutput.MessageRelation, decoders: ColumnDecoder[]): Pgoutput.Message {
+function decodeInsert(buf: Buffer, { relation, decoders, plainRows }: KnownRelation): Pgoutput.Message {
   if (buf[5] !== 0x4e /* N */ || buf.length < 8) throw new Error('malformed insert message');
   // Unsigned, as the library reads it: a count read as negative would decode a corrupt message as an empty row.
   const n = buf.readUInt16BE(6);
   const columns = relation.columns;
   if (n > columns.length) throw new Error('insert has more columns than its relation');
-  const tuple: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  const tuple: Record<string, unknown> = plainRows ? {} : (Object.create(null) as Record<string, unknown>);
   let p = 8;
   for (let i = 0; i < n; i++) {
     const name = columns[i]!.name;

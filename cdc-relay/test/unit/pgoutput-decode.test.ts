@@ -103,6 +103,32 @@ describe('relay pgoutput decoding', () => {
     expect(row.n).toBe(42);
   });
 
+  it('keeps a column named __proto__ as a value of the row, never as its prototype', () => {
+    const columns: [string, number][] = [
+      ['id', 25],
+      ['__proto__', 3802],
+      ['type', 25],
+    ];
+    const relation = Buffer.concat([
+      u8(0x52),
+      i32(OID + 1),
+      cstr('public'),
+      cstr('odd'),
+      u8(0x64),
+      i16(columns.length),
+      ...columns.map(([n, t]) => Buffer.concat([u8(0), cstr(n), i32(t), i32(-1)])),
+    ]);
+    const [ours] = both(relation, insertMsg(['a', '{"polluted": true}', 'T'], OID + 1));
+    const row = (ours as Pgoutput.MessageInsert).new;
+    expect(Object.hasOwn(row, '__proto__')).toBe(true);
+    expect(String(row['__proto__'])).toBe('{"polluted": true}');
+    expect((row as { polluted?: unknown }).polluted).toBeUndefined();
+    expect(row.id).toBe('a');
+    // An ordinary relation's rows are ordinary objects.
+    const [plain] = both(relationMsg(), insertMsg(cells()));
+    expect(Object.getPrototypeOf((plain as Pgoutput.MessageInsert).new)).toBe(Object.prototype);
+  });
+
   it('decodes nulls, binary values and a shorter tuple as the library does', () => {
     const [ours, lib] = both(
       relationMsg(),
