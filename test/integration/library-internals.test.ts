@@ -5,7 +5,7 @@
 import { Socket } from 'node:net';
 import amqp from 'amqplib';
 import pg from 'pg';
-import { LogicalReplicationService } from 'pg-logical-replication';
+import { LogicalReplicationService, PgoutputPlugin } from 'pg-logical-replication';
 import {
   amqpFrameMax,
   amqplibModule,
@@ -14,8 +14,10 @@ import {
   pgClientSocket,
   replaceAmqpPublishEncoder,
   replicationSocket,
+  takeOverCopyData,
 } from '@saga/common/runtime/library-internals';
 import { ADMIN_URL } from '../support/env';
+import { waitUntil } from '../support/wait';
 
 type AmqplibDefs = {
   encodeMethod: (id: number, channel: number, fields: Record<string, unknown>) => Buffer;
@@ -98,6 +100,39 @@ describe('library internals', () => {
     }
   });
 
+  it("pg-logical-replication: a stream's CopyData reaches the handler that took it over, not the library's", async () => {
+    const slot = `internals_copydata_${process.pid}`;
+    const admin = new pg.Client({ connectionString: ADMIN_URL });
+    await admin.connect();
+    await admin.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot]);
+    const service = new LogicalReplicationService(
+      { connectionString: ADMIN_URL },
+      { acknowledge: { auto: false, timeoutSeconds: 0 } },
+    );
+    service.on('error', () => undefined);
+    let libraryHeartbeats = 0;
+    service.on('heartbeat', () => libraryHeartbeats++);
+    const kinds: number[] = [];
+    const tookOver = new Promise<boolean>((resolve) =>
+      service.on('start', () => resolve(takeOverCopyData(service, ({ chunk }) => kinds.push(chunk[0]!)))),
+    );
+    const streaming = service
+      .subscribe(new PgoutputPlugin({ protoVersion: 1, publicationNames: ['none'] }), slot)
+      .catch(() => undefined);
+    try {
+      expect(await tookOver).toBe(true);
+      // A status update that asks for a reply: the server answers with a keepalive ('k').
+      await service.acknowledge('0/0', true);
+      await waitUntil(() => kinds.includes(0x6b), { timeoutMs: 10_000, message: 'a keepalive' });
+      expect(libraryHeartbeats).toBe(0);
+    } finally {
+      await service.stop();
+      await streaming;
+      await admin.query('SELECT pg_drop_replication_slot($1)', [slot]);
+      await admin.end();
+    }
+  });
+
   it('answers undefined for an object of another shape', () => {
     for (const other of [undefined, {}, { connection: {} }]) {
       expect(amqpSocket(other)).toBeUndefined();
@@ -105,6 +140,7 @@ describe('library internals', () => {
       expect(pgClientSocket(other)).toBeUndefined();
       expect(replicationSocket(other)).toBeUndefined();
       expect(replaceAmqpPublishEncoder(other, () => Buffer.alloc(0))).toBe(false);
+      expect(takeOverCopyData(other, () => undefined)).toBe(false);
     }
   });
 });

@@ -37,6 +37,32 @@ export function replicationSocket(service: unknown): Socket | undefined {
   return (service as { _connection?: WithStream } | undefined)?._connection?.stream;
 }
 
+/** A node-postgres Connection's events, as far as the replication stream uses them. */
+type CopyDataEmitter = {
+  listeners: (event: string) => ((...args: unknown[]) => void)[];
+  removeListener: (event: string, fn: (...args: unknown[]) => void) => unknown;
+  on: (event: string, fn: (msg: { chunk: Buffer }) => void) => unknown;
+};
+
+/**
+ * Replaces pg-logical-replication's handler of the replication stream's CopyData messages (the last 'copyData'
+ * listener on its private `_connection`, added by `subscribe()` after node-postgres' own) with `handler`. The
+ * library's handler builds two LSN strings, emits through EventEmitter2 and starts an async acknowledgement for
+ * every message; the relay reads positions from the messages themselves. Call it from the service's 'start' event:
+ * the library emits it once that listener is in place and before any CopyData is read. False (nothing changed) when
+ * the shape is not there.
+ */
+export function takeOverCopyData(service: unknown, handler: (msg: { chunk: Buffer }) => void): boolean {
+  const conn = (service as { _connection?: Partial<CopyDataEmitter> | null } | undefined)?._connection;
+  if (!conn || typeof conn.listeners !== 'function' || typeof conn.removeListener !== 'function' || !conn.on)
+    return false;
+  const listeners = conn.listeners('copyData');
+  if (listeners.length < 2) return false;
+  conn.removeListener('copyData', listeners[listeners.length - 1]!);
+  conn.on('copyData', handler);
+  return true;
+}
+
 const load = createRequire(__filename);
 
 /**
