@@ -111,7 +111,9 @@ describe('library internals', () => {
     );
     service.on('error', () => undefined);
     let libraryHeartbeats = 0;
-    service.on('heartbeat', () => libraryHeartbeats++);
+    service.on('heartbeat', () => {
+      libraryHeartbeats++;
+    });
     const kinds: number[] = [];
     const tookOver = new Promise<boolean>((resolve) =>
       service.on('start', () => resolve(takeOverCopyData(service, ({ chunk }) => kinds.push(chunk[0]!)))),
