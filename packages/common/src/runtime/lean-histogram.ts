@@ -18,6 +18,9 @@ export class LeanHistogram<L extends string> {
   readonly help: string;
   private readonly labelNames: readonly L[];
   private readonly upperBounds: readonly number[];
+  /** Every series asked for, by its label values. */
+  private readonly series = new Map<string, Child>();
+  /** The series observed since the start or the last reset, in the order of their first observation (prom-client's). */
   private readonly children = new Map<string, Child>();
 
   constructor(o: {
@@ -40,16 +43,18 @@ export class LeanHistogram<L extends string> {
     if (names.length !== this.labelNames.length || this.labelNames.some((n) => typeof labels[n] !== 'string'))
       throw new Error(`${this.name} takes exactly the labels ${this.labelNames.join(', ')}`);
     const key = this.labelNames.map((n) => labels[n]).join('\u0000');
-    let child = this.children.get(key);
+    let child = this.series.get(key);
     if (!child) {
       child = { labels: { ...labels }, counts: new Float64Array(this.upperBounds.length), sum: 0, count: 0 };
-      this.children.set(key, child);
+      this.series.set(key, child);
     }
     const c = child;
     const bounds = this.upperBounds;
+    const children = this.children;
     return {
       observe(value: number) {
         if (!Number.isFinite(value)) throw new TypeError(`Value is not a valid number: ${value}`);
+        if (c.count === 0 && !children.has(key)) children.set(key, c);
         for (let i = 0; i < bounds.length; i++)
           if (value <= bounds[i]!) {
             c.counts[i]!++;
@@ -104,11 +109,13 @@ export class LeanHistogram<L extends string> {
     };
   }
 
+  /** As prom-client's: every series is dropped until it is observed again. */
   reset(): void {
-    for (const c of this.children.values()) {
+    for (const c of this.series.values()) {
       c.counts.fill(0);
       c.sum = 0;
       c.count = 0;
     }
+    this.children.clear();
   }
 }

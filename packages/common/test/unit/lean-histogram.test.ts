@@ -42,6 +42,26 @@ describe('lean histogram', () => {
     expect(await ours.metrics()).toContain('confirm_seconds_count{component="relay",source="order"} 11');
   });
 
+  it('lists a series only once observed, in the order of first observation, and drops all on reset, as prom-client', async () => {
+    const { theirs, ours, reference, lean } = pair();
+    const mine = { order: lean.labels({ source: 'order' }), payment: lean.labels({ source: 'payment' }) };
+    const ref = { order: reference.labels({ source: 'order' }), payment: reference.labels({ source: 'payment' }) };
+    expect(await ours.metrics()).toBe(await theirs.metrics()); // asked for, never observed: no series
+    for (const source of ['payment', 'order', 'payment'] as const) {
+      mine[source].observe(0.004);
+      ref[source].observe(0.004);
+    }
+    expect(await ours.metrics()).toBe(await theirs.metrics());
+    ours.resetMetrics();
+    theirs.resetMetrics();
+    expect(await ours.metrics()).toBe(await theirs.metrics());
+    mine.order.observe(0.2);
+    ref.order.observe(0.2);
+    expect(await ours.metrics()).toBe(await theirs.metrics());
+    expect(await ours.metrics()).toContain('confirm_seconds_count{component="relay",source="order"} 1');
+    expect(await ours.metrics()).not.toContain('source="payment"');
+  });
+
   it('counts into one series per label set, however often its child is asked for', async () => {
     const { ours, lean } = pair();
     lean.labels({ source: 'order' }).observe(0.002);
