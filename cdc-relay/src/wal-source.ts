@@ -103,7 +103,27 @@ const XLOG_DATA = 0x77;
 const XLOG_DATA_HEADER = 25;
 const KEEPALIVE = 0x6b;
 const KEEPALIVE_LENGTH = 18;
-const undecodable = (why: string) => ({ tag: 'undecodable', error: new Error(why) }) as unknown as WalMessage;
+
+/**
+ * The handler of a replication stream's CopyData messages: the pgoutput message of an XLogData to `h.onMessage`
+ * (through `plugin`), a keepalive's WAL end and reply request to `h.onKeepalive`; `heard` on every message. Any other
+ * type is ignored, as pg-logical-replication ignores it.
+ */
+export function copyDataHandler(
+  plugin: { parse: (data: Buffer) => unknown },
+  h: Pick<StreamHandlers, 'onMessage' | 'onKeepalive'>,
+  heard: () => void,
+): (msg: { chunk: Buffer }) => void {
+  return ({ chunk }) => {
+    heard();
+    if (chunk[0] === XLOG_DATA) h.onMessage(plugin.parse(chunk.subarray(XLOG_DATA_HEADER)) as WalMessage);
+    else if (chunk[0] === KEEPALIVE) {
+      if (chunk.length < KEEPALIVE_LENGTH)
+        h.onMessage({ tag: 'undecodable', error: new Error('keepalive message too short') } satisfies WalMessage);
+      else h.onKeepalive(chunk.readBigUInt64BE(1), chunk[KEEPALIVE_LENGTH - 1] !== 0);
+    }
+  };
+}
 
 /**
  * Start streaming the slot from its confirmed position. Messages are handled synchronously as they are decoded
@@ -134,14 +154,7 @@ export function openWalStream(o: WalSourceOptions & { keepAliveMs: number }, h: 
   const plugin = new RelayPgoutputPlugin({ protoVersion: 1, publicationNames: [o.publication] });
   // The stream's messages, read here rather than through the library's handler (which cost about 5% of the relay's
   // CPU under a backlog in LSN strings, events and a promise per message); its events below stay as the fallback.
-  const onCopyData = ({ chunk }: { chunk: Buffer }) => {
-    lastHeard = Date.now();
-    if (chunk[0] === XLOG_DATA) h.onMessage(plugin.parse(chunk.subarray(XLOG_DATA_HEADER)));
-    else if (chunk[0] === KEEPALIVE) {
-      if (chunk.length < KEEPALIVE_LENGTH) h.onMessage(undecodable('keepalive message too short'));
-      else h.onKeepalive(chunk.readBigUInt64BE(1), chunk[KEEPALIVE_LENGTH - 1] !== 0);
-    }
-  };
+  const onCopyData = copyDataHandler(plugin, h, () => (lastHeard = Date.now()));
   svc.on('error', (err: Error) => reject(err));
   svc.on('start', () => {
     lastHeard = Date.now();

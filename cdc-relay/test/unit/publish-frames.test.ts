@@ -102,7 +102,21 @@ describe('publish frames', () => {
   });
 
   it('encodes tables of strings, nulls and booleans exactly as amqplib does, whatever their text and length', () => {
-    const texts = ['', 'a', 'x'.repeat(64), 'x'.repeat(65), 'é', 'aé', 'x'.repeat(63) + 'é', '€😀', 'y'.repeat(5000)];
+    const texts = [
+      '',
+      'a',
+      'x'.repeat(64),
+      'x'.repeat(65),
+      'é',
+      'aé',
+      'x'.repeat(63) + 'é',
+      '€😀',
+      'y'.repeat(5000),
+      'lone \ud800 high',
+      'lone \udc00 low',
+      '\ud83d',
+      '\u0000\u007f\u0080\uffff',
+    ];
     for (const text of texts) {
       const headers = {
         [text.slice(0, 85) || 'k']: text,
@@ -137,8 +151,12 @@ describe('publish frames', () => {
       encodePublish(1, 131072, { routingKey: 'k' }, { headers: { ['k'.repeat(256)]: 'v' } }, Buffer.from('x')),
     ).toThrow();
     // A table that ends up just under or over amqplib's 64 KiB scratch space.
-    for (const size of [65_000, 65_520, 65_527, 65_528, 65_540]) {
-      const headers = { big: 'z'.repeat(size) };
+    const near = [65_000, 65_520, 65_527, 65_528, 65_540].map((n) => 'z'.repeat(n));
+    // Multi-byte text near the limit: a bound of fewer than 3 bytes per UTF-16 unit would pass what amqplib refuses.
+    for (const n of [21_000, 21_839, 21_840, 21_850, 32_000])
+      near.push('é'.repeat(n), '€'.repeat(n), '\ud800'.repeat(n));
+    for (const text of near) {
+      const headers = { big: text };
       let theirs: unknown;
       try {
         theirs = amqplibBytes(1, 131072, { routingKey: 'k', headers }, Buffer.from('x')).toString('hex');

@@ -54,7 +54,12 @@ type CopyDataEmitter = {
  */
 export function takeOverCopyData(service: unknown, handler: (msg: { chunk: Buffer }) => void): boolean {
   const conn = (service as { _connection?: Partial<CopyDataEmitter> | null } | undefined)?._connection;
-  if (!conn || typeof conn.listeners !== 'function' || typeof conn.removeListener !== 'function' || !conn.on)
+  if (
+    !conn ||
+    typeof conn.listeners !== 'function' ||
+    typeof conn.removeListener !== 'function' ||
+    typeof conn.on !== 'function'
+  )
     return false;
   const listeners = conn.listeners('copyData');
   if (listeners.length < 2) return false;
