@@ -173,6 +173,14 @@ function shortProperty(name: string, v: unknown, bit: number, o: number): number
   return writeShort(properties, o, v as string, shortLength(name, v));
 }
 
+/** A one-byte property: written at `o` when present, its flag bit set; answers the end offset. */
+function octetProperty(name: string, v: unknown, bit: number, o: number): number {
+  if (v === undefined || v === null) return o;
+  propertyFlags |= bit;
+  properties.writeUInt8(numberOf(name, v), o);
+  return o + 1;
+}
+
 /**
  * Writes the properties `props` has into `properties` from its start, in the order of their flag bits (the first
  * is bit 15, 0x8000, each next one the bit below); answers their length, the flags in `propertyFlags`. Written out
@@ -190,14 +198,8 @@ function encodeProperties(props: PublishProperties): number {
     const end = encodeFlatTable(properties, headers, o, o + TABLE_MAX);
     o = end >= 0 ? end : o + encodeTable(properties.subarray(o, o + TABLE_MAX), headers, 0);
   }
-  if (props.deliveryMode !== undefined && props.deliveryMode !== null) {
-    propertyFlags |= 0x1000;
-    properties.writeUInt8(numberOf('deliveryMode', props.deliveryMode), o++);
-  }
-  if (props.priority !== undefined && props.priority !== null) {
-    propertyFlags |= 0x0800;
-    properties.writeUInt8(numberOf('priority', props.priority), o++);
-  }
+  o = octetProperty('deliveryMode', props.deliveryMode, 0x1000, o);
+  o = octetProperty('priority', props.priority, 0x0800, o);
   o = shortProperty('correlationId', props.correlationId, 0x0400, o);
   o = shortProperty('replyTo', props.replyTo, 0x0200, o);
   o = shortProperty('expiration', props.expiration, 0x0100, o);
