@@ -159,11 +159,6 @@ const ratio = (a: number, b: number) => (b > 0 ? `${fmt((a / b) * 100, 0)}%` : '
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
 
 let env: TestEnv;
-/** The bench measures the product's default admission, which the test environment turns off. */
-function productDefaults(e: TestEnv): TestEnv {
-  delete e.env.ORDER_ADMISSION_MAX_WAIT_MS;
-  return e;
-}
 const relayEnv = (sources: ServiceName[], prefix: string, extra: Record<string, string> = {}) => ({
   ...env.env,
   RELAY_SOURCES: sources.map((s) => `${s}=${env.relayUrl(s)}`).join(','),
@@ -711,16 +706,14 @@ async function sagaSection() {
     topology: 'shared' | 'per-service',
   ): Promise<{ env: TestEnv; close: () => Promise<void> }> => {
     if (topology === 'shared') {
-      const e = productDefaults(await createTestEnv(label));
+      const e = await createTestEnv(label);
       return { env: e, close: () => e.close() };
     }
     // The machine server's settings, with autovacuum on as PostgreSQL's default (docker-compose and k8s keep it): its
     // ANALYZE renews the services' cached plans as their tables grow (see the plans section).
     const own = await createServers([...SERVICES], [...(await settingsOf(ADMIN_URL)), '-c autovacuum=on']);
     try {
-      const e = productDefaults(
-        await createTestEnv(label, undefined, Object.fromEntries(own.servers.map((s) => [s.name, s.url()]))),
-      );
+      const e = await createTestEnv(label, undefined, Object.fromEntries(own.servers.map((s) => [s.name, s.url()])));
       log(`saga: one PostgreSQL per service on ports ${own.servers.map((s) => `${s.name} ${s.port}`).join(', ')}`);
       return {
         env: e,
@@ -987,7 +980,7 @@ const rowsOf = new Map<Section, Row[]>();
 async function main() {
   await buildAll();
   await removeLeftovers();
-  env = productDefaults(await createTestEnv('bench'));
+  env = await createTestEnv('bench');
   const started = new Date();
   try {
     for (const section of SECTIONS) {

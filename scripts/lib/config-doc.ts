@@ -261,11 +261,6 @@ const ROWS: Row[] = [
       'orders in progress (placed, not yet confirmed or cancelled) at which new ones are refused with 503 and Retry-After: bounds the saga backlog, and so how long an accepted order takes (docs/operations.md)',
   },
   {
-    vars: ['ORDER_ADMISSION_MAX_WAIT_MS'],
-    meaning:
-      'the longest wait for the saga a new order may face while the saga moves without catching up: beyond it new orders are refused with 503 and Retry-After, on any machine and at any rate (0: only `ORDER_PENDING_MAX`; docs/operations.md)',
-  },
-  {
     vars: ['RELAY_ORDER_PER_AGGREGATE'],
     meaning:
       'never publish a message of an aggregate while an earlier one of it is unconfirmed, so a refused and re-sent event cannot be overtaken by a later one (docs/relay.md)',

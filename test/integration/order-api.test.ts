@@ -4,7 +4,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
+import amqp from 'amqplib';
 import pg from 'pg';
+import { encodeOutboxRow } from '@saga/common/messaging/envelope-codec';
 import { createLogger } from '@saga/common/runtime/logger';
 import type { SqlClient } from '@saga/common/db/sql';
 import { decide, evolve, historyEntry, published, type Order } from '../../services/order/src/domain/order';
@@ -18,7 +20,6 @@ import { startProcess } from '../support/process';
 import { serviceEnv } from '../support/stack';
 import { http, startService, type ServiceProc } from '../support/stack';
 import { waitUntil } from '../support/wait';
-import { publishEvent } from '../support/amqp';
 
 let env: TestEnv;
 let order: ServiceProc;
@@ -50,8 +51,26 @@ async function place(customerId: string, headers: Record<string, string> = {}) {
 }
 
 /** Publish an event to the saga's exchange as the relay would, from the outbox row that carried it. */
-const publish = (type: string, aggregateType: string, data: Record<string, unknown> & { orderId: string }) =>
-  publishEvent(env.rabbitUrl, env.exchange, type, aggregateType, data);
+async function publish(type: string, aggregateType: string, data: Record<string, unknown> & { orderId: string }) {
+  const m = encodeOutboxRow(
+    {
+      id: randomUUID(),
+      aggregatetype: aggregateType,
+      aggregateid: data.orderId,
+      type,
+      payload: { version: 1, data },
+      headers: { correlationId: data.orderId, causationId: null },
+    },
+    aggregateType,
+    'outbox',
+  );
+  if (!m.ok) throw new Error(m.reason);
+  const conn = await amqp.connect(env.rabbitUrl);
+  const ch = await conn.createConfirmChannel();
+  ch.publish(env.exchange, m.routingKey, m.content, m.options);
+  await ch.waitForConfirms();
+  await conn.close();
+}
 
 describe('listing orders', () => {
   it('lists every order exactly once when pages are walked over equal creation times', async () => {

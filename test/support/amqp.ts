@@ -1,7 +1,6 @@
 import amqp, { type ChannelModel, type ConsumeMessage } from 'amqplib';
 import { assertEventTopology } from '@saga/common/messaging/topology';
-import { randomUUID } from 'node:crypto';
-import { encodeOutboxRow, HEADER } from '@saga/common/messaging/envelope-codec';
+import { HEADER } from '@saga/common/messaging/envelope-codec';
 import { rabbitmqctl } from './env';
 import { waitUntil } from './wait';
 
@@ -87,32 +86,4 @@ export function closeConnections(vhost: string, namePrefix: string): number {
     }
   }
   return n;
-}
-
-/** Publish an event to the saga's exchange as the relay would, from the outbox row that carried it; confirmed. */
-export async function publishEvent(
-  rabbitUrl: string,
-  exchange: string,
-  type: string,
-  aggregateType: string,
-  data: Record<string, unknown> & { orderId: string },
-): Promise<void> {
-  const m = encodeOutboxRow(
-    {
-      id: randomUUID(),
-      aggregatetype: aggregateType,
-      aggregateid: data.orderId,
-      type,
-      payload: { version: 1, data },
-      headers: { correlationId: data.orderId, causationId: null },
-    },
-    aggregateType,
-    'outbox',
-  );
-  if (!m.ok) throw new Error(m.reason);
-  const conn = await amqp.connect(rabbitUrl);
-  const ch = await conn.createConfirmChannel();
-  ch.publish(exchange, m.routingKey, m.content, m.options);
-  await ch.waitForConfirms();
-  await conn.close();
 }

@@ -118,9 +118,6 @@ export async function createTestEnv(
     PAYMENT_DATABASE_URL: serviceUrl('payment'),
     MONITOR_DATABASE_URL: monitorUrl(),
     LOG_LEVEL: 'info',
-    // Tests stop services and inject faults, then place orders while the backlog drains: admission by the saga's
-    // wait would refuse some of them for a second. Its own tests turn it on; the bench runs the default.
-    ORDER_ADMISSION_MAX_WAIT_MS: '0',
   };
   return {
     id,

@@ -21,11 +21,6 @@ export const OrderEnv = serviceEnv({ port: 8000, databaseUrl: 'postgres://order_
      * backlog is bounded, and so is how long an accepted order takes to finish.
      */
     ORDER_PENDING_MAX: z.coerce.number().int().min(1).default(600),
-    /**
-     * The longest wait for the saga (ms) a new order may face while the saga moves without catching up: beyond it new
-     * orders are refused with 503 and Retry-After, on any machine and at any rate. 0: only ORDER_PENDING_MAX applies.
-     */
-    ORDER_ADMISSION_MAX_WAIT_MS: z.coerce.number().int().min(0).default(1000),
   });
 export type OrderConfig = ReturnType<typeof loadConfig>;
 export const loadConfig = (env: Record<string, string | undefined> = process.env) => {

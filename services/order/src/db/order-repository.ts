@@ -319,48 +319,14 @@ export async function listOrders(
   }));
 }
 
-/** The saga's backlog as admission reads it (see readBacklog). Times are microseconds since the epoch. */
-export type Backlog = {
-  /** Orders in progress (PENDING) placed within the window. */
-  pending: number;
-  /** The database's clock at the read. */
-  atUs: number;
-  /**
-   * The order `skip` places behind the oldest in progress, in (created_at, id) order: when it was placed (the
-   * database's clock; the orders of one group commit share it) and its id; undefined when no more than `skip` orders
-   * are in progress.
-   */
-  head?: { placedUs: number; id: string };
-};
-
 /**
- * The saga's backlog for admission, in one statement: orders in progress (PENDING) placed within the last
- * `withinSeconds`, and the order `skip` places behind the oldest of them (a few stuck orders are looked past). Both are
- * index scans of the PENDING entries of `orders_status_created_idx`, the second from its old end and `skip` + 1 rows
- * long.
+ * Orders in progress (PENDING) placed within the last `withinSeconds`: the saga's backlog, for admission. An index
+ * scan of the PENDING entries of `orders_status_created_idx`.
  */
-export async function readBacklog(c: SqlClient, withinSeconds: number, skip: number): Promise<Backlog> {
-  const r = await c.query<{ n: number; at_us: string; head_id: string | null; head_us: string | null }>({
-    name: 'order.backlog',
-    text: `WITH head AS (
-             SELECT id, created_at FROM orders
-              WHERE status = 'PENDING' AND created_at > now() - make_interval(secs => $1)
-              ORDER BY created_at, id OFFSET $2 LIMIT 1)
-           SELECT (SELECT count(*)::int FROM orders
-                    WHERE status = 'PENDING' AND created_at > now() - make_interval(secs => $1)) AS n,
-                  (extract(epoch FROM now()) * 1000000)::bigint::text AS at_us,
-                  head.id AS head_id,
-                  (extract(epoch FROM head.created_at) * 1000000)::bigint::text AS head_us
-             FROM (SELECT 1) one LEFT JOIN head ON true`,
-    values: [withinSeconds, skip],
-  });
-  const row = r.rows[0]!;
-  // Microseconds since the epoch stay exact in a double until the year 2255.
-  return {
-    pending: row.n,
-    atUs: Number(row.at_us),
-    ...(row.head_id !== null && row.head_us !== null
-      ? { head: { placedUs: Number(row.head_us), id: row.head_id } }
-      : {}),
-  };
+export async function countPending(c: SqlClient, withinSeconds: number): Promise<number> {
+  const r = await c.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM orders WHERE status = 'PENDING' AND created_at > now() - make_interval(secs => $1)`,
+    [withinSeconds],
+  );
+  return r.rows[0]!.n;
 }

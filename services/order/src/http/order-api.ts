@@ -44,7 +44,7 @@ export const orderApi: ApiOperation[] = [
       },
       503: {
         description:
-          'This request was not accepted: ORDER_PENDING_MAX orders are in progress or an order accepted now would wait longer than ORDER_ADMISSION_MAX_WAIT_MS (type urn:saga:problem:overloaded), ORDER_QUEUE_MAX wait for a write, or the database is unreachable (type urn:saga:problem:unavailable). Retry after Retry-After with the same Idempotency-Key: an order this key already placed is answered, never placed twice',
+          'This request was not accepted: ORDER_PENDING_MAX orders are in progress (type urn:saga:problem:overloaded), ORDER_QUEUE_MAX wait for a write, or the database is unreachable (type urn:saga:problem:unavailable). Retry after Retry-After with the same Idempotency-Key: an order this key already placed is answered, never placed twice',
       },
     },
   },
