@@ -10,7 +10,7 @@ import { encodeOutboxRow } from '@saga/common/messaging/envelope-codec';
 import { createLogger } from '@saga/common/runtime/logger';
 import type { SqlClient } from '@saga/common/db/sql';
 import { decide, evolve, historyEntry, published, type Order } from '../../services/order/src/domain/order';
-import { insertOrders } from '../../services/order/src/db/order-repository';
+import { insertOrders, LIST_ORDERS_SQL } from '../../services/order/src/db/order-repository';
 import { createOrderPlacement, type Placement } from '../../services/order/src/http/order-placement';
 import { createTestEnv, type TestEnv } from '../support/env';
 import { killAll } from '../support/process';
@@ -73,6 +73,39 @@ async function publish(type: string, aggregateType: string, data: Record<string,
 }
 
 describe('listing orders', () => {
+  it('serves every kind of page from an index, without sorting the orders it matches', async () => {
+    const customer = uniq('cust');
+    const placed = await place(customer);
+    expect(placed.status).toBe(202);
+    // Sorting discouraged: a plan sorts only when no index gives the listing's order (a sort of every order the
+    // page's filters match, on each page).
+    const pages: [string | null, string | null, string | null][] = [
+      [null, null, null],
+      ['PENDING', null, null],
+      [null, customer, null],
+      ['PENDING', customer, placed.body.orderId],
+    ];
+    await admin.query('BEGIN');
+    try {
+      await admin.query('SET LOCAL enable_sort = off');
+      await admin.query(`PREPARE list_page(text, text, uuid, int) AS ${LIST_ORDERS_SQL}`);
+      for (const [status, cust, after] of pages) {
+        const lit = (v: string | null) => (v === null ? 'NULL' : admin.escapeLiteral(v));
+        // EXECUTE takes no bind parameters: the values go in as literals.
+        const plan = await admin.query<{ 'QUERY PLAN': string }>(
+          `EXPLAIN EXECUTE list_page(${lit(status)}, ${lit(cust)}, ${lit(after)}, 20)`,
+        );
+        const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
+        expect({ page: [status, cust, after], sorts: /Sort/.test(text) }).toEqual({
+          page: [status, cust, after],
+          sorts: false,
+        });
+      }
+    } finally {
+      await admin.query('ROLLBACK');
+    }
+  });
+
   it('lists every order exactly once when pages are walked over equal creation times', async () => {
     const customer = uniq('cust');
     // Group commit gives every order of a group the same created_at (its transaction's start), microseconds included.

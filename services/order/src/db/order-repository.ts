@@ -285,6 +285,17 @@ export async function getOrderView(c: SqlClient, id: string, customerId?: string
 export type OrderSummary = Omit<OrderView, 'items' | 'history'>;
 
 /**
+ * A page of orders ($1 status, $2 customer, $3 the last order id of the previous page, $4 the page size). The order
+ * says NULLS LAST, as the indexes `orders_created_idx` and `orders_status_created_idx` are built (drizzle's desc()):
+ * the columns are NOT NULL, but PostgreSQL reads an index's order only for the same NULLS placement, and with the
+ * default (NULLS FIRST for DESC) every page sorted all the orders it matched.
+ */
+export const LIST_ORDERS_SQL = `SELECT id, customer_id, status, reason, total_cents, created_at, updated_at FROM orders
+           WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR customer_id = $2)
+             AND ($3::uuid IS NULL OR (created_at, id) < (SELECT created_at, id FROM orders WHERE id = $3))
+           ORDER BY created_at DESC NULLS LAST, id DESC NULLS LAST LIMIT $4`;
+
+/**
  * Newest first, keyset-paginated on (created_at, id): `after` is the last order id of the previous page. The
  * cursor's created_at is compared in SQL: it has microseconds a JavaScript Date would drop, and the orders of one
  * group commit share it. Answers undefined when `after` is no order (of this customer).
@@ -295,10 +306,7 @@ export async function listOrders(
 ): Promise<OrderSummary[] | undefined> {
   const { rows } = await c.query<Omit<ViewRow, 'items' | 'history'>>({
     name: 'order.list',
-    text: `SELECT id, customer_id, status, reason, total_cents, created_at, updated_at FROM orders
-           WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR customer_id = $2)
-             AND ($3::uuid IS NULL OR (created_at, id) < (SELECT created_at, id FROM orders WHERE id = $3))
-           ORDER BY created_at DESC, id DESC LIMIT $4`,
+    text: LIST_ORDERS_SQL,
     values: [q.status ?? null, q.customerId ?? null, q.after ?? null, q.limit],
   });
   if (rows.length === 0 && q.after) {
