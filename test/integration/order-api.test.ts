@@ -85,10 +85,11 @@ describe('listing orders', () => {
       [null, customer, null],
       ['PENDING', customer, placed.body.orderId],
     ];
+    // A prepared statement outlives its transaction: it is deallocated at the end.
+    await admin.query(`PREPARE list_page(text, text, uuid, int) AS ${LIST_ORDERS_SQL}`);
     await admin.query('BEGIN');
     try {
       await admin.query('SET LOCAL enable_sort = off');
-      await admin.query(`PREPARE list_page(text, text, uuid, int) AS ${LIST_ORDERS_SQL}`);
       for (const [status, cust, after] of pages) {
         const lit = (v: string | null) => (v === null ? 'NULL' : admin.escapeLiteral(v));
         // EXECUTE takes no bind parameters: the values go in as literals.
@@ -103,6 +104,7 @@ describe('listing orders', () => {
       }
     } finally {
       await admin.query('ROLLBACK');
+      await admin.query('DEALLOCATE list_page');
     }
   });
 
