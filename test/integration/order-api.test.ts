@@ -85,14 +85,14 @@ describe('listing orders', () => {
       [null, customer, null],
       ['PENDING', customer, placed.body.orderId],
     ];
+    // EXECUTE takes no bind parameters: the values go in as literals.
+    const lit = (v: string | null) => (v === null ? 'NULL' : admin.escapeLiteral(v));
     // A prepared statement outlives its transaction: it is deallocated at the end.
     await admin.query(`PREPARE list_page(text, text, uuid, int) AS ${LIST_ORDERS_SQL}`);
     await admin.query('BEGIN');
     try {
       await admin.query('SET LOCAL enable_sort = off');
       for (const [status, cust, after] of pages) {
-        const lit = (v: string | null) => (v === null ? 'NULL' : admin.escapeLiteral(v));
-        // EXECUTE takes no bind parameters: the values go in as literals.
         const plan = await admin.query<{ 'QUERY PLAN': string }>(
           `EXPLAIN EXECUTE list_page(${lit(status)}, ${lit(cust)}, ${lit(after)}, 20)`,
         );
