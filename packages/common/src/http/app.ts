@@ -16,10 +16,18 @@ import { PROBLEM_TYPE, problem, sendProblem, type ProblemFieldError } from './pr
 
 export { sendProblem } from './problem';
 import { requestSpan } from '../runtime/tracing';
+import { spanIdOf, traceIdOf } from '../runtime/trace-context';
 import { HttpProblemError } from './http-error';
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+const REQUEST_LOG = Symbol('request log');
+const NAME_SPAN = Symbol('name the request span');
+const RESPONSE_STARTED = Symbol('response started');
 
 declare module 'express-serve-static-core' {
   interface Request {
+    [REQUEST_LOG]?: Logger;
+    [NAME_SPAN]?: (method: string, route: string) => void;
     log: Logger;
     /** Id of this HTTP request (x-request-id); the saga's correlation id is the order id. */
     requestId: string;
@@ -27,6 +35,9 @@ declare module 'express-serve-static-core' {
     traceparent: string;
     /** Who called, from a verified bearer token; set by `authenticate` (http/auth) where an API requires one. */
     caller?: { customerId: string };
+  }
+  interface Response {
+    [RESPONSE_STARTED]: number;
   }
 }
 
@@ -74,33 +85,43 @@ export function createHttpApp(log: Logger, registry: Registry, bodyLimit = '64kb
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     });
+  // The request's logger is made on first use (most requests log nothing, and a pino child per request was a
+  // measurable share of a POST's CPU). Its accessor is defined once, on this app's request prototype, and every
+  // response shares one 'finish' listener: an accessor defined on each request object, a timer closure and a
+  // listener closure per request made the POST route's server CPU about 70 µs (a sixth) higher.
+  // Nothing here mounts another express app, which would swap the request prototype.
+  Object.defineProperty(app.request, 'log', {
+    configurable: true,
+    get(this: Request): Logger {
+      return (this[REQUEST_LOG] ??= log.child({
+        requestId: this.requestId,
+        trace_id: traceIdOf(this.traceparent),
+        span_id: spanIdOf(this.traceparent),
+      }));
+    },
+    set(this: Request, l: Logger) {
+      this[REQUEST_LOG] = l;
+    },
+  });
+  // One listener function for every response: the duration by route and status, and the span's name.
+  function onFinish(this: Response) {
+    const req = this.req;
+    const route = (req.route?.path as string | undefined) ?? 'unmatched';
+    duration.observe(
+      { method: req.method, route, status: String(this.statusCode) },
+      (performance.now() - this[RESPONSE_STARTED]) / 1000,
+    );
+    if (req.route) req[NAME_SPAN]?.(req.method, route);
+  }
   const requestContext: RequestHandler = (req, res, next) => {
-    const header = req.header('x-request-id');
-    req.requestId = header && /^[\w.:-]{1,128}$/.test(header) ? header : randomUUID();
-    const span = requestSpan(req.header('traceparent'));
+    const header = req.headers['x-request-id'];
+    req.requestId = typeof header === 'string' && REQUEST_ID.test(header) ? header : randomUUID();
+    const span = requestSpan(req.headers.traceparent);
     req.traceparent = span.traceparent;
-    // The request's logger is made on first use: most requests log nothing, and a pino child per request was a
-    // measurable share of a POST's CPU.
-    let child: Logger | undefined;
-    Object.defineProperty(req, 'log', {
-      configurable: true,
-      get: () =>
-        (child ??= log.child({
-          requestId: req.requestId,
-          trace_id: span.context.traceId,
-          span_id: span.context.spanId,
-        })),
-      set: (l: Logger) => {
-        child = l;
-      },
-    });
+    if (span.named) req[NAME_SPAN] = span.name;
     res.setHeader('x-request-id', req.requestId);
-    const end = duration.startTimer();
-    res.on('finish', () => {
-      const route = (req.route?.path as string | undefined) ?? 'unmatched';
-      end({ method: req.method, route, status: String(res.statusCode) });
-      if (req.route) span.name(req.method, route);
-    });
+    res[RESPONSE_STARTED] = performance.now();
+    res.on('finish', onFinish);
     next();
   };
   app.use(requestContext);

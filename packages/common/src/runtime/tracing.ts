@@ -172,6 +172,8 @@ export function startSpan(name: string, o: SpanOptions): TraceSpan {
 export function requestSpan(header: unknown): {
   context: TraceContext;
   traceparent: string;
+  /** Whether `name` names a recorded span (false: no tracing SDK runs, and `name` does nothing). */
+  named: boolean;
   name: (method: string, route: string) => void;
 } {
   const active = tracer ? trace.getActiveSpan() : undefined;
@@ -181,6 +183,7 @@ export function requestSpan(header: unknown): {
     return {
       context,
       traceparent: formatTraceparent(context),
+      named: true,
       name: (method, route) => {
         active.updateName(`${method} ${route}`);
         active.setAttribute('http.route', route);
@@ -188,5 +191,5 @@ export function requestSpan(header: unknown): {
     };
   }
   const context = childContext(parseTraceparent(header));
-  return { context, traceparent: formatTraceparent(context), name: NOOP_END };
+  return { context, traceparent: formatTraceparent(context), named: false, name: NOOP_END };
 }
