@@ -12,6 +12,8 @@ import {
   amqpSocket,
   amqpTableEncoder,
   pgClientSocket,
+  pgParsedStatements,
+  pgQueryClass,
   replaceAmqpPublishEncoder,
   replicationSocket,
   takeOverCopyData,
@@ -84,6 +86,24 @@ describe('library internals', () => {
     }
   });
 
+  it("node-postgres: the statements a client parsed, and the Query class a statement's messages are sent by", async () => {
+    const client = new pg.Client({ connectionString: ADMIN_URL });
+    await client.connect();
+    try {
+      expect(pgParsedStatements(client)).toEqual({});
+      await client.query({ name: 'internals.one', text: 'SELECT 1 AS one' });
+      expect(pgParsedStatements(client)).toEqual({ 'internals.one': 'SELECT 1 AS one' });
+      const Query = pgQueryClass();
+      for (const m of ['requiresPreparation', 'prepare', '_getRows', 'handleCommandComplete', 'handleError'] as const)
+        expect(typeof Query.prototype[m]).toBe('function');
+      const q = new Query({ text: 'SELECT 1' });
+      expect(q.portal).toBe('');
+      expect(typeof (q as unknown as { submit: unknown }).submit).toBe('function');
+    } finally {
+      await client.end();
+    }
+  });
+
   it("pg-logical-replication: the replication connection's socket", async () => {
     const service = new LogicalReplicationService(
       { connectionString: ADMIN_URL },
@@ -140,6 +160,7 @@ describe('library internals', () => {
       expect(amqpSocket(other)).toBeUndefined();
       expect(amqpFrameMax(other)).toBeUndefined();
       expect(pgClientSocket(other)).toBeUndefined();
+      expect(pgParsedStatements(other)).toBeUndefined();
       expect(replicationSocket(other)).toBeUndefined();
       expect(replaceAmqpPublishEncoder(other, () => Buffer.alloc(0))).toBe(false);
       expect(takeOverCopyData(other, () => undefined)).toBe(false);

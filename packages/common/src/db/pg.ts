@@ -115,8 +115,9 @@ export function poolConfig(s: PoolSettings): pg.PoolConfig {
 
 /**
  * A pool whose idle-client errors are logged instead of crashing the process (node-postgres docs). With a registry,
- * every statement sent on its connections (BEGIN and COMMIT included) is counted in `db_statements_total`: round
- * trips to the database are what an order costs most, so operators and the benchmark can see them per service.
+ * every exchange with the database on its connections is counted in `db_statements_total` (a BEGIN or COMMIT sent on
+ * its own is one; one sent with a statement, as a consumer's batch does, is part of that statement's): round trips
+ * to the database are what an order costs most, so operators and the benchmark can see them per service.
  */
 export function createPool(
   connectionString: string,

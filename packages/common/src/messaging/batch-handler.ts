@@ -7,7 +7,7 @@ import type { DomainEvent, Envelope, EventData, EventType } from '../contracts/c
 import type { Logger } from '../runtime/logger';
 import { inboxClaim, pruneInbox } from '../db/inbox';
 import { outboxInsert, type OutboxEntry } from '../db/outbox';
-import { withTransaction, type SqlClient, type SqlPart } from '../db/sql';
+import { withEdgedTransaction, type SqlClient, type SqlPart, type StatementSink } from '../db/sql';
 
 export type Outcome = 'applied' | 'duplicate';
 
@@ -47,14 +47,18 @@ export type BatchStep<S> = {
    * evolve. Runs inside the batch's transaction; it may log, and must do no I/O.
    */
   apply: (state: S, message: Incoming) => { state: S; events: DomainEvent[] };
-  /** One statement that saves what changed from `before` to `after` and runs `outbox`. */
-  save: (client: SqlClient, before: S, after: S, outbox: SqlPart) => Promise<void>;
+  /**
+   * One statement that saves what changed from `before` to `after` and runs `outbox`, given to `client`: it is sent
+   * with COMMIT once the batch's work is done (db/sql.ts `withEdgedTransaction`), so its result is not read.
+   */
+  save: (client: StatementSink, before: S, after: S, outbox: SqlPart) => Promise<void>;
 };
 
 /**
- * Exactly-once in effect for a batch, in one transaction of four round trips whatever its size: BEGIN; claim the
- * messages in the inbox and load the state they touch; fold decide/evolve over the new messages in delivery order;
- * save the state with the outbox rows of every event; COMMIT. A message claimed before (or twice in the batch)
+ * Exactly-once in effect for a batch, in one transaction of two round trips whatever its size: BEGIN with the
+ * statement that claims the messages in the inbox and loads the state they touch; fold decide/evolve over the new
+ * messages in delivery order; the statement that saves the state with the outbox rows of every event, with COMMIT
+ * (db/sql.ts `withEdgedTransaction`). A message claimed before (or twice in the batch)
  * changes nothing and answers 'duplicate'. While messages flow, inbox rows older than the retention are pruned.
  */
 export function batchHandler<S>(
@@ -88,12 +92,12 @@ export function batchHandler<S>(
   };
 
   function applyInOneTransaction(messages: Incoming[]): Promise<Outcome[]> {
-    return withTransaction(pool, async (client) => {
+    return withEdgedTransaction(pool, async (first, last) => {
       const inbox = inboxClaim(
         consumer,
         messages.map((m) => ({ id: m.envelope.id, type: m.type })),
       );
-      const { claimed, state: before } = await step.load(client, inbox, messages);
+      const { claimed, state: before } = await step.load(first, inbox, messages);
       const fresh = new Set(claimed);
       const outcomes: Outcome[] = [];
       const entries: OutboxEntry[] = [];
@@ -115,7 +119,7 @@ export function batchHandler<S>(
         });
         outcomes.push('applied');
       }
-      if (entries.length > 0) await step.save(client, before, state, outboxInsert(entries));
+      if (entries.length > 0) await step.save(last, before, state, outboxInsert(entries));
       return outcomes;
     });
   }

@@ -128,3 +128,41 @@ export function replaceAmqpPublishEncoder(model: unknown, encode: AmqpPublishEnc
   };
   return true;
 }
+
+/**
+ * The statements a node-postgres client has parsed on its connection, by name (`client.connection.parsedStatements`:
+ * node-postgres sends a named statement's Parse only the first time), or undefined.
+ */
+export function pgParsedStatements(client: unknown): Record<string, string | undefined> | undefined {
+  const parsed = (client as { connection?: { parsedStatements?: unknown } } | undefined)?.connection?.parsedStatements;
+  return typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, string | undefined>) : undefined;
+}
+
+/** The parts of a node-postgres Connection (`client.connection`) that a query writes its messages with. */
+export type PgConnection = {
+  parsedStatements: Record<string, string | undefined>;
+  parse: (msg: { text: string; name: string; types: unknown[] }) => void;
+  bind: (msg: { portal: string; statement: string; values: unknown[] }) => void;
+  execute: (msg: { portal: string; rows: number | undefined }) => void;
+  sync: () => void;
+};
+
+/** node-postgres' Query, as far as a subclass overrides and reads it. */
+export declare class PgQuery {
+  constructor(config: unknown);
+  name?: string;
+  portal: string;
+  requiresPreparation(): boolean;
+  prepare(connection: PgConnection): void;
+  _getRows(connection: PgConnection, rows: number | undefined): void;
+  handleCommandComplete(msg: unknown, connection: PgConnection): void;
+  handleError(err: unknown, connection: PgConnection): void;
+}
+
+/**
+ * node-postgres' Query class (`pg/lib/query`, which the package exports by path): the object a client submits to
+ * the server for each query, subclassed to send more messages around a statement (db/transaction-edges.ts).
+ */
+export function pgQueryClass(): typeof PgQuery {
+  return load('pg/lib/query') as typeof PgQuery;
+}

@@ -1,5 +1,5 @@
 import { asc, eq, gt, sql } from 'drizzle-orm';
-import type { SqlClient, SqlPart, Db } from '@saga/common/db/sql';
+import type { SqlClient, SqlPart, StatementSink, Db } from '@saga/common/db/sql';
 import type { Inventory, Product, Reservation, ReservationStatus } from '../domain/stock';
 import { products } from './schema';
 
@@ -54,7 +54,12 @@ export async function loadInventory(
  * One statement: write the products and reservations that differ between `before` and `after` (the values
  * evolve computed on rows this transaction holds locked) and run `outbox`.
  */
-export async function saveInventory(c: SqlClient, before: Inventory, after: Inventory, outbox: SqlPart): Promise<void> {
+export async function saveInventory(
+  c: StatementSink,
+  before: Inventory,
+  after: Inventory,
+  outbox: SqlPart,
+): Promise<void> {
   const p: [string[], number[], number[]] = [[], [], []];
   for (const [sku, product] of after.products) {
     if (before.products.get(sku) === product) continue;

@@ -3,7 +3,7 @@
  * the read paths serve the API, the page and the gauges, the pruner keeps the tables bounded.
  */
 import type { EventType } from '@saga/common/contracts/catalog';
-import { withTransaction, type SqlClient, type SqlPart } from '@saga/common/db/sql';
+import { withTransaction, type SqlClient, type SqlPart, type StatementSink } from '@saga/common/db/sql';
 import type pg from 'pg';
 import { isStuck, type SagaEvent, type SagaStatus, type SagaSummary } from '../domain/saga';
 
@@ -97,7 +97,7 @@ export async function loadEvents(c: SqlClient, orderIds: readonly string[]): Pro
 
 /** Write the summaries (one statement). */
 export async function saveSagas(
-  c: SqlClient,
+  c: StatementSink,
   sagas: readonly { orderId: string; summary: SagaSummary; events: number }[],
 ): Promise<void> {
   if (sagas.length === 0) return;

@@ -1,5 +1,5 @@
 import type { CancelReason, DomainEvent } from '@saga/common/contracts/catalog';
-import type { SqlClient, SqlPart } from '@saga/common/db/sql';
+import type { SqlClient, SqlPart, StatementSink } from '@saga/common/db/sql';
 import { outboxInsert, type OutboxEntry } from '@saga/common/db/outbox';
 import type { HistoryEntry, Order, OrderItem, OrderStatus } from '../domain/order';
 
@@ -74,7 +74,12 @@ export type OrderBatch = {
  * the outbox rows, and a notification for each changed order that someone follows (NOTIFY takes a database-wide
  * lock until commit, so it is sent only when a stream listens).
  */
-export async function saveOrders(c: SqlClient, before: OrderBatch, after: OrderBatch, outbox: SqlPart): Promise<void> {
+export async function saveOrders(
+  c: StatementSink,
+  before: OrderBatch,
+  after: OrderBatch,
+  outbox: SqlPart,
+): Promise<void> {
   const o: [string[], string[], (string | null)[], (number | null)[]] = [[], [], [], []];
   const items: [string[], number[], (number | null)[]] = [[], [], []];
   for (const [id, order] of after.orders) {

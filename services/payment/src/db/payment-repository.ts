@@ -1,5 +1,5 @@
 import { desc, eq, sql } from 'drizzle-orm';
-import type { SqlClient, SqlPart, Db } from '@saga/common/db/sql';
+import type { SqlClient, SqlPart, StatementSink, Db } from '@saga/common/db/sql';
 import type { Account, PaymentRecord, Payments } from '../domain/payment';
 import { accounts, payments } from './schema';
 
@@ -46,7 +46,12 @@ export async function loadPayments(
  * One statement: the balances that differ between `before` and `after`, the payments the batch added, and the
  * outbox rows.
  */
-export async function savePayments(c: SqlClient, before: Payments, after: Payments, outbox: SqlPart): Promise<void> {
+export async function savePayments(
+  c: StatementSink,
+  before: Payments,
+  after: Payments,
+  outbox: SqlPart,
+): Promise<void> {
   const a: [string[], number[]] = [[], []];
   for (const [id, account] of after.accounts) {
     if (before.accounts.get(id) === account) continue;
