@@ -66,21 +66,17 @@ export async function withEdgedTransaction<R>(
     } else if (tx.begun) await client.query('COMMIT');
     return result;
   } catch (err) {
-    if (tx.sent) {
-      try {
-        await client.query('ROLLBACK');
-      } catch (rollbackErr) {
-        broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
-      }
-    }
+    if (tx.sent) broken = await rollBack(client);
     throw err;
   } finally {
     client.release(broken);
   }
 }
 
-/** What an edged exchange can carry: a query config with text, and neither a row limit (a portal kept open) nor an
- * empty text (no CommandComplete to count). */
+/**
+ * What an edged exchange can carry: a query config with text, and neither a row limit (a portal kept open) nor an
+ * empty text (no CommandComplete to count).
+ */
 function statement(config: unknown): pg.QueryConfig {
   const c = config as Partial<pg.QueryConfig> & { rows?: unknown };
   if (typeof c !== 'object' || c === null || typeof c.text !== 'string' || c.text.trim() === '')
@@ -99,13 +95,19 @@ export async function withTransaction<R>(pool: pg.Pool, fn: (client: pg.PoolClie
     await client.query('COMMIT');
     return result;
   } catch (err) {
-    try {
-      await client.query('ROLLBACK');
-    } catch (rollbackErr) {
-      broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
-    }
+    broken = await rollBack(client);
     throw err;
   } finally {
     client.release(broken);
+  }
+}
+
+/** ROLLBACK after a failure; answers the error when even that failed (the connection is then dropped, not reused). */
+async function rollBack(client: pg.PoolClient): Promise<Error | undefined> {
+  try {
+    await client.query('ROLLBACK');
+    return undefined;
+  } catch (rollbackErr) {
+    return rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
   }
 }
