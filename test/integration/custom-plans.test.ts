@@ -10,21 +10,11 @@ import pg from 'pg';
 import { createLogger } from '@saga/common/runtime/logger';
 import { createPool, planCacheOptions } from '@saga/common/db/pg';
 import { urlForDatabase } from '../../scripts/lib/admin';
-import { ADMIN_URL } from '../support/env';
+import { ADMIN_URL, adminSql as admin } from '../support/env';
 
 const db = `tplans_${randomBytes(3).toString('hex')}`;
 const url = urlForDatabase(ADMIN_URL, db);
 const log = createLogger('test', 'silent');
-
-async function admin(sql: string, database = ADMIN_URL): Promise<void> {
-  const c = new pg.Client({ connectionString: database });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
 
 /**
  * Runs the same named statement (as the repositories do) on one connection while the table is small, then after it

@@ -7,21 +7,11 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { withEdgedTransaction, withTransaction } from '@saga/common/db/sql';
 import { urlForDatabase } from '../../scripts/lib/admin';
-import { ADMIN_URL } from '../support/env';
+import { ADMIN_URL, adminSql as admin } from '../support/env';
 
 const db = `tedges_${randomBytes(3).toString('hex')}`;
 let pool: pg.Pool;
 let exchanges = 0;
-
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: ADMIN_URL });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
 
 const insert = (name: string, v: number, tag = 'x') => ({
   name,

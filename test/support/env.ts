@@ -15,6 +15,17 @@ import {
 export const ADMIN_URL = process.env.PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const RABBIT = new URL(process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
 
+/** Run `sql` as the administrator on a connection of its own, in `database` (the server's default one unless given). */
+export async function adminSql(sql: string, database = ADMIN_URL): Promise<void> {
+  const c = new pg.Client({ connectionString: database });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
 /**
  * A fresh, isolated world for one test file: three databases migrated with the real migrations and the real
  * least-privilege roles, a RabbitMQ vhost of its own, and names for slots that nothing else uses.

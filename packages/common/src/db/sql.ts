@@ -39,13 +39,12 @@ export async function withEdgedTransaction<R>(
   fn: (first: SqlClient, last: StatementSink) => Promise<R>,
 ): Promise<R> {
   const client = await pool.connect();
-  /** `begun`: BEGIN was sent (with the first statement); `last`: the statement that goes with COMMIT. */
-  const tx: { begun: boolean; sent: boolean; last?: pg.QueryConfig } = { begun: false, sent: false };
+  /** `begun`: BEGIN was sent (with the first statement, or with the last); `last`: the statement that goes with COMMIT. */
+  const tx: { begun: boolean; last?: pg.QueryConfig } = { begun: false };
   let broken: Error | undefined;
   const first = {
     query: (...args: unknown[]) => {
       if (tx.last) throw new Error('a statement after the last one of a transaction');
-      tx.sent = true;
       if (tx.begun) return (client.query as (...a: unknown[]) => unknown).apply(client, args);
       tx.begun = true;
       return queryWithEdges(client, statement(args[0]), { begin: true, commit: false });
@@ -61,12 +60,13 @@ export async function withEdgedTransaction<R>(
   try {
     const result = await fn(first as unknown as SqlClient, last);
     if (tx.last) {
-      tx.sent = true;
-      await queryWithEdges(client, tx.last, { begin: !tx.begun, commit: true });
+      const begin = !tx.begun;
+      tx.begun = true;
+      await queryWithEdges(client, tx.last, { begin, commit: true });
     } else if (tx.begun) await client.query('COMMIT');
     return result;
   } catch (err) {
-    if (tx.sent) broken = await rollBack(client);
+    if (tx.begun) broken = await rollBack(client);
     throw err;
   } finally {
     client.release(broken);

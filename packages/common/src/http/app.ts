@@ -118,7 +118,7 @@ export function createHttpApp(log: Logger, registry: Registry, bodyLimit = '64kb
     req.requestId = typeof header === 'string' && REQUEST_ID.test(header) ? header : randomUUID();
     const span = requestSpan(req.headers.traceparent);
     req.traceparent = span.traceparent;
-    if (span.named) req[NAME_SPAN] = span.name;
+    if (span.name) req[NAME_SPAN] = span.name;
     res.setHeader('x-request-id', req.requestId);
     res[RESPONSE_STARTED] = performance.now();
     res.on('finish', onFinish);

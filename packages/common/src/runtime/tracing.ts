@@ -166,15 +166,13 @@ export function startSpan(name: string, o: SpanOptions): TraceSpan {
 
 /**
  * The context of the span an HTTP request runs in: the instrumentation's server span when tracing is on, else a
- * context continuing the caller's `traceparent` header (or a new trace). `name` names the recorded span after
- * its route once express matched one.
+ * context continuing the caller's `traceparent` header (or a new trace). `name`, present only when a span is
+ * recorded, names it after its route once express matched one.
  */
 export function requestSpan(header: unknown): {
   context: TraceContext;
   traceparent: string;
-  /** Whether `name` names a recorded span (false: no tracing SDK runs, and `name` does nothing). */
-  named: boolean;
-  name: (method: string, route: string) => void;
+  name?: (method: string, route: string) => void;
 } {
   const active = tracer ? trace.getActiveSpan() : undefined;
   const sc = active?.spanContext();
@@ -183,7 +181,6 @@ export function requestSpan(header: unknown): {
     return {
       context,
       traceparent: formatTraceparent(context),
-      named: true,
       name: (method, route) => {
         active.updateName(`${method} ${route}`);
         active.setAttribute('http.route', route);
@@ -191,5 +188,5 @@ export function requestSpan(header: unknown): {
     };
   }
   const context = childContext(parseTraceparent(header));
-  return { context, traceparent: formatTraceparent(context), named: false, name: NOOP_END };
+  return { context, traceparent: formatTraceparent(context) };
 }
