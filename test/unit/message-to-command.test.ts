@@ -32,16 +32,26 @@ describe('message to command', () => {
     });
   });
 
-  it('payment: a reservation asks to authorize its total, with the id and limit given', () => {
+  it('order: a StockReserved still in its queue after the binding was retired is recorded', () => {
+    const data = { orderId, customerId: 'c1', lines: [{ sku: 's', quantity: 1, priceCents: 5 }], totalCents: 5 };
+    expect(orderCommand(incoming('StockReserved', data))).toEqual({
+      type: 'Record',
+      fact: { type: 'StockReserved', data },
+    });
+  });
+
+  it('payment: a reservation asks to authorize its total, with the id and limit given, passing its lines on', () => {
+    const lines = [{ sku: 's', quantity: 2, priceCents: 600 }];
     expect(
-      paymentCommand(incoming('StockReserved', { orderId, customerId: 'c1', totalCents: 1200 }), 'p1', 5000),
-    ).toEqual({
+      paymentCommand(incoming('StockReserved', { orderId, customerId: 'c1', lines, totalCents: 1200 }), 'p1', 5000),
+    ).toStrictEqual({
       type: 'AuthorizePayment',
       orderId,
       customerId: 'c1',
       amountCents: 1200,
       paymentId: 'p1',
       limitCents: 5000,
+      lines,
     });
   });
 

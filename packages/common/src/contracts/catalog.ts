@@ -44,8 +44,9 @@ export const EventCatalog = {
   },
   StockReserved: {
     aggregateType: 'inventory',
-    consumers: ['order', 'payment'],
-    meaning: 'Every line is reserved at the current unit price; the total is known.',
+    consumers: ['payment'],
+    meaning:
+      'Every line is reserved at the current unit price; the total is known. Payment passes the lines on in its outcome.',
     compensation: null,
     versions: { 1: inventory.StockReservedV1 },
   },
