@@ -65,8 +65,7 @@ describe('the order saga', () => {
         { sku: b, quantity: 1, priceCents: 250 },
       ],
     });
-    // The prices came with the payment's outcome: the order service no longer consumes StockReserved.
-    expect(types(v)).toEqual(['OrderPlaced', 'PaymentAuthorized', 'OrderConfirmed']);
+    expect(types(v)).toEqual(['OrderPlaced', 'StockReserved', 'PaymentAuthorized', 'OrderConfirmed']);
     expect(await getBalance(c)).toBe(50_000 - 3250);
     await waitUntil(async () => (await getProduct(a)).reserved === 0);
     expect(await getProduct(a)).toMatchObject({ available: 8, reserved: 0 });
@@ -143,6 +142,7 @@ describe('the order saga', () => {
     expect(v).toMatchObject({ status: 'CANCELLED', reason: 'PAYMENT_DECLINED', totalCents: 1500 * qty });
     expect(v.history).toMatchObject([
       { type: 'OrderPlaced' },
+      { type: 'StockReserved' },
       { type: 'PaymentDeclined', reason: declined },
       { type: 'OrderCancelled', reason: 'PAYMENT_DECLINED' },
     ]);
@@ -160,6 +160,7 @@ describe('the order saga', () => {
     expect(v).toMatchObject({ status: 'CANCELLED', reason: 'UNKNOWN_CUSTOMER' });
     expect(v.history).toMatchObject([
       { type: 'OrderPlaced' },
+      { type: 'StockReserved' },
       { type: 'PaymentDeclined', reason: 'UNKNOWN_CUSTOMER' },
       { type: 'OrderCancelled' },
     ]);
@@ -220,7 +221,7 @@ describe('the order saga', () => {
       OrderPlaced: ['inventory'],
       OrderConfirmed: ['inventory'],
       OrderCancelled: ['inventory'],
-      StockReserved: ['payment'],
+      StockReserved: ['order', 'payment'],
       StockRejected: ['order'],
       PaymentAuthorized: ['order'],
       PaymentDeclined: ['order'],
@@ -360,7 +361,7 @@ describe('the order saga', () => {
     expect(res.headers.get('content-type')).toContain('text/event-stream');
     const text = await res.text(); // resolves only when the server ends the stream
     const events = [...text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]);
-    expect(events).toEqual(['OrderPlaced', 'PaymentAuthorized', 'OrderConfirmed', 'end']);
+    expect(events).toEqual(['OrderPlaced', 'StockReserved', 'PaymentAuthorized', 'OrderConfirmed', 'end']);
     const end = JSON.parse(/event: end\ndata: (.*)\n/.exec(text)![1]!);
     expect(end).toMatchObject({ orderId: id, status: 'CONFIRMED' });
   });

@@ -106,6 +106,7 @@ const CONFIRMED_TREE = [
   '  cdc-relay PRODUCER publish OrderPlaced',
   '  inventory CONSUMER process OrderPlaced',
   '    cdc-relay PRODUCER publish StockReserved',
+  '    order CONSUMER process StockReserved',
   '    payment CONSUMER process StockReserved',
   '      cdc-relay PRODUCER publish PaymentAuthorized',
   '      order CONSUMER process PaymentAuthorized',

@@ -44,9 +44,8 @@ export const EventCatalog = {
   },
   StockReserved: {
     aggregateType: 'inventory',
-    consumers: ['payment'],
-    meaning:
-      'Every line is reserved at the current unit price; the total is known. Payment passes the lines on in its outcome.',
+    consumers: ['order', 'payment'],
+    meaning: 'Every line is reserved at the current unit price; the total is known.',
     compensation: null,
     versions: { 1: inventory.StockReservedV1 },
   },

@@ -1,15 +1,8 @@
 import { z } from 'zod';
 import { Cents, CustomerId } from './envelope';
-import { ReservedLine } from './inventory';
 
 export const DeclineReason = z.enum(['INSUFFICIENT_FUNDS', 'LIMIT_EXCEEDED', 'UNKNOWN_CUSTOMER']);
 export type DeclineReason = z.infer<typeof DeclineReason>;
-
-/**
- * The reserved lines with their unit prices, as StockReserved told payment: the order learns its prices from the
- * payment's outcome and needs no StockReserved of its own. Optional: a payment service older than this field omits it.
- */
-const lines = z.array(ReservedLine).min(1).optional();
 
 /** The account was debited by the order's total. */
 export const PaymentAuthorizedV1 = z.object({
@@ -17,7 +10,6 @@ export const PaymentAuthorizedV1 = z.object({
   customerId: CustomerId,
   paymentId: z.string().uuid(),
   amountCents: Cents,
-  lines,
 });
 /** Nothing was debited. */
 export const PaymentDeclinedV1 = z.object({
@@ -26,5 +18,4 @@ export const PaymentDeclinedV1 = z.object({
   paymentId: z.string().uuid(),
   amountCents: Cents,
   reason: DeclineReason,
-  lines,
 });

@@ -28,11 +28,6 @@ export type Incoming = {
 export type BatchHandler = {
   /** The event types this consumer handles: its queue's bindings. */
   types: readonly EventType[];
-  /**
-   * Event types it no longer binds but still applies: its queue is unbound from them when it starts, and messages
-   * of them already in the queue (or redelivered) are applied as before, not dead-lettered.
-   */
-  retired?: readonly EventType[];
   apply: (messages: Incoming[]) => Promise<Outcome[]>;
 };
 

@@ -53,7 +53,7 @@ export type BatchRunner = {
 export function createBatchRunner(opts: BatchRunnerOptions): BatchRunner {
   const { queue, handler, metrics } = opts;
   const settlement = createFailureSettlement(opts);
-  const screen = createScreening({ ...opts, types: [...handler.types, ...(handler.retired ?? [])], settlement });
+  const screen = createScreening({ ...opts, types: handler.types, settlement });
   const apply = createApplier(opts, settlement);
 
   /** Apply the valid messages; while the database is unavailable, hold what is not settled and try again. */

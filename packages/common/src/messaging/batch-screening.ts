@@ -20,7 +20,7 @@ export type Valid = { msg: ConsumeMessage; incoming: Incoming; span: TraceSpan; 
 
 export type ScreeningOptions = {
   queue: string;
-  /** The event types the service's batch handler applies (bound and retired). */
+  /** The event types the service's batch handler applies. */
   types: readonly string[];
   log: Logger;
   metrics: ConsumerMetrics;

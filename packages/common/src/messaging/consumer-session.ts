@@ -23,8 +23,6 @@ export type ConsumerSessionOptions = {
   exchange: string;
   queue: string;
   types: readonly EventType[];
-  /** Types the queue is unbound from when the session starts (see BatchHandler.retired). */
-  retired?: readonly EventType[];
   log: Logger;
   prefetch: number;
   maxBatch: number;
@@ -184,7 +182,6 @@ async function consume(
     exchange: opts.exchange,
     queue,
     routingKeys,
-    retiredKeys: (opts.retired ?? []).map(routingKeyOf),
     deliveryLimit: opts.deliveryLimit,
     log,
   });

@@ -23,15 +23,7 @@ async function onChannel<T>(link: ChannelModel, fn: (ch: Channel) => Promise<T>)
 
 export async function declareConsumerTopology(
   link: ChannelModel,
-  opts: {
-    exchange: string;
-    queue: string;
-    routingKeys: readonly string[];
-    /** Bindings a newer version no longer wants: removed (a binding that does not exist is not an error). */
-    retiredKeys?: readonly string[];
-    deliveryLimit: number;
-    log: Logger;
-  },
+  opts: { exchange: string; queue: string; routingKeys: readonly string[]; deliveryLimit: number; log: Logger },
 ): Promise<void> {
   await onChannel(link, (ch) => assertEventTopology(ch, opts.exchange));
   for (const q of consumerQueues(opts)) {
@@ -48,6 +40,5 @@ export async function declareConsumerTopology(
   }
   await onChannel(link, async (ch) => {
     for (const key of opts.routingKeys) await ch.bindQueue(opts.queue, opts.exchange, key);
-    for (const key of opts.retiredKeys ?? []) await ch.unbindQueue(opts.queue, opts.exchange, key);
   });
 }

@@ -66,7 +66,6 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     exchange: opts.exchange,
     queue: opts.queue,
     types: opts.handler.types,
-    retired: opts.handler.retired,
     log: opts.log,
     prefetch,
     maxBatch: Math.min(opts.maxBatch ?? prefetch, prefetch),

@@ -76,20 +76,7 @@ export function decide(order: Order | undefined, cmd: OrderCommand): OrderEvent[
   }
 }
 
-/** The order with the unit prices and the total its stock was reserved at. */
-function priced(order: Order, lines: readonly { sku: string; priceCents: number }[], totalCents: number): Order {
-  const price = new Map(lines.map((l) => [l.sku, l.priceCents]));
-  return {
-    ...order,
-    items: order.items.map((i) => ({ ...i, priceCents: price.get(i.sku) ?? i.priceCents })),
-    totalCents,
-  };
-}
-
-/**
- * Placed: a PENDING order. Stock reserved, or a payment's outcome (which carries the reserved lines): unit prices
- * and total. Confirmed or cancelled: the final state.
- */
+/** Placed: a PENDING order. Stock reserved: unit prices and total. Confirmed or cancelled: the final state. */
 export function evolve(order: Order | undefined, e: OrderEvent): Order | undefined {
   if (e.type === 'OrderPlaced') {
     const { orderId, customerId, items } = e.data;
@@ -104,12 +91,14 @@ export function evolve(order: Order | undefined, e: OrderEvent): Order | undefin
   }
   if (!order) return order;
   switch (e.type) {
-    case 'StockReserved':
-      return priced(order, e.data.lines, e.data.totalCents);
-    case 'PaymentAuthorized':
-    case 'PaymentDeclined':
-      // A late outcome for a final order is only recorded in its history.
-      return isFinal(order) ? order : priced(order, e.data.lines ?? [], e.data.amountCents);
+    case 'StockReserved': {
+      const price = new Map(e.data.lines.map((l) => [l.sku, l.priceCents]));
+      return {
+        ...order,
+        items: order.items.map((i) => ({ ...i, priceCents: price.get(i.sku) ?? i.priceCents })),
+        totalCents: e.data.totalCents,
+      };
+    }
     case 'OrderConfirmed':
       return { ...order, status: 'CONFIRMED', totalCents: e.data.totalCents };
     case 'OrderCancelled':

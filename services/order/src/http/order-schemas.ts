@@ -44,7 +44,7 @@ export const HistoryEntry = z
   .object({
     type: z.string().meta({
       description:
-        'The event: OrderPlaced, StockRejected, PaymentAuthorized, PaymentDeclined, OrderConfirmed, OrderCancelled (StockReserved only on orders placed before the order service learned prices from the payment)',
+        'The event: OrderPlaced, StockReserved, StockRejected, PaymentAuthorized, PaymentDeclined, OrderConfirmed, OrderCancelled',
     }),
     at: z.iso.datetime({ offset: true }),
     reason: z.string().optional(),
@@ -56,19 +56,13 @@ export const OrderViewSchema = z
     customerId: CustomerId,
     status: OrderStatus,
     reason: CancelReason.nullable().meta({ description: 'Why it was cancelled; null otherwise' }),
-    totalCents: Cents.nullable().meta({
-      description: "Known once the payment's outcome is in; null while pending and when the stock was rejected",
-    }),
+    totalCents: Cents.nullable().meta({ description: 'Known once stock is reserved' }),
     items: z.array(z.object({ sku: Sku, quantity: z.number().int().min(1), priceCents: Cents.nullable() })),
     history: z.array(HistoryEntry),
     createdAt: z.iso.datetime({ offset: true }),
     updatedAt: z.iso.datetime({ offset: true }),
   })
-  .meta({
-    id: 'Order',
-    description:
-      "An order, its lines (with the unit price they were reserved at, once the payment's outcome is in) and its history",
-  });
+  .meta({ id: 'Order', description: 'An order, its lines (with the unit price once reserved) and its history' });
 export const OrderPage = z
   .object({
     orders: z.array(

@@ -17,18 +17,11 @@ import {
 } from '../domain/order';
 import { loadOrders, saveOrders, type OrderBatch } from '../db/order-repository';
 
-/** What the order's queue is bound to: the outcomes that move an order on (payment's carry the reserved prices). */
-const TYPES = ['StockRejected', 'PaymentAuthorized', 'PaymentDeclined'] as const;
-/**
- * No longer bound: the order learns its prices from the payment's outcome, one message per order fewer for the
- * broker and this service. Unbound from the queue at start; what a queue still holds of it is recorded as before.
- */
-const RETIRED = ['StockReserved'] as const;
-const HANDLED: readonly string[] = [...TYPES, ...RETIRED];
+const TYPES = ['StockReserved', 'StockRejected', 'PaymentAuthorized', 'PaymentDeclined'] as const;
 
 /** Order's part of the saga: follow stock and payment outcomes to CONFIRMED or CANCELLED, a batch per transaction. */
 export function orderHandler(pool: pg.Pool, consumer: string, retention?: InboxRetention): BatchHandler {
-  const handler = batchHandler<OrderBatch>(
+  return batchHandler<OrderBatch>(
     pool,
     consumer,
     TYPES,
@@ -58,11 +51,10 @@ export function orderHandler(pool: pg.Pool, consumer: string, retention?: InboxR
     },
     retention,
   );
-  return { ...handler, retired: RETIRED };
 }
 
 /** What each event the order service consumes asks of it. Pure; a type it does not consume is an invalid message. */
 export function toCommand(m: Incoming): Extract<OrderCommand, { type: 'Record' }> {
-  if (!HANDLED.includes(m.type)) throw new InvalidMessageError(`order does not handle ${m.type}`);
+  if (!(TYPES as readonly string[]).includes(m.type)) throw new InvalidMessageError(`order does not handle ${m.type}`);
   return { type: 'Record', fact: { type: m.type, data: m.data } as OrderFact };
 }

@@ -51,21 +51,6 @@ describe('order state', () => {
     ]);
   });
 
-  it('takes unit prices and total from a payment outcome that carries the reserved lines', () => {
-    const lines = [{ sku: 'a', quantity: 2, priceCents: 250 }];
-    const authorized = placed().when(record({ type: 'PaymentAuthorized', data: { ...pay, lines } })).state;
-    expect(authorized).toMatchObject({ status: 'CONFIRMED', totalCents: 500, items: [{ sku: 'a', priceCents: 250 }] });
-    const declined = placed().when(
-      record({ type: 'PaymentDeclined', data: { ...pay, reason: 'INSUFFICIENT_FUNDS', lines } }),
-    ).state;
-    expect(declined).toMatchObject({ status: 'CANCELLED', totalCents: 500, items: [{ sku: 'a', priceCents: 250 }] });
-  });
-
-  it('keeps unit prices unknown but knows the total from an outcome without lines', () => {
-    const { state } = placed().when(record({ type: 'PaymentDeclined', data: { ...pay, reason: 'LIMIT_EXCEEDED' } }));
-    expect(state).toMatchObject({ status: 'CANCELLED', totalCents: 500, items: [{ sku: 'a', priceCents: null }] });
-  });
-
   it('is cancelled with the stock reason when stock is rejected', () => {
     const { events, state } = placed().when(
       record({ type: 'StockRejected', data: { orderId: id, reason: 'OUT_OF_STOCK', sku: 'a' } }),
@@ -92,17 +77,9 @@ describe('order state', () => {
 
   it('does not leave a final state, but still records what it hears', () => {
     const confirmed = placed().when(record({ type: 'PaymentAuthorized', data: pay })).state;
-    const late = spec.given(confirmed).when(
-      record({
-        type: 'PaymentDeclined',
-        data: {
-          ...pay,
-          amountCents: 9,
-          reason: 'INSUFFICIENT_FUNDS',
-          lines: [{ sku: 'a', quantity: 2, priceCents: 1 }],
-        },
-      }),
-    );
+    const late = spec
+      .given(confirmed)
+      .when(record({ type: 'PaymentDeclined', data: { ...pay, reason: 'INSUFFICIENT_FUNDS' } }));
     expect(late.state).toEqual(confirmed);
     expect(late.events.map((e) => e.type)).toEqual(['PaymentDeclined']);
     const cancelled = placed().when(

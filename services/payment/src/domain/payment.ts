@@ -1,5 +1,5 @@
 import type { Decider } from '@saga/common/domain/decider';
-import type { DeclineReason, DomainEvent, ReservedLine } from '@saga/common/contracts/catalog';
+import type { DeclineReason, DomainEvent } from '@saga/common/contracts/catalog';
 
 export type Account = { customerId: string; balanceCents: number };
 export type PaymentStatus = 'AUTHORIZED' | 'DECLINED';
@@ -26,8 +26,6 @@ export type AuthorizePayment = {
   amountCents: number;
   paymentId: string;
   limitCents: number;
-  /** The reserved lines, passed on in the outcome so that the order learns its prices from it. */
-  lines?: readonly ReservedLine[];
 };
 
 export type PaymentEvent = Extract<DomainEvent, { type: 'PaymentAuthorized' | 'PaymentDeclined' }>;
@@ -39,13 +37,7 @@ export type PaymentEvent = Extract<DomainEvent, { type: 'PaymentAuthorized' | 'P
 export function decide(state: Payments, cmd: AuthorizePayment): PaymentEvent[] {
   if (state.payments.has(cmd.orderId)) return [];
   const { orderId, customerId, amountCents, paymentId } = cmd;
-  const data = {
-    orderId,
-    customerId,
-    amountCents,
-    paymentId,
-    ...(cmd.lines ? { lines: cmd.lines.map((l) => ({ ...l })) } : {}),
-  };
+  const data = { orderId, customerId, amountCents, paymentId };
   const decline = (reason: DeclineReason): PaymentEvent[] => [{ type: 'PaymentDeclined', data: { ...data, reason } }];
   const account = state.accounts.get(customerId);
   if (!account) return decline('UNKNOWN_CUSTOMER');
@@ -56,12 +48,8 @@ export function decide(state: Payments, cmd: AuthorizePayment): PaymentEvent[] {
 
 /** An authorization debits the account; either outcome records the order's payment. */
 export function evolve(state: Payments, e: PaymentEvent): Payments {
-  const { orderId, customerId, amountCents, paymentId } = e.data;
   const record: PaymentRecord = {
-    orderId,
-    customerId,
-    amountCents,
-    paymentId,
+    ...e.data,
     status: e.type === 'PaymentAuthorized' ? 'AUTHORIZED' : 'DECLINED',
     reason: e.type === 'PaymentDeclined' ? e.data.reason : null,
   };

@@ -50,6 +50,6 @@ export function paymentHandler(
  */
 export function toCommand(m: Incoming, paymentId: string, limitCents: number): AuthorizePayment {
   if (m.type !== 'StockReserved') throw new InvalidMessageError(`payment does not handle ${m.type}`);
-  const { orderId, customerId, totalCents, lines } = m.data;
-  return { type: 'AuthorizePayment', orderId, customerId, amountCents: totalCents, paymentId, limitCents, lines };
+  const { orderId, customerId, totalCents } = m.data;
+  return { type: 'AuthorizePayment', orderId, customerId, amountCents: totalCents, paymentId, limitCents };
 }

@@ -19,16 +19,6 @@ describe('authorize payment', () => {
     expect(state.accounts.get('c1')!.balanceCents).toBe(0);
     expect(state.payments.get(orderId)).toMatchObject({ status: 'AUTHORIZED', reason: null, amountCents: 5000 });
   });
-  it('passes the reserved lines on in either outcome, and keeps them out of the payment record', () => {
-    const lines = [{ sku: 's', quantity: 2, priceCents: 2500 }];
-    const paid = spec.given(account(5000)).when({ ...cmd(), lines });
-    expect(paid.events).toEqual([{ type: 'PaymentAuthorized', data: { ...data, lines } }]);
-    expect(paid.state.payments.get(orderId)).not.toHaveProperty('lines');
-    const declined = spec.given(account(1)).when({ ...cmd(), lines });
-    expect(declined.events).toEqual([
-      { type: 'PaymentDeclined', data: { ...data, reason: 'INSUFFICIENT_FUNDS', lines } },
-    ]);
-  });
   it('declines an unknown customer', () => {
     expect(spec.given({ accounts: new Map(), payments: new Map() }).when(cmd()).events).toEqual([
       { type: 'PaymentDeclined', data: { ...data, reason: 'UNKNOWN_CUSTOMER' } },
