@@ -256,6 +256,11 @@ const ROWS: Row[] = [
     meaning: 'orders waiting to be written beyond this are refused with 503 and Retry-After (load shedding)',
   },
   {
+    vars: ['ORDER_WRITE_INTERVAL_MS'],
+    meaning:
+      'while orders keep coming, a write of orders that is not full starts at most once per this many ms, so they share a commit (the first order after a quiet spell is written at once); `0`: each starts as soon as a connection is free (docs/decisions/0020-paced-order-writes.md)',
+  },
+  {
     vars: ['ORDER_PENDING_MAX'],
     meaning:
       'orders in progress (placed, not yet confirmed or cancelled) at which new ones are refused with 503 and Retry-After: bounds the saga backlog, and so how long an accepted order takes (docs/operations.md)',

@@ -46,6 +46,7 @@ async function main() {
         heartbeatMs: config.SSE_HEARTBEAT_MS,
         rate: { perSecond: config.ORDER_RATE_PER_SECOND, burst: config.ORDER_RATE_BURST },
         queueMax: config.ORDER_QUEUE_MAX,
+        writeIntervalMs: config.ORDER_WRITE_INTERVAL_MS,
         streams: { perCaller: config.SSE_MAX_PER_CALLER, total: config.SSE_MAX_STREAMS },
       });
     },

@@ -15,6 +15,13 @@ export type GroupCommitOptions = {
    * would meet the same error as many times.
    */
   isolate?: (err: unknown) => boolean;
+  /**
+   * Pacing: a write that is not full starts at least this many ms after the previous write started, so items that
+   * keep coming share a commit instead of each paying its own; the first item after a quiet spell is written at once.
+   * 0 (the default): a write starts as soon as a slot is free.
+   */
+  intervalMs?: number;
+  now?: () => number;
 };
 
 /**
@@ -33,13 +40,31 @@ export function createGroupCommit<T, R>(
 ): (item: T) => Promise<R> {
   const maxQueued = opts.maxQueued ?? Number.POSITIVE_INFINITY;
   const isolate = opts.isolate ?? (() => true);
+  const intervalMs = opts.intervalMs ?? 0;
+  const now = opts.now ?? (() => performance.now());
   let queue: { item: T; resolve: (r: R) => void; reject: (err: unknown) => void }[] = [];
   let inFlight = 0;
+  let lastStart = -Infinity;
+
+  /** Until the paced start of the next write, unless a full group is waiting. */
+  async function paced(): Promise<void> {
+    for (;;) {
+      const wait = lastStart + intervalMs - now();
+      if (wait <= 0 || queue.length >= maxBatch) return;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
 
   async function flush(): Promise<void> {
     inFlight++;
     try {
       while (queue.length > 0) {
+        if (intervalMs > 0) {
+          await paced();
+          // Another write took the group while this one waited.
+          if (queue.length === 0) break;
+          lastStart = now();
+        }
         const group = queue.slice(0, maxBatch);
         queue = queue.slice(group.length);
         try {

@@ -69,6 +69,67 @@ describe('group commit', () => {
   });
 });
 
+describe('group commit with pacing', () => {
+  afterEach(() => jest.useRealTimers());
+
+  it('writes the first item after a quiet spell at once, and gathers what follows within the interval into one write', async () => {
+    jest.useFakeTimers();
+    const groups: number[][] = [];
+    const submit = createGroupCommit(
+      async (items: number[]) => {
+        groups.push(items);
+        return items;
+      },
+      64,
+      2,
+      { intervalMs: 20, now: () => Date.now() },
+    );
+    const first = submit(1);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(groups).toEqual([[1]]);
+    const during = [2, 3].map(submit);
+    await jest.advanceTimersByTimeAsync(5);
+    const later = submit(4);
+    await jest.advanceTimersByTimeAsync(5);
+    expect(groups).toEqual([[1]]); // 10 ms after the first write started: the rest waits for its turn
+    await jest.advanceTimersByTimeAsync(10);
+    expect(groups).toEqual([[1], [2, 3, 4]]);
+    expect(await Promise.all([first, ...during, later])).toEqual([1, 2, 3, 4]);
+    // A quiet spell longer than the interval: the next item goes at once again.
+    await jest.advanceTimersByTimeAsync(50);
+    const after = submit(5);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(groups).toEqual([[1], [2, 3, 4], [5]]);
+    expect(await after).toBe(5);
+  });
+
+  it('starts a full group without waiting for the interval', async () => {
+    jest.useFakeTimers();
+    const groups: number[][] = [];
+    const submit = createGroupCommit(
+      async (items: number[]) => {
+        groups.push(items);
+        return items;
+      },
+      2,
+      1,
+      { intervalMs: 1000, now: () => Date.now() },
+    );
+    const all = [1, 2, 3, 4, 5].map(submit);
+    await jest.advanceTimersByTimeAsync(0);
+    // Full groups go one after the other; the last, not full, waits for its turn.
+    expect(groups).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
+    await jest.advanceTimersByTimeAsync(999);
+    expect(groups).toHaveLength(2);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(groups).toEqual([[1, 2], [3, 4], [5]]);
+    expect(await Promise.all(all)).toEqual([1, 2, 3, 4, 5]);
+  });
+});
+
 describe('group commit under pressure', () => {
   it('refuses an item when maxQueued wait already, and writes every item it accepted', async () => {
     const written: number[] = [];

@@ -35,6 +35,8 @@ export type PlacementOptions = {
   /** Attempts at a write whose connection failed; each is safe to repeat (see insertOrders). */
   attempts?: number;
   retryDelayMs?: number;
+  /** Pacing of writes that are not full (group-commit.ts `intervalMs`). */
+  intervalMs?: number;
 };
 
 /**
@@ -83,6 +85,7 @@ export function createOrderPlacement(c: SqlClient, log: Logger, opts: PlacementO
     // Validation happens before an order is queued, so a group fails as a whole only for a reason of the
     // database's; writing its orders one by one then would only repeat it.
     isolate: (err) => !isConnectionError(err),
+    intervalMs: opts.intervalMs,
   });
 
   return {

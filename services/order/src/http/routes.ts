@@ -25,6 +25,8 @@ export type OrderRouteOptions = {
   rate: { perSecond: number; burst: number };
   /** Orders waiting for a write beyond this are refused (503). */
   queueMax: number;
+  /** Pacing of writes that are not full (ORDER_WRITE_INTERVAL_MS). */
+  writeIntervalMs?: number;
   /** Admission by the saga's backlog (admission.ts); none: every order is admitted. */
   admission?: Admission;
   /** Open event streams per caller (beyond: 429) and on this replica (beyond: 503). */
@@ -38,10 +40,11 @@ export function orderRoutes(pool: pg.Pool, notifier: OrderNotifier, log: Logger,
   const r = Router();
   r.use(apiRoutes(orderOpenApi));
   r.use('/orders', opts.authenticate);
-  // Orders placed while a write is in flight go out together in the next one: one statement and one commit for many
-  // requests under load, none of them waiting when the service is idle. Each order's events carry the trace
-  // context of the request that placed it, even when requests share a statement.
-  const placement = createOrderPlacement(pool, log, { maxQueued: opts.queueMax });
+  // Orders placed while a write is in flight, or within ORDER_WRITE_INTERVAL_MS of the last write's start, go out
+  // together in the next one: one statement and one commit for many requests under load, none of them waiting when
+  // the service is idle. Each order's events carry the trace context of the request that placed it, even when
+  // requests share a statement.
+  const placement = createOrderPlacement(pool, log, { maxQueued: opts.queueMax, intervalMs: opts.writeIntervalMs });
 
   r.post('/orders', placeOrderHandler(placement, opts.rate, opts.admission));
 
