@@ -29,8 +29,10 @@ export type GroupCommitOptions = {
  * one (at most `maxBatch` at a time), so a busy service pays one statement and one commit for many requests and an
  * idle one adds no delay. Up to `maxInFlight` writes run at once: with one, a caller who arrives just after a write
  * started waits for it to finish before its own starts (two commits' time); with two, its group starts at once on
- * another connection. When a group fails and `isolate` says so, its items are written one at a time, so one bad item
- * fails only its own caller and every other item is written exactly as if it had been alone.
+ * another connection. With `intervalMs`, a write that is not full also waits for its turn (at most one start per
+ * interval), so under a steady trickle several requests share a commit; a full group never waits. When a group fails
+ * and `isolate` says so, its items are written one at a time, so one bad item fails only its own caller and every
+ * other item is written exactly as if it had been alone.
  */
 export function createGroupCommit<T, R>(
   write: (items: T[]) => Promise<R[]>,
@@ -45,13 +47,23 @@ export function createGroupCommit<T, R>(
   let queue: { item: T; resolve: (r: R) => void; reject: (err: unknown) => void }[] = [];
   let inFlight = 0;
   let lastStart = -Infinity;
+  /** Writes waiting for their turn: woken early when a full group is queued. */
+  const sleepers = new Set<() => void>();
 
   /** Until the paced start of the next write, unless a full group is waiting. */
   async function paced(): Promise<void> {
     for (;;) {
       const wait = lastStart + intervalMs - now();
       if (wait <= 0 || queue.length >= maxBatch) return;
-      await new Promise((r) => setTimeout(r, wait));
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          sleepers.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, wait);
+        sleepers.add(wake);
+      });
     }
   }
 
@@ -93,5 +105,6 @@ export function createGroupCommit<T, R>(
       if (queue.length >= maxQueued) return reject(new QueueFullError(queue.length));
       queue.push({ item, resolve, reject });
       if (inFlight < maxInFlight) void flush();
+      else if (queue.length >= maxBatch) for (const wake of [...sleepers]) wake();
     });
 }

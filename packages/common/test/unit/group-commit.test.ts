@@ -103,6 +103,32 @@ describe('group commit with pacing', () => {
     expect(await after).toBe(5);
   });
 
+  it('wakes a write waiting for its turn as soon as a full group is queued', async () => {
+    jest.useFakeTimers();
+    const groups: number[][] = [];
+    const gates: (() => void)[] = [];
+    const submit = createGroupCommit(
+      async (items: number[]) => {
+        groups.push(items);
+        await new Promise<void>((r) => gates.push(r));
+        return items;
+      },
+      3,
+      2,
+      { intervalMs: 1000, now: () => Date.now() },
+    );
+    const first = submit(1); // written at once, held open
+    await jest.advanceTimersByTimeAsync(0);
+    const second = submit(2); // a second write, waiting for its turn
+    await jest.advanceTimersByTimeAsync(10);
+    expect(groups).toEqual([[1]]);
+    const rest = [3, 4].map(submit); // now three wait: a full group
+    await jest.advanceTimersByTimeAsync(0);
+    expect(groups).toEqual([[1], [2, 3, 4]]);
+    while (gates.length > 0) gates.shift()!();
+    expect(await Promise.all([first, second, ...rest])).toEqual([1, 2, 3, 4]);
+  });
+
   it('starts a full group without waiting for the interval', async () => {
     jest.useFakeTimers();
     const groups: number[][] = [];
