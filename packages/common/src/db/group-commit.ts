@@ -1,3 +1,5 @@
+import { wakeableSleeps } from '../runtime/lifecycle';
+
 /** The queue of a group commit is full: the item was not accepted (nothing of it was written). */
 export class QueueFullError extends Error {
   constructor(readonly queued: number) {
@@ -48,22 +50,14 @@ export function createGroupCommit<T, R>(
   let inFlight = 0;
   let lastStart = -Infinity;
   /** Writes waiting for their turn: woken early when a full group is queued. */
-  const sleepers = new Set<() => void>();
+  const turns = wakeableSleeps();
 
   /** Until the paced start of the next write, unless a full group is waiting. */
   async function paced(): Promise<void> {
     for (;;) {
       const wait = lastStart + intervalMs - now();
       if (wait <= 0 || queue.length >= maxBatch) return;
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          clearTimeout(timer);
-          sleepers.delete(wake);
-          resolve();
-        };
-        const timer = setTimeout(wake, wait);
-        sleepers.add(wake);
-      });
+      await turns.sleep(wait);
     }
   }
 
@@ -105,6 +99,6 @@ export function createGroupCommit<T, R>(
       if (queue.length >= maxQueued) return reject(new QueueFullError(queue.length));
       queue.push({ item, resolve, reject });
       if (inFlight < maxInFlight) void flush();
-      else if (queue.length >= maxBatch) for (const wake of [...sleepers]) wake();
+      else if (queue.length >= maxBatch) turns.wake();
     });
 }

@@ -10,6 +10,7 @@
  *   still arrive on it are ignored (the broker returns them when the channel closes; applied, their multiple
  *   acknowledgement would cover the unsettled batch).
  */
+import { wakeableSleeps } from '../runtime/lifecycle';
 
 export type PumpPort<C, M> = {
   /** Apply, settle and acknowledge one batch. Rejects when it could not be settled (nothing acknowledged). */
@@ -42,23 +43,10 @@ export function createPump<C, M>(port: PumpPort<C, M>, opts: PumpOptions): Pump<
   let pumping: Promise<void> | undefined;
   let draining = false;
   let lastBatchAt = -Infinity;
-  /** Set while the pump gathers a batch: called when a full batch is buffered. */
-  let onFull: (() => void) | undefined;
+  /** The pump's wait while it gathers a batch, ended early when a full batch is buffered. */
+  const gathering = wakeableSleeps();
   /** Channels whose batch could not be settled and which are being closed. */
   const abandoned = new WeakSet<object>();
-
-  /** Wait until `ms` have passed or a full batch is buffered, whichever comes first. */
-  function gather(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        if (onFull === done) onFull = undefined;
-        resolve();
-      }
-      onFull = done;
-    });
-  }
 
   /** The next batch: deliveries of the first buffered one's channel, up to `maxBatch`. */
   function take(): { channel: C; batch: M[] } {
@@ -79,7 +67,7 @@ export function createPump<C, M>(port: PumpPort<C, M>, opts: PumpOptions): Pump<
       while (buffer.length > 0) {
         if (buffer.length < opts.maxBatch && !draining) {
           const wait = lastBatchAt + opts.batchIntervalMs - now();
-          if (wait > 0) await gather(wait);
+          if (wait > 0) await gathering.sleep(wait);
           // The channel of what was buffered closed meanwhile: its messages come back from the broker.
           if (buffer.length === 0) break;
         }
@@ -105,7 +93,7 @@ export function createPump<C, M>(port: PumpPort<C, M>, opts: PumpOptions): Pump<
     push(channel, msg) {
       if (abandoned.has(channel as object)) return;
       buffer.push({ channel, msg });
-      if (buffer.length >= opts.maxBatch) onFull?.();
+      if (buffer.length >= opts.maxBatch) gathering.wake();
       // Start a batch on the next turn of the event loop, so that what arrived in the same read joins it.
       if (!pumping) setImmediate(() => void pump());
     },
@@ -115,7 +103,7 @@ export function createPump<C, M>(port: PumpPort<C, M>, opts: PumpOptions): Pump<
     async drain() {
       draining = true;
       // Everything delivered before the cancel is buffered: a batch being gathered starts now, with all of it.
-      onFull?.();
+      gathering.wake();
       while (pumping || buffer.length > 0) await (pumping ?? pump());
     },
   };

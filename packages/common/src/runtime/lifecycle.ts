@@ -25,6 +25,29 @@ export const delay = (ms: number, signal?: AbortSignal) =>
   });
 
 /**
+ * Sleeps that can be cut short, as pacing needs them: `sleep(ms)` waits `ms`, or until `wake()` ends every sleep in
+ * progress (a batch waiting for its turn starts at once when a full one is ready).
+ */
+export function wakeableSleeps() {
+  const sleepers = new Set<() => void>();
+  return {
+    sleep: (ms: number) =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          sleepers.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, ms);
+        sleepers.add(done);
+      }),
+    wake: () => {
+      for (const done of [...sleepers]) done();
+    },
+  };
+}
+
+/**
  * Run `stop` once on SIGTERM or SIGINT, then exit 0 (1 when stopping failed or took longer than `timeoutMs`).
  * A second signal exits at once.
  */

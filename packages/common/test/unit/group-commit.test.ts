@@ -72,7 +72,8 @@ describe('group commit', () => {
 describe('group commit with pacing', () => {
   afterEach(() => jest.useRealTimers());
 
-  it('writes the first item after a quiet spell at once, and gathers what follows within the interval into one write', async () => {
+  /** A paced group commit on jest's clock whose writes answer at once, recording each group written. */
+  function pacedRecorder(maxBatch: number, maxInFlight: number, intervalMs: number) {
     jest.useFakeTimers();
     const groups: number[][] = [];
     const submit = createGroupCommit(
@@ -80,10 +81,15 @@ describe('group commit with pacing', () => {
         groups.push(items);
         return items;
       },
-      64,
-      2,
-      { intervalMs: 20, now: () => Date.now() },
+      maxBatch,
+      maxInFlight,
+      { intervalMs, now: () => Date.now() },
     );
+    return { groups, submit };
+  }
+
+  it('writes the first item after a quiet spell at once, and gathers what follows within the interval into one write', async () => {
+    const { groups, submit } = pacedRecorder(64, 2, 20);
     const first = submit(1);
     await jest.advanceTimersByTimeAsync(0);
     expect(groups).toEqual([[1]]);
@@ -130,17 +136,7 @@ describe('group commit with pacing', () => {
   });
 
   it('starts a full group without waiting for the interval', async () => {
-    jest.useFakeTimers();
-    const groups: number[][] = [];
-    const submit = createGroupCommit(
-      async (items: number[]) => {
-        groups.push(items);
-        return items;
-      },
-      2,
-      1,
-      { intervalMs: 1000, now: () => Date.now() },
-    );
+    const { groups, submit } = pacedRecorder(2, 1, 1000);
     const all = [1, 2, 3, 4, 5].map(submit);
     await jest.advanceTimersByTimeAsync(0);
     // Full groups go one after the other; the last, not full, waits for its turn.
