@@ -40,9 +40,9 @@ export function orderRoutes(pool: pg.Pool, notifier: OrderNotifier, log: Logger,
   const r = Router();
   r.use(apiRoutes(orderOpenApi));
   r.use('/orders', opts.authenticate);
-  // Orders placed while a write is in flight, or within ORDER_WRITE_INTERVAL_MS of the last write's start, go out
-  // together in the next one: one statement and one commit for many requests under load, none of them waiting when
-  // the service is idle. Each order's events carry the trace context of the request that placed it, even when
+  // Orders placed while both writes are in flight (or, with ORDER_WRITE_INTERVAL_MS, within that long of the last
+  // write's start) go out together in the next one: one statement and one commit for many requests under load, none
+  // of them waiting when the service is idle. Each order's events carry the trace context of the request that placed it, even when
   // requests share a statement.
   const placement = createOrderPlacement(pool, log, { maxQueued: opts.queueMax, intervalMs: opts.writeIntervalMs });
 
