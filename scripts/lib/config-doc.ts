@@ -258,7 +258,7 @@ const ROWS: Row[] = [
   {
     vars: ['ORDER_WRITE_INTERVAL_MS'],
     meaning:
-      '`0`: a write starts as soon as one of its two connections is free, and orders placed while both are busy share the next one. Above 0, while orders keep coming, a write of orders that is not full starts at most once per this many ms, so more of them share a commit (the first order after a quiet spell is written at once): fewer commits for a machine short of CPU, at up to this much added to each POST (docs/decisions/0020-paced-order-writes.md)',
+      'while the orders in progress are at least a quarter of `ORDER_PENDING_MAX` (sagas queue up), a write of orders that is not full starts at most once per this many ms, so more orders share a commit; below that, or at `0`, a write starts as soon as one of its two connections is free (docs/decisions/0020-paced-order-writes.md)',
   },
   {
     vars: ['ORDER_PENDING_MAX'],

@@ -20,7 +20,7 @@ export const OrderEnv = serviceEnv({ port: 8000, databaseUrl: 'postgres://order_
      * Pacing of order writes: while orders keep coming, a write that is not full starts at most once per this many
      * ms, so they share a commit; the first order after a quiet spell is written at once. 0: no pacing.
      */
-    ORDER_WRITE_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(0),
+    ORDER_WRITE_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(10),
     /**
      * Orders in progress (placed, not final) at which new ones are refused with 503 and Retry-After: the saga's
      * backlog is bounded, and so is how long an accepted order takes to finish.

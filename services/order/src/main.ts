@@ -46,7 +46,9 @@ async function main() {
         heartbeatMs: config.SSE_HEARTBEAT_MS,
         rate: { perSecond: config.ORDER_RATE_PER_SECOND, burst: config.ORDER_RATE_BURST },
         queueMax: config.ORDER_QUEUE_MAX,
-        writeIntervalMs: config.ORDER_WRITE_INTERVAL_MS,
+        // Paced only while sagas queue up: then a POST's few ms more are nothing against its saga's wait, and fewer
+        // commits leave more of the machine to finishing them (docs/decisions/0020-paced-order-writes.md).
+        writeIntervalMs: () => (admission.busy() ? config.ORDER_WRITE_INTERVAL_MS : 0),
         streams: { perCaller: config.SSE_MAX_PER_CALLER, total: config.SSE_MAX_STREAMS },
       });
     },

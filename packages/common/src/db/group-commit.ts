@@ -20,9 +20,10 @@ export type GroupCommitOptions = {
   /**
    * Pacing: a write that is not full starts at least this many ms after the previous write started, so items that
    * keep coming share a commit instead of each paying its own; the first item after a quiet spell is written at once.
-   * 0 (the default): a write starts as soon as a slot is free.
+   * 0 (the default): a write starts as soon as a slot is free. A function is asked again before each write, so the
+   * pacing can follow the load (none while the service keeps up, some while it is behind).
    */
-  intervalMs?: number;
+  intervalMs?: number | (() => number);
   now?: () => number;
 };
 
@@ -44,7 +45,8 @@ export function createGroupCommit<T, R>(
 ): (item: T) => Promise<R> {
   const maxQueued = opts.maxQueued ?? Number.POSITIVE_INFINITY;
   const isolate = opts.isolate ?? (() => true);
-  const intervalMs = opts.intervalMs ?? 0;
+  const interval = opts.intervalMs ?? 0;
+  const intervalMs = typeof interval === 'function' ? interval : () => interval;
   const now = opts.now ?? (() => performance.now());
   let queue: { item: T; resolve: (r: R) => void; reject: (err: unknown) => void }[] = [];
   let inFlight = 0;
@@ -53,9 +55,9 @@ export function createGroupCommit<T, R>(
   const turns = wakeableSleeps();
 
   /** Until the paced start of the next write, unless a full group is waiting. */
-  async function paced(): Promise<void> {
+  async function paced(ms: number): Promise<void> {
     for (;;) {
-      const wait = lastStart + intervalMs - now();
+      const wait = lastStart + ms - now();
       if (wait <= 0 || queue.length >= maxBatch) return;
       await turns.sleep(wait);
     }
@@ -65,12 +67,13 @@ export function createGroupCommit<T, R>(
     inFlight++;
     try {
       while (queue.length > 0) {
-        if (intervalMs > 0) {
-          await paced();
+        const ms = intervalMs();
+        if (ms > 0) {
+          await paced(ms);
           // Another write took the group while this one waited.
           if (queue.length === 0) break;
-          lastStart = now();
         }
+        lastStart = now();
         const group = queue.slice(0, maxBatch);
         queue = queue.slice(group.length);
         try {

@@ -135,6 +135,31 @@ describe('group commit with pacing', () => {
     expect(await Promise.all([first, second, ...rest])).toEqual([1, 2, 3, 4]);
   });
 
+  it('asks a pacing function before each write, so writes go at once while it answers 0', async () => {
+    jest.useFakeTimers();
+    const groups: number[][] = [];
+    let interval = 0;
+    const submit = createGroupCommit(
+      async (items: number[]) => {
+        groups.push(items);
+        return items;
+      },
+      64,
+      1,
+      { intervalMs: () => interval, now: () => Date.now() },
+    );
+    await submit(1);
+    await submit(2);
+    expect(groups).toEqual([[1], [2]]); // unpaced: each write starts as soon as the one before ends
+    interval = 20;
+    const paced = submit(3);
+    await jest.advanceTimersByTimeAsync(19);
+    expect(groups).toHaveLength(2); // paced from the start of the write before it
+    await jest.advanceTimersByTimeAsync(1);
+    expect(groups).toEqual([[1], [2], [3]]);
+    expect(await paced).toBe(3);
+  });
+
   it('starts a full group without waiting for the interval', async () => {
     const { groups, submit } = pacedRecorder(2, 1, 1000);
     const all = [1, 2, 3, 4, 5].map(submit);

@@ -24,7 +24,14 @@ export type AdmissionOptions = {
 
 export const OVERLOADED = 'urn:saga:problem:overloaded';
 
-export type Admission = { check: () => void; pending: () => number };
+export type Admission = { check: () => void; pending: () => number; busy: () => boolean };
+
+/**
+ * The share of `maxPending` from which the stack counts as behind (`busy`). At an everyday rate the orders in
+ * progress are the rate times a saga's duration (200 orders/s x 60 ms: about 12); a quarter of the bound (150 by
+ * default) is reached only when sagas queue up, at or past what the machine completes.
+ */
+export const BUSY_SHARE = 0.25;
 
 export function createAdmission(readPending: () => Promise<number>, o: AdmissionOptions): Admission {
   const now = o.now ?? (() => performance.now());
@@ -70,5 +77,10 @@ export function createAdmission(readPending: () => Promise<number>, o: Admission
     },
     /** The last count read, plus the orders admitted here since. */
     pending: () => pending,
+    /**
+     * Whether the saga's backlog is at least BUSY_SHARE of its bound by a count read within the last two intervals:
+     * the stack is behind, and work that can wait a few ms to be done in fewer transactions should (order writes).
+     */
+    busy: () => now() - readAt <= 2 * o.refreshMs && pending >= o.maxPending * BUSY_SHARE,
   };
 }

@@ -36,7 +36,7 @@ export type PlacementOptions = {
   attempts?: number;
   retryDelayMs?: number;
   /** Pacing of writes that are not full (group-commit.ts `intervalMs`). */
-  intervalMs?: number;
+  intervalMs?: number | (() => number);
 };
 
 /**

@@ -26,7 +26,7 @@ export type OrderRouteOptions = {
   /** Orders waiting for a write beyond this are refused (503). */
   queueMax: number;
   /** Pacing of writes that are not full (ORDER_WRITE_INTERVAL_MS). */
-  writeIntervalMs?: number;
+  writeIntervalMs?: number | (() => number);
   /** Admission by the saga's backlog (admission.ts); none: every order is admitted. */
   admission?: Admission;
   /** Open event streams per caller (beyond: 429) and on this replica (beyond: 503). */
@@ -40,9 +40,9 @@ export function orderRoutes(pool: pg.Pool, notifier: OrderNotifier, log: Logger,
   const r = Router();
   r.use(apiRoutes(orderOpenApi));
   r.use('/orders', opts.authenticate);
-  // Orders placed while both writes are in flight (or, with ORDER_WRITE_INTERVAL_MS, within that long of the last
-  // write's start) go out together in the next one: one statement and one commit for many requests under load, none
-  // of them waiting when the service is idle. Each order's events carry the trace context of the request that placed it, even when
+  // Orders placed while both writes are in flight go out together in the next one: one statement and one commit for
+  // many requests under load, none of them waiting when the service is idle. While sagas queue up (`writeIntervalMs`
+  // answers ORDER_WRITE_INTERVAL_MS), a write also waits that long after the last one started, to gather more. Each order's events carry the trace context of the request that placed it, even when
   // requests share a statement.
   const placement = createOrderPlacement(pool, log, { maxQueued: opts.queueMax, intervalMs: opts.writeIntervalMs });
 

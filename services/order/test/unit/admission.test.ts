@@ -91,6 +91,18 @@ describe('admission of new orders by the saga backlog', () => {
     expect(refusal(() => admission.check())).toBeUndefined();
   });
 
+  it('counts the stack as behind from a quarter of the bound, by a recent count only', async () => {
+    const { admission, answer, advance } = setup(100);
+    expect(admission.busy()).toBe(false); // nothing read yet
+    admission.check();
+    await answer(23); // 24 with the order admitted during the read
+    expect(admission.busy()).toBe(false);
+    admission.check();
+    expect(admission.busy()).toBe(true);
+    advance(401);
+    expect(admission.busy()).toBe(false); // the count is from before a quiet spell
+  });
+
   it('keeps the last count when a read fails', async () => {
     let fail = false;
     let t = 0;
