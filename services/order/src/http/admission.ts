@@ -6,8 +6,8 @@
  *
  * The count is the order database's, so every replica sees the same backlog. It is read at most once per
  * `refreshMs`, only while orders arrive, and never on a request's path: a request uses the last count read plus the
- * orders this replica admitted since that read started. A count older than two intervals (after a quiet spell) is
- * not trusted: the request is admitted while a fresh count is read. Orders older than the window the query counts
+ * orders this replica admitted since that read started. A count older than two intervals when no read followed it
+ * promptly (after a quiet spell) is not trusted: the request is admitted while a fresh count is read. Orders older than the window the query counts
  * (stuck ones, an operator's business) do not hold new ones back.
  */
 import { unavailable } from '@saga/common/http/http-error';
@@ -38,11 +38,21 @@ export function createAdmission(readPending: () => Promise<number>, o: Admission
   let pending = 0;
   let readAt = -Infinity;
   let reading = false;
+  let readStartedAt = -Infinity;
   /** Orders admitted here since the read in progress started: the count it answers may not hold them. */
   let admittedSinceRead = 0;
+  /**
+   * Whether the last count still describes the backlog: it was read within two intervals, or the read under way
+   * started within two intervals of it. A count that is slow to come under load keeps the last one in force (trusting
+   * none then would admit every order exactly when the database is busiest); a read started after a quiet spell
+   * does not.
+   */
+  const trusted = (t: number) =>
+    t - readAt <= 2 * o.refreshMs || (reading && readStartedAt - readAt <= 2 * o.refreshMs);
   const refresh = () => {
     if (reading || now() - readAt < o.refreshMs) return;
     reading = true;
+    readStartedAt = now();
     admittedSinceRead = 0;
     readPending().then(
       (n) => {
@@ -60,7 +70,7 @@ export function createAdmission(readPending: () => Promise<number>, o: Admission
   return {
     /** Throws 503 with Retry-After while the backlog is at its bound; starts a fresh count when the last is old. */
     check(): void {
-      const stale = now() - readAt > 2 * o.refreshMs;
+      const stale = !trusted(now());
       refresh();
       if (stale || pending < o.maxPending) {
         pending++;
@@ -78,9 +88,9 @@ export function createAdmission(readPending: () => Promise<number>, o: Admission
     /** The last count read, plus the orders admitted here since. */
     pending: () => pending,
     /**
-     * Whether the saga's backlog is at least BUSY_SHARE of its bound by a count read within the last two intervals:
-     * the stack is behind, and work that can wait a few ms to be done in fewer transactions should (order writes).
+     * Whether the saga's backlog is at least BUSY_SHARE of its bound, by a count still trusted: the stack is behind,
+     * and work that can wait a few ms to be done in fewer transactions should (order writes).
      */
-    busy: () => now() - readAt <= 2 * o.refreshMs && pending >= o.maxPending * BUSY_SHARE,
+    busy: () => trusted(now()) && pending >= o.maxPending * BUSY_SHARE,
   };
 }

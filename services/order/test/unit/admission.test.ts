@@ -81,6 +81,20 @@ describe('admission of new orders by the saga backlog', () => {
     expect(refusal(() => admission.check())?.status).toBe(503);
   });
 
+  it('keeps refusing while a count is slow to come under load', async () => {
+    const { admission, answer, reads, advance } = setup(10);
+    admission.check();
+    await answer(50);
+    advance(200);
+    expect(refusal(() => admission.check())?.status).toBe(503); // starts the next read, right after the last
+    expect(reads).toHaveLength(1);
+    advance(5_000); // the database is busy: that read takes seconds
+    expect(refusal(() => admission.check())?.status).toBe(503);
+    expect(admission.busy()).toBe(true);
+    await answer(3);
+    expect(refusal(() => admission.check())).toBeUndefined();
+  });
+
   it('admits again when the backlog has drained', async () => {
     const { admission, answer, advance } = setup(10);
     admission.check();
