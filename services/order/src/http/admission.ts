@@ -6,7 +6,7 @@
  *
  * The count is the order database's, so every replica sees the same backlog. It is read at most once per
  * `refreshMs`, only while orders arrive, and never on a request's path: a request uses the last count read plus the
- * orders this replica admitted since that read started. A count older than two intervals when no read followed it
+ * orders this replica admitted that were not written when it came. A count older than two intervals when no read followed it
  * promptly (after a quiet spell) is not trusted: the request is admitted while a fresh count is read. Orders older than the window the query counts
  * (stuck ones, an operator's business) do not hold new ones back.
  */
@@ -24,7 +24,7 @@ export type AdmissionOptions = {
 
 export const OVERLOADED = 'urn:saga:problem:overloaded';
 
-export type Admission = { check: () => void; pending: () => number; busy: () => boolean };
+export type Admission = { check: () => void; written: () => void; pending: () => number; busy: () => boolean };
 
 /**
  * The share of `maxPending` from which the stack counts as behind (`busy`). At an everyday rate the orders in
@@ -39,8 +39,12 @@ export function createAdmission(readPending: () => Promise<number>, o: Admission
   let readAt = -Infinity;
   let reading = false;
   let readStartedAt = -Infinity;
-  /** Orders admitted here since the read in progress started: the count it answers may not hold them. */
-  let admittedSinceRead = 0;
+  /**
+   * Orders admitted here whose write has not ended: the database's count cannot hold them. Under overload they wait
+   * in the write queue for seconds, so counting only those admitted while a read was under way let the backlog pass
+   * its bound by that queue.
+   */
+  let unwritten = 0;
   /**
    * Whether the last count still describes the backlog: it was read within two intervals, or the read under way
    * started within two intervals of it. A count that is slow to come under load keeps the last one in force (trusting
@@ -53,10 +57,9 @@ export function createAdmission(readPending: () => Promise<number>, o: Admission
     if (reading || now() - readAt < o.refreshMs) return;
     reading = true;
     readStartedAt = now();
-    admittedSinceRead = 0;
     readPending().then(
       (n) => {
-        pending = n + admittedSinceRead;
+        pending = n + unwritten;
         readAt = now();
         reading = false;
       },
@@ -74,7 +77,7 @@ export function createAdmission(readPending: () => Promise<number>, o: Admission
       refresh();
       if (stale || pending < o.maxPending) {
         pending++;
-        admittedSinceRead++;
+        unwritten++;
         return;
       }
       o.onShed?.();
@@ -85,7 +88,11 @@ export function createAdmission(readPending: () => Promise<number>, o: Admission
         OVERLOADED,
       );
     },
-    /** The last count read, plus the orders admitted here since. */
+    /** The write of an order `check` admitted has ended (written, or failed): the database's count now holds it or never will. */
+    written(): void {
+      if (unwritten > 0) unwritten--;
+    },
+    /** The last count read, plus the orders admitted here and not written when it came, plus those admitted since. */
     pending: () => pending,
     /**
      * Whether the saga's backlog is at least BUSY_SHARE of its bound, by a count still trusted: the stack is behind,

@@ -70,6 +70,22 @@ describe('admission of new orders by the saga backlog', () => {
     expect(refusal(() => admission.check())?.status).toBe(503);
   });
 
+  it('counts the orders it admitted that are not written yet, however long they wait for their write', async () => {
+    const { admission, answer, advance } = setup(10);
+    admission.check(); // admitted before the first read answered, and still waiting for its write
+    await answer(5);
+    advance(200);
+    admission.check(); // a second read starts; the first order is still not written
+    await answer(5); // the database holds neither of them
+    expect(admission.pending()).toBe(7);
+    admission.written();
+    admission.written();
+    advance(200);
+    admission.check();
+    await answer(7); // both written now, and in the count; the third is not
+    expect(admission.pending()).toBe(8);
+  });
+
   it('does not trust a count from before a quiet spell, and reads a fresh one', async () => {
     const { admission, answer, reads, advance } = setup(10);
     admission.check();
