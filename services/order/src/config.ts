@@ -17,12 +17,13 @@ export const OrderEnv = serviceEnv({ port: 8000, databaseUrl: 'postgres://order_
     /** Orders waiting to be written beyond this are refused with 503 and Retry-After (load shedding). */
     ORDER_QUEUE_MAX: z.coerce.number().int().min(1).default(2000),
     /**
-     * Pacing of order writes: while orders keep coming, a write that is not full starts at most once per this many
-     * ms, so they share a commit; the first order after a quiet spell is written at once. 0: no pacing.
+     * Pacing of order writes while sagas queue up (the orders in progress at least a quarter of ORDER_PENDING_MAX): a
+     * write that is not full then starts at most once per this many ms, so more orders share a commit. Otherwise, or
+     * at 0, a write starts as soon as a connection is free.
      */
     ORDER_WRITE_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(10),
     /**
-     * Orders in progress (placed, not final) at which new ones are refused with 503 and Retry-After: the saga's
+     * Orders in progress (admitted, not final) at which new ones are refused with 503 and Retry-After: the saga's
      * backlog is bounded, and so is how long an accepted order takes to finish.
      */
     ORDER_PENDING_MAX: z.coerce.number().int().min(1).default(600),

@@ -54,10 +54,10 @@ export function createGroupCommit<T, R>(
   /** Writes waiting for their turn: woken early when a full group is queued. */
   const turns = wakeableSleeps();
 
-  /** Until the paced start of the next write, unless a full group is waiting. */
-  async function paced(ms: number): Promise<void> {
+  /** Until the paced start of the next write, unless a full group is waiting (the interval asked again on waking). */
+  async function paced(): Promise<void> {
     for (;;) {
-      const wait = lastStart + ms - now();
+      const wait = lastStart + intervalMs() - now();
       if (wait <= 0 || queue.length >= maxBatch) return;
       await turns.sleep(wait);
     }
@@ -67,9 +67,8 @@ export function createGroupCommit<T, R>(
     inFlight++;
     try {
       while (queue.length > 0) {
-        const ms = intervalMs();
-        if (ms > 0) {
-          await paced(ms);
+        if (intervalMs() > 0) {
+          await paced();
           // Another write took the group while this one waited.
           if (queue.length === 0) break;
         }

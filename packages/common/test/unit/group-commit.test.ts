@@ -158,6 +158,9 @@ describe('group commit with pacing', () => {
     await jest.advanceTimersByTimeAsync(1);
     expect(groups).toEqual([[1], [2], [3]]);
     expect(await paced).toBe(3);
+    interval = 0;
+    await submit(4); // right after the last write started: unpaced again, it goes at once
+    expect(groups).toEqual([[1], [2], [3], [4]]);
   });
 
   it('starts a full group without waiting for the interval', async () => {

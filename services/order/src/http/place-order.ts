@@ -5,6 +5,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
+import type { z } from 'zod';
 import { QueueFullError } from '@saga/common/db/group-commit';
 import { parseRequest } from '@saga/common/http/app';
 import { forbidden, HttpProblemError, rateLimited, unavailable } from '@saga/common/http/http-error';
@@ -13,7 +14,6 @@ import { createRateLimiter } from '@saga/common/http/rate-limit';
 import { decide, evolve, historyEntry, published, type Order } from '../domain/order';
 import type { Admission } from './admission';
 import { OutcomeUnknownError, type OrderPlacement } from './order-placement';
-import type { z } from 'zod';
 import { IdempotencyHeaders, PlaceOrderBody } from './order-schemas';
 
 /**

@@ -42,8 +42,8 @@ export function orderRoutes(pool: pg.Pool, notifier: OrderNotifier, log: Logger,
   r.use('/orders', opts.authenticate);
   // Orders placed while both writes are in flight go out together in the next one: one statement and one commit for
   // many requests under load, none of them waiting when the service is idle. While sagas queue up (`writeIntervalMs`
-  // answers ORDER_WRITE_INTERVAL_MS), a write also waits that long after the last one started, to gather more. Each order's events carry the trace context of the request that placed it, even when
-  // requests share a statement.
+  // answers ORDER_WRITE_INTERVAL_MS), a write also waits that long after the last one started, to gather more. Each
+  // order's events carry the trace context of the request that placed it, even when requests share a statement.
   const placement = createOrderPlacement(pool, log, { maxQueued: opts.queueMax, intervalMs: opts.writeIntervalMs });
 
   r.post('/orders', placeOrderHandler(placement, opts.rate, opts.admission));

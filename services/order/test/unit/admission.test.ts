@@ -1,19 +1,27 @@
 import { HttpProblemError } from '@saga/common/http/http-error';
-import { createAdmission } from '../../src/http/admission';
+import { createAdmission, TRUST_MAX_MS } from '../../src/http/admission';
+
+type Read = { resolve: (n: number) => void; reject: (err: Error) => void };
+
+/** The oldest read under way fails. */
+async function failRead(reads: Read[]) {
+  reads.shift()!.reject(new Error('the database is down'));
+  await new Promise((r) => setImmediate(r));
+}
 
 /** A backlog count the test answers by hand, and a clock it moves. */
 function setup(maxPending = 10) {
   let t = 0;
-  const reads: ((n: number) => void)[] = [];
+  const reads: Read[] = [];
   let shed = 0;
-  const admission = createAdmission(() => new Promise<number>((resolve) => reads.push(resolve)), {
+  const admission = createAdmission(() => new Promise<number>((resolve, reject) => reads.push({ resolve, reject })), {
     maxPending,
     refreshMs: 200,
     now: () => t,
     onShed: () => shed++,
   });
   const answer = async (n: number) => {
-    reads.shift()!(n);
+    reads.shift()!.resolve(n);
     await Promise.resolve();
   };
   return { admission, answer, reads, advance: (ms: number) => (t += ms), shed: () => shed };
@@ -104,11 +112,47 @@ describe('admission of new orders by the saga backlog', () => {
     advance(200);
     expect(refusal(() => admission.check())?.status).toBe(503); // starts the next read, right after the last
     expect(reads).toHaveLength(1);
-    advance(5_000); // the database is busy: that read takes seconds
+    advance(3_000); // the database is busy: that read takes seconds
     expect(refusal(() => admission.check())?.status).toBe(503);
     expect(admission.busy()).toBe(true);
     await answer(3);
     expect(refusal(() => admission.check())).toBeUndefined();
+  });
+
+  it('admits again when the reads after a count hang or fail for longer than it is trusted', async () => {
+    const { admission, answer, reads, advance } = setup(10);
+    admission.check();
+    await answer(50);
+    advance(200);
+    expect(refusal(() => admission.check())?.status).toBe(503); // a read starts, and hangs
+    advance(TRUST_MAX_MS);
+    expect(refusal(() => admission.check())).toBeUndefined();
+    expect(reads).toHaveLength(1); // still the one read: no second one while it hangs
+  });
+
+  it('does not revive a count from before a quiet spell while the next read is under way, or when it fails', async () => {
+    const { admission, answer, reads, advance } = setup(10);
+    admission.check();
+    await answer(50);
+    advance(600_000); // a quiet spell
+    expect(refusal(() => admission.check())).toBeUndefined(); // starts a read
+    expect(refusal(() => admission.check())).toBeUndefined(); // while it runs, the old count does not count
+    expect(admission.busy()).toBe(false);
+    expect(reads).toHaveLength(1);
+    await failRead(reads);
+    expect(refusal(() => admission.check())).toBeUndefined(); // nor once it failed
+  });
+
+  it('counts an order whose write ended while the count was read', async () => {
+    const { admission, answer, advance } = setup(10);
+    admission.check();
+    await answer(5);
+    advance(200);
+    admission.check(); // a read starts
+    admission.written(); // both writes commit after its snapshot, before it answers
+    admission.written();
+    await answer(5);
+    expect(admission.pending()).toBe(7);
   });
 
   it('admits again when the backlog has drained', async () => {
