@@ -90,6 +90,12 @@ function slotMetrics(registry: Registry, readSlots?: () => Promise<void>) {
       labelNames: ['source'] as const,
       registers,
     }),
+    lastPublished: new Gauge({
+      name: 'relay_last_published_timestamp_seconds',
+      help: "When the broker last confirmed a message of this source (this relay's clock): standing still while the lag grows, the relay is stuck",
+      labelNames: ['source'] as const,
+      registers,
+    }),
     inFlight: new Gauge({
       name: 'relay_in_flight_messages',
       help: 'Published messages awaiting a broker confirm',

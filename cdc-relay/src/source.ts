@@ -111,6 +111,9 @@ function sourceContext(
   // of its bookkeeping in the pipe; the counter is brought up to date every acknowledgement interval and at the end.
   const publishedCount = metrics.published.labels(labels);
   let publishedSinceFlush = 0;
+  /** When the last of them was confirmed (ms since the epoch): the gauge gets it exactly, not the flush's time. */
+  let lastPublishedAt = 0;
+  const lastPublished = metrics.lastPublished.labels(labels);
   return {
     config,
     name: source.name,
@@ -143,9 +146,13 @@ function sourceContext(
       timeoutMs,
       log,
     }),
-    countPublished: () => void publishedSinceFlush++,
+    countPublished: () => {
+      publishedSinceFlush++;
+      lastPublishedAt = Date.now();
+    },
     flushPublished: () => {
       if (publishedSinceFlush === 0) return;
+      lastPublished.set(lastPublishedAt / 1000);
       publishedCount.inc(publishedSinceFlush);
       publishedSinceFlush = 0;
     },

@@ -494,6 +494,7 @@ describe('cdc relay', () => {
     for (const name of ['relay_replication_lag_bytes', 'relay_slot_retained_wal_bytes', 'relay_slot_safe_wal_bytes']) {
       expect(first).toMatch(new RegExp(`${name}\\{source="order",slot="[a-z0-9_]+",component="cdc-relay"\\} -?\\d+`));
     }
+    const wrote = Date.now();
     await writeAll('m-', 10, 71);
     const text = await waitUntil(async () => {
       const t = await (await fetch('http://127.0.0.1:18310/metrics')).text();
@@ -501,6 +502,12 @@ describe('cdc relay', () => {
         ? t
         : undefined;
     });
+    // The time of the last confirm, set with the counter: after the rows were written, and not in the future.
+    const last = Number(
+      /relay_last_published_timestamp_seconds\{source="order",component="cdc-relay"\} (\S+)/.exec(text)?.[1],
+    );
+    expect(last * 1000).toBeGreaterThanOrEqual(wrote);
+    expect(last * 1000).toBeLessThanOrEqual(Date.now());
     for (const name of [
       'relay_publish_confirm_seconds_bucket',
       'relay_replication_lag_bytes',
