@@ -92,7 +92,7 @@ function slotMetrics(registry: Registry, readSlots?: () => Promise<void>) {
     }),
     lastPublished: new Gauge({
       name: 'relay_last_published_timestamp_seconds',
-      help: "When the broker last confirmed a message of this source (this relay's clock): standing still while the lag grows, the relay is stuck",
+      help: "When the broker last confirmed an event of this source (this relay's clock; brought up to date with relay_messages_published_total; absent until this process published one): standing still while the lag grows, publishing is stuck",
       labelNames: ['source'] as const,
       registers,
     }),
@@ -117,3 +117,30 @@ function slotMetrics(registry: Registry, readSlots?: () => Promise<void>) {
   };
 }
 export type RelayMetrics = ReturnType<typeof createRelayMetrics>;
+
+/**
+ * The published counter and the last confirm's time of one source, brought up to date in bulk: a prom-client
+ * increment per message costs more than the rest of its bookkeeping in the pipe, so confirms are counted here and
+ * flushed every acknowledgement interval and at a session's end. The gauge gets the time of the last confirm itself
+ * (`now` at `count`), not the flush's: the bench times a drain by it.
+ */
+export function createPublishedCount(
+  counter: { inc: (n: number) => void },
+  lastAt: { set: (seconds: number) => void },
+  now: () => number = Date.now,
+) {
+  let sinceFlush = 0;
+  let lastMs = 0;
+  return {
+    count(): void {
+      sinceFlush++;
+      lastMs = now();
+    },
+    flush(): void {
+      if (sinceFlush === 0) return;
+      lastAt.set(lastMs / 1000);
+      counter.inc(sinceFlush);
+      sinceFlush = 0;
+    },
+  };
+}

@@ -7,7 +7,7 @@ import { brokerConnector } from '@saga/common/messaging/broker';
 import { delay } from '@saga/common/runtime/lifecycle';
 import type { Logger } from '@saga/common/runtime/logger';
 import type { RelayConfig } from './config';
-import type { RelayMetrics } from './metrics';
+import { createPublishedCount, type RelayMetrics } from './metrics';
 import { BrokerRefusalError } from './outbound';
 import { restartDecision } from './restart-policy';
 import { runSession, type SourceContext, type SourceState } from './session';
@@ -107,13 +107,7 @@ function sourceContext(
   const labels = { source: source.name };
   const appName = `cdc-relay ${source.name}`;
   const timeoutMs = config.RELAY_REPLICATION_TIMEOUT_MS ?? 60_000;
-  // Confirmed messages not yet added to the counter: a prom-client increment per message costs more than the rest
-  // of its bookkeeping in the pipe; the counter is brought up to date every acknowledgement interval and at the end.
-  const publishedCount = metrics.published.labels(labels);
-  let publishedSinceFlush = 0;
-  /** When the last of them was confirmed (ms since the epoch): the gauge gets it exactly, not the flush's time. */
-  let lastPublishedAt = 0;
-  const lastPublished = metrics.lastPublished.labels(labels);
+  const published = createPublishedCount(metrics.published.labels(labels), metrics.lastPublished.labels(labels));
   return {
     config,
     name: source.name,
@@ -146,16 +140,8 @@ function sourceContext(
       timeoutMs,
       log,
     }),
-    countPublished: () => {
-      publishedSinceFlush++;
-      lastPublishedAt = Date.now();
-    },
-    flushPublished: () => {
-      if (publishedSinceFlush === 0) return;
-      lastPublished.set(lastPublishedAt / 1000);
-      publishedCount.inc(publishedSinceFlush);
-      publishedSinceFlush = 0;
-    },
+    countPublished: published.count,
+    flushPublished: published.flush,
     standbyLogged: false,
   };
 }
