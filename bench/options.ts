@@ -24,6 +24,8 @@ export interface BenchOptions {
   baselineOffPathNice: number;
   /** Rows of the throughput section's backlog; 50,000 when absent. */
   backlog?: number;
+  /** The saga's overload loop at this many orders/s for every build; twice each build's best closed loop when absent. */
+  overloadRate?: number;
 }
 
 /** A mistake on the command line, told to the user as it is. */
@@ -43,6 +45,7 @@ const OPTIONS = {
   'off-path-nice': { type: 'string' },
   'baseline-off-path-nice': { type: 'string' },
   backlog: { type: 'string' },
+  'overload-rate': { type: 'string' },
 } as const;
 
 const HELP: [string, string][] = [
@@ -59,6 +62,10 @@ const HELP: [string, string][] = [
   ['--backlog=N', 'throughput: rows of the backlog (default 50,000; a longer one weighs the start less)'],
   ['--off-path-nice=N', 'saga: relay, inventory, payment at the CPU weight of nice N (0-19; default 10)'],
   ['--baseline-off-path-nice=N', "saga: the baseline's weight (default: --off-path-nice)"],
+  [
+    '--overload-rate=N',
+    "saga: the overload loop at N orders/s for every build, so a pair compares one load (default: twice each build's best closed loop)",
+  ],
 ];
 const ENV: [string, string][] = [
   ['BENCH_SAGA_CONC=64', 'saga: only these closed loops (comma-separated), for quicker pairs'],
@@ -103,6 +110,13 @@ const rows = (name: string, raw: string): number => {
   return v;
 };
 
+const perSecond = (name: string, raw: string): number => {
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isInteger(v) || v < 1)
+    throw new UsageError(`--${name}: expected a whole number of orders per second, got '${raw}'`);
+  return v;
+};
+
 /** The argument that is not an option of ours, named by us rather than by parseArgs' generic hint. */
 const unknownOption = (argv: string[]) =>
   argv
@@ -141,5 +155,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     offPathNice,
     baselineOffPathNice: nice('baseline-off-path-nice', values['baseline-off-path-nice'], offPathNice),
     ...(values.backlog === undefined ? {} : { backlog: rows('backlog', values.backlog) }),
+    ...(values['overload-rate'] === undefined
+      ? {}
+      : { overloadRate: perSecond('overload-rate', values['overload-rate']) }),
   };
 }

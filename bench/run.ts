@@ -593,7 +593,7 @@ function overloadRow(o: OpenLoop, section: string) {
     .join(', ');
   rows.push({
     section,
-    what: `overload: open loop at ${fmt(o.ratePerSec)} orders/s (2x the best closed loop) for ${P.sagaMs / 1000} s`,
+    what: `overload: open loop at ${fmt(o.ratePerSec)} orders/s (${OPTS.overloadRate === undefined ? '2x the best closed loop' : '--overload-rate'}) for ${P.sagaMs / 1000} s`,
     figure:
       `accepted ${fmt(accepted)}, refused 503 ${fmt(refused)} (${fmt(o.retryAfter503)} with Retry-After)${other ? `, other ${other}` : ''}` +
       `; accepted to final p50 ${ms(o.placeToFinalMs.p50)} p99 ${ms(o.placeToFinalMs.p99)} ms (target < 2000); POST p99 ${ms(o.postMs.p99)} ms`,
@@ -711,6 +711,7 @@ async function sagaSection() {
     conc,
     openRates: P.sagaOpenRates,
     overloadFactor: P.sagaOverloadFactor,
+    ...(OPTS.overloadRate === undefined ? {} : { overloadRate: OPTS.overloadRate }),
     openWaitMs: P.sagaOpenWaitMs,
     ceilingSecs: P.ceilingSecs,
   };

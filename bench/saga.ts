@@ -35,6 +35,8 @@ export type SagaParams = {
    * refused (503 with Retry-After) while the accepted orders still finish quickly, and none of them is lost.
    */
   overloadFactor?: number;
+  /** The overload loop at this rate instead, the same for every build measured. */
+  overloadRate?: number;
   /**
    * CPU weight of the components off the POST path (relay, inventory, payment) as a nice value, 0 for the default
    * weight. Each component runs in a scheduling group of its own (a session, hence an autogroup, as a container has
@@ -444,7 +446,8 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
     const opens: OpenLoop[] = [];
     for (const rate of p.openRates) opens.push(await openLoop(rate));
     const best = Math.max(0, ...Object.values(closed).map((c) => c.finalPerSec));
-    const overload = p.overloadFactor && best > 0 ? await openLoop(Math.round(best * p.overloadFactor)) : undefined;
+    const overloadRate = p.overloadRate ?? (p.overloadFactor && best > 0 ? Math.round(best * p.overloadFactor) : 0);
+    const overload = overloadRate > 0 ? await openLoop(overloadRate) : undefined;
 
     await saga.expectInvariants(300_000);
     return {

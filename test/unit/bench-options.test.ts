@@ -42,6 +42,7 @@ describe('bench options', () => {
       '/usr/bin/node',
       '--off-path-nice=0',
       '--backlog=200000',
+      '--overload-rate=1200',
     ]);
     expect(o).toMatchObject({
       only: ['saga', 'plans'],
@@ -55,6 +56,7 @@ describe('bench options', () => {
       offPathNice: 0,
       baselineOffPathNice: 0,
       backlog: 200_000,
+      overloadRate: 1200,
     });
     expect(parseOptions(['--off-path-nice=5', '--baseline-off-path-nice=10']).baselineOffPathNice).toBe(10);
     expect(parseOptions(['-h']).help).toBe(true);
@@ -72,6 +74,7 @@ describe('bench options', () => {
     expect(refused(['--only'])).toMatch(/--only/);
     expect(refused(['--backlog=50k'])).toMatch(/--backlog: expected a whole number of rows/);
     expect(refused(['--backlog=10'])).toMatch(/at least 1000/);
+    expect(refused(['--overload-rate=fast'])).toMatch(/--overload-rate: expected a whole number of orders per second/);
   });
 
   it('refuses a smoke run as a reference', () => {
