@@ -263,7 +263,7 @@ const ROWS: Row[] = [
   {
     vars: ['ORDER_PENDING_MAX'],
     meaning:
-      'orders in progress (admitted, those waiting for their write included, and not yet confirmed or cancelled) at which new ones are refused with 503 and Retry-After: bounds the saga backlog, and so how long an accepted order takes (docs/operations.md)',
+      'orders in progress (placed, not yet confirmed or cancelled) at which new ones are refused with 503 and Retry-After: bounds the saga backlog, and so how long an accepted order takes (docs/operations.md)',
   },
   {
     vars: ['RELAY_ORDER_PER_AGGREGATE'],

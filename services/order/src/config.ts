@@ -23,7 +23,7 @@ export const OrderEnv = serviceEnv({ port: 8000, databaseUrl: 'postgres://order_
      */
     ORDER_WRITE_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(10),
     /**
-     * Orders in progress (admitted, not final) at which new ones are refused with 503 and Retry-After: the saga's
+     * Orders in progress (placed, not final) at which new ones are refused with 503 and Retry-After: the saga's
      * backlog is bounded, and so is how long an accepted order takes to finish.
      */
     ORDER_PENDING_MAX: z.coerce.number().int().min(1).default(600),

@@ -5,7 +5,6 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
-import type { z } from 'zod';
 import { QueueFullError } from '@saga/common/db/group-commit';
 import { parseRequest } from '@saga/common/http/app';
 import { forbidden, HttpProblemError, rateLimited, unavailable } from '@saga/common/http/http-error';
@@ -35,45 +34,29 @@ export function placeOrderHandler(
     const wait = limiter.take(customerId);
     if (wait > 0) throw rateLimited(wait);
     admission?.check();
-    try {
-      return await place(req, res, placement, customerId, body, key);
-    } finally {
-      admission?.written();
-    }
+    const hash = createHash('sha256')
+      .update(JSON.stringify({ customerId, items: body.items }))
+      .digest('hex');
+    const orderId = randomUUID();
+    // The order, its items and history, and the OrderPlaced outbox row, in one local transaction (with the orders
+    // of other requests placed at the same moment).
+    const events = decide(undefined, { type: 'PlaceOrder', data: { orderId, customerId, items: body.items } });
+    const order = events.reduce<Order | undefined>(evolve, undefined)!;
+    const placed = await placement
+      .place({
+        order,
+        history: events.map(historyEntry),
+        events: published(events),
+        traceparent: req.traceparent,
+        ...(key ? { idempotency: { key, hash } } : {}),
+      })
+      .catch((err: unknown) => {
+        throw placementProblem(err);
+      });
+    if (!placed.created) return void res.status(202).json({ orderId: placed.orderId, status: placed.status });
+    req.log.info({ correlationId: orderId, orderId, items: body.items.length }, 'order placed');
+    res.status(202).setHeader('Location', `/orders/${orderId}`).json({ orderId, status: placed.status });
   };
-}
-
-/** An admitted order: decided, written with the orders placed at the same moment, answered 202. */
-async function place(
-  req: Request,
-  res: Response,
-  placement: OrderPlacement,
-  customerId: string,
-  body: z.infer<typeof PlaceOrderBody>,
-  key: string | undefined,
-): Promise<void> {
-  const hash = createHash('sha256')
-    .update(JSON.stringify({ customerId, items: body.items }))
-    .digest('hex');
-  const orderId = randomUUID();
-  // The order, its items and history, and the OrderPlaced outbox row, in one local transaction (with the orders
-  // of other requests placed at the same moment).
-  const events = decide(undefined, { type: 'PlaceOrder', data: { orderId, customerId, items: body.items } });
-  const order = events.reduce<Order | undefined>(evolve, undefined)!;
-  const placed = await placement
-    .place({
-      order,
-      history: events.map(historyEntry),
-      events: published(events),
-      traceparent: req.traceparent,
-      ...(key ? { idempotency: { key, hash } } : {}),
-    })
-    .catch((err: unknown) => {
-      throw placementProblem(err);
-    });
-  if (!placed.created) return void res.status(202).json({ orderId: placed.orderId, status: placed.status });
-  req.log.info({ correlationId: orderId, orderId, items: body.items.length }, 'order placed');
-  res.status(202).setHeader('Location', `/orders/${orderId}`).json({ orderId, status: placed.status });
 }
 
 /** What a client is told when its order could not be placed for a reason of the service's. */

@@ -1,27 +1,19 @@
 import { HttpProblemError } from '@saga/common/http/http-error';
-import { createAdmission, TRUST_MAX_MS } from '../../src/http/admission';
-
-type Read = { resolve: (n: number) => void; reject: (err: Error) => void };
-
-/** The oldest read under way fails. */
-async function failRead(reads: Read[]) {
-  reads.shift()!.reject(new Error('the database is down'));
-  await new Promise((r) => setImmediate(r));
-}
+import { createAdmission } from '../../src/http/admission';
 
 /** A backlog count the test answers by hand, and a clock it moves. */
 function setup(maxPending = 10) {
   let t = 0;
-  const reads: Read[] = [];
+  const reads: ((n: number) => void)[] = [];
   let shed = 0;
-  const admission = createAdmission(() => new Promise<number>((resolve, reject) => reads.push({ resolve, reject })), {
+  const admission = createAdmission(() => new Promise<number>((resolve) => reads.push(resolve)), {
     maxPending,
     refreshMs: 200,
     now: () => t,
     onShed: () => shed++,
   });
   const answer = async (n: number) => {
-    reads.shift()!.resolve(n);
+    reads.shift()!(n);
     await Promise.resolve();
   };
   return { admission, answer, reads, advance: (ms: number) => (t += ms), shed: () => shed };
@@ -78,22 +70,6 @@ describe('admission of new orders by the saga backlog', () => {
     expect(refusal(() => admission.check())?.status).toBe(503);
   });
 
-  it('counts the orders it admitted that are not written yet, however long they wait for their write', async () => {
-    const { admission, answer, advance } = setup(10);
-    admission.check(); // admitted before the first read answered, and still waiting for its write
-    await answer(5);
-    advance(200);
-    admission.check(); // a second read starts; the first order is still not written
-    await answer(5); // the database holds neither of them
-    expect(admission.pending()).toBe(7);
-    admission.written();
-    admission.written();
-    advance(200);
-    admission.check();
-    await answer(7); // both written now, and in the count; the third is not
-    expect(admission.pending()).toBe(8);
-  });
-
   it('does not trust a count from before a quiet spell, and reads a fresh one', async () => {
     const { admission, answer, reads, advance } = setup(10);
     admission.check();
@@ -103,56 +79,6 @@ describe('admission of new orders by the saga backlog', () => {
     expect(reads).toHaveLength(1);
     await answer(50);
     expect(refusal(() => admission.check())?.status).toBe(503);
-  });
-
-  it('keeps refusing while a count is slow to come under load', async () => {
-    const { admission, answer, reads, advance } = setup(10);
-    admission.check();
-    await answer(50);
-    advance(200);
-    expect(refusal(() => admission.check())?.status).toBe(503); // starts the next read, right after the last
-    expect(reads).toHaveLength(1);
-    advance(3_000); // the database is busy: that read takes seconds
-    expect(refusal(() => admission.check())?.status).toBe(503);
-    expect(admission.busy()).toBe(true);
-    await answer(3);
-    expect(refusal(() => admission.check())).toBeUndefined();
-  });
-
-  it('admits again when the reads after a count hang or fail for longer than it is trusted', async () => {
-    const { admission, answer, reads, advance } = setup(10);
-    admission.check();
-    await answer(50);
-    advance(200);
-    expect(refusal(() => admission.check())?.status).toBe(503); // a read starts, and hangs
-    advance(TRUST_MAX_MS);
-    expect(refusal(() => admission.check())).toBeUndefined();
-    expect(reads).toHaveLength(1); // still the one read: no second one while it hangs
-  });
-
-  it('does not revive a count from before a quiet spell while the next read is under way, or when it fails', async () => {
-    const { admission, answer, reads, advance } = setup(10);
-    admission.check();
-    await answer(50);
-    advance(600_000); // a quiet spell
-    expect(refusal(() => admission.check())).toBeUndefined(); // starts a read
-    expect(refusal(() => admission.check())).toBeUndefined(); // while it runs, the old count does not count
-    expect(admission.busy()).toBe(false);
-    expect(reads).toHaveLength(1);
-    await failRead(reads);
-    expect(refusal(() => admission.check())).toBeUndefined(); // nor once it failed
-  });
-
-  it('counts an order whose write ended while the count was read', async () => {
-    const { admission, answer, advance } = setup(10);
-    admission.check();
-    await answer(5);
-    advance(200);
-    admission.check(); // a read starts
-    admission.written(); // both writes commit after its snapshot, before it answers
-    admission.written();
-    await answer(5);
-    expect(admission.pending()).toBe(7);
   });
 
   it('admits again when the backlog has drained', async () => {
