@@ -188,13 +188,11 @@ const published = () => metricValue('http://127.0.0.1:18400', 'relay_messages_pu
 const lastPublishedAt = async (source: ServiceName) =>
   1000 *
   (await metricValue('http://127.0.0.1:18400', 'relay_last_published_timestamp_seconds', { source }, { only: true }));
-const streamingAt = (r: Running) =>
-  Math.max(...r.logs.filter((l) => l.msg === 'streaming').map((l) => Date.parse(String(l.time))));
 /**
  * When the first of `sources` started streaming (the relay's clock): a drain is timed from it. A source that started
  * twice (a session restarted mid-drain, sending rows again) makes the drain no measure of the relay's pace.
  */
-function drainStart(r: Running, sources: ServiceName[]): number {
+function firstStreamingAt(r: Running, sources: ServiceName[]): number {
   const starts = sources.map((s) => r.logs.filter((l) => l.msg === 'streaming' && l.source === s));
   if (starts.some((x) => x.length !== 1)) throw new Error('a source started streaming more than once during a drain');
   return Math.min(...starts.map((x) => Date.parse(String(x[0]!.time))));
@@ -300,7 +298,7 @@ async function relayBacklog(
     intervalMs: 100,
     message: 'backlog published',
   });
-  const t0 = drainStart(relay, sources);
+  const t0 = firstStreamingAt(relay, sources);
   const ends = await Promise.all(sources.map((source) => lastPublishedAt(source)));
   if (ends.some((t) => !(t > t0))) throw new Error('the relay did not report the time of its last confirm');
   const rate = total / ((Math.max(...ends) - t0) / 1000);
@@ -866,7 +864,7 @@ async function sectionTail() {
     );
     const extra = { RELAY_MAX_IN_FLIGHT: String(window) };
     const relay = await startRelay(['order'], prefix, extra);
-    const t0 = streamingAt(relay);
+    const t0 = firstStreamingAt(relay, ['order']);
     await waitUntil(() => halfAt > 0, { timeoutMs: 300_000, intervalMs: 5, message: 'half the backlog delivered' });
     await relay.kill('SIGKILL');
     const msgPerSec = P.tailRows / 2 / ((halfAt - t0) / 1000);
