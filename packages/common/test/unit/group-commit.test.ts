@@ -73,7 +73,7 @@ describe('group commit with pacing', () => {
   afterEach(() => jest.useRealTimers());
 
   /** A paced group commit on jest's clock whose writes answer at once, recording each group written. */
-  function pacedRecorder(maxBatch: number, maxInFlight: number, intervalMs: number) {
+  function pacedRecorder(maxBatch: number, maxInFlight: number, intervalMs: number | (() => number)) {
     jest.useFakeTimers();
     const groups: number[][] = [];
     const submit = createGroupCommit(
@@ -136,18 +136,8 @@ describe('group commit with pacing', () => {
   });
 
   it('asks a pacing function before each write, so writes go at once while it answers 0', async () => {
-    jest.useFakeTimers();
-    const groups: number[][] = [];
     let interval = 0;
-    const submit = createGroupCommit(
-      async (items: number[]) => {
-        groups.push(items);
-        return items;
-      },
-      64,
-      1,
-      { intervalMs: () => interval, now: () => Date.now() },
-    );
+    const { groups, submit } = pacedRecorder(64, 1, () => interval);
     await submit(1);
     await submit(2);
     expect(groups).toEqual([[1], [2]]); // unpaced: each write starts as soon as the one before ends
