@@ -22,6 +22,14 @@ import { http, startMonitor, startStack, type ServiceProc, type Stack } from '..
 import { waitUntil } from '../support/wait';
 import { conformanceProblems, recorded } from '../support/openapi-conformance';
 import { monitorHandler } from '../../services/monitor/src/messaging/handlers';
+import {
+  DEAD_LETTER_REPORTS_QUEUE,
+  startMonitorBrokerSession,
+} from '../../services/monitor/src/messaging/dead-letters';
+import { createCatchUp } from '../../services/monitor/src/catch-up';
+import { Registry } from 'prom-client';
+import { settleWithin } from '@saga/common/runtime/settle';
+import { startTcpProxy, throughProxy } from '../support/tcp-proxy';
 
 type SagaView = {
   orderId: string;
@@ -333,6 +341,74 @@ describe("the monitor's write path", () => {
       expect(rows.every((r) => r.events === 2 && r.waiting_service === 'payment')).toBe(true);
     } finally {
       await pool.end();
+    }
+  });
+});
+
+describe("the monitor's broker session", () => {
+  const logLines: { msg?: string }[] = [];
+  const sessionLog = pino({ level: 'info' }, { write: (line: string) => void logLines.push(JSON.parse(line)) });
+  let pool: pg.Pool;
+  beforeAll(() => {
+    pool = new pg.Pool({ connectionString: env.monitorUrl(), max: 1 });
+  });
+  afterAll(() => pool.end());
+  const startSession = (depths: (number | undefined)[], url: string, eventsQueue = 'monitor.events') =>
+    startMonitorBrokerSession({
+      url,
+      exchange: env.exchange,
+      eventsQueue,
+      pool,
+      log: sessionLog,
+      registry: new Registry(),
+      catchUp: { ...createCatchUp(), queueDepth: (n) => void depths.push(n) },
+      depthEveryMs: 50,
+    });
+
+  it('a stop while its connection is still being made ends that session: stop returns, nothing consumes after it', async () => {
+    const rabbit = new URL(env.rabbitUrl);
+    const proxy = await startTcpProxy({ host: rabbit.hostname, port: Number(rabbit.port || 5672) });
+    const conn = await amqp.connect(env.rabbitUrl);
+    const ch = await conn.createChannel();
+    // The monitor process of this suite consumes the same queue.
+    const consumers = async () => (await ch.checkQueue(DEAD_LETTER_REPORTS_QUEUE)).consumerCount;
+    try {
+      const before = await consumers();
+      proxy.stall(); // the connection waits on a slow network
+      const session = startSession([], throughProxy(env.rabbitUrl, proxy));
+      await waitUntil(() => proxy.accepted() > 0, { message: 'connecting' });
+      const stopping = session.stop();
+      proxy.restore(); // the connection completes after the stop
+      await settleWithin(stopping, 10_000, 'stop while connecting');
+      expect(session.isReady()).toBe(false);
+      expect(await consumers()).toBe(before);
+    } finally {
+      await conn.close();
+      await proxy.close();
+    }
+  });
+
+  it('reads a missing events queue as unknown without ending its session, then its depth once it exists', async () => {
+    const queue = `monitor.depth-test-${randomUUID()}`;
+    const depths: (number | undefined)[] = [];
+    logLines.length = 0;
+    const session = startSession(depths, env.rabbitUrl, queue);
+    const conn = await amqp.connect(env.rabbitUrl);
+    try {
+      await waitUntil(() => session.isReady() && depths.filter((d) => d === undefined).length >= 3, {
+        message: 'the depth read three times while the queue is missing',
+      });
+      const ch = await conn.createConfirmChannel();
+      await ch.assertQueue(queue, { durable: false, autoDelete: false });
+      for (let i = 0; i < 3; i++) ch.sendToQueue(queue, Buffer.from('x'));
+      await ch.waitForConfirms();
+      await waitUntil(() => depths.at(-1) === 3, { message: 'the depth of the queue once it exists' });
+      expect(session.isReady()).toBe(true);
+      expect(logLines.filter((l) => /reconnecting|channel error/.test(l.msg ?? ''))).toEqual([]);
+      await ch.deleteQueue(queue);
+    } finally {
+      await session.stop();
+      await conn.close();
     }
   });
 });

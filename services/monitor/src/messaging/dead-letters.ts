@@ -1,4 +1,4 @@
-import type { Channel, ConsumeMessage } from 'amqplib';
+import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { consumerQueueNames, topologyNames } from '@saga/common/messaging/topology';
 import { brokerConnector, closeConnection } from '@saga/common/messaging/broker';
 import { headerValue, messageIdentity } from '@saga/common/messaging/debezium';
@@ -73,15 +73,25 @@ export function startMonitorBrokerSession(opts: {
     registers: [opts.registry],
   });
   let ready = false;
-  let current: { close: () => Promise<void> } | undefined;
 
   async function session(): Promise<void> {
     const conn = await connector.connect({
       clientProperties: { connection_name: `monitor ${DEAD_LETTER_REPORTS_QUEUE}` },
     });
-    current = { close: () => closeConnection(conn) };
-    const ended = new Promise<void>((resolve) => conn.on('close', () => resolve()));
     conn.on('error', (err: unknown) => log.warn({ err }, 'broker connection error (monitor session)'));
+    const ended = new Promise<void>((resolve) => conn.on('close', () => resolve()));
+    // A stop ends the session of the moment, also one whose connection was still being made when it came.
+    const close = () => void closeConnection(conn);
+    abort.signal.addEventListener('abort', close, { once: true });
+    try {
+      if (!abort.signal.aborted) await consumeReports(conn, ended);
+    } finally {
+      abort.signal.removeEventListener('abort', close);
+      await closeConnection(conn);
+    }
+  }
+
+  async function consumeReports(conn: ChannelModel, ended: Promise<void>): Promise<void> {
     const ch = await conn.createChannel();
     let open = true;
     const endSession = () => {
@@ -147,8 +157,10 @@ export function startMonitorBrokerSession(opts: {
     ready = true;
     log.info({ queue: DEAD_LETTER_REPORTS_QUEUE }, 'consuming dead-letter reports');
 
-    const depth = setInterval(() => void readDepth(ch), opts.depthEveryMs ?? 2000);
-    void readDepth(ch);
+    const depthOf = queueDepthReader(conn, opts.eventsQueue);
+    const readDepth = async () => catchUp.queueDepth(await depthOf());
+    const depth = setInterval(() => void readDepth(), opts.depthEveryMs ?? 2000);
+    void readDepth();
     try {
       await ended;
     } finally {
@@ -160,21 +172,40 @@ export function startMonitorBrokerSession(opts: {
     }
   }
 
-  async function readDepth(ch: Channel): Promise<void> {
-    try {
-      catchUp.queueDepth((await ch.checkQueue(opts.eventsQueue)).messageCount);
-    } catch {
-      catchUp.queueDepth(undefined); // the queue is not there yet, or the channel is closing
-    }
-  }
-
   const loop = reconnectLoop(session, { what: 'broker (monitor session)', log, signal: abort.signal });
   return {
     async stop() {
       abort.abort();
-      await current?.close();
       await loop;
     },
     isReady: () => ready,
+  };
+}
+
+/**
+ * The depth of `queue`, or undefined while it does not exist (the monitor's consumer declares it) or the connection
+ * is closing. On a channel of its own: the broker closes the channel that asks for a missing queue, and that must
+ * not end the session consuming the reports.
+ */
+function queueDepthReader(conn: ChannelModel, queue: string): () => Promise<number | undefined> {
+  let channel: Promise<Channel> | undefined;
+  const open = () => {
+    const opening = conn.createChannel().then((ch) => {
+      ch.on('error', () => undefined); // the 404 of a missing queue: the next read opens another channel
+      ch.on('close', () => {
+        if (channel === opening) channel = undefined;
+      });
+      return ch;
+    });
+    return opening;
+  };
+  return async () => {
+    const current = (channel ??= open());
+    try {
+      return (await (await current).checkQueue(queue)).messageCount;
+    } catch {
+      if (channel === current) channel = undefined;
+      return undefined;
+    }
   };
 }
