@@ -1,8 +1,10 @@
 /**
  * npm run bench:profile [-- --secs=10 --conc=64 | --rate=200]
  * Where the time goes: the production bundle under the saga's closed loop (or, with --rate, an open loop of that
- * many orders per second, the everyday case) with V8's CPU profiler on in every component, then self time per process grouped by package (pg, amqplib, express, pino, zod, our code, GC, …) and
- * the heaviest functions. Profiles are kept under bench/results/profile-<time>/ for Chrome DevTools.
+ * many orders per second, the everyday case) with V8's CPU profiler on in every component, then, over the time orders
+ * were placed (not start-up, set-up or the final checks), self time per process grouped by package (pg, amqplib,
+ * express, pino, zod, our code, GC, …), the heaviest functions, and the heaviest with what they call. Profiles are
+ * kept under bench/results/profile-<time>/ for Chrome DevTools.
  */
 import { readdirSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -13,7 +15,7 @@ import removeLeftovers from '../test/support/global-setup';
 import { killAll } from '../test/support/process';
 import { sagaClient } from '../test/support/saga';
 import { bundled, nodeFlags, startStack } from '../test/support/stack';
-import { summarizeProfile as summarize } from './cpuprofile';
+import { monotonicUs, summarizeProfile as summarize } from './cpuprofile';
 import { now } from './lib';
 
 const arg = (name: string, fallback: number) =>
@@ -43,6 +45,7 @@ async function main() {
     const skus = await Promise.all(Array.from({ length: 20 }, () => saga.product(1_000_000_000, 100)));
     const customers = await Promise.all(Array.from({ length: 50 }, () => saga.account(1_000_000_000_000)));
     const deadline = now() + SECS * 1000;
+    const window = { fromUs: monotonicUs(), toUs: Infinity };
     let n = 0;
     const placeNext = () => {
       const i = n++;
@@ -66,6 +69,7 @@ async function main() {
           while (now() < deadline) await placeNext();
         }),
       );
+    window.toUs = monotonicUs();
     await saga.expectInvariants(300_000);
     await stack.stop('SIGTERM');
     console.log(
@@ -74,9 +78,9 @@ async function main() {
     for (const c of [...SERVICES, 'relay'] as (ServiceName | 'relay')[]) {
       const files = readdirSync(path.join(dir, c)).filter((f) => f.endsWith('.cpuprofile'));
       for (const f of files) {
-        const s = summarize(path.join(dir, c, f));
+        const s = summarize(path.join(dir, c, f), window);
         console.log(
-          `== ${c}: ${s.totalMs.toFixed(0)} ms sampled (whole process life), ${s.busyMs.toFixed(0)} ms busy, ${(s.busyMs / n).toFixed(2)} ms busy per order\n-- by package\n${s.groups.join('\n')}\n-- heaviest functions\n${s.functions.join('\n')}\n`,
+          `== ${c}: ${s.totalMs.toFixed(0)} ms sampled while orders were placed, ${s.busyMs.toFixed(0)} ms busy, ${(s.busyMs / n).toFixed(2)} ms busy per order\n-- by package\n${s.groups.join('\n')}\n-- heaviest functions\n${s.functions.join('\n')}\n-- heaviest with what they call\n${s.inclusive.join('\n')}\n`,
         );
       }
     }
