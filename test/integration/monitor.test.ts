@@ -388,6 +388,20 @@ describe("the monitor's broker session", () => {
     }
   });
 
+  it('a stop on a silent broker link (no FIN, no RST) ends the session without waiting for the broker', async () => {
+    const rabbit = new URL(env.rabbitUrl);
+    const proxy = await startTcpProxy({ host: rabbit.hostname, port: Number(rabbit.port || 5672) });
+    try {
+      const session = startSession([], throughProxy(env.rabbitUrl, proxy));
+      await waitUntil(() => session.isReady(), { message: 'consuming' });
+      proxy.blackhole(); // the broker never answers the close
+      await settleWithin(session.stop(), 10_000, 'stop on a silent link');
+      expect(session.isReady()).toBe(false);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('reads a missing events queue as unknown without ending its session, then its depth once it exists', async () => {
     const queue = `monitor.depth-test-${randomUUID()}`;
     const depths: (number | undefined)[] = [];

@@ -6,6 +6,7 @@ import { DEAD_LETTER_HEADER as DLH, HEADER } from '@saga/common/messaging/envelo
 import { backoffDelay, delay, reconnectLoop } from '@saga/common/runtime/lifecycle';
 import type { Logger } from '@saga/common/runtime/logger';
 import { isConnectionError } from '@saga/common/db/pg';
+import { settleWithin } from '@saga/common/runtime/settle';
 import type pg from 'pg';
 import { Counter, type Registry } from 'prom-client';
 import type { CatchUp } from '../catch-up';
@@ -79,26 +80,35 @@ export function startMonitorBrokerSession(opts: {
       clientProperties: { connection_name: `monitor ${DEAD_LETTER_REPORTS_QUEUE}` },
     });
     conn.on('error', (err: unknown) => log.warn({ err }, 'broker connection error (monitor session)'));
-    const ended = new Promise<void>((resolve) => conn.on('close', () => resolve()));
-    // A stop ends the session of the moment, also one whose connection was still being made when it came.
-    const close = () => void closeConnection(conn);
-    abort.signal.addEventListener('abort', close, { once: true });
+    // The session ends when the connection closes, when something ends it, or on a stop, also one that came while
+    // the connection was being made. Not on amqplib's close alone: after a close that had to destroy the socket
+    // (closeConnection's bound), amqplib reports nothing.
+    let end!: () => void;
+    const ended = new Promise<void>((resolve) => (end = resolve));
+    conn.on('close', end);
+    abort.signal.addEventListener('abort', end, { once: true });
+    let consuming: Promise<void> | undefined;
     try {
-      if (!abort.signal.aborted) await consumeReports(conn, ended);
+      if (abort.signal.aborted) return;
+      consuming = consumeReports(conn, ended, end);
+      consuming.catch(() => undefined); // when the session ended first; otherwise the race below rethrows it
+      await Promise.race([consuming, ended]);
     } finally {
-      abort.signal.removeEventListener('abort', close);
+      abort.signal.removeEventListener('abort', end);
+      end();
       await closeConnection(conn);
+      // A batch of reports being recorded finishes; an RPC left hanging on a dead link is given up after a bound.
+      if (consuming) await settleWithin(consuming, 2_000, 'monitor session').catch(() => undefined);
     }
   }
 
-  async function consumeReports(conn: ChannelModel, ended: Promise<void>): Promise<void> {
+  async function consumeReports(conn: ChannelModel, ended: Promise<void>, endSession: () => void): Promise<void> {
     const ch = await conn.createChannel();
     let open = true;
-    const endSession = () => {
+    void ended.then(() => {
       open = false;
       ready = false;
-      void closeConnection(conn);
-    };
+    });
     ch.on('error', (err: unknown) => log.warn({ err }, 'broker channel error (monitor session)'));
     ch.on('close', endSession);
     const names = topologyNames(opts.exchange);
@@ -154,11 +164,15 @@ export function startMonitorBrokerSession(opts: {
         endSession();
       });
     });
+    if (!open) return;
     ready = true;
     log.info({ queue: DEAD_LETTER_REPORTS_QUEUE }, 'consuming dead-letter reports');
 
     const depthOf = queueDepthReader(conn, opts.eventsQueue);
-    const readDepth = async () => catchUp.queueDepth(await depthOf());
+    const readDepth = async () => {
+      const depth = await depthOf();
+      if (open) catchUp.queueDepth(depth); // a read that ends after the session must not overwrite its `undefined`
+    };
     const depth = setInterval(() => void readDepth(), opts.depthEveryMs ?? 2000);
     void readDepth();
     try {
