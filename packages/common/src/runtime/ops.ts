@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import express, { type Express, type Router } from 'express';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { PROBLEM_TYPE, problem, sendProblem } from '../http/problem';
@@ -62,7 +62,11 @@ export function createMetricsRouter(registry: Registry): Router {
   return router;
 }
 
-/** Listen and resolve once bound; `close` stops accepting and waits for in-flight requests. */
+/**
+ * Listen and resolve once bound; `close` stops accepting and waits for in-flight requests. A client that keeps
+ * its connection alive cannot hold a close up: from the close on, every response says `Connection: close` (also one
+ * in flight whose headers are not written yet) and each connection is closed as soon as its response has gone.
+ */
 export async function listen(
   app: Express,
   port: number,
@@ -79,6 +83,17 @@ export async function listen(
     },
     app,
   );
+  let closing = false;
+  const inFlight = new Set<ServerResponse>();
+  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    inFlight.add(res);
+    if (closing && !res.headersSent) res.shouldKeepAlive = false;
+    res.once('close', () => {
+      inFlight.delete(res);
+      // Once Node has put the connection back to idle (after this event's own handlers), close it.
+      if (closing) setImmediate(() => server.closeIdleConnections());
+    });
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -92,6 +107,8 @@ export async function listen(
     server,
     close: () =>
       new Promise<void>((resolve) => {
+        closing = true;
+        for (const res of inFlight) if (!res.headersSent) res.shouldKeepAlive = false;
         server.close(() => resolve());
         server.closeIdleConnections();
       }),
