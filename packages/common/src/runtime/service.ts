@@ -34,7 +34,7 @@ export const ServiceEnv = BaseEnv.extend({
   DB_PLAN_CACHE_MODE: z.enum(['auto', 'force_custom_plan']).default('auto'),
   CONSUMER_PREFETCH: z.coerce.number().int().min(1).max(1000).default(256),
   CONSUMER_MAX_BATCH: z.coerce.number().int().min(1).max(1000).default(256),
-  CONSUMER_BATCH_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(20),
+  CONSUMER_BATCH_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(30),
   INBOX_RETENTION_HOURS: z.coerce.number().int().min(1).default(168),
   INBOX_PRUNE_EVERY_MS: z.coerce.number().int().min(10).default(60_000),
   /** Outbox rows are kept this long: the window `npm run relay -- reconcile` can republish after a failover. */
