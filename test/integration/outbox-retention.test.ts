@@ -56,6 +56,16 @@ describe('outbox retention', () => {
     expect(await pruneOutboxRound(pool, { retentionHours: 24, batch: 3, maxBatchesPerRound: 2 })).toBe(3);
   });
 
+  it('a round asked to stop ends after the batch under way', async () => {
+    const old = await rows(9, 48);
+    let batches = 0;
+    // Stopping is asked once the first batch has run: the round deletes that batch and no other.
+    const stopped = () => batches++ > 0;
+    expect(await pruneOutboxRound(pool, { retentionHours: 24, batch: 3 }, stopped)).toBe(3);
+    expect(await present(old)).toBe(6);
+    expect(await pruneOutboxRound(pool, { retentionHours: 24, batch: 3 })).toBe(6);
+  });
+
   it('pruning publishes nothing: the publication carries inserts only', async () => {
     const admin = new pg.Client({ connectionString: env.adminUrl('order') });
     await admin.connect();

@@ -23,14 +23,18 @@ export type OutboxRetention = {
   maxBatchesPerRound?: number;
 };
 
-/** One round: delete full batches until a batch comes back short or the round's budget is spent. Answers the rows. */
+/**
+ * One round: delete full batches until a batch comes back short, the round's budget is spent or `stopped()` says
+ * the service is stopping (a round of a backlog must not hold a shutdown up). Answers the rows.
+ */
 export async function pruneOutboxRound(
   c: SqlClient,
   o: Pick<OutboxRetention, 'retentionHours' | 'batch' | 'maxBatchesPerRound'>,
+  stopped: () => boolean = () => false,
 ): Promise<number> {
   const batch = o.batch ?? 5000;
   let total = 0;
-  for (let i = 0; i < (o.maxBatchesPerRound ?? 20); i++) {
+  for (let i = 0; i < (o.maxBatchesPerRound ?? 20) && !stopped(); i++) {
     const n = await pruneOutbox(c, o.retentionHours, batch);
     total += n;
     if (n < batch) break;
@@ -40,12 +44,19 @@ export async function pruneOutboxRound(
 
 /** Prune every `everyMs` until stopped; a failed round (database away) is logged and tried again next time. */
 export function startOutboxPruner(pool: SqlClient, log: Logger, o: OutboxRetention): { stop: () => Promise<void> } {
-  return startPeriodic(o.everyMs, async () => {
+  let stopped = false;
+  const rounds = startPeriodic(o.everyMs, async () => {
     try {
-      const pruned = await pruneOutboxRound(pool, o);
+      const pruned = await pruneOutboxRound(pool, o, () => stopped);
       if (pruned > 0) log.info({ pruned, retentionHours: o.retentionHours }, 'pruned old outbox rows');
     } catch (err) {
       log.warn({ err }, 'could not prune old outbox rows; will try again');
     }
   });
+  return {
+    async stop() {
+      stopped = true; // a round under way ends after its current batch
+      await rounds.stop();
+    },
+  };
 }
