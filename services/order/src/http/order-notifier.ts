@@ -18,6 +18,11 @@ export type OrderNotifier = {
    */
   subscribe: (orderId: string, onChange: (ending: boolean) => void) => Promise<() => Promise<void>>;
   stop: () => Promise<void>;
+  /**
+   * Stop has begun: no change will be announced any more. A stream must not start then; it would never end, and the
+   * replica's HTTP close would wait for it.
+   */
+  stopped: () => boolean;
 };
 
 /**
@@ -38,6 +43,7 @@ export function createOrderNotifier(url: string, pool: pg.Pool, log: Logger): Or
   const subscribers = new Map<string, Set<(ending: boolean) => void>>();
   let client: pg.Client | undefined;
   const abort = new AbortController();
+  let stopped = false;
   const everyone = (ending = false) => {
     for (const set of subscribers.values()) for (const f of set) f(ending);
   };
@@ -103,7 +109,9 @@ export function createOrderNotifier(url: string, pool: pg.Pool, log: Logger): Or
       }
       return unsubscribe;
     },
+    stopped: () => stopped,
     async stop() {
+      stopped = true;
       clearInterval(refresher);
       abort.abort();
       everyone(true);

@@ -135,6 +135,9 @@ export function createOrderStreams(
       try {
         if (!hub.latest || hub.latest.customerId !== caller) throw notFoundProblem(orderId);
         if (gone) return;
+        // Checked in the same tick as the stream's listener is attached: a stop ends every listener it finds, and
+        // a stream that would start after it is refused, so none outlives the stop.
+        if (notifier.stopped()) throw unavailable('this replica is stopping; open the stream again', 1);
         await pipe(req, res, hub, heartbeatMs);
       } finally {
         release(hub);
