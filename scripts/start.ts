@@ -81,11 +81,17 @@ function run(name: Name, env: Record<string, string> = {}): ChildProcess {
   return child;
 }
 
+/**
+ * A child's exit code; one that died of the SIGTERM this process sent while stopping (it came before the child had
+ * set up its own handling, during its start) stopped as asked: 0. Any other signal is a failure.
+ */
+const codeOf = (code: number | null, signal: NodeJS.Signals | null) =>
+  code ?? (signal === 'SIGTERM' && stopping ? 0 : 1);
 const finished = (c: ChildProcess) =>
   new Promise<number>((resolve) =>
     c.exitCode !== null || c.signalCode !== null
-      ? resolve(c.exitCode ?? 1)
-      : c.once('exit', (code) => resolve(code ?? 1)),
+      ? resolve(codeOf(c.exitCode, c.signalCode))
+      : c.once('exit', (code, signal) => resolve(codeOf(code, signal))),
   );
 
 /** Stop the services (they finish in-flight messages and write their outboxes), then the relay. */
