@@ -148,6 +148,22 @@ describe('consumer links', () => {
     }
   });
 
+  it('a stop on a silent broker link (no FIN, no RST) gives the link up instead of waiting for the heartbeat', async () => {
+    const rabbit = new URL(env.rabbitUrl);
+    const amqpProxy = await startTcpProxy({ host: rabbit.hostname, port: Number(rabbit.port || 5672) });
+    const c = inventoryConsumer(env, env.serviceUrl('inventory'), { url: throughProxy(env.rabbitUrl, amqpProxy) });
+    try {
+      c.consumer.start();
+      await waitUntil(() => c.consumer.isReady(), { message: 'consuming' });
+      amqpProxy.blackhole(); // the broker answers neither the cancel nor the close
+      await settleWithin(c.consumer.stop(), 10_000, 'stop on a silent link');
+      expect(c.consumer.isReady()).toBe(false);
+    } finally {
+      await c.stop();
+      await amqpProxy.close();
+    }
+  });
+
   it('a batch given up on a silent broker link ends the session: not ready, then reconnected', async () => {
     const rabbit = new URL(env.rabbitUrl);
     const amqpProxy = await startTcpProxy({ host: rabbit.hostname, port: Number(rabbit.port || 5672) });

@@ -15,6 +15,7 @@ import type { Logger } from '../runtime/logger';
 import { brokerConnector, closeConnection, type BrokerConnection } from './broker';
 import type { BatchRunner, BatchRunnerOptions, ConsumerChannel } from './batch-runner';
 import { createPump } from './consumer-pump';
+import { settleWithin, TimeoutError } from '../runtime/settle';
 import { declareConsumerTopology } from './consumer-topology';
 import { coalesceWrites } from './topology';
 
@@ -198,23 +199,31 @@ async function consume(
   log.info({ queue, routingKeys, prefetch, maxBatch, broker: s.link.brokerAddress }, 'consuming');
 }
 
-/** A clean stop of a live session: no new deliveries, apply and acknowledge what was delivered, then close. */
+/** How long a clean stop waits for each broker answer before it takes the link for silent and gives it up. */
+const FINISH_RPC_MS = 2_000;
+
+/**
+ * A clean stop of a live session: no new deliveries, apply and acknowledge what was delivered, then close. On a link
+ * gone silent (no FIN, no RST) each step would wait for the heartbeat to notice, far past a shutdown's bound: the
+ * first that goes unanswered gives the link up, and what was not acknowledged returns to the queue.
+ */
 async function finishSession(s: Session, pump: Pump, queue: string): Promise<void> {
   s.ready = false;
-  try {
-    if (s.channel && s.consumerTag) await s.channel.cancel(s.consumerTag);
-  } catch {
-    /* channel already gone */
-  }
+  let silent = false;
+  const ask = async (what: string, call: () => Promise<unknown> | undefined) => {
+    if (silent) return;
+    try {
+      await settleWithin(Promise.resolve(call()), FINISH_RPC_MS, what);
+    } catch (err) {
+      if (err instanceof TimeoutError) silent = true; // otherwise the channel is already gone
+    }
+  };
+  if (s.channel && s.consumerTag) await ask('cancel', () => s.channel?.cancel(s.consumerTag!));
   // Finish what was delivered before the cancel: every buffered message is applied and acknowledged.
   await pump.drain();
-  try {
-    // A round trip first: the broker has then processed every ack sent before it, so closing returns nothing
-    // that was already handled to the queue.
-    await s.channel?.checkQueue(queue);
-    await s.channel?.close();
-  } catch {
-    /* channel already gone */
-  }
-  await closeConnection(s.link, 5_000);
+  // A round trip first: the broker has then processed every ack sent before it, so closing returns nothing that was
+  // already handled to the queue.
+  await ask('check queue', () => s.channel?.checkQueue(queue));
+  await ask('close channel', () => s.channel?.close());
+  await closeConnection(s.link, silent ? 0 : 5_000);
 }
