@@ -4,10 +4,11 @@
  */
 import pg from 'pg';
 import { LogicalReplicationService } from 'pg-logical-replication';
+import { endWithin } from '@saga/common/db/pg';
 import { ackCoalescer } from './ack-coalescer';
 import { formatLsn, parseLsn } from './lsn';
 import { RelayPgoutputPlugin, type WalMessage } from './pgoutput';
-import { pgClientSocket, replicationSocket, takeOverCopyData } from '@saga/common/runtime/library-internals';
+import { replicationSocket, takeOverCopyData } from '@saga/common/runtime/library-internals';
 
 export type { WalMessage } from './pgoutput';
 
@@ -55,23 +56,6 @@ export async function withSourceClient<T>(o: WalSourceOptions, fn: (c: pg.Client
   } finally {
     await endWithin(client, o.timeoutMs);
   }
-}
-
-/**
- * `client.end()` sends Terminate and waits for the server to close: on a half-open link that never happens. Give it
- * `ms`, then destroy the socket.
- */
-async function endWithin(client: pg.Client, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const ended = await Promise.race([
-    client.end().then(
-      () => true,
-      () => true,
-    ),
-    new Promise<false>((r) => (timer = setTimeout(() => r(false), ms))),
-  ]);
-  clearTimeout(timer);
-  if (!ended) pgClientSocket(client)?.destroy();
 }
 
 export type WalStream = {

@@ -20,6 +20,9 @@ import { startProcess } from '../support/process';
 import { serviceEnv } from '../support/stack';
 import { http, startService, type ServiceProc } from '../support/stack';
 import { waitUntil } from '../support/wait';
+import { startTcpProxy, throughProxy } from '../support/tcp-proxy';
+import { settleWithin } from '@saga/common/runtime/settle';
+import { createOrderNotifier } from '../../services/order/src/http/order-notifier';
 
 let env: TestEnv;
 let order: ServiceProc;
@@ -539,6 +542,35 @@ describe('admission by the saga backlog', () => {
       });
     } finally {
       await shop.proc.kill('SIGTERM');
+    }
+  });
+});
+
+describe("the order notifier's LISTEN connection", () => {
+  it('a stop on a silent database link (no FIN, no RST) ends within its bound instead of waiting for TCP', async () => {
+    const db = new URL(env.serviceUrl('order'));
+    const proxy = await startTcpProxy({ host: db.hostname, port: Number(db.port || 5432) });
+    const pool = new pg.Pool({ connectionString: env.serviceUrl('order'), max: 2 });
+    const notifier = createOrderNotifier(
+      throughProxy(env.serviceUrl('order'), proxy),
+      pool,
+      createLogger('test', 'silent'),
+    );
+    try {
+      await waitUntil(
+        async () =>
+          (
+            await pool.query<{ n: number }>(
+              "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'order notifier' AND query LIKE 'LISTEN%'",
+            )
+          ).rows[0]!.n > 0,
+        { message: 'the notifier listening' },
+      );
+      proxy.blackhole(); // the server never answers the Terminate, nor closes the socket
+      await settleWithin(notifier.stop(), 10_000, 'notifier stop on a silent link');
+    } finally {
+      await pool.end();
+      await proxy.close();
     }
   });
 });

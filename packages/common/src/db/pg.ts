@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { Counter, type Registry } from 'prom-client';
+import { pgClientSocket } from '../runtime/library-internals';
 import type { Logger } from '../runtime/logger';
 import { SQLSTATE } from './sqlstate';
 
@@ -149,4 +150,21 @@ export function createPool(
     }
   });
   return pool;
+}
+
+/**
+ * End a client, but never wait longer than `ms`: on a link gone silent (no FIN, no RST) `end()` waits for the server
+ * to close the socket, which only TCP's retransmission timeout (minutes) ends. Past the bound the socket is destroyed.
+ */
+export async function endWithin(client: pg.Client, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const ended = await Promise.race([
+    client.end().then(
+      () => true,
+      () => true,
+    ),
+    new Promise<false>((r) => (timer = setTimeout(() => r(false), ms))),
+  ]);
+  clearTimeout(timer);
+  if (!ended) pgClientSocket(client)?.destroy();
 }

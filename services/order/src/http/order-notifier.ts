@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
+import { endWithin } from '@saga/common/db/pg';
 import { reconnectLoop } from '@saga/common/runtime/lifecycle';
 import type { Logger } from '@saga/common/runtime/logger';
 import {
@@ -30,6 +31,9 @@ export type OrderNotifier = {
  * marked for STALE_WATCH_SECONDS: the leftovers of a replica that died go within minutes, whenever it happened.
  */
 const WATCH_REFRESH_MS = 60_000;
+/** The LISTEN connection's connect and end bound, and its first keepalive probe after this much silence. */
+const NOTIFIER_TIMEOUT_MS = 5_000;
+const NOTIFIER_KEEPALIVE_MS = 10_000;
 const STALE_WATCH_SECONDS = 300;
 
 /**
@@ -49,7 +53,15 @@ export function createOrderNotifier(url: string, pool: pg.Pool, log: Logger): Or
   };
 
   async function session() {
-    const c = new pg.Client({ connectionString: url, application_name: 'order notifier' });
+    // Keepalive probes and bounded connect and end: a link gone silent must neither keep a LISTEN that hears nothing
+    // nor hold a stop up for TCP's minutes.
+    const c = new pg.Client({
+      connectionString: url,
+      application_name: 'order notifier',
+      keepAlive: true,
+      keepAliveInitialDelayMillis: NOTIFIER_KEEPALIVE_MS,
+      connectionTimeoutMillis: NOTIFIER_TIMEOUT_MS,
+    });
     client = c;
     try {
       const ended = new Promise<void>((resolve) => {
@@ -68,7 +80,7 @@ export function createOrderNotifier(url: string, pool: pg.Pool, log: Logger): Or
       everyone();
       await ended;
     } finally {
-      await c.end().catch(() => undefined);
+      await endWithin(c, NOTIFIER_TIMEOUT_MS);
     }
   }
   const loop = reconnectLoop(session, { what: 'order notifier', log, signal: abort.signal, capMs: 5000 });
@@ -115,7 +127,7 @@ export function createOrderNotifier(url: string, pool: pg.Pool, log: Logger): Or
       clearInterval(refresher);
       abort.abort();
       everyone(true);
-      await client?.end().catch(() => undefined);
+      if (client) await endWithin(client, NOTIFIER_TIMEOUT_MS);
       await loop;
     },
   };
