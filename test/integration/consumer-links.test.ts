@@ -14,7 +14,7 @@ import {
   publishOrderConfirmed,
   queueDepth,
 } from '../support/consumer-harness';
-import { startTcpProxy, throughProxy, type TcpProxy } from '../support/tcp-proxy';
+import { startTcpProxyFor, throughProxy, type TcpProxy } from '../support/tcp-proxy';
 import { waitUntil } from '../support/wait';
 import { settleWithin } from '@saga/common/runtime/settle';
 
@@ -127,8 +127,7 @@ describe('consumer links', () => {
   });
 
   it('a stop during a reconnect: the session that connects after it closes without consuming', async () => {
-    const rabbit = new URL(env.rabbitUrl);
-    const amqpProxy = await startTcpProxy({ host: rabbit.hostname, port: Number(rabbit.port || 5672) });
+    const amqpProxy = await startTcpProxyFor(env.rabbitUrl);
     const c = inventoryConsumer(env, env.serviceUrl('inventory'), { url: throughProxy(env.rabbitUrl, amqpProxy) });
     try {
       c.consumer.start();
@@ -149,8 +148,7 @@ describe('consumer links', () => {
   });
 
   it('a stop on a silent broker link (no FIN, no RST) gives the link up instead of waiting for the heartbeat', async () => {
-    const rabbit = new URL(env.rabbitUrl);
-    const amqpProxy = await startTcpProxy({ host: rabbit.hostname, port: Number(rabbit.port || 5672) });
+    const amqpProxy = await startTcpProxyFor(env.rabbitUrl);
     const c = inventoryConsumer(env, env.serviceUrl('inventory'), { url: throughProxy(env.rabbitUrl, amqpProxy) });
     try {
       c.consumer.start();
@@ -165,8 +163,7 @@ describe('consumer links', () => {
   });
 
   it('a batch given up on a silent broker link ends the session: not ready, then reconnected', async () => {
-    const rabbit = new URL(env.rabbitUrl);
-    const amqpProxy = await startTcpProxy({ host: rabbit.hostname, port: Number(rabbit.port || 5672) });
+    const amqpProxy = await startTcpProxyFor(env.rabbitUrl);
     let release!: () => void;
     const entered = new Promise<void>((r) => (release = r));
     let open!: () => void;

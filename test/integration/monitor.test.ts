@@ -29,7 +29,7 @@ import {
 import { createCatchUp } from '../../services/monitor/src/catch-up';
 import { Registry } from 'prom-client';
 import { settleWithin } from '@saga/common/runtime/settle';
-import { startTcpProxy, throughProxy } from '../support/tcp-proxy';
+import { startTcpProxyFor, throughProxy } from '../support/tcp-proxy';
 
 type SagaView = {
   orderId: string;
@@ -366,8 +366,7 @@ describe("the monitor's broker session", () => {
     });
 
   it('a stop while its connection is still being made ends that session: stop returns, nothing consumes after it', async () => {
-    const rabbit = new URL(env.rabbitUrl);
-    const proxy = await startTcpProxy({ host: rabbit.hostname, port: Number(rabbit.port || 5672) });
+    const proxy = await startTcpProxyFor(env.rabbitUrl);
     const conn = await amqp.connect(env.rabbitUrl);
     const ch = await conn.createChannel();
     // The monitor process of this suite consumes the same queue.
@@ -389,8 +388,7 @@ describe("the monitor's broker session", () => {
   });
 
   it('a stop on a silent broker link (no FIN, no RST) ends the session without waiting for the broker', async () => {
-    const rabbit = new URL(env.rabbitUrl);
-    const proxy = await startTcpProxy({ host: rabbit.hostname, port: Number(rabbit.port || 5672) });
+    const proxy = await startTcpProxyFor(env.rabbitUrl);
     try {
       const session = startSession([], throughProxy(env.rabbitUrl, proxy));
       await waitUntil(() => session.isReady(), { message: 'consuming' });

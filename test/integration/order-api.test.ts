@@ -20,7 +20,7 @@ import { startProcess } from '../support/process';
 import { serviceEnv } from '../support/stack';
 import { http, startService, type ServiceProc } from '../support/stack';
 import { waitUntil } from '../support/wait';
-import { startTcpProxy, throughProxy } from '../support/tcp-proxy';
+import { startTcpProxyFor, throughProxy } from '../support/tcp-proxy';
 import { settleWithin } from '@saga/common/runtime/settle';
 import { createOrderNotifier } from '../../services/order/src/http/order-notifier';
 
@@ -548,8 +548,7 @@ describe('admission by the saga backlog', () => {
 
 describe("the order notifier's LISTEN connection", () => {
   it('a stop on a silent database link (no FIN, no RST) ends within its bound instead of waiting for TCP', async () => {
-    const db = new URL(env.serviceUrl('order'));
-    const proxy = await startTcpProxy({ host: db.hostname, port: Number(db.port || 5432) });
+    const proxy = await startTcpProxyFor(env.serviceUrl('order'));
     const pool = new pg.Pool({ connectionString: env.serviceUrl('order'), max: 2 });
     const notifier = createOrderNotifier(
       throughProxy(env.serviceUrl('order'), proxy),

@@ -13,7 +13,7 @@ import { createLogger, type Logger } from '@saga/common/runtime/logger';
 import { createPool, poolConfig } from '@saga/common/db/pg';
 import { inventoryHandler } from '../../services/inventory/src/messaging/handlers';
 import { createTestEnv, type TestEnv } from './env';
-import { startTcpProxy, type TcpProxy } from './tcp-proxy';
+import { startTcpProxyFor, type TcpProxy } from './tcp-proxy';
 
 export const INVENTORY_QUEUE = 'inventory.events';
 
@@ -148,8 +148,7 @@ export async function openProxiedInventory(name: string): Promise<ProxiedInvento
     // A test that deletes a queue under the consumer may see the broker close things; its own checks say what matters.
     opened.conn.on('error', () => undefined);
     const ch = await opened.conn.createConfirmChannel();
-    const pgUrl = new URL(env.serviceUrl('inventory'));
-    const proxy = await startTcpProxy({ host: pgUrl.hostname, port: Number(pgUrl.port || 5432) });
+    const proxy = await startTcpProxyFor(env.serviceUrl('inventory'));
     return { env, conn: opened.conn, ch, proxy };
   } catch (err) {
     await closeProxiedInventory(opened);
