@@ -64,8 +64,9 @@ export function createMetricsRouter(registry: Registry): Router {
 
 /**
  * Listen and resolve once bound; `close` stops accepting and waits for in-flight requests. A client that keeps
- * its connection alive cannot hold a close up: from the close on, every response says `Connection: close` (also one
- * in flight whose headers are not written yet) and each connection is closed as soon as its response has gone.
+ * its connection alive cannot hold a close up: from the close on, responses say `Connection: close` (also one in
+ * flight whose headers are not written yet, unless its handler sets the header itself) and each connection is
+ * closed as soon as its response has gone.
  */
 export async function listen(
   app: Express,
@@ -74,15 +75,12 @@ export async function listen(
   limits: { requestTimeoutMs?: number; headersTimeoutMs?: number; maxConnections?: number } = {},
 ): Promise<{ server: Server; close: () => Promise<void> }> {
   const headersTimeout = Math.min(limits.headersTimeoutMs ?? 60_000, limits.requestTimeoutMs ?? 300_000);
-  const server = createServer(
-    {
-      requestTimeout: limits.requestTimeoutMs ?? 300_000,
-      // Node requires headersTimeout <= requestTimeout, and checks both only every connectionsCheckingInterval.
-      headersTimeout,
-      connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(headersTimeout / 4))),
-    },
-    app,
-  );
+  const server = createServer({
+    requestTimeout: limits.requestTimeoutMs ?? 300_000,
+    // Node requires headersTimeout <= requestTimeout, and checks both only every connectionsCheckingInterval.
+    headersTimeout,
+    connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(headersTimeout / 4))),
+  });
   let closing = false;
   const inFlight = new Set<ServerResponse>();
   server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
@@ -94,6 +92,8 @@ export async function listen(
       if (closing) setImmediate(() => server.closeIdleConnections());
     });
   });
+  // After the tracker: a response the app writes at once (a probe, a 404) already knows whether the listener closes.
+  server.on('request', app);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
