@@ -373,6 +373,7 @@ describe("the monitor's broker session", () => {
     const consumers = async () => (await ch.checkQueue(DEAD_LETTER_REPORTS_QUEUE)).consumerCount;
     try {
       const before = await consumers();
+      logLines.length = 0;
       proxy.stall(); // the connection waits on a slow network
       const session = startSession([], throughProxy(env.rabbitUrl, proxy));
       await waitUntil(() => proxy.accepted() > 0, { message: 'connecting' });
@@ -381,6 +382,7 @@ describe("the monitor's broker session", () => {
       await settleWithin(stopping, 10_000, 'stop while connecting');
       expect(session.isReady()).toBe(false);
       expect(await consumers()).toBe(before);
+      expect(logLines.filter((l) => l.msg === 'consuming dead-letter reports')).toEqual([]);
     } finally {
       await conn.close();
       await proxy.close();

@@ -550,21 +550,21 @@ describe("the order notifier's LISTEN connection", () => {
   it('a stop on a silent database link (no FIN, no RST) ends within its bound instead of waiting for TCP', async () => {
     const proxy = await startTcpProxyFor(env.serviceUrl('order'));
     const pool = new pg.Pool({ connectionString: env.serviceUrl('order'), max: 2 });
+    // The suite's order service listens on this database too: wait for one LISTEN connection more than it has.
+    const listening = async () =>
+      (
+        await pool.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'order notifier' AND query LIKE 'LISTEN%'",
+        )
+      ).rows[0]!.n;
+    const before = await listening();
     const notifier = createOrderNotifier(
       throughProxy(env.serviceUrl('order'), proxy),
       pool,
       createLogger('test', 'silent'),
     );
     try {
-      await waitUntil(
-        async () =>
-          (
-            await pool.query<{ n: number }>(
-              "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'order notifier' AND query LIKE 'LISTEN%'",
-            )
-          ).rows[0]!.n > 0,
-        { message: 'the notifier listening' },
-      );
+      await waitUntil(async () => (await listening()) > before, { message: 'the notifier listening' });
       proxy.blackhole(); // the server never answers the Terminate, nor closes the socket
       await settleWithin(notifier.stop(), 10_000, 'notifier stop on a silent link');
     } finally {

@@ -96,7 +96,7 @@ describe('npm start', () => {
     expect(relayStop).toBeGreaterThan(services);
   });
 
-  it('one Ctrl-C while setup still runs stops what has started, exit 0', async () => {
+  it("one Ctrl-C at setup's first line stops what has started, exit 0", async () => {
     const { child, output, exited } = await startNpmStart();
     try {
       await waitUntil(() => output().includes('setup    |'), {

@@ -118,6 +118,6 @@ export function throughProxy(url: string, proxy: { port: number }): string {
 /** A proxy in front of the server of an amqp:// or postgres:// URL (its default port when the URL names none). */
 export function startTcpProxyFor(url: string) {
   const u = new URL(url);
-  const defaultPort = u.protocol.startsWith('amqp') ? 5672 : 5432;
+  const defaultPort = u.protocol === 'amqps:' ? 5671 : u.protocol === 'amqp:' ? 5672 : 5432;
   return startTcpProxy({ host: u.hostname, port: Number(u.port || defaultPort) });
 }

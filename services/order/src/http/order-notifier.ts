@@ -53,8 +53,9 @@ export function createOrderNotifier(url: string, pool: pg.Pool, log: Logger): Or
   };
 
   async function session() {
-    // Keepalive probes and bounded connect and end: a link gone silent must neither keep a LISTEN that hears nothing
-    // nor hold a stop up for TCP's minutes.
+    // Bounded connect and end, so that a link gone silent cannot hold a reconnect or a stop up for TCP's minutes; TCP
+    // keepalive probes (the first after 10 s of silence, then the system's interval and count) end a LISTEN that
+    // would otherwise hear nothing for good.
     const c = new pg.Client({
       connectionString: url,
       application_name: 'order notifier',
