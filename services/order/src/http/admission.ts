@@ -37,6 +37,8 @@ export function createAdmission(readPending: () => Promise<number>, o: Admission
   const now = o.now ?? (() => performance.now());
   let pending = 0;
   let readAt = -Infinity;
+  /** The last count still describes the backlog: it came within two intervals (not before a quiet spell). */
+  const fresh = () => now() - readAt <= 2 * o.refreshMs;
   let reading = false;
   /** Orders admitted here since the read in progress started: the count it answers may not hold them. */
   let admittedSinceRead = 0;
@@ -60,7 +62,7 @@ export function createAdmission(readPending: () => Promise<number>, o: Admission
   return {
     /** Throws 503 with Retry-After while the backlog is at its bound; starts a fresh count when the last is old. */
     check(): void {
-      const stale = now() - readAt > 2 * o.refreshMs;
+      const stale = !fresh();
       refresh();
       if (stale || pending < o.maxPending) {
         pending++;
@@ -83,6 +85,6 @@ export function createAdmission(readPending: () => Promise<number>, o: Admission
      * admitted since the last count are in it, so a replica taking over 150 orders a refresh interval (750/s) counts
      * as behind before any count shows a backlog; at that rate its writes gather groups anyway.
      */
-    busy: () => now() - readAt <= 2 * o.refreshMs && pending >= o.maxPending * BUSY_SHARE,
+    busy: () => fresh() && pending >= o.maxPending * BUSY_SHARE,
   };
 }
