@@ -27,6 +27,11 @@ function groupOf(url: string, fn: string): string {
   return 'our code';
 }
 
+/** A function as the summaries name it: its name, file and line, and its package. */
+function frameKey({ functionName, url, lineNumber }: Node['callFrame']): string {
+  return `${functionName || '(anonymous)'} ${url ? `${path.basename(url)}:${lineNumber + 1}` : ''} [${groupOf(url, functionName)}]`;
+}
+
 export function summarizeProfile(file: string, window?: ProfileWindow) {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
@@ -44,10 +49,10 @@ export function summarizeProfile(file: string, window?: ProfileWindow) {
   const groups = new Map<string, number>();
   const fns = new Map<string, number>();
   for (const [id, us] of self) {
-    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
-    const g = groupOf(url, functionName);
+    const frame = byId.get(id)!.callFrame;
+    const g = groupOf(frame.url, frame.functionName);
     groups.set(g, (groups.get(g) ?? 0) + us);
-    const key = `${functionName || '(anonymous)'} ${url ? `${path.basename(url)}:${lineNumber + 1}` : ''} [${g}]`;
+    const key = frameKey(frame);
     fns.set(key, (fns.get(key) ?? 0) + us);
   }
   const parent = new Map<number, number>();
@@ -58,9 +63,9 @@ export function summarizeProfile(file: string, window?: ProfileWindow) {
     if (byId.get(id)!.callFrame.functionName === '(idle)') continue;
     const seen = new Set<string>();
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
-      const { functionName, url, lineNumber } = byId.get(cur)!.callFrame;
-      if (!url && functionName === '(root)') continue;
-      const key = `${functionName || '(anonymous)'} ${url ? `${path.basename(url)}:${lineNumber + 1}` : ''} [${groupOf(url, functionName)}]`;
+      const frame = byId.get(cur)!.callFrame;
+      if (!frame.url && frame.functionName === '(root)') continue;
+      const key = frameKey(frame);
       if (seen.has(key)) continue;
       seen.add(key);
       inclusive.set(key, (inclusive.get(key) ?? 0) + us);
