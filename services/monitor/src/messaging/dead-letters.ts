@@ -178,9 +178,7 @@ export function startMonitorBrokerSession(opts: {
     try {
       await ended;
     } finally {
-      clearInterval(depth);
-      open = false;
-      ready = false;
+      clearInterval(depth); // `open` and `ready` went false when the session ended (above)
       catchUp.queueDepth(undefined);
       await pumping?.catch(() => undefined);
     }
