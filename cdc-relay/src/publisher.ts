@@ -36,6 +36,8 @@ type PublisherOptions = {
   exchange: string;
   maxBodyBytes: number;
   onReturned?: (messageId: string | undefined) => void;
+  /** A stop: gives up the connect at once (see BrokerConnector.connect). */
+  signal?: AbortSignal;
 };
 
 /** A publisher's connection state, changed only by the functions below. */
@@ -61,7 +63,7 @@ type PublisherState = {
 };
 
 export async function connectPublisher(o: PublisherOptions): Promise<ConfirmingPublisher> {
-  const conn = await o.broker.connect({ clientProperties: { connection_name: o.name } });
+  const conn = await o.broker.connect({ clientProperties: { connection_name: o.name } }, o.signal);
   coalesceWrites(conn);
   // The same bytes as amqplib's encoder with one slab slice per message instead of four allocations (publish-frames).
   replaceAmqpPublishEncoder(conn, encodePublish as AmqpPublishEncoder);

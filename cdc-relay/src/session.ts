@@ -177,6 +177,7 @@ function connectSessionPublisher(ctx: SourceContext): Promise<ConfirmingPublishe
     name: ctx.appName,
     exchange: ctx.config.EVENTS_EXCHANGE,
     maxBodyBytes: ctx.config.RELAY_MAX_MESSAGE_BYTES,
+    signal: ctx.signal,
     onReturned: (messageId) => {
       ctx.metrics.returned.inc(ctx.labels);
       ctx.log.error({ messageId }, 'broker returned a message as unroutable; it counts as not stored');

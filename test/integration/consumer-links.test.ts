@@ -147,6 +147,22 @@ describe('consumer links', () => {
     }
   });
 
+  it('a stop while the broker never answers the handshake returns without waiting for the connect bound', async () => {
+    const amqpProxy = await startTcpProxyFor(env.rabbitUrl);
+    const c = inventoryConsumer(env, env.serviceUrl('inventory'), { url: throughProxy(env.rabbitUrl, amqpProxy) });
+    try {
+      amqpProxy.blackhole(); // the connection is accepted and never answered
+      c.consumer.start();
+      await waitUntil(() => amqpProxy.accepted() > 0, { message: 'connecting' });
+      // The connect's own bound is 15 s, as long as a whole shutdown: the stop must not wait for it.
+      await settleWithin(c.consumer.stop(), 5_000, 'stop during a silent handshake');
+      expect(c.consumer.isReady()).toBe(false);
+    } finally {
+      await c.stop();
+      await amqpProxy.close();
+    }
+  });
+
   it('a stop on a silent broker link (no FIN, no RST) gives the link up instead of waiting for the heartbeat', async () => {
     const amqpProxy = await startTcpProxyFor(env.rabbitUrl);
     const c = inventoryConsumer(env, env.serviceUrl('inventory'), { url: throughProxy(env.rabbitUrl, amqpProxy) });

@@ -389,6 +389,20 @@ describe("the monitor's broker session", () => {
     }
   });
 
+  it('a stop while the broker never answers the handshake returns without waiting for the connect bound', async () => {
+    const proxy = await startTcpProxyFor(env.rabbitUrl);
+    try {
+      proxy.blackhole(); // the connection is accepted and never answered
+      const session = startSession([], throughProxy(env.rabbitUrl, proxy));
+      await waitUntil(() => proxy.accepted() > 0, { message: 'connecting' });
+      // The connect's own bound is 15 s, as long as a whole shutdown: the stop must not wait for it.
+      await settleWithin(session.stop(), 5_000, 'stop during a silent handshake');
+      expect(session.isReady()).toBe(false);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('a stop on a silent broker link (no FIN, no RST) ends the session without waiting for the broker', async () => {
     const proxy = await startTcpProxyFor(env.rabbitUrl);
     try {

@@ -3,6 +3,7 @@
  * (an upgraded broker), their depth is a gauge, and the dlq tool reads, limits and purges them.
  */
 import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import amqp from 'amqplib';
 import pino from 'pino';
@@ -15,6 +16,8 @@ import { createTestEnv, rabbitmqctl, type TestEnv } from '../support/env';
 import { metricValue } from '../support/metrics';
 import { killAll, ROOT } from '../support/process';
 import { startRelayProc } from '../support/stack';
+import { settleWithin } from '@saga/common/runtime/settle';
+import { startTcpProxyFor, throughProxy } from '../support/tcp-proxy';
 import { waitUntil } from '../support/wait';
 
 let env: TestEnv;
@@ -125,5 +128,69 @@ describe('operator queue bounds', () => {
     for (const q of operatorQueues(env.exchange, SERVICES))
       expect(text).toContain(`saga_operator_queue_max_length{queue="${q}"`);
     expect((await relay.kill('SIGTERM')).code).toBe(0);
+  });
+
+  it('the depth gauge gives a silent broker link up, reads again over a new one, and stops without waiting', async () => {
+    const queue = `qbound-depth-${randomUUID()}`;
+    const conn = await amqp.connect(env.rabbitUrl);
+    const ch = await conn.createConfirmChannel();
+    const proxy = await startTcpProxyFor(env.rabbitUrl);
+    const registry = new Registry();
+    const gauge = startQueueDepthGauge({
+      url: throughProxy(env.rabbitUrl, proxy),
+      exchange: env.exchange,
+      queues: [queue],
+      registry,
+      log: pino({ level: 'silent' }),
+      intervalMs: 60_000,
+      rpcTimeoutMs: 1_000,
+    });
+    const gauged = async () =>
+      (await registry.getSingleMetric('saga_operator_queue_messages')!.get()).values.find(
+        (v) => v.labels.queue === queue,
+      )?.value;
+    try {
+      await ch.assertQueue(queue, { durable: false, autoDelete: true });
+      const put = async (n: number) => {
+        for (let i = 0; i < n; i++) ch.sendToQueue(queue, Buffer.from('x'));
+        await ch.waitForConfirms();
+      };
+      await put(2);
+      await gauge.checkNow();
+      expect(await gauged()).toBe(2);
+
+      proxy.blackhole(); // the broker answers nothing on the gauge's connection, which stays open
+      await put(1);
+      // Without a bound per answer the check would wait for the heartbeat (about two minutes), and every later one
+      // behind it.
+      await settleWithin(gauge.checkNow(), 5_000, 'a check on a silent link');
+      const accepted = proxy.accepted();
+      proxy.restore();
+      await gauge.checkNow();
+      expect(proxy.accepted()).toBe(accepted + 1); // a new connection
+      expect(await gauged()).toBe(3);
+
+      proxy.blackhole();
+      const checking = gauge.checkNow();
+      await settleWithin(gauge.stop(), 5_000, 'a stop while a check waits on a silent link');
+      await settleWithin(checking, 5_000, 'the check given up by the stop');
+    } finally {
+      await gauge.stop();
+      await conn.close();
+      await proxy.close();
+    }
+  });
+
+  it('the relay stops cleanly while its broker never answers the handshake', async () => {
+    const proxy = await startTcpProxyFor(env.rabbitUrl);
+    proxy.blackhole(); // every connection is accepted and never answered
+    const relay = startRelayProc(env, { RABBITMQ_URL: throughProxy(env.rabbitUrl, proxy) });
+    try {
+      await waitUntil(() => proxy.accepted() > 0, { message: 'the relay connecting to the broker' });
+      // A connect's own bound (15 s with one address) is as long as the whole shutdown: the stop gives it up.
+      expect((await relay.kill('SIGTERM')).code).toBe(0);
+    } finally {
+      await proxy.close();
+    }
   });
 });

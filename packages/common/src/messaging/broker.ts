@@ -70,8 +70,10 @@ export type BrokerConnector = {
    * Connect to one node. The first connection goes to the first address; each later one starts with the address
    * after the node of the previous connection (the node a session just lost is tried last) and goes round the
    * list until a node accepts. Rejects when none does; the caller's reconnect loop backs off and calls again.
+   * `signal`: a stop. It rejects the connect at once, even mid-handshake (a connect is bounded by 15 s with one
+   * address, as long as a component's whole shutdown); a connection that opens after it is closed.
    */
-  connect: (socketOptions?: Record<string, unknown>) => Promise<BrokerConnection>;
+  connect: (socketOptions?: Record<string, unknown>, signal?: AbortSignal) => Promise<BrokerConnection>;
   addresses: readonly string[];
 };
 
@@ -86,36 +88,67 @@ export function brokerConnector(
   const addresses = brokerAddresses(url);
   if (addresses.length === 0) throw new Error('RABBITMQ_URL names no broker');
   let start = 0;
+  const connectAny = async (options: Record<string, unknown>): Promise<BrokerConnection> => {
+    // amqplib's socket options (clientProperties, timeout, …), the same for every node.
+    // Always bounded: a node that accepts TCP but never answers the AMQP handshake (a frozen VM, a proxy) would
+    // otherwise hang the session in connect forever; with another node to try, the bound is shorter.
+    const socketOptions = {
+      timeout: addresses.length > 1 ? CONNECT_TIMEOUT_MS : SINGLE_CONNECT_TIMEOUT_MS,
+      ...options,
+    };
+    const failures: string[] = [];
+    let last: unknown;
+    for (let i = 0; i < addresses.length; i++) {
+      const index = (start + i) % addresses.length;
+      const address = addresses[index]!;
+      try {
+        const conn = (await open(address, socketOptions)) as BrokerConnection;
+        start = (index + 1) % addresses.length;
+        conn.brokerAddress = redactAddress(address);
+        return conn;
+      } catch (err) {
+        last = err;
+        failures.push(`${redactAddress(address)}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    // One address: its own error, as amqplib reported it. Several: each node's reason.
+    if (addresses.length === 1) throw last;
+    throw new Error(`no broker node accepted a connection (${failures.join('; ')})`, { cause: last });
+  };
   return {
     addresses,
-    async connect(options = {}) {
-      // amqplib's socket options (clientProperties, timeout, …), the same for every node.
-      // Always bounded: a node that accepts TCP but never answers the AMQP handshake (a frozen VM, a proxy) would
-      // otherwise hang the session in connect forever; with another node to try, the bound is shorter.
-      const socketOptions = {
-        timeout: addresses.length > 1 ? CONNECT_TIMEOUT_MS : SINGLE_CONNECT_TIMEOUT_MS,
-        ...options,
-      };
-      const failures: string[] = [];
-      let last: unknown;
-      for (let i = 0; i < addresses.length; i++) {
-        const index = (start + i) % addresses.length;
-        const address = addresses[index]!;
-        try {
-          const conn = (await open(address, socketOptions)) as BrokerConnection;
-          start = (index + 1) % addresses.length;
-          conn.brokerAddress = redactAddress(address);
-          return conn;
-        } catch (err) {
-          last = err;
-          failures.push(`${redactAddress(address)}: ${err instanceof Error ? err.message : String(err)}`);
-        }
-      }
-      // One address: its own error, as amqplib reported it. Several: each node's reason.
-      if (addresses.length === 1) throw last;
-      throw new Error(`no broker node accepted a connection (${failures.join('; ')})`, { cause: last });
+    connect(options = {}, signal) {
+      if (!signal) return connectAny(options);
+      if (signal.aborted) return Promise.reject(new BrokerConnectAborted());
+      const attempt = connectAny(options);
+      return new Promise<BrokerConnection>((resolve, reject) => {
+        const onAbort = () => {
+          reject(new BrokerConnectAborted());
+          // amqplib's connect cannot be cancelled: what it opens after the stop is closed, not left consuming.
+          attempt.then((late) => closeConnection(late)).catch(() => undefined);
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        attempt.then(
+          (conn) => {
+            signal.removeEventListener('abort', onAbort);
+            resolve(conn);
+          },
+          (err: unknown) => {
+            signal.removeEventListener('abort', onAbort);
+            reject(err);
+          },
+        );
+      });
     },
   };
+}
+
+/** A connect given up because the component is stopping. */
+export class BrokerConnectAborted extends Error {
+  override name = 'BrokerConnectAborted';
+  constructor() {
+    super('broker connect aborted: stopping');
+  }
 }
 
 /** One connection for a short-lived tool (setup, dlq, doctor): the first node that accepts. */

@@ -74,7 +74,7 @@ export function createConsumerSession(opts: ConsumerSessionOptions) {
   );
 
   async function session(): Promise<void> {
-    const link = await broker.connect({ clientProperties: { connection_name: `consumer ${queue}` } });
+    const link = await broker.connect({ clientProperties: { connection_name: `consumer ${queue}` } }, abort.signal);
     const s = openSession(link, { log, queue, pump, signal: abort.signal });
     current = s;
     coalesceWrites(link);

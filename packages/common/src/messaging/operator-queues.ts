@@ -8,6 +8,7 @@ import { Gauge, type Registry } from 'prom-client';
 import { consumerQueueNames, topologyNames } from './topology';
 import { brokerConnector, closeConnection } from './broker';
 import type { Logger } from '../runtime/logger';
+import { settleWithin, TimeoutError } from '../runtime/settle';
 import { consumerQueueOf, type DatabaseOwner } from '../contracts/service-names';
 
 /**
@@ -70,6 +71,8 @@ export function startQueueDepthGauge(opts: {
   registry: Registry;
   log: Logger;
   intervalMs?: number;
+  /** How long one broker answer may take before the check gives the connection up (5 s). */
+  rpcTimeoutMs?: number;
   exchange: string;
 }) {
   const depth = new Gauge({
@@ -88,24 +91,35 @@ export function startQueueDepthGauge(opts: {
   for (const q of opts.queues)
     bound.set({ queue: q }, (q === unroutable ? QUEUE_BOUNDS.unroutable : QUEUE_BOUNDS.operator)['max-length']);
   const broker = brokerConnector(opts.url);
+  const abort = new AbortController();
   let conn: amqp.ChannelModel | undefined;
-  let stopped = false;
   let running: Promise<void> = Promise.resolve();
+  // Each broker answer is awaited at most this long: on a silent link (no FIN, no RST) an RPC would wait for the
+  // heartbeat, stalling every later check and the stop.
+  const rpcMs = opts.rpcTimeoutMs ?? 5_000;
+  const answer = <T>(p: Promise<T>, what: string) => settleWithin(p, rpcMs, `queue depth: ${what}`);
 
   const check = async () => {
     if (!conn) {
-      conn = await broker.connect({ clientProperties: { connection_name: 'queue depth' } });
-      conn.on('error', () => undefined);
-      conn.on('close', () => (conn = undefined));
+      const c = await broker.connect({ clientProperties: { connection_name: 'queue depth' } }, abort.signal);
+      c.on('error', () => undefined);
+      c.on('close', () => {
+        if (conn === c) conn = undefined;
+      });
+      conn = c;
     }
+    const c = conn;
     for (const queue of opts.queues) {
+      if (abort.signal.aborted) return;
       // A passive declare of a missing queue closes its channel: one channel per queue.
-      const ch = await conn.createChannel();
+      const ch = await answer(c.createChannel(), 'open a channel');
       ch.on('error', () => undefined);
       try {
-        depth.set({ queue }, (await ch.checkQueue(queue)).messageCount);
-        await ch.close();
-      } catch {
+        depth.set({ queue }, (await answer(ch.checkQueue(queue), queue)).messageCount);
+        await answer(ch.close(), 'close a channel');
+      } catch (err) {
+        // A silent broker gives the connection up; a missing queue (404, its channel closed) is left out.
+        if (err instanceof TimeoutError) throw err;
         depth.remove({ queue });
       }
     }
@@ -113,26 +127,30 @@ export function startQueueDepthGauge(opts: {
   let inFlight = false;
   const tick = () => {
     // One check at a time: a slow connect must not be overtaken by the next tick (two connections, one leaked).
-    if (inFlight) return;
+    if (inFlight || abort.signal.aborted) return;
     inFlight = true;
     running = check()
       .catch((err) => {
+        if (abort.signal.aborted) return;
         opts.log.warn({ err }, 'queue depth check failed');
-        void closeConnection(conn);
+        const dead = conn;
         conn = undefined;
+        return closeConnection(dead);
       })
       .finally(() => (inFlight = false));
   };
   tick();
-  const timer = setInterval(() => !stopped && tick(), opts.intervalMs ?? 15_000);
+  const timer = setInterval(tick, opts.intervalMs ?? 15_000);
   timer.unref();
   return {
-    /** Resolves after the check in progress, with the connection closed. */
+    /** Closes the connection first: a check waiting on the broker ends with it, and a connect is given up. */
     async stop() {
-      stopped = true;
+      abort.abort();
       clearInterval(timer);
-      await running;
-      await closeConnection(conn);
+      const c = conn;
+      conn = undefined;
+      await closeConnection(c);
+      await settleWithin(running, rpcMs, 'queue depth check').catch(() => undefined);
     },
     /** Resolves after one more check (tests). */
     async checkNow() {

@@ -1,8 +1,10 @@
+import { EventEmitter } from 'node:events';
 import type { ChannelModel } from 'amqplib';
 import { BaseEnv, ConfigError, parseEnv } from '../../src/runtime/config';
 import {
   brokerAddresses,
   brokerConnector,
+  BrokerConnectAborted,
   CONNECT_TIMEOUT_MS,
   SINGLE_CONNECT_TIMEOUT_MS,
   vhostOf,
@@ -82,4 +84,27 @@ describe('RABBITMQ_URL with several nodes', () => {
       .catch((e: unknown) => e);
     expect((err as { code?: string }).code).toBe('ECONNREFUSED');
   });
+
+  it('a stop rejects a connect in progress at once, and a connection that opens after it is closed', async () => {
+    let opened!: (c: ChannelModel) => void;
+    const late = new Promise<ChannelModel>((r) => (opened = r));
+    let closes = 0;
+    const conn = Object.assign(new EventEmitter(), {
+      close: async () => {
+        closes++;
+        conn.emit('close');
+      },
+    }) as unknown as ChannelModel;
+    const abort = new AbortController();
+    const connecting = brokerConnector(A, () => late).connect({}, abort.signal);
+    abort.abort();
+    await expect(connecting).rejects.toBeInstanceOf(BrokerConnectAborted);
+    opened(conn);
+    await waitFor(() => closes === 1);
+    await expect(brokerConnector(A, () => late).connect({}, abort.signal)).rejects.toBeInstanceOf(BrokerConnectAborted);
+  });
 });
+
+async function waitFor(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setImmediate(r));
+}

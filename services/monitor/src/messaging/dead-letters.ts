@@ -76,9 +76,10 @@ export function startMonitorBrokerSession(opts: {
   let ready = false;
 
   async function session(): Promise<void> {
-    const conn = await connector.connect({
-      clientProperties: { connection_name: `monitor ${DEAD_LETTER_REPORTS_QUEUE}` },
-    });
+    const conn = await connector.connect(
+      { clientProperties: { connection_name: `monitor ${DEAD_LETTER_REPORTS_QUEUE}` } },
+      abort.signal,
+    );
     conn.on('error', (err: unknown) => log.warn({ err }, 'broker connection error (monitor session)'));
     // The session ends when the connection closes, when something ends it, or on a stop, also one that came while
     // the connection was being made. Not on amqplib's close alone: after a close that had to destroy the socket
