@@ -60,21 +60,8 @@ export function operatorQueues(exchange: string, services: readonly DatabaseOwne
   return [t.unroutableQueue, t.invalidQueue, ...services.map((s) => consumerQueueNames(consumerQueueOf(s)).dlq)];
 }
 
-/**
- * Every `intervalMs`, read each queue's depth (a passive declare: it creates nothing) into
- * `saga_operator_queue_messages{queue}`, and its bound into `saga_operator_queue_max_length{queue}`.
- * A queue that does not exist yet is left out; a lost connection is opened again at the next tick.
- */
-export function startQueueDepthGauge(opts: {
-  url: string;
-  queues: readonly string[];
-  registry: Registry;
-  log: Logger;
-  intervalMs?: number;
-  /** How long one broker answer may take before the check gives the connection up (5 s). */
-  rpcTimeoutMs?: number;
-  exchange: string;
-}) {
+/** The depth gauge, and the bound of each queue (fixed: setup's policy). */
+function depthGauges(opts: { queues: readonly string[]; registry: Registry; exchange: string }) {
   const depth = new Gauge({
     name: 'saga_operator_queue_messages',
     help: 'Messages waiting in an operator queue (unroutable, invalid, dead-letter): alert when above 0 (invalid, dlq) or growing',
@@ -90,6 +77,25 @@ export function startQueueDepthGauge(opts: {
   const unroutable = topologyNames(opts.exchange).unroutableQueue;
   for (const q of opts.queues)
     bound.set({ queue: q }, (q === unroutable ? QUEUE_BOUNDS.unroutable : QUEUE_BOUNDS.operator)['max-length']);
+  return depth;
+}
+
+/**
+ * Every `intervalMs`, read each queue's depth (a passive declare: it creates nothing) into
+ * `saga_operator_queue_messages{queue}`, and its bound into `saga_operator_queue_max_length{queue}`.
+ * A queue that does not exist yet is left out; a lost connection is opened again at the next tick.
+ */
+export function startQueueDepthGauge(opts: {
+  url: string;
+  queues: readonly string[];
+  registry: Registry;
+  log: Logger;
+  intervalMs?: number;
+  /** How long one broker answer may take before the check gives the connection up (5 s). */
+  rpcTimeoutMs?: number;
+  exchange: string;
+}) {
+  const depth = depthGauges(opts);
   const broker = brokerConnector(opts.url);
   const abort = new AbortController();
   let conn: amqp.ChannelModel | undefined;
