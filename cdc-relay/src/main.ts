@@ -10,6 +10,7 @@ import { startTracing, stopTracing } from '@saga/common/runtime/tracing';
 import { loadConfig, RelayEnv } from './config';
 import { runReconcileCommand, runRecoverCommand } from './reconcile-command';
 import { createRelay } from './relay';
+import { drainDeadline } from './session';
 
 async function main() {
   const config = loadConfig();
@@ -43,8 +44,9 @@ async function main() {
   });
   onShutdown(log, config.SHUTDOWN_TIMEOUT_MS, async () => {
     shuttingDown = true;
-    await queueDepth.stop();
-    await relay.stop();
+    // The drains' deadline counts from the signal, whatever stops first.
+    const drainBy = drainDeadline(config.SHUTDOWN_TIMEOUT_MS);
+    await Promise.all([queueDepth.stop(), relay.stop(drainBy)]);
     await http.close();
     await stopTracing();
   });

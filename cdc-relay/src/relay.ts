@@ -7,7 +7,8 @@ import { createSource, type Source } from './source';
 
 export type Relay = {
   start: () => void;
-  stop: () => Promise<void>;
+  /** `drainBy`: when the sources' drains give up (see drainDeadline); by default from now. */
+  stop: (drainBy?: number) => Promise<void>;
   ready: () => Promise<Record<string, boolean>>;
   sources: Source[];
 };
@@ -26,8 +27,8 @@ export function createRelay(config: RelayConfig, log: Logger, registry: Registry
     start() {
       for (const s of sources) s.start();
     },
-    async stop() {
-      await Promise.all(sources.map((s) => s.stop()));
+    async stop(drainBy) {
+      await Promise.all(sources.map((s) => s.stop(drainBy)));
       await slots.stop();
     },
     async ready() {

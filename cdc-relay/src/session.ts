@@ -49,6 +49,8 @@ export type SourceContext = {
   stream?: WalStream;
   /** Set while a session streams: drains it for a clean stop. */
   drainCurrent?: () => Promise<void>;
+  /** Set by the stop: when a drain gives up (drainDeadline, from the moment the stop began). */
+  drainBy?: number;
   standbyLogged: boolean;
   /** Set by a failed session for the next one: its first window, and the row to send one at a time up to. */
   startWindow?: number;
@@ -58,6 +60,17 @@ export type SourceContext = {
   /** Left by a failed session: how many messages the next one sends again (for the log line of the failure). */
   sendsAgain?: number;
 };
+
+/**
+ * What a stop needs after the drain, within SHUTDOWN_TIMEOUT_MS: the stream's stop and the publisher's close (1 s
+ * each at most, on a dead link), the slot marker's last write (MARKER_STOP_MS), the HTTP listener. A drain that a
+ * slow broker keeps to its deadline must still leave that, or the process exits 1 for a stop that lost nothing.
+ */
+export const AFTER_DRAIN_MS = 5_000;
+
+/** The drain's deadline: the shutdown timeout less AFTER_DRAIN_MS, and at least half of it. */
+export const drainDeadline = (shutdownTimeoutMs: number, now = Date.now()): number =>
+  now + Math.max(shutdownTimeoutMs / 2, shutdownTimeoutMs - AFTER_DRAIN_MS);
 
 /** One session; ends (throws) on any error. */
 export async function runSession(ctx: SourceContext): Promise<void> {
@@ -74,7 +87,7 @@ export async function runSession(ctx: SourceContext): Promise<void> {
     const { stream, pipe, failed, timeoutMs } = started;
     timers.push(...startTimers(ctx, pipe, stream, timeoutMs));
     ctx.drainCurrent = async () => {
-      await pipe.drain(Date.now() + ctx.config.SHUTDOWN_TIMEOUT_MS - 1000);
+      await pipe.drain(ctx.drainBy ?? drainDeadline(ctx.config.SHUTDOWN_TIMEOUT_MS));
       ctx.flushPublished();
       ctx.log.info({ acknowledged: formatLsn(pipe.acked()), unconfirmed: pipe.inFlight() }, 'drained');
       await stream.stop();

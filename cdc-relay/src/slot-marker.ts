@@ -12,6 +12,7 @@
  */
 import pg from 'pg';
 import type { Logger } from '@saga/common/runtime/logger';
+import { settleWithin } from '@saga/common/runtime/settle';
 import { formatLsn } from './lsn';
 
 export const MARKER_TABLE = 'cdc_relay.slot_marker';
@@ -102,6 +103,9 @@ export type MarkerWriter = {
  * otherwise write forever on an idle outbox), never awaited by the stream, one at a time. The marker lags the slot by
  * up to `intervalMs`: a reconcile from it republishes a little more than was missing, never less.
  */
+/** How long a stop waits for the marker's last write. */
+export const MARKER_STOP_MS = 2_000;
+
 export function createMarkerWriter(o: {
   url: string;
   slot: string;
@@ -144,11 +148,21 @@ export function createMarkerWriter(o: {
     note(lsn, commitUs) {
       if (commitUs !== undefined) noted = { lsn, commitUs };
     },
+    /**
+     * The last position is written if it moved, within MARKER_STOP_MS all told: a database that does not answer
+     * must not hold the relay's stop (the write's own bound is the replication timeout, 60 s by default). A marker
+     * left behind is older, never ahead: a reconcile from it republishes a little more.
+     */
     async stop() {
       clearInterval(timer);
-      await writing;
-      await write();
-      await pool.end().catch(() => undefined);
+      const last = async () => {
+        await writing;
+        await write();
+      };
+      await settleWithin(last(), MARKER_STOP_MS, 'slot marker write').catch((err: unknown) =>
+        o.log.warn({ err, slot: o.slot }, 'slot marker not updated at stop'),
+      );
+      await settleWithin(pool.end(), 1_000, 'slot marker pool end').catch(() => undefined);
     },
   };
 }

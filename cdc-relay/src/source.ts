@@ -10,7 +10,7 @@ import type { RelayConfig } from './config';
 import { createPublishedCount, type RelayMetrics } from './metrics';
 import { BrokerRefusalError } from './outbound';
 import { restartDecision } from './restart-policy';
-import { runSession, type SourceContext, type SourceState } from './session';
+import { drainDeadline, runSession, type SourceContext, type SourceState } from './session';
 import { createMarkerWriter } from './slot-marker';
 
 export type { SourceState } from './session';
@@ -20,7 +20,7 @@ export type Source = {
   slot: string;
   start: () => void;
   /** Stop reading, wait for outstanding confirms, acknowledge, close. */
-  stop: () => Promise<void>;
+  stop: (drainBy?: number) => Promise<void>;
   state: () => SourceState;
   /** The stream's view of the lag in seconds (see lag.ts); undefined while this relay does not stream the source. */
   streamLagSeconds: (nowMs: number) => number | undefined;
@@ -83,7 +83,8 @@ export function createSource(
     start() {
       loop ??= run();
     },
-    async stop() {
+    async stop(drainBy) {
+      ctx.drainBy = drainBy ?? drainDeadline(config.SHUTDOWN_TIMEOUT_MS);
       stopping = true;
       if (ctx.drainCurrent) await ctx.drainCurrent();
       abort.abort();

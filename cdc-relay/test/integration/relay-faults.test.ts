@@ -245,6 +245,54 @@ describe('relay faults', () => {
     expect(Date.now() - stopping).toBeLessThan(10_000);
   }, 45_000);
 
+  it('a stop while the broker answers nothing drains until its deadline and still exits 0 in time', async () => {
+    const { relay, proxy } = await relayBehindSlowBroker(0, 'held', {
+      SHUTDOWN_TIMEOUT_MS: '10000',
+      RELAY_PORT: '18327',
+    });
+    await relay.waitForLog((l) => l.msg === 'streaming' && l.source === 'order');
+    proxy.blackhole(); // no confirm arrives during the drain, nor an answer to the close
+    await writeOutbox(t.env.serviceUrl('order'), { rows: 5, prefix: 'held' });
+    await waitUntil(
+      async () => (await metricValue('http://127.0.0.1:18327', 'relay_in_flight_messages', { source: 'order' })) > 0,
+      {
+        message: 'rows in flight, unconfirmed',
+      },
+    );
+    // The drain may take the timeout less what the stop needs after it (the stream's stop, the publisher's bounded
+    // close, the slot marker): exit 0, the unconfirmed rows left to the next relay (the slot did not move past them).
+    const ex = await withDeadline(relay.kill('SIGTERM'), 15_000);
+    expect(ex).toEqual({ code: 0, signal: null });
+    const drained = relay.logs.find((l) => l.msg === 'drained' && l.source === 'order');
+    expect(drained?.unconfirmed).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('a stop on a dead source link with a slot marker write pending exits 0 in time', async () => {
+    const target = new URL(t.env.relayUrl('order'));
+    const proxy = await proxyTo({ host: target.hostname, port: Number(target.port || 5432) });
+    const viaProxy = new URL(target);
+    viaProxy.port = String(proxy.port);
+    const relay = startRelay({
+      RELAY_SOURCES: `order=${viaProxy.toString()}`,
+      RELAY_SLOT_PREFIX: `${t.env.slotPrefix}_mk`,
+      // The marker is written only at the stop; the default replication timeout (its statements' bound) stays.
+      RELAY_MARKER_INTERVAL_MS: '3600000',
+      RELAY_PORT: '18326',
+    });
+    const base = 'http://127.0.0.1:18326';
+    await relay.waitForLog((l) => l.msg === 'streaming' && l.source === 'order');
+    const before = Date.now() / 1000 - 1;
+    await writeOutbox(t.env.serviceUrl('order'), { rows: 5, prefix: 'mk' });
+    await waitUntil(
+      async () =>
+        (await metricValue(base, 'relay_acknowledged_commit_timestamp_seconds', { source: 'order' })) > before,
+      { message: 'the rows acknowledged' },
+    );
+    proxy.blackhole(); // the database answers nothing, and the connections stay open
+    expect(await withDeadline(relay.kill('SIGTERM'), 20_000)).toEqual({ code: 0, signal: null });
+    expect(relay.logs.some((l) => l.msg === 'slot marker not updated at stop')).toBe(true);
+  }, 60_000);
+
   it('a transaction that takes longer to publish than the time between broker connection losses still completes: each session goes on where the last one stopped', async () => {
     const ROWS = 10_000;
     // The broker link is cut each time this many more copies arrived: a session sending the transaction from its

@@ -156,7 +156,7 @@ export function startQueueDepthGauge(opts: {
       const c = conn;
       conn = undefined;
       await closeConnection(c);
-      await settleWithin(running, rpcMs, 'queue depth check').catch(() => undefined);
+      await settleWithin(running, 1_000, 'queue depth check').catch(() => undefined);
     },
     /** Resolves after one more check (tests). */
     async checkNow() {
