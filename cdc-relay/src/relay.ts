@@ -28,8 +28,8 @@ export function createRelay(config: RelayConfig, log: Logger, registry: Registry
       for (const s of sources) s.start();
     },
     async stop(drainBy) {
-      await Promise.all(sources.map((s) => s.stop(drainBy)));
-      await slots.stop();
+      // The scrape's pools end beside the drains: their bounded reads must not add to the stop's time after them.
+      await Promise.all([...sources.map((s) => s.stop(drainBy)), slots.stop()]);
     },
     async ready() {
       return Object.fromEntries(sources.map((s) => [`source:${s.name}`, s.state() === 'streaming']));

@@ -5,6 +5,7 @@
  */
 import type { BrokerConnector } from '@saga/common/messaging/broker';
 import { delay } from '@saga/common/runtime/lifecycle';
+import { untilAborted } from '@saga/common/runtime/settle';
 import type { Logger } from '@saga/common/runtime/logger';
 import type { RelayConfig } from './config';
 import { livenessIntervalMs, livenessTick } from './liveness';
@@ -62,11 +63,13 @@ export type SourceContext = {
 };
 
 /**
- * What a stop needs after the drain, within SHUTDOWN_TIMEOUT_MS: the stream's stop and the publisher's close (1 s
- * each at most, on a dead link), the slot marker's last write (MARKER_STOP_MS), the HTTP listener. A drain that a
- * slow broker keeps to its deadline must still leave that, or the process exits 1 for a stop that lost nothing.
+ * What a stop needs after the drain, within SHUTDOWN_TIMEOUT_MS, on dead links: the stream's stop and the
+ * publisher's close (1 s each at most), the slot marker's last write and its connection's end (MARKER_STOP_MS, 2 s),
+ * the tracing exporter's flush (3 s at most). The slot gauges' pools end beside the drain, and the HTTP listener
+ * waits only for a scrape in progress (its reads are bounded too). A drain that a silent broker keeps to its deadline
+ * must still leave that, or the process exits 1 for a stop that lost nothing.
  */
-export const AFTER_DRAIN_MS = 5_000;
+export const AFTER_DRAIN_MS = 7_000;
 
 /** The drain's deadline: the shutdown timeout less AFTER_DRAIN_MS, and at least half of it. */
 export const drainDeadline = (shutdownTimeoutMs: number, now = Date.now()): number =>
@@ -127,7 +130,8 @@ function keepProgress(ctx: SourceContext, pipe: RelayPipe): void {
 export async function checkSlot(ctx: SourceContext): Promise<SlotInfo> {
   const { metrics, labels, config } = ctx;
   try {
-    const info = await withSourceClient(ctx.walOptions, (c) =>
+    // A stop does not wait for a database that does not answer (the bound is the replication timeout, 60 s).
+    const checking = withSourceClient(ctx.walOptions, (c) =>
       ensureSlot(c, {
         slot: ctx.slot,
         source: ctx.name,
@@ -141,6 +145,7 @@ export async function checkSlot(ctx: SourceContext): Promise<SlotInfo> {
           ),
       }),
     );
+    const info = await untilAborted(checking, ctx.signal, 'slot check');
     metrics.slotMissing.set(labels, 0);
     metrics.slotLost.set(labels, 0);
     if (ctx.ackedCommitTimeUs === undefined && info.reconcileFrom)

@@ -97,15 +97,15 @@ export type MarkerWriter = {
   stop: () => Promise<void>;
 };
 
+/** How long a stop waits for the marker's last write and its connection's end, all told. */
+export const MARKER_STOP_MS = 2_000;
+
 /**
  * Keeps the marker's position up to date, cheaply: at most one UPDATE per `intervalMs`, only when the acknowledged
  * commit time moved (a keepalive acknowledgement moves the LSN past the relay's own marker writes, which would
  * otherwise write forever on an idle outbox), never awaited by the stream, one at a time. The marker lags the slot by
  * up to `intervalMs`: a reconcile from it republishes a little more than was missing, never less.
  */
-/** How long a stop waits for the marker's last write. */
-export const MARKER_STOP_MS = 2_000;
-
 export function createMarkerWriter(o: {
   url: string;
   slot: string;
@@ -159,10 +159,11 @@ export function createMarkerWriter(o: {
         await writing;
         await write();
       };
-      await settleWithin(last(), MARKER_STOP_MS, 'slot marker write').catch((err: unknown) =>
+      const stopBy = Date.now() + MARKER_STOP_MS;
+      await settleWithin(last(), MARKER_STOP_MS - 500, 'slot marker write').catch((err: unknown) =>
         o.log.warn({ err, slot: o.slot }, 'slot marker not updated at stop'),
       );
-      await settleWithin(pool.end(), 1_000, 'slot marker pool end').catch(() => undefined);
+      await settleWithin(pool.end(), Math.max(0, stopBy - Date.now()), 'slot marker pool end').catch(() => undefined);
     },
   };
 }

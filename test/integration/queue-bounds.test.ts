@@ -136,15 +136,14 @@ describe('operator queue bounds', () => {
     const ch = await conn.createConfirmChannel();
     const proxy = await startTcpProxyFor(env.rabbitUrl);
     const registry = new Registry();
-    const gauge = startQueueDepthGauge({
+    const gaugeOptions = {
       url: throughProxy(env.rabbitUrl, proxy),
       exchange: env.exchange,
       queues: [queue],
-      registry,
       log: pino({ level: 'silent' }),
       intervalMs: 60_000,
-      rpcTimeoutMs: 1_000,
-    });
+    };
+    const gauge = startQueueDepthGauge({ ...gaugeOptions, registry, rpcTimeoutMs: 1_000 });
     const gauged = async () =>
       (await registry.getSingleMetric('saga_operator_queue_messages')!.get()).values.find(
         (v) => v.labels.queue === queue,
@@ -164,16 +163,23 @@ describe('operator queue bounds', () => {
       // Without a bound per answer the check would wait for the heartbeat (about two minutes), and every later one
       // behind it.
       await settleWithin(gauge.checkNow(), 5_000, 'a check on a silent link');
+      expect(await gauged()).toBeUndefined(); // no depth rather than an old one
       const accepted = proxy.accepted();
       proxy.restore();
       await gauge.checkNow();
       expect(proxy.accepted()).toBe(accepted + 1); // a new connection
       expect(await gauged()).toBe(3);
 
+      // A gauge whose answers may take 10 s: only the stop can end its check sooner.
+      const patient = startQueueDepthGauge({ ...gaugeOptions, registry: new Registry(), rpcTimeoutMs: 10_000 });
+      await patient.checkNow();
       proxy.blackhole();
-      const checking = gauge.checkNow();
-      await settleWithin(gauge.stop(), 5_000, 'a stop while a check waits on a silent link');
-      await settleWithin(checking, 5_000, 'the check given up by the stop');
+      const checking = patient.checkNow();
+      await new Promise((r) => setImmediate(r)); // the check has begun: it waits for the broker to open a channel
+      // Well within the answers' own bound (10 s): the stop does not wait for the check. The check itself ends by
+      // that bound (amqplib does not fail an RPC whose socket was destroyed until its heartbeat says so).
+      await settleWithin(patient.stop(), 5_000, 'a stop while a check waits on a silent link');
+      await settleWithin(checking, 15_000, 'the check, by its own bound');
     } finally {
       await gauge.stop();
       await conn.close();

@@ -153,6 +153,32 @@ describe('relay faults', () => {
     }
   }, 60_000);
 
+  it('a stop while the slot check waits on a database that does not answer exits 0 without waiting for its timeout', async () => {
+    const prefix = `${t.env.slotPrefix}_ls`;
+    await ensureRelaySlots([{ name: 'order', url: t.env.adminUrl('order') }], prefix, () => undefined);
+    const holder = new pg.Client({ connectionString: t.env.adminUrl('order') });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE cdc_relay.slot_marker IN ACCESS EXCLUSIVE MODE');
+      // The default replication timeout (60 s) bounds the check: longer than the whole shutdown.
+      const relay = startRelay({ RELAY_SOURCES: `order=${t.env.relayUrl('order')}`, RELAY_SLOT_PREFIX: prefix });
+      await waitUntil(
+        async () =>
+          (
+            await admin<{ n: number }>(
+              `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = 'cdc-relay order'`,
+            )
+          )[0]!.n > 0,
+        { message: 'the slot check waiting on the lock' },
+      );
+      expect(await withDeadline(relay.kill('SIGTERM'), 20_000)).toEqual({ code: 0, signal: null });
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+    }
+  }, 60_000);
+
   it('a half-open replication link (no data, no keepalive) is detected within the timeout, readiness goes false, the relay reconnects through the link when it is back, no row is lost, and it still stops on a dead link', async () => {
     const TIMEOUT_MS = 1500;
     const target = new URL(t.env.relayUrl('order'));

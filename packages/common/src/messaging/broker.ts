@@ -12,7 +12,7 @@
  */
 import amqp, { type ChannelModel } from 'amqplib';
 import { z } from 'zod';
-import { settleWithin } from '../runtime/settle';
+import { settleWithin, StoppingError, untilAborted } from '../runtime/settle';
 import { amqpSocket } from '../runtime/library-internals';
 
 /**
@@ -88,7 +88,7 @@ export function brokerConnector(
   const addresses = brokerAddresses(url);
   if (addresses.length === 0) throw new Error('RABBITMQ_URL names no broker');
   let start = 0;
-  const connectAny = async (options: Record<string, unknown>): Promise<BrokerConnection> => {
+  const connectAny = async (options: Record<string, unknown>, signal?: AbortSignal): Promise<BrokerConnection> => {
     // amqplib's socket options (clientProperties, timeout, …), the same for every node.
     // Always bounded: a node that accepts TCP but never answers the AMQP handshake (a frozen VM, a proxy) would
     // otherwise hang the session in connect forever; with another node to try, the bound is shorter.
@@ -99,6 +99,8 @@ export function brokerConnector(
     const failures: string[] = [];
     let last: unknown;
     for (let i = 0; i < addresses.length; i++) {
+      // A stop ends the round: no connection to the next node nobody would use.
+      if (signal?.aborted) throw new StoppingError('broker connect');
       const index = (start + i) % addresses.length;
       const address = addresses[index]!;
       try {
@@ -119,36 +121,14 @@ export function brokerConnector(
     addresses,
     connect(options = {}, signal) {
       if (!signal) return connectAny(options);
-      if (signal.aborted) return Promise.reject(new BrokerConnectAborted());
-      const attempt = connectAny(options);
-      return new Promise<BrokerConnection>((resolve, reject) => {
-        const onAbort = () => {
-          reject(new BrokerConnectAborted());
-          // amqplib's connect cannot be cancelled: what it opens after the stop is closed, not left consuming.
-          attempt.then((late) => closeConnection(late)).catch(() => undefined);
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-        attempt.then(
-          (conn) => {
-            signal.removeEventListener('abort', onAbort);
-            resolve(conn);
-          },
-          (err: unknown) => {
-            signal.removeEventListener('abort', onAbort);
-            reject(err);
-          },
-        );
+      // amqplib's connect cannot be cancelled: what it opens after the stop is closed, not left consuming. Its
+      // errors from then on (a reset during that close) need a listener, or amqplib rethrows them.
+      return untilAborted(connectAny(options, signal), signal, 'broker connect', (late) => {
+        late.on('error', () => undefined);
+        void closeConnection(late);
       });
     },
   };
-}
-
-/** A connect given up because the component is stopping. */
-export class BrokerConnectAborted extends Error {
-  override name = 'BrokerConnectAborted';
-  constructor() {
-    super('broker connect aborted: stopping');
-  }
 }
 
 /** One connection for a short-lived tool (setup, dlq, doctor): the first node that accepts. */

@@ -139,6 +139,8 @@ export function startQueueDepthGauge(opts: {
       .catch((err) => {
         if (abort.signal.aborted) return;
         opts.log.warn({ err }, 'queue depth check failed');
+        // No depth rather than an old one: a flat line would hide a queue that grows meanwhile.
+        for (const queue of opts.queues) depth.remove({ queue });
         const dead = conn;
         conn = undefined;
         return closeConnection(dead);
@@ -149,7 +151,10 @@ export function startQueueDepthGauge(opts: {
   const timer = setInterval(tick, opts.intervalMs ?? 15_000);
   timer.unref();
   return {
-    /** Closes the connection first: a check waiting on the broker ends with it, and a connect is given up. */
+    /**
+     * Gives a connect up, closes the connection (1 s at most on a silent link), and waits at most 1 s for a check in
+     * progress: its own answer bound ends it (amqplib fails an RPC on a destroyed socket only at the heartbeat).
+     */
     async stop() {
       abort.abort();
       clearInterval(timer);

@@ -4,11 +4,11 @@ import { BaseEnv, ConfigError, parseEnv } from '../../src/runtime/config';
 import {
   brokerAddresses,
   brokerConnector,
-  BrokerConnectAborted,
   CONNECT_TIMEOUT_MS,
   SINGLE_CONNECT_TIMEOUT_MS,
   vhostOf,
 } from '../../src/messaging/broker';
+import { StoppingError } from '../../src/runtime/settle';
 
 const A = 'amqp://u:secret@rmq-0:5672/v';
 const B = 'amqp://u:secret@rmq-1:5672/v';
@@ -89,7 +89,7 @@ describe('RABBITMQ_URL with several nodes', () => {
     let opened!: (c: ChannelModel) => void;
     const late = new Promise<ChannelModel>((r) => (opened = r));
     let closes = 0;
-    const conn = Object.assign(new EventEmitter(), {
+    const conn: ChannelModel = Object.assign(new EventEmitter(), {
       close: async () => {
         closes++;
         conn.emit('close');
@@ -98,10 +98,25 @@ describe('RABBITMQ_URL with several nodes', () => {
     const abort = new AbortController();
     const connecting = brokerConnector(A, () => late).connect({}, abort.signal);
     abort.abort();
-    await expect(connecting).rejects.toBeInstanceOf(BrokerConnectAborted);
+    await expect(connecting).rejects.toBeInstanceOf(StoppingError);
     opened(conn);
     await waitFor(() => closes === 1);
-    await expect(brokerConnector(A, () => late).connect({}, abort.signal)).rejects.toBeInstanceOf(BrokerConnectAborted);
+    // A reset while that connection closes is not an uncaught error.
+    expect(() => conn.emit('error', new Error('read ECONNRESET'))).not.toThrow();
+    await expect(brokerConnector(A, () => late).connect({}, abort.signal)).rejects.toBeInstanceOf(StoppingError);
+  });
+
+  it("a stop during one node's connect tries no further node", async () => {
+    const tried: string[] = [];
+    const abort = new AbortController();
+    const connecting = brokerConnector(`${A},${B}`, async (address) => {
+      tried.push(new URL(address).hostname);
+      abort.abort();
+      throw new Error('connect ETIMEDOUT');
+    }).connect({}, abort.signal);
+    await expect(connecting).rejects.toBeInstanceOf(StoppingError);
+    await new Promise((r) => setImmediate(r)); // every microtask of the connect's loop has run
+    expect(tried).toEqual(['rmq-0']);
   });
 });
 
