@@ -536,6 +536,15 @@ function sagaRows(r: SagaResult, section: string) {
     baseline: '-',
     ratio: '-',
   });
+  const idle = r.idleCpuMsPerSec;
+  if (idle)
+    rows.push({
+      section,
+      what: 'stack up and idle, 10 s: CPU ms per second (/proc)',
+      figure: `stack ${ms(idle.stack)}: order ${ms(idle.order)}, inventory ${ms(idle.inventory)}, payment ${ms(idle.payment)}, relay ${ms(idle.relay)}, postgres ${ms(idle.postgres)}, rabbitmq ${ms(idle.rabbitmq)}`,
+      baseline: `machine ${ms(idle.machine)} (load generator idle too)`,
+      ratio: '-',
+    });
   for (const c of Object.values(r.closed)) {
     rows.push({
       section,

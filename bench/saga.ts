@@ -96,6 +96,8 @@ export type OpenLoop = {
 /** `opens`: every open loop, in the order run; `open` is the last of them (the rate the targets are set for). */
 export type SagaResult = {
   commitCeilingTps: number;
+  /** CPU ms per second of the stack up and idle (no order for IDLE_SECS): its timers and wake-ups. */
+  idleCpuMsPerSec?: CpuPerOrder;
   closed: Record<string, ClosedLoop>;
   open: OpenLoop;
   opens: OpenLoop[];
@@ -138,6 +140,9 @@ function ticksByComm(comm: string): number {
   }
   return sum;
 }
+
+/** How long the idle stack is measured. */
+const IDLE_SECS = 10;
 
 /** Every non-idle jiffy of the machine (user, nice, system, irq, softirq, steal; not idle or iowait). */
 function machineTicks(): number {
@@ -293,8 +298,13 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
         }));
     };
 
-    // Ceiling first, with the stack started and idle (figures are compared with the ceiling of the same run).
+    // Idle first: what the stack costs when nobody orders (timers, polls, keepalives). The stack settled meanwhile.
     await sleep(1000);
+    const idle0 = cpuSnapshot(stack);
+    await sleep(IDLE_SECS * 1000);
+    const idleCpuMsPerSec = cpuPerOrder(idle0, cpuSnapshot(stack), IDLE_SECS);
+    log(`saga: idle stack ${idleCpuMsPerSec.stack.toFixed(1)} ms of CPU per second`);
+    // Then the ceiling, with the stack started and idle (figures are compared with the ceiling of the same run).
     const commitCeilingTps = await commitCeiling(env, p.ceilingSecs);
     log(`saga: commit ceiling ${commitCeilingTps.toFixed(0)} tps (16 clients, stack idle)`);
 
@@ -452,6 +462,7 @@ export async function measureSaga(env: TestEnv, p: SagaParams, log: (m: string) 
     await saga.expectInvariants(300_000);
     return {
       commitCeilingTps,
+      idleCpuMsPerSec,
       closed,
       open: opens[opens.length - 1]!,
       opens,
