@@ -41,7 +41,11 @@ export function buildPipe(
     events: {
       published: ctx.countPublished,
       resent: () => metrics.sentAgain.inc({ ...labels, cause: 'nack' }),
-      confirmSeconds: (s) => confirmSeconds.observe(s),
+      // Every stored message, invalid ones too: what it settled may be acknowledged at the next flush.
+      confirmSeconds: (s) => {
+        confirmSeconds.observe(s);
+        ctx.flushSoon?.();
+      },
       invalid: (reason, row) => {
         // Never dropped, never a crash loop: kept where an operator will see it.
         metrics.invalid.inc(labels);

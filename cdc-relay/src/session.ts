@@ -8,11 +8,11 @@ import { delay } from '@saga/common/runtime/lifecycle';
 import { untilAborted } from '@saga/common/runtime/settle';
 import type { Logger } from '@saga/common/runtime/logger';
 import type { RelayConfig } from './config';
-import { livenessIntervalMs, livenessTick } from './liveness';
 import { formatLsn } from './lsn';
 import type { RelayMetrics } from './metrics';
 import { SessionError, type RelayPipe } from './pipe';
 import { restartDecision } from './restart-policy';
+import { startTimers } from './session-timers';
 import { buildPipe } from './session-pipe';
 import { connectPublisher, type ConfirmingPublisher } from './publisher';
 import { ensureSlot, SlotLostError, SlotMissingError, type SlotInfo } from './slots';
@@ -48,6 +48,8 @@ export type SourceContext = {
   /** The current session's pipe (for the stream's lag) and stream. */
   pipe?: RelayPipe;
   stream?: WalStream;
+  /** Set while a session streams: flushes acknowledgements shortly (startTimers), after a message or a confirm. */
+  flushSoon?: () => void;
   /** Set while a session streams: drains it for a clean stop. */
   drainCurrent?: () => Promise<void>;
   /** Set by the stop: when a drain gives up (drainDeadline, from the moment the stop began). */
@@ -83,12 +85,12 @@ export async function runSession(ctx: SourceContext): Promise<void> {
   publisher.onWritable(() => ctx.pipe?.onWritable());
   void publisher.lost.catch((err: Error) => ctx.pipe?.fail(new SessionError(err.message)));
   let started: { stream: WalStream; pipe: RelayPipe; failed: Promise<never>; timeoutMs: number } | undefined;
-  const timers: NodeJS.Timeout[] = [];
+  let stopTimers = () => undefined as void;
   try {
     started = await startStreaming(ctx, publisher, info);
     if (!started) return;
     const { stream, pipe, failed, timeoutMs } = started;
-    timers.push(...startTimers(ctx, pipe, stream, timeoutMs));
+    stopTimers = startTimers(ctx, pipe, stream, timeoutMs);
     ctx.drainCurrent = async () => {
       await pipe.drain(ctx.drainBy ?? drainDeadline(ctx.config.SHUTDOWN_TIMEOUT_MS));
       ctx.flushPublished();
@@ -104,7 +106,7 @@ export async function runSession(ctx: SourceContext): Promise<void> {
     ]);
   } finally {
     ctx.drainCurrent = undefined;
-    for (const t of timers) clearInterval(t);
+    stopTimers();
     if (started) keepProgress(ctx, started.pipe);
     // Whatever is unsettled now is abandoned with the session, not refused by the broker.
     started?.pipe.close();
@@ -227,7 +229,10 @@ async function startStreaming(ctx: SourceContext, publisher: ConfirmingPublisher
             'streaming',
           );
         },
-        onMessage: (m) => pipe.onMessage(m),
+        onMessage: (m) => {
+          pipe.onMessage(m);
+          ctx.flushSoon?.();
+        },
         onKeepalive: (walEnd, respond) => pipe.onKeepalive(walEnd, respond),
       },
     );
@@ -278,21 +283,4 @@ export async function startedWithin(
     clearTimeout(timer);
     if (onAbort) signal.removeEventListener('abort', onAbort);
   }
-}
-
-function startTimers(ctx: SourceContext, p: RelayPipe, s: WalStream, timeoutMs: number): NodeJS.Timeout[] {
-  const { metrics, labels } = ctx;
-  return [
-    setInterval(() => {
-      p.flushAck();
-      ctx.flushPublished();
-      metrics.inFlight.set(labels, p.inFlight());
-    }, ctx.config.RELAY_ACK_INTERVAL_MS),
-    // Liveness: ask for a keepalive a few times per timeout (a status update also keeps the server from timing us out
-    // while reading is paused), and take a stream silent for the whole timeout for dead. Silence while paused is
-    // ours, not the server's: TCP keepalive covers that time.
-    setInterval(() => {
-      if (livenessTick(p, s, timeoutMs)) metrics.livenessTimeouts.inc(labels);
-    }, livenessIntervalMs(timeoutMs)),
-  ];
 }
