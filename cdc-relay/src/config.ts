@@ -53,7 +53,7 @@ export const RelayEnv = BaseEnv.extend({
    * earlier one of their aggregate (RELAY_ORDER_PER_AGGREGATE) take no room in it and are bounded by as many apart.
    */
   RELAY_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(10_000),
-  /** How often the confirmed position is reported to PostgreSQL. */
+  /** How soon after a WAL message or a confirm the confirmed position is reported to PostgreSQL (nothing while idle). */
   RELAY_ACK_INTERVAL_MS: z.coerce.number().int().min(1).default(20),
   RELAY_RETRY_BASE_MS: z.coerce.number().int().min(1).default(250),
   RELAY_RETRY_MAX_MS: z.coerce.number().int().min(1).default(10_000),

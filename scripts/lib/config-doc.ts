@@ -120,7 +120,11 @@ const ROWS: Row[] = [
     meaning:
       'messages in flight (published, unconfirmed) per source before reading pauses; messages held for per-aggregate order are bounded by as many apart; it also bounds what a crash sends twice (docs/decisions)',
   },
-  { vars: ['RELAY_ACK_INTERVAL_MS'], meaning: 'how often the confirmed position is reported to PostgreSQL' },
+  {
+    vars: ['RELAY_ACK_INTERVAL_MS'],
+    meaning:
+      'how soon after a WAL message or a confirm the confirmed position is reported to PostgreSQL (no flush while idle)',
+  },
   { vars: ['RELAY_RETRY_BASE_MS', 'RELAY_RETRY_MAX_MS'], meaning: 'reconnect backoff (capped exponential, jittered)' },
   {
     vars: ['RELAY_MARKER_INTERVAL_MS'],
