@@ -5,6 +5,7 @@
 import { Socket } from 'node:net';
 import amqp from 'amqplib';
 import pg from 'pg';
+import pino from 'pino';
 import { LogicalReplicationService, PgoutputPlugin } from 'pg-logical-replication';
 import {
   amqpFrameMax,
@@ -17,6 +18,7 @@ import {
   replaceAmqpPublishEncoder,
   replicationSocket,
   takeOverCopyData,
+  sonicBoomBuffered,
 } from '@saga/common/runtime/library-internals';
 import { ADMIN_URL } from '../support/env';
 import { waitUntil } from '../support/wait';
@@ -155,6 +157,17 @@ describe('library internals', () => {
     }
   });
 
+  it('sonic-boom: the bytes a destination holds until they are written', async () => {
+    const dest = pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 });
+    await new Promise((resolve) => dest.once('ready', resolve));
+    expect(sonicBoomBuffered(dest)).toBe(0);
+    dest.write('a line\n');
+    expect(sonicBoomBuffered(dest)).toBe(7);
+    dest.flushSync();
+    expect(sonicBoomBuffered(dest)).toBe(0);
+    dest.end();
+  });
+
   it('answers undefined for an object of another shape', () => {
     for (const other of [undefined, {}, { connection: {} }]) {
       expect(amqpSocket(other)).toBeUndefined();
@@ -164,6 +177,7 @@ describe('library internals', () => {
       expect(replicationSocket(other)).toBeUndefined();
       expect(replaceAmqpPublishEncoder(other, () => Buffer.alloc(0))).toBe(false);
       expect(takeOverCopyData(other, () => undefined)).toBe(false);
+      expect(sonicBoomBuffered(other)).toBeUndefined();
     }
   });
 });

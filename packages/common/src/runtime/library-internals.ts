@@ -166,3 +166,12 @@ export declare class PgQuery {
 export function pgQueryClass(): typeof PgQuery {
   return load('pg/lib/query') as typeof PgQuery;
 }
+
+/**
+ * Bytes a sonic-boom destination (pino's) holds, written or being written (`_len`); undefined for another shape.
+ * Lets a flush timer stop once nothing waits.
+ */
+export function sonicBoomBuffered(dest: unknown): number | undefined {
+  const len = (dest as { _len?: unknown } | undefined)?._len;
+  return typeof len === 'number' ? len : undefined;
+}
