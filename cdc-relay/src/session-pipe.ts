@@ -56,6 +56,8 @@ export function buildPipe(
         log.warn({ messageId, code: why.code, reason: why.text }, 'broker did not store a message');
       },
       acknowledged: (lsn, commitTimeUs) => {
+        // Counted before the slot can move: whoever sees the slot past a message sees it counted as published.
+        ctx.flushPublished();
         metrics.acknowledgedLsn.set(labels, Number(lsn));
         ctx.marker.note(lsn, commitTimeUs);
         if (commitTimeUs !== undefined && commitTimeUs !== ctx.ackedCommitTimeUs) {

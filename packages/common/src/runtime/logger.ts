@@ -37,20 +37,23 @@ function batchedStdout(flushMs: number): pino.DestinationStream {
   const dest = pino.destination({ dest: 1, sync: false, minLength: 4096 });
   let armed: NodeJS.Timeout | undefined;
   const arm = () => (armed ??= setTimeout(flushWaiting, flushMs).unref());
+  const write = dest.write.bind(dest);
+  const batchedWrite = (data: string) => {
+    const ok = write(data);
+    arm();
+    return ok;
+  };
+  dest.write = batchedWrite;
   function flushWaiting(): void {
     armed = undefined;
+    // Pino swaps `write` out when stdout's reader went away (EPIPE): nothing will drain, stop flushing into it.
+    if (dest.write !== batchedWrite) return;
     // Unknown (another sonic-boom): flush every period, as its own periodic flush would.
     if (sonicBoomBuffered(dest) === 0) return;
     dest.flush();
     // A write still under way keeps the rest buffered: look again after another period.
     arm();
   }
-  const write = dest.write.bind(dest);
-  dest.write = (data: string) => {
-    const ok = write(data);
-    arm();
-    return ok;
-  };
   return dest;
 }
 

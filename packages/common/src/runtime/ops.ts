@@ -6,7 +6,10 @@ import { PROBLEM_TYPE, problem, sendProblem } from '../http/problem';
 /**
  * The event-loop delay histogram's sampling period. prom-client's default (10 ms) is a timer that wakes every
  * process 100 times a second, busy or not: about 5 ms of CPU per second and process on a 2-core VM, a third of an
- * idle stack's cost. Every stall still shows: it delays the next sample, whatever the period.
+ * idle stack's cost. Node records the time between two samples, so `nodejs_eventloop_lag_{min,mean,p50,p90,p99}`
+ * read about 0.1 s on an idle process (0.01 s at the default), and a stall shows by how far it pushes a sample past
+ * its time: one shorter than the period may not show at all. `nodejs_eventloop_lag_seconds`, measured at each
+ * scrape, is unchanged.
  */
 export const EVENT_LOOP_SAMPLE_MS = 100;
 
