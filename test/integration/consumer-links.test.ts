@@ -35,6 +35,24 @@ const publish = async (n: number) => {
   return ids;
 };
 
+/** An inventory consumer whose broker link goes through a proxy of the test's; both stopped after `body`. */
+async function behindBrokerProxy(
+  body: (c: ReturnType<typeof inventoryConsumer>, amqpProxy: TcpProxy) => Promise<void>,
+  opts: Parameters<typeof inventoryConsumer>[2] = {},
+): Promise<void> {
+  const amqpProxy = await startTcpProxyFor(env.rabbitUrl);
+  const c = inventoryConsumer(env, env.serviceUrl('inventory'), {
+    ...opts,
+    url: throughProxy(env.rabbitUrl, amqpProxy),
+  });
+  try {
+    await body(c, amqpProxy);
+  } finally {
+    await c.stop();
+    await amqpProxy.close();
+  }
+}
+
 describe('consumer links', () => {
   it('a half-open database link: not ready, reconnects, loses nothing', async () => {
     const c = inventoryConsumer(env, throughProxy(env.serviceUrl('inventory'), proxy));
@@ -127,9 +145,7 @@ describe('consumer links', () => {
   });
 
   it('a stop during a reconnect: the session that connects after it closes without consuming', async () => {
-    const amqpProxy = await startTcpProxyFor(env.rabbitUrl);
-    const c = inventoryConsumer(env, env.serviceUrl('inventory'), { url: throughProxy(env.rabbitUrl, amqpProxy) });
-    try {
+    await behindBrokerProxy(async (c, amqpProxy) => {
       c.consumer.start();
       await waitUntil(() => c.consumer.isReady(), { message: 'consuming' });
       const before = amqpProxy.accepted();
@@ -141,52 +157,37 @@ describe('consumer links', () => {
       await waitUntil(async () => (await ch.checkQueue(INVENTORY_QUEUE)).consumerCount === 0, {
         message: 'no consumer left on the queue',
       });
-    } finally {
-      await c.stop();
-      await amqpProxy.close();
-    }
+    });
   });
 
   it('a stop while the broker never answers the handshake returns without waiting for the connect bound', async () => {
-    const amqpProxy = await startTcpProxyFor(env.rabbitUrl);
-    const c = inventoryConsumer(env, env.serviceUrl('inventory'), { url: throughProxy(env.rabbitUrl, amqpProxy) });
-    try {
+    await behindBrokerProxy(async (c, amqpProxy) => {
       amqpProxy.blackhole(); // the connection is accepted and never answered
       c.consumer.start();
       await waitUntil(() => amqpProxy.accepted() > 0, { message: 'connecting' });
       // The connect's own bound is 15 s, as long as a whole shutdown: the stop must not wait for it.
       await settleWithin(c.consumer.stop(), 5_000, 'stop during a silent handshake');
       expect(c.consumer.isReady()).toBe(false);
-    } finally {
-      await c.stop();
-      await amqpProxy.close();
-    }
+    });
   });
 
   it('a stop on a silent broker link (no FIN, no RST) gives the link up instead of waiting for the heartbeat', async () => {
-    const amqpProxy = await startTcpProxyFor(env.rabbitUrl);
-    const c = inventoryConsumer(env, env.serviceUrl('inventory'), { url: throughProxy(env.rabbitUrl, amqpProxy) });
-    try {
+    await behindBrokerProxy(async (c, amqpProxy) => {
       c.consumer.start();
       await waitUntil(() => c.consumer.isReady(), { message: 'consuming' });
       amqpProxy.blackhole(); // the broker answers neither the cancel nor the close
       await settleWithin(c.consumer.stop(), 10_000, 'stop on a silent link');
       expect(c.consumer.isReady()).toBe(false);
-    } finally {
-      await c.stop();
-      await amqpProxy.close();
-    }
+    });
   });
 
   it('a batch given up on a silent broker link ends the session: not ready, then reconnected', async () => {
-    const amqpProxy = await startTcpProxyFor(env.rabbitUrl);
     let release!: () => void;
     const entered = new Promise<void>((r) => (release = r));
     let open!: () => void;
     let gate: Promise<void> | undefined = new Promise<void>((r) => (open = r));
     let appliedOnce = 0;
-    const c = inventoryConsumer(env, env.serviceUrl('inventory'), {
-      url: throughProxy(env.rabbitUrl, amqpProxy),
+    const opts: Parameters<typeof inventoryConsumer>[2] = {
       confirmTimeoutMs: 1000,
       handler: {
         types: ['OrderConfirmed'],
@@ -202,8 +203,8 @@ describe('consumer links', () => {
           return messages.map(() => 'applied' as const);
         },
       },
-    });
-    try {
+    };
+    await behindBrokerProxy(async (c, amqpProxy) => {
       c.consumer.start();
       await waitUntil(() => c.consumer.isReady(), { message: 'consuming' });
       await publish(1);
@@ -216,9 +217,6 @@ describe('consumer links', () => {
       amqpProxy.restore();
       await waitUntil(() => c.consumer.isReady(), { timeoutMs: 60_000, message: 'reconnected' });
       await waitUntil(() => appliedOnce === 1, { message: 'the message applied after the reconnect' });
-    } finally {
-      await c.stop();
-      await amqpProxy.close();
-    }
+    }, opts);
   });
 });
