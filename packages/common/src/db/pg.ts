@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { Counter, type Registry } from 'prom-client';
 import { pgClientSocket } from '../runtime/library-internals';
+import { settleWithin } from '../runtime/settle';
 import type { Logger } from '../runtime/logger';
 import { SQLSTATE } from './sqlstate';
 
@@ -157,14 +158,7 @@ export function createPool(
  * to close the socket, which only TCP's retransmission timeout (minutes) ends. Past the bound the socket is destroyed.
  */
 export async function endWithin(client: pg.Client, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const ended = await Promise.race([
-    client.end().then(
-      () => true,
-      () => true,
-    ),
-    new Promise<false>((r) => (timer = setTimeout(() => r(false), ms))),
-  ]);
-  clearTimeout(timer);
-  if (!ended) pgClientSocket(client)?.destroy();
+  // An end that fails has ended too (the connection was already gone).
+  const ended = client.end().catch(() => undefined);
+  await settleWithin(ended, ms, 'database client end').catch(() => pgClientSocket(client)?.destroy());
 }
