@@ -45,6 +45,7 @@ import {
   summary,
 } from './lib';
 import { peerBacklog, peerLatency } from './peer';
+import { procTicks, ticksByComm, tickMs } from './proc-cpu';
 import { measurePlans } from './plans';
 import { parseOptions, SECTIONS, UsageError, usage, type Section } from './options';
 import { referenceFileName, referenceOf, resultFileName, toJson, type Row, type Run } from './result-file';
@@ -227,7 +228,7 @@ async function benchQueue(type: 'classic' | 'quorum', drop = false) {
  * The broker's ceiling: a plain pipelined confirm-channel publisher sending the very messages the relay sends
  * (toAmqpMessage of the same rows: size, properties, headers, mandatory), to the same exchange and queue.
  */
-async function ceiling(n: number, bytes: number): Promise<number> {
+async function ceiling(n: number, bytes: number): Promise<{ rate: number; cpu: DrainCpu }> {
   const conn = await amqp.connect(env.rabbitUrl);
   const ch = await conn.createConfirmChannel();
   const body = JSON.stringify(payload(bytes));
@@ -253,6 +254,7 @@ async function ceiling(n: number, bytes: number): Promise<number> {
   const options = messages.map((m) => (m.ok ? { ...m.options, userId } : undefined));
   let outstanding = 0;
   let wake: (() => void) | undefined;
+  const cpu0 = { own: process.cpuUsage(), broker: ticksByComm('beam.smp') };
   const t0 = now();
   for (let i = 0; i < n; i++) {
     while (outstanding >= 10_000) await new Promise<void>((r) => (wake = r));
@@ -267,8 +269,28 @@ async function ceiling(n: number, bytes: number): Promise<number> {
   }
   await ch.waitForConfirms();
   const rate = n / ((now() - t0) / 1000);
+  const own = process.cpuUsage(cpu0.own);
+  const cpu = {
+    client: (own.user + own.system) / 1000,
+    walsender: 0,
+    broker: (ticksByComm('beam.smp') - cpu0.broker) * tickMs,
+  };
   await conn.close();
-  return rate;
+  return { rate, cpu };
+}
+
+/**
+ * CPU time (ms) one drain took: the publishing client (the relay, or the bench's own process for the plain
+ * publisher), the walsender that streamed the rows to it (none for the plain publisher), and RabbitMQ.
+ */
+type DrainCpu = { client: number; walsender: number; broker: number };
+
+/** The walsender streaming `slot`, if one does. */
+async function walsenderPid(source: ServiceName, slot: string): Promise<number | undefined> {
+  const { rows } = await sql(env.adminUrl(source), 'SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [
+    slot,
+  ]);
+  return rows[0]?.active_pid ?? undefined;
 }
 
 /**
@@ -289,6 +311,15 @@ async function relayBacklog(
   for (const s of sources) await insertBacklog(env.serviceUrl(s), perSource, bytes, 500, spread);
   const total = perSource * sources.length;
   const relay = await startRelay(sources, prefix, extra);
+  const walsenders = (await Promise.all(sources.map((s) => walsenderPid(s, `${prefix}_${s}`)))).filter(
+    (pid): pid is number => pid !== undefined,
+  );
+  const ticks = () => ({
+    client: procTicks(relay.pid),
+    walsender: walsenders.reduce((sum, pid) => sum + procTicks(pid), 0),
+    broker: ticksByComm('beam.smp'),
+  });
+  const cpu0 = ticks();
   // The end is the relay's own time of its last confirm (relay_last_published_timestamp_seconds, exact to the ms),
   // read once its counter says every row is stored: the counter is polled every 100 ms, since each poll costs the
   // relay about 0.6 ms of CPU (polling every 5 ms near the end, to time the end by the poll, cost it about 3% of its
@@ -302,9 +333,15 @@ async function relayBacklog(
   const ends = await Promise.all(sources.map((source) => lastPublishedAt(source)));
   if (ends.some((t) => !(t > t0))) throw new Error('the relay did not report the time of its last confirm');
   const rate = total / ((Math.max(...ends) - t0) / 1000);
+  const cpu1 = ticks();
   await relay.kill('SIGTERM');
   await dropSlots(sources, prefix);
-  return rate;
+  const cpu: DrainCpu = {
+    client: (cpu1.client - cpu0.client) * tickMs,
+    walsender: (cpu1.walsender - cpu0.walsender) * tickMs,
+    broker: (cpu1.broker - cpu0.broker) * tickMs,
+  };
+  return { rate, cpu };
 }
 
 async function dropSlots(sources: ServiceName[], prefix: string) {
@@ -336,15 +373,18 @@ async function sectionThroughput() {
   for (const type of ['classic', 'quorum'] as const) {
     const ceilings: number[] = [];
     const runs: Record<string, number[]> = Object.fromEntries(THROUGHPUT_VARIANTS.map((v) => [v.key, []]));
+    const cpu: { ceiling: DrainCpu[]; relay: DrainCpu[] } = { ceiling: [], relay: [] };
     for (let r = 0; r < P.repeats; r++) {
       const q = await benchQueue(type);
-      ceilings.push(await ceiling(P.backlog, P.bytes));
+      const c = await ceiling(P.backlog, P.bytes);
+      ceilings.push(c.rate);
+      cpu.ceiling.push(c.cpu);
       await q.remove();
       for (const v of THROUGHPUT_VARIANTS) {
         const q2 = await benchQueue(type);
-        runs[v.key]!.push(
-          await relayBacklog(['order'], P.backlog, P.bytes, `tp_${type}${r}_${v.tag}`, v.spread, v.extra),
-        );
+        const d = await relayBacklog(['order'], P.backlog, P.bytes, `tp_${type}${r}_${v.tag}`, v.spread, v.extra);
+        runs[v.key]!.push(d.rate);
+        if (v.key === 'relay') cpu.relay.push(d.cpu);
         await q2.remove();
       }
     }
@@ -364,6 +404,24 @@ async function sectionThroughput() {
         ratio: ratio(relay, ceil),
       });
     }
+    // Where the CPU of the default variant's drains went, next to the plain publisher's (medians, per 1,000 messages):
+    // on two cores, what the publishing side takes, the broker does not get.
+    const per1000 = (xs: DrainCpu[], k: keyof DrainCpu) => (median(xs.map((x) => x[k])) * 1000) / P.backlog;
+    const cpuOf = (xs: DrainCpu[]) => ({
+      client: per1000(xs, 'client'),
+      walsender: per1000(xs, 'walsender'),
+      broker: per1000(xs, 'broker'),
+    });
+    const relayCpu = cpuOf(cpu.relay);
+    const ceilingCpu = cpuOf(cpu.ceiling);
+    result.cpuMsPer1000 = { relay: relayCpu, ceiling: ceilingCpu, runs: cpu };
+    rows.push({
+      section: '1. backlog',
+      what: `CPU per 1,000 messages, ${type}, one aggregate per 3 rows: relay ${fmt(relayCpu.client)} + its walsender ${fmt(relayCpu.walsender)} ms (RabbitMQ ${fmt(relayCpu.broker)} ms)`,
+      figure: `${fmt(relayCpu.client + relayCpu.walsender)} ms`,
+      baseline: `${fmt(ceilingCpu.client)} ms plain publisher (RabbitMQ ${fmt(ceilingCpu.broker)} ms)`,
+      ratio: ratio(relayCpu.client + relayCpu.walsender, ceilingCpu.client),
+    });
     out[type] = result;
     log(
       `throughput ${type}: ceiling ${ceilings.map((x) => fmt(x)).join(', ')}; ${THROUGHPUT_VARIANTS.map((v) => `${v.key} ${runs[v.key]!.map((x) => fmt(x)).join(', ')}`).join('; ')}`,
@@ -371,7 +429,7 @@ async function sectionThroughput() {
   }
   // Scale: the same backlog from three databases at once.
   const q = await benchQueue('classic');
-  const three = await relayBacklog([...SERVICES], P.backlog, P.bytes, 'tp_three');
+  const three = (await relayBacklog([...SERVICES], P.backlog, P.bytes, 'tp_three')).rate;
   await q.remove();
   const one = (out.classic as { relayMsgPerSec: number }).relayMsgPerSec;
   out.threeSources = { relayMsgPerSec: three, ratioToOneSource: three / one };

@@ -4,7 +4,7 @@
  * from the services' own counters. Runs against whichever bundle `bundled.file` names, so that an older commit's
  * bundle can be measured the same way in the same run.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +19,7 @@ import { startStack, type Stack } from '../test/support/stack';
 import { waitUntil } from '../test/support/wait';
 import { jsonPoster } from './http-client';
 import { now, sleep, sql, summary } from './lib';
+import { machineTicks, procTicks, ticksByComm, tickMs } from './proc-cpu';
 
 export type SagaParams = {
   /** Duration of each closed loop and of the open loop. */
@@ -106,50 +107,8 @@ export type SagaResult = {
   invariants: string;
 };
 
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-const tickMs = 1000 / CLK_TCK;
-
-/** utime+stime (+ reaped children's, for a postmaster whose backends exited) of one process, in clock ticks. */
-function procTicks(pid: number | string, withChildren = false): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
-    const own = Number(f[11]) + Number(f[12]);
-    return withChildren ? own + Number(f[13]) + Number(f[14]) : own;
-  } catch {
-    return 0; // exited between readdir and read
-  }
-}
-
-function ticksByComm(comm: string): number {
-  let sum = 0;
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== comm) continue;
-    } catch {
-      continue;
-    }
-    sum += procTicks(pid, true);
-  }
-  return sum;
-}
-
 /** How long the idle stack is measured. */
 const IDLE_SECS = 10;
-
-/** Every non-idle jiffy of the machine (user, nice, system, irq, softirq, steal; not idle or iowait). */
-function machineTicks(): number {
-  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = cpu;
-  return user + nice + system + irq + softirq + steal;
-}
 
 type CpuSnapshot = {
   nodes: Record<ServiceName | 'relay', number>;

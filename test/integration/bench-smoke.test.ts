@@ -45,6 +45,10 @@ describe('npm run bench --smoke', () => {
       for (const t of tails) expect(Number.isInteger(t.duplicates) && t.rows === 400).toBe(true);
       expect(result.results.throughput.classic.relayMsgPerSec).toBeGreaterThan(0);
       expect(result.results.throughput.classic.ceilingMsgPerSec).toBeGreaterThan(0);
+      // Where the drains' CPU went: the relay, its walsender and RabbitMQ, next to the plain publisher and RabbitMQ.
+      const cpu = result.results.throughput.classic.cpuMsPer1000 as Record<'relay' | 'ceiling', Record<string, number>>;
+      for (const side of [cpu.relay, cpu.ceiling])
+        for (const k of ['client', 'walsender', 'broker']) expect(side[k]).toBeGreaterThanOrEqual(0);
       expect(result.results.latency.idleOutboxScansPerSec['relay (CDC)']).toBe(0);
       expect(result.results.latency.idleOutboxScansPerSec['polling every 100 ms']).toBeGreaterThan(0);
       // The polling baseline publishes what it is offered (it reads and deletes the outbox rows itself).
