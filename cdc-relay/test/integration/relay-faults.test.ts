@@ -307,7 +307,9 @@ describe('relay faults', () => {
     });
     const base = 'http://127.0.0.1:18326';
     await relay.waitForLog((l) => l.msg === 'streaming' && l.source === 'order');
-    const before = Date.now() / 1000 - 1;
+    // The server's clock just before the rows: the metric starts at the marker's time (made with the slot, a moment
+    // ago), so only a commit after this instant says that these rows were acknowledged and a marker write is pending.
+    const before = await serverEpochSeconds(t.env.serviceUrl('order'));
     await writeOutbox(t.env.serviceUrl('order'), { rows: 5, prefix: 'mk' });
     await waitUntil(
       async () =>
@@ -438,3 +440,15 @@ describe('relay faults', () => {
     // Its own waits add up to three minutes (first row, all rows): the test's bound is above them.
   }, 240_000);
 });
+
+/** The database server's clock now, in seconds since the epoch. */
+async function serverEpochSeconds(url: string): Promise<number> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ s: string }>('SELECT extract(epoch FROM clock_timestamp())::text AS s');
+    return Number(rows[0]!.s);
+  } finally {
+    await c.end();
+  }
+}
