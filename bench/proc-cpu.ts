@@ -24,19 +24,36 @@ export function procTicks(pid: number | string, withChildren = false): number {
   }
 }
 
-/** The ticks of every process named `comm` (with their reaped children). */
-export function ticksByComm(comm: string): number {
-  let sum = 0;
+/** The pids of every process named `comm`. */
+function pidsByComm(comm: string): string[] {
+  const out: string[] = [];
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== comm) continue;
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === comm) out.push(pid);
     } catch {
-      continue;
+      continue; // exited between readdir and read
     }
-    sum += procTicks(pid, true);
   }
-  return sum;
+  return out;
+}
+
+/** The ticks of every process named `comm` (with their reaped children). */
+export function ticksByComm(comm: string): number {
+  return pidsByComm(comm).reduce((sum, pid) => sum + procTicks(pid, true), 0);
+}
+
+/**
+ * The process named `comm` that has used the most CPU, e.g. RabbitMQ's server among beam.smp processes (its CLI
+ * tools are beam.smp too, short-lived: one that exits between two readings would take its CPU out of a sum).
+ */
+export function busiestByComm(comm: string): number | undefined {
+  let best: { pid: string; ticks: number } | undefined;
+  for (const pid of pidsByComm(comm)) {
+    const ticks = procTicks(pid);
+    if (!best || ticks > best.ticks) best = { pid, ticks };
+  }
+  return best && Number(best.pid);
 }
 
 /** Every non-idle jiffy of the machine (user, nice, system, irq, softirq, steal; not idle or iowait). */

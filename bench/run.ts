@@ -10,7 +10,7 @@
  * terminal and a JSON file under bench/results/ (or --out=DIR).
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import amqp from 'amqplib';
@@ -45,7 +45,7 @@ import {
   summary,
 } from './lib';
 import { peerBacklog, peerLatency } from './peer';
-import { procTicks, tickMs } from './proc-cpu';
+import { busiestByComm, procTicks, tickMs } from './proc-cpu';
 import { measurePlans } from './plans';
 import { parseOptions, SECTIONS, UsageError, usage, type Section } from './options';
 import { referenceFileName, referenceOf, resultFileName, toJson, type Row, type Run } from './result-file';
@@ -289,25 +289,12 @@ async function ceiling(n: number, bytes: number): Promise<{ rate: number; cpu: D
 type DrainCpu = { client: number; walsender: number; broker: number };
 
 let rabbitPid: number | undefined;
-/**
- * The RabbitMQ server: the beam.smp process that has used the most CPU (a CLI such as rabbitmqctl is a beam.smp too,
- * short-lived; summing every beam.smp would let one that exits mid-drain take its CPU out of the figure).
- */
+/** The RabbitMQ server's process (see busiestByComm), found once and again if it is gone. */
 function brokerPid(): number {
   if (rabbitPid !== undefined && procTicks(rabbitPid) > 0) return rabbitPid;
-  let best = { pid: 0, ticks: -1 };
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'beam.smp') continue;
-    } catch {
-      continue;
-    }
-    const ticks = procTicks(pid);
-    if (ticks > best.ticks) best = { pid: Number(pid), ticks };
-  }
-  if (!best.pid) throw new Error('no RabbitMQ server process (beam.smp) on this machine');
-  return (rabbitPid = best.pid);
+  rabbitPid = busiestByComm('beam.smp');
+  if (rabbitPid === undefined) throw new Error('no RabbitMQ server process (beam.smp) on this machine');
+  return rabbitPid;
 }
 
 /** The walsender streaming `slot`, if one does. */
