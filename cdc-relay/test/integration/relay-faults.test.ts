@@ -309,7 +309,8 @@ describe('relay faults', () => {
     await relay.waitForLog((l) => l.msg === 'streaming' && l.source === 'order');
     // The server's clock just before the rows: the metric starts at the marker's time (made with the slot, a moment
     // ago), so only a commit after this instant says that these rows were acknowledged and a marker write is pending.
-    const before = await serverEpochSeconds(t.env.serviceUrl('order'));
+    const [clock] = await t.admin<{ now: string }>('SELECT extract(epoch FROM clock_timestamp())::text AS now');
+    const before = Number(clock!.now);
     await writeOutbox(t.env.serviceUrl('order'), { rows: 5, prefix: 'mk' });
     await waitUntil(
       async () =>
@@ -440,15 +441,3 @@ describe('relay faults', () => {
     // Its own waits add up to three minutes (first row, all rows): the test's bound is above them.
   }, 240_000);
 });
-
-/** The database server's clock now, in seconds since the epoch. */
-async function serverEpochSeconds(url: string): Promise<number> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    const { rows } = await c.query<{ s: string }>('SELECT extract(epoch FROM clock_timestamp())::text AS s');
-    return Number(rows[0]!.s);
-  } finally {
-    await c.end();
-  }
-}
